@@ -1,0 +1,306 @@
+"""The command line: argv -> specs -> formulas/planner -> rendered or machine output.
+
+The only module that imports typer. Every user error is a KvcalcError (or a click usage
+error) and becomes one `error: ...` line on stderr with exit code 2.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+import typer
+from typer.core import TyperGroup
+
+try:  # typer >= 0.2x vendors click
+    from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageError
+except ImportError:  # pragma: no cover - older typer on real click
+    from click.exceptions import (  # type: ignore[no-redef]
+        ClickException,
+        NoArgsIsHelpError,
+        UsageError,
+    )
+
+from kvcalc import __version__
+from kvcalc.errors import KvcalcError
+
+
+class _Group(TyperGroup):
+    """Runs commands so that every bad input becomes one `error:` line and exit code 2."""
+
+    def main(self, *args: Any, **kwargs: Any) -> Any:
+        kwargs["standalone_mode"] = False
+        try:
+            result = super().main(*args, **kwargs)
+        except KvcalcError as exc:
+            _fail(str(exc))
+        except NoArgsIsHelpError as exc:
+            if exc.ctx is not None:
+                sys.stdout.write(exc.ctx.get_help() + "\n")
+            sys.exit(0)
+        except UsageError as exc:
+            _fail(_usage_message(exc))
+        except ClickException as exc:
+            _fail(exc.format_message())
+        except typer.Abort:
+            sys.stderr.write("aborted\n")
+            sys.exit(130)
+        sys.exit(result if isinstance(result, int) else 0)
+
+
+def _usage_message(exc: UsageError) -> str:
+    message = exc.format_message().replace("\n", " ").strip()
+    if exc.ctx is not None and exc.ctx.command_path:
+        return f"{message} (see `{exc.ctx.command_path} --help`)"
+    return message
+
+
+def _fail(message: str) -> None:
+    sys.stderr.write(f"error: {' '.join(message.split())}\n")
+    sys.exit(2)
+
+
+app = typer.Typer(
+    cls=_Group,
+    help="Exact KV-cache memory calculator and capacity planner for LLM inference.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+    add_completion=False,
+    rich_markup_mode=None,
+)
+presets_app = typer.Typer(help="List and show model presets.", no_args_is_help=True)
+app.add_typer(presets_app, name="presets")
+
+
+class OutputFormat(str, Enum):
+    table = "table"
+    json = "json"
+    csv = "csv"
+    yaml = "yaml"
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"kvcalc {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Show the version and exit."
+    ),
+) -> None:
+    """Exact KV-cache memory calculator and capacity planner for LLM inference."""
+
+
+def _console() -> Any:
+    from rich.console import Console
+
+    return Console(highlight=False)
+
+
+def _emit(data: Any, fmt: OutputFormat, columns: tuple[str, ...] | list[str] = ()) -> None:
+    """Write machine output to stdout: JSON, YAML, or CSV (rows of the given columns)."""
+    if fmt is OutputFormat.json:
+        sys.stdout.write(json.dumps(data, indent=2) + "\n")
+    elif fmt is OutputFormat.yaml:
+        import yaml
+
+        sys.stdout.write(yaml.safe_dump(data, sort_keys=False))
+    else:
+        rows = data if isinstance(data, list) else [data]
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=list(columns), extrasaction="ignore")
+        writer.writeheader()
+        for row in rows:
+            writer.writerow(row)
+        sys.stdout.write(buffer.getvalue())
+
+
+PRESETS_OPTION = typer.Option(
+    None,
+    "--presets",
+    help="Extra directory of model presets (also $KVCALC_PRESETS), searched before the bundled ones.",
+)
+FORMAT_OPTION = typer.Option(OutputFormat.table, "--format", "-f", help="Output format.")
+
+
+def _dtype_option(value: str | None) -> Any:
+    from kvcalc.dtypes import kv_dtype
+
+    if value is None or value.lower() == "auto":
+        return None
+    return kv_dtype(value)
+
+
+@app.command()
+def calc(
+    model: str = typer.Argument(
+        ..., help="Preset name (see `kvcalc presets list`), a spec .yaml, or an HF config.json."
+    ),
+    seq: str = typer.Option("8k", "--seq", "-s", help="Tokens per sequence: 8192, 8k, 128k."),
+    batch: str = typer.Option("1", "--batch", "-b", help="Concurrent sequences."),
+    kv_dtype: str = typer.Option(
+        "auto", "--kv-dtype", help="KV-cache dtype (auto = the model's dtype): fp16, bf16, fp8, q8_0..."
+    ),
+    k_dtype: str | None = typer.Option(None, "--k-dtype", "--cache-type-k", help="K dtype."),
+    v_dtype: str | None = typer.Option(None, "--v-dtype", "--cache-type-v", help="V dtype."),
+    engine: str = typer.Option("vllm", "--engine", "-e", help="Engine profile (`kvcalc engines`)."),
+    tp: str = typer.Option("1", "--tp", help="Tensor-parallel size."),
+    pp: str = typer.Option("1", "--pp", help="Pipeline-parallel size."),
+    block_size: str | None = typer.Option(
+        None, "--block-size", help="Tokens per KV block (overrides the engine's)."
+    ),
+    max_batched_tokens: str | None = typer.Option(
+        None, "--max-batched-tokens", help="vLLM max_num_batched_tokens (sliding-window planning)."
+    ),
+    presets: Path | None = PRESETS_OPTION,
+    fmt: OutputFormat = FORMAT_OPTION,
+) -> None:
+    """Exact KV-cache bytes of one workload: per token, per layer kind, per sequence, per GPU."""
+    from kvcalc.engines import engine_profile
+    from kvcalc.formula import Workload, kv_cache
+    from kvcalc.presets import load_model
+    from kvcalc.report import CALC_CSV_COLUMNS, calc_report
+    from kvcalc.units import parse_count, parse_tokens
+
+    workload = Workload(
+        seq_len=parse_tokens(seq, "--seq"),
+        batch=parse_count(batch, "--batch"),
+        k_dtype=_dtype_option(k_dtype or kv_dtype),
+        v_dtype=_dtype_option(v_dtype or kv_dtype),
+        tp=parse_count(tp, "--tp", 4096),
+        pp=parse_count(pp, "--pp", 4096),
+        block_size=None if block_size is None else parse_count(block_size, "--block-size", 2**20),
+        max_num_batched_tokens=(
+            None if max_batched_tokens is None else parse_tokens(max_batched_tokens, "--max-batched-tokens")
+        ),
+    )
+    profile = engine_profile(engine)
+    spec = load_model(model, presets)
+    report = calc_report(kv_cache(spec, workload, profile), model)
+    if fmt is OutputFormat.table:
+        from kvcalc.render import render_calc
+
+        render_calc(_console(), report)
+    else:
+        _emit(report, fmt, CALC_CSV_COLUMNS)
+
+
+@presets_app.command("list")
+def presets_list(
+    presets: Path | None = PRESETS_OPTION,
+    fmt: OutputFormat = FORMAT_OPTION,
+) -> None:
+    """List model presets: name, attention layout, layers, KV bytes per token in bf16."""
+    from kvcalc.dtypes import KV_DTYPES
+    from kvcalc.engines import ENGINES
+    from kvcalc.formula import Workload, kv_cache
+    from kvcalc.presets import load_all_models
+    from kvcalc.report import preset_row
+
+    rows = []
+    one_token = Workload(seq_len=1, k_dtype=KV_DTYPES["bf16"])
+    for name, spec in sorted(load_all_models(presets).items()):
+        per_token = kv_cache(spec, one_token, ENGINES["formula"]).bytes_per_token
+        rows.append(preset_row(name, spec, per_token))
+    columns = ["name", "attention", "layers", "sliding", "n_params", "kv_bytes_per_token_bf16"]
+    if fmt is OutputFormat.table:
+        from kvcalc.render import render_rows
+
+        render_rows(_console(), f"{len(rows)} model presets", rows, columns)
+    else:
+        _emit(rows, fmt, columns)
+
+
+@presets_app.command("show")
+def presets_show(
+    name: str = typer.Argument(..., help="Preset name or path."),
+    presets: Path | None = PRESETS_OPTION,
+    fmt: OutputFormat = typer.Option(OutputFormat.yaml, "--format", "-f", help="Output format."),
+) -> None:
+    """Show one model spec, validated, as YAML (or JSON)."""
+    from kvcalc.presets import load_model
+
+    spec = load_model(name, presets)
+    data = spec.model_dump(mode="json", exclude_none=True)
+    _emit(data, OutputFormat.json if fmt is OutputFormat.json else OutputFormat.yaml)
+
+
+@app.command()
+def engines(fmt: OutputFormat = FORMAT_OPTION) -> None:
+    """List the engine profiles and what each assumes."""
+    from kvcalc.engines import ENGINES
+
+    rows = [
+        {
+            "engine": p.name,
+            "summary": p.summary,
+            "block_size": p.block_size,
+            "assumptions": list(p.assumptions),
+            "sources": list(p.sources),
+        }
+        for p in ENGINES.values()
+    ]
+    if fmt is OutputFormat.table:
+        from kvcalc.render import render_text
+
+        console = _console()
+        for row in rows:
+            body = "\n".join(f"· {a}" for a in row["assumptions"])
+            body += "\n" + "\n".join(f"source: {s}" for s in row["sources"])
+            render_text(console, body, title=f"{row['engine']}: {row['summary']}")
+    else:
+        _emit(rows, fmt, ["engine", "summary", "block_size"])
+
+
+@app.command("import")
+def import_(
+    config: Path = typer.Argument(..., help="An HF config.json, or a folder holding one."),
+    output: Path | None = typer.Option(None, "--output", "-o", help="Write the preset YAML here."),
+    name: str | None = typer.Option(None, "--name", help="Display name for the preset."),
+    source: str | None = typer.Option(None, "--source", help="Source URL to cite in the preset."),
+) -> None:
+    """Import a Hugging Face config.json as a kvcalc preset (YAML on stdout or to -o FILE)."""
+    import yaml
+
+    from kvcalc import hf
+    from kvcalc.presets import read_json
+
+    path = config / "config.json" if config.is_dir() else config
+    if not path.is_file():
+        raise KvcalcError(f"config file {str(path)!r} does not exist")
+    data = read_json(path)
+    if not isinstance(data, dict):
+        raise KvcalcError(f"{path}: expected a JSON object")
+    try:
+        imported = hf.import_config(data, source=source or str(path), name=name)
+    except KvcalcError as exc:
+        raise KvcalcError(f"{path}: {exc}") from None
+    for warning in imported.warnings:
+        sys.stderr.write(f"warning: {path}: {warning}\n")
+    text = yaml.safe_dump(
+        imported.spec.model_dump(mode="json", exclude_none=True), sort_keys=False
+    )
+    if output is None:
+        sys.stdout.write(text)
+        return
+    tmp = output.with_name(output.name + ".tmp")
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(output)  # atomic: never a partial file
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise KvcalcError(f"cannot write {output}: {exc.strerror or exc}") from None
+    sys.stderr.write(f"wrote {output}\n")
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

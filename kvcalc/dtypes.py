@@ -1,0 +1,91 @@
+"""KV-cache and weight dtypes: exact storage per element, with block scales counted."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from kvcalc.errors import KvcalcError, did_you_mean
+
+
+@dataclass(frozen=True)
+class KvDtype:
+    """A KV-cache element type, stored in blocks of `block_elems` values taking `block_bytes`.
+
+    Plain types are blocks of one element (bf16: 1 value in 2 bytes). llama.cpp's quantised
+    cache types are 32-value blocks with an fp16 scale inside (q8_0: 34 bytes per 32 values,
+    ggml `block_q8_0`). Per-token-head types (vLLM `int8_per_token_head`) add one fp32 scale
+    per head and token, for K and for V.
+    """
+
+    name: str
+    block_elems: int
+    block_bytes: int
+    scale_bytes_per_head: int = 0
+    description: str = ""
+
+    def row_bytes(self, n_elems: int) -> int:
+        """Return the bytes of one row of n_elems values; a partial block takes a whole block."""
+        blocks = -(-n_elems // self.block_elems)
+        return blocks * self.block_bytes
+
+    @property
+    def bits_per_elem(self) -> float:
+        """Return storage bits per element (for display only)."""
+        return self.block_bytes * 8 / self.block_elems
+
+
+_KV_DTYPES: tuple[KvDtype, ...] = (
+    KvDtype("fp32", 1, 4, description="IEEE float32"),
+    KvDtype("fp16", 1, 2, description="IEEE float16"),
+    KvDtype("bf16", 1, 2, description="bfloat16"),
+    KvDtype("fp8_e4m3", 1, 1, description="fp8 e4m3, per-tensor scale (vLLM/SGLang 'fp8')"),
+    KvDtype("fp8_e5m2", 1, 1, description="fp8 e5m2, per-tensor scale"),
+    KvDtype("int8", 1, 1, description="int8, per-tensor scale"),
+    KvDtype(
+        "int8_per_token_head", 1, 1, 4, "int8 with an fp32 scale per token and head (vLLM)"
+    ),
+    KvDtype("fp8_per_token_head", 1, 1, 4, "fp8 with an fp32 scale per token and head (vLLM)"),
+    KvDtype("nvfp4", 16, 9, description="NVFP4: 16 fp4 values (8 B) + one fp8 scale"),
+    KvDtype("q8_0", 32, 34, description="llama.cpp q8_0: fp16 scale + 32 int8"),
+    KvDtype("q5_1", 32, 24, description="llama.cpp q5_1: fp16 scale and min + 32 5-bit"),
+    KvDtype("q5_0", 32, 22, description="llama.cpp q5_0: fp16 scale + 32 5-bit"),
+    KvDtype("q4_1", 32, 20, description="llama.cpp q4_1: fp16 scale and min + 32 4-bit"),
+    KvDtype("q4_0", 32, 18, description="llama.cpp q4_0: fp16 scale + 32 4-bit"),
+    KvDtype("iq4_nl", 32, 18, description="llama.cpp iq4_nl: fp16 scale + 32 4-bit, non-linear"),
+    KvDtype(
+        "fp8_ds_mla",
+        1,
+        1,
+        description="DeepSeek sparse-MLA fp8 layout: 512 fp8 latent + 16 B scales + 64 bf16 "
+        "rope = 656 B per token and layer (MLA only)",
+    ),
+)
+
+KV_DTYPES: dict[str, KvDtype] = {d.name: d for d in _KV_DTYPES}
+
+_ALIASES = {
+    "float32": "fp32",
+    "f32": "fp32",
+    "float16": "fp16",
+    "f16": "fp16",
+    "half": "fp16",
+    "bfloat16": "bf16",
+    "fp8": "fp8_e4m3",
+    "e4m3": "fp8_e4m3",
+    "fp8_e4m3fn": "fp8_e4m3",
+    "e5m2": "fp8_e5m2",
+}
+
+MODEL_DTYPES = ("fp32", "fp16", "bf16")
+
+
+def kv_dtype(name: str) -> KvDtype:
+    """Return the KV dtype for a name or alias (case-insensitive); KvcalcError if unknown."""
+    key = name.strip().lower().replace("-", "_")
+    key = _ALIASES.get(key, key)
+    if key in KV_DTYPES:
+        return KV_DTYPES[key]
+    choices = [*KV_DTYPES, *_ALIASES]
+    raise KvcalcError(
+        f"unknown KV dtype {name!r}{did_you_mean(name, choices)}; known: " + ", ".join(KV_DTYPES)
+    )

@@ -1,0 +1,199 @@
+"""Engine profiles: how each inference engine lays out and rounds the KV cache, as data.
+
+Each profile is a handful of settings read from the engine's source (see
+../shared/ENGINES.md and docs/engines.md); formula.py applies them. A new engine is a new
+entry here, not a branch in the formulas.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from kvcalc.errors import KvcalcError, did_you_mean
+
+# How KV heads are spread over tensor-parallel ranks.
+#   replicate: max(1, n_kv // tp), heads copied when tp > n_kv (vLLM, SGLang)
+#   ceil:      ceil(n_kv / tp) (TensorRT-LLM runtime model config)
+#   none:      the engine has no tensor parallelism (layer split only)
+HeadRule = Literal["replicate", "ceil", "none"]
+
+# How many tokens a sliding-window layer holds for one sequence.
+#   full:             no window savings (the whole context is cached)
+#   window:           min(seq, W), then block rounding
+#   window_minus_one: min(seq, W - 1) (transformers' DynamicSlidingWindowLayer)
+#   vllm_planning:    (cdiv(min(W - 1 + N, seq), B) + 1) · B, N = max_num_batched_tokens
+#   llama_cpp:        GGML_PAD(min(n_ctx, W + n_ubatch), 256)
+SlidingRule = Literal["full", "window", "window_minus_one", "vllm_planning", "llama_cpp"]
+
+# How MLA is cached: the joint latent (kv_lora_rank + qk_rope_head_dim, one "head"), or
+# expanded per head as K = n_heads·(nope + rope), V = n_heads·v_head_dim (transformers 4.x).
+MlaLayout = Literal["latent", "expanded"]
+
+
+@dataclass(frozen=True)
+class EngineProfile:
+    """One engine's KV-cache layout rules, with the sources they were read from."""
+
+    name: str
+    summary: str
+    block_size: int = 1
+    mla_block_size: int | None = None
+    context_pad: int = 1
+    head_rule: HeadRule = "replicate"
+    mla_layout: MlaLayout = "latent"
+    sliding: SlidingRule = "window"
+    # None: every model's sliding layers follow `sliding`; otherwise only these HF model_types
+    # do, and the rest are cached in full.
+    sliding_families: frozenset[str] | None = None
+    max_num_batched_tokens: int | None = None
+    ubatch: int | None = None
+    mla_has_v: bool = False
+    assumptions: tuple[str, ...] = field(default_factory=tuple)
+    sources: tuple[str, ...] = field(default_factory=tuple)
+
+    def block_for(self, is_mla: bool) -> int:
+        """Return the tokens per KV block this engine uses for the model's attention kind."""
+        if is_mla and self.mla_block_size is not None:
+            return self.mla_block_size
+        return self.block_size
+
+
+ENGINES: dict[str, EngineProfile] = {
+    p.name: p
+    for p in (
+        EngineProfile(
+            name="formula",
+            summary="textbook: exactly seq tokens, sliding layers hold the window, MLA as latent",
+            head_rule="replicate",
+            sliding="window",
+            assumptions=(
+                "no paging or padding: every layer holds exactly seq tokens (window for sliding)",
+                "KV heads per GPU = max(1, n_kv // tp)",
+            ),
+            sources=("arXiv 2405.04434 Table 1 (per-token KV elements by attention kind)",),
+        ),
+        EngineProfile(
+            name="vllm",
+            summary="vLLM V1: 16-token pages (64 for MLA/FlashMLA), heads replicated when tp > n_kv",
+            block_size=16,
+            mla_block_size=64,
+            head_rule="replicate",
+            sliding="vllm_planning",
+            max_num_batched_tokens=8192,
+            assumptions=(
+                "each sequence rounds up to whole 16-token blocks (64 for MLA: FlashMLA backend)",
+                "KV heads per GPU = max(1, n_kv // tp); MLA latent replicated on every TP rank",
+                "sliding layers: planning bound cdiv(min(W-1+N, seq), B) + 1 blocks, "
+                "N = max_num_batched_tokens (8192, vllm serve on large GPUs)",
+                "pipeline stages hold their own layers (get_pp_indices split)",
+            ),
+            sources=(
+                "vllm-project/vllm:vllm/v1/kv_cache_interface.py:AttentionSpec.real_page_size_bytes",
+                "vllm-project/vllm:vllm/v1/kv_cache_interface.py:SlidingWindowSpec.max_memory_usage_bytes",
+                "vllm-project/vllm:vllm/config/model.py:ModelConfig.get_num_kv_heads",
+                "vllm-project/vllm:vllm/platforms/cuda.py:CudaPlatform.check_and_update_config",
+                "vllm-project/vllm:vllm/distributed/utils.py:get_pp_indices",
+            ),
+        ),
+        EngineProfile(
+            name="sglang",
+            summary="SGLang: token pages (page 1), window only for hybrid-SWA architectures",
+            block_size=1,
+            head_rule="replicate",
+            sliding="window",
+            sliding_families=frozenset({"gpt_oss", "llama4", "mimo_v2", "step3p5", "gemma4"}),
+            assumptions=(
+                "page size 1 (one dummy page per pool, counted by the planner)",
+                "KV heads per GPU = max(1, n_kv // attn_tp); MLA latent on every rank",
+                "sliding windows only for its hybrid-SWA architectures "
+                "(not Mistral-7B-v0.1 or Gemma-2)",
+            ),
+            sources=(
+                "sgl-project/sglang:python/sglang/srt/model_executor/model_runner_kv_cache_mixin.py"
+                ":get_cell_size_per_token",
+                "sgl-project/sglang:python/sglang/srt/configs/model_config.py:is_hybrid_swa_model",
+            ),
+        ),
+        EngineProfile(
+            name="llama.cpp",
+            summary="llama.cpp: n_ctx padded to 256, iSWA layers n_swa + n_ubatch, MLA latent K only",
+            context_pad=256,
+            head_rule="none",
+            sliding="llama_cpp",
+            sliding_families=frozenset({"gemma2", "gemma3", "gemma3_text", "cohere2", "gpt_oss", "llama4"}),
+            ubatch=512,
+            assumptions=(
+                "context padded to a multiple of 256 cells per sequence (non-unified cache)",
+                "iSWA layers hold GGML_PAD(min(n_ctx, n_swa + n_ubatch), 256) cells, n_ubatch 512",
+                "MLA GGUFs store the 576-wide latent as K and no V",
+                "no tensor parallelism: layers are split across GPUs (use --pp)",
+            ),
+            sources=(
+                "ggml-org/llama.cpp:src/llama-kv-cache.cpp:llama_kv_cache::llama_kv_cache",
+                "ggml-org/llama.cpp:src/llama-kv-cache-iswa.cpp:llama_kv_cache_iswa",
+                "ggml-org/llama.cpp:src/llama-context.cpp:llama_context (GGML_PAD(n_ctx, 256))",
+            ),
+        ),
+        EngineProfile(
+            name="trtllm",
+            summary="TensorRT-LLM: 32-token blocks, ceil(n_kv / tp) heads, no window unless given",
+            block_size=32,
+            head_rule="ceil",
+            sliding="full",
+            assumptions=(
+                "each sequence rounds up to whole 32-token blocks (tokens_per_block)",
+                "KV heads per GPU = ceil(n_kv / tp); MLA latent (kv_factor 1) on every rank",
+                "sliding layers sized for the full context (no max_attention_window given)",
+            ),
+            sources=(
+                "NVIDIA/TensorRT-LLM:tensorrt_llm/_torch/pyexecutor/resource_manager.py"
+                ":KVCacheManager.get_cache_size_per_token",
+                "NVIDIA/TensorRT-LLM:tensorrt_llm/llmapi/llm_args.py:KvCacheConfig",
+            ),
+        ),
+        EngineProfile(
+            name="hf",
+            summary="Hugging Face transformers 5.x DynamicCache: exact tokens, sliding keep W-1",
+            head_rule="none",
+            sliding="window_minus_one",
+            mla_layout="latent",
+            assumptions=(
+                "DynamicCache: exactly seq tokens per full layer, no paging",
+                "sliding layers keep the last W-1 tokens (DynamicSlidingWindowLayer)",
+                "MLA: transformers 5.x caches the latent (key: kv_lora_rank, value: rope key)",
+                "no tensor parallelism (device_map splits layers: use --pp)",
+            ),
+            sources=("huggingface/transformers:src/transformers/cache_utils.py",),
+        ),
+        EngineProfile(
+            name="hf@4",
+            summary="transformers 4.x: as hf, but DeepSeek MLA cached expanded per head (71x)",
+            head_rule="none",
+            sliding="window_minus_one",
+            mla_layout="expanded",
+            assumptions=(
+                "as hf, except MLA: K = n_heads·(qk_nope + qk_rope), V = n_heads·v_head_dim",
+            ),
+            sources=(
+                "huggingface/transformers (4.x):src/transformers/models/deepseek_v3/"
+                "modeling_deepseek_v3.py:DeepseekV3Attention.forward",
+            ),
+        ),
+    )
+}
+
+DEFAULT_ENGINE = "vllm"
+
+
+def engine_profile(name: str) -> EngineProfile:
+    """Return the profile for an engine name (case-insensitive); KvcalcError if unknown."""
+    key = name.strip().lower()
+    key = {"llamacpp": "llama.cpp", "llama-cpp": "llama.cpp", "tensorrt-llm": "trtllm"}.get(
+        key, key
+    )
+    if key in ENGINES:
+        return ENGINES[key]
+    raise KvcalcError(
+        f"unknown engine {name!r}{did_you_mean(name, list(ENGINES))}; known: " + ", ".join(ENGINES)
+    )

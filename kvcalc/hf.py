@@ -1,0 +1,395 @@
+"""Hugging Face config.json (a dict) -> ModelSpec: the only module that knows HF key names.
+
+Parameter counts are computed exactly from the architecture, matching
+`sum(p.numel() for p in model.parameters())` of the transformers model (tied embeddings
+counted once); tests/test_crosscheck.py checks that on the `meta` device.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import ValidationError
+
+from kvcalc.errors import KvcalcError
+from kvcalc.specs import ModelSpec, ParamBreakdown
+
+KNOWN_FAMILIES = frozenset(
+    {
+        "llama", "mistral", "mixtral", "qwen2", "qwen2_moe", "qwen3", "qwen3_moe", "gemma",
+        "gemma2", "gemma3", "gemma3_text", "phi3", "falcon", "gpt2", "gpt_bigcode",
+        "gpt_neox", "opt", "deepseek_v2", "deepseek_v3", "kimi_k2", "gpt_oss", "cohere2",
+        "cohere", "starcoder2",
+    }
+)  # fmt: skip
+
+# transformers' own default for tie_word_embeddings when a config leaves it out.
+_TIED_BY_DEFAULT = frozenset(
+    {"gemma", "gemma2", "gemma3", "gemma3_text", "gpt2", "gpt_bigcode", "opt", "falcon",
+     "cohere", "cohere2", "starcoder2"}
+)  # fmt: skip
+
+
+# Older model_type names that transformers maps onto a current family.
+_FAMILY_ALIASES = {"RefinedWebModel": "falcon", "RefinedWeb": "falcon"}
+
+
+@dataclass(frozen=True)
+class Imported:
+    """An imported spec and the warnings met on the way."""
+
+    spec: ModelSpec
+    warnings: tuple[str, ...] = field(default_factory=tuple)
+
+
+class _Config:
+    """Typed access to a config dict, with errors that name the missing or bad key."""
+
+    def __init__(self, data: dict[str, Any]) -> None:
+        self.data = data
+
+    def has(self, key: str) -> bool:
+        return self.data.get(key) is not None
+
+    def int(self, *keys: str, default: int | None = None) -> int:
+        for key in keys:
+            value = self.data.get(key)
+            if value is None:
+                continue
+            if isinstance(value, bool) or not isinstance(value, int | float) or value != int(value):
+                raise KvcalcError(f"config key {key!r} must be an integer, got {value!r}")
+            return int(value)
+        if default is not None:
+            return default
+        raise KvcalcError(f"config.json lacks {keys[0]!r}, which the layout needs")
+
+    def opt_int(self, *keys: str) -> int | None:
+        return self.int(*keys, default=-1) if any(self.has(k) for k in keys) else None
+
+    def bool(self, key: str, default: bool) -> bool:
+        value = self.data.get(key)
+        return default if value is None else bool(value)
+
+
+def text_config(config: dict[str, Any]) -> dict[str, Any]:
+    """Return the language-model part of a config (multimodal configs nest it in text_config)."""
+    inner = config.get("text_config")
+    if isinstance(inner, dict):
+        merged = dict(inner)
+        for key in ("tie_word_embeddings", "torch_dtype", "dtype"):
+            if key not in merged and key in config:
+                merged[key] = config[key]
+        merged.setdefault("architectures", config.get("architectures"))
+        return merged
+    return config
+
+
+def _dtype(c: _Config) -> str:
+    raw = c.data.get("torch_dtype") or c.data.get("dtype") or "bfloat16"
+    return {"float32": "fp32", "float16": "fp16", "bfloat16": "bf16"}.get(str(raw), "bf16")
+
+
+def _attention(c: _Config, family: str) -> dict[str, Any]:
+    n_heads = c.int("num_attention_heads", "n_head", "num_heads")
+    hidden = c.int("hidden_size", "n_embd", "d_model")
+    if c.has("kv_lora_rank"):
+        return {
+            "kind": "mla",
+            "n_heads": n_heads,
+            "kv_lora_rank": c.int("kv_lora_rank"),
+            "qk_rope_head_dim": c.int("qk_rope_head_dim"),
+            "qk_nope_head_dim": c.int("qk_nope_head_dim"),
+            "v_head_dim": c.int("v_head_dim"),
+            "q_lora_rank": c.opt_int("q_lora_rank"),
+        }
+    head_dim = c.int("head_dim", default=0) or hidden // n_heads
+    if family == "falcon":
+        if c.bool("new_decoder_architecture", False):
+            n_kv = c.int("num_kv_heads", "n_head_kv", default=n_heads)
+        elif c.bool("multi_query", True):
+            n_kv = 1
+        else:
+            n_kv = n_heads
+    elif family == "gpt_bigcode":
+        n_kv = 1 if c.bool("multi_query", True) else n_heads
+    else:
+        n_kv = c.int("num_key_value_heads", "num_kv_heads", default=n_heads)
+    if n_kv == n_heads:
+        return {"kind": "mha", "n_heads": n_heads, "head_dim": head_dim}
+    if n_kv == 1:
+        return {"kind": "mqa", "n_heads": n_heads, "head_dim": head_dim}
+    return {"kind": "gqa", "n_heads": n_heads, "n_kv_heads": n_kv, "head_dim": head_dim}
+
+
+def _layers(c: _Config, family: str, n_layers: int) -> dict[str, Any] | None:
+    window = c.data.get("sliding_window")
+    layer_types = c.data.get("layer_types")
+    if family in ("qwen2", "qwen2_moe", "qwen3", "qwen3_moe") and not c.bool(
+        "use_sliding_window", False
+    ):
+        return None  # transformers sets sliding_window to None unless use_sliding_window
+    if not window:
+        return None
+    if not isinstance(window, int) or isinstance(window, bool) or window <= 0:
+        raise KvcalcError(f"config key 'sliding_window' must be a positive integer, got {window!r}")
+    if isinstance(layer_types, list) and layer_types:
+        kinds = []
+        for t in layer_types:
+            if t == "sliding_attention":
+                kinds.append("sliding")
+            elif t == "full_attention":
+                kinds.append("full")
+            else:
+                raise KvcalcError(f"unsupported layer type {t!r} in layer_types")
+        if len(kinds) != n_layers:
+            raise KvcalcError(f"layer_types lists {len(kinds)} layers, not {n_layers}")
+        if all(k == "full" for k in kinds):
+            return None
+        pattern = _shortest_period(kinds)
+    elif family == "gemma2":
+        pattern = ["sliding", "full"]
+    elif family in ("gemma3", "gemma3_text", "cohere2"):
+        period = c.int("sliding_window_pattern", default=6 if family != "cohere2" else 4)
+        pattern = ["sliding"] * (period - 1) + ["full"]
+    elif family in ("qwen2", "qwen2_moe", "qwen3", "qwen3_moe"):
+        first_full = c.int("max_window_layers", default=n_layers)
+        if first_full >= n_layers:
+            return None
+        pattern = ["full"] * first_full + ["sliding"] * (n_layers - first_full)
+    else:
+        pattern = ["sliding"]
+    return {"sliding_window": window, "pattern": pattern}
+
+
+def _shortest_period(kinds: list[str]) -> list[str]:
+    for period in range(1, len(kinds) + 1):
+        if all(kinds[i] == kinds[i % period] for i in range(len(kinds))):
+            return kinds[:period]
+    return kinds
+
+
+def _param_breakdown(c: _Config, family: str, attention: dict[str, Any]) -> ParamBreakdown:
+    """Return exact parameter counts of the transformers model for this config."""
+    h = c.int("hidden_size", "n_embd", "d_model")
+    n_layers = c.int("num_hidden_layers", "n_layer", "num_layers")
+    vocab = c.int("vocab_size")
+    tied = c.bool("tie_word_embeddings", family in _TIED_BY_DEFAULT)
+    if family in ("gpt2", "gpt_bigcode", "gpt_neox", "opt", "falcon"):
+        return _classic_breakdown(c, family, attention, h, n_layers, vocab, tied)
+
+    n_heads = attention["n_heads"]
+    # attention
+    if attention["kind"] == "mla":
+        q_lora = attention["q_lora_rank"]
+        qk_dim = attention["qk_nope_head_dim"] + attention["qk_rope_head_dim"]
+        bias = c.bool("attention_bias", False)
+        if q_lora is None:
+            q = h * n_heads * qk_dim
+        else:
+            q = h * q_lora + (q_lora if bias else 0) + q_lora + q_lora * n_heads * qk_dim
+        kv_a = h * (attention["kv_lora_rank"] + attention["qk_rope_head_dim"])
+        kv_a += (attention["kv_lora_rank"] + attention["qk_rope_head_dim"]) if bias else 0
+        kv_b = attention["kv_lora_rank"] * n_heads * (
+            attention["qk_nope_head_dim"] + attention["v_head_dim"]
+        )
+        o = n_heads * attention["v_head_dim"] * h + (h if bias else 0)
+        attn = q + kv_a + attention["kv_lora_rank"] + kv_b + o
+    else:
+        d = attention["head_dim"]
+        n_kv = attention.get("n_kv_heads", n_heads if attention["kind"] == "mha" else 1)
+        q_out, kv_out = n_heads * d, n_kv * d
+        attn = h * q_out + 2 * h * kv_out + q_out * h
+        if family in ("qwen2", "qwen2_moe"):
+            attn += q_out + 2 * kv_out  # q, k, v biases; o_proj has none
+        elif family == "starcoder2":
+            attn += q_out + 2 * kv_out + h if c.bool("use_bias", True) else 0
+        elif c.bool("attention_bias", family == "gpt_oss"):
+            attn += q_out + 2 * kv_out + h
+        if family in ("qwen3", "qwen3_moe", "gemma3", "gemma3_text"):
+            attn += 2 * d  # q_norm and k_norm over head_dim
+        if family == "gpt_oss":
+            attn += n_heads  # attention sinks
+    # norms per layer and final
+    norm = 2 * h if family == "starcoder2" else h
+    per_layer_norms = {"gemma2": 4, "gemma3": 4, "gemma3_text": 4, "cohere2": 1, "cohere": 1}
+    norms = n_layers * per_layer_norms.get(family, 2) * norm + norm
+    # MLP / experts
+    mlp = 0
+    experts = 0
+    inter = c.int("intermediate_size", default=0)
+    gated = family != "starcoder2"
+    mlp_bias = c.bool("mlp_bias", False) or (family == "starcoder2" and c.bool("use_bias", True))
+
+    def dense(width: int) -> int:
+        if gated:
+            return 3 * h * width + (2 * width + h if mlp_bias else 0)
+        return 2 * h * width + (width + h if mlp_bias else 0)
+
+    n_experts = c.opt_int("num_local_experts", "n_routed_experts", "num_experts")
+    if n_experts:
+        moe_inter = c.int("moe_intermediate_size", default=inter)
+        first_dense = c.int("first_k_dense_replace", default=0)
+        sparse_step = c.int("decoder_sparse_step", "moe_layer_freq", default=1)
+        mlp_only = set(c.data.get("mlp_only_layers") or [])
+        for layer in range(n_layers):
+            is_moe = (
+                layer >= first_dense and layer not in mlp_only and (layer + 1) % sparse_step == 0
+            )
+            if family in ("deepseek_v2", "deepseek_v3", "kimi_k2"):
+                is_moe = layer >= first_dense and layer % sparse_step == 0
+            if not is_moe:
+                mlp += dense(inter)
+                continue
+            if family == "gpt_oss":
+                experts += n_experts * (3 * h * moe_inter + 2 * moe_inter + h)
+                experts += h * n_experts + n_experts  # router with bias
+                continue
+            experts += n_experts * 3 * h * moe_inter + h * n_experts
+            if family == "deepseek_v3" or family == "kimi_k2":
+                experts += n_experts  # e_score_correction_bias
+            n_shared = c.int("n_shared_experts", default=0)
+            if n_shared:
+                mlp += 3 * h * moe_inter * n_shared
+            shared_inter = c.int("shared_expert_intermediate_size", default=0)
+            if shared_inter:
+                mlp += 3 * h * shared_inter + h  # shared expert and its gate
+    else:
+        mlp = n_layers * dense(inter)
+    return ParamBreakdown(
+        embedding=vocab * h,
+        lm_head=0 if tied else vocab * h,
+        attention=n_layers * attn,
+        mlp=mlp,
+        experts=experts,
+        norms=norms,
+    )
+
+
+def _classic_breakdown(
+    c: _Config,
+    family: str,
+    attention: dict[str, Any],
+    h: int,
+    n_layers: int,
+    vocab: int,
+    tied: bool,
+) -> ParamBreakdown:
+    """Parameter counts for GPT-2, GPT-BigCode, GPT-NeoX, OPT and Falcon (biased LayerNorms)."""
+    n_heads = attention["n_heads"]
+    d = attention["head_dim"]
+    n_kv = attention.get("n_kv_heads", n_heads if attention["kind"] == "mha" else 1)
+    ln = 2 * h
+    other = 0
+    if family in ("gpt2", "gpt_bigcode"):
+        inner = c.int("n_inner", default=4 * h)
+        qkv = h * (h + 2 * n_kv * d) + (h + 2 * n_kv * d)
+        attn = qkv + h * h + h
+        mlp = h * inner + inner + inner * h + h
+        norms = n_layers * 2 * ln + ln
+        other = c.int("n_positions", "max_position_embeddings") * h
+    elif family == "gpt_neox":
+        inter = c.int("intermediate_size", default=4 * h)
+        bias = c.bool("attention_bias", True)
+        attn = h * 3 * h + h * h + ((3 * h + h) if bias else 0)
+        mlp = 2 * h * inter + inter + h
+        norms = n_layers * 2 * ln + ln
+    elif family == "opt":
+        ffn = c.int("ffn_dim")
+        bias = c.bool("enable_bias", True)
+        attn = 4 * h * h + (4 * h if bias else 0)
+        mlp = 2 * h * ffn + ((ffn + h) if bias else 0)
+        final_ln = c.bool("do_layer_norm_before", True) and not c.bool(
+            "_remove_final_layer_norm", False
+        )
+        norms = n_layers * 2 * ln + (ln if final_ln else 0)
+        proj = c.int("word_embed_proj_dim", default=h)
+        other = (c.int("max_position_embeddings") + 2) * h  # learned positions, offset 2
+        if proj != h:
+            other += 2 * proj * h  # project_in and project_out, no bias
+        return ParamBreakdown(
+            embedding=vocab * proj,
+            lm_head=0 if tied else vocab * proj,
+            attention=n_layers * attn,
+            mlp=n_layers * mlp,
+            norms=norms,
+            other=other,
+        )
+    else:  # falcon
+        bias = c.bool("bias", False)
+        ffn = c.int("ffn_hidden_size", default=4 * h)
+        qkv_out = (n_heads + 2 * n_kv) * d
+        attn = h * qkv_out + h * h + ((qkv_out + h) if bias else 0)
+        mlp = 2 * h * ffn + ((ffn + h) if bias else 0)
+        new_arch = c.bool("new_decoder_architecture", False)
+        if new_arch:
+            lns = c.int("num_ln_in_parallel_attn", default=2)
+        else:
+            lns = 1 if c.bool("parallel_attn", True) else 2
+        norms = n_layers * lns * ln + ln
+    return ParamBreakdown(
+        embedding=vocab * h,
+        lm_head=0 if tied else vocab * h,
+        attention=n_layers * attn,
+        mlp=n_layers * mlp,
+        norms=norms,
+        other=other,
+    )
+
+
+def import_config(
+    config: dict[str, Any],
+    source: str,
+    name: str | None = None,
+    published_params: str | None = None,
+) -> Imported:
+    """Return the ModelSpec a Hugging Face config.json describes, with exact parameter counts."""
+    warnings: list[str] = []
+    data = text_config(config)
+    c = _Config(data)
+    family = str(data.get("model_type") or config.get("model_type") or "")
+    family = _FAMILY_ALIASES.get(family, family)
+    if family not in KNOWN_FAMILIES:
+        warnings.append(
+            f"unknown model_type {family or '(none)'!r}: read with the standard keys "
+            "(num_attention_heads, num_key_value_heads, head_dim ...); check the result"
+        )
+    n_layers = c.int("num_hidden_layers", "n_layer", "num_layers")
+    attention = _attention(c, family)
+    layers = _layers(c, family, n_layers)
+    params = _param_breakdown(c, family, attention)
+    architectures = data.get("architectures") or config.get("architectures") or [None]
+    n_experts = c.opt_int("num_local_experts", "n_routed_experts", "num_experts")
+    moe = None
+    if n_experts:
+        moe = {
+            "n_experts": n_experts,
+            "n_experts_per_token": c.int("num_experts_per_tok", "experts_per_token", default=1),
+            "n_shared_experts": c.int("n_shared_experts", default=0)
+            or (1 if c.int("shared_expert_intermediate_size", default=0) else 0),
+        }
+    spec_data: dict[str, Any] = {
+        "name": name or str(data.get("_name_or_path") or config.get("_name_or_path") or family),
+        "source": source,
+        "family": family or None,
+        "architecture": architectures[0],
+        "n_layers": n_layers,
+        "d_model": c.int("hidden_size", "n_embd", "d_model"),
+        "vocab_size": c.int("vocab_size"),
+        "n_params": params.total,
+        "params": params.model_dump(),
+        "published_params": published_params,
+        "max_position_embeddings": c.opt_int("max_position_embeddings", "n_positions"),
+        "dtype": _dtype(c),
+        "tie_word_embeddings": c.bool("tie_word_embeddings", family in _TIED_BY_DEFAULT),
+        "attention": attention,
+        "layers": layers,
+        "moe": moe,
+    }
+    try:
+        spec = ModelSpec.model_validate(spec_data)
+    except ValidationError as exc:
+        from kvcalc.presets import format_validation_error  # noqa: PLC0415 (message only)
+
+        raise KvcalcError(f"inconsistent config: {format_validation_error(exc)}") from None
+    return Imported(spec=spec, warnings=tuple(warnings))

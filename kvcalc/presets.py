@@ -1,0 +1,170 @@
+"""The only file reader: bundled and user presets (YAML), and Hugging Face config.json files."""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+from pathlib import Path
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from kvcalc.errors import KvcalcError, did_you_mean
+from kvcalc.specs import ModelSpec
+
+PRESETS_ENV = "KVCALC_PRESETS"
+_M = TypeVar("_M", bound=BaseModel)
+
+
+def bundled_presets_dir() -> Path:
+    """Return the bundled presets: inside the wheel, or the source tree's presets/ when editable."""
+    packaged = Path(__file__).parent / "presets_data"
+    if packaged.is_dir():
+        return packaged
+    return Path(__file__).resolve().parent.parent / "presets"
+
+
+def _user_dirs(presets_dir: str | Path | None) -> list[Path]:
+    dirs = []
+    if presets_dir is not None:
+        dirs.append(Path(presets_dir))
+    env = os.environ.get(PRESETS_ENV)
+    if env:
+        dirs.extend(Path(p) for p in env.split(os.pathsep) if p)
+    for d in dirs:
+        if not d.is_dir():
+            raise KvcalcError(f"presets directory {str(d)!r} does not exist")
+    return dirs
+
+
+def preset_files(kind: str, presets_dir: str | Path | None = None) -> dict[str, Path]:
+    """Return {name: file} for 'models' or 'gpus': user directories first, then bundled ones.
+
+    A user directory may hold YAML files directly or in models/ and gpus/ subfolders.
+    """
+    found: dict[str, Path] = {}
+    candidates = []
+    for d in _user_dirs(presets_dir):
+        candidates.append(d / kind)
+        if kind == "models":
+            candidates.append(d)
+    candidates.append(bundled_presets_dir() / kind)
+    for directory in candidates:
+        if not directory.is_dir():
+            continue
+        for path in sorted(directory.glob("*.y*ml")):
+            found.setdefault(path.stem.lower(), path)
+    return found
+
+
+def format_validation_error(exc: ValidationError) -> str:
+    """Return pydantic errors as one line: 'field.path: message; ...'."""
+    parts = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"] if not str(p).startswith(("function-", "tagged")))
+        msg = err["msg"].removeprefix("Value error, ")
+        parts.append(f"{loc}: {msg}" if loc else msg)
+    return "; ".join(parts)
+
+
+@functools.cache
+def _read_yaml(path: Path) -> Any:
+    import yaml
+
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise KvcalcError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise KvcalcError(f"{path}: not a UTF-8 text file") from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1})" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise KvcalcError(f"{path}: malformed YAML{where}: {problem}") from None
+
+
+def read_json(path: Path) -> Any:
+    """Return a JSON file's content; KvcalcError naming the file when it is unreadable or bad."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise KvcalcError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise KvcalcError(f"{path}: malformed JSON (line {exc.lineno}): {exc.msg}") from None
+
+
+def validate(model: type[_M], data: Any, path: Path | str) -> _M:
+    """Return data validated as `model`; errors name the file and the field."""
+    if not isinstance(data, dict):
+        raise KvcalcError(f"{path}: expected a mapping of fields, got {type(data).__name__}")
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise KvcalcError(f"{path}: {format_validation_error(exc)}") from None
+
+
+def load_model_file(path: Path) -> ModelSpec:
+    """Return the model spec in a YAML preset file, or imported from a config.json (or folder)."""
+    if path.is_dir():
+        path = path / "config.json"
+        if not path.is_file():
+            raise KvcalcError(f"{path.parent}: folder holds no config.json")
+    if path.suffix.lower() == ".json":
+        return load_hf_config(path)
+    return validate(ModelSpec, _read_yaml(path), path)
+
+
+def load_hf_config(path: Path) -> ModelSpec:
+    """Return the spec imported from an HF config.json, weights size read from safetensors beside."""
+    from kvcalc import hf
+
+    config = read_json(path)
+    if not isinstance(config, dict):
+        raise KvcalcError(f"{path}: expected a JSON object")
+    try:
+        imported = hf.import_config(config, source=str(path))
+    except KvcalcError as exc:
+        raise KvcalcError(f"{path}: {exc}") from None
+    for warning in imported.warnings:
+        import sys
+
+        print(f"warning: {path}: {warning}", file=sys.stderr)
+    return imported.spec
+
+
+def looks_like_path(name: str) -> bool:
+    """Return True when a model argument names a file or folder rather than a preset."""
+    return (
+        name.lower().endswith((".yaml", ".yml", ".json"))
+        or os.sep in name
+        or "/" in name
+        or Path(name).is_dir()
+    )
+
+
+def load_model(name: str, presets_dir: str | Path | None = None) -> ModelSpec:
+    """Return the model spec for a preset name (case-insensitive) or a path to a spec/config."""
+    if looks_like_path(name):
+        path = Path(name)
+        if not path.exists():
+            raise KvcalcError(f"model file {name!r} does not exist")
+        return load_model_file(path)
+    files = preset_files("models", presets_dir)
+    path = files.get(name.lower())
+    if path is None:
+        raise KvcalcError(
+            f"unknown model preset {name!r}{did_you_mean(name, list(files))}; "
+            "see `kvcalc presets list`"
+        )
+    return load_model_file(path)
+
+
+def load_all_models(presets_dir: str | Path | None = None) -> dict[str, ModelSpec]:
+    """Return every model preset by name, validated."""
+    return {name: load_model_file(p) for name, p in preset_files("models", presets_dir).items()}

@@ -1,0 +1,193 @@
+"""Validated model and workload specs (pydantic v2, frozen, unknown keys rejected)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+PositiveInt = Annotated[int, Field(gt=0, strict=True)]
+NonNegativeInt = Annotated[int, Field(ge=0, strict=True)]
+
+
+class _Spec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class _HeadedAttention(_Spec):
+    n_heads: PositiveInt
+    head_dim: PositiveInt = Field(description="K head dim (and V's unless head_dim_v is set)")
+    head_dim_v: PositiveInt | None = Field(default=None, description="V head dim when ≠ K's")
+
+    @property
+    def head_dim_k(self) -> int:
+        return self.head_dim
+
+    @property
+    def v_dim(self) -> int:
+        return self.head_dim if self.head_dim_v is None else self.head_dim_v
+
+
+class MHA(_HeadedAttention):
+    """Multi-head attention: one K and one V head per query head."""
+
+    kind: Literal["mha"]
+
+    @property
+    def n_kv_heads(self) -> int:
+        return self.n_heads
+
+
+class GQA(_HeadedAttention):
+    """Grouped-query attention: n_kv_heads K/V heads shared by groups of query heads."""
+
+    kind: Literal["gqa"]
+    n_kv_heads: PositiveInt
+
+    @model_validator(mode="after")
+    def _heads_group_evenly(self) -> GQA:
+        if self.n_kv_heads > self.n_heads:
+            raise ValueError(
+                f"n_kv_heads ({self.n_kv_heads}) must not exceed n_heads ({self.n_heads})"
+            )
+        if self.n_heads % self.n_kv_heads:
+            raise ValueError(
+                f"n_heads ({self.n_heads}) must be divisible by n_kv_heads ({self.n_kv_heads})"
+            )
+        return self
+
+
+class MQA(_HeadedAttention):
+    """Multi-query attention: a single K/V head shared by every query head."""
+
+    kind: Literal["mqa"]
+
+    @property
+    def n_kv_heads(self) -> int:
+        return 1
+
+
+class MLA(_Spec):
+    """DeepSeek multi-head latent attention: one compressed latent + one shared RoPE key cached.
+
+    arXiv 2405.04434 §2.1: the cache holds c_KV (kv_lora_rank) and k^R (qk_rope_head_dim)
+    per token and layer; K and V are reconstructed from the latent, so there is no factor 2.
+    """
+
+    kind: Literal["mla"]
+    n_heads: PositiveInt
+    kv_lora_rank: PositiveInt
+    qk_rope_head_dim: PositiveInt
+    qk_nope_head_dim: PositiveInt
+    v_head_dim: PositiveInt
+    q_lora_rank: PositiveInt | None = None
+
+    @property
+    def latent_dim(self) -> int:
+        return self.kv_lora_rank + self.qk_rope_head_dim
+
+    @property
+    def n_kv_heads(self) -> int:
+        return 1
+
+
+Attention = Annotated[MHA | GQA | MQA | MLA, Field(discriminator="kind")]
+
+LayerKind = Literal["full", "sliding"]
+
+
+class LayerPattern(_Spec):
+    """Which layers are full attention and which sliding-window, as a pattern cycled over layers.
+
+    Gemma-2: [sliding, full]; Gemma-3: [sliding ×5, full]; Mistral-7B-v0.1: [sliding].
+    A pattern as long as the model lists every layer explicitly.
+    """
+
+    sliding_window: PositiveInt
+    pattern: Annotated[list[LayerKind], Field(min_length=1)]
+
+
+class ParamBreakdown(_Spec):
+    """Exact parameter counts by part; `embedding` and `lm_head` are kept in 16-bit when quantised."""
+
+    embedding: NonNegativeInt
+    lm_head: NonNegativeInt = Field(description="0 when tied to the embedding")
+    attention: NonNegativeInt
+    mlp: NonNegativeInt = Field(description="dense MLPs and shared experts")
+    experts: NonNegativeInt = Field(default=0, description="routed MoE experts and routers")
+    norms: NonNegativeInt = 0
+    other: NonNegativeInt = 0
+
+    @property
+    def total(self) -> int:
+        return (
+            self.embedding
+            + self.lm_head
+            + self.attention
+            + self.mlp
+            + self.experts
+            + self.norms
+            + self.other
+        )
+
+
+class MoE(_Spec):
+    """Mixture-of-experts shape (informative: all experts are resident in memory)."""
+
+    n_experts: PositiveInt
+    n_experts_per_token: PositiveInt
+    n_shared_experts: NonNegativeInt = 0
+
+
+class ModelSpec(_Spec):
+    """A model's architecture as far as memory is concerned, each number from a cited source."""
+
+    name: str = Field(min_length=1)
+    source: str = Field(min_length=1, description="config.json URL or paper for every number")
+    family: str | None = Field(default=None, description="Hugging Face model_type")
+    architecture: str | None = Field(default=None, description="Hugging Face architecture")
+    n_layers: PositiveInt
+    d_model: PositiveInt
+    vocab_size: PositiveInt
+    n_params: PositiveInt | None = None
+    params: ParamBreakdown | None = None
+    published_params: str | None = Field(default=None, description="the published figure")
+    max_position_embeddings: PositiveInt | None = None
+    dtype: Literal["fp32", "fp16", "bf16"] = "bf16"
+    tie_word_embeddings: bool = False
+    attention: Attention
+    layers: LayerPattern | None = None
+    moe: MoE | None = None
+    notes: str | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ModelSpec:
+        if self.params is not None:
+            if self.n_params is None:
+                raise ValueError("params given without n_params")
+            if self.params.total != self.n_params:
+                raise ValueError(
+                    f"params add up to {self.params.total:,}, not n_params {self.n_params:,}"
+                )
+        if self.layers is not None:
+            if isinstance(self.attention, MLA):
+                raise ValueError("sliding-window layers are not supported with MLA attention")
+            period = len(self.layers.pattern)
+            if period > self.n_layers:
+                raise ValueError(
+                    f"layers.pattern lists {period} layers but the model has {self.n_layers}"
+                )
+        if self.moe is not None and self.moe.n_experts_per_token > self.moe.n_experts:
+            raise ValueError("moe.n_experts_per_token exceeds moe.n_experts")
+        return self
+
+    def layer_windows(self) -> tuple[int | None, ...]:
+        """Return each layer's sliding window in tokens, or None for a full-attention layer."""
+        if self.layers is None:
+            return (None,) * self.n_layers
+        pattern = self.layers.pattern
+        window = self.layers.sliding_window
+        return tuple(
+            window if pattern[i % len(pattern)] == "sliding" else None
+            for i in range(self.n_layers)
+        )
