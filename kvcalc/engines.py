@@ -48,7 +48,9 @@ class EngineProfile:
     sliding_families: frozenset[str] | None = None
     max_num_batched_tokens: int | None = None
     ubatch: int | None = None
-    mla_has_v: bool = False
+    # HF model_types whose implementation caches GQA K/V expanded to every query head
+    # (transformers' Falcon with new_decoder_architecture repeats KV heads before caching).
+    expanded_kv_families: frozenset[str] = frozenset()
     assumptions: tuple[str, ...] = field(default_factory=tuple)
     sources: tuple[str, ...] = field(default_factory=tuple)
 
@@ -158,11 +160,13 @@ ENGINES: dict[str, EngineProfile] = {
             head_rule="none",
             sliding="window_minus_one",
             mla_layout="latent",
+            expanded_kv_families=frozenset({"falcon"}),
             assumptions=(
                 "DynamicCache: exactly seq tokens per full layer, no paging",
                 "sliding layers keep the last W-1 tokens (DynamicSlidingWindowLayer)",
                 "MLA: transformers 5.x caches the latent (key: kv_lora_rank, value: rope key)",
                 "no tensor parallelism (device_map splits layers: use --pp)",
+                "Falcon new_decoder_architecture: K/V cached for every query head",
             ),
             sources=("huggingface/transformers:src/transformers/cache_utils.py",),
         ),
@@ -172,6 +176,7 @@ ENGINES: dict[str, EngineProfile] = {
             head_rule="none",
             sliding="window_minus_one",
             mla_layout="expanded",
+            expanded_kv_families=frozenset({"falcon"}),
             assumptions=(
                 "as hf, except MLA: K = n_heads·(qk_nope + qk_rope), V = n_heads·v_head_dim",
             ),

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from kvcalc.dtypes import KV_DTYPES, KvDtype
 from kvcalc.engines import EngineProfile
 from kvcalc.errors import KvcalcError
-from kvcalc.specs import MLA, ModelSpec
+from kvcalc.specs import GQA, MLA, ModelSpec
 
 
 def cdiv(a: int, b: int) -> int:
@@ -113,6 +113,8 @@ def kv_heads_per_gpu(model: ModelSpec, engine: EngineProfile, tp: int) -> int:
     """Return the KV heads each tensor-parallel rank holds, after the engine's replication rule."""
     attention = model.attention
     n_kv = attention.n_kv_heads
+    if isinstance(attention, GQA) and model.family in engine.expanded_kv_families:
+        n_kv = attention.n_heads
     if tp == 1:
         return n_kv
     if engine.head_rule == "none":
@@ -224,10 +226,8 @@ def kv_cache(model: ModelSpec, workload: Workload, engine: EngineProfile) -> KvB
     block = workload.block_size or engine.block_for(is_mla)
     tp, pp, batch = workload.tp, workload.pp, workload.batch
     heads = kv_heads_per_gpu(model, engine, tp)
-    if pp > 1 and engine.head_rule == "none" and tp > 1:
-        raise KvcalcError(f"engine {engine.name} has no tensor parallelism: use --pp only")
     per_layer, per_layer_text = layer_bytes_per_token(model, engine, k_dtype, v_dtype, heads)
-    logical_heads = model.attention.n_kv_heads
+    logical_heads = kv_heads_per_gpu(model, engine, 1)
     logical_per_layer, _ = layer_bytes_per_token(model, engine, k_dtype, v_dtype, logical_heads)
 
     windows = model.layer_windows()

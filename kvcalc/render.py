@@ -55,9 +55,9 @@ def render_calc(console: Console, report: dict[str, Any]) -> None:
 def render_rows(console: Console, title: str, rows: list[dict[str, Any]], columns: list[str]) -> None:
     """Print rows as a table; ints get thousands separators."""
     table = Table(title=title, title_justify="left")
-    for col in columns:
+    for i, col in enumerate(columns):
         numeric = any(isinstance(r.get(col), int) for r in rows)
-        table.add_column(col, justify="right" if numeric else "left")
+        table.add_column(col, justify="right" if numeric else "left", no_wrap=numeric or i == 0)
     for row in rows:
         cells = []
         for col in columns:

@@ -1,0 +1,300 @@
+"""The formula engine against hand-derived figures from published configs, and its invariants.
+
+Every expected number is derived by hand in the comment beside it, from the model's
+published config.json (cited) and the engine rules in ../shared/ENGINES.md.
+"""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from kvcalc.dtypes import kv_dtype
+from kvcalc.engines import ENGINES
+from kvcalc.errors import KvcalcError
+from kvcalc.formula import Workload, kv_cache, pp_partition
+from kvcalc.presets import load_model
+from tests.conftest import spec
+
+BF16 = kv_dtype("bf16")
+FP16 = kv_dtype("fp16")
+
+# facebook/opt-30b config.json: 48 layers, hidden 7168, 56 heads (head_dim 7168/56 = 128).
+OPT_30B = spec(
+    n_layers=48, d_model=7168, attention={"kind": "mha", "n_heads": 56, "head_dim": 128}
+)
+
+
+def total(model_name: str, engine: str, seq: int = 8192, **kw: object) -> int:
+    workload = Workload(seq_len=seq, k_dtype=kw.pop("k_dtype", BF16), **kw)  # type: ignore[arg-type]
+    return kv_cache(load_model(model_name), workload, ENGINES[engine]).total_bytes
+
+
+def per_gpu(model_name: str, engine: str, seq: int = 8192, **kw: object) -> int:
+    workload = Workload(seq_len=seq, k_dtype=BF16, **kw)  # type: ignore[arg-type]
+    return kv_cache(load_model(model_name), workload, ENGINES[engine]).per_gpu_bytes
+
+
+@pytest.mark.parametrize("engine", ["formula", "vllm", "sglang", "trtllm", "hf", "llama.cpp"])
+def test_opt_30b_seed_example(engine: str) -> None:
+    """OPT-30B fp16, seq 1024, batch 128: 2·2·48·7168·1024·128 = 180,388,626,432 B."""
+    workload = Workload(seq_len=1024, batch=128, k_dtype=FP16)
+    assert kv_cache(OPT_30B, workload, ENGINES[engine]).total_bytes == 180_388_626_432
+
+
+@pytest.mark.parametrize("engine", ["formula", "vllm", "sglang", "trtllm", "hf", "llama.cpp"])
+def test_llama_31_8b_gqa_every_engine(engine: str) -> None:
+    """Llama-3.1-8B (32 layers, 8 KV heads, head_dim 128): 2·8·128·2·32·8192 = 1,073,741,824."""
+    assert total("llama-3.1-8b", engine) == 1_073_741_824
+
+
+@pytest.mark.parametrize("engine", ["formula", "vllm", "sglang", "trtllm", "hf", "llama.cpp"])
+def test_falcon_7b_mqa(engine: str) -> None:
+    """Falcon-7B (32 layers, multi_query, head_dim 4544/71 = 64): 2·1·64·2·32·8192 = 67,108,864."""
+    assert total("falcon-7b", engine) == 67_108_864
+
+
+@pytest.mark.parametrize("engine", ["formula", "vllm", "sglang", "trtllm", "hf", "llama.cpp"])
+def test_deepseek_v3_mla_latent(engine: str) -> None:
+    """DeepSeek-V3 (61 layers, kv_lora_rank 512 + qk_rope_head_dim 64): 576·2·61·8192 = 575,668,224."""
+    assert total("deepseek-v3", engine) == 575_668_224
+
+
+def test_deepseek_v3_transformers_4_expanded() -> None:
+    """transformers 4.x cached MLA per head: 128·(128+64 + 128)·2·61·8192 = 40,936,407,040."""
+    assert total("deepseek-v3", "hf@4") == 40_936_407_040
+
+
+@pytest.mark.parametrize("tp", [1, 2, 8, 16])
+def test_deepseek_v3_latent_on_every_tp_rank(tp: int) -> None:
+    """vLLM replicates the MLA latent: per GPU stays 575,668,224 at any tp; total = tp times it."""
+    assert per_gpu("deepseek-v3", "vllm", tp=tp) == 575_668_224
+    assert total("deepseek-v3", "vllm", tp=tp) == tp * 575_668_224
+
+
+def test_llama_31_70b_tp_replicates_heads() -> None:
+    """Llama-3.1-70B (80 layers, 8 KV heads, head_dim 128) under vLLM.
+
+    tp 4: 8//4 = 2 heads/GPU → 2·2·128·2·80·8192 = 671,088,640 per GPU.
+    tp 16: max(1, 8//16) = 1 head/GPU, each head on 2 ranks → 2·1·128·2·80·8192 = 335,544,320
+    per GPU (not the naive 167,772,160), 16 × 335,544,320 = 5,368,709,120 fleet-wide.
+    """
+    assert per_gpu("llama-3.1-70b", "vllm", tp=4) == 671_088_640
+    assert per_gpu("llama-3.1-70b", "vllm", tp=16) == 335_544_320
+    assert total("llama-3.1-70b", "vllm", tp=16) == 5_368_709_120
+    assert per_gpu("llama-3.1-70b", "trtllm", tp=16) == 335_544_320  # ceil(8/16) = 1
+
+
+def test_gemma_2_9b_sliding_layers_by_engine() -> None:
+    """Gemma-2-9B: 42 layers alternate sliding (W=4096) / full; 8 KV heads × 256 = 8,192 B/token/layer.
+
+    hf (DynamicCache keeps W-1):   21·8192·8192 + 21·4095·8192 = 2,113,757,184
+    formula (window exactly):      21·8192·8192 + 21·4096·8192 = 2,113,929,216
+    llama.cpp (pad(4096+512,256)): 21·8192·8192 + 21·4608·8192 = 2,202,009,600
+    sglang, trtllm (no window):    42·8192·8192                 = 2,818,572,288
+    vllm (N=8192): 21·(512 + (cdiv(min(4095+8192, 8192),16)+1))·131,072 = 21·1025·131,072
+                                                                 = 2,821,324,800
+    """
+    assert total("gemma-2-9b", "hf") == 2_113_757_184
+    assert total("gemma-2-9b", "formula") == 2_113_929_216
+    assert total("gemma-2-9b", "llama.cpp") == 2_202_009_600
+    assert total("gemma-2-9b", "sglang") == 2_818_572_288
+    assert total("gemma-2-9b", "trtllm") == 2_818_572_288
+    assert total("gemma-2-9b", "vllm") == 2_821_324_800
+    assert total("gemma-2-9b", "vllm", max_num_batched_tokens=2048) == 21 * (512 + 385) * 131_072
+
+
+def test_mistral_7b_v01_all_sliding() -> None:
+    """Mistral-7B-v0.1: 32 layers all sliding W=4096, 4,096 B/token/layer.
+
+    hf keeps 4095 tokens: 4095·4096·32 = 536,739,840.
+    vllm planning with N=8192: (cdiv(8192,16)+1) = 513 blocks · 65,536 · 32 = 1,075,838,976;
+    with N=2048: (cdiv(6143,16)+1) = 385 blocks → 807,403,520.
+    """
+    assert total("mistral-7b-v0.1", "hf") == 536_739_840
+    assert total("mistral-7b-v0.1", "vllm") == 1_075_838_976
+    assert total("mistral-7b-v0.1", "vllm", max_num_batched_tokens=2048) == 807_403_520
+    assert total("mistral-7b-v0.1", "sglang") == 1_073_741_824
+
+
+def test_llama_cpp_quantised_cache_types() -> None:
+    """Llama-3.1-8B with q8_0 (34 B per 32 values): 2·8·(128/32·34)·32·8192 = 570,425,344;
+    q4_0 (18 B per 32): 2·8·72·32·8192 = 301,989,888; K q8_0 + V q4_0: 8·(136+72)·32·8192."""
+    workload = Workload(seq_len=8192, k_dtype=kv_dtype("q8_0"))
+    model = load_model("llama-3.1-8b")
+    assert kv_cache(model, workload, ENGINES["llama.cpp"]).total_bytes == 570_425_344
+    workload = Workload(seq_len=8192, k_dtype=kv_dtype("q4_0"))
+    assert kv_cache(model, workload, ENGINES["llama.cpp"]).total_bytes == 301_989_888
+    mixed = Workload(seq_len=8192, k_dtype=kv_dtype("q8_0"), v_dtype=kv_dtype("q4_0"))
+    assert kv_cache(model, mixed, ENGINES["llama.cpp"]).total_bytes == 8 * 208 * 32 * 8192
+
+
+def test_deepseek_v3_fp8_layouts() -> None:
+    """DeepSeek-V3 fp8: 576·1·61·8192 = 287,834,112; fp8_ds_mla 656 B: 656·61·8192 = 327,811,072."""
+    model = load_model("deepseek-v3")
+    fp8 = Workload(seq_len=8192, k_dtype=kv_dtype("fp8"))
+    assert kv_cache(model, fp8, ENGINES["vllm"]).total_bytes == 287_834_112
+    ds = Workload(seq_len=8192, k_dtype=kv_dtype("fp8_ds_mla"))
+    assert kv_cache(model, ds, ENGINES["vllm"]).total_bytes == 327_811_072
+
+
+def test_per_token_head_scales() -> None:
+    """vLLM int8_per_token_head adds a 4-byte scale per head for K and V:
+    Llama-3.1-8B: 2·8·(128 + 4)·32·8192 = 553,648,128."""
+    workload = Workload(seq_len=8192, k_dtype=kv_dtype("int8_per_token_head"))
+    result = kv_cache(load_model("llama-3.1-8b"), workload, ENGINES["vllm"])
+    assert result.total_bytes == 553_648_128
+
+
+@pytest.mark.parametrize(
+    ("engine", "tokens"), [("formula", 1000), ("vllm", 1008), ("trtllm", 1024), ("llama.cpp", 1024)]
+)
+def test_block_and_context_rounding(engine: str, tokens: int) -> None:
+    """1000 tokens: vLLM rounds to 16-token blocks (1008), TRT-LLM to 32 (1024), llama.cpp pads
+    n_ctx to 256 (1024); each token costs 131,072 B on Llama-3.1-8B."""
+    assert total("llama-3.1-8b", engine, seq=1000) == tokens * 131_072
+
+
+def test_k_and_v_head_dims_apart() -> None:
+    """K head dim 192, V head dim 128, 4 KV heads, 2 layers, fp16: 4·(192+128)·2·2·10 = 51,200."""
+    model = spec(
+        n_layers=2,
+        d_model=1024,
+        attention={"kind": "gqa", "n_heads": 8, "n_kv_heads": 4, "head_dim": 192, "head_dim_v": 128},
+    )
+    result = kv_cache(model, Workload(seq_len=10, k_dtype=FP16), ENGINES["formula"])
+    assert result.total_bytes == 51_200
+
+
+def test_pipeline_stages_hold_their_layers() -> None:
+    """vLLM get_pp_indices splits 32 layers over 3 stages as 11, 11, 10; the busiest stage of
+    Llama-3.1-8B at 8192 tokens holds 11·4,096·8192 = 369,098,752 B."""
+    assert pp_partition(32, 3) == ((0, 11), (11, 22), (22, 32))
+    assert per_gpu("llama-3.1-8b", "vllm", pp=3) == 369_098_752
+    assert total("llama-3.1-8b", "vllm", pp=3) == 1_073_741_824
+
+
+def test_tp_must_divide_heads() -> None:
+    """tp 3 does not divide Llama-3.1-8B's 32 heads: a user error naming tp."""
+    with pytest.raises(KvcalcError, match="tp 3"):
+        total("llama-3.1-8b", "vllm", tp=3)
+
+
+def test_layer_split_engines_refuse_tp() -> None:
+    """llama.cpp and transformers split layers, not heads: --tp is a user error there."""
+    for engine in ("llama.cpp", "hf"):
+        with pytest.raises(KvcalcError, match="no tensor parallelism"):
+            total("llama-3.1-8b", engine, tp=2)
+
+
+# ---- invariants -------------------------------------------------------------------------
+
+ENGINE_NAMES = sorted(ENGINES)
+PRESETS_FOR_PROPERTIES = ["llama-3.1-8b", "gemma-2-9b", "mistral-7b-v0.1", "deepseek-v3",
+                          "falcon-7b", "gpt-oss-20b"]  # fmt: skip
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    name=st.sampled_from(PRESETS_FOR_PROPERTIES),
+    engine=st.sampled_from(ENGINE_NAMES),
+    seq=st.integers(1, 300_000),
+    batch=st.integers(1, 512),
+)
+def test_linear_in_batch(name: str, engine: str, seq: int, batch: int) -> None:
+    """Every engine's total is exactly batch × the one-sequence total."""
+    one = total(name, engine, seq=seq)
+    assert total(name, engine, seq=seq, batch=batch) == batch * one
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    window=st.integers(1, 10_000),
+    seq=st.integers(1, 50_000),
+    engine=st.sampled_from(["formula", "hf"]),
+)
+def test_sliding_layers_never_exceed_window(window: int, seq: int, engine: str) -> None:
+    """A sliding layer never holds more than the window (nor more than the sequence)."""
+    model = spec(
+        n_layers=2,
+        d_model=64,
+        attention={"kind": "gqa", "n_heads": 4, "n_kv_heads": 2, "head_dim": 16},
+        layers={"sliding_window": window, "pattern": ["sliding", "full"]},
+    )
+    result = kv_cache(model, Workload(seq_len=seq), ENGINES[engine])
+    sliding = next(g for g in result.groups if g.kind == "sliding")
+    assert sliding.tokens <= min(window, seq)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    window=st.integers(1, 10_000),
+    seq=st.integers(1, 50_000),
+    n_batched=st.integers(1, 16_384),
+)
+def test_vllm_sliding_bound(window: int, seq: int, n_batched: int) -> None:
+    """vLLM's planning bound stays within min(W-1+N, seq) tokens plus one partial and one extra block."""
+    model = spec(
+        n_layers=1,
+        d_model=64,
+        attention={"kind": "mha", "n_heads": 4, "head_dim": 16},
+        layers={"sliding_window": window, "pattern": ["sliding"]},
+    )
+    workload = Workload(seq_len=seq, max_num_batched_tokens=n_batched)
+    tokens = kv_cache(model, workload, ENGINES["vllm"]).groups[0].tokens
+    assert min(window - 1 + n_batched, seq) + 16 <= tokens <= min(window - 1 + n_batched, seq) + 31
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    n_heads=st.integers(1, 128),
+    head_dim=st.integers(1, 512),
+    layers=st.integers(1, 128),
+    seq=st.integers(1, 100_000),
+    engine=st.sampled_from(ENGINE_NAMES),
+)
+def test_gqa_full_equals_mha_and_mqa_is_a_head(
+    n_heads: int, head_dim: int, layers: int, seq: int, engine: str
+) -> None:
+    """GQA with n_kv = n_heads equals MHA; MQA equals MHA / n_heads."""
+    base = {"n_heads": n_heads, "head_dim": head_dim}
+    mha = spec(n_layers=layers, d_model=64, attention={"kind": "mha", **base})
+    gqa = spec(n_layers=layers, d_model=64, attention={"kind": "gqa", "n_kv_heads": n_heads, **base})
+    mqa = spec(n_layers=layers, d_model=64, attention={"kind": "mqa", **base})
+    workload = Workload(seq_len=seq)
+    mha_bytes = kv_cache(mha, workload, ENGINES[engine]).total_bytes
+    assert kv_cache(gqa, workload, ENGINES[engine]).total_bytes == mha_bytes
+    assert kv_cache(mqa, workload, ENGINES[engine]).total_bytes * n_heads == mha_bytes
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    seq=st.integers(1, 100_000),
+    k=st.integers(2, 5),
+)
+def test_formula_linear_in_seq_for_full_attention(seq: int, k: int) -> None:
+    """With full attention and no paging, k times the tokens is k times the bytes."""
+    assert total("llama-3.1-8b", "formula", seq=k * seq) == k * total("llama-3.1-8b", "formula", seq=seq)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    name=st.sampled_from(["llama-3.1-70b", "deepseek-v3", "gemma-2-9b", "qwen2.5-7b"]),
+    engine=st.sampled_from(["vllm", "sglang", "trtllm", "formula"]),
+    tp=st.sampled_from([1, 2, 4, 8, 16]),
+    pp=st.integers(1, 7),
+    seq=st.integers(1, 200_000),
+    batch=st.integers(1, 64),
+)
+def test_per_gpu_shares_cover_the_total(
+    name: str, engine: str, tp: int, pp: int, seq: int, batch: int
+) -> None:
+    """The busiest GPU times the GPU count covers the whole workload's bytes."""
+    model = load_model(name)
+    try:
+        result = kv_cache(model, Workload(seq_len=seq, batch=batch, tp=tp, pp=pp), ENGINES[engine])
+    except KvcalcError:
+        return  # tp that does not divide this model's heads
+    assert result.per_gpu_bytes * tp * pp >= result.total_bytes
+    assert result.per_gpu_bytes <= result.total_bytes
