@@ -35,6 +35,19 @@ _TIED_BY_DEFAULT = frozenset(
 _FAMILY_ALIASES = {"RefinedWebModel": "falcon", "RefinedWeb": "falcon"}
 
 
+# Defaults that transformers' config classes fill in when a published config.json leaves a
+# key out (google/gemma-3-27b-it's text_config has no vocab_size, for one).
+# huggingface/transformers:src/transformers/models/gemma3/configuration_gemma3.py:Gemma3TextConfig
+_FAMILY_DEFAULTS: dict[str, dict[str, Any]] = {
+    "gemma3_text": {
+        "vocab_size": 262_208,
+        "max_position_embeddings": 131_072,
+        "sliding_window": 4096,
+        "head_dim": 256,
+    },
+}
+
+
 @dataclass(frozen=True)
 class Imported:
     """An imported spec and the warnings met on the way."""
@@ -245,9 +258,8 @@ def _param_breakdown(c: _Config, family: str, attention: dict[str, Any]) -> Para
                 experts += n_experts * (3 * h * moe_inter + 2 * moe_inter + h)
                 experts += h * n_experts + n_experts  # router with bias
                 continue
+            # DeepSeek-V3's e_score_correction_bias is a buffer in transformers, not a parameter
             experts += n_experts * 3 * h * moe_inter + h * n_experts
-            if family == "deepseek_v3" or family == "kimi_k2":
-                experts += n_experts  # e_score_correction_bias
             n_shared = c.int("n_shared_experts", default=0)
             if n_shared:
                 mlp += 3 * h * moe_inter * n_shared
@@ -349,6 +361,12 @@ def import_config(
     c = _Config(data)
     family = str(data.get("model_type") or config.get("model_type") or "")
     family = _FAMILY_ALIASES.get(family, family)
+    if family == "gemma3" and data is not config:
+        family = "gemma3_text"  # the text model of a multimodal Gemma 3 config
+    defaults = _FAMILY_DEFAULTS.get(family, {})
+    if defaults:
+        data = {**defaults, **{k: v for k, v in data.items() if v is not None}}
+        c = _Config(data)
     if family not in KNOWN_FAMILIES:
         warnings.append(
             f"unknown model_type {family or '(none)'!r}: read with the standard keys "

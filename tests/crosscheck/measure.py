@@ -58,6 +58,22 @@ def _clean(d: dict) -> dict:
     return d
 
 
+# Published configs whose model_type transformers no longer (or never) registers, mapped the
+# way the engines map them: Falcon's original "RefinedWebModel" remote-code configs use
+# n_head / n_layer / n_head_kv (in-library Falcon reads num_attention_heads ...), and
+# Kimi-K2 ships remote code that is DeepSeek-V3's architecture (vLLM serves it as
+# DeepseekV3ForCausalLM).
+_LEGACY_MODEL_TYPES = {"RefinedWebModel": "falcon", "RefinedWeb": "falcon", "kimi_k2": "deepseek_v3"}
+_LEGACY_KEYS = {"n_head": "num_attention_heads", "n_layer": "num_hidden_layers", "n_head_kv": "num_kv_heads"}
+
+
+def _legacy_to_current(model_type: str | None, d: dict) -> tuple[str | None, dict]:
+    if model_type not in _LEGACY_MODEL_TYPES:
+        return model_type, d
+    d = {_LEGACY_KEYS.get(k, k): v for k, v in d.items()}
+    return _LEGACY_MODEL_TYPES[model_type], d
+
+
 def make_config(config: dict, attn_implementation: str = "eager"):
     """config.json dict -> PreTrainedConfig of the *text decoder* to build.
 
@@ -69,6 +85,7 @@ def make_config(config: dict, attn_implementation: str = "eager"):
     if isinstance(d.get("text_config"), dict):
         d["text_config"] = _clean(d["text_config"])
     model_type = d.pop("model_type", None)
+    model_type, d = _legacy_to_current(model_type, d)
     if model_type is None:
         raise ValueError("config dict has no 'model_type'")
     cfg = AutoConfig.for_model(model_type, **d)

@@ -1,0 +1,69 @@
+"""Proof against a real implementation: `--engine hf` vs transformers' actual cache tensors.
+
+For every bundled preset with a published config.json in tests/data/hf_configs, build the
+transformers model on the `meta` device (no weights, no compute), run a forward pass with
+a cache, and compare the bytes of every layer's key and value tensors with kvcalc's
+prediction; also compare the parameter count with sum(p.numel()). Needs torch and
+transformers (`pip install -e '.[crosscheck]'`); skipped without them unless
+KVCALC_REQUIRE_CROSSCHECK=1 (as in CI), where their absence is a failure.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from kvcalc.dtypes import kv_dtype
+from kvcalc.engines import ENGINES
+from kvcalc.formula import Workload, kv_cache
+from kvcalc.presets import load_model
+
+if os.environ.get("KVCALC_REQUIRE_CROSSCHECK") != "1":
+    pytest.importorskip("torch")
+    pytest.importorskip("transformers")
+
+from tests.crosscheck import measure  # noqa: E402
+
+pytestmark = pytest.mark.crosscheck
+
+CONFIGS = Path(__file__).parent / "data" / "hf_configs"
+STEMS = sorted(p.stem for p in CONFIGS.glob("*.json"))
+
+
+def _points(stem: str) -> list[tuple[int, int]]:
+    """(seq, batch) points: odd sizes, a long one, and one past every sliding window."""
+    spec = load_model(stem)
+    points = [(777, 3), (8192, 1)]
+    if spec.layers is not None:
+        points.append((spec.layers.sliding_window + 333, 2))
+    return points
+
+
+def _predicted_per_layer(stem: str, seq: int, batch: int) -> list[int]:
+    spec = load_model(stem)
+    result = kv_cache(spec, Workload(seq_len=seq, batch=batch, k_dtype=kv_dtype("bf16")), ENGINES["hf"])
+    by_window = {g.window: g for g in result.groups}
+    return [
+        by_window[w].tokens * batch * by_window[w].bytes_per_token_per_layer
+        for w in spec.layer_windows()
+    ]
+
+
+@pytest.mark.parametrize("stem", STEMS)
+def test_hf_engine_matches_transformers_cache(stem: str) -> None:
+    """Every layer's K+V bytes in transformers' DynamicCache equal kvcalc's `hf` prediction."""
+    config = json.loads((CONFIGS / f"{stem}.json").read_text())
+    for seq, batch in _points(stem):
+        measured = [k + v for k, v in measure.measure_cache(config, seq, batch)]
+        predicted = _predicted_per_layer(stem, seq, batch)
+        assert measured == predicted, f"{stem} at seq {seq}, batch {batch}"
+
+
+@pytest.mark.parametrize("stem", STEMS)
+def test_parameter_count_matches_meta_model(stem: str) -> None:
+    """The preset's exact parameter count equals sum(p.numel()) of the transformers model."""
+    config = json.loads((CONFIGS / f"{stem}.json").read_text())
+    assert load_model(stem).n_params == measure.count_params(config)
