@@ -15,16 +15,10 @@ from pathlib import Path
 from typing import Any
 
 import typer
-from typer.core import TyperGroup
 
-try:  # typer >= 0.2x vendors click
-    from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageError
-except ImportError:  # pragma: no cover - older typer on real click
-    from click.exceptions import (  # type: ignore[no-redef]
-        ClickException,
-        NoArgsIsHelpError,
-        UsageError,
-    )
+# typer 0.29 vendors click as typer._click; its exceptions are what commands raise
+from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageError
+from typer.core import TyperGroup
 
 from kvcalc import __version__
 from kvcalc.errors import KvcalcError
@@ -108,7 +102,7 @@ def _console() -> Any:
 def _emit(data: Any, fmt: OutputFormat, columns: tuple[str, ...] | list[str] = ()) -> None:
     """Write machine output to stdout: JSON, YAML, or CSV (rows of the given columns)."""
     if fmt is OutputFormat.json:
-        sys.stdout.write(json.dumps(data, indent=2) + "\n")
+        sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
     elif fmt is OutputFormat.yaml:
         import yaml
 
@@ -126,6 +120,7 @@ def _emit(data: Any, fmt: OutputFormat, columns: tuple[str, ...] | list[str] = (
 PRESETS_OPTION = typer.Option(
     None,
     "--presets",
+    metavar="DIR",
     help="Extra directory of model presets (also $KVCALC_PRESETS), searched before the bundled ones.",
 )
 FORMAT_OPTION = typer.Option(OutputFormat.table, "--format", "-f", help="Output format.")
@@ -142,23 +137,39 @@ def _dtype_option(value: str | None) -> Any:
 @app.command()
 def calc(
     model: str = typer.Argument(
-        ..., help="Preset name (see `kvcalc presets list`), a spec .yaml, or an HF config.json."
+        ...,
+        metavar="MODEL",
+        help="Preset name (see `kvcalc presets list`), a spec .yaml, or an HF config.json.",
     ),
-    seq: str = typer.Option("8k", "--seq", "-s", help="Tokens per sequence: 8192, 8k, 128k."),
-    batch: str = typer.Option("1", "--batch", "-b", help="Concurrent sequences."),
+    seq: str = typer.Option(
+        "8k", "--seq", "-s", metavar="TOKENS", help="Tokens per sequence: 8192, 8k, 128k."
+    ),
+    batch: str = typer.Option("1", "--batch", "-b", metavar="N", help="Concurrent sequences."),
     kv_dtype: str = typer.Option(
-        "auto", "--kv-dtype", help="KV-cache dtype (auto = the model's dtype): fp16, bf16, fp8, q8_0..."
+        "auto",
+        "--kv-dtype",
+        metavar="DTYPE",
+        help="KV-cache dtype (auto = the model's dtype): fp16, bf16, fp8, q8_0...",
     ),
-    k_dtype: str | None = typer.Option(None, "--k-dtype", "--cache-type-k", help="K dtype."),
-    v_dtype: str | None = typer.Option(None, "--v-dtype", "--cache-type-v", help="V dtype."),
-    engine: str = typer.Option("vllm", "--engine", "-e", help="Engine profile (`kvcalc engines`)."),
-    tp: str = typer.Option("1", "--tp", help="Tensor-parallel size."),
-    pp: str = typer.Option("1", "--pp", help="Pipeline-parallel size."),
+    k_dtype: str | None = typer.Option(
+        None, "--k-dtype", "--cache-type-k", metavar="DTYPE", help="K dtype."
+    ),
+    v_dtype: str | None = typer.Option(
+        None, "--v-dtype", "--cache-type-v", metavar="DTYPE", help="V dtype."
+    ),
+    engine: str = typer.Option(
+        "vllm", "--engine", "-e", metavar="ENGINE", help="Engine profile (`kvcalc engines`)."
+    ),
+    tp: str = typer.Option("1", "--tp", metavar="N", help="Tensor-parallel size."),
+    pp: str = typer.Option("1", "--pp", metavar="N", help="Pipeline-parallel size."),
     block_size: str | None = typer.Option(
-        None, "--block-size", help="Tokens per KV block (overrides the engine's)."
+        None, "--block-size", metavar="TOKENS", help="Tokens per KV block (overrides the engine's)."
     ),
     max_batched_tokens: str | None = typer.Option(
-        None, "--max-batched-tokens", help="vLLM max_num_batched_tokens (sliding-window planning)."
+        None,
+        "--max-batched-tokens",
+        metavar="TOKENS",
+        help="vLLM max_num_batched_tokens (sliding-window planning).",
     ),
     presets: Path | None = PRESETS_OPTION,
     fmt: OutputFormat = FORMAT_OPTION,
@@ -179,7 +190,9 @@ def calc(
         pp=parse_count(pp, "--pp", 4096),
         block_size=None if block_size is None else parse_count(block_size, "--block-size", 2**20),
         max_num_batched_tokens=(
-            None if max_batched_tokens is None else parse_tokens(max_batched_tokens, "--max-batched-tokens")
+            None
+            if max_batched_tokens is None
+            else parse_tokens(max_batched_tokens, "--max-batched-tokens")
         ),
     )
     profile = engine_profile(engine)
@@ -221,7 +234,7 @@ def presets_list(
 
 @presets_app.command("show")
 def presets_show(
-    name: str = typer.Argument(..., help="Preset name or path."),
+    name: str = typer.Argument(..., metavar="MODEL", help="Preset name or path."),
     presets: Path | None = PRESETS_OPTION,
     fmt: OutputFormat = typer.Option(OutputFormat.yaml, "--format", "-f", help="Output format."),
 ) -> None:
@@ -229,7 +242,7 @@ def presets_show(
     from kvcalc.presets import load_model
 
     spec = load_model(name, presets)
-    data = spec.model_dump(mode="json", exclude_none=True)
+    data = spec.to_data()
     _emit(data, OutputFormat.json if fmt is OutputFormat.json else OutputFormat.yaml)
 
 
@@ -238,7 +251,7 @@ def engines(fmt: OutputFormat = FORMAT_OPTION) -> None:
     """List the engine profiles and what each assumes."""
     from kvcalc.engines import ENGINES
 
-    rows = [
+    rows: list[dict[str, Any]] = [
         {
             "engine": p.name,
             "summary": p.summary,
@@ -262,10 +275,18 @@ def engines(fmt: OutputFormat = FORMAT_OPTION) -> None:
 
 @app.command("import")
 def import_(
-    config: Path = typer.Argument(..., help="An HF config.json, or a folder holding one."),
-    output: Path | None = typer.Option(None, "--output", "-o", help="Write the preset YAML here."),
-    name: str | None = typer.Option(None, "--name", help="Display name for the preset."),
-    source: str | None = typer.Option(None, "--source", help="Source URL to cite in the preset."),
+    config: Path = typer.Argument(
+        ..., metavar="CONFIG", help="An HF config.json, or a folder holding one."
+    ),
+    output: Path | None = typer.Option(
+        None, "--output", "-o", metavar="FILE", help="Write the preset YAML here."
+    ),
+    name: str | None = typer.Option(
+        None, "--name", metavar="NAME", help="Display name for the preset."
+    ),
+    source: str | None = typer.Option(
+        None, "--source", metavar="URL", help="Source URL to cite in the preset."
+    ),
 ) -> None:
     """Import a Hugging Face config.json as a kvcalc preset (YAML on stdout or to -o FILE)."""
     import yaml
@@ -285,9 +306,7 @@ def import_(
         raise KvcalcError(f"{path}: {exc}") from None
     for warning in imported.warnings:
         sys.stderr.write(f"warning: {path}: {warning}\n")
-    text = yaml.safe_dump(
-        imported.spec.model_dump(mode="json", exclude_none=True), sort_keys=False
-    )
+    text = yaml.safe_dump(imported.spec.to_data(), sort_keys=False)
     if output is None:
         sys.stdout.write(text)
         return

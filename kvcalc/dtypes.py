@@ -41,9 +41,7 @@ _KV_DTYPES: tuple[KvDtype, ...] = (
     KvDtype("fp8_e4m3", 1, 1, description="fp8 e4m3, per-tensor scale (vLLM/SGLang 'fp8')"),
     KvDtype("fp8_e5m2", 1, 1, description="fp8 e5m2, per-tensor scale"),
     KvDtype("int8", 1, 1, description="int8, per-tensor scale"),
-    KvDtype(
-        "int8_per_token_head", 1, 1, 4, "int8 with an fp32 scale per token and head (vLLM)"
-    ),
+    KvDtype("int8_per_token_head", 1, 1, 4, "int8 with an fp32 scale per token and head (vLLM)"),
     KvDtype("fp8_per_token_head", 1, 1, 4, "fp8 with an fp32 scale per token and head (vLLM)"),
     KvDtype("nvfp4", 16, 9, description="NVFP4: 16 fp4 values (8 B) + one fp8 scale"),
     KvDtype("q8_0", 32, 34, description="llama.cpp q8_0: fp16 scale + 32 int8"),

@@ -123,7 +123,9 @@ ENGINES: dict[str, EngineProfile] = {
             context_pad=256,
             head_rule="none",
             sliding="llama_cpp",
-            sliding_families=frozenset({"gemma2", "gemma3", "gemma3_text", "cohere2", "gpt_oss", "llama4"}),
+            sliding_families=frozenset(
+                {"gemma2", "gemma3", "gemma3_text", "cohere2", "gpt_oss", "llama4"}
+            ),
             ubatch=512,
             assumptions=(
                 "context padded to a multiple of 256 cells per sequence (non-unified cache)",

@@ -83,6 +83,7 @@ class KvBreakdown:
     stage_layers: tuple[tuple[int, int], ...]  # [start, end) layer range of each PP stage
     busiest_stage: int
     formula: str
+    layer_formula: str
     assumptions: tuple[str, ...] = field(default_factory=tuple)
 
     @property
@@ -263,14 +264,15 @@ def kv_cache(model: ModelSpec, workload: Workload, engine: EngineProfile) -> KvB
         formula_text = f"({formula_text})"
     if tp > 1:
         formula_text += f" × {tp} TP ranks"
-    formula_text += f" = {total:,} B; per token per layer per GPU: {per_layer_text} = {per_layer:,} B"
+    formula_text += f" = {total:,} B"
+    layer_formula = f"{per_layer_text} = {per_layer:,} B per token per layer per GPU"
 
     assumptions = list(engine.assumptions)
-    if engine.sliding_families is not None and model.layers is not None:
-        if model.family not in engine.sliding_families:
-            assumptions.append(
-                f"{engine.name} gives {model.family or 'this model'} no sliding-window savings"
-            )
+    no_window = engine.sliding_families is not None and model.family not in engine.sliding_families
+    if model.layers is not None and no_window:
+        assumptions.append(
+            f"{engine.name} gives {model.family or 'this model'} no sliding-window savings"
+        )
     if is_mla and tp > 1 and engine.mla_layout == "latent":
         assumptions.append("MLA latent is replicated on every TP rank: TP does not shrink it")
     if not is_mla and tp > logical_heads and engine.head_rule != "none":
@@ -296,5 +298,6 @@ def kv_cache(model: ModelSpec, workload: Workload, engine: EngineProfile) -> KvB
         stage_layers=stages,
         busiest_stage=busiest,
         formula=formula_text,
+        layer_formula=layer_formula,
         assumptions=tuple(assumptions),
     )

@@ -65,7 +65,7 @@ class _Config:
     def has(self, key: str) -> bool:
         return self.data.get(key) is not None
 
-    def int(self, *keys: str, default: int | None = None) -> int:
+    def get_int(self, *keys: str, default: int | None = None) -> int:
         for key in keys:
             value = self.data.get(key)
             if value is None:
@@ -78,9 +78,9 @@ class _Config:
         raise KvcalcError(f"config.json lacks {keys[0]!r}, which the layout needs")
 
     def opt_int(self, *keys: str) -> int | None:
-        return self.int(*keys, default=-1) if any(self.has(k) for k in keys) else None
+        return self.get_int(*keys, default=-1) if any(self.has(k) for k in keys) else None
 
-    def bool(self, key: str, default: bool) -> bool:
+    def get_bool(self, key: str, default: bool) -> bool:
         value = self.data.get(key)
         return default if value is None else bool(value)
 
@@ -104,30 +104,30 @@ def _dtype(c: _Config) -> str:
 
 
 def _attention(c: _Config, family: str) -> dict[str, Any]:
-    n_heads = c.int("num_attention_heads", "n_head", "num_heads")
-    hidden = c.int("hidden_size", "n_embd", "d_model")
+    n_heads = c.get_int("num_attention_heads", "n_head", "num_heads")
+    hidden = c.get_int("hidden_size", "n_embd", "d_model")
     if c.has("kv_lora_rank"):
         return {
             "kind": "mla",
             "n_heads": n_heads,
-            "kv_lora_rank": c.int("kv_lora_rank"),
-            "qk_rope_head_dim": c.int("qk_rope_head_dim"),
-            "qk_nope_head_dim": c.int("qk_nope_head_dim"),
-            "v_head_dim": c.int("v_head_dim"),
+            "kv_lora_rank": c.get_int("kv_lora_rank"),
+            "qk_rope_head_dim": c.get_int("qk_rope_head_dim"),
+            "qk_nope_head_dim": c.get_int("qk_nope_head_dim"),
+            "v_head_dim": c.get_int("v_head_dim"),
             "q_lora_rank": c.opt_int("q_lora_rank"),
         }
-    head_dim = c.int("head_dim", default=0) or hidden // n_heads
+    head_dim = c.get_int("head_dim", default=0) or hidden // n_heads
     if family == "falcon":
-        if c.bool("new_decoder_architecture", False):
-            n_kv = c.int("num_kv_heads", "n_head_kv", default=n_heads)
-        elif c.bool("multi_query", True):
+        if c.get_bool("new_decoder_architecture", False):
+            n_kv = c.get_int("num_kv_heads", "n_head_kv", default=n_heads)
+        elif c.get_bool("multi_query", True):
             n_kv = 1
         else:
             n_kv = n_heads
     elif family == "gpt_bigcode":
-        n_kv = 1 if c.bool("multi_query", True) else n_heads
+        n_kv = 1 if c.get_bool("multi_query", True) else n_heads
     else:
-        n_kv = c.int("num_key_value_heads", "num_kv_heads", default=n_heads)
+        n_kv = c.get_int("num_key_value_heads", "num_kv_heads", default=n_heads)
     if n_kv == n_heads:
         return {"kind": "mha", "n_heads": n_heads, "head_dim": head_dim}
     if n_kv == 1:
@@ -138,7 +138,7 @@ def _attention(c: _Config, family: str) -> dict[str, Any]:
 def _layers(c: _Config, family: str, n_layers: int) -> dict[str, Any] | None:
     window = c.data.get("sliding_window")
     layer_types = c.data.get("layer_types")
-    if family in ("qwen2", "qwen2_moe", "qwen3", "qwen3_moe") and not c.bool(
+    if family in ("qwen2", "qwen2_moe", "qwen3", "qwen3_moe") and not c.get_bool(
         "use_sliding_window", False
     ):
         return None  # transformers sets sliding_window to None unless use_sliding_window
@@ -163,10 +163,10 @@ def _layers(c: _Config, family: str, n_layers: int) -> dict[str, Any] | None:
     elif family == "gemma2":
         pattern = ["sliding", "full"]
     elif family in ("gemma3", "gemma3_text", "cohere2"):
-        period = c.int("sliding_window_pattern", default=6 if family != "cohere2" else 4)
+        period = c.get_int("sliding_window_pattern", default=6 if family != "cohere2" else 4)
         pattern = ["sliding"] * (period - 1) + ["full"]
     elif family in ("qwen2", "qwen2_moe", "qwen3", "qwen3_moe"):
-        first_full = c.int("max_window_layers", default=n_layers)
+        first_full = c.get_int("max_window_layers", default=n_layers)
         if first_full >= n_layers:
             return None
         pattern = ["full"] * first_full + ["sliding"] * (n_layers - first_full)
@@ -184,10 +184,10 @@ def _shortest_period(kinds: list[str]) -> list[str]:
 
 def _param_breakdown(c: _Config, family: str, attention: dict[str, Any]) -> ParamBreakdown:
     """Return exact parameter counts of the transformers model for this config."""
-    h = c.int("hidden_size", "n_embd", "d_model")
-    n_layers = c.int("num_hidden_layers", "n_layer", "num_layers")
-    vocab = c.int("vocab_size")
-    tied = c.bool("tie_word_embeddings", family in _TIED_BY_DEFAULT)
+    h = c.get_int("hidden_size", "n_embd", "d_model")
+    n_layers = c.get_int("num_hidden_layers", "n_layer", "num_layers")
+    vocab = c.get_int("vocab_size")
+    tied = c.get_bool("tie_word_embeddings", family in _TIED_BY_DEFAULT)
     if family in ("gpt2", "gpt_bigcode", "gpt_neox", "opt", "falcon"):
         return _classic_breakdown(c, family, attention, h, n_layers, vocab, tied)
 
@@ -196,15 +196,17 @@ def _param_breakdown(c: _Config, family: str, attention: dict[str, Any]) -> Para
     if attention["kind"] == "mla":
         q_lora = attention["q_lora_rank"]
         qk_dim = attention["qk_nope_head_dim"] + attention["qk_rope_head_dim"]
-        bias = c.bool("attention_bias", False)
+        bias = c.get_bool("attention_bias", False)
         if q_lora is None:
             q = h * n_heads * qk_dim
         else:
             q = h * q_lora + (q_lora if bias else 0) + q_lora + q_lora * n_heads * qk_dim
         kv_a = h * (attention["kv_lora_rank"] + attention["qk_rope_head_dim"])
         kv_a += (attention["kv_lora_rank"] + attention["qk_rope_head_dim"]) if bias else 0
-        kv_b = attention["kv_lora_rank"] * n_heads * (
-            attention["qk_nope_head_dim"] + attention["v_head_dim"]
+        kv_b = (
+            attention["kv_lora_rank"]
+            * n_heads
+            * (attention["qk_nope_head_dim"] + attention["v_head_dim"])
         )
         o = n_heads * attention["v_head_dim"] * h + (h if bias else 0)
         attn = q + kv_a + attention["kv_lora_rank"] + kv_b + o
@@ -216,8 +218,8 @@ def _param_breakdown(c: _Config, family: str, attention: dict[str, Any]) -> Para
         if family in ("qwen2", "qwen2_moe"):
             attn += q_out + 2 * kv_out  # q, k, v biases; o_proj has none
         elif family == "starcoder2":
-            attn += q_out + 2 * kv_out + h if c.bool("use_bias", True) else 0
-        elif c.bool("attention_bias", family == "gpt_oss"):
+            attn += q_out + 2 * kv_out + h if c.get_bool("use_bias", True) else 0
+        elif c.get_bool("attention_bias", family == "gpt_oss"):
             attn += q_out + 2 * kv_out + h
         if family in ("qwen3", "qwen3_moe", "gemma3", "gemma3_text"):
             attn += 2 * d  # q_norm and k_norm over head_dim
@@ -230,9 +232,11 @@ def _param_breakdown(c: _Config, family: str, attention: dict[str, Any]) -> Para
     # MLP / experts
     mlp = 0
     experts = 0
-    inter = c.int("intermediate_size", default=0)
+    inter = c.get_int("intermediate_size", default=0)
     gated = family != "starcoder2"
-    mlp_bias = c.bool("mlp_bias", False) or (family == "starcoder2" and c.bool("use_bias", True))
+    mlp_bias = c.get_bool("mlp_bias", False) or (
+        family == "starcoder2" and c.get_bool("use_bias", True)
+    )
 
     def dense(width: int) -> int:
         if gated:
@@ -241,9 +245,9 @@ def _param_breakdown(c: _Config, family: str, attention: dict[str, Any]) -> Para
 
     n_experts = c.opt_int("num_local_experts", "n_routed_experts", "num_experts")
     if n_experts:
-        moe_inter = c.int("moe_intermediate_size", default=inter)
-        first_dense = c.int("first_k_dense_replace", default=0)
-        sparse_step = c.int("decoder_sparse_step", "moe_layer_freq", default=1)
+        moe_inter = c.get_int("moe_intermediate_size", default=inter)
+        first_dense = c.get_int("first_k_dense_replace", default=0)
+        sparse_step = c.get_int("decoder_sparse_step", "moe_layer_freq", default=1)
         mlp_only = set(c.data.get("mlp_only_layers") or [])
         for layer in range(n_layers):
             is_moe = (
@@ -260,10 +264,10 @@ def _param_breakdown(c: _Config, family: str, attention: dict[str, Any]) -> Para
                 continue
             # DeepSeek-V3's e_score_correction_bias is a buffer in transformers, not a parameter
             experts += n_experts * 3 * h * moe_inter + h * n_experts
-            n_shared = c.int("n_shared_experts", default=0)
+            n_shared = c.get_int("n_shared_experts", default=0)
             if n_shared:
                 mlp += 3 * h * moe_inter * n_shared
-            shared_inter = c.int("shared_expert_intermediate_size", default=0)
+            shared_inter = c.get_int("shared_expert_intermediate_size", default=0)
             if shared_inter:
                 mlp += 3 * h * shared_inter + h  # shared expert and its gate
     else:
@@ -294,29 +298,29 @@ def _classic_breakdown(
     ln = 2 * h
     other = 0
     if family in ("gpt2", "gpt_bigcode"):
-        inner = c.int("n_inner", default=4 * h)
+        inner = c.get_int("n_inner", default=4 * h)
         qkv = h * (h + 2 * n_kv * d) + (h + 2 * n_kv * d)
         attn = qkv + h * h + h
         mlp = h * inner + inner + inner * h + h
         norms = n_layers * 2 * ln + ln
-        other = c.int("n_positions", "max_position_embeddings") * h
+        other = c.get_int("n_positions", "max_position_embeddings") * h
     elif family == "gpt_neox":
-        inter = c.int("intermediate_size", default=4 * h)
-        bias = c.bool("attention_bias", True)
+        inter = c.get_int("intermediate_size", default=4 * h)
+        bias = c.get_bool("attention_bias", True)
         attn = h * 3 * h + h * h + ((3 * h + h) if bias else 0)
         mlp = 2 * h * inter + inter + h
         norms = n_layers * 2 * ln + ln
     elif family == "opt":
-        ffn = c.int("ffn_dim")
-        bias = c.bool("enable_bias", True)
+        ffn = c.get_int("ffn_dim")
+        bias = c.get_bool("enable_bias", True)
         attn = 4 * h * h + (4 * h if bias else 0)
         mlp = 2 * h * ffn + ((ffn + h) if bias else 0)
-        final_ln = c.bool("do_layer_norm_before", True) and not c.bool(
+        final_ln = c.get_bool("do_layer_norm_before", True) and not c.get_bool(
             "_remove_final_layer_norm", False
         )
         norms = n_layers * 2 * ln + (ln if final_ln else 0)
-        proj = c.int("word_embed_proj_dim", default=h)
-        other = (c.int("max_position_embeddings") + 2) * h  # learned positions, offset 2
+        proj = c.get_int("word_embed_proj_dim", default=h)
+        other = (c.get_int("max_position_embeddings") + 2) * h  # learned positions, offset 2
         if proj != h:
             other += 2 * proj * h  # project_in and project_out, no bias
         return ParamBreakdown(
@@ -328,16 +332,16 @@ def _classic_breakdown(
             other=other,
         )
     else:  # falcon
-        bias = c.bool("bias", False)
-        ffn = c.int("ffn_hidden_size", default=4 * h)
+        bias = c.get_bool("bias", False)
+        ffn = c.get_int("ffn_hidden_size", default=4 * h)
         qkv_out = (n_heads + 2 * n_kv) * d
         attn = h * qkv_out + h * h + ((qkv_out + h) if bias else 0)
         mlp = 2 * h * ffn + ((ffn + h) if bias else 0)
-        new_arch = c.bool("new_decoder_architecture", False)
+        new_arch = c.get_bool("new_decoder_architecture", False)
         if new_arch:
-            lns = c.int("num_ln_in_parallel_attn", default=2)
+            lns = c.get_int("num_ln_in_parallel_attn", default=2)
         else:
-            lns = 1 if c.bool("parallel_attn", True) else 2
+            lns = 1 if c.get_bool("parallel_attn", True) else 2
         norms = n_layers * lns * ln + ln
     return ParamBreakdown(
         embedding=vocab * h,
@@ -372,7 +376,7 @@ def import_config(
             f"unknown model_type {family or '(none)'!r}: read with the standard keys "
             "(num_attention_heads, num_key_value_heads, head_dim ...); check the result"
         )
-    n_layers = c.int("num_hidden_layers", "n_layer", "num_layers")
+    n_layers = c.get_int("num_hidden_layers", "n_layer", "num_layers")
     attention = _attention(c, family)
     layers = _layers(c, family, n_layers)
     params = _param_breakdown(c, family, attention)
@@ -382,9 +386,9 @@ def import_config(
     if n_experts:
         moe = {
             "n_experts": n_experts,
-            "n_experts_per_token": c.int("num_experts_per_tok", "experts_per_token", default=1),
-            "n_shared_experts": c.int("n_shared_experts", default=0)
-            or (1 if c.int("shared_expert_intermediate_size", default=0) else 0),
+            "n_experts_per_token": c.get_int("num_experts_per_tok", "experts_per_token", default=1),
+            "n_shared_experts": c.get_int("n_shared_experts", default=0)
+            or (1 if c.get_int("shared_expert_intermediate_size", default=0) else 0),
         }
     spec_data: dict[str, Any] = {
         "name": name or str(data.get("_name_or_path") or config.get("_name_or_path") or family),
@@ -392,14 +396,14 @@ def import_config(
         "family": family or None,
         "architecture": architectures[0],
         "n_layers": n_layers,
-        "d_model": c.int("hidden_size", "n_embd", "d_model"),
-        "vocab_size": c.int("vocab_size"),
+        "d_model": c.get_int("hidden_size", "n_embd", "d_model"),
+        "vocab_size": c.get_int("vocab_size"),
         "n_params": params.total,
         "params": params.model_dump(),
         "published_params": published_params,
         "max_position_embeddings": c.opt_int("max_position_embeddings", "n_positions"),
         "dtype": _dtype(c),
-        "tie_word_embeddings": c.bool("tie_word_embeddings", family in _TIED_BY_DEFAULT),
+        "tie_word_embeddings": c.get_bool("tie_word_embeddings", family in _TIED_BY_DEFAULT),
         "attention": attention,
         "layers": layers,
         "moe": moe,
@@ -407,7 +411,7 @@ def import_config(
     try:
         spec = ModelSpec.model_validate(spec_data)
     except ValidationError as exc:
-        from kvcalc.presets import format_validation_error  # noqa: PLC0415 (message only)
+        from kvcalc.presets import format_validation_error
 
         raise KvcalcError(f"inconsistent config: {format_validation_error(exc)}") from None
     return Imported(spec=spec, warnings=tuple(warnings))

@@ -156,13 +156,13 @@ def load_model(name: str, presets_dir: str | Path | None = None) -> ModelSpec:
             raise KvcalcError(f"model file {name!r} does not exist")
         return load_model_file(path)
     files = preset_files("models", presets_dir)
-    path = files.get(name.lower())
-    if path is None:
+    preset = files.get(name.lower())
+    if preset is None:
         raise KvcalcError(
             f"unknown model preset {name!r}{did_you_mean(name, list(files))}; "
             "see `kvcalc presets list`"
         )
-    return load_model_file(path)
+    return load_model_file(preset)
 
 
 def load_all_models(presets_dir: str | Path | None = None) -> dict[str, ModelSpec]:

@@ -29,7 +29,7 @@ def render_calc(console: Console, report: dict[str, Any]) -> None:
     table.add_column("bytes", justify="right")
     table.add_column("GiB (2^30)", justify="right")
     table.add_column("GB (10^9)", justify="right")
-    table.add_row("per token, all layers", *_size_cells(report["bytes_per_token"]))
+    table.add_row("per token, all layers", f"{report['bytes_per_token']:,}", "", "")
     for group in report["layers"]:
         label = (
             f"{group['count']} full layers"
@@ -47,12 +47,15 @@ def render_calc(console: Console, report: dict[str, Any]) -> None:
             style="bold",
         )
     console.print(table)
-    console.print(f"[bold]formula:[/bold] {report['formula']}", highlight=False)
+    console.print(f"[bold]total:[/bold] {report['total_formula']}", highlight=False)
+    console.print(f"[bold]per token:[/bold] {report['layer_formula']}", highlight=False)
     for line in report["assumptions"]:
         console.print(f"  · {line}", style="dim", highlight=False)
 
 
-def render_rows(console: Console, title: str, rows: list[dict[str, Any]], columns: list[str]) -> None:
+def render_rows(
+    console: Console, title: str, rows: list[dict[str, Any]], columns: list[str]
+) -> None:
     """Print rows as a table; ints get thousands separators."""
     table = Table(title=title, title_justify="left")
     for i, col in enumerate(columns):

@@ -52,7 +52,9 @@ def calc_report(kv: KvBreakdown, model_label: str) -> dict[str, Any]:
             }
             for g in kv.groups
         ],
-        "formula": kv.formula,
+        "formula": f"{kv.formula}; {kv.layer_formula}",
+        "total_formula": kv.formula,
+        "layer_formula": kv.layer_formula,
         "assumptions": list(kv.assumptions),
     }
 

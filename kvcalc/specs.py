@@ -181,6 +181,13 @@ class ModelSpec(_Spec):
             raise ValueError("moe.n_experts_per_token exceeds moe.n_experts")
         return self
 
+    def to_data(self) -> dict[str, object]:
+        """Return the spec as plain data for YAML/JSON, unset fields left out, attention kind first."""
+        data = self.model_dump(mode="json", exclude_none=True)
+        attention = data["attention"]
+        data["attention"] = {"kind": attention.pop("kind"), **attention}
+        return data
+
     def layer_windows(self) -> tuple[int | None, ...]:
         """Return each layer's sliding window in tokens, or None for a full-attention layer."""
         if self.layers is None:
@@ -188,6 +195,5 @@ class ModelSpec(_Spec):
         pattern = self.layers.pattern
         window = self.layers.sliding_window
         return tuple(
-            window if pattern[i % len(pattern)] == "sliding" else None
-            for i in range(self.n_layers)
+            window if pattern[i % len(pattern)] == "sliding" else None for i in range(self.n_layers)
         )

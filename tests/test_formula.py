@@ -21,9 +21,7 @@ BF16 = kv_dtype("bf16")
 FP16 = kv_dtype("fp16")
 
 # facebook/opt-30b config.json: 48 layers, hidden 7168, 56 heads (head_dim 7168/56 = 128).
-OPT_30B = spec(
-    n_layers=48, d_model=7168, attention={"kind": "mha", "n_heads": 56, "head_dim": 128}
-)
+OPT_30B = spec(n_layers=48, d_model=7168, attention={"kind": "mha", "n_heads": 56, "head_dim": 128})
 
 
 def total(model_name: str, engine: str, seq: int = 8192, **kw: object) -> int:
@@ -161,7 +159,13 @@ def test_k_and_v_head_dims_apart() -> None:
     model = spec(
         n_layers=2,
         d_model=1024,
-        attention={"kind": "gqa", "n_heads": 8, "n_kv_heads": 4, "head_dim": 192, "head_dim_v": 128},
+        attention={
+            "kind": "gqa",
+            "n_heads": 8,
+            "n_kv_heads": 4,
+            "head_dim": 192,
+            "head_dim_v": 128,
+        },
     )
     result = kv_cache(model, Workload(seq_len=10, k_dtype=FP16), ENGINES["formula"])
     assert result.total_bytes == 51_200
@@ -260,7 +264,9 @@ def test_gqa_full_equals_mha_and_mqa_is_a_head(
     """GQA with n_kv = n_heads equals MHA; MQA equals MHA / n_heads."""
     base = {"n_heads": n_heads, "head_dim": head_dim}
     mha = spec(n_layers=layers, d_model=64, attention={"kind": "mha", **base})
-    gqa = spec(n_layers=layers, d_model=64, attention={"kind": "gqa", "n_kv_heads": n_heads, **base})
+    gqa = spec(
+        n_layers=layers, d_model=64, attention={"kind": "gqa", "n_kv_heads": n_heads, **base}
+    )
     mqa = spec(n_layers=layers, d_model=64, attention={"kind": "mqa", **base})
     workload = Workload(seq_len=seq)
     mha_bytes = kv_cache(mha, workload, ENGINES[engine]).total_bytes
@@ -275,7 +281,9 @@ def test_gqa_full_equals_mha_and_mqa_is_a_head(
 )
 def test_formula_linear_in_seq_for_full_attention(seq: int, k: int) -> None:
     """With full attention and no paging, k times the tokens is k times the bytes."""
-    assert total("llama-3.1-8b", "formula", seq=k * seq) == k * total("llama-3.1-8b", "formula", seq=seq)
+    assert total("llama-3.1-8b", "formula", seq=k * seq) == k * total(
+        "llama-3.1-8b", "formula", seq=seq
+    )
 
 
 @settings(max_examples=60, deadline=None)

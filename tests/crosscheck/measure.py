@@ -20,19 +20,18 @@ import types
 from typing import Any
 
 import torch
-from torch import nn
-
 import transformers
+from torch import nn
 from transformers import AutoConfig, AutoModelForCausalLM
 
 __all__ = [
     "build_meta_model",
     "count_params",
-    "measure_cache",
-    "transformers_version",
     "make_config",
+    "measure_cache",
     "measure_cache_storage",
     "measure_cache_tensors",
+    "transformers_version",
 ]
 
 # Keys of a config.json that would make transformers do something other than
@@ -63,8 +62,16 @@ def _clean(d: dict) -> dict:
 # n_head / n_layer / n_head_kv (in-library Falcon reads num_attention_heads ...), and
 # Kimi-K2 ships remote code that is DeepSeek-V3's architecture (vLLM serves it as
 # DeepseekV3ForCausalLM).
-_LEGACY_MODEL_TYPES = {"RefinedWebModel": "falcon", "RefinedWeb": "falcon", "kimi_k2": "deepseek_v3"}
-_LEGACY_KEYS = {"n_head": "num_attention_heads", "n_layer": "num_hidden_layers", "n_head_kv": "num_kv_heads"}
+_LEGACY_MODEL_TYPES = {
+    "RefinedWebModel": "falcon",
+    "RefinedWeb": "falcon",
+    "kimi_k2": "deepseek_v3",
+}
+_LEGACY_KEYS = {
+    "n_head": "num_attention_heads",
+    "n_layer": "num_hidden_layers",
+    "n_head_kv": "num_kv_heads",
+}
 
 
 def _legacy_to_current(model_type: str | None, d: dict) -> tuple[str | None, dict]:
@@ -214,9 +221,11 @@ def cache_tensors(cache: Any) -> list[tuple[torch.Tensor | None, torch.Tensor | 
     if hasattr(cache, "self_attention_cache"):
         cache = cache.self_attention_cache
     if hasattr(cache, "layers"):
-        return [(getattr(l, "keys", None), getattr(l, "values", None)) for l in cache.layers]
+        return [
+            (getattr(layer, "keys", None), getattr(layer, "values", None)) for layer in cache.layers
+        ]
     if hasattr(cache, "key_cache") and hasattr(cache, "value_cache"):
-        return list(zip(cache.key_cache, cache.value_cache))
+        return list(zip(cache.key_cache, cache.value_cache, strict=True))
     if isinstance(cache, (tuple, list)):  # legacy format
         return [(kv[0], kv[1]) for kv in cache]
     raise TypeError(f"unknown cache type {type(cache)!r}")
@@ -247,7 +256,7 @@ def measure_cache_tensors(
             cfg._attn_implementation = attn
             try:
                 model = _from_config(cfg, dtype)
-            except Exception as e:  # noqa: BLE001
+            except Exception as e:
                 last_exc = e
                 info["errors"].append(f"build[{attn}]: {type(e).__name__}: {e}")
                 break
@@ -255,7 +264,7 @@ def measure_cache_tensors(
                 info["stubbed_ffn"] = stub_feed_forward(model)
             try:
                 out = _forward(model, seq_len, batch)
-            except Exception as e:  # noqa: BLE001
+            except Exception as e:
                 last_exc = e
                 info["errors"].append(
                     f"forward[{attn},stub={stub}]: {type(e).__name__}: {str(e).splitlines()[0][:300]}"
@@ -267,7 +276,7 @@ def measure_cache_tensors(
             info["attn_implementation"] = attn
             info["cache_type"] = type(cache).__name__
             if hasattr(cache, "layers"):
-                info["layer_classes"] = [type(l).__name__ for l in cache.layers]
+                info["layer_classes"] = [type(layer).__name__ for layer in cache.layers]
             if not stub:
                 info["stubbed_ffn"] = 0
             return cache_tensors(cache), info

@@ -1,0 +1,109 @@
+"""Bundled presets: every one validates, cites its source, matches its published config.json,
+and its exact parameter count agrees with the published figure."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+import yaml
+
+from kvcalc import hf
+from kvcalc.errors import KvcalcError
+from kvcalc.presets import bundled_presets_dir, load_all_models, load_model, preset_files
+
+CONFIGS = Path(__file__).parent / "data" / "hf_configs"
+MODEL_PRESETS = sorted(preset_files("models"))
+REQUIRED = [
+    "opt-30b", "opt-6.7b", "llama-7b", "llama-65b", "llama-2-7b", "llama-2-70b", "llama-3.1-8b",
+    "llama-3.1-70b", "llama-3.1-405b", "mistral-7b-v0.1", "mixtral-8x7b", "qwen2.5-7b",
+    "gemma-2-9b", "gemma-3-27b", "falcon-7b", "deepseek-v2-lite", "deepseek-v3",
+]  # fmt: skip
+
+# Published figures that a config-exact count cannot meet, each with its reason.
+PUBLISHED_FIGURE_EXCEPTIONS = {
+    "gemma-3-27b": "the published 27.43B counts the vision tower; the preset is the text model",
+    "llama-3.1-405b": "410.1B is Meta's original checkpoint count; the HF model holds 405.85B",
+    "falcon-40b": "'40B' is the model's name, not a count (the config gives 41.30B)",
+    "starcoder2-15b": "'15B' is the model's name, not a count (the config gives 15.96B)",
+    "falcon-180b": "'180B' is the model's name, not a count (the config gives 178.56B)",
+    "llama-2-70b": "'70B' is the model's name, not a count (the config gives 68.98B)",
+    "qwen2.5-32b": "the card's 32.5B disagrees with its own architecture (config gives 32.76B)",
+}
+
+
+def test_required_presets_are_bundled() -> None:
+    """The presets the core issue names are all there, and there are at least 40."""
+    assert set(REQUIRED) <= set(MODEL_PRESETS)
+    assert len(MODEL_PRESETS) >= 40
+
+
+@pytest.mark.parametrize("name", MODEL_PRESETS)
+def test_preset_validates_and_cites_a_source(name: str) -> None:
+    """Each preset loads as a valid spec, names a source URL and has a parameter breakdown."""
+    spec = load_model(name)
+    assert spec.source.startswith("https://")
+    assert spec.n_params is not None and spec.params is not None
+    assert spec.params.total == spec.n_params
+
+
+@pytest.mark.parametrize("name", MODEL_PRESETS)
+def test_preset_equals_its_published_config(name: str) -> None:
+    """A preset is exactly what importing its published config.json gives (no hand edits drift)."""
+    config = json.loads((CONFIGS / f"{name}.json").read_text())
+    imported = hf.import_config(config, source="x").spec
+    preset = load_model(name)
+    ignore = {"name", "source", "published_params"}
+    assert imported.model_dump(exclude=ignore) == preset.model_dump(exclude=ignore)
+
+
+def _tolerance(text: str, published: int) -> float:
+    """Relative slack a published figure allows: 0.5%, or half its last stated digit."""
+    import re
+
+    match = re.search(r"(\d+(?:\.\d+)?)\s*([MBT])\b", text)
+    if not match:
+        return 0.005
+    digits = Decimal(match.group(1))
+    unit = {"M": 10**6, "B": 10**9, "T": 10**12}[match.group(2)]
+    half_step = Decimal(1).scaleb(digits.as_tuple().exponent) / 2 * unit
+    return max(0.005, float(half_step) / published)
+
+
+@pytest.mark.parametrize("name", MODEL_PRESETS)
+def test_parameter_count_near_published_figure(name: str) -> None:
+    """The exact count is within 0.5% of the published figure (or that figure's own rounding)."""
+    meta = yaml.safe_load((CONFIGS / f"{name}.meta.yaml").read_text())
+    published = meta.get("published_params")
+    if not published or name in PUBLISHED_FIGURE_EXCEPTIONS:
+        pytest.skip(PUBLISHED_FIGURE_EXCEPTIONS.get(name, "no published figure found"))
+    n_params = load_model(name).n_params
+    assert n_params is not None
+    slack = _tolerance(meta.get("published_params_text") or "", published)
+    assert abs(n_params - published) <= slack * published, (n_params, published, slack)
+
+
+def test_names_are_case_insensitive_with_did_you_mean() -> None:
+    """Preset names ignore case; a typo suggests the closest name."""
+    assert load_model("LLaMA-3.1-8B").name == load_model("llama-3.1-8b").name
+    with pytest.raises(KvcalcError, match=r"did you mean 'llama-3\.1-8b'"):
+        load_model("llama-3.1-8")
+
+
+def test_user_preset_shadows_bundled(tmp_path: Path) -> None:
+    """A user preset of the same name wins over the bundled one."""
+    (tmp_path / "llama-3.1-8b.yaml").write_text(
+        "name: Mine\nsource: test\nn_layers: 1\nd_model: 64\nvocab_size: 10\n"
+        "attention: {kind: mha, n_heads: 4, head_dim: 16}\n"
+    )
+    assert load_model("llama-3.1-8b", tmp_path).name == "Mine"
+    assert "llama-3.1-8b" in load_all_models(tmp_path)
+
+
+def test_bundled_presets_dir_holds_models_and_gpus() -> None:
+    """The source tree's presets/ is the fallback for editable installs."""
+    root = bundled_presets_dir()
+    assert (root / "models").is_dir()
+    assert (root / "gpus").is_dir()
