@@ -69,6 +69,8 @@ app = typer.Typer(
 )
 presets_app = typer.Typer(help="List and show model presets.", no_args_is_help=True)
 app.add_typer(presets_app, name="presets")
+gpus_app = typer.Typer(help="List GPU presets.", no_args_is_help=True)
+app.add_typer(gpus_app, name="gpus")
 
 
 class OutputFormat(str, Enum):
@@ -318,6 +320,193 @@ def import_(
         tmp.unlink(missing_ok=True)
         raise KvcalcError(f"cannot write {output}: {exc.strerror or exc}") from None
     sys.stderr.write(f"wrote {output}\n")
+
+
+def _plan_inputs(
+    model: str,
+    seq: str,
+    batch: str,
+    kv_dtype: str,
+    engine: str,
+    tp: str | None,
+    pp: str | None,
+    gpus: str | None,
+    weights_dtype: str | None,
+    util: float | None,
+    reserve: str | None,
+    max_batched_tokens: str | None,
+    presets: Path | None,
+) -> tuple[Any, Any, Any, dict[str, Any]]:
+    """Parse the planner's shared options: (spec, engine profile, workload, plan extras)."""
+    from kvcalc.dtypes import weight_dtype
+    from kvcalc.engines import engine_profile
+    from kvcalc.formula import Workload
+    from kvcalc.planner import split_gpus
+    from kvcalc.presets import load_model
+    from kvcalc.units import parse_count, parse_size, parse_tokens
+
+    profile = engine_profile(engine)
+    spec = load_model(model, presets)
+    if gpus is not None and (tp is not None or pp is not None):
+        raise KvcalcError("give --gpus N or --tp/--pp, not both")
+    if gpus is not None:
+        tp_n, pp_n = split_gpus(spec, profile, parse_count(gpus, "--gpus", 4096))
+    else:
+        tp_n = parse_count(tp or "1", "--tp", 4096)
+        pp_n = parse_count(pp or "1", "--pp", 4096)
+    workload = Workload(
+        seq_len=parse_tokens(seq, "--seq"),
+        batch=parse_count(batch, "--batch"),
+        k_dtype=_dtype_option(kv_dtype),
+        v_dtype=_dtype_option(kv_dtype),
+        tp=tp_n,
+        pp=pp_n,
+        max_num_batched_tokens=(
+            None
+            if max_batched_tokens is None
+            else parse_tokens(max_batched_tokens, "--max-batched-tokens")
+        ),
+    )
+    extras = {
+        "weights_dtype": None if weights_dtype in (None, "auto") else weight_dtype(weights_dtype),
+        "util": util,
+        "reserve_bytes": None if reserve is None else parse_size(reserve, "--reserve"),
+    }
+    return spec, profile, workload, extras
+
+
+def _with_capacity(gpu: Any, gpu_mem: str | None) -> Any:
+    from kvcalc.units import parse_size
+
+    if gpu_mem is None:
+        return gpu
+    capacity = parse_size(gpu_mem, "--gpu-mem")
+    if capacity <= 0:
+        raise KvcalcError(f"invalid --gpu-mem {gpu_mem!r}: must be positive")
+    return gpu.model_copy(update={"memory_bytes": capacity, "memory_kind": "user"})
+
+
+@app.command("fit")
+def fit_command(
+    model: str = typer.Argument(
+        ..., metavar="MODEL", help="Preset name, spec .yaml or config.json."
+    ),
+    gpu: str | None = typer.Option(
+        None,
+        "--gpu",
+        "-g",
+        metavar="GPU",
+        help="GPU preset (`kvcalc gpus list`); all when omitted.",
+    ),
+    gpus: str | None = typer.Option(
+        None, "--gpus", metavar="N", help="GPUs per replica (split into tp × pp for you)."
+    ),
+    tp: str | None = typer.Option(None, "--tp", metavar="N", help="Tensor-parallel size."),
+    pp: str | None = typer.Option(None, "--pp", metavar="N", help="Pipeline-parallel size."),
+    seq: str = typer.Option("8k", "--seq", "-s", metavar="TOKENS", help="Tokens per sequence."),
+    batch: str = typer.Option("1", "--batch", "-b", metavar="N", help="Concurrent sequences."),
+    kv_dtype: str = typer.Option("auto", "--kv-dtype", metavar="DTYPE", help="KV-cache dtype."),
+    weights_dtype: str | None = typer.Option(
+        None,
+        "--weights-dtype",
+        metavar="DTYPE",
+        help="Weights: bf16, fp16, fp8, int8, int4-gptq, int4-awq (default: the model's).",
+    ),
+    engine: str = typer.Option("vllm", "--engine", "-e", metavar="ENGINE", help="Engine profile."),
+    util: float | None = typer.Option(
+        None,
+        "--util",
+        metavar="F",
+        help="vLLM gpu_memory_utilization (0.9), SGLang mem_fraction_static, TRT-LLM free fraction.",
+    ),
+    reserve: str | None = typer.Option(
+        None, "--reserve", metavar="SIZE", help="Non-KV, non-weight memory per GPU, e.g. 4GiB."
+    ),
+    gpu_mem: str | None = typer.Option(
+        None, "--gpu-mem", metavar="SIZE", help="Override the GPU's memory, e.g. 80GiB."
+    ),
+    max_batched_tokens: str | None = typer.Option(
+        None, "--max-batched-tokens", metavar="TOKENS", help="vLLM max_num_batched_tokens."
+    ),
+    check: bool = typer.Option(
+        False, "--check", help="Exit 1 when it does not fit (without --gpu: when no GPU fits)."
+    ),
+    presets: Path | None = PRESETS_OPTION,
+    fmt: OutputFormat = FORMAT_OPTION,
+) -> None:
+    """Does it fit? Per-GPU budget, verdict, headroom, max batch, max context, minimum GPUs."""
+    from kvcalc.planner import Plan, fit, min_gpus
+    from kvcalc.presets import load_all_gpus, load_gpu
+    from kvcalc.report import FIT_CSV_COLUMNS, fit_report
+
+    spec, profile, workload, extras = _plan_inputs(
+        model, seq, batch, kv_dtype, engine, tp, pp, gpus, weights_dtype, util, reserve,
+        max_batched_tokens, presets,
+    )  # fmt: skip
+    if gpu is not None:
+        targets = [(gpu, load_gpu(gpu, presets))]
+    else:
+        targets = sorted(load_all_gpus(presets).items())
+    reports = []
+    for label, gpu_spec in targets:
+        plan = Plan(spec, _with_capacity(gpu_spec, gpu_mem), profile, workload, **extras)
+        reports.append(fit_report(fit(plan), model, label, min_gpus(plan)))
+    if gpu is None:
+        reports.sort(
+            key=lambda r: (not r["fits"], r["min_gpus"] or 10**9, -r["max_batch"], r["gpu"])
+        )
+    if fmt is OutputFormat.table:
+        from kvcalc.render import render_fit, render_fit_table
+
+        if gpu is not None:
+            render_fit(_console(), reports[0])
+        else:
+            render_fit_table(_console(), reports)
+    else:
+        _emit(reports[0] if gpu is not None else reports, fmt, FIT_CSV_COLUMNS)
+    if check and not any(r["fits"] for r in reports):
+        raise typer.Exit(1)
+
+
+@gpus_app.command("list")
+def gpus_list(presets: Path | None = PRESETS_OPTION, fmt: OutputFormat = FORMAT_OPTION) -> None:
+    """List GPU presets: the memory engines size from (GiB and GB), its kind, bandwidth."""
+    from kvcalc.presets import load_all_gpus
+    from kvcalc.report import gpu_row
+
+    rows = [gpu_row(name, g) for name, g in sorted(load_all_gpus(presets).items())]
+    columns = ["name", "gpu", "memory_bytes", "memory_gib", "memory_gb", "memory_kind",
+               "datasheet_memory"]  # fmt: skip
+    if fmt is OutputFormat.table:
+        from kvcalc.render import render_rows
+
+        render_rows(_console(), f"{len(rows)} GPU presets", rows, columns)
+    else:
+        _emit(rows, fmt, columns)
+
+
+@app.command("check")
+def check_command(
+    files: list[Path] = typer.Argument(..., metavar="FILE...", help="Deployment YAML files."),
+    presets: Path | None = PRESETS_OPTION,
+    fmt: OutputFormat = FORMAT_OPTION,
+) -> None:
+    """CI sanity check: one line per deployment; exit 0 all fit, 1 any does not, 2 bad file."""
+    from kvcalc.checks import run_checks
+
+    results = []
+    for path in files:
+        results.extend(run_checks(path, presets))
+    if fmt is OutputFormat.table:
+        for r in results:
+            status = "PASS" if r["ok"] else "FAIL"
+            sys.stdout.write(f"{status} {r['name']}: {r['message']}\n")
+        passed = sum(r["ok"] for r in results)
+        sys.stdout.write(f"{passed} passed, {len(results) - passed} failed\n")
+    else:
+        _emit(results, fmt, ["file", "name", "ok", "message"])
+    if not all(r["ok"] for r in results):
+        raise typer.Exit(1)
 
 
 def main() -> None:

@@ -87,3 +87,59 @@ def kv_dtype(name: str) -> KvDtype:
     raise KvcalcError(
         f"unknown KV dtype {name!r}{did_you_mean(name, choices)}; known: " + ", ".join(KV_DTYPES)
     )
+
+
+@dataclass(frozen=True)
+class WeightDtype:
+    """A weight storage format: bytes per quantised weight as a fraction num/den.
+
+    int4 GPTQ/AWQ at group size 128 (vLLM gptq.py / awq.py create_weights): 4-bit weights
+    (1/2 B) + int4 zeros per group (1/256 B) + fp16 scales per group (1/64 B) = 133/256 B.
+    Embeddings, the LM head and norms stay 16-bit (ENGINES.md §7).
+    """
+
+    name: str
+    num: int
+    den: int
+    description: str = ""
+
+    def bytes_for(self, n_weights: int) -> int:
+        """Return the bytes of n_weights stored in this format, rounded up."""
+        return -(-n_weights * self.num // self.den)
+
+
+WEIGHT_DTYPES: dict[str, WeightDtype] = {
+    d.name: d
+    for d in (
+        WeightDtype("fp32", 4, 1, "float32"),
+        WeightDtype("fp16", 2, 1, "float16"),
+        WeightDtype("bf16", 2, 1, "bfloat16"),
+        WeightDtype("fp8", 1, 1, "fp8 weights, per-tensor or per-channel scales (not counted)"),
+        WeightDtype("int8", 1, 1, "int8 weights (W8A8), per-channel scales not counted"),
+        WeightDtype("int4-gptq", 133, 256, "GPTQ int4, group 128: 0.5 + 1/64 + 1/256 B/weight"),
+        WeightDtype("int4-awq", 133, 256, "AWQ int4, group 128: 0.5 + 1/64 + 1/256 B/weight"),
+    )
+}
+
+_WEIGHT_ALIASES = {
+    "float32": "fp32",
+    "float16": "fp16",
+    "bfloat16": "bf16",
+    "gptq": "int4-gptq",
+    "awq": "int4-awq",
+    "int4": "int4-awq",
+    "fp8_e4m3": "fp8",
+}
+
+
+def weight_dtype(name: str) -> WeightDtype:
+    """Return the weight format for a name or alias (case-insensitive); KvcalcError if unknown."""
+    key = name.strip().lower().replace("_", "-")
+    key = _WEIGHT_ALIASES.get(key, _WEIGHT_ALIASES.get(key.replace("-", "_"), key))
+    if key in WEIGHT_DTYPES:
+        return WEIGHT_DTYPES[key]
+    choices = [*WEIGHT_DTYPES, *_WEIGHT_ALIASES]
+    raise KvcalcError(
+        f"unknown weights dtype {name!r}{did_you_mean(name, choices)}; known: "
+        + ", ".join(WEIGHT_DTYPES)
+    )

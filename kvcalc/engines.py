@@ -30,6 +30,14 @@ SlidingRule = Literal["full", "window", "window_minus_one", "vllm_planning", "ll
 # expanded per head as K = n_heads·(nope + rope), V = n_heads·v_head_dim (transformers 4.x).
 MlaLayout = Literal["latent", "expanded"]
 
+# How the engine turns device memory into a KV budget (planner.py applies it).
+#   vllm:   ceil(capacity · util) − weights − reserve       (util: gpu_memory_utilization)
+#   sglang: free_before · util − weights, free_before = capacity − CUDA context
+#           (util: mem_fraction_static, default from SGLang's own heuristic)
+#   trtllm: (capacity − CUDA context − weights − reserve) · util  (free_gpu_memory_fraction)
+#   whole:  capacity − weights − reserve                      (llama.cpp, transformers)
+BudgetRule = Literal["vllm", "sglang", "trtllm", "whole"]
+
 
 @dataclass(frozen=True)
 class EngineProfile:
@@ -51,6 +59,8 @@ class EngineProfile:
     # HF model_types whose implementation caches GQA K/V expanded to every query head
     # (transformers' Falcon with new_decoder_architecture repeats KV heads before caching).
     expanded_kv_families: frozenset[str] = frozenset()
+    budget_rule: BudgetRule = "whole"
+    default_util: float | None = None
     assumptions: tuple[str, ...] = field(default_factory=tuple)
     sources: tuple[str, ...] = field(default_factory=tuple)
 
@@ -77,6 +87,8 @@ ENGINES: dict[str, EngineProfile] = {
         ),
         EngineProfile(
             name="vllm",
+            budget_rule="vllm",
+            default_util=0.9,
             summary="vLLM V1: 16-token pages (64 for MLA/FlashMLA), heads replicated when tp > n_kv",
             block_size=16,
             mla_block_size=64,
@@ -100,6 +112,8 @@ ENGINES: dict[str, EngineProfile] = {
         ),
         EngineProfile(
             name="sglang",
+            budget_rule="sglang",
+            default_util=None,
             summary="SGLang: token pages (page 1), window only for hybrid-SWA architectures",
             block_size=1,
             head_rule="replicate",
@@ -141,6 +155,8 @@ ENGINES: dict[str, EngineProfile] = {
         ),
         EngineProfile(
             name="trtllm",
+            budget_rule="trtllm",
+            default_util=0.9,
             summary="TensorRT-LLM: 32-token blocks, ceil(n_kv / tp) heads, no window unless given",
             block_size=32,
             head_rule="ceil",

@@ -81,6 +81,7 @@ class KvBreakdown:
     total_bytes: int  # whole workload, all GPUs
     per_gpu_bytes: int  # busiest GPU
     stage_layers: tuple[tuple[int, int], ...]  # [start, end) layer range of each PP stage
+    stage_bytes: tuple[int, ...]  # KV bytes on one GPU of each PP stage
     busiest_stage: int
     formula: str
     layer_formula: str
@@ -296,6 +297,7 @@ def kv_cache(model: ModelSpec, workload: Workload, engine: EngineProfile) -> KvB
         total_bytes=total,
         per_gpu_bytes=stage_bytes[busiest],
         stage_layers=stages,
+        stage_bytes=tuple(stage_bytes),
         busiest_stage=busiest,
         formula=formula_text,
         layer_formula=layer_formula,

@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from kvcalc.errors import KvcalcError, did_you_mean
-from kvcalc.specs import ModelSpec
+from kvcalc.specs import GpuSpec, ModelSpec
 
 PRESETS_ENV = "KVCALC_PRESETS"
 _M = TypeVar("_M", bound=BaseModel)
@@ -85,6 +85,12 @@ def _read_yaml(path: Path) -> Any:
         where = f" (line {mark.line + 1})" if mark is not None else ""
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise KvcalcError(f"{path}: malformed YAML{where}: {problem}") from None
+
+
+def read_yaml(path: Path) -> Any:
+    """Return a YAML file's content (uncached); KvcalcError naming the file when bad."""
+    _read_yaml.cache_clear()
+    return _read_yaml(path)
 
 
 def read_json(path: Path) -> Any:
@@ -168,3 +174,29 @@ def load_model(name: str, presets_dir: str | Path | None = None) -> ModelSpec:
 def load_all_models(presets_dir: str | Path | None = None) -> dict[str, ModelSpec]:
     """Return every model preset by name, validated."""
     return {name: load_model_file(p) for name, p in preset_files("models", presets_dir).items()}
+
+
+def load_gpu(name: str, presets_dir: str | Path | None = None) -> GpuSpec:
+    """Return the GPU preset for a name or alias (case-insensitive), or a path to a GPU YAML."""
+    if name.lower().endswith((".yaml", ".yml")):
+        path = Path(name)
+        if not path.is_file():
+            raise KvcalcError(f"GPU file {name!r} does not exist")
+        return validate(GpuSpec, _read_yaml(path), path)
+    gpus = load_all_gpus(presets_dir)
+    key = name.strip().lower()
+    if key in gpus:
+        return gpus[key]
+    for gpu in gpus.values():
+        if key in (a.lower() for a in gpu.aliases):
+            return gpu
+    known = list(gpus) + [a for g in gpus.values() for a in g.aliases]
+    raise KvcalcError(f"unknown GPU {name!r}{did_you_mean(name, known)}; see `kvcalc gpus list`")
+
+
+def load_all_gpus(presets_dir: str | Path | None = None) -> dict[str, GpuSpec]:
+    """Return every GPU preset by name, validated."""
+    return {
+        name: validate(GpuSpec, _read_yaml(path), path)
+        for name, path in preset_files("gpus", presets_dir).items()
+    }

@@ -83,3 +83,83 @@ def render_text(console: Console, text: str, title: str | None = None) -> None:
         console.print(Panel(text, title=title, title_align="left"))
     else:
         console.print(text, highlight=False)
+
+
+def render_fit(console: Console, report: dict[str, Any]) -> None:
+    """Print one GPU's fit panel: the budget, every term, the verdict and the limits."""
+    table = Table(show_header=True, box=None, pad_edge=False)
+    table.add_column("budget (per GPU)")
+    table.add_column("bytes", justify="right")
+    table.add_column("GiB (2^30)", justify="right")
+    table.add_column("GB (10^9)", justify="right")
+    table.add_row(f"capacity ({report['capacity_kind']})", *_size_cells(report["capacity_bytes"]))
+    if report["usable_bytes"] != report["capacity_bytes"]:
+        table.add_row(f"usable (× {report['util']})", *_size_cells(report["usable_bytes"]))
+    table.add_row(f"− weights ({report['weights_dtype']})", *_size_cells(report["weights_bytes"]))
+    for term in report["reserve_terms"]:
+        table.add_row(f"− {term['term']}", *_size_cells(term["bytes"]))
+    table.add_row("= KV budget", *_size_cells(report["kv_budget_bytes"]), style="bold")
+    table.add_row(
+        f"KV at seq {report['seq_len']:,} × batch {report['batch']:,}",
+        *_size_cells(report["kv_bytes"]),
+    )
+    room = report["headroom_bytes"]
+    table.add_row(
+        "headroom" if room >= 0 else "short by",
+        *_size_cells(abs(room)),
+        style="green" if room >= 0 else "red",
+    )
+    verdict = "[bold green]FITS[/]" if report["fits"] else "[bold red]DOES NOT FIT[/]"
+    lines = [
+        f"{verdict}  {report['model_name']} on {report['n_gpus']}× {report['gpu_name']} "
+        f"(tp {report['tp']} × pp {report['pp']}), {report['engine']}, KV {report['kv_dtype']}",
+        f"budget: {report['budget_rule']}",
+        f"max batch at {report['seq_len']:,} tokens: {report['max_batch']:,}",
+        f"max context at batch {report['batch']:,}: {report['max_seq_len']:,} tokens"
+        + (" (the model's limit)" if report["max_seq_len_clamped"] else ""),
+        f"KV cache size: {report['max_tokens']:,} tokens per GPU; maximum concurrency for "
+        f"{report['seq_len']:,} tokens per request: {report['max_concurrency']:.2f}x",
+        "minimum GPUs for this workload: "
+        + (
+            f"{report['min_gpus']} (tp {report['min_tp']} × pp {report['min_pp']})"
+            if report["min_gpus"]
+            else "none up to 4,096"
+        ),
+    ]
+    lines += [f"note: {n}" for n in report["notes"]]
+    console.print(Panel(table, title=f"{report['model']} on {report['gpu']}", title_align="left"))
+    for line in lines:
+        console.print(line, highlight=False)
+
+
+def render_fit_table(console: Console, reports: list[dict[str, Any]]) -> None:
+    """Print one row per GPU: fits?, max batch, max context, KV tokens, minimum GPUs."""
+    if not reports:
+        return
+    first = reports[0]
+    table = Table(
+        title=(
+            f"{first['model_name']} · {first['engine']} · KV {first['kv_dtype']} · "
+            f"seq {first['seq_len']:,} × batch {first['batch']:,} · tp {first['tp']} × pp {first['pp']}"
+        ),
+        title_justify="left",
+    )
+    for col, justify in (
+        ("GPU", "left"), ("memory GiB", "right"), ("fits", "left"), ("KV budget GiB", "right"),
+        ("max batch", "right"), ("max context", "right"), ("KV tokens/GPU", "right"),
+        ("min GPUs", "right"),
+    ):  # fmt: skip
+        table.add_column(col, justify=justify, no_wrap=True)  # type: ignore[arg-type]
+    for r in reports:
+        table.add_row(
+            r["gpu"],
+            f"{r['capacity_bytes'] / 2**30:,.2f}",
+            "yes" if r["fits"] else "no",
+            f"{r['kv_budget_bytes'] / 2**30:,.2f}",
+            f"{r['max_batch']:,}",
+            f"{r['max_seq_len']:,}",
+            f"{r['max_tokens']:,}",
+            "-" if r["min_gpus"] is None else f"{r['min_gpus']} ({r['min_tp']}×{r['min_pp']})",
+            style="green" if r["fits"] else "red",
+        )
+    console.print(table)

@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from kvcalc.formula import KvBreakdown
-from kvcalc.specs import ModelSpec
+from kvcalc.planner import Fit
+from kvcalc.specs import GpuSpec, ModelSpec
 from kvcalc.units import GB, GiB
 
 SCHEMA_VERSION = 1
@@ -89,4 +90,74 @@ def preset_row(name: str, spec: ModelSpec, bf16_bytes_per_token: int) -> dict[st
         ),
         "n_params": spec.n_params,
         "kv_bytes_per_token_bf16": bf16_bytes_per_token,
+    }
+
+
+def fit_report(
+    result: Fit, model_label: str, gpu_label: str, min_gpus: tuple[int, int] | None
+) -> dict[str, Any]:
+    """Return a `kvcalc fit` answer as a JSON-ready dict; bytes per GPU, all ints."""
+    plan, budget = result.plan, result.budget
+    w = plan.workload
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "model": model_label,
+        "model_name": plan.model.name,
+        "gpu": gpu_label,
+        "gpu_name": plan.gpu.name,
+        "engine": plan.engine.name,
+        "kv_dtype": result.kv.k_dtype.name if result.kv.k_dtype == result.kv.v_dtype else None,
+        "weights_dtype": (plan.weights_dtype.name if plan.weights_dtype else plan.model.dtype),
+        "tp": w.tp,
+        "pp": w.pp,
+        "n_gpus": w.tp * w.pp,
+        "capacity_bytes": budget.capacity_bytes,
+        "capacity_kind": plan.gpu.memory_kind,
+        "util": budget.util,
+        "usable_bytes": budget.usable_bytes,
+        "weights_bytes": budget.weights_bytes,
+        "reserve_bytes": budget.reserve_bytes,
+        "reserve_terms": [{"term": t, "bytes": b} for t, b in budget.reserve_terms],
+        "kv_budget_bytes": budget.kv_budget_bytes,
+        "stage_weights_bytes": list(budget.stage_weights_bytes),
+        "stage_kv_budget_bytes": list(budget.stage_kv_budget_bytes),
+        "budget_rule": budget.rule,
+        "seq_len": w.seq_len,
+        "batch": w.batch,
+        "kv_bytes": result.kv_bytes,
+        "fits": result.fits,
+        "headroom_bytes": result.headroom_bytes,
+        "max_batch": result.max_batch,
+        "max_seq_len": result.max_seq_len,
+        "max_seq_len_clamped": result.max_seq_len_clamped,
+        "max_tokens": result.max_tokens,
+        "max_concurrency": round(result.max_concurrency, 2),
+        "min_gpus": None if min_gpus is None else min_gpus[0] * min_gpus[1],
+        "min_tp": None if min_gpus is None else min_gpus[0],
+        "min_pp": None if min_gpus is None else min_gpus[1],
+        "notes": list(result.notes),
+        "assumptions": list(result.kv.assumptions),
+    }
+
+
+FIT_CSV_COLUMNS = (
+    "model", "gpu", "engine", "tp", "pp", "capacity_bytes", "weights_bytes", "reserve_bytes",
+    "kv_budget_bytes", "seq_len", "batch", "kv_bytes", "fits", "headroom_bytes", "max_batch",
+    "max_seq_len", "max_tokens", "min_gpus",
+)  # fmt: skip
+
+
+def gpu_row(name: str, gpu: GpuSpec) -> dict[str, Any]:
+    """Return one `kvcalc gpus list` row."""
+    return {
+        "name": name,
+        "gpu": gpu.name,
+        "vendor": gpu.vendor,
+        "memory_bytes": gpu.memory_bytes,
+        "memory_gib": round(gpu.memory_bytes / GiB, 2),
+        "memory_gb": round(gpu.memory_bytes / GB, 2),
+        "memory_kind": gpu.memory_kind,
+        "datasheet_memory": gpu.datasheet_memory,
+        "bandwidth_bytes_per_s": gpu.bandwidth_bytes_per_s,
+        "price_per_hour_usd": gpu.price_per_hour_usd,
     }

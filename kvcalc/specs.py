@@ -197,3 +197,20 @@ class ModelSpec(_Spec):
         return tuple(
             window if pattern[i % len(pattern)] == "sliding" else None for i in range(self.n_layers)
         )
+
+
+class GpuSpec(_Spec):
+    """One accelerator: the memory its driver reports (what engines size from), with sources."""
+
+    name: str = Field(min_length=1)
+    vendor: Literal["nvidia", "amd", "intel", "other"]
+    memory_bytes: PositiveInt
+    memory_kind: Literal["cuda", "nvidia-smi", "rocm-smi", "datasheet", "user"] = Field(
+        description="what memory_bytes is: the CUDA/ROCm total, an nvidia-smi total, or marketing"
+    )
+    memory_note: str | None = None
+    datasheet_memory: str | None = None
+    bandwidth_bytes_per_s: PositiveInt | None = None
+    price_per_hour_usd: Annotated[float, Field(gt=0)] | None = None
+    aliases: list[str] = Field(default_factory=list)
+    source: str = Field(min_length=1)

@@ -24,7 +24,19 @@ def test_version(run_cli: Run) -> None:
 
 @pytest.mark.parametrize(
     "args",
-    [[], ["calc"], ["presets"], ["presets", "list"], ["presets", "show"], ["engines"], ["import"]],
+    [
+        [],
+        ["calc"],
+        ["presets"],
+        ["presets", "list"],
+        ["presets", "show"],
+        ["engines"],
+        ["import"],
+        ["fit"],
+        ["check"],
+        ["gpus"],
+        ["gpus", "list"],
+    ],
 )
 def test_every_command_has_help(run_cli: Run, args: list[str]) -> None:
     """Every command answers --help with exit 0 and a usage line."""
@@ -203,3 +215,184 @@ def test_import_writes_atomically(run_cli: Run, tmp_path: Path) -> None:
     bad = run_cli("import", str(tmp_path / "nope.json"), "-o", str(tmp_path / "never.yaml"))
     assert bad.exit_code == 2
     assert not (tmp_path / "never.yaml").exists()
+
+
+# ---- planner commands ----------------------------------------------------------------------
+
+DEPLOYMENTS_OK = """\
+deployments:
+  - name: chat-8b
+    model: llama-3.1-8b
+    gpu: h100-80gb
+    seq: 8k
+    batch: 16
+    reserve: 2GiB
+"""
+DEPLOYMENTS_FAIL = (
+    DEPLOYMENTS_OK
+    + """\
+  - name: too-big
+    model: llama-3.1-70b
+    gpu: h100
+    tp: 4
+    seq: 128k
+    batch: 32
+"""
+)
+
+
+def test_fit_json_acceptance(run_cli: Run) -> None:
+    """fit --format json on H100: KV tokens = floor((76,515,744,154 − 16,060,522,496 − 2 GiB) / 65,536 / 32) · 16."""
+    result = run_cli(
+        "fit",
+        "llama-3.1-8b",
+        "--gpu",
+        "H100-80GB",
+        "--seq",
+        "8k",
+        "--reserve",
+        "2GiB",
+        "--format",
+        "json",
+    )
+    assert result.exit_code == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["capacity_bytes"] == 85_017_493_504
+    assert data["weights_bytes"] == 16_060_522_496  # 2 · 8,030,261,248
+    assert data["reserve_bytes"] == 2 * 2**30
+    assert data["kv_budget_bytes"] == 76_515_744_154 - 16_060_522_496 - 2 * 2**30
+    assert data["max_tokens"] == (76_515_744_154 - 16_060_522_496 - 2 * 2**30) // 65_536 // 32 * 16
+    assert data["kv_bytes"] == 1_073_741_824
+    assert data["fits"] is True
+    for key in ("model", "gpu", "engine", "tp", "pp", "headroom_bytes", "max_batch", "max_seq_len"):
+        assert key in data
+
+
+def test_fit_table_and_all_gpus(run_cli: Run) -> None:
+    """The panel shows every budget term in GiB and GB and the vLLM-style log line; without
+    --gpu there is one row per GPU preset."""
+    panel = run_cli("fit", "llama-3.1-8b", "--gpu", "h100", "--reserve", "2GiB")
+    assert panel.exit_code == 0
+    for text in (
+        "capacity",
+        "weights",
+        "KV budget",
+        "GiB",
+        "GB",
+        "KV cache size",
+        "maximum concurrency",
+    ):
+        assert text in panel.stdout
+    rows = json.loads(run_cli("fit", "llama-3.1-8b", "--format", "json").stdout)
+    names = {r["gpu"] for r in rows}
+    assert {"h100-80gb", "a100-40gb", "l4", "mi300x"} <= names
+
+
+@pytest.mark.parametrize(
+    ("args", "code"),
+    [
+        (["--batch", "8"], 0),
+        (["--batch", "100000"], 1),
+        (["--gpu-mem", "16GiB"], 1),
+        (["--weights-dtype", "int4-awq", "--gpu", "l4", "--batch", "4"], 0),
+    ],
+)
+def test_fit_check_exit_codes(run_cli: Run, args: list[str], code: int) -> None:
+    """fit --check exits 0 when it fits, 1 when it does not."""
+    base = ["fit", "llama-3.1-8b", "--check", "--format", "json"]
+    if "--gpu" not in args:
+        base += ["--gpu", "h100-80gb"]
+    result = run_cli(*base, *args)
+    assert result.exit_code == code, result.stderr
+    assert json.loads(result.stdout)["fits"] is (code == 0)
+
+
+def test_check_exit_codes(run_cli: Run, tmp_path: Path) -> None:
+    """check: 0 when every deployment fits, 1 when any does not; one line each and a summary."""
+    ok = tmp_path / "ok.yaml"
+    ok.write_text(DEPLOYMENTS_OK)
+    result = run_cli("check", str(ok))
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.splitlines()[0].startswith("PASS chat-8b:")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(DEPLOYMENTS_FAIL)
+    result = run_cli("check", str(bad))
+    assert result.exit_code == 1
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("PASS chat-8b")
+    assert lines[1].startswith("FAIL too-big") and "short by" in lines[1]
+    assert lines[-1] == "1 passed, 1 failed"
+
+
+def test_check_min_headroom(run_cli: Run, tmp_path: Path) -> None:
+    """A deployment that fits but leaves less than min_headroom fails with the reason."""
+    f = tmp_path / "h.yaml"
+    f.write_text(DEPLOYMENTS_OK + "    min_headroom: 60GB\n")
+    result = run_cli("check", str(f))
+    assert result.exit_code == 1
+    assert "min_headroom" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("text", "needle"),
+    [
+        (
+            "deployments:\n  - model: llama-3.1-8b\n    gpu: h100\n    seq: lots\n",
+            "deployments[0].seq",
+        ),
+        ("deployments:\n  - model: llama-3.1-8b\n    gpu: h10\n", "deployments[0].gpu"),
+        (
+            "deployments:\n  - model: llama-3.1-8b\n    gpu: h100\n    colour: red\n",
+            "deployments[0].colour",
+        ),
+        ("deployments:\n  - gpu: h100\n", "deployments[0].model"),
+        ("deployments:\n  - model: opt-31b\n    gpu: h100\n", "deployments[0].model"),
+        ("deployments:\n  - model: llama-3.1-8b\n    gpu: h100\n    tp: 3\n", "deployments[0]"),
+        ("deployments: [", "malformed YAML"),
+        ("deployments: []\n", "non-empty list"),
+    ],
+)
+def test_check_bad_file_names_file_entry_field(
+    run_cli: Run, tmp_path: Path, text: str, needle: str
+) -> None:
+    """A broken deployments file: exit 2, one error line naming the file, the entry and the field."""
+    f = tmp_path / "deploy.yaml"
+    f.write_text(text)
+    result = run_cli("check", str(f))
+    assert result.exit_code == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ")
+    assert str(f) in lines[0]
+    assert needle in lines[0]
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["fit", "llama-3.1-8b", "--gpu", "h1000"], "did you mean"),
+        (["fit", "llama-3.1-8b", "--gpu", "h100", "--util", "1.5"], "--util"),
+        (["fit", "llama-3.1-8b", "--gpu", "h100", "--reserve", "-1GB"], "--reserve"),
+        (["fit", "llama-3.1-8b", "--gpu", "h100", "--gpu-mem", "80G"], "--gpu-mem"),
+        (["fit", "llama-3.1-8b", "--gpu", "h100", "--weights-dtype", "int3"], "weights dtype"),
+        (["fit", "llama-3.1-8b", "--gpus", "2", "--tp", "2"], "not both"),
+        (
+            ["fit", "llama-3.1-8b", "--gpu", "h100", "--engine", "llama.cpp", "--util", "0.5"],
+            "does not apply",
+        ),
+    ],
+)
+def test_fit_bad_input(run_cli: Run, args: list[str], needle: str) -> None:
+    """Bad planner input is one error line and exit 2."""
+    result = run_cli(*args)
+    assert result.exit_code == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and needle in lines[0]
+
+
+def test_gpus_list(run_cli: Run) -> None:
+    """gpus list shows the CUDA-reported H100 and H200 totals (ENGINES.md §6)."""
+    rows = {r["name"]: r for r in json.loads(run_cli("gpus", "list", "--format", "json").stdout)}
+    assert rows["h100-80gb"]["memory_bytes"] == 85_017_493_504
+    assert rows["h200"]["memory_bytes"] == 150_109_880_320
+    assert len(rows) >= 15

@@ -1,0 +1,465 @@
+"""Capacity planning: weights, memory budget, fit, and the max batch / context solvers (pure).
+
+Every quantity is an integer number of bytes or tokens. With tensor and pipeline
+parallelism each stage is planned on its own (its layers' KV, its weights) and capacity
+is the minimum over stages, as vLLM's get_kv_cache_configs takes the minimum over workers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from fractions import Fraction
+
+from kvcalc.dtypes import WEIGHT_DTYPES, WeightDtype
+from kvcalc.engines import EngineProfile
+from kvcalc.errors import KvcalcError
+from kvcalc.formula import KvBreakdown, Workload, cdiv, kv_cache, kv_heads_per_gpu
+from kvcalc.specs import MLA, GpuSpec, ModelSpec
+from kvcalc.units import MiB
+
+# CUDA context on an H100 (driver 580): 85,017,493,504 total − 84,465,090,560 free after
+# the context is created (ENGINES.md §6, torch.cuda.mem_get_info).
+CUDA_CONTEXT_BYTES = 552_402_944
+# vLLM V1's sampler warm-up holds fp32 logits for this many requests (max_num_seqs default
+# in the profile run of recent releases).
+PROFILE_LOGIT_ROWS = 1024
+TP_CANDIDATES = (1, 2, 4, 8, 16, 32, 64)
+MAX_PP = 64
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What is planned: a model on GPUs of one kind under an engine, with its budget knobs."""
+
+    model: ModelSpec
+    gpu: GpuSpec
+    engine: EngineProfile
+    workload: Workload
+    weights_dtype: WeightDtype | None = None  # None: the model's own dtype
+    util: float | None = None  # None: the engine's default
+    reserve_bytes: int | None = None  # None: the documented default model
+
+
+@dataclass(frozen=True)
+class Budget:
+    """How one GPU's memory splits into weights, reserve and KV, for each pipeline stage."""
+
+    capacity_bytes: int
+    usable_bytes: int  # after the engine's utilisation fraction
+    util: float | None
+    stage_weights_bytes: tuple[int, ...]
+    reserve_bytes: int
+    reserve_terms: tuple[tuple[str, int], ...]
+    stage_kv_budget_bytes: tuple[int, ...]
+    rule: str  # the budget formula in words
+
+    @property
+    def weights_bytes(self) -> int:
+        """Weights on the GPU that holds the most."""
+        return max(self.stage_weights_bytes)
+
+    @property
+    def kv_budget_bytes(self) -> int:
+        """KV budget of the tightest stage."""
+        return min(self.stage_kv_budget_bytes)
+
+
+@dataclass(frozen=True)
+class Fit:
+    """The answer for one plan: does the workload fit, and how far it can be pushed."""
+
+    plan: Plan
+    kv: KvBreakdown
+    budget: Budget
+    fits: bool
+    headroom_bytes: int  # KV budget left at the asked point, tightest stage (negative: short)
+    kv_bytes: int  # KV bytes on the busiest GPU at the asked point (vLLM: whole groups)
+    max_batch: int  # at plan.workload.seq_len
+    max_seq_len: int  # at plan.workload.batch
+    max_seq_len_clamped: bool  # max_seq_len stopped at the model's max_position_embeddings
+    max_tokens: int  # KV capacity per GPU in tokens (vLLM's "GPU KV cache size")
+    max_concurrency: float  # max_tokens-based requests of seq_len (vLLM's log line)
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+
+# ---- weights ------------------------------------------------------------------------------
+
+
+def weights_per_stage(
+    model: ModelSpec, engine: EngineProfile, tp: int, pp: int, dtype: WeightDtype | None
+) -> tuple[int, ...]:
+    """Return weight bytes on one GPU of each pipeline stage.
+
+    Attention, MLP and expert matrices take the weight dtype and are sharded by tp (KV
+    projections replicated like the KV heads); embeddings, the LM head, norms and other
+    parameters stay 16-bit (ENGINES.md §7). Embedding on the first stage, LM head on the
+    last (a tied LM head is a second copy there when pp > 1); layers by the stage split.
+    """
+    if model.n_params is None:
+        raise KvcalcError(f"model {model.name} has no n_params: the planner needs its weights")
+    own = WEIGHT_DTYPES[model.dtype]
+    dtype = dtype or own
+    dense = dtype if Fraction(dtype.num, dtype.den) >= 2 else WEIGHT_DTYPES["bf16"]
+    p = model.params
+    if p is None:  # no breakdown: everything sharded and stored in the weight dtype
+        layer_q, layer_dense, embedding, lm_head, first_extra = model.n_params, 0, 0, 0, 0
+        kv_proj_rank = 0
+    else:
+        attention = model.attention
+        heads = kv_heads_per_gpu(model, engine, tp)
+        if isinstance(attention, MLA):
+            kv_proj_total = kv_proj_rank = 0
+        else:
+            per_head = model.d_model * (attention.head_dim_k + attention.v_dim) * model.n_layers
+            kv_proj_total = attention.n_kv_heads * per_head
+            kv_proj_rank = heads * per_head
+            if kv_proj_total > p.attention:  # spec breakdown without standard projections
+                kv_proj_total = kv_proj_rank = 0
+        layer_q = cdiv(p.attention - kv_proj_total, tp) + cdiv(p.mlp, tp) + cdiv(p.experts, tp)
+        layer_dense = p.norms
+        embedding = cdiv(p.embedding, tp)
+        tied_copy = p.embedding if (p.lm_head == 0 and model.tie_word_embeddings and pp > 1) else 0
+        lm_head = cdiv(p.lm_head or tied_copy, tp)
+        first_extra = p.other
+    from kvcalc.formula import pp_partition
+
+    stages = pp_partition(model.n_layers, pp)
+    result = []
+    for index, (start, end) in enumerate(stages):
+        share = end - start
+        quantised = cdiv((layer_q + kv_proj_rank) * share, model.n_layers)
+        kept = cdiv(layer_dense * share, model.n_layers)
+        if index == 0:
+            kept += embedding + first_extra
+        if index == len(stages) - 1:
+            kept += lm_head
+        result.append(dtype.bytes_for(quantised) + dense.bytes_for(kept))
+    return tuple(result)
+
+
+# ---- reserve and budget -------------------------------------------------------------------
+
+
+def default_reserve(
+    model: ModelSpec, engine: EngineProfile, workload: Workload
+) -> tuple[tuple[str, int], ...]:
+    """Return the default non-KV, non-weight memory per GPU as (term, bytes) pairs.
+
+    A rough model, calibrated on the one public vLLM datapoint in ENGINES.md §8
+    (Llama-3-8B on H100: 3.01 GiB of non-KV, non-weight memory at N = 8192):
+      CUDA context (552,402,944 B, measured on H100)
+    + activation peak of a forward over N tokens: N · (16·d_model + 4·d_ff) · 2 B
+    + fp32 logits of the sampler warm-up: min(N, 1024) · vocab · 4 B
+    N = max_num_batched_tokens (vLLM 8192) or n_ubatch (llama.cpp 512). NCCL and custom
+    all-reduce buffers are not modelled: pass --reserve when you know better.
+    """
+    if engine.ubatch is not None:
+        n_tokens = engine.ubatch
+    else:
+        n_tokens = workload.max_num_batched_tokens or engine.max_num_batched_tokens or 8192
+    d_ff = 4 * model.d_model
+    if model.params is not None and model.params.mlp:
+        dense_layers = model.n_layers
+        d_ff = max(1, model.params.mlp // (3 * model.d_model * dense_layers))
+    activations = n_tokens * (16 * model.d_model + 4 * d_ff) * 2
+    logits = min(n_tokens, PROFILE_LOGIT_ROWS) * model.vocab_size * 4
+    return (
+        ("CUDA context", CUDA_CONTEXT_BYTES),
+        (f"activations ({n_tokens:,} tokens)", activations),
+        (f"logits ({min(n_tokens, PROFILE_LOGIT_ROWS):,} × vocab, fp32)", logits),
+    )
+
+
+def sglang_mem_fraction_static(capacity_bytes: int, tp: int, pp: int) -> float:
+    """Return SGLang's default mem_fraction_static for a GPU (ServerArgs._handle_gpu_memory_settings).
+
+    reserved_MiB = 512 + max(chunked_prefill, 2048)·1.5 + cuda_graph_max_bs·2 + tp·pp/8·1024,
+    at least 10,240 MiB above 60 GiB; fraction = round((gpu_MiB − reserved) / gpu_MiB, 3).
+    """
+    gpu_mib = capacity_bytes / MiB
+    gib = gpu_mib / 1024
+    if gib < 20:
+        chunk, graph_bs = 2048, 8
+    elif gib < 35:
+        chunk, graph_bs = 2048, 80 if tp >= 4 else 24
+    elif gib < 60:
+        chunk, graph_bs = 4096, 160 if tp >= 4 else 32
+    elif gib < 160:
+        chunk, graph_bs = 8192, 512 if tp >= 4 else 256
+    else:
+        chunk, graph_bs = 16384, 512
+    reserved = 512 + max(chunk, 2048) * 1.5 + graph_bs * 2 + tp * pp / 8 * 1024
+    if gib > 60:
+        reserved = max(reserved, 10240)
+    return round((gpu_mib - reserved) / gpu_mib, 3)
+
+
+def budget(plan: Plan) -> Budget:
+    """Return the memory budget of one GPU per pipeline stage, every term explicit."""
+    engine, workload, capacity = plan.engine, plan.workload, plan.gpu.memory_bytes
+    stage_weights = weights_per_stage(
+        plan.model, engine, workload.tp, workload.pp, plan.weights_dtype
+    )
+    if plan.util is not None and engine.budget_rule == "whole":
+        raise KvcalcError(
+            f"--util does not apply to engine {engine.name} (it uses the whole device)"
+        )
+    if plan.util is not None and not 0 < plan.util <= 1:
+        raise KvcalcError(f"--util must be in (0, 1], got {plan.util}")
+    if plan.reserve_bytes is not None:
+        reserve_terms: tuple[tuple[str, int], ...] = (("reserve (--reserve)", plan.reserve_bytes),)
+    else:
+        reserve_terms = default_reserve(plan.model, engine, workload)
+    reserve = sum(b for _, b in reserve_terms)
+    util = plan.util
+    rule = engine.budget_rule
+    if rule == "vllm":
+        util = util if util is not None else engine.default_util or 0.9
+        usable = -(-capacity * Fraction(str(util)).numerator // Fraction(str(util)).denominator)
+        kv = tuple(usable - w - reserve for w in stage_weights)
+        text = "ceil(capacity × gpu_memory_utilization) − weights − reserve"
+    elif rule == "sglang":
+        util = (
+            util
+            if util is not None
+            else sglang_mem_fraction_static(capacity, workload.tp, workload.pp)
+        )
+        free_before = capacity - CUDA_CONTEXT_BYTES
+        fraction = Fraction(str(util))
+        usable = free_before * fraction.numerator // fraction.denominator
+        if plan.reserve_bytes is not None:
+            usable = free_before - plan.reserve_bytes
+            reserve_terms = (("CUDA context", CUDA_CONTEXT_BYTES), *reserve_terms)
+        else:
+            reserve_terms = (
+                ("CUDA context", CUDA_CONTEXT_BYTES),
+                (f"1 − mem_fraction_static of free memory ({util})", free_before - usable),
+            )
+        reserve = capacity - usable
+        kv = tuple(usable - w for w in stage_weights)
+        text = "(capacity − CUDA context) × mem_fraction_static − weights"
+    elif rule == "trtllm":
+        util = util if util is not None else engine.default_util or 0.9
+        fraction = Fraction(str(util))
+        usable = capacity
+        kv = tuple(
+            max(0, capacity - w - reserve) * fraction.numerator // fraction.denominator
+            for w in stage_weights
+        )
+        text = "(capacity − weights − reserve) × free_gpu_memory_fraction"
+    else:
+        usable = capacity
+        kv = tuple(capacity - w - reserve for w in stage_weights)
+        text = "capacity − weights − reserve"
+    return Budget(
+        capacity_bytes=capacity,
+        usable_bytes=usable,
+        util=util,
+        stage_weights_bytes=stage_weights,
+        reserve_bytes=reserve,
+        reserve_terms=reserve_terms,
+        stage_kv_budget_bytes=kv,
+        rule=text,
+    )
+
+
+# ---- capacity in engine units -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _StageUnits:
+    available: int  # blocks (vLLM) or bytes (others) a stage can hold
+    per_request: int  # what one sequence of the asked length needs
+    unit_bytes: int  # bytes per unit
+
+
+def _vllm_groups(counts: list[int]) -> int:
+    """Return vLLM's hybrid group size: min layers per type, or max if max < 1.5 · min."""
+    low, high = min(counts), max(counts)
+    return high if high < 1.5 * low else low
+
+
+def _stage_units(kv: KvBreakdown, stage: int, kv_budget: int) -> _StageUnits:
+    """Return what a stage can hold and what one request needs, in the engine's units."""
+    start, end = kv.stage_layers[stage]
+    windows = kv.model.layer_windows()[start:end]
+    per_layer = kv.groups[0].bytes_per_token_per_layer
+    tokens = {g.window: g.tokens for g in kv.groups}
+    if kv.engine.name == "vllm":
+        page = kv.block_size * per_layer
+        counts = {w: windows.count(w) for w in set(windows)}
+        group_size = _vllm_groups(list(counts.values()))
+        blocks = max(0, kv_budget) // (page * group_size)
+        per_request = sum(
+            cdiv(c, group_size) * (tokens[w] // kv.block_size) for w, c in counts.items()
+        )
+        return _StageUnits(blocks, per_request, page * group_size)
+    per_request = sum(tokens[w] * per_layer for w in windows)
+    return _StageUnits(max(0, kv_budget), per_request, 1)
+
+
+def _max_batch_at(plan: Plan, seq_len: int, budget_: Budget) -> tuple[int, KvBreakdown]:
+    kv = kv_cache(plan.model, replace(plan.workload, seq_len=seq_len, batch=1), plan.engine)
+    best = None
+    for stage, kv_budget in enumerate(budget_.stage_kv_budget_bytes):
+        units = _stage_units(kv, stage, kv_budget)
+        if units.per_request == 0:
+            continue
+        fit = units.available // units.per_request
+        best = fit if best is None else min(best, fit)
+    return (best if best is not None else 2**62), kv
+
+
+def fits_at(plan: Plan, seq_len: int, batch: int, budget_: Budget | None = None) -> bool:
+    """Return True when batch sequences of seq_len tokens fit on every stage."""
+    return _max_batch_at(plan, seq_len, budget_ or budget(plan))[0] >= batch
+
+
+def max_batch(plan: Plan, budget_: Budget | None = None) -> int:
+    """Return the largest batch of plan.workload.seq_len that fits (0 if none)."""
+    return _max_batch_at(plan, plan.workload.seq_len, budget_ or budget(plan))[0]
+
+
+def max_seq_len(plan: Plan, budget_: Budget | None = None) -> tuple[int, bool]:
+    """Return (largest seq_len at plan.workload.batch that fits, clamped to the model's limit).
+
+    Binary search: KV bytes never decrease as the sequence grows, under every engine.
+    """
+    budget_ = budget_ or budget(plan)
+    batch = plan.workload.batch
+    limit = plan.model.max_position_embeddings or 2**24
+    if not fits_at(plan, 1, batch, budget_):
+        return 0, False
+    if fits_at(plan, limit, batch, budget_):
+        return limit, True
+    low, high = 1, limit  # fits(low), not fits(high)
+    while high - low > 1:
+        mid = (low + high) // 2
+        if fits_at(plan, mid, batch, budget_):
+            low = mid
+        else:
+            high = mid
+    return low, False
+
+
+def max_tokens(plan: Plan, budget_: Budget | None = None) -> int:
+    """Return the KV capacity in tokens per GPU (the tightest stage), as the engine reports it.
+
+    vLLM: (num_blocks // num_groups) · block_size, num_blocks = budget // (page · group_size)
+    (kv_cache_utils.get_num_blocks, _report_kv_cache_config); others: budget // bytes per
+    token of the stage's layers, rounded down to the engine's block.
+    """
+    budget_ = budget_ or budget(plan)
+    kv = kv_cache(plan.model, replace(plan.workload, batch=1), plan.engine)
+    result = None
+    for stage, kv_budget in enumerate(budget_.stage_kv_budget_bytes):
+        start, end = kv.stage_layers[stage]
+        windows = kv.model.layer_windows()[start:end]
+        per_layer = kv.groups[0].bytes_per_token_per_layer
+        if kv.engine.name == "vllm":
+            counts = [windows.count(w) for w in set(windows)]
+            group_size = _vllm_groups(counts)
+            n_groups = sum(cdiv(c, group_size) for c in counts)
+            blocks = max(0, kv_budget) // (kv.block_size * per_layer * group_size)
+            tokens = blocks // n_groups * kv.block_size
+        else:
+            tokens = max(0, kv_budget) // (per_layer * (end - start))
+            tokens -= tokens % kv.block_size
+        result = tokens if result is None else min(result, tokens)
+    return result or 0
+
+
+def fit(plan: Plan) -> Fit:
+    """Return the full answer for a plan: verdict, headroom, max batch, max context, capacity."""
+    budget_ = budget(plan)
+    kv = kv_cache(plan.model, plan.workload, plan.engine)
+    headroom = None
+    kv_bytes = 0
+    for stage, kv_budget in enumerate(budget_.stage_kv_budget_bytes):
+        units = _stage_units(
+            kv_cache(plan.model, replace(plan.workload, batch=1), plan.engine), stage, kv_budget
+        )
+        needed = units.per_request * plan.workload.batch * units.unit_bytes
+        kv_bytes = max(kv_bytes, needed)
+        room = kv_budget - needed
+        headroom = room if headroom is None else min(headroom, room)
+    headroom = headroom if headroom is not None else 0
+    batch_max = max_batch(plan, budget_)
+    seq_max, clamped = max_seq_len(plan, budget_)
+    tokens = max_tokens(plan, budget_)
+    per_request_tokens = kv.per_gpu_bytes // max(1, plan.workload.batch)
+    concurrency = 0.0
+    if per_request_tokens:
+        one = kv_cache(plan.model, replace(plan.workload, batch=1), plan.engine)
+        units = [_stage_units(one, s, b) for s, b in enumerate(budget_.stage_kv_budget_bytes)]
+        concurrency = min(u.available / u.per_request for u in units if u.per_request)
+    notes = []
+    if clamped:
+        notes.append(
+            f"max context clamped to the model's max_position_embeddings "
+            f"({plan.model.max_position_embeddings:,})"
+        )
+    if (
+        plan.model.max_position_embeddings
+        and plan.workload.seq_len > plan.model.max_position_embeddings
+    ):
+        notes.append(
+            f"seq {plan.workload.seq_len:,} exceeds the model's max_position_embeddings "
+            f"({plan.model.max_position_embeddings:,})"
+        )
+    if budget_.kv_budget_bytes <= 0:
+        notes.append("weights and reserve leave no memory for the KV cache")
+    return Fit(
+        plan=plan,
+        kv=kv,
+        budget=budget_,
+        fits=headroom >= 0 and budget_.kv_budget_bytes > 0,
+        headroom_bytes=headroom,
+        kv_bytes=kv_bytes,
+        max_batch=batch_max,
+        max_seq_len=seq_max,
+        max_seq_len_clamped=clamped,
+        max_tokens=tokens,
+        max_concurrency=concurrency,
+        notes=tuple(notes),
+    )
+
+
+def min_gpus(plan: Plan) -> tuple[int, int] | None:
+    """Return the smallest (tp, pp) whose tp·pp GPUs fit the workload, preferring pp = 1.
+
+    tp ranges over powers of two the model's heads allow under the engine, pp over 1..64.
+    None when nothing up to 64 × 64 GPUs fits.
+    """
+    options = []
+    for tp in TP_CANDIDATES:
+        try:
+            kv_heads_per_gpu(plan.model, plan.engine, tp)
+        except KvcalcError:
+            continue
+        for pp in range(1, min(MAX_PP, plan.model.n_layers) + 1):
+            options.append((tp * pp, pp, tp))
+    for _, pp, tp in sorted(options):
+        candidate = replace(plan, workload=replace(plan.workload, tp=tp, pp=pp))
+        try:
+            if budget(candidate).kv_budget_bytes <= 0:
+                continue
+            if fits_at(candidate, plan.workload.seq_len, plan.workload.batch):
+                return tp, pp
+        except KvcalcError:
+            continue
+    return None
+
+
+def split_gpus(model: ModelSpec, engine: EngineProfile, n_gpus: int) -> tuple[int, int]:
+    """Return (tp, pp) for n_gpus: the largest tensor-parallel size the heads allow, rest pipeline."""
+    for tp in sorted((t for t in TP_CANDIDATES if n_gpus % t == 0), reverse=True):
+        try:
+            kv_heads_per_gpu(model, engine, tp)
+        except KvcalcError:
+            continue
+        if n_gpus // tp <= model.n_layers:
+            return tp, n_gpus // tp
+    raise KvcalcError(
+        f"cannot split {n_gpus} GPUs into tp × pp for {model.name} under {engine.name}"
+    )

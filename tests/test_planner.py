@@ -1,0 +1,243 @@
+"""The planner against hand-derived budgets and weights, and its solvers' invariants.
+
+Model numbers come from the published config.json files in tests/data/hf_configs;
+GPU capacities from presets/gpus (H100 SXM: 85,017,493,504 B CUDA-reported).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from kvcalc.dtypes import kv_dtype, weight_dtype
+from kvcalc.engines import ENGINES
+from kvcalc.errors import KvcalcError
+from kvcalc.formula import Workload
+from kvcalc.planner import (
+    Plan,
+    budget,
+    fit,
+    fits_at,
+    max_batch,
+    max_seq_len,
+    max_tokens,
+    min_gpus,
+    sglang_mem_fraction_static,
+    weights_per_stage,
+)
+from kvcalc.presets import load_gpu, load_model
+
+H100 = 85_017_493_504
+# Llama-3.1-8B (meta-llama/Llama-3.1-8B config.json): hidden 4096, 32 layers, 32 heads,
+# 8 KV heads, head_dim 128, intermediate 14336, vocab 128256, untied embeddings.
+#   per layer: q 4096² + k,v 2·4096·1024 + o 4096² = 41,943,040; MLP 3·4096·14336 =
+#   176,160,768; norms 2·4096. Embedding = LM head = 128256·4096 = 525,336,576.
+#   total = 32·(41,943,040 + 176,160,768 + 8,192) + 4,096 + 2·525,336,576 = 8,030,261,248
+LLAMA_8B_PARAMS = 8_030_261_248
+
+
+def plan(
+    model: str = "llama-3.1-8b", gpu: str = "h100-80gb", engine: str = "vllm", **kw: object
+) -> Plan:
+    workload_keys = {"seq_len", "batch", "tp", "pp", "k_dtype", "v_dtype", "max_num_batched_tokens"}
+    workload = Workload(**{"seq_len": 8192, **{k: v for k, v in kw.items() if k in workload_keys}})  # type: ignore[arg-type]
+    rest = {k: v for k, v in kw.items() if k not in workload_keys}
+    return Plan(load_model(model), load_gpu(gpu), ENGINES[engine], workload, **rest)  # type: ignore[arg-type]
+
+
+def test_llama_8b_parameter_count() -> None:
+    """The preset's exact count is the hand sum above; bf16 weights are twice that."""
+    assert load_model("llama-3.1-8b").n_params == LLAMA_8B_PARAMS
+    assert weights_per_stage(load_model("llama-3.1-8b"), ENGINES["vllm"], 1, 1, None) == (
+        2 * LLAMA_8B_PARAMS,
+    )
+
+
+@pytest.mark.parametrize("reserve", [0, 2 * 2**30, 4_000_000_000])
+def test_vllm_kv_token_capacity_acceptance(reserve: int) -> None:
+    """KV capacity = floor((ceil(H100 · 0.9) − weights − reserve) / 65,536 / 32) · 16 tokens.
+
+    ceil(85,017,493,504 · 0.9) = 76,515,744,154 (ENGINES.md §6); page = 16 tokens · 4,096 B.
+    """
+    expected = (76_515_744_154 - 2 * LLAMA_8B_PARAMS - reserve) // 65_536 // 32 * 16
+    p = plan(reserve_bytes=reserve)
+    assert budget(p).usable_bytes == 76_515_744_154
+    assert max_tokens(p) == expected
+    # max concurrency at 8192 tokens = num_blocks / 512 blocks per request
+    num_blocks = (76_515_744_154 - 2 * LLAMA_8B_PARAMS - reserve) // 65_536 // 32
+    assert fit(p).max_batch == num_blocks // 512
+    assert fit(p).max_concurrency == pytest.approx(num_blocks / 512)
+
+
+def test_llama_70b_h100_tp4_and_tp16() -> None:
+    """Llama-3.1-70B (hidden 8192, 80 layers, 64 heads, 8 KV heads, d_ff 28672, vocab 128256).
+
+    Per layer: q = o = 8192² = 67,108,864; k+v = 2·8192·1024 = 16,777,216;
+    MLP 3·8192·28672 = 704,643,072; norms 16,384. Embedding = LM head = 1,050,673,152.
+    tp 4: per layer per GPU (2·67,108,864 + 16,777,216 + 704,643,072)/4 = 213,909,504, ×80,
+      + norms 1,318,912 (replicated) + 2·1,050,673,152/4 → 17,639,415,808 params = 35,278,831,616 B.
+    tp 16: q, o, MLP /16 = 52,428,800 per layer + k,v replicated 1 head: 2·128·8192 = 2,097,152,
+      ×80 + 1,318,912 + 2·65,667,072 → 4,494,729,216 params = 8,989,458,432 B.
+    KV at 8192 tokens: 671,088,640 (tp 4) and 335,544,320 (tp 16, replicated heads).
+    """
+    tp4 = fit(plan("llama-3.1-70b", tp=4, reserve_bytes=0))
+    assert tp4.budget.weights_bytes == 35_278_831_616
+    assert tp4.kv.per_gpu_bytes == 671_088_640
+    assert tp4.kv_bytes == 671_088_640
+    assert tp4.budget.kv_budget_bytes == 76_515_744_154 - 35_278_831_616
+    tp16 = fit(plan("llama-3.1-70b", tp=16, reserve_bytes=0))
+    assert tp16.budget.weights_bytes == 8_989_458_432
+    assert tp16.kv.per_gpu_bytes == 335_544_320
+
+
+def test_deepseek_v3_tp8_latent_on_every_rank() -> None:
+    """DeepSeek-V3 at tp 8 on H200: each rank holds the full MLA latent, 576·2·61·8192 bytes."""
+    result = fit(
+        plan("deepseek-v3", gpu="h200", tp=8, reserve_bytes=0, weights_dtype=weight_dtype("fp8"))
+    )
+    assert result.kv.per_gpu_bytes == 575_668_224
+    assert result.kv_bytes == 575_668_224  # 128 blocks of 64 tokens × 61 layers × 73,728 B
+
+
+def test_int4_weights_keep_embeddings_in_16_bit() -> None:
+    """Llama-3.1-8B int4-awq: 32·(41,943,040 + 176,160,768) = 6,979,321,856 weights at 133/256 B
+    (= 3,625,975,808 B exactly) + embeddings, LM head and norms (1,050,939,392) at 2 B."""
+    weights = weights_per_stage(
+        load_model("llama-3.1-8b"), ENGINES["vllm"], 1, 1, weight_dtype("int4-awq")
+    )
+    assert weights == (3_625_975_808 + 2 * 1_050_939_392,)
+
+
+def test_pipeline_stages_split_weights_and_take_the_minimum() -> None:
+    """pp 2 splits Llama-3.1-8B's 32 layers 16/16: embedding on stage 0, LM head on stage 1."""
+    per_layer = 41_943_040 + 176_160_768 + 8_192
+    stages = weights_per_stage(load_model("llama-3.1-8b"), ENGINES["vllm"], 1, 2, None)
+    # final norm (4,096) counts with the layers' norms, split by layer share: ceil(4,096·16/32)
+    assert stages == (
+        2 * (16 * per_layer + 2_048 + 525_336_576),
+        2 * (16 * per_layer + 2_048 + 525_336_576),
+    )
+
+
+def test_sglang_default_fraction_matches_engines_md() -> None:
+    """SGLang on H100 (nvidia-smi 81,559 MiB) at tp 1: reserved 13,440 MiB → 0.835 (ENGINES.md §2.3)."""
+    assert sglang_mem_fraction_static(81_559 * 2**20, 1, 1) == 0.835
+
+
+def test_sglang_budget() -> None:
+    """SGLang: (capacity − CUDA context) · mem_fraction_static − weights."""
+    p = plan(engine="sglang", util=0.8)
+    free_before = H100 - 552_402_944
+    assert budget(p).kv_budget_bytes == free_before * 4 // 5 - 2 * LLAMA_8B_PARAMS
+
+
+def test_util_refused_where_it_does_not_apply() -> None:
+    """llama.cpp uses the whole device: --util there is a user error."""
+    with pytest.raises(KvcalcError, match="does not apply"):
+        budget(plan(engine="llama.cpp", util=0.9))
+
+
+def test_max_context_clamped_to_model_limit() -> None:
+    """Llama-3.1-8B at batch 1 fits its whole 131,072-token context on one H100: clamped, said so."""
+    result = fit(plan(reserve_bytes=0))
+    assert result.max_seq_len == 131_072
+    assert result.max_seq_len_clamped
+    assert any("max_position_embeddings" in n for n in result.notes)
+
+
+def test_min_gpus_llama_70b() -> None:
+    """Llama-3.1-70B bf16 (141 GB of weights) needs more than one 80 GB GPU; the answer fits."""
+    p = plan("llama-3.1-70b", seq_len=8192, batch=1)
+    tp, pp = min_gpus(p) or (0, 0)
+    assert tp * pp >= 2
+    assert fit(replace(p, workload=replace(p.workload, tp=tp, pp=pp))).fits
+
+
+# ---- solver invariants ------------------------------------------------------------------
+
+MODELS = ["llama-3.1-8b", "gemma-2-9b", "mistral-7b-v0.1", "qwen2.5-7b", "deepseek-v2-lite",
+          "gpt-oss-20b", "phi-3-mini-4k"]  # fmt: skip
+ENGINE_NAMES = ["vllm", "sglang", "trtllm", "llama.cpp", "hf", "formula"]
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    model=st.sampled_from(MODELS),
+    engine=st.sampled_from(ENGINE_NAMES),
+    gpu=st.sampled_from(["h100-80gb", "a100-40gb", "l4", "h200"]),
+    seq=st.integers(1, 200_000),
+    reserve=st.integers(0, 8 * 2**30),
+    kv=st.sampled_from(["bf16", "fp8", "q8_0"]),
+)
+def test_max_batch_fits_and_one_more_does_not(
+    model: str, engine: str, gpu: str, seq: int, reserve: int, kv: str
+) -> None:
+    """At the reported max batch the workload fits; one more sequence does not."""
+    p = plan(model, gpu, engine, seq_len=seq, reserve_bytes=reserve, k_dtype=kv_dtype(kv))
+    b = budget(p)
+    best = max_batch(p, b)
+    if best > 0:
+        assert fits_at(p, seq, best, b)
+    assert not fits_at(p, seq, best + 1, b)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    model=st.sampled_from(MODELS),
+    engine=st.sampled_from(ENGINE_NAMES),
+    gpu=st.sampled_from(["h100-80gb", "a100-40gb", "l4"]),
+    batch=st.integers(1, 512),
+    reserve=st.integers(0, 8 * 2**30),
+)
+def test_max_context_fits_and_one_more_does_not(
+    model: str, engine: str, gpu: str, batch: int, reserve: int
+) -> None:
+    """At the reported max context the batch fits; one more token does not (unless clamped)."""
+    p = plan(model, gpu, engine, batch=batch, reserve_bytes=reserve)
+    b = budget(p)
+    best, clamped = max_seq_len(p, b)
+    if best > 0:
+        assert fits_at(p, best, batch, b)
+    if not clamped:
+        assert not fits_at(p, best + 1, batch, b)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    model=st.sampled_from(["llama-3.1-8b", "gemma-2-9b", "qwen2.5-7b"]),
+    reserve=st.integers(0, 8 * 2**30),
+)
+def test_vllm_token_capacity_is_whole_blocks_within_budget(model: str, reserve: int) -> None:
+    """vLLM's KV capacity is whole blocks whose pages fit the budget; one more block does not."""
+    p = plan(model, reserve_bytes=reserve)
+    tokens = max_tokens(p)
+    per_token = fit(p).kv.per_gpu_bytes_per_token
+    assert tokens % 16 == 0
+    assert tokens * per_token <= budget(p).kv_budget_bytes
+    assert (tokens + 16) * per_token > budget(p).kv_budget_bytes
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    seq=st.sampled_from([2048, 8192, 32768, 131072]),
+    batch=st.integers(1, 64),
+    gpu=st.sampled_from(["h100-80gb", "a100-40gb", "l4"]),
+)
+def test_min_gpus_fits_and_fewer_do_not(seq: int, batch: int, gpu: str) -> None:
+    """The minimum (tp, pp) fits; no smaller GPU count does, for any split the heads allow."""
+    p = plan("llama-3.1-70b", gpu, seq_len=seq, batch=batch)
+    answer = min_gpus(p)
+    if answer is None:
+        return
+    tp, pp = answer
+    assert fits_at(replace(p, workload=replace(p.workload, tp=tp, pp=pp)), seq, batch)
+    for smaller_tp in (1, 2, 4, 8):
+        for smaller_pp in range(1, 81):
+            if smaller_tp * smaller_pp >= tp * pp:
+                continue
+            q = replace(p, workload=replace(p.workload, tp=smaller_tp, pp=smaller_pp))
+            if budget(q).kv_budget_bytes > 0:
+                assert not fits_at(q, seq, batch)
