@@ -77,7 +77,7 @@ def run_checks(path: Path, presets_dir: Path | None = None) -> list[dict[str, An
         except ValidationError as exc:
             raise _field_error(path, index, exc) from None
 
-        def field(name: str, parse: Any, *args: Any) -> Any:
+        def field(name: str, parse: Any, *args: Any, where: str = where) -> Any:
             try:
                 return parse(*args)
             except KvcalcError as exc:

@@ -373,26 +373,17 @@ def fit(plan: Plan) -> Fit:
     """Return the full answer for a plan: verdict, headroom, max batch, max context, capacity."""
     budget_ = budget(plan)
     kv = kv_cache(plan.model, plan.workload, plan.engine)
-    headroom = None
-    kv_bytes = 0
-    for stage, kv_budget in enumerate(budget_.stage_kv_budget_bytes):
-        units = _stage_units(
-            kv_cache(plan.model, replace(plan.workload, batch=1), plan.engine), stage, kv_budget
-        )
-        needed = units.per_request * plan.workload.batch * units.unit_bytes
-        kv_bytes = max(kv_bytes, needed)
-        room = kv_budget - needed
-        headroom = room if headroom is None else min(headroom, room)
-    headroom = headroom if headroom is not None else 0
+    one = kv_cache(plan.model, replace(plan.workload, batch=1), plan.engine)
+    stage_units = [_stage_units(one, s, b) for s, b in enumerate(budget_.stage_kv_budget_bytes)]
+    needed = [u.per_request * plan.workload.batch * u.unit_bytes for u in stage_units]
+    kv_bytes = max(needed)
+    headroom = min(b - n for b, n in zip(budget_.stage_kv_budget_bytes, needed, strict=True))
     batch_max = max_batch(plan, budget_)
     seq_max, clamped = max_seq_len(plan, budget_)
     tokens = max_tokens(plan, budget_)
-    per_request_tokens = kv.per_gpu_bytes // max(1, plan.workload.batch)
-    concurrency = 0.0
-    if per_request_tokens:
-        one = kv_cache(plan.model, replace(plan.workload, batch=1), plan.engine)
-        units = [_stage_units(one, s, b) for s, b in enumerate(budget_.stage_kv_budget_bytes)]
-        concurrency = min(u.available / u.per_request for u in units if u.per_request)
+    concurrency = min(
+        (u.available / u.per_request for u in stage_units if u.per_request), default=0.0
+    )
     notes = []
     if clamped:
         notes.append(

@@ -40,7 +40,9 @@ def test_docs_have_examples() -> None:
 
 
 @pytest.mark.parametrize(("page", "command", "expected"), EXAMPLES)
-def test_example_output_matches(page: str, command: str, expected: str) -> None:
+def test_example_output_matches(
+    page: str, command: str, expected: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Running the example's command prints exactly the output shown on the page."""
     from typer.testing import CliRunner
 
@@ -48,6 +50,7 @@ def test_example_output_matches(page: str, command: str, expected: str) -> None:
 
     argv = shlex.split(command)
     assert argv[0] == "kvcalc"
+    monkeypatch.chdir(ROOT)
     result = CliRunner().invoke(app, argv[1:], env={"COLUMNS": "100", "NO_COLOR": "1"})
     shown = "\n".join(line.rstrip() for line in (result.stdout + result.stderr).splitlines())
     assert shown.strip() == "\n".join(line.rstrip() for line in expected.splitlines()).strip()
@@ -69,5 +72,5 @@ def test_cli_reference_is_current() -> None:
 def test_every_command_is_documented() -> None:
     """Every command has a section in docs/cli.md."""
     text = (ROOT / "docs" / "cli.md").read_text()
-    for command in ("calc", "presets list", "presets show", "engines", "import"):
+    for command in ("calc", "fit", "check", "gpus list", "presets list", "presets show", "engines", "import"):
         assert f"## `kvcalc {command}`" in text
