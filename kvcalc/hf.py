@@ -166,7 +166,7 @@ def _layers(c: _Config, family: str, n_layers: int) -> dict[str, Any] | None:
         period = c.get_int("sliding_window_pattern", default=6 if family != "cohere2" else 4)
         pattern = ["sliding"] * (period - 1) + ["full"]
     elif family in ("qwen2", "qwen2_moe", "qwen3", "qwen3_moe"):
-        first_full = c.get_int("max_window_layers", default=n_layers)
+        first_full = c.get_int("max_window_layers", default=28)  # transformers Qwen2Config default
         if first_full >= n_layers:
             return None
         pattern = ["full"] * first_full + ["sliding"] * (n_layers - first_full)

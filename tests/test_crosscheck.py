@@ -31,6 +31,10 @@ pytestmark = pytest.mark.crosscheck
 
 CONFIGS = Path(__file__).parent / "data" / "hf_configs"
 STEMS = sorted(p.stem for p in CONFIGS.glob("*.json"))
+# shape-only configs for families without a bundled preset (unknown_llama_like cannot be built)
+SYNTHETIC = sorted(
+    p for p in (CONFIGS.parent / "hf_synthetic").glob("*.json") if p.stem != "unknown_llama_like"
+)
 
 
 def _points(stem: str) -> list[tuple[int, int]]:
@@ -69,3 +73,24 @@ def test_parameter_count_matches_meta_model(stem: str) -> None:
     """The preset's exact parameter count equals sum(p.numel()) of the transformers model."""
     config = json.loads((CONFIGS / f"{stem}.json").read_text())
     assert load_model(stem).n_params == measure.count_params(config)
+
+
+@pytest.mark.parametrize("path", SYNTHETIC, ids=lambda p: p.stem)
+def test_import_matches_transformers_on_other_families(path: Path) -> None:
+    """Families without a bundled preset: imported cache bytes and parameter count match transformers."""
+    from kvcalc import hf
+
+    config = json.loads(path.read_text())
+    spec = hf.import_config(config, source="test").spec
+    assert spec.n_params == measure.count_params(config)
+    for seq, batch in ((777, 3), (300, 2)):
+        result = kv_cache(
+            spec, Workload(seq_len=seq, batch=batch, k_dtype=kv_dtype("bf16")), ENGINES["hf"]
+        )
+        by_window = {g.window: g for g in result.groups}
+        predicted = [
+            by_window[w].tokens * batch * by_window[w].bytes_per_token_per_layer
+            for w in spec.layer_windows()
+        ]
+        measured = [k + v for k, v in measure.measure_cache(config, seq, batch)]
+        assert measured == predicted, f"{path.stem} at seq {seq}, batch {batch}"

@@ -72,5 +72,14 @@ def test_cli_reference_is_current() -> None:
 def test_every_command_is_documented() -> None:
     """Every command has a section in docs/cli.md."""
     text = (ROOT / "docs" / "cli.md").read_text()
-    for command in ("calc", "fit", "check", "gpus list", "presets list", "presets show", "engines", "import"):
+    for command in (
+        "calc",
+        "fit",
+        "check",
+        "gpus list",
+        "presets list",
+        "presets show",
+        "engines",
+        "import",
+    ):
         assert f"## `kvcalc {command}`" in text

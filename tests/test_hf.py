@@ -1,0 +1,143 @@
+"""Hugging Face config.json import: key mapping per family, errors, and the YAML round trip."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from kvcalc import hf
+from kvcalc.dtypes import kv_dtype
+from kvcalc.engines import ENGINES
+from kvcalc.errors import KvcalcError
+from kvcalc.formula import Workload, kv_cache
+from kvcalc.specs import ModelSpec
+
+DATA = Path(__file__).parent / "data"
+PUBLISHED = sorted((DATA / "hf_configs").glob("*.json"))
+SYNTHETIC = sorted((DATA / "hf_synthetic").glob("*.json"))
+
+
+def load(path: Path) -> ModelSpec:
+    return hf.import_config(json.loads(path.read_text()), source="test").spec
+
+
+def per_token_bf16(spec: ModelSpec) -> int:
+    one = Workload(seq_len=1, k_dtype=kv_dtype("bf16"))
+    return kv_cache(spec, one, ENGINES["formula"]).bytes_per_token
+
+
+@pytest.mark.parametrize(
+    ("name", "kind", "per_token", "pattern"),
+    [
+        # head_dim = 256/8 = 32; 2 KV heads: 2·2·32·2 B · 4 layers
+        ("qwen2_moe", "gqa", 2 * 2 * 32 * 2 * 4, None),
+        # one KV head of head_dim 64 (read, not derived): 2·64·2 B · 3 layers
+        ("gemma", "mqa", 2 * 64 * 2 * 3, None),
+        # multi_query: one head of 256/8 = 32: 2·32·2 B · 3 layers
+        ("gpt_bigcode", "mqa", 2 * 32 * 2 * 3, None),
+        # no num_key_value_heads: MHA, 8 heads of 32: 2·8·32·2 B · 3 layers
+        ("gpt_neox", "mha", 2 * 8 * 32 * 2 * 3, None),
+        # sliding_window_pattern 4: three sliding layers, then one full
+        ("cohere2", "gqa", 2 * 2 * 32 * 2 * 8, ["sliding", "sliding", "sliding", "full"]),
+        # use_sliding_window with max_window_layers 2: layers 0-1 full, 2-3 sliding
+        ("qwen2_swa", "gqa", 2 * 2 * 32 * 2 * 4, ["full", "full", "sliding", "sliding"]),
+        ("mistral_noswa", "mha", 2 * 8 * 32 * 2 * 2, None),
+    ],
+)
+def test_family_mapping(name: str, kind: str, per_token: int, pattern: list[str] | None) -> None:
+    """Each family's keys map to the right layout, window pattern and bytes per token."""
+    spec = load(DATA / "hf_synthetic" / f"{name}.json")
+    assert spec.attention.kind == kind
+    assert per_token_bf16(spec) == per_token
+    assert (spec.layers.pattern if spec.layers else None) == pattern
+
+
+def test_gpt_neox_parameter_count() -> None:
+    """GPT-NeoX (hidden 256, 3 layers, d_ff 1024, vocab 1000, untied), with biases:
+    per layer 2 LayerNorms 1,024 + qkv 196,608+768 + dense 65,536+256 + MLP
+    (262,144+1,024) + (262,144+256) = 789,760; ×3 + final norm 512 + 2·256,000 = 2,881,792."""
+    assert load(DATA / "hf_synthetic" / "gpt_neox.json").n_params == 2_881_792
+
+
+def test_llama_31_8b_from_published_config() -> None:
+    """meta-llama/Llama-3.1-8B: 32 layers, 8 KV heads of 128: 131,072 B/token; 8,030,261,248 params."""
+    spec = load(DATA / "hf_configs" / "llama-3.1-8b.json")
+    assert per_token_bf16(spec) == 131_072
+    assert spec.n_params == 8_030_261_248
+
+
+def test_deepseek_v3_from_published_config() -> None:
+    """deepseek-ai/DeepSeek-V3: MLA with kv_lora_rank 512 + qk_rope_head_dim 64 over 61 layers."""
+    spec = load(DATA / "hf_configs" / "deepseek-v3.json")
+    assert spec.attention.kind == "mla"
+    assert per_token_bf16(spec) == 576 * 2 * 61
+
+
+def test_gemma3_text_config_nested_in_multimodal() -> None:
+    """Gemma-3-27B's text_config (62 layers, 16 KV heads of 128, 5 sliding W=1024 : 1 full) is read,
+    with transformers' default vocab 262,208 where the published file leaves it out."""
+    spec = load(DATA / "hf_configs" / "gemma-3-27b.json")
+    assert spec.n_layers == 62
+    assert spec.vocab_size == 262_208
+    assert spec.layers is not None and spec.layers.sliding_window == 1024
+    assert spec.layers.pattern == ["sliding"] * 5 + ["full"]
+    assert per_token_bf16(spec) == 2 * 16 * 128 * 2 * 62
+
+
+def test_unknown_model_type_warns_but_works() -> None:
+    """An unknown model_type with the standard keys imports, with a warning to check the result."""
+    imported = hf.import_config(
+        json.loads((DATA / "hf_synthetic" / "unknown_llama_like.json").read_text()), source="t"
+    )
+    assert imported.warnings and "my_llama" in imported.warnings[0]
+    assert imported.spec.attention.kind == "gqa"
+
+
+@pytest.mark.parametrize(
+    ("patch", "needle"),
+    [
+        ({"num_hidden_layers": None}, "lacks 'num_hidden_layers'"),
+        ({"num_attention_heads": None}, "lacks 'num_attention_heads'"),
+        ({"num_hidden_layers": "many"}, "'num_hidden_layers' must be an integer"),
+        ({"num_key_value_heads": 3}, "divisible"),
+        ({"sliding_window": -4}, "sliding_window"),
+        ({"layer_types": ["full_attention"], "sliding_window": 64}, "layer_types lists 1 layers"),
+    ],
+)
+def test_bad_configs_name_the_key(patch: dict[str, object], needle: str) -> None:
+    """A config missing or botching what the layout needs is a KvcalcError naming the key."""
+    config = json.loads((DATA / "hf_synthetic" / "mistral_noswa.json").read_text())
+    for key, value in patch.items():
+        if value is None:
+            config.pop(key)
+        else:
+            config[key] = value
+    with pytest.raises(KvcalcError, match=needle.replace("(", r"\(")):
+        hf.import_config(config, source="t")
+
+
+def test_unsupported_layer_type() -> None:
+    """A layer type kvcalc cannot size (linear attention) is refused, not guessed."""
+    config = json.loads((DATA / "hf_synthetic" / "mistral_noswa.json").read_text())
+    config["sliding_window"] = 64
+    config["layer_types"] = ["linear_attention", "full_attention"]
+    with pytest.raises(KvcalcError, match="linear_attention"):
+        hf.import_config(config, source="t")
+
+
+@pytest.mark.parametrize("path", [*PUBLISHED, *SYNTHETIC], ids=lambda p: p.stem)
+def test_import_yaml_round_trip(path: Path) -> None:
+    """import → YAML → load gives the same spec, hence the same bytes under every engine."""
+    spec = load(path)
+    text = yaml.safe_dump(spec.to_data(), sort_keys=False)
+    again = ModelSpec.model_validate(yaml.safe_load(text))
+    assert again == spec
+    for engine in ENGINES.values():
+        workload = Workload(seq_len=5000, batch=3)
+        assert (
+            kv_cache(again, workload, engine).total_bytes
+            == kv_cache(spec, workload, engine).total_bytes
+        )
