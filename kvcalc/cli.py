@@ -293,19 +293,10 @@ def import_(
     """Import a Hugging Face config.json as a kvcalc preset (YAML on stdout or to -o FILE)."""
     import yaml
 
-    from kvcalc import hf
-    from kvcalc.presets import read_json
+    from kvcalc.presets import import_hf
 
-    path = config / "config.json" if config.is_dir() else config
-    if not path.is_file():
-        raise KvcalcError(f"config file {str(path)!r} does not exist")
-    data = read_json(path)
-    if not isinstance(data, dict):
-        raise KvcalcError(f"{path}: expected a JSON object")
-    try:
-        imported = hf.import_config(data, source=source or str(path), name=name)
-    except KvcalcError as exc:
-        raise KvcalcError(f"{path}: {exc}") from None
+    imported = import_hf(config, name=name, source=source)
+    path = config
     for warning in imported.warnings:
         sys.stderr.write(f"warning: {path}: {warning}\n")
     text = yaml.safe_dump(imported.spec.to_data(), sort_keys=False)

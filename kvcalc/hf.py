@@ -358,6 +358,7 @@ def import_config(
     source: str,
     name: str | None = None,
     published_params: str | None = None,
+    checkpoint_bytes: int | None = None,
 ) -> Imported:
     """Return the ModelSpec a Hugging Face config.json describes, with exact parameter counts."""
     warnings: list[str] = []
@@ -401,6 +402,7 @@ def import_config(
         "n_params": params.total,
         "params": params.model_dump(),
         "published_params": published_params,
+        "checkpoint_bytes": checkpoint_bytes,
         "max_position_embeddings": c.opt_int("max_position_embeddings", "n_positions"),
         "dtype": _dtype(c),
         "tie_word_embeddings": c.get_bool("tie_word_embeddings", family in _TIED_BY_DEFAULT),

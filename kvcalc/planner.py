@@ -90,6 +90,21 @@ def weights_per_stage(
 ) -> tuple[int, ...]:
     """Return weight bytes on one GPU of each pipeline stage.
 
+    In the model's own dtype, when the spec knows its checkpoint's exact size (safetensors),
+    that size is used: exactly on one GPU, split in the computed proportions otherwise.
+    """
+    computed = _computed_weights(model, engine, tp, pp, dtype)
+    if dtype is not None or model.checkpoint_bytes is None:
+        return computed
+    whole = _computed_weights(model, engine, 1, 1, None)[0]
+    return tuple(cdiv(stage * model.checkpoint_bytes, whole) for stage in computed)
+
+
+def _computed_weights(
+    model: ModelSpec, engine: EngineProfile, tp: int, pp: int, dtype: WeightDtype | None
+) -> tuple[int, ...]:
+    """Return weight bytes per stage computed from the parameter breakdown.
+
     Attention, MLP and expert matrices take the weight dtype and are sharded by tp (KV
     projections replicated like the KV heads); embeddings, the LM head, norms and other
     parameters stay 16-bit (ENGINES.md §7). Embedding on the first stage, LM head on the

@@ -126,22 +126,81 @@ def load_model_file(path: Path) -> ModelSpec:
     return validate(ModelSpec, _read_yaml(path), path)
 
 
-def load_hf_config(path: Path) -> ModelSpec:
-    """Return the spec imported from an HF config.json, weights size read from safetensors beside."""
+def checkpoint_bytes(config_path: Path) -> int | None:
+    """Return the exact weight bytes of the safetensors checkpoint beside a config.json, if any.
+
+    model.safetensors.index.json's metadata.total_size when present; otherwise the sum of
+    the tensors' byte ranges in each *.safetensors header (8-byte little-endian length,
+    then a JSON header; only the header is read, never the weights).
+    """
+    folder = config_path.parent
+    index = folder / "model.safetensors.index.json"
+    if index.is_file():
+        data = read_json(index)
+        total = data.get("metadata", {}).get("total_size") if isinstance(data, dict) else None
+        if not isinstance(total, int) or isinstance(total, bool) or total <= 0:
+            raise KvcalcError(f"{index}: metadata.total_size is missing or not a positive integer")
+        return total
+    total = 0
+    for shard in sorted(folder.glob("*.safetensors")):
+        total += _safetensors_data_bytes(shard)
+    return total or None
+
+
+def _safetensors_data_bytes(path: Path) -> int:
+    try:
+        with path.open("rb") as handle:
+            size_bytes = handle.read(8)
+            if len(size_bytes) != 8:
+                raise KvcalcError(f"{path}: not a safetensors file (too short)")
+            header_len = int.from_bytes(size_bytes, "little")
+            if header_len > 100_000_000:
+                raise KvcalcError(f"{path}: not a safetensors file (header length {header_len})")
+            header = json.loads(handle.read(header_len))
+    except OSError as exc:
+        raise KvcalcError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise KvcalcError(f"{path}: not a safetensors file (bad JSON header)") from None
+    total = 0
+    for name, info in header.items():
+        if name == "__metadata__":
+            continue
+        try:
+            start, end = info["data_offsets"]
+        except (KeyError, TypeError, ValueError):
+            raise KvcalcError(f"{path}: tensor {name!r} has no data_offsets") from None
+        total += int(end) - int(start)
+    return total
+
+
+def import_hf(path: Path, name: str | None = None, source: str | None = None) -> Any:
+    """Return hf.Imported for a config.json (or its folder), checkpoint size included."""
     from kvcalc import hf
 
+    if path.is_dir():
+        path = path / "config.json"
+    if not path.is_file():
+        raise KvcalcError(f"config file {str(path)!r} does not exist")
     config = read_json(path)
     if not isinstance(config, dict):
         raise KvcalcError(f"{path}: expected a JSON object")
     try:
-        imported = hf.import_config(config, source=str(path))
+        return hf.import_config(
+            config, source=source or str(path), name=name, checkpoint_bytes=checkpoint_bytes(path)
+        )
     except KvcalcError as exc:
         raise KvcalcError(f"{path}: {exc}") from None
-    for warning in imported.warnings:
-        import sys
 
+
+def load_hf_config(path: Path) -> ModelSpec:
+    """Return the spec imported from an HF config.json; warnings go to stderr."""
+    import sys
+
+    imported = import_hf(path)
+    for warning in imported.warnings:
         print(f"warning: {path}: {warning}", file=sys.stderr)
-    return imported.spec
+    spec: ModelSpec = imported.spec
+    return spec
 
 
 def looks_like_path(name: str) -> bool:

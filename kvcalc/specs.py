@@ -152,6 +152,9 @@ class ModelSpec(_Spec):
     n_params: PositiveInt | None = None
     params: ParamBreakdown | None = None
     published_params: str | None = Field(default=None, description="the published figure")
+    checkpoint_bytes: PositiveInt | None = Field(
+        default=None, description="exact bytes of the published weights (safetensors), if known"
+    )
     max_position_embeddings: PositiveInt | None = None
     dtype: Literal["fp32", "fp16", "bf16"] = "bf16"
     tie_word_embeddings: bool = False

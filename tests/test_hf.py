@@ -141,3 +141,58 @@ def test_import_yaml_round_trip(path: Path) -> None:
             kv_cache(again, workload, engine).total_bytes
             == kv_cache(spec, workload, engine).total_bytes
         )
+
+
+def _write_safetensors(path: Path, tensors: dict[str, tuple[str, list[int]]]) -> int:
+    """Write a header-only safetensors file; return the data bytes its header declares."""
+    sizes = {"BF16": 2, "F32": 4, "F8_E4M3": 1}
+    header: dict[str, object] = {"__metadata__": {"format": "pt"}}
+    offset = 0
+    for name, (dtype, shape) in tensors.items():
+        n = sizes[dtype]
+        for dim in shape:
+            n *= dim
+        header[name] = {"dtype": dtype, "shape": shape, "data_offsets": [offset, offset + n]}
+        offset += n
+    raw = json.dumps(header).encode()
+    path.write_bytes(len(raw).to_bytes(8, "little") + raw)  # the data itself is not needed
+    return offset
+
+
+def test_checkpoint_bytes_from_safetensors_headers(tmp_path: Path) -> None:
+    """Weight bytes beside a config come from the safetensors headers: 1000·256·2 + 256·4 bytes."""
+    from kvcalc.presets import load_model
+
+    (tmp_path / "config.json").write_text((DATA / "hf_synthetic" / "gemma.json").read_text())
+    declared = _write_safetensors(
+        tmp_path / "model.safetensors",
+        {"embed": ("BF16", [1000, 256]), "norm": ("F32", [256])},
+    )
+    assert declared == 1000 * 256 * 2 + 256 * 4
+    assert load_model(str(tmp_path)).checkpoint_bytes == declared
+
+
+def test_checkpoint_bytes_from_index(tmp_path: Path) -> None:
+    """model.safetensors.index.json's metadata.total_size wins, exactly, and feeds the planner."""
+    from kvcalc.engines import ENGINES
+    from kvcalc.planner import weights_per_stage
+    from kvcalc.presets import load_model
+
+    (tmp_path / "config.json").write_text((DATA / "hf_configs" / "llama-3.1-8b.json").read_text())
+    # 16,060,522,496 = 2 B × 8,030,261,248 parameters; a checkpoint may hold a little more
+    (tmp_path / "model.safetensors.index.json").write_text(
+        json.dumps({"metadata": {"total_size": 16_060_522_496 + 1_000}, "weight_map": {}})
+    )
+    spec = load_model(str(tmp_path / "config.json"))
+    assert spec.checkpoint_bytes == 16_060_523_496
+    assert weights_per_stage(spec, ENGINES["vllm"], 1, 1, None) == (16_060_523_496,)
+
+
+def test_bad_safetensors_is_one_clear_error(tmp_path: Path) -> None:
+    """A corrupt safetensors file beside the config is named in a KvcalcError."""
+    from kvcalc.presets import load_model
+
+    (tmp_path / "config.json").write_text((DATA / "hf_synthetic" / "gemma.json").read_text())
+    (tmp_path / "model.safetensors").write_bytes(b"\x05\x00")
+    with pytest.raises(KvcalcError, match="not a safetensors file"):
+        load_model(str(tmp_path))
