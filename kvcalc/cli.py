@@ -128,6 +128,29 @@ PRESETS_OPTION = typer.Option(
 FORMAT_OPTION = typer.Option(OutputFormat.table, "--format", "-f", help="Output format.")
 
 
+def _windows_option(value: str | None) -> tuple[int, ...] | None:
+    from kvcalc.units import parse_tokens
+
+    if value is None:
+        return None
+    return (
+        tuple(
+            parse_tokens(part, "--max-attention-window")
+            for part in value.split(",")
+            if part.strip()
+        )
+        or None
+    )
+
+
+WINDOW_OPTION = typer.Option(
+    None,
+    "--max-attention-window",
+    metavar="W[,W...]",
+    help="TensorRT-LLM max_attention_window: per-layer windows, cycled (e.g. 4096,8192).",
+)
+
+
 def _dtype_option(value: str | None) -> Any:
     from kvcalc.dtypes import kv_dtype
 
@@ -173,6 +196,7 @@ def calc(
         metavar="TOKENS",
         help="vLLM max_num_batched_tokens (sliding-window planning).",
     ),
+    attention_window: str | None = WINDOW_OPTION,
     presets: Path | None = PRESETS_OPTION,
     fmt: OutputFormat = FORMAT_OPTION,
 ) -> None:
@@ -196,6 +220,7 @@ def calc(
             if max_batched_tokens is None
             else parse_tokens(max_batched_tokens, "--max-batched-tokens")
         ),
+        attention_windows=_windows_option(attention_window),
     )
     profile = engine_profile(engine)
     spec = load_model(model, presets)
@@ -327,6 +352,7 @@ def _plan_inputs(
     reserve: str | None,
     max_batched_tokens: str | None,
     presets: Path | None,
+    attention_window: str | None = None,
 ) -> tuple[Any, Any, Any, dict[str, Any]]:
     """Parse the planner's shared options: (spec, engine profile, workload, plan extras)."""
     from kvcalc.dtypes import weight_dtype
@@ -357,6 +383,7 @@ def _plan_inputs(
             if max_batched_tokens is None
             else parse_tokens(max_batched_tokens, "--max-batched-tokens")
         ),
+        attention_windows=_windows_option(attention_window),
     )
     extras = {
         "weights_dtype": None if weights_dtype in (None, "auto") else weight_dtype(weights_dtype),
@@ -419,6 +446,7 @@ def fit_command(
     max_batched_tokens: str | None = typer.Option(
         None, "--max-batched-tokens", metavar="TOKENS", help="vLLM max_num_batched_tokens."
     ),
+    attention_window: str | None = WINDOW_OPTION,
     check: bool = typer.Option(
         False, "--check", help="Exit 1 when it does not fit (without --gpu: when no GPU fits)."
     ),
@@ -432,7 +460,7 @@ def fit_command(
 
     spec, profile, workload, extras = _plan_inputs(
         model, seq, batch, kv_dtype, engine, tp, pp, gpus, weights_dtype, util, reserve,
-        max_batched_tokens, presets,
+        max_batched_tokens, presets, attention_window,
     )  # fmt: skip
     if gpu is not None:
         targets = [(gpu, load_gpu(gpu, presets))]

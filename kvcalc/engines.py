@@ -59,6 +59,7 @@ class EngineProfile:
     # HF model_types whose implementation caches GQA K/V expanded to every query head
     # (transformers' Falcon with new_decoder_architecture repeats KV heads before caching).
     expanded_kv_families: frozenset[str] = frozenset()
+    accepts_attention_windows: bool = False  # TRT-LLM's max_attention_window
     budget_rule: BudgetRule = "whole"
     default_util: float | None = None
     assumptions: tuple[str, ...] = field(default_factory=tuple)
@@ -156,6 +157,7 @@ ENGINES: dict[str, EngineProfile] = {
         EngineProfile(
             name="trtllm",
             budget_rule="trtllm",
+            accepts_attention_windows=True,
             default_util=0.9,
             summary="TensorRT-LLM: 32-token blocks, ceil(n_kv / tp) heads, no window unless given",
             block_size=32,
@@ -164,7 +166,8 @@ ENGINES: dict[str, EngineProfile] = {
             assumptions=(
                 "each sequence rounds up to whole 32-token blocks (tokens_per_block)",
                 "KV heads per GPU = ceil(n_kv / tp); MLA latent (kv_factor 1) on every rank",
-                "sliding layers sized for the full context (no max_attention_window given)",
+                "sliding layers sized for the full context unless max_attention_window is "
+                "given (--max-attention-window, cycled over layers)",
             ),
             sources=(
                 "NVIDIA/TensorRT-LLM:tensorrt_llm/_torch/pyexecutor/resource_manager.py"

@@ -39,6 +39,8 @@ class Workload:
     pp: int = 1
     block_size: int | None = None  # overrides the engine's page size
     max_num_batched_tokens: int | None = None  # overrides the engine's (vLLM sliding planning)
+    # TensorRT-LLM's max_attention_window: per-layer windows, cycled over the layers
+    attention_windows: tuple[int, ...] | None = None
 
     def __post_init__(self) -> None:
         for name in ("seq_len", "batch", "tp", "pp"):
@@ -49,6 +51,10 @@ class Workload:
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or value < 1):
                 raise KvcalcError(f"{name} must be a positive integer, got {value!r}")
+        if self.attention_windows is not None and (
+            not self.attention_windows or any(w < 1 for w in self.attention_windows)
+        ):
+            raise KvcalcError("attention windows must be positive token counts")
 
 
 @dataclass(frozen=True)
@@ -80,6 +86,7 @@ class KvBreakdown:
     per_sequence_bytes: int  # one sequence, all GPUs
     total_bytes: int  # whole workload, all GPUs
     per_gpu_bytes: int  # busiest GPU
+    layer_windows: tuple[int | None, ...]  # each layer's effective window (None: full)
     stage_layers: tuple[tuple[int, int], ...]  # [start, end) layer range of each PP stage
     stage_bytes: tuple[int, ...]  # KV bytes on one GPU of each PP stage
     busiest_stage: int
@@ -206,6 +213,8 @@ def tokens_held(
     sliding_rule = engine.sliding
     if engine.sliding_families is not None and model.family not in engine.sliding_families:
         sliding_rule = "full"
+    if workload.attention_windows is not None:
+        sliding_rule = "window"  # windows the user gave the engine (TRT-LLM max_attention_window)
     if window is None or sliding_rule == "full":
         return round_up(seq, block)
     if sliding_rule == "window":
@@ -233,6 +242,14 @@ def kv_cache(model: ModelSpec, workload: Workload, engine: EngineProfile) -> KvB
     logical_per_layer, _ = layer_bytes_per_token(model, engine, k_dtype, v_dtype, logical_heads)
 
     windows = model.layer_windows()
+    if workload.attention_windows is not None:
+        if not engine.accepts_attention_windows:
+            raise KvcalcError(f"--max-attention-window applies to engine trtllm, not {engine.name}")
+        given = workload.attention_windows
+        windows = tuple(
+            given[i % len(given)] if given[i % len(given)] < workload.seq_len else None
+            for i in range(model.n_layers)
+        )
     held = {w: tokens_held(engine, model, workload, w, block) for w in set(windows)}
     layer_bytes = [held[w] * batch * per_layer for w in windows]  # one GPU, one layer
 
@@ -296,6 +313,7 @@ def kv_cache(model: ModelSpec, workload: Workload, engine: EngineProfile) -> KvB
         per_sequence_bytes=total // batch,
         total_bytes=total,
         per_gpu_bytes=stage_bytes[busiest],
+        layer_windows=windows,
         stage_layers=stages,
         stage_bytes=tuple(stage_bytes),
         busiest_stage=busiest,

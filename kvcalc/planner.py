@@ -297,7 +297,7 @@ def _vllm_groups(counts: list[int]) -> int:
 def _stage_units(kv: KvBreakdown, stage: int, kv_budget: int) -> _StageUnits:
     """Return what a stage can hold and what one request needs, in the engine's units."""
     start, end = kv.stage_layers[stage]
-    windows = kv.model.layer_windows()[start:end]
+    windows = kv.layer_windows[start:end]
     per_layer = kv.groups[0].bytes_per_token_per_layer
     tokens = {g.window: g.tokens for g in kv.groups}
     if kv.engine.name == "vllm":
@@ -369,7 +369,7 @@ def max_tokens(plan: Plan, budget_: Budget | None = None) -> int:
     result = None
     for stage, kv_budget in enumerate(budget_.stage_kv_budget_bytes):
         start, end = kv.stage_layers[stage]
-        windows = kv.model.layer_windows()[start:end]
+        windows = kv.layer_windows[start:end]
         per_layer = kv.groups[0].bytes_per_token_per_layer
         if kv.engine.name == "vllm":
             counts = [windows.count(w) for w in set(windows)]

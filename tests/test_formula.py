@@ -306,3 +306,14 @@ def test_per_gpu_shares_cover_the_total(
         return  # tp that does not divide this model's heads
     assert result.per_gpu_bytes * tp * pp >= result.total_bytes
     assert result.per_gpu_bytes <= result.total_bytes
+
+
+def test_trtllm_windows_only_when_given() -> None:
+    """TRT-LLM sizes Gemma-2-9B in full by default (2,818,572,288); with max_attention_window
+    [4096, 8192] cycled over layers: 21·8192·8192 + 21·4096·8192 = 2,113,929,216 (ENGINES.md §8)."""
+    assert total("gemma-2-9b", "trtllm") == 2_818_572_288
+    assert total("gemma-2-9b", "trtllm", attention_windows=(4096, 8192)) == 2_113_929_216
+    # 1000-token windows round up to 32-token blocks: 1024 tokens in every layer
+    assert total("llama-3.1-8b", "trtllm", attention_windows=(1000,)) == 1024 * 131_072
+    with pytest.raises(KvcalcError, match="trtllm"):
+        total("gemma-2-9b", "vllm", attention_windows=(4096,))
