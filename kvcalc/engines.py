@@ -65,6 +65,18 @@ class EngineProfile:
     assumptions: tuple[str, ...] = field(default_factory=tuple)
     sources: tuple[str, ...] = field(default_factory=tuple)
 
+    def assumptions_for(self, topics: set[str]) -> tuple[str, ...]:
+        """Return the assumptions that apply: untagged ones, and '[topic] ...' ones in topics."""
+        kept = []
+        for text in self.assumptions:
+            if text.startswith("["):
+                topic, _, rest = text[1:].partition("] ")
+                if topic not in topics:
+                    continue
+                text = rest
+            kept.append(text)
+        return tuple(kept)
+
     def block_for(self, is_mla: bool) -> int:
         """Return the tokens per KV block this engine uses for the model's attention kind."""
         if is_mla and self.mla_block_size is not None:
@@ -99,9 +111,9 @@ ENGINES: dict[str, EngineProfile] = {
             assumptions=(
                 "each sequence rounds up to whole 16-token blocks (64 for MLA: FlashMLA backend)",
                 "KV heads per GPU = max(1, n_kv // tp); MLA latent replicated on every TP rank",
-                "sliding layers: planning bound cdiv(min(W-1+N, seq), B) + 1 blocks, "
+                "[sliding] sliding layers: planning bound cdiv(min(W-1+N, seq), B) + 1 blocks, "
                 "N = max_num_batched_tokens (8192, vllm serve on large GPUs)",
-                "pipeline stages hold their own layers (get_pp_indices split)",
+                "[pp] pipeline stages hold their own layers (get_pp_indices split)",
             ),
             sources=(
                 "vllm-project/vllm:vllm/v1/kv_cache_interface.py:AttentionSpec.real_page_size_bytes",
@@ -123,7 +135,7 @@ ENGINES: dict[str, EngineProfile] = {
             assumptions=(
                 "page size 1 (one dummy page per pool, counted by the planner)",
                 "KV heads per GPU = max(1, n_kv // attn_tp); MLA latent on every rank",
-                "sliding windows only for its hybrid-SWA architectures "
+                "[sliding] sliding windows only for its hybrid-SWA architectures "
                 "(not Mistral-7B-v0.1 or Gemma-2)",
             ),
             sources=(
@@ -144,8 +156,8 @@ ENGINES: dict[str, EngineProfile] = {
             ubatch=512,
             assumptions=(
                 "context padded to a multiple of 256 cells per sequence (non-unified cache)",
-                "iSWA layers hold GGML_PAD(min(n_ctx, n_swa + n_ubatch), 256) cells, n_ubatch 512",
-                "MLA GGUFs store the 576-wide latent as K and no V",
+                "[sliding] iSWA layers hold GGML_PAD(min(n_ctx, n_swa + n_ubatch), 256) cells, n_ubatch 512",
+                "[mla] MLA GGUFs store the 576-wide latent as K and no V",
                 "no tensor parallelism: layers are split across GPUs (use --pp)",
             ),
             sources=(
@@ -166,7 +178,7 @@ ENGINES: dict[str, EngineProfile] = {
             assumptions=(
                 "each sequence rounds up to whole 32-token blocks (tokens_per_block)",
                 "KV heads per GPU = ceil(n_kv / tp); MLA latent (kv_factor 1) on every rank",
-                "sliding layers sized for the full context unless max_attention_window is "
+                "[sliding] sliding layers sized for the full context unless max_attention_window is "
                 "given (--max-attention-window, cycled over layers)",
             ),
             sources=(
@@ -184,10 +196,10 @@ ENGINES: dict[str, EngineProfile] = {
             expanded_kv_families=frozenset({"falcon"}),
             assumptions=(
                 "DynamicCache: exactly seq tokens per full layer, no paging",
-                "sliding layers keep the last W-1 tokens (DynamicSlidingWindowLayer)",
-                "MLA: transformers 5.x caches the latent (key: kv_lora_rank, value: rope key)",
+                "[sliding] sliding layers keep the last W-1 tokens (DynamicSlidingWindowLayer)",
+                "[mla] MLA: transformers 5.x caches the latent (key: kv_lora_rank, value: rope key)",
                 "no tensor parallelism (device_map splits layers: use --pp)",
-                "Falcon new_decoder_architecture: K/V cached for every query head",
+                "[falcon] Falcon new_decoder_architecture: K/V cached for every query head",
             ),
             sources=("huggingface/transformers:src/transformers/cache_utils.py",),
         ),
@@ -199,7 +211,7 @@ ENGINES: dict[str, EngineProfile] = {
             mla_layout="expanded",
             expanded_kv_families=frozenset({"falcon"}),
             assumptions=(
-                "as hf, except MLA: K = n_heads·(qk_nope + qk_rope), V = n_heads·v_head_dim",
+                "[mla] as hf, except MLA: K = n_heads·(qk_nope + qk_rope), V = n_heads·v_head_dim",
             ),
             sources=(
                 "huggingface/transformers (4.x):src/transformers/models/deepseek_v3/"

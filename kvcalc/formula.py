@@ -285,7 +285,14 @@ def kv_cache(model: ModelSpec, workload: Workload, engine: EngineProfile) -> KvB
     formula_text += f" = {total:,} B"
     layer_formula = f"{per_layer_text} = {per_layer:,} B per token per layer per GPU"
 
-    assumptions = list(engine.assumptions)
+    topics = {"pp"} if pp > 1 else set()
+    if any(w is not None for w in windows) or model.layers is not None:
+        topics.add("sliding")
+    if is_mla:
+        topics.add("mla")
+    if model.family == "falcon" and isinstance(model.attention, GQA):
+        topics.add("falcon")
+    assumptions = list(engine.assumptions_for(topics))
     no_window = engine.sliding_families is not None and model.family not in engine.sliding_families
     if model.layers is not None and no_window:
         assumptions.append(
