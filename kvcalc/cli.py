@@ -119,6 +119,18 @@ def _emit(data: Any, fmt: OutputFormat, columns: tuple[str, ...] | list[str] = (
         sys.stdout.write(buffer.getvalue())
 
 
+def _show_rows(
+    fmt: OutputFormat, title: str, rows: list[dict[str, Any]], columns: list[str]
+) -> None:
+    """Print rows as a table, or emit them as machine output."""
+    if fmt is OutputFormat.table:
+        from kvcalc.render import render_rows
+
+        render_rows(_console(), title, rows, columns)
+    else:
+        _emit(rows, fmt, columns)
+
+
 PRESETS_OPTION = typer.Option(
     None,
     "--presets",
@@ -251,12 +263,7 @@ def presets_list(
         per_token = kv_cache(spec, one_token, ENGINES["formula"]).bytes_per_token
         rows.append(preset_row(name, spec, per_token))
     columns = ["name", "attention", "layers", "sliding", "n_params", "kv_bytes_per_token_bf16"]
-    if fmt is OutputFormat.table:
-        from kvcalc.render import render_rows
-
-        render_rows(_console(), f"{len(rows)} model presets", rows, columns)
-    else:
-        _emit(rows, fmt, columns)
+    _show_rows(fmt, f"{len(rows)} model presets", rows, columns)
 
 
 @presets_app.command("show")
@@ -496,12 +503,7 @@ def gpus_list(presets: Path | None = PRESETS_OPTION, fmt: OutputFormat = FORMAT_
     rows = [gpu_row(name, g) for name, g in sorted(load_all_gpus(presets).items())]
     columns = ["name", "gpu", "memory_bytes", "memory_gib", "memory_gb", "memory_kind",
                "datasheet_memory"]  # fmt: skip
-    if fmt is OutputFormat.table:
-        from kvcalc.render import render_rows
-
-        render_rows(_console(), f"{len(rows)} GPU presets", rows, columns)
-    else:
-        _emit(rows, fmt, columns)
+    _show_rows(fmt, f"{len(rows)} GPU presets", rows, columns)
 
 
 @app.command("check")
