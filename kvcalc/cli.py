@@ -476,7 +476,9 @@ def fit_command(
     reports = []
     for label, gpu_spec in targets:
         plan = Plan(spec, _with_capacity(gpu_spec, gpu_mem), profile, workload, **extras)
-        reports.append(fit_report(fit(plan), model, label, min_gpus(plan)))
+        reports.append(
+            fit_report(fit(plan), model, label, min_gpus(plan), min_gpus(plan, max_pp=1))
+        )
     if gpu is None:
         reports.sort(
             key=lambda r: (not r["fits"], r["min_gpus"] or 10**9, -r["max_batch"], r["gpu"])

@@ -431,11 +431,11 @@ def fit(plan: Plan) -> Fit:
     )
 
 
-def min_gpus(plan: Plan) -> tuple[int, int] | None:
+def min_gpus(plan: Plan, max_pp: int = MAX_PP) -> tuple[int, int] | None:
     """Return the smallest (tp, pp) whose tp·pp GPUs fit the workload, preferring pp = 1.
 
-    tp ranges over powers of two the model's heads allow under the engine, pp over 1..64.
-    None when nothing up to 64 × 64 GPUs fits.
+    tp ranges over powers of two the model's heads allow under the engine, pp over
+    1..max_pp (max_pp = 1: the smallest tensor-parallel size alone). None when nothing fits.
     """
     options = []
     for tp in TP_CANDIDATES:
@@ -443,7 +443,7 @@ def min_gpus(plan: Plan) -> tuple[int, int] | None:
             kv_heads_per_gpu(plan.model, plan.engine, tp)
         except KvcalcError:
             continue
-        for pp in range(1, min(MAX_PP, plan.model.n_layers) + 1):
+        for pp in range(1, min(max_pp, plan.model.n_layers) + 1):
             options.append((tp * pp, pp, tp))
     for _, pp, tp in sorted(options):
         candidate = replace(plan, workload=replace(plan.workload, tp=tp, pp=pp))

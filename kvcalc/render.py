@@ -124,6 +124,11 @@ def render_fit(console: Console, report: dict[str, Any]) -> None:
             f"{report['min_gpus']} (tp {report['min_tp']} × pp {report['min_pp']})"
             if report["min_gpus"]
             else "none up to 4,096"
+        )
+        + (
+            f"; with tensor parallelism alone: tp {report['min_tp_alone']}"
+            if report["min_tp_alone"]
+            else "; no tensor-parallel size alone fits"
         ),
     ]
     lines += [f"note: {n}" for n in report["notes"]]

@@ -94,7 +94,11 @@ def preset_row(name: str, spec: ModelSpec, bf16_bytes_per_token: int) -> dict[st
 
 
 def fit_report(
-    result: Fit, model_label: str, gpu_label: str, min_gpus: tuple[int, int] | None
+    result: Fit,
+    model_label: str,
+    gpu_label: str,
+    min_gpus: tuple[int, int] | None,
+    min_tp: tuple[int, int] | None = None,
 ) -> dict[str, Any]:
     """Return a `kvcalc fit` answer as a JSON-ready dict; bytes per GPU, all ints."""
     plan, budget = result.plan, result.budget
@@ -135,6 +139,8 @@ def fit_report(
         "min_gpus": None if min_gpus is None else min_gpus[0] * min_gpus[1],
         "min_tp": None if min_gpus is None else min_gpus[0],
         "min_pp": None if min_gpus is None else min_gpus[1],
+        "min_tp_alone": None if min_tp is None else min_tp[0],
+        "min_tp_alone": None if min_tp is None else min_tp[0],
         "notes": list(result.notes),
         "assumptions": list(result.kv.assumptions),
     }

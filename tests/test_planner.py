@@ -241,3 +241,24 @@ def test_min_gpus_fits_and_fewer_do_not(seq: int, batch: int, gpu: str) -> None:
             q = replace(p, workload=replace(p.workload, tp=smaller_tp, pp=smaller_pp))
             if budget(q).kv_budget_bytes > 0:
                 assert not fits_at(q, seq, batch)
+
+
+@settings(max_examples=20, deadline=None)
+@given(
+    seq=st.sampled_from([2048, 8192, 32768]),
+    batch=st.integers(1, 64),
+    gpu=st.sampled_from(["h100-80gb", "a100-40gb", "l4"]),
+)
+def test_min_tp_alone_fits_and_smaller_tp_does_not(seq: int, batch: int, gpu: str) -> None:
+    """With pipeline parallelism off, the minimum tp fits and every smaller power of two does not."""
+    p = plan("llama-3.1-70b", gpu, seq_len=seq, batch=batch)
+    answer = min_gpus(p, max_pp=1)
+    if answer is None:
+        return
+    tp, pp = answer
+    assert pp == 1
+    assert fits_at(replace(p, workload=replace(p.workload, tp=tp)), seq, batch)
+    for smaller in (1, 2, 4, 8, 16, 32):
+        if smaller < tp:
+            q = replace(p, workload=replace(p.workload, tp=smaller))
+            assert budget(q).kv_budget_bytes <= 0 or not fits_at(q, seq, batch)
