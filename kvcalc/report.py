@@ -140,7 +140,6 @@ def fit_report(
         "min_tp": None if min_gpus is None else min_gpus[0],
         "min_pp": None if min_gpus is None else min_gpus[1],
         "min_tp_alone": None if min_tp is None else min_tp[0],
-        "min_tp_alone": None if min_tp is None else min_tp[0],
         "notes": list(result.notes),
         "assumptions": list(result.kv.assumptions),
     }
