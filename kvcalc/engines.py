@@ -60,6 +60,7 @@ class EngineProfile:
     # (transformers' Falcon with new_decoder_architecture repeats KV heads before caching).
     expanded_kv_families: frozenset[str] = frozenset()
     accepts_attention_windows: bool = False  # TRT-LLM's max_attention_window
+    pads_hybrid_groups: bool = False  # vLLM: hybrid layer groups padded to equal size
     budget_rule: BudgetRule = "whole"
     default_util: float | None = None
     assumptions: tuple[str, ...] = field(default_factory=tuple)
@@ -101,6 +102,7 @@ ENGINES: dict[str, EngineProfile] = {
         EngineProfile(
             name="vllm",
             budget_rule="vllm",
+            pads_hybrid_groups=True,
             default_util=0.9,
             summary="vLLM V1: 16-token pages (64 for MLA/FlashMLA), heads replicated when tp > n_kv",
             block_size=16,

@@ -64,6 +64,7 @@ class LayerGroup:
     kind: str  # "full" or "sliding"
     window: int | None
     count: int  # layers of this kind in the whole model
+    padded_count: int  # layers allocated, with vLLM's hybrid-group padding
     tokens: int  # tokens each such layer holds per sequence
     bytes_per_token_per_layer: int  # on one GPU (local heads)
     bytes: int  # whole workload, all GPUs (replicas included)
@@ -229,6 +230,33 @@ def tokens_held(
     return round_up(min(seq, window + ubatch), engine.context_pad)
 
 
+def hybrid_group_size(counts: list[int]) -> int:
+    """Return vLLM's KV-cache group size for layer types of these counts.
+
+    vllm-project/vllm:vllm/v1/core/kv_cache_utils.py:_get_kv_cache_groups_uniform_page_size:
+    the smallest count, or the largest when it is under 1.5 × the smallest.
+    """
+    low, high = min(counts), max(counts)
+    return high if high < 1.5 * low else low
+
+
+def padded_layer_counts(
+    engine: EngineProfile, windows: tuple[int | None, ...]
+) -> dict[int | None, int]:
+    """Return layers allocated per window: vLLM pads each hybrid group to the group size."""
+    counts = {w: windows.count(w) for w in set(windows)}
+    if engine.pads_hybrid_groups and len(counts) > 1:
+        size = hybrid_group_size(list(counts.values()))
+        return {w: cdiv(n, size) * size for w, n in counts.items()}
+    return counts
+
+
+def _layers_text(group: LayerGroup) -> str:
+    if group.padded_count == group.count:
+        return str(group.count)
+    return f"({group.count} + {group.padded_count - group.count} padding)"
+
+
 def kv_cache(model: ModelSpec, workload: Workload, engine: EngineProfile) -> KvBreakdown:
     """Return the exact KV-cache bytes of `workload` on `model` as `engine` allocates them."""
     k_dtype = workload.k_dtype or KV_DTYPES[model.dtype]
@@ -251,29 +279,33 @@ def kv_cache(model: ModelSpec, workload: Workload, engine: EngineProfile) -> KvB
             for i in range(model.n_layers)
         )
     held = {w: tokens_held(engine, model, workload, w, block) for w in set(windows)}
-    layer_bytes = [held[w] * batch * per_layer for w in windows]  # one GPU, one layer
 
     stages = pp_partition(model.n_layers, pp)
-    stage_bytes = [sum(layer_bytes[a:b]) for a, b in stages]
+    # layers each stage allocates per window, padding of vLLM's hybrid groups included
+    stage_counts = [padded_layer_counts(engine, windows[a:b]) for a, b in stages]
+    stage_bytes = [
+        sum(n * held[w] * batch * per_layer for w, n in counts.items()) for counts in stage_counts
+    ]
     busiest = max(range(pp), key=lambda s: (stage_bytes[s], -s))
     start, end = stages[busiest]
 
     groups = []
     for window in sorted(set(windows), key=lambda w: (w is not None, w or 0)):
-        count = windows.count(window)
+        allocated = sum(counts.get(window, 0) for counts in stage_counts)
         groups.append(
             LayerGroup(
                 kind="full" if window is None else "sliding",
                 window=window,
-                count=count,
+                count=windows.count(window),
+                padded_count=allocated,
                 tokens=held[window],
                 bytes_per_token_per_layer=per_layer,
-                bytes=tp * count * held[window] * batch * per_layer,
+                bytes=tp * allocated * held[window] * batch * per_layer,
             )
         )
     total = sum(g.bytes for g in groups)
     terms = [
-        f"{g.count} {'sliding (W=' + str(g.window) + ') ' if g.window else ''}layers × "
+        f"{_layers_text(g)} {'sliding (W=' + str(g.window) + ') ' if g.window else ''}layers × "
         f"{g.tokens:,} tokens × {batch:,} seq × {per_layer:,} B"
         for g in groups
     ]
@@ -297,6 +329,11 @@ def kv_cache(model: ModelSpec, workload: Workload, engine: EngineProfile) -> KvB
     if model.layers is not None and no_window:
         assumptions.append(
             f"{engine.name} gives {model.family or 'this model'} no sliding-window savings"
+        )
+    if any(g.padded_count > g.count for g in groups):
+        assumptions.append(
+            "hybrid layers are grouped in equal-size KV groups; short groups are padded "
+            "(vLLM kv_cache_utils), so padding layers hold KV too"
         )
     if is_mla and tp > 1 and engine.mla_layout == "latent":
         assumptions.append("MLA latent is replicated on every TP rank: TP does not shrink it")

@@ -13,7 +13,14 @@ from fractions import Fraction
 from kvcalc.dtypes import WEIGHT_DTYPES, WeightDtype
 from kvcalc.engines import EngineProfile
 from kvcalc.errors import KvcalcError
-from kvcalc.formula import KvBreakdown, Workload, cdiv, kv_cache, kv_heads_per_gpu
+from kvcalc.formula import (
+    KvBreakdown,
+    Workload,
+    cdiv,
+    hybrid_group_size,
+    kv_cache,
+    kv_heads_per_gpu,
+)
 from kvcalc.specs import MLA, GpuSpec, ModelSpec
 from kvcalc.units import MiB
 
@@ -288,12 +295,6 @@ class _StageUnits:
     unit_bytes: int  # bytes per unit
 
 
-def _vllm_groups(counts: list[int]) -> int:
-    """Return vLLM's hybrid group size: min layers per type, or max if max < 1.5 · min."""
-    low, high = min(counts), max(counts)
-    return high if high < 1.5 * low else low
-
-
 def _stage_units(kv: KvBreakdown, stage: int, kv_budget: int) -> _StageUnits:
     """Return what a stage can hold and what one request needs, in the engine's units."""
     start, end = kv.stage_layers[stage]
@@ -303,7 +304,7 @@ def _stage_units(kv: KvBreakdown, stage: int, kv_budget: int) -> _StageUnits:
     if kv.engine.name == "vllm":
         page = kv.block_size * per_layer
         counts = {w: windows.count(w) for w in set(windows)}
-        group_size = _vllm_groups(list(counts.values()))
+        group_size = hybrid_group_size(list(counts.values()))
         blocks = max(0, kv_budget) // (page * group_size)
         per_request = sum(
             cdiv(c, group_size) * (tokens[w] // kv.block_size) for w, c in counts.items()
@@ -373,7 +374,7 @@ def max_tokens(plan: Plan, budget_: Budget | None = None) -> int:
         per_layer = kv.groups[0].bytes_per_token_per_layer
         if kv.engine.name == "vllm":
             counts = [windows.count(w) for w in set(windows)]
-            group_size = _vllm_groups(counts)
+            group_size = hybrid_group_size(counts)
             n_groups = sum(cdiv(c, group_size) for c in counts)
             blocks = max(0, kv_budget) // (kv.block_size * per_layer * group_size)
             tokens = blocks // n_groups * kv.block_size

@@ -47,6 +47,7 @@ def calc_report(kv: KvBreakdown, model_label: str) -> dict[str, Any]:
                 "kind": g.kind,
                 "window": g.window,
                 "count": g.count,
+                "padded_count": g.padded_count,
                 "tokens": g.tokens,
                 "bytes_per_token_per_layer": g.bytes_per_token_per_layer,
                 "bytes": g.bytes,

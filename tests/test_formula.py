@@ -317,3 +317,20 @@ def test_trtllm_windows_only_when_given() -> None:
     assert total("llama-3.1-8b", "trtllm", attention_windows=(1000,)) == 1024 * 131_072
     with pytest.raises(KvcalcError, match="trtllm"):
         total("gemma-2-9b", "vllm", attention_windows=(4096,))
+
+
+def test_vllm_pads_hybrid_groups() -> None:
+    """Gemma-3-27B (62 layers: 52 sliding W=1024, 10 full; 16 KV heads × 128 → 8,192 B/token/layer).
+
+    vLLM groups hybrid layers by min(10, 52) = 10 (52 ≥ 1.5·10): 6 sliding groups, the last
+    padded by 8 layers. Sliding planning bound at 8192 tokens, N=8192:
+    (cdiv(min(1023 + 8192, 8192), 16) + 1) · 16 = 8,208 tokens.
+    10·8192·8192 + 60·8208·8192 = 671,088,640 + 4,034,396,160 = 4,705,484,800.
+    Gemma-2-9B (21/21 layers) needs no padding.
+    """
+    result = kv_cache(load_model("gemma-3-27b"), Workload(seq_len=8192), ENGINES["vllm"])
+    assert result.total_bytes == 4_705_484_800
+    sliding = next(g for g in result.groups if g.kind == "sliding")
+    assert (sliding.count, sliding.padded_count) == (52, 60)
+    gemma2 = kv_cache(load_model("gemma-2-9b"), Workload(seq_len=8192), ENGINES["vllm"])
+    assert all(g.padded_count == g.count for g in gemma2.groups)
