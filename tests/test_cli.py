@@ -69,8 +69,15 @@ def test_calc_json_opt_30b_acceptance(run_cli: Run) -> None:
                 "total_bytes", "per_gpu_bytes", "layers", "formula"):  # fmt: skip
         assert key in data
     assert data["layers"] == [
-        {"kind": "full", "window": None, "count": 48, "tokens": 1024,
-         "bytes_per_token_per_layer": 28_672, "bytes": 180_388_626_432}
+        {
+            "kind": "full",
+            "window": None,
+            "count": 48,
+            "padded_count": 48,
+            "tokens": 1024,
+            "bytes_per_token_per_layer": 28_672,
+            "bytes": 180_388_626_432,
+        }
     ]  # fmt: skip
     assert all(
         isinstance(data[k], int) for k in ("total_bytes", "per_gpu_bytes", "bytes_per_token")
