@@ -131,6 +131,26 @@ def _show_rows(
         _emit(rows, fmt, columns)
 
 
+HF_OPTION = typer.Option(
+    None,
+    "--hf",
+    metavar="ORG/NAME",
+    help="Read the model's config.json from the Hugging Face Hub (needs huggingface_hub).",
+)
+
+
+def _model_argument(model: str | None, hf_repo: str | None) -> str:
+    """Return the model to load: a preset or path, or the fetched config of --hf ORG/NAME."""
+    if (model is None) == (hf_repo is None):
+        raise KvcalcError("give a MODEL (preset name or file) or --hf ORG/NAME, exactly one")
+    if hf_repo is not None:
+        from kvcalc.presets import fetch_hf_config
+
+        return str(fetch_hf_config(hf_repo))
+    assert model is not None  # narrowed by the check above
+    return model
+
+
 PRESETS_OPTION = typer.Option(
     None,
     "--presets",
@@ -173,8 +193,8 @@ def _dtype_option(value: str | None) -> Any:
 
 @app.command()
 def calc(
-    model: str = typer.Argument(
-        ...,
+    model: str | None = typer.Argument(
+        None,
         metavar="MODEL",
         help="Preset name (see `kvcalc presets list`), a spec .yaml, or an HF config.json.",
     ),
@@ -209,6 +229,7 @@ def calc(
         help="vLLM max_num_batched_tokens (sliding-window planning).",
     ),
     attention_window: str | None = WINDOW_OPTION,
+    hf_repo: str | None = HF_OPTION,
     presets: Path | None = PRESETS_OPTION,
     fmt: OutputFormat = FORMAT_OPTION,
 ) -> None:
@@ -235,8 +256,8 @@ def calc(
         attention_windows=_windows_option(attention_window),
     )
     profile = engine_profile(engine)
-    spec = load_model(model, presets)
-    report = calc_report(kv_cache(spec, workload, profile), model)
+    spec = load_model(_model_argument(model, hf_repo), presets)
+    report = calc_report(kv_cache(spec, workload, profile), hf_repo or str(model))
     if fmt is OutputFormat.table:
         from kvcalc.render import render_calc
 
@@ -413,8 +434,8 @@ def _with_capacity(gpu: Any, gpu_mem: str | None) -> Any:
 
 @app.command("fit")
 def fit_command(
-    model: str = typer.Argument(
-        ..., metavar="MODEL", help="Preset name, spec .yaml or config.json."
+    model: str | None = typer.Argument(
+        None, metavar="MODEL", help="Preset name, spec .yaml or config.json."
     ),
     gpu: str | None = typer.Option(
         None,
@@ -454,6 +475,7 @@ def fit_command(
         None, "--max-batched-tokens", metavar="TOKENS", help="vLLM max_num_batched_tokens."
     ),
     attention_window: str | None = WINDOW_OPTION,
+    hf_repo: str | None = HF_OPTION,
     check: bool = typer.Option(
         False, "--check", help="Exit 1 when it does not fit (without --gpu: when no GPU fits)."
     ),
@@ -465,8 +487,9 @@ def fit_command(
     from kvcalc.presets import load_all_gpus, load_gpu
     from kvcalc.report import FIT_CSV_COLUMNS, fit_report
 
+    model_path = _model_argument(model, hf_repo)
     spec, profile, workload, extras = _plan_inputs(
-        model, seq, batch, kv_dtype, engine, tp, pp, gpus, weights_dtype, util, reserve,
+        model_path, seq, batch, kv_dtype, engine, tp, pp, gpus, weights_dtype, util, reserve,
         max_batched_tokens, presets, attention_window,
     )  # fmt: skip
     if gpu is not None:
@@ -477,7 +500,9 @@ def fit_command(
     for label, gpu_spec in targets:
         plan = Plan(spec, _with_capacity(gpu_spec, gpu_mem), profile, workload, **extras)
         reports.append(
-            fit_report(fit(plan), model, label, min_gpus(plan), min_gpus(plan, max_pp=1))
+            fit_report(
+                fit(plan), hf_repo or str(model), label, min_gpus(plan), min_gpus(plan, max_pp=1)
+            )
         )
     if gpu is None:
         reports.sort(

@@ -259,3 +259,32 @@ def load_all_gpus(presets_dir: str | Path | None = None) -> dict[str, GpuSpec]:
         name: validate(GpuSpec, _read_yaml(path), path)
         for name, path in preset_files("gpus", presets_dir).items()
     }
+
+
+def fetch_hf_config(repo: str) -> Path:
+    """Return the local path of a Hub repo's config.json, fetched with huggingface_hub.
+
+    The safetensors index is fetched beside it when the repo has one, so the checkpoint's
+    exact size is known. Needs huggingface_hub installed and the Hub reachable (or cached).
+    """
+    import importlib
+
+    try:
+        hub = importlib.import_module("huggingface_hub")
+    except ImportError:
+        raise KvcalcError(
+            "--hf needs the huggingface_hub package (pip install huggingface_hub)"
+        ) from None
+    try:
+        path = Path(hub.hf_hub_download(repo, "config.json"))
+    # the hub raises many error types (offline, gated, unknown repo, HTTP): all mean "cannot"
+    except Exception as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise KvcalcError(
+            f"cannot fetch {repo}/config.json from the Hugging Face Hub: {reason}"
+        ) from None
+    import contextlib
+
+    with contextlib.suppress(Exception):  # a single-file or non-safetensors repo has no index
+        hub.hf_hub_download(repo, "model.safetensors.index.json")
+    return path
