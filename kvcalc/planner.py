@@ -59,6 +59,7 @@ class Budget:
     reserve_terms: tuple[tuple[str, int], ...]
     stage_kv_budget_bytes: tuple[int, ...]
     rule: str  # the budget formula in words
+    terms: tuple[tuple[str, int], ...] = ()  # signed steps: capacity + Σ = kv_budget_bytes
 
     @property
     def weights_bytes(self) -> int:
@@ -216,8 +217,17 @@ def sglang_mem_fraction_static(capacity_bytes: int, tp: int, pp: int) -> float:
     return round((gpu_mib - reserved) / gpu_mib, 3)
 
 
+def _times(value: int, fraction: Fraction, round_up: bool = False) -> int:
+    product = value * fraction.numerator
+    return -(-product // fraction.denominator) if round_up else product // fraction.denominator
+
+
 def budget(plan: Plan) -> Budget:
-    """Return the memory budget of one GPU per pipeline stage, every term explicit."""
+    """Return the memory budget of one GPU per pipeline stage, every term explicit.
+
+    `terms` lists, for the GPU holding the most weights, signed steps from the capacity to
+    the KV budget: capacity + Σ terms = kv_budget_bytes.
+    """
     engine, workload, capacity = plan.engine, plan.workload, plan.gpu.memory_bytes
     stage_weights = weights_per_stage(
         plan.model, engine, workload.tp, workload.pp, plan.weights_dtype
@@ -232,46 +242,60 @@ def budget(plan: Plan) -> Budget:
         reserve_terms: tuple[tuple[str, int], ...] = (("reserve (--reserve)", plan.reserve_bytes),)
     else:
         reserve_terms = default_reserve(plan.model, engine, workload)
-    reserve = sum(b for _, b in reserve_terms)
     util = plan.util
     rule = engine.budget_rule
-    if rule == "vllm":
-        util = util if util is not None else engine.default_util or 0.9
-        usable = -(-capacity * Fraction(str(util)).numerator // Fraction(str(util)).denominator)
-        kv = tuple(usable - w - reserve for w in stage_weights)
-        text = "ceil(capacity × gpu_memory_utilization) − weights − reserve"
-    elif rule == "sglang":
+    weights_label = (
+        f"weights ({plan.weights_dtype.name if plan.weights_dtype else plan.model.dtype})"
+    )
+    heaviest = max(stage_weights)
+    if rule == "sglang":
         util = (
             util
             if util is not None
             else sglang_mem_fraction_static(capacity, workload.tp, workload.pp)
         )
         free_before = capacity - CUDA_CONTEXT_BYTES
-        fraction = Fraction(str(util))
-        usable = free_before * fraction.numerator // fraction.denominator
-        if plan.reserve_bytes is not None:
-            usable = free_before - plan.reserve_bytes
-            reserve_terms = (("CUDA context", CUDA_CONTEXT_BYTES), *reserve_terms)
-        else:
+        if plan.reserve_bytes is None:
+            static = _times(free_before, Fraction(str(util)))
             reserve_terms = (
                 ("CUDA context", CUDA_CONTEXT_BYTES),
-                (f"1 − mem_fraction_static of free memory ({util})", free_before - usable),
+                (f"(1 − mem_fraction_static {util}) × free memory", free_before - static),
             )
-        reserve = capacity - usable
-        kv = tuple(usable - w for w in stage_weights)
+        else:
+            reserve_terms = (("CUDA context", CUDA_CONTEXT_BYTES), *reserve_terms)
         text = "(capacity − CUDA context) × mem_fraction_static − weights"
+    reserve = sum(b for _, b in reserve_terms)
+    steps: list[tuple[str, int]] = []
+    if rule == "vllm":
+        util = util if util is not None else engine.default_util or 0.9
+        usable = _times(capacity, Fraction(str(util)), round_up=True)
+        kv = tuple(usable - w - reserve for w in stage_weights)
+        steps.append((f"(1 − gpu_memory_utilization {util}) × capacity", -(capacity - usable)))
+        steps.append((weights_label, -heaviest))
+        steps += [(label, -b) for label, b in reserve_terms]
+        text = "ceil(capacity × gpu_memory_utilization) − weights − reserve"
+    elif rule == "sglang":
+        usable = capacity - reserve
+        kv = tuple(usable - w for w in stage_weights)
+        steps += [(label, -b) for label, b in reserve_terms]
+        steps.append((weights_label, -heaviest))
     elif rule == "trtllm":
         util = util if util is not None else engine.default_util or 0.9
         fraction = Fraction(str(util))
         usable = capacity
-        kv = tuple(
-            max(0, capacity - w - reserve) * fraction.numerator // fraction.denominator
-            for w in stage_weights
-        )
+        kv = tuple(_times(max(0, capacity - w - reserve), fraction) for w in stage_weights)
+        steps.append((weights_label, -heaviest))
+        steps += [(label, -b) for label, b in reserve_terms]
+        free = max(0, capacity - heaviest - reserve)
+        steps.append((f"(1 − free_gpu_memory_fraction {util}) × the rest", -(free - min(kv))))
+        if capacity - heaviest - reserve < 0:
+            steps.append(("(no room left: budget floors at 0)", -(capacity - heaviest - reserve)))
         text = "(capacity − weights − reserve) × free_gpu_memory_fraction"
-    else:
+    elif rule == "whole":
         usable = capacity
         kv = tuple(capacity - w - reserve for w in stage_weights)
+        steps.append((weights_label, -heaviest))
+        steps += [(label, -b) for label, b in reserve_terms]
         text = "capacity − weights − reserve"
     return Budget(
         capacity_bytes=capacity,
@@ -282,6 +306,7 @@ def budget(plan: Plan) -> Budget:
         reserve_terms=reserve_terms,
         stage_kv_budget_bytes=kv,
         rule=text,
+        terms=tuple(steps),
     )
 
 

@@ -93,11 +93,9 @@ def render_fit(console: Console, report: dict[str, Any]) -> None:
     table.add_column("GiB (2^30)", justify="right")
     table.add_column("GB (10^9)", justify="right")
     table.add_row(f"capacity ({report['capacity_kind']})", *_size_cells(report["capacity_bytes"]))
-    if report["usable_bytes"] != report["capacity_bytes"]:
-        table.add_row(f"usable (× {report['util']})", *_size_cells(report["usable_bytes"]))
-    table.add_row(f"− weights ({report['weights_dtype']})", *_size_cells(report["weights_bytes"]))
-    for term in report["reserve_terms"]:
-        table.add_row(f"− {term['term']}", *_size_cells(term["bytes"]))
+    for term in report["budget_terms"]:
+        sign = "−" if term["bytes"] <= 0 else "+"
+        table.add_row(f"{sign} {term['term']}", *_size_cells(abs(term["bytes"])))
     table.add_row("= KV budget", *_size_cells(report["kv_budget_bytes"]), style="bold")
     table.add_row(
         f"KV at seq {report['seq_len']:,} × batch {report['batch']:,}",

@@ -123,6 +123,7 @@ def fit_report(
         "weights_bytes": budget.weights_bytes,
         "reserve_bytes": budget.reserve_bytes,
         "reserve_terms": [{"term": t, "bytes": b} for t, b in budget.reserve_terms],
+        "budget_terms": [{"term": t, "bytes": b} for t, b in budget.terms],
         "kv_budget_bytes": budget.kv_budget_bytes,
         "stage_weights_bytes": list(budget.stage_weights_bytes),
         "stage_kv_budget_bytes": list(budget.stage_kv_budget_bytes),

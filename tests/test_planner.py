@@ -262,3 +262,20 @@ def test_min_tp_alone_fits_and_smaller_tp_does_not(seq: int, batch: int, gpu: st
         if smaller < tp:
             q = replace(p, workload=replace(p.workload, tp=smaller))
             assert budget(q).kv_budget_bytes <= 0 or not fits_at(q, seq, batch)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    model=st.sampled_from(MODELS + ["llama-3.1-70b", "deepseek-v3"]),
+    engine=st.sampled_from(ENGINE_NAMES),
+    gpu=st.sampled_from(["h100-80gb", "a100-40gb", "l4", "h200", "mi300x"]),
+    reserve=st.one_of(st.none(), st.integers(0, 16 * 2**30)),
+    pp=st.integers(1, 4),
+)
+def test_budget_terms_add_up(
+    model: str, engine: str, gpu: str, reserve: int | None, pp: int
+) -> None:
+    """Capacity plus the signed budget terms shown to the user equals the KV budget."""
+    p = plan(model, gpu, engine, pp=pp, reserve_bytes=reserve)
+    b = budget(p)
+    assert b.capacity_bytes + sum(t for _, t in b.terms) == b.kv_budget_bytes
