@@ -53,7 +53,7 @@ def _entries(data: Any, path: Path) -> list[Any]:
 
 
 def _field_error(path: Path, index: int, exc: ValidationError) -> KvcalcError:
-    from kvcalc.presets import format_validation_error
+    from kvcalc.specs import format_validation_error
 
     return KvcalcError(f"{path}: deployments[{index}].{format_validation_error(exc)}")
 

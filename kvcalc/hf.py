@@ -413,7 +413,7 @@ def import_config(
     try:
         spec = ModelSpec.model_validate(spec_data)
     except ValidationError as exc:
-        from kvcalc.presets import format_validation_error
+        from kvcalc.specs import format_validation_error
 
         raise KvcalcError(f"inconsistent config: {format_validation_error(exc)}") from None
     return Imported(spec=spec, warnings=tuple(warnings))

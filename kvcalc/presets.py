@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from kvcalc.errors import KvcalcError, did_you_mean
-from kvcalc.specs import GpuSpec, ModelSpec
+from kvcalc.specs import GpuSpec, ModelSpec, format_validation_error
 
 PRESETS_ENV = "KVCALC_PRESETS"
 _M = TypeVar("_M", bound=BaseModel)
@@ -56,16 +56,6 @@ def preset_files(kind: str, presets_dir: str | Path | None = None) -> dict[str, 
         for path in sorted(directory.glob("*.y*ml")):
             found.setdefault(path.stem.lower(), path)
     return found
-
-
-def format_validation_error(exc: ValidationError) -> str:
-    """Return pydantic errors as one line: 'field.path: message; ...'."""
-    parts = []
-    for err in exc.errors():
-        loc = ".".join(str(p) for p in err["loc"] if not str(p).startswith(("function-", "tagged")))
-        msg = err["msg"].removeprefix("Value error, ")
-        parts.append(f"{loc}: {msg}" if loc else msg)
-    return "; ".join(parts)
 
 
 @functools.cache

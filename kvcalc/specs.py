@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 PositiveInt = Annotated[int, Field(gt=0, strict=True)]
 NonNegativeInt = Annotated[int, Field(ge=0, strict=True)]
@@ -217,3 +217,13 @@ class GpuSpec(_Spec):
     price_per_hour_usd: Annotated[float, Field(gt=0)] | None = None
     aliases: list[str] = Field(default_factory=list)
     source: str = Field(min_length=1)
+
+
+def format_validation_error(exc: ValidationError) -> str:
+    """Return pydantic errors as one line: 'field.path: message; ...'."""
+    parts = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"] if not str(p).startswith(("function-", "tagged")))
+        msg = err["msg"].removeprefix("Value error, ")
+        parts.append(f"{loc}: {msg}" if loc else msg)
+    return "; ".join(parts)

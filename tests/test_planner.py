@@ -266,7 +266,7 @@ def test_min_tp_alone_fits_and_smaller_tp_does_not(seq: int, batch: int, gpu: st
 
 @settings(max_examples=60, deadline=None)
 @given(
-    model=st.sampled_from(MODELS + ["llama-3.1-70b", "deepseek-v3"]),
+    model=st.sampled_from([*MODELS, "llama-3.1-70b", "deepseek-v3"]),
     engine=st.sampled_from(ENGINE_NAMES),
     gpu=st.sampled_from(["h100-80gb", "a100-40gb", "l4", "h200", "mi300x"]),
     reserve=st.one_of(st.none(), st.integers(0, 16 * 2**30)),
