@@ -8,6 +8,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
+import tracemalloc
 
 from kvcalc.engines import ENGINES
 from kvcalc.formula import Workload, kv_cache
@@ -15,10 +16,15 @@ from kvcalc.presets import load_all_models
 
 
 def main() -> None:
+    tracemalloc.start()
     start = time.perf_counter()
     models = load_all_models()
     load_s = time.perf_counter() - start
-    print(f"load + validate {len(models)} presets: {load_s * 1000:.1f} ms")
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    print(
+        f"load + validate {len(models)} presets: {load_s * 1000:.1f} ms, peak {peak / 2**20:.1f} MiB"
+    )
 
     n = 0
     start = time.perf_counter()
@@ -33,6 +39,18 @@ def main() -> None:
                     n += 1
     elapsed = time.perf_counter() - start
     print(f"kv_cache: {n:,} workloads in {elapsed * 1000:.1f} ms = {elapsed / n * 1e6:.1f} µs each")
+
+    from kvcalc.planner import Plan, fit, min_gpus
+    from kvcalc.presets import load_gpu
+
+    h100 = load_gpu("h100-80gb")
+    start = time.perf_counter()
+    for name in ("llama-3.1-8b", "llama-3.1-70b", "gemma-2-9b", "deepseek-v3"):
+        plan = Plan(models[name], h100, ENGINES["vllm"], Workload(seq_len=32768, batch=8))
+        fit(plan)
+        min_gpus(plan)
+    elapsed = time.perf_counter() - start
+    print(f"fit + min_gpus (4 models, max batch/context searches): {elapsed * 1000:.1f} ms")
 
     runs = 5
     start = time.perf_counter()
