@@ -51,8 +51,8 @@ class EngineProfile:
     head_rule: HeadRule = "replicate"
     mla_layout: MlaLayout = "latent"
     sliding: SlidingRule = "window"
-    # None: every model's sliding layers follow `sliding`; otherwise only these HF model_types
-    # do, and the rest are cached in full.
+    # None: every model's sliding layers follow `sliding`; otherwise only models whose HF
+    # model_type or architecture is listed do, and the rest are cached in full.
     sliding_families: frozenset[str] | None = None
     max_num_batched_tokens: int | None = None
     ubatch: int | None = None
@@ -65,6 +65,12 @@ class EngineProfile:
     default_util: float | None = None
     assumptions: tuple[str, ...] = field(default_factory=tuple)
     sources: tuple[str, ...] = field(default_factory=tuple)
+
+    def honours_window(self, family: str | None, architecture: str | None) -> bool:
+        """Return True when this engine sizes a model's sliding layers by their window."""
+        if self.sliding_families is None:
+            return True
+        return family in self.sliding_families or architecture in self.sliding_families
 
     def assumptions_for(self, topics: set[str]) -> tuple[str, ...]:
         """Return the assumptions that apply: untagged ones, and '[topic] ...' ones in topics."""
@@ -121,7 +127,8 @@ ENGINES: dict[str, EngineProfile] = {
                 "vllm-project/vllm:vllm/v1/kv_cache_interface.py:AttentionSpec.real_page_size_bytes",
                 "vllm-project/vllm:vllm/v1/kv_cache_interface.py:SlidingWindowSpec.max_memory_usage_bytes",
                 "vllm-project/vllm:vllm/config/model.py:ModelConfig.get_num_kv_heads",
-                "vllm-project/vllm:vllm/platforms/cuda.py:CudaPlatform.check_and_update_config",
+                "vllm-project/vllm:vllm/platforms/cuda.py:CudaPlatform.check_and_update_config "
+                "(newer: vllm/platforms/interface.py:Platform.update_block_size_for_backend)",
                 "vllm-project/vllm:vllm/distributed/utils.py:get_pp_indices",
             ),
         ),
@@ -133,7 +140,21 @@ ENGINES: dict[str, EngineProfile] = {
             block_size=1,
             head_rule="replicate",
             sliding="window",
-            sliding_families=frozenset({"gpt_oss", "llama4", "mimo_v2", "step3p5", "gemma4"}),
+            # is_hybrid_swa_model's architectures (sglang configs/model_config.py, read Nov 2026)
+            sliding_families=frozenset(
+                {
+                    "Llama4ForConditionalGeneration",
+                    "DeepseekV4ForCausalLM",
+                    "GptOssForCausalLM",
+                    "MiMoV2FlashForCausalLM",
+                    "Step3p5ForCausalLM",
+                    "Step3p7ForConditionalGeneration",
+                    "Gemma4ForCausalLM",
+                    "Gemma4ForConditionalGeneration",
+                    "Gemma4UnifiedForConditionalGeneration",
+                    "LagunaForCausalLM",
+                }
+            ),
             assumptions=(
                 "page size 1 (one dummy page per pool, counted by the planner)",
                 "KV heads per GPU = max(1, n_kv // attn_tp); MLA latent on every rank",

@@ -212,7 +212,7 @@ def tokens_held(
     """Return the tokens one layer holds for one sequence under the engine's rules."""
     seq = round_up(workload.seq_len, engine.context_pad)
     sliding_rule = engine.sliding
-    if engine.sliding_families is not None and model.family not in engine.sliding_families:
+    if not engine.honours_window(model.family, model.architecture):
         sliding_rule = "full"
     if workload.attention_windows is not None:
         sliding_rule = "window"  # windows the user gave the engine (TRT-LLM max_attention_window)
@@ -269,15 +269,7 @@ def kv_cache(model: ModelSpec, workload: Workload, engine: EngineProfile) -> KvB
     logical_heads = kv_heads_per_gpu(model, engine, 1)
     logical_per_layer, _ = layer_bytes_per_token(model, engine, k_dtype, v_dtype, logical_heads)
 
-    windows = model.layer_windows()
-    if workload.attention_windows is not None:
-        if not engine.accepts_attention_windows:
-            raise KvcalcError(f"--max-attention-window applies to engine trtllm, not {engine.name}")
-        given = workload.attention_windows
-        windows = tuple(
-            given[i % len(given)] if given[i % len(given)] < workload.seq_len else None
-            for i in range(model.n_layers)
-        )
+    windows = effective_windows(model, workload, engine)
     held = {w: tokens_held(engine, model, workload, w, block) for w in set(windows)}
 
     stages = pp_partition(model.n_layers, pp)
@@ -304,45 +296,6 @@ def kv_cache(model: ModelSpec, workload: Workload, engine: EngineProfile) -> KvB
             )
         )
     total = sum(g.bytes for g in groups)
-    terms = [
-        f"{_layers_text(g)} {'sliding (W=' + str(g.window) + ') ' if g.window else ''}layers × "
-        f"{g.tokens:,} tokens × {batch:,} seq × {per_layer:,} B"
-        for g in groups
-    ]
-    formula_text = " + ".join(terms)
-    if len(groups) > 1 or tp > 1:
-        formula_text = f"({formula_text})"
-    if tp > 1:
-        formula_text += f" × {tp} TP ranks"
-    formula_text += f" = {total:,} B"
-    layer_formula = f"{per_layer_text} = {per_layer:,} B per token per layer per GPU"
-
-    topics = {"pp"} if pp > 1 else set()
-    if any(w is not None for w in windows) or model.layers is not None:
-        topics.add("sliding")
-    if is_mla:
-        topics.add("mla")
-    if model.family == "falcon" and isinstance(model.attention, GQA):
-        topics.add("falcon")
-    assumptions = list(engine.assumptions_for(topics))
-    no_window = engine.sliding_families is not None and model.family not in engine.sliding_families
-    if model.layers is not None and no_window:
-        assumptions.append(
-            f"{engine.name} gives {model.family or 'this model'} no sliding-window savings"
-        )
-    if any(g.padded_count > g.count for g in groups):
-        assumptions.append(
-            "hybrid layers are grouped in equal-size KV groups; short groups are padded "
-            "(vLLM kv_cache_utils), so padding layers hold KV too"
-        )
-    if is_mla and tp > 1 and engine.mla_layout == "latent":
-        assumptions.append("MLA latent is replicated on every TP rank: TP does not shrink it")
-    if not is_mla and tp > logical_heads and engine.head_rule != "none":
-        assumptions.append(
-            f"tp {tp} > {logical_heads} KV heads: each head replicated on "
-            f"{tp // logical_heads} ranks"
-        )
-
     return KvBreakdown(
         model=model,
         engine=engine,
@@ -361,7 +314,75 @@ def kv_cache(model: ModelSpec, workload: Workload, engine: EngineProfile) -> KvB
         stage_layers=stages,
         stage_bytes=tuple(stage_bytes),
         busiest_stage=busiest,
-        formula=formula_text,
-        layer_formula=layer_formula,
-        assumptions=tuple(assumptions),
+        formula=_total_formula(groups, batch, tp, total),
+        layer_formula=f"{per_layer_text} = {per_layer:,} B per token per layer per GPU",
+        assumptions=_assumptions(model, workload, engine, windows, groups, logical_heads),
     )
+
+
+def effective_windows(
+    model: ModelSpec, workload: Workload, engine: EngineProfile
+) -> tuple[int | None, ...]:
+    """Return each layer's window: the model's, or TRT-LLM max_attention_window when given."""
+    given = workload.attention_windows
+    if given is None:
+        return model.layer_windows()
+    if not engine.accepts_attention_windows:
+        raise KvcalcError(f"--max-attention-window applies to engine trtllm, not {engine.name}")
+    return tuple(
+        given[i % len(given)] if given[i % len(given)] < workload.seq_len else None
+        for i in range(model.n_layers)
+    )
+
+
+def _total_formula(groups: list[LayerGroup], batch: int, tp: int, total: int) -> str:
+    terms = [
+        f"{_layers_text(g)} {'sliding (W=' + str(g.window) + ') ' if g.window else ''}layers × "
+        f"{g.tokens:,} tokens × {batch:,} seq × {g.bytes_per_token_per_layer:,} B"
+        for g in groups
+    ]
+    text = " + ".join(terms)
+    if len(groups) > 1 or tp > 1:
+        text = f"({text})"
+    if tp > 1:
+        text += f" × {tp} TP ranks"
+    return f"{text} = {total:,} B"
+
+
+def _assumptions(
+    model: ModelSpec,
+    workload: Workload,
+    engine: EngineProfile,
+    windows: tuple[int | None, ...],
+    groups: list[LayerGroup],
+    logical_heads: int,
+) -> tuple[str, ...]:
+    """Return the engine's assumptions that apply to this model, and notes on this workload."""
+    is_mla = isinstance(model.attention, MLA)
+    tp = workload.tp
+    topics = {"pp"} if workload.pp > 1 else set()
+    if any(w is not None for w in windows) or model.layers is not None:
+        topics.add("sliding")
+    if is_mla:
+        topics.add("mla")
+    if model.family == "falcon" and isinstance(model.attention, GQA):
+        topics.add("falcon")
+    notes = list(engine.assumptions_for(topics))
+    no_window = not engine.honours_window(model.family, model.architecture)
+    if model.layers is not None and no_window:
+        notes.append(
+            f"{engine.name} gives {model.family or 'this model'} no sliding-window savings"
+        )
+    if any(g.padded_count > g.count for g in groups):
+        notes.append(
+            "hybrid layers are grouped in equal-size KV groups; short groups are padded "
+            "(vLLM kv_cache_utils), so padding layers hold KV too"
+        )
+    if is_mla and tp > 1 and engine.mla_layout == "latent":
+        notes.append("MLA latent is replicated on every TP rank: TP does not shrink it")
+    if not is_mla and tp > logical_heads and engine.head_rule != "none":
+        notes.append(
+            f"tp {tp} > {logical_heads} KV heads: each head replicated on "
+            f"{tp // logical_heads} ranks"
+        )
+    return tuple(notes)

@@ -334,3 +334,11 @@ def test_vllm_pads_hybrid_groups() -> None:
     assert (sliding.count, sliding.padded_count) == (52, 60)
     gemma2 = kv_cache(load_model("gemma-2-9b"), Workload(seq_len=8192), ENGINES["vllm"])
     assert all(g.padded_count == g.count for g in gemma2.groups)
+
+
+def test_sglang_windows_only_for_hybrid_swa_architectures() -> None:
+    """gpt-oss-20b (GptOssForCausalLM, 24 layers alternating sliding W=128 / full, 8 KV heads × 64
+    → 2,048 B/token/layer) is hybrid-SWA in SGLang: 12·8192·2048 + 12·128·2048 = 204,472,320;
+    Gemma-2-9B is not on SGLang's list and is held in full (2,818,572,288)."""
+    assert total("gpt-oss-20b", "sglang") == 204_472_320
+    assert total("gemma-2-9b", "sglang") == 2_818_572_288
