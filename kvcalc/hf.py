@@ -20,7 +20,7 @@ KNOWN_FAMILIES = frozenset(
         "llama", "mistral", "mixtral", "qwen2", "qwen2_moe", "qwen3", "qwen3_moe", "gemma",
         "gemma2", "gemma3", "gemma3_text", "phi3", "falcon", "gpt2", "gpt_bigcode",
         "gpt_neox", "opt", "deepseek_v2", "deepseek_v3", "kimi_k2", "gpt_oss", "cohere2",
-        "cohere", "starcoder2",
+        "cohere", "starcoder2", "olmo2", "smollm3", "granite", "glm4_moe",
     }
 )  # fmt: skip
 
@@ -219,10 +219,17 @@ def _param_breakdown(c: _Config, family: str, attention: dict[str, Any]) -> Para
             attn += q_out + 2 * kv_out  # q, k, v biases; o_proj has none
         elif family == "starcoder2":
             attn += q_out + 2 * kv_out + h if c.get_bool("use_bias", True) else 0
+        elif family == "glm4_moe":
+            attn += q_out + 2 * kv_out if c.get_bool("attention_bias", False) else 0
         elif c.get_bool("attention_bias", family == "gpt_oss"):
             attn += q_out + 2 * kv_out + h
-        if family in ("qwen3", "qwen3_moe", "gemma3", "gemma3_text"):
-            attn += 2 * d  # q_norm and k_norm over head_dim
+        per_head_qk_norm = family in ("qwen3", "qwen3_moe", "gemma3", "gemma3_text") or (
+            family == "glm4_moe" and c.get_bool("use_qk_norm", False)
+        )
+        if per_head_qk_norm:
+            attn += 2 * d  # q_norm and k_norm over head_dim, shared by the heads
+        elif family == "olmo2" or (family == "cohere" and c.get_bool("use_qk_norm", False)):
+            attn += q_out + kv_out  # q_norm and k_norm over all heads
         if family == "gpt_oss":
             attn += n_heads  # attention sinks
     # norms per layer and final
@@ -253,7 +260,7 @@ def _param_breakdown(c: _Config, family: str, attention: dict[str, Any]) -> Para
             is_moe = (
                 layer >= first_dense and layer not in mlp_only and (layer + 1) % sparse_step == 0
             )
-            if family in ("deepseek_v2", "deepseek_v3", "kimi_k2"):
+            if family in ("deepseek_v2", "deepseek_v3", "kimi_k2", "glm4_moe"):
                 is_moe = layer >= first_dense and layer % sparse_step == 0
             if not is_moe:
                 mlp += dense(inter)
