@@ -378,6 +378,11 @@ def _assumptions(
             "hybrid layers are grouped in equal-size KV groups; short groups are padded "
             "(vLLM kv_cache_utils), so padding layers hold KV too"
         )
+    limit = model.max_position_embeddings
+    if limit is not None and workload.seq_len > limit:
+        notes.append(
+            f"seq_len {workload.seq_len:,} exceeds the model's max_position_embeddings {limit:,}"
+        )
     if is_mla and tp > 1 and engine.mla_layout == "latent":
         notes.append("MLA latent is replicated on every TP rank: TP does not shrink it")
     if not is_mla and tp > logical_heads and engine.head_rule != "none":

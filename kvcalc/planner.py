@@ -119,7 +119,10 @@ def _computed_weights(
     last (a tied LM head is a second copy there when pp > 1); layers by the stage split.
     """
     if model.n_params is None:
-        raise KvcalcError(f"model {model.name} has no n_params: the planner needs its weights")
+        raise KvcalcError(
+            f"model {model.name} has no n_params, which the planner needs for its weights: "
+            "add n_params to its spec, or import its config.json with `kvcalc import`"
+        )
     own = WEIGHT_DTYPES[model.dtype]
     dtype = dtype or own
     dense = dtype if Fraction(dtype.num, dtype.den) >= 2 else WEIGHT_DTYPES["bf16"]
