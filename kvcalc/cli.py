@@ -279,7 +279,7 @@ def presets_list(
     from kvcalc.report import preset_row
 
     rows = []
-    one_token = Workload(seq_len=1, k_dtype=KV_DTYPES["bf16"])
+    one_token = Workload(seq_len=1, k_dtype=KV_DTYPES["bf16"], v_dtype=KV_DTYPES["bf16"])
     for name, spec in sorted(load_all_models(presets).items()):
         per_token = kv_cache(spec, one_token, ENGINES["formula"]).bytes_per_token
         rows.append(preset_row(name, spec, per_token))

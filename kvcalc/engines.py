@@ -59,6 +59,7 @@ class EngineProfile:
     # HF model_types whose implementation caches GQA K/V expanded to every query head
     # (transformers' Falcon with new_decoder_architecture repeats KV heads before caching).
     expanded_kv_families: frozenset[str] = frozenset()
+    default_kv_dtype: str | None = None  # what "auto" means; None: the model's dtype
     accepts_attention_windows: bool = False  # TRT-LLM's max_attention_window
     pads_hybrid_groups: bool = False  # vLLM: hybrid layer groups padded to equal size
     budget_rule: BudgetRule = "whole"
@@ -171,6 +172,7 @@ ENGINES: dict[str, EngineProfile] = {
             name="llama.cpp",
             summary="llama.cpp: n_ctx padded to 256, iSWA layers n_swa + n_ubatch, MLA latent K only",
             context_pad=256,
+            default_kv_dtype="fp16",  # --cache-type-k/-v default f16
             head_rule="none",
             sliding="llama_cpp",
             sliding_families=frozenset(

@@ -33,7 +33,8 @@ class Workload:
 
     seq_len: int
     batch: int = 1
-    k_dtype: KvDtype | None = None  # None: the model's own dtype ("auto")
+    # None: "auto", the engine's default cache type, else the model's own dtype
+    k_dtype: KvDtype | None = None
     v_dtype: KvDtype | None = None
     tp: int = 1
     pp: int = 1
@@ -259,8 +260,8 @@ def _layers_text(group: LayerGroup) -> str:
 
 def kv_cache(model: ModelSpec, workload: Workload, engine: EngineProfile) -> KvBreakdown:
     """Return the exact KV-cache bytes of `workload` on `model` as `engine` allocates them."""
-    k_dtype = workload.k_dtype or KV_DTYPES[model.dtype]
-    v_dtype = workload.v_dtype or k_dtype
+    k_dtype = workload.k_dtype or KV_DTYPES[engine.default_kv_dtype or model.dtype]
+    v_dtype = workload.v_dtype or KV_DTYPES[engine.default_kv_dtype or model.dtype]
     is_mla = isinstance(model.attention, MLA)
     block = workload.block_size or engine.block_for(is_mla)
     tp, pp, batch = workload.tp, workload.pp, workload.batch

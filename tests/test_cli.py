@@ -455,3 +455,21 @@ def test_hf_repo_offline_is_one_error(run_cli: Run, monkeypatch: pytest.MonkeyPa
     assert result.exit_code == 2 and "huggingface_hub" in result.stderr
     both = run_cli("calc", "llama-3.1-8b", "--hf", "org/name")
     assert both.exit_code == 2 and "exactly one" in both.stderr
+
+
+def test_llama_cpp_k_and_v_types_apart(run_cli: Run) -> None:
+    """llama.cpp's cache defaults to f16; --cache-type-k q8_0 alone leaves V in f16:
+    Llama-3.1-8B per layer K 8·(128/32·34) = 1,088 B + V 8·128·2 = 2,048 B; ×32 layers ×8192."""
+    result = run_cli(
+        "calc",
+        "llama-3.1-8b",
+        "--engine",
+        "llama.cpp",
+        "--cache-type-k",
+        "q8_0",
+        "--format",
+        "json",
+    )
+    data = json.loads(result.stdout)
+    assert (data["k_dtype"], data["v_dtype"]) == ("q8_0", "fp16")
+    assert data["total_bytes"] == (1_088 + 2_048) * 32 * 8192

@@ -49,7 +49,9 @@ def _points(stem: str) -> list[tuple[int, int]]:
 def _predicted_per_layer(stem: str, seq: int, batch: int) -> list[int]:
     spec = load_model(stem)
     result = kv_cache(
-        spec, Workload(seq_len=seq, batch=batch, k_dtype=kv_dtype("bf16")), ENGINES["hf"]
+        spec,
+        Workload(seq_len=seq, batch=batch, k_dtype=kv_dtype("bf16"), v_dtype=kv_dtype("bf16")),
+        ENGINES["hf"],
     )
     by_window = {g.window: g for g in result.groups}
     return [
@@ -85,7 +87,9 @@ def test_import_matches_transformers_on_other_families(path: Path) -> None:
     assert spec.n_params == measure.count_params(config)
     for seq, batch in ((777, 3), (300, 2)):
         result = kv_cache(
-            spec, Workload(seq_len=seq, batch=batch, k_dtype=kv_dtype("bf16")), ENGINES["hf"]
+            spec,
+            Workload(seq_len=seq, batch=batch, k_dtype=kv_dtype("bf16"), v_dtype=kv_dtype("bf16")),
+            ENGINES["hf"],
         )
         by_window = {g.window: g for g in result.groups}
         predicted = [

@@ -25,19 +25,20 @@ OPT_30B = spec(n_layers=48, d_model=7168, attention={"kind": "mha", "n_heads": 5
 
 
 def total(model_name: str, engine: str, seq: int = 8192, **kw: object) -> int:
-    workload = Workload(seq_len=seq, k_dtype=kw.pop("k_dtype", BF16), **kw)  # type: ignore[arg-type]
+    dtype = kw.pop("k_dtype", BF16)
+    workload = Workload(seq_len=seq, k_dtype=dtype, v_dtype=dtype, **kw)  # type: ignore[arg-type]
     return kv_cache(load_model(model_name), workload, ENGINES[engine]).total_bytes
 
 
 def per_gpu(model_name: str, engine: str, seq: int = 8192, **kw: object) -> int:
-    workload = Workload(seq_len=seq, k_dtype=BF16, **kw)  # type: ignore[arg-type]
+    workload = Workload(seq_len=seq, k_dtype=BF16, v_dtype=BF16, **kw)  # type: ignore[arg-type]
     return kv_cache(load_model(model_name), workload, ENGINES[engine]).per_gpu_bytes
 
 
 @pytest.mark.parametrize("engine", ["formula", "vllm", "sglang", "trtllm", "hf", "llama.cpp"])
 def test_opt_30b_seed_example(engine: str) -> None:
     """OPT-30B fp16, seq 1024, batch 128: 2·2·48·7168·1024·128 = 180,388,626,432 B."""
-    workload = Workload(seq_len=1024, batch=128, k_dtype=FP16)
+    workload = Workload(seq_len=1024, batch=128, k_dtype=FP16, v_dtype=FP16)
     assert kv_cache(OPT_30B, workload, ENGINES[engine]).total_bytes == 180_388_626_432
 
 
@@ -119,10 +120,10 @@ def test_mistral_7b_v01_all_sliding() -> None:
 def test_llama_cpp_quantised_cache_types() -> None:
     """Llama-3.1-8B with q8_0 (34 B per 32 values): 2·8·(128/32·34)·32·8192 = 570,425,344;
     q4_0 (18 B per 32): 2·8·72·32·8192 = 301,989,888; K q8_0 + V q4_0: 8·(136+72)·32·8192."""
-    workload = Workload(seq_len=8192, k_dtype=kv_dtype("q8_0"))
+    workload = Workload(seq_len=8192, k_dtype=kv_dtype("q8_0"), v_dtype=kv_dtype("q8_0"))
     model = load_model("llama-3.1-8b")
     assert kv_cache(model, workload, ENGINES["llama.cpp"]).total_bytes == 570_425_344
-    workload = Workload(seq_len=8192, k_dtype=kv_dtype("q4_0"))
+    workload = Workload(seq_len=8192, k_dtype=kv_dtype("q4_0"), v_dtype=kv_dtype("q4_0"))
     assert kv_cache(model, workload, ENGINES["llama.cpp"]).total_bytes == 301_989_888
     mixed = Workload(seq_len=8192, k_dtype=kv_dtype("q8_0"), v_dtype=kv_dtype("q4_0"))
     assert kv_cache(model, mixed, ENGINES["llama.cpp"]).total_bytes == 8 * 208 * 32 * 8192
@@ -131,16 +132,20 @@ def test_llama_cpp_quantised_cache_types() -> None:
 def test_deepseek_v3_fp8_layouts() -> None:
     """DeepSeek-V3 fp8: 576·1·61·8192 = 287,834,112; fp8_ds_mla 656 B: 656·61·8192 = 327,811,072."""
     model = load_model("deepseek-v3")
-    fp8 = Workload(seq_len=8192, k_dtype=kv_dtype("fp8"))
+    fp8 = Workload(seq_len=8192, k_dtype=kv_dtype("fp8"), v_dtype=kv_dtype("fp8"))
     assert kv_cache(model, fp8, ENGINES["vllm"]).total_bytes == 287_834_112
-    ds = Workload(seq_len=8192, k_dtype=kv_dtype("fp8_ds_mla"))
+    ds = Workload(seq_len=8192, k_dtype=kv_dtype("fp8_ds_mla"), v_dtype=kv_dtype("fp8_ds_mla"))
     assert kv_cache(model, ds, ENGINES["vllm"]).total_bytes == 327_811_072
 
 
 def test_per_token_head_scales() -> None:
     """vLLM int8_per_token_head adds a 4-byte scale per head for K and V:
     Llama-3.1-8B: 2·8·(128 + 4)·32·8192 = 553,648,128."""
-    workload = Workload(seq_len=8192, k_dtype=kv_dtype("int8_per_token_head"))
+    workload = Workload(
+        seq_len=8192,
+        k_dtype=kv_dtype("int8_per_token_head"),
+        v_dtype=kv_dtype("int8_per_token_head"),
+    )
     result = kv_cache(load_model("llama-3.1-8b"), workload, ENGINES["vllm"])
     assert result.total_bytes == 553_648_128
 
@@ -167,7 +172,7 @@ def test_k_and_v_head_dims_apart() -> None:
             "head_dim_v": 128,
         },
     )
-    result = kv_cache(model, Workload(seq_len=10, k_dtype=FP16), ENGINES["formula"])
+    result = kv_cache(model, Workload(seq_len=10, k_dtype=FP16, v_dtype=FP16), ENGINES["formula"])
     assert result.total_bytes == 51_200
 
 

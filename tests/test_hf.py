@@ -25,7 +25,7 @@ def load(path: Path) -> ModelSpec:
 
 
 def per_token_bf16(spec: ModelSpec) -> int:
-    one = Workload(seq_len=1, k_dtype=kv_dtype("bf16"))
+    one = Workload(seq_len=1, k_dtype=kv_dtype("bf16"), v_dtype=kv_dtype("bf16"))
     return kv_cache(spec, one, ENGINES["formula"]).bytes_per_token
 
 

@@ -176,7 +176,15 @@ def test_max_batch_fits_and_one_more_does_not(
     model: str, engine: str, gpu: str, seq: int, reserve: int, kv: str
 ) -> None:
     """At the reported max batch the workload fits; one more sequence does not."""
-    p = plan(model, gpu, engine, seq_len=seq, reserve_bytes=reserve, k_dtype=kv_dtype(kv))
+    p = plan(
+        model,
+        gpu,
+        engine,
+        seq_len=seq,
+        reserve_bytes=reserve,
+        k_dtype=kv_dtype(kv),
+        v_dtype=kv_dtype(kv),
+    )
     b = budget(p)
     best = max_batch(p, b)
     if best > 0:
