@@ -41,9 +41,14 @@ _FAMILY_ALIASES = {"RefinedWebModel": "falcon", "RefinedWeb": "falcon"}
 _FAMILY_DEFAULTS: dict[str, dict[str, Any]] = {
     "gemma3_text": {
         "vocab_size": 262_208,
+        "hidden_size": 2304,
+        "intermediate_size": 9216,
+        "num_hidden_layers": 26,
+        "num_attention_heads": 8,
+        "num_key_value_heads": 4,
+        "head_dim": 256,
         "max_position_embeddings": 131_072,
         "sliding_window": 4096,
-        "head_dim": 256,
     },
 }
 
