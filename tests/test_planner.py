@@ -287,3 +287,24 @@ def test_budget_terms_add_up(
     p = plan(model, gpu, engine, pp=pp, reserve_bytes=reserve)
     b = budget(p)
     assert b.capacity_bytes + sum(t for _, t in b.terms) == b.kv_budget_bytes
+
+
+def test_engines_md_vllm_capacity_illustration() -> None:
+    """ENGINES.md §8: vLLM with 57,219,701,800 B of KV memory (Llama-3-8B on H100, PR #10511):
+    57,219,701,800 // 65,536 // 32 = 27,284 blocks → "GPU KV cache size: 436,544 tokens",
+    "Maximum concurrency for 8,192 tokens per request: 27,284 / 512 = 53.29x".
+    The reserve that leaves exactly that: 76,515,744,154 − 16,060,522,496 − 57,219,701,800."""
+    p = plan(reserve_bytes=76_515_744_154 - 16_060_522_496 - 57_219_701_800)
+    result = fit(p)
+    assert result.budget.kv_budget_bytes == 57_219_701_800
+    assert result.max_tokens == 436_544
+    assert round(result.max_concurrency, 2) == 53.29
+
+
+def test_engines_md_sglang_capacity_illustration() -> None:
+    """ENGINES.md §8: SGLang, mem_fraction_static 0.835, free before load 84,465,090,560 B
+    (= H100 total − CUDA context), bf16 weights 16,060,522,496 B:
+    84,465,090,560 · 0.835 − 16,060,522,496 = 54,467,828,121 B → // 131,072 = 415,556 tokens."""
+    result = fit(plan(engine="sglang", util=0.835))
+    assert result.budget.kv_budget_bytes == 84_465_090_560 * 167 // 200 - 16_060_522_496
+    assert result.max_tokens == 415_556
