@@ -157,7 +157,7 @@ ENGINES: dict[str, EngineProfile] = {
                 }
             ),
             assumptions=(
-                "page size 1 (one dummy page per pool, counted by the planner)",
+                "page size 1 (the pool's one extra dummy page is not counted)",
                 "KV heads per GPU = max(1, n_kv // attn_tp); MLA latent on every rank",
                 "[sliding] sliding windows only for its hybrid-SWA architectures "
                 "(not Mistral-7B-v0.1 or Gemma-2)",

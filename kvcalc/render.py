@@ -59,7 +59,7 @@ def render_rows(
     """Print rows as a table; ints get thousands separators."""
     table = Table(title=title, title_justify="left")
     for i, col in enumerate(columns):
-        numeric = any(isinstance(r.get(col), int) for r in rows)
+        numeric = any(isinstance(r.get(col), int | float) for r in rows)
         table.add_column(col, justify="right" if numeric else "left", no_wrap=numeric or i == 0)
     for row in rows:
         cells = []
@@ -71,6 +71,8 @@ def render_rows(
                 cells.append("yes" if value else "no")
             elif isinstance(value, int):
                 cells.append(f"{value:,}")
+            elif isinstance(value, float):
+                cells.append(f"{value:,.2f}")
             else:
                 cells.append(str(value))
         table.add_row(*cells)
