@@ -29,7 +29,13 @@ def render_calc(console: Console, report: dict[str, Any]) -> None:
     table.add_column("bytes", justify="right")
     table.add_column("GiB (2^30)", justify="right")
     table.add_column("GB (10^9)", justify="right")
-    table.add_row("per token, all layers", f"{report['bytes_per_token']:,}", "", "")
+    per_token = report["bytes_per_token"]
+    table.add_row(
+        "per token, all layers",
+        f"{per_token:,}",
+        f"{per_token / 2**30:.6g} GiB",
+        f"{per_token / 10**9:.6g} GB",
+    )
     for group in report["layers"]:
         label = (
             f"{group['count']} full layers"
@@ -40,12 +46,11 @@ def render_calc(console: Console, report: dict[str, Any]) -> None:
         table.add_row(label, *_size_cells(group["bytes"]))
     table.add_row("per sequence", *_size_cells(report["per_sequence_bytes"]))
     table.add_row("total (all GPUs)", *_size_cells(report["total_bytes"]), style="bold")
-    if report["n_gpus"] > 1:
-        table.add_row(
-            f"per GPU (busiest of {report['n_gpus']})",
-            *_size_cells(report["per_gpu_bytes"]),
-            style="bold",
-        )
+    table.add_row(
+        f"per GPU (busiest of {report['n_gpus']})",
+        *_size_cells(report["per_gpu_bytes"]),
+        style="bold",
+    )
     console.print(table)
     console.print(f"[bold]total:[/bold] {report['total_formula']}", highlight=False)
     console.print(f"[bold]per token:[/bold] {report['layer_formula']}", highlight=False)
