@@ -25,7 +25,7 @@ def render_calc(console: Console, report: dict[str, Any]) -> None:
     if report["tp"] > 1 or report["pp"] > 1:
         title += f" · tp {report['tp']} × pp {report['pp']}"
     table = Table(title=title, title_justify="left")
-    table.add_column("quantity")
+    table.add_column("quantity", no_wrap=True)
     table.add_column("bytes", justify="right")
     table.add_column("GiB (2^30)", justify="right")
     table.add_column("GB (10^9)", justify="right")
@@ -156,10 +156,10 @@ def render_fit_table(console: Console, reports: list[dict[str, Any]]) -> None:
     )
     for col, justify in (
         ("GPU", "left"), ("memory GiB", "right"), ("fits", "left"), ("KV budget GiB", "right"),
-        ("max batch", "right"), ("max context", "right"), ("KV tokens/GPU", "right"),
+        ("max batch", "right"), ("max context", "right"), ("KV tokens", "right"),
         ("min GPUs", "right"),
     ):  # fmt: skip
-        table.add_column(col, justify=justify, no_wrap=True)  # type: ignore[arg-type]
+        table.add_column(col, justify=justify, overflow="fold")  # type: ignore[arg-type]
     for r in reports:
         table.add_row(
             r["gpu"],
