@@ -44,6 +44,11 @@ class _Group(TyperGroup):
         except typer.Abort:
             sys.stderr.write("aborted\n")
             sys.exit(130)
+        except BrokenPipeError:  # `kvcalc ... | head`: the reader left, nothing is wrong
+            import os
+
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            sys.exit(0)
         sys.exit(result if isinstance(result, int) else 0)
 
 
