@@ -7,7 +7,7 @@ entry here, not a branch in the formulas.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 from kvcalc.errors import KvcalcError, did_you_mean
@@ -61,7 +61,9 @@ class EngineProfile:
     expanded_kv_families: frozenset[str] = frozenset()
     default_kv_dtype: str | None = None  # what "auto" means; None: the model's dtype
     accepts_attention_windows: bool = False  # TRT-LLM's max_attention_window
-    pads_hybrid_groups: bool = False  # vLLM: hybrid layer groups padded to equal size
+    # vLLM: layers form equal-size groups (short hybrid groups padded) sharing one pool of
+    # blocks; capacity is counted in blocks of page · group_size bytes
+    pads_hybrid_groups: bool = False
     budget_rule: BudgetRule = "whole"
     default_util: float | None = None
     assumptions: tuple[str, ...] = field(default_factory=tuple)
@@ -245,6 +247,14 @@ ENGINES: dict[str, EngineProfile] = {
         ),
     )
 }
+
+# vLLM's newest main defaults gpu_memory_utilization to 0.92 (vllm/config/cache.py)
+ENGINES["vllm@main"] = replace(
+    ENGINES["vllm"],
+    name="vllm@main",
+    summary="vLLM main branch: as vllm, with gpu_memory_utilization 0.92 by default",
+    default_util=0.92,
+)
 
 DEFAULT_ENGINE = "vllm"
 

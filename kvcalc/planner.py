@@ -329,7 +329,7 @@ def _stage_units(kv: KvBreakdown, stage: int, kv_budget: int) -> _StageUnits:
     windows = kv.layer_windows[start:end]
     per_layer = kv.groups[0].bytes_per_token_per_layer
     tokens = {g.window: g.tokens for g in kv.groups}
-    if kv.engine.name == "vllm":
+    if kv.engine.pads_hybrid_groups:  # vLLM: one block pool shared by equal-size groups
         page = kv.block_size * per_layer
         counts = {w: windows.count(w) for w in set(windows)}
         group_size = hybrid_group_size(list(counts.values()))
@@ -400,7 +400,7 @@ def max_tokens(plan: Plan, budget_: Budget | None = None) -> int:
         start, end = kv.stage_layers[stage]
         windows = kv.layer_windows[start:end]
         per_layer = kv.groups[0].bytes_per_token_per_layer
-        if kv.engine.name == "vllm":
+        if kv.engine.pads_hybrid_groups:  # vLLM: one block pool shared by equal-size groups
             counts = [windows.count(w) for w in set(windows)]
             group_size = hybrid_group_size(counts)
             n_groups = sum(cdiv(c, group_size) for c in counts)

@@ -308,3 +308,11 @@ def test_engines_md_sglang_capacity_illustration() -> None:
     result = fit(plan(engine="sglang", util=0.835))
     assert result.budget.kv_budget_bytes == 84_465_090_560 * 167 // 200 - 16_060_522_496
     assert result.max_tokens == 415_556
+
+
+def test_vllm_main_utilisation() -> None:
+    """vLLM main defaults gpu_memory_utilization to 0.92: ceil(85,017,493,504 · 0.92) =
+    78,216,094,024 on an H100; H200: ceil(150,109,880,320 · 0.92) = 138,101,089,895 (ENGINES.md §6)."""
+    assert budget(plan(engine="vllm@main")).usable_bytes == 78_216_094_024
+    assert budget(plan(engine="vllm@main", gpu="h200")).usable_bytes == 138_101_089_895
+    assert budget(plan(gpu="h200")).usable_bytes == 135_098_892_288
