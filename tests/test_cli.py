@@ -7,6 +7,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from tests.conftest import Result
 
@@ -473,3 +475,26 @@ def test_llama_cpp_k_and_v_types_apart(run_cli: Run) -> None:
     data = json.loads(result.stdout)
     assert (data["k_dtype"], data["v_dtype"]) == ("q8_0", "fp16")
     assert data["total_bytes"] == (1_088 + 2_048) * 32 * 8192
+
+
+@settings(
+    max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    option=st.sampled_from(
+        ["--seq", "--batch", "--tp", "--pp", "--kv-dtype", "--engine", "--block-size"]
+    ),
+    value=st.text(min_size=1, max_size=12).filter(lambda v: not v.startswith("-")),
+)
+def test_any_option_value_is_an_answer_or_one_error_line(
+    run_cli: Run, option: str, value: str
+) -> None:
+    """Whatever text an option gets, calc answers (exit 0) or gives one error line (exit 2)."""
+    result = run_cli("calc", "llama-3.1-8b", option, value, "--format", "json")
+    assert result.exit_code in (0, 2)
+    if result.exit_code == 2:
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error: ")
+        assert result.stdout == ""
+    else:
+        json.loads(result.stdout)
