@@ -7,7 +7,7 @@ from typing import Any
 from kvcalc.formula import KvBreakdown
 from kvcalc.planner import Fit
 from kvcalc.specs import GpuSpec, ModelSpec
-from kvcalc.units import GB, GiB
+from kvcalc.units import GB, GiB, format_gb, format_gib
 
 SCHEMA_VERSION = 1
 
@@ -40,6 +40,8 @@ def calc_report(kv: KvBreakdown, model_label: str) -> dict[str, Any]:
         "total_gb": round(kv.total_bytes / GB, 3),
         "per_gpu_gib": round(kv.per_gpu_bytes / GiB, 3),
         "per_gpu_gb": round(kv.per_gpu_bytes / GB, 3),
+        "total_human": f"{format_gb(kv.total_bytes)} = {format_gib(kv.total_bytes)}",
+        "per_gpu_human": f"{format_gb(kv.per_gpu_bytes)} = {format_gib(kv.per_gpu_bytes)}",
         "busiest_stage": kv.busiest_stage,
         "stage_layers": [list(r) for r in kv.stage_layers],
         "layers": [

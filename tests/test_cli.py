@@ -67,6 +67,7 @@ def test_calc_json_opt_30b_acceptance(run_cli: Run) -> None:
     assert data["per_gpu_bytes"] == 180_388_626_432
     # 2·2·48·7168 = 1,376,256 B per token over all layers
     assert data["bytes_per_token"] == 1_376_256
+    assert data["total_human"] == "180.39 GB = 168.00 GiB"
     for key in ("model", "engine", "kv_dtype", "seq_len", "batch", "tp", "pp", "bytes_per_token",
                 "total_bytes", "per_gpu_bytes", "layers", "formula"):  # fmt: skip
         assert key in data
