@@ -25,16 +25,17 @@ def render_calc(console: Console, report: dict[str, Any]) -> None:
     if report["tp"] > 1 or report["pp"] > 1:
         title += f" · tp {report['tp']} × pp {report['pp']}"
     table = Table(title=title, title_justify="left")
-    table.add_column("quantity", no_wrap=True)
-    table.add_column("bytes", justify="right")
-    table.add_column("GiB (2^30)", justify="right")
-    table.add_column("GB (10^9)", justify="right")
+    widest = max(len(f"{report[k]:,}") for k in ("total_bytes", "per_sequence_bytes"))
+    table.add_column("quantity", overflow="fold")
+    table.add_column("bytes", justify="right", no_wrap=True, min_width=widest)
+    table.add_column("GiB (2^30)", justify="right", no_wrap=True)
+    table.add_column("GB (10^9)", justify="right", no_wrap=True)
     per_token = report["bytes_per_token"]
     table.add_row(
         "per token, all layers",
         f"{per_token:,}",
-        f"{per_token / 2**30:.6g} GiB",
-        f"{per_token / 10**9:.6g} GB",
+        f"{per_token / 2**30:.3g} GiB",
+        f"{per_token / 10**9:.3g} GB",
     )
     for group in report["layers"]:
         label = (
@@ -95,10 +96,10 @@ def render_text(console: Console, text: str, title: str | None = None) -> None:
 def render_fit(console: Console, report: dict[str, Any]) -> None:
     """Print one GPU's fit panel: the budget, every term, the verdict and the limits."""
     table = Table(show_header=True, box=None, pad_edge=False)
-    table.add_column("budget (per GPU)")
-    table.add_column("bytes", justify="right")
-    table.add_column("GiB (2^30)", justify="right")
-    table.add_column("GB (10^9)", justify="right")
+    table.add_column("budget (per GPU)", overflow="fold")
+    table.add_column("bytes", justify="right", no_wrap=True)
+    table.add_column("GiB (2^30)", justify="right", no_wrap=True)
+    table.add_column("GB (10^9)", justify="right", no_wrap=True)
     table.add_row(f"capacity ({report['capacity_kind']})", *_size_cells(report["capacity_bytes"]))
     for term in report["budget_terms"]:
         sign = "−" if term["bytes"] <= 0 else "+"
