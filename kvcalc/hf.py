@@ -140,6 +140,27 @@ def _attention(c: _Config, family: str) -> dict[str, Any]:
     return {"kind": "gqa", "n_heads": n_heads, "n_kv_heads": n_kv, "head_dim": head_dim}
 
 
+_KNOWN_LAYER_TYPES = frozenset({"sliding_attention", "full_attention", "chunked_attention"})
+
+
+def _check_layer_types(c: _Config, warnings: list[str]) -> None:
+    """Refuse layer kinds kvcalc cannot size; warn where it counts an upper bound."""
+    layer_types = c.data.get("layer_types")
+    if isinstance(layer_types, list):
+        for t in layer_types:
+            if t not in _KNOWN_LAYER_TYPES:
+                raise KvcalcError(
+                    f"unsupported layer type {t!r} in layer_types (kvcalc sizes attention "
+                    "KV caches; recurrent or linear-attention state is not modelled yet)"
+                )
+    chunk = c.data.get("attention_chunk_size")
+    if chunk or (isinstance(layer_types, list) and "chunked_attention" in layer_types):
+        warnings.append(
+            f"chunked local attention (attention_chunk_size {chunk}) is not modelled yet: "
+            "those layers are counted as full attention, an upper bound"
+        )
+
+
 def _layers(c: _Config, family: str, n_layers: int) -> dict[str, Any] | None:
     window = c.data.get("sliding_window")
     layer_types = c.data.get("layer_types")
@@ -156,10 +177,8 @@ def _layers(c: _Config, family: str, n_layers: int) -> dict[str, Any] | None:
         for t in layer_types:
             if t == "sliding_attention":
                 kinds.append("sliding")
-            elif t == "full_attention":
+            else:  # full, or chunked (counted as full: see _check_layer_types)
                 kinds.append("full")
-            else:
-                raise KvcalcError(f"unsupported layer type {t!r} in layer_types")
         if len(kinds) != n_layers:
             raise KvcalcError(f"layer_types lists {len(kinds)} layers, not {n_layers}")
         if all(k == "full" for k in kinds):
@@ -391,6 +410,7 @@ def import_config(
         )
     n_layers = c.get_int("num_hidden_layers", "n_layer", "num_layers")
     attention = _attention(c, family)
+    _check_layer_types(c, warnings)
     layers = _layers(c, family, n_layers)
     params = _param_breakdown(c, family, attention)
     architectures = data.get("architectures") or config.get("architectures") or [None]

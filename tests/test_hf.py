@@ -120,12 +120,23 @@ def test_bad_configs_name_the_key(patch: dict[str, object], needle: str) -> None
 
 
 def test_unsupported_layer_type() -> None:
-    """A layer type kvcalc cannot size (linear attention) is refused, not guessed."""
+    """A layer type kvcalc cannot size (linear attention) is refused, not guessed, window or not."""
     config = json.loads((DATA / "hf_synthetic" / "mistral_noswa.json").read_text())
-    config["sliding_window"] = 64
     config["layer_types"] = ["linear_attention", "full_attention"]
     with pytest.raises(KvcalcError, match="linear_attention"):
         hf.import_config(config, source="t")
+    config["sliding_window"] = 64
+    with pytest.raises(KvcalcError, match="linear_attention"):
+        hf.import_config(config, source="t")
+
+
+def test_chunked_attention_counted_as_full_with_a_warning() -> None:
+    """Chunked local attention (Llama 4) is not modelled: counted as full, and said so."""
+    config = json.loads((DATA / "hf_synthetic" / "mistral_noswa.json").read_text())
+    config["attention_chunk_size"] = 8192
+    imported = hf.import_config(config, source="t")
+    assert any("chunked local attention" in w for w in imported.warnings)
+    assert imported.spec.layers is None
 
 
 @pytest.mark.parametrize("path", [*PUBLISHED, *SYNTHETIC], ids=lambda p: p.stem)
