@@ -316,7 +316,7 @@ def engines(fmt: OutputFormat = FORMAT_OPTION) -> None:
             "engine": p.name,
             "summary": p.summary,
             "block_size": p.block_size,
-            "assumptions": list(p.assumptions_for({"sliding", "mla", "pp", "falcon"})),
+            "assumptions": list(p.assumptions_for({"sliding", "chunked", "mla", "pp", "falcon"})),
             "sources": list(p.sources),
         }
         for p in ENGINES.values()

@@ -124,11 +124,14 @@ ENGINES: dict[str, EngineProfile] = {
                 "KV heads per GPU = max(1, n_kv // tp); MLA latent replicated on every TP rank",
                 "[sliding] sliding layers: planning bound cdiv(min(W-1+N, seq), B) + 1 blocks, "
                 "N = max_num_batched_tokens (8192, vllm serve on large GPUs)",
+                "[chunked] chunked layers (ChunkedLocalAttentionSpec): cdiv(min(C+N, seq), B) "
+                "blocks",
                 "[pp] pipeline stages hold their own layers (get_pp_indices split)",
             ),
             sources=(
                 "vllm-project/vllm:vllm/v1/kv_cache_interface.py:AttentionSpec.real_page_size_bytes",
                 "vllm-project/vllm:vllm/v1/kv_cache_interface.py:SlidingWindowSpec.max_memory_usage_bytes",
+                "vllm-project/vllm:vllm/v1/kv_cache_interface.py:ChunkedLocalAttentionSpec",
                 "vllm-project/vllm:vllm/config/model.py:ModelConfig.get_num_kv_heads",
                 "vllm-project/vllm:vllm/platforms/cuda.py:CudaPlatform.check_and_update_config "
                 "(newer: vllm/platforms/interface.py:Platform.update_block_size_for_backend)",
@@ -178,7 +181,7 @@ ENGINES: dict[str, EngineProfile] = {
             head_rule="none",
             sliding="llama_cpp",
             sliding_families=frozenset(
-                {"gemma2", "gemma3", "gemma3_text", "cohere2", "gpt_oss", "llama4"}
+                {"gemma2", "gemma3", "gemma3_text", "cohere2", "gpt_oss", "llama4", "llama4_text"}
             ),
             ubatch=512,
             assumptions=(

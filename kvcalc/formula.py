@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from kvcalc.dtypes import KV_DTYPES, KvDtype
 from kvcalc.engines import EngineProfile
 from kvcalc.errors import KvcalcError
-from kvcalc.specs import GQA, MLA, ModelSpec
+from kvcalc.specs import GQA, MLA, ModelSpec, Window
 
 
 def cdiv(a: int, b: int) -> int:
@@ -62,13 +62,14 @@ class Workload:
 class LayerGroup:
     """Layers of one kind (full, or sliding with one window) and what they hold."""
 
-    kind: str  # "full" or "sliding"
-    window: int | None
+    kind: str  # "full", "sliding" or "chunked"
+    window: int | None  # tokens of the window or chunk
     count: int  # layers of this kind in the whole model
     padded_count: int  # layers allocated, with vLLM's hybrid-group padding
     tokens: int  # tokens each such layer holds per sequence
     bytes_per_token_per_layer: int  # on one GPU (local heads)
     bytes: int  # whole workload, all GPUs (replicas included)
+    key: Window | None = None  # the layers' window, as KvBreakdown.layer_windows lists it
 
 
 @dataclass(frozen=True)
@@ -88,7 +89,7 @@ class KvBreakdown:
     per_sequence_bytes: int  # one sequence, all GPUs
     total_bytes: int  # whole workload, all GPUs
     per_gpu_bytes: int  # busiest GPU
-    layer_windows: tuple[int | None, ...]  # each layer's effective window (None: full)
+    layer_windows: tuple[Window | None, ...]  # each layer's effective window (None: full)
     stage_layers: tuple[tuple[int, int], ...]  # [start, end) layer range of each PP stage
     stage_bytes: tuple[int, ...]  # KV bytes on one GPU of each PP stage
     busiest_stage: int
@@ -208,10 +209,19 @@ def _scale_text(dtype: KvDtype) -> str:
 
 
 def tokens_held(
-    engine: EngineProfile, model: ModelSpec, workload: Workload, window: int | None, block: int
+    engine: EngineProfile,
+    model: ModelSpec,
+    workload: Workload,
+    local: Window | None,
+    block: int,
 ) -> int:
-    """Return the tokens one layer holds for one sequence under the engine's rules."""
+    """Return the tokens one layer holds for one sequence under the engine's rules.
+
+    Chunked layers (Llama 4) hold at most one chunk; engines size them like sliding
+    windows, except vLLM's ChunkedLocalAttentionSpec: cdiv(min(C + N, seq), B) blocks.
+    """
     seq = round_up(workload.seq_len, engine.context_pad)
+    window = None if local is None else local.size
     sliding_rule = engine.sliding
     if not engine.honours_window(model.family, model.architecture):
         sliding_rule = "full"
@@ -225,6 +235,8 @@ def tokens_held(
         return min(seq, window - 1)
     if sliding_rule == "vllm_planning":
         n_batched = workload.max_num_batched_tokens or engine.max_num_batched_tokens or seq
+        if local is not None and local.kind == "chunked":
+            return cdiv(min(window + n_batched, seq), block) * block
         return (cdiv(min(window - 1 + n_batched, seq), block) + 1) * block
     # llama_cpp: GGML_PAD(min(kv_size, n_swa + n_ubatch), 256)
     ubatch = engine.ubatch or 512
@@ -242,8 +254,8 @@ def hybrid_group_size(counts: list[int]) -> int:
 
 
 def padded_layer_counts(
-    engine: EngineProfile, windows: tuple[int | None, ...]
-) -> dict[int | None, int]:
+    engine: EngineProfile, windows: tuple[Window | None, ...]
+) -> dict[Window | None, int]:
     """Return layers allocated per window: vLLM pads each hybrid group to the group size."""
     counts = {w: windows.count(w) for w in set(windows)}
     if engine.pads_hybrid_groups and len(counts) > 1:
@@ -283,17 +295,18 @@ def kv_cache(model: ModelSpec, workload: Workload, engine: EngineProfile) -> KvB
     start, end = stages[busiest]
 
     groups = []
-    for window in sorted(set(windows), key=lambda w: (w is not None, w or 0)):
-        allocated = sum(counts.get(window, 0) for counts in stage_counts)
+    for local in sorted(set(windows), key=lambda w: ("", 0) if w is None else w):
+        allocated = sum(counts.get(local, 0) for counts in stage_counts)
         groups.append(
             LayerGroup(
-                kind="full" if window is None else "sliding",
-                window=window,
-                count=windows.count(window),
+                kind="full" if local is None else local.kind,
+                window=None if local is None else local.size,
+                count=windows.count(local),
                 padded_count=allocated,
-                tokens=held[window],
+                tokens=held[local],
                 bytes_per_token_per_layer=per_layer,
-                bytes=tp * allocated * held[window] * batch * per_layer,
+                bytes=tp * allocated * held[local] * batch * per_layer,
+                key=local,
             )
         )
     total = sum(g.bytes for g in groups)
@@ -323,7 +336,7 @@ def kv_cache(model: ModelSpec, workload: Workload, engine: EngineProfile) -> KvB
 
 def effective_windows(
     model: ModelSpec, workload: Workload, engine: EngineProfile
-) -> tuple[int | None, ...]:
+) -> tuple[Window | None, ...]:
     """Return each layer's window: the model's, or TRT-LLM max_attention_window when given."""
     given = workload.attention_windows
     if given is None:
@@ -331,14 +344,23 @@ def effective_windows(
     if not engine.accepts_attention_windows:
         raise KvcalcError(f"--max-attention-window applies to engine trtllm, not {engine.name}")
     return tuple(
-        given[i % len(given)] if given[i % len(given)] < workload.seq_len else None
+        Window("sliding", given[i % len(given)])
+        if given[i % len(given)] < workload.seq_len
+        else None
         for i in range(model.n_layers)
     )
 
 
+def _kind_text(group: LayerGroup) -> str:
+    if group.window is None:
+        return ""
+    label = "W" if group.kind == "sliding" else "chunk"
+    return f"{group.kind} ({label}={group.window}) "
+
+
 def _total_formula(groups: list[LayerGroup], batch: int, tp: int, total: int) -> str:
     terms = [
-        f"{_layers_text(g)} {'sliding (W=' + str(g.window) + ') ' if g.window else ''}layers × "
+        f"{_layers_text(g)} {_kind_text(g)}layers × "
         f"{g.tokens:,} tokens × {batch:,} seq × {g.bytes_per_token_per_layer:,} B"
         for g in groups
     ]
@@ -354,7 +376,7 @@ def _assumptions(
     model: ModelSpec,
     workload: Workload,
     engine: EngineProfile,
-    windows: tuple[int | None, ...],
+    windows: tuple[Window | None, ...],
     groups: list[LayerGroup],
     logical_heads: int,
 ) -> tuple[str, ...]:
@@ -362,8 +384,10 @@ def _assumptions(
     is_mla = isinstance(model.attention, MLA)
     tp = workload.tp
     topics = {"pp"} if workload.pp > 1 else set()
-    if any(w is not None for w in windows) or model.layers is not None:
+    if any(w is not None and w.kind == "sliding" for w in windows):
         topics.add("sliding")
+    if any(w is not None and w.kind == "chunked" for w in windows):
+        topics.update({"sliding", "chunked"})
     if is_mla:
         topics.add("mla")
     if model.family == "falcon" and isinstance(model.attention, GQA):

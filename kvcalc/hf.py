@@ -20,7 +20,7 @@ KNOWN_FAMILIES = frozenset(
         "llama", "mistral", "mixtral", "qwen2", "qwen2_moe", "qwen3", "qwen3_moe", "gemma",
         "gemma2", "gemma3", "gemma3_text", "phi3", "falcon", "gpt2", "gpt_bigcode",
         "gpt_neox", "opt", "deepseek_v2", "deepseek_v3", "kimi_k2", "gpt_oss", "cohere2",
-        "cohere", "starcoder2", "olmo2", "smollm3", "granite", "glm4_moe",
+        "cohere", "starcoder2", "olmo2", "smollm3", "granite", "glm4_moe", "llama4", "llama4_text",
     }
 )  # fmt: skip
 
@@ -143,8 +143,8 @@ def _attention(c: _Config, family: str) -> dict[str, Any]:
 _KNOWN_LAYER_TYPES = frozenset({"sliding_attention", "full_attention", "chunked_attention"})
 
 
-def _check_layer_types(c: _Config, warnings: list[str]) -> None:
-    """Refuse layer kinds kvcalc cannot size; warn where it counts an upper bound."""
+def _check_layer_types(c: _Config) -> None:
+    """Refuse layer kinds kvcalc cannot size (recurrent or linear-attention state)."""
     layer_types = c.data.get("layer_types")
     if isinstance(layer_types, list):
         for t in layer_types:
@@ -153,50 +153,73 @@ def _check_layer_types(c: _Config, warnings: list[str]) -> None:
                     f"unsupported layer type {t!r} in layer_types (kvcalc sizes attention "
                     "KV caches; recurrent or linear-attention state is not modelled yet)"
                 )
-    chunk = c.data.get("attention_chunk_size")
-    if chunk or (isinstance(layer_types, list) and "chunked_attention" in layer_types):
-        warnings.append(
-            f"chunked local attention (attention_chunk_size {chunk}) is not modelled yet: "
-            "those layers are counted as full attention, an upper bound"
-        )
+
+
+def _positive(c: _Config, key: str) -> int | None:
+    value = c.data.get(key)
+    if value is None or value is False:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+        raise KvcalcError(f"config key {key!r} must be a positive integer, got {value!r}")
+    return value
+
+
+def _layer_kinds(c: _Config, family: str, n_layers: int, window: int | None) -> list[str] | None:
+    """Return each layer's kind (full / sliding / chunked), or None when all are full."""
+    layer_types = c.data.get("layer_types")
+    if isinstance(layer_types, list) and layer_types:
+        names = {"sliding_attention": "sliding", "chunked_attention": "chunked"}
+        kinds = [names.get(t, "full") for t in layer_types]
+        if window is None:  # transformers caches such layers in full
+            kinds = ["full" if k == "sliding" else k for k in kinds]
+        if len(kinds) != n_layers:
+            raise KvcalcError(f"layer_types lists {len(kinds)} layers, not {n_layers}")
+        return kinds
+    if family == "llama4_text":
+        # Llama4TextConfig: layers that use RoPE (no_rope_layers[i] == 1) are chunked
+        interval = c.get_int("no_rope_layer_interval", default=4)
+        flags = c.data.get("no_rope_layers") or [
+            int((i + 1) % interval != 0) for i in range(n_layers)
+        ]
+        if len(flags) != n_layers:
+            raise KvcalcError(f"no_rope_layers lists {len(flags)} layers, not {n_layers}")
+        return ["chunked" if flag else "full" for flag in flags]
+    if window is None:
+        return None
+    if family == "gemma2":
+        return [["sliding", "full"][i % 2] for i in range(n_layers)]
+    if family in ("gemma3", "gemma3_text", "cohere2"):
+        period = c.get_int("sliding_window_pattern", default=6 if family != "cohere2" else 4)
+        return ["sliding" if (i + 1) % period else "full" for i in range(n_layers)]
+    if family in ("qwen2", "qwen2_moe", "qwen3", "qwen3_moe"):
+        first_sliding = c.get_int("max_window_layers", default=28)  # Qwen2Config default
+        return ["full" if i < first_sliding else "sliding" for i in range(n_layers)]
+    return ["sliding"] * n_layers
 
 
 def _layers(c: _Config, family: str, n_layers: int) -> dict[str, Any] | None:
-    window = c.data.get("sliding_window")
-    layer_types = c.data.get("layer_types")
+    """Return the spec's layer pattern (sliding and chunked layers), or None if all full."""
+    _check_layer_types(c)
+    window = _positive(c, "sliding_window")
     if family in ("qwen2", "qwen2_moe", "qwen3", "qwen3_moe") and not c.get_bool(
         "use_sliding_window", False
     ):
-        return None  # transformers sets sliding_window to None unless use_sliding_window
-    if not window:
+        window = None  # transformers drops sliding_window unless use_sliding_window
+    kinds = _layer_kinds(c, family, n_layers, window)
+    if kinds is None or all(k == "full" for k in kinds):
         return None
-    if not isinstance(window, int) or isinstance(window, bool) or window <= 0:
-        raise KvcalcError(f"config key 'sliding_window' must be a positive integer, got {window!r}")
-    if isinstance(layer_types, list) and layer_types:
-        kinds = []
-        for t in layer_types:
-            if t == "sliding_attention":
-                kinds.append("sliding")
-            else:  # full, or chunked (counted as full: see _check_layer_types)
-                kinds.append("full")
-        if len(kinds) != n_layers:
-            raise KvcalcError(f"layer_types lists {len(kinds)} layers, not {n_layers}")
-        if all(k == "full" for k in kinds):
-            return None
-        pattern = _shortest_period(kinds)
-    elif family == "gemma2":
-        pattern = ["sliding", "full"]
-    elif family in ("gemma3", "gemma3_text", "cohere2"):
-        period = c.get_int("sliding_window_pattern", default=6 if family != "cohere2" else 4)
-        pattern = ["sliding"] * (period - 1) + ["full"]
-    elif family in ("qwen2", "qwen2_moe", "qwen3", "qwen3_moe"):
-        first_full = c.get_int("max_window_layers", default=28)  # transformers Qwen2Config default
-        if first_full >= n_layers:
-            return None
-        pattern = ["full"] * first_full + ["sliding"] * (n_layers - first_full)
-    else:
-        pattern = ["sliding"]
-    return {"sliding_window": window, "pattern": pattern}
+    chunk = None
+    if "chunked" in kinds:
+        chunk = _positive(c, "attention_chunk_size")
+        if chunk is None:
+            if family != "llama4_text":
+                raise KvcalcError("config has chunked_attention layers but no attention_chunk_size")
+            chunk = 8192  # Llama4TextConfig default
+    return {
+        "sliding_window": window if "sliding" in kinds else None,
+        "chunk_size": chunk,
+        "pattern": _shortest_period(kinds),
+    }
 
 
 def _shortest_period(kinds: list[str]) -> list[str]:
@@ -280,14 +303,27 @@ def _param_breakdown(c: _Config, family: str, attention: dict[str, Any]) -> Para
         first_dense = c.get_int("first_k_dense_replace", default=0)
         sparse_step = c.get_int("decoder_sparse_step", "moe_layer_freq", default=1)
         mlp_only = set(c.data.get("mlp_only_layers") or [])
+        dense_inter = inter
+        if family == "llama4_text":
+            # Llama4TextConfig: moe_layers default range(step - 1, n, step); dense layers use
+            # intermediate_size_mlp; every MoE layer has one shared expert of intermediate_size
+            step = c.get_int("interleave_moe_layer_step", default=1)
+            moe_layers = set(c.data.get("moe_layers") or range(step - 1, n_layers, step))
+            dense_inter = c.get_int("intermediate_size_mlp", default=inter)
         for layer in range(n_layers):
             is_moe = (
                 layer >= first_dense and layer not in mlp_only and (layer + 1) % sparse_step == 0
             )
             if family in ("deepseek_v2", "deepseek_v3", "kimi_k2", "glm4_moe"):
                 is_moe = layer >= first_dense and layer % sparse_step == 0
+            if family == "llama4_text":
+                is_moe = layer in moe_layers
             if not is_moe:
-                mlp += dense(inter)
+                mlp += dense(dense_inter)
+                continue
+            if family == "llama4_text":
+                experts += n_experts * 3 * h * moe_inter + h * n_experts
+                mlp += 3 * h * moe_inter  # the shared expert
                 continue
             if family == "gpt_oss":
                 experts += n_experts * (3 * h * moe_inter + 2 * moe_inter + h)
@@ -410,8 +446,12 @@ def import_config(
         )
     n_layers = c.get_int("num_hidden_layers", "n_layer", "num_layers")
     attention = _attention(c, family)
-    _check_layer_types(c, warnings)
     layers = _layers(c, family, n_layers)
+    if layers is None and _positive(c, "attention_chunk_size"):
+        warnings.append(
+            "config sets attention_chunk_size but no chunked layers kvcalc recognises: "
+            "all layers are counted as full attention, an upper bound"
+        )
     params = _param_breakdown(c, family, attention)
     architectures = data.get("architectures") or config.get("architectures") or [None]
     n_experts = c.opt_int("num_local_experts", "n_routed_experts", "num_experts")
@@ -421,7 +461,8 @@ def import_config(
             "n_experts": n_experts,
             "n_experts_per_token": c.get_int("num_experts_per_tok", "experts_per_token", default=1),
             "n_shared_experts": c.get_int("n_shared_experts", default=0)
-            or (1 if c.get_int("shared_expert_intermediate_size", default=0) else 0),
+            or (1 if c.get_int("shared_expert_intermediate_size", default=0) else 0)
+            or (1 if family == "llama4_text" else 0),
         }
     spec_data: dict[str, Any] = {
         "name": name or str(data.get("_name_or_path") or config.get("_name_or_path") or family),

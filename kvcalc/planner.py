@@ -328,7 +328,7 @@ def _stage_units(kv: KvBreakdown, stage: int, kv_budget: int) -> _StageUnits:
     start, end = kv.stage_layers[stage]
     windows = kv.layer_windows[start:end]
     per_layer = kv.groups[0].bytes_per_token_per_layer
-    tokens = {g.window: g.tokens for g in kv.groups}
+    tokens = {g.key: g.tokens for g in kv.groups}
     if kv.engine.pads_hybrid_groups:  # vLLM: one block pool shared by equal-size groups
         page = kv.block_size * per_layer
         counts = {w: windows.count(w) for w in set(windows)}

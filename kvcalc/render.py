@@ -41,7 +41,8 @@ def render_calc(console: Console, report: dict[str, Any]) -> None:
         label = (
             f"{group['count']} full layers"
             if group["kind"] == "full"
-            else f"{group['count']} sliding layers (W={group['window']:,})"
+            else f"{group['count']} {group['kind']} layers "
+            f"({'W' if group['kind'] == 'sliding' else 'chunk'}={group['window']:,})"
         )
         label += f", {group['tokens']:,} tokens held"
         table.add_row(label, *_size_cells(group["bytes"]))

@@ -85,12 +85,7 @@ def preset_row(name: str, spec: ModelSpec, bf16_bytes_per_token: int) -> dict[st
         "model": spec.name,
         "attention": spec.attention.kind,
         "layers": spec.n_layers,
-        "sliding": (
-            None
-            if spec.layers is None
-            else f"{spec.layers.pattern.count('sliding')}:{spec.layers.pattern.count('full')}"
-            f" W={spec.layers.sliding_window}"
-        ),
+        "sliding": (None if spec.layers is None else _pattern_text(spec)),
         "n_params": spec.n_params,
         "kv_bytes_per_token_bf16": bf16_bytes_per_token,
     }
@@ -170,3 +165,16 @@ def gpu_row(name: str, gpu: GpuSpec) -> dict[str, Any]:
         "bandwidth_bytes_per_s": gpu.bandwidth_bytes_per_s,
         "price_per_hour_usd": gpu.price_per_hour_usd,
     }
+
+
+def _pattern_text(spec: ModelSpec) -> str:
+    """Return 'local:full W=window' for a layer pattern, e.g. '5:1 W=1024' or '3:1 chunk=8192'."""
+    assert spec.layers is not None  # callers check
+    pattern = spec.layers.pattern
+    local = len(pattern) - pattern.count("full")
+    size = (
+        f"W={spec.layers.sliding_window}"
+        if spec.layers.sliding_window is not None
+        else f"chunk={spec.layers.chunk_size}"
+    )
+    return f"{local}:{pattern.count('full')} {size}"

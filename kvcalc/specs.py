@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -93,18 +93,35 @@ class MLA(_Spec):
 
 Attention = Annotated[MHA | GQA | MQA | MLA, Field(discriminator="kind")]
 
-LayerKind = Literal["full", "sliding"]
+LayerKind = Literal["full", "sliding", "chunked"]
+
+
+class Window(NamedTuple):
+    """A layer's local-attention span: a sliding window, or a chunk (Llama 4's chunked attention)."""
+
+    kind: str  # "sliding" or "chunked"
+    size: int  # tokens
 
 
 class LayerPattern(_Spec):
-    """Which layers are full attention and which sliding-window, as a pattern cycled over layers.
+    """Which layers are full attention and which local, as a pattern cycled over layers.
 
-    Gemma-2: [sliding, full]; Gemma-3: [sliding ×5, full]; Mistral-7B-v0.1: [sliding].
-    A pattern as long as the model lists every layer explicitly.
+    Gemma-2: [sliding, full]; Gemma-3: [sliding ×5, full]; Mistral-7B-v0.1: [sliding];
+    Llama 4: [chunked ×3, full] with chunk_size 8192. A pattern as long as the model lists
+    every layer explicitly.
     """
 
-    sliding_window: PositiveInt
+    sliding_window: PositiveInt | None = None
+    chunk_size: PositiveInt | None = None
     pattern: Annotated[list[LayerKind], Field(min_length=1)]
+
+    @model_validator(mode="after")
+    def _sizes_given(self) -> LayerPattern:
+        if "sliding" in self.pattern and self.sliding_window is None:
+            raise ValueError("pattern has sliding layers but no sliding_window")
+        if "chunked" in self.pattern and self.chunk_size is None:
+            raise ValueError("pattern has chunked layers but no chunk_size")
+        return self
 
 
 class ParamBreakdown(_Spec):
@@ -191,15 +208,17 @@ class ModelSpec(_Spec):
         data["attention"] = {"kind": attention.pop("kind"), **attention}
         return data
 
-    def layer_windows(self) -> tuple[int | None, ...]:
-        """Return each layer's sliding window in tokens, or None for a full-attention layer."""
+    def layer_windows(self) -> tuple[Window | None, ...]:
+        """Return each layer's local-attention window, or None for a full-attention layer."""
         if self.layers is None:
             return (None,) * self.n_layers
         pattern = self.layers.pattern
-        window = self.layers.sliding_window
-        return tuple(
-            window if pattern[i % len(pattern)] == "sliding" else None for i in range(self.n_layers)
-        )
+        spans: dict[str, Window | None] = {"full": None}
+        if self.layers.sliding_window is not None:
+            spans["sliding"] = Window("sliding", self.layers.sliding_window)
+        if self.layers.chunk_size is not None:
+            spans["chunked"] = Window("chunked", self.layers.chunk_size)
+        return tuple(spans[pattern[i % len(pattern)]] for i in range(self.n_layers))
 
 
 class GpuSpec(_Spec):

@@ -38,11 +38,12 @@ SYNTHETIC = sorted(
 
 
 def _points(stem: str) -> list[tuple[int, int]]:
-    """(seq, batch) points: odd sizes, a long one, and one past every sliding window."""
+    """(seq, batch) points: odd sizes, a long one, and one past every sliding window or chunk."""
     spec = load_model(stem)
     points = [(777, 3), (8192, 1)]
     if spec.layers is not None:
-        points.append((spec.layers.sliding_window + 333, 2))
+        span = max(spec.layers.sliding_window or 0, spec.layers.chunk_size or 0)
+        points.append((span + 333, 2))
     return points
 
 
@@ -53,7 +54,7 @@ def _predicted_per_layer(stem: str, seq: int, batch: int) -> list[int]:
         Workload(seq_len=seq, batch=batch, k_dtype=kv_dtype("bf16"), v_dtype=kv_dtype("bf16")),
         ENGINES["hf"],
     )
-    by_window = {g.window: g for g in result.groups}
+    by_window = {g.key: g for g in result.groups}
     return [
         by_window[w].tokens * batch * by_window[w].bytes_per_token_per_layer
         for w in spec.layer_windows()
@@ -91,7 +92,7 @@ def test_import_matches_transformers_on_other_families(path: Path) -> None:
             Workload(seq_len=seq, batch=batch, k_dtype=kv_dtype("bf16"), v_dtype=kv_dtype("bf16")),
             ENGINES["hf"],
         )
-        by_window = {g.window: g for g in result.groups}
+        by_window = {g.key: g for g in result.groups}
         predicted = [
             by_window[w].tokens * batch * by_window[w].bytes_per_token_per_layer
             for w in spec.layer_windows()

@@ -347,3 +347,35 @@ def test_sglang_windows_only_for_hybrid_swa_architectures() -> None:
     Gemma-2-9B is not on SGLang's list and is held in full (2,818,572,288)."""
     assert total("gpt-oss-20b", "sglang") == 204_472_320
     assert total("gemma-2-9b", "sglang") == 2_818_572_288
+
+
+def test_chunked_layers_by_engine() -> None:
+    """Chunked local attention (Llama-4 style, chunk C=8192, 3 chunked : 1 full, 8 KV heads × 128
+    → 4,096 B/token/layer, 4 layers) at 65,536 tokens:
+    vLLM ChunkedLocalAttentionSpec, N=8192: cdiv(min(8192 + 8192, 65536), 16) = 1024 blocks
+      → 3·16384·4096 + 1·65536·4096 = 469,762,048;
+    hf keeps C-1: 3·8191·4096 + 65536·4096 = 369,086,464;
+    trtllm (no window given): 4·65536·4096 = 1,073,741,824."""
+    model = spec(
+        n_layers=4,
+        d_model=1024,
+        attention={"kind": "gqa", "n_heads": 32, "n_kv_heads": 8, "head_dim": 128},
+        layers={"chunk_size": 8192, "pattern": ["chunked", "chunked", "chunked", "full"]},
+    )
+    workload = Workload(seq_len=65536, k_dtype=BF16, v_dtype=BF16)
+    assert kv_cache(model, workload, ENGINES["vllm"]).total_bytes == 469_762_048
+    assert kv_cache(model, workload, ENGINES["hf"]).total_bytes == 369_086_464
+    assert kv_cache(model, workload, ENGINES["trtllm"]).total_bytes == 1_073_741_824
+
+
+def test_layer_pattern_needs_its_sizes() -> None:
+    """A pattern with chunked layers needs chunk_size; with sliding layers, sliding_window."""
+    import pydantic
+
+    with pytest.raises(pydantic.ValidationError, match="chunk_size"):
+        spec(
+            n_layers=2,
+            d_model=64,
+            attention={"kind": "mha", "n_heads": 4, "head_dim": 16},
+            layers={"sliding_window": 16, "pattern": ["chunked", "full"]},
+        )

@@ -130,13 +130,27 @@ def test_unsupported_layer_type() -> None:
         hf.import_config(config, source="t")
 
 
-def test_chunked_attention_counted_as_full_with_a_warning() -> None:
-    """Chunked local attention (Llama 4) is not modelled: counted as full, and said so."""
+def test_chunk_size_without_chunked_layers_warns() -> None:
+    """attention_chunk_size on a family kvcalc cannot place chunked layers in: full, and said so."""
     config = json.loads((DATA / "hf_synthetic" / "mistral_noswa.json").read_text())
     config["attention_chunk_size"] = 8192
     imported = hf.import_config(config, source="t")
-    assert any("chunked local attention" in w for w in imported.warnings)
+    assert any("attention_chunk_size" in w for w in imported.warnings)
     assert imported.spec.layers is None
+
+
+def test_llama4_chunked_layers() -> None:
+    """Llama 4: layers with RoPE are chunked (no_rope_layer_interval 4 by default: 3 chunked, 1
+    full); an explicit no_rope_layers list wins; chunked layers hold at most one chunk."""
+    spec = load(DATA / "hf_synthetic" / "llama4_text.json")
+    assert spec.layers is not None
+    assert spec.layers.pattern == ["chunked", "chunked", "chunked", "full"]
+    assert spec.layers.chunk_size == 64
+    nested = load(DATA / "hf_synthetic" / "llama4_multimodal.json")
+    assert nested.layers is not None and nested.layers.pattern == ["chunked", "full"]
+    # formula engine at 300 tokens: 2 full layers × 300 + 6 chunked × 64, 2 KV heads × 32 × 2 × 2 B
+    workload = Workload(seq_len=300, k_dtype=kv_dtype("bf16"), v_dtype=kv_dtype("bf16"))
+    assert kv_cache(spec, workload, ENGINES["formula"]).total_bytes == (2 * 300 + 6 * 64) * 256
 
 
 @pytest.mark.parametrize("path", [*PUBLISHED, *SYNTHETIC], ids=lambda p: p.stem)

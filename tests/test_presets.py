@@ -26,6 +26,7 @@ REQUIRED = [
 PUBLISHED_FIGURE_EXCEPTIONS = {
     "gemma-3-27b": "the published 27.43B counts the vision tower; the preset is the text model",
     "gemma-3-4b": "the published 4.30B counts the vision tower; the preset is the text model",
+    "llama-4-scout": "the published 109B counts the vision tower (109.68B); the text model is 107.77B",
     "phi-4": "'14B' is the model card's round figure (the config gives 14.66B)",
     "glm-4.5-air": "the card's 106B is rounded (config: 106.85B without the MTP layer)",
     "llama-3.1-405b": "410.1B is Meta's original checkpoint count; the HF model holds 405.85B",
