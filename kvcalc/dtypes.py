@@ -28,11 +28,6 @@ class KvDtype:
         blocks = -(-n_elems // self.block_elems)
         return blocks * self.block_bytes
 
-    @property
-    def bits_per_elem(self) -> float:
-        """Return storage bits per element (for display only)."""
-        return self.block_bytes * 8 / self.block_elems
-
 
 _KV_DTYPES: tuple[KvDtype, ...] = (
     KvDtype("fp32", 1, 4, description="IEEE float32"),
@@ -73,8 +68,6 @@ _ALIASES = {
     "fp8_e4m3fn": "fp8_e4m3",
     "e5m2": "fp8_e5m2",
 }
-
-MODEL_DTYPES = ("fp32", "fp16", "bf16")
 
 
 def kv_dtype(name: str) -> KvDtype:

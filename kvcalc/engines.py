@@ -261,8 +261,6 @@ ENGINES["vllm@main"] = replace(
     default_util=0.92,
 )
 
-DEFAULT_ENGINE = "vllm"
-
 
 def engine_profile(name: str) -> EngineProfile:
     """Return the profile for an engine name (case-insensitive); KvcalcError if unknown."""

@@ -99,8 +99,3 @@ def format_gib(n_bytes: int) -> str:
 def format_bytes(n_bytes: int) -> str:
     """Return '180,388,626,432 B = 180.39 GB = 168.00 GiB': exact bytes, then both units."""
     return f"{n_bytes:,} B = {format_gb(n_bytes)} = {format_gib(n_bytes)}"
-
-
-def format_tokens(n_tokens: int) -> str:
-    """Return a token count with thousands separators."""
-    return f"{n_tokens:,}"
