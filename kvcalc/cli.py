@@ -146,14 +146,13 @@ HF_OPTION = typer.Option(
 
 def _model_argument(model: str | None, hf_repo: str | None) -> str:
     """Return the model to load: a preset or path, or the fetched config of --hf ORG/NAME."""
-    if (model is None) == (hf_repo is None):
-        raise KvcalcError("give a MODEL (preset name or file) or --hf ORG/NAME, exactly one")
-    if hf_repo is not None:
+    if model is not None and hf_repo is None:
+        return model
+    if model is None and hf_repo is not None:
         from kvcalc.presets import fetch_hf_config
 
         return str(fetch_hf_config(hf_repo))
-    assert model is not None  # narrowed by the check above
-    return model
+    raise KvcalcError("give a MODEL (preset name or file) or --hf ORG/NAME, exactly one")
 
 
 PRESETS_OPTION = typer.Option(

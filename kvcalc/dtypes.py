@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TypeVar
 
 from kvcalc.errors import KvcalcError, did_you_mean
+
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True)
@@ -70,16 +73,22 @@ _ALIASES = {
 }
 
 
+def _lookup(name: str, table: dict[str, _T], aliases: dict[str, str], what: str) -> _T:
+    """Return table[name] by name or alias, ignoring case and '-' vs '_'; KvcalcError if unknown."""
+    key = name.strip().lower().replace("-", "_")
+    key = aliases.get(key, key)
+    for candidate in (key, key.replace("_", "-")):
+        if candidate in table:
+            return table[candidate]
+    raise KvcalcError(
+        f"unknown {what} {name!r}{did_you_mean(name, [*table, *aliases])}; known: "
+        + ", ".join(table)
+    )
+
+
 def kv_dtype(name: str) -> KvDtype:
     """Return the KV dtype for a name or alias (case-insensitive); KvcalcError if unknown."""
-    key = name.strip().lower().replace("-", "_")
-    key = _ALIASES.get(key, key)
-    if key in KV_DTYPES:
-        return KV_DTYPES[key]
-    choices = [*KV_DTYPES, *_ALIASES]
-    raise KvcalcError(
-        f"unknown KV dtype {name!r}{did_you_mean(name, choices)}; known: " + ", ".join(KV_DTYPES)
-    )
+    return _lookup(name, KV_DTYPES, _ALIASES, "KV dtype")
 
 
 @dataclass(frozen=True)
@@ -122,17 +131,11 @@ _WEIGHT_ALIASES = {
     "awq": "int4-awq",
     "int4": "int4-awq",
     "fp8_e4m3": "fp8",
+    "int4_gptq": "int4-gptq",
+    "int4_awq": "int4-awq",
 }
 
 
 def weight_dtype(name: str) -> WeightDtype:
     """Return the weight format for a name or alias (case-insensitive); KvcalcError if unknown."""
-    key = name.strip().lower().replace("_", "-")
-    key = _WEIGHT_ALIASES.get(key, _WEIGHT_ALIASES.get(key.replace("-", "_"), key))
-    if key in WEIGHT_DTYPES:
-        return WEIGHT_DTYPES[key]
-    choices = [*WEIGHT_DTYPES, *_WEIGHT_ALIASES]
-    raise KvcalcError(
-        f"unknown weights dtype {name!r}{did_you_mean(name, choices)}; known: "
-        + ", ".join(WEIGHT_DTYPES)
-    )
+    return _lookup(name, WEIGHT_DTYPES, _WEIGHT_ALIASES, "weights dtype")

@@ -6,7 +6,7 @@ from typing import Any
 
 from kvcalc.formula import KvBreakdown
 from kvcalc.planner import Fit
-from kvcalc.specs import GpuSpec, ModelSpec
+from kvcalc.specs import GpuSpec, LayerPattern, ModelSpec
 from kvcalc.units import GB, GiB, format_gb, format_gib
 
 SCHEMA_VERSION = 1
@@ -85,7 +85,7 @@ def preset_row(name: str, spec: ModelSpec, bf16_bytes_per_token: int) -> dict[st
         "model": spec.name,
         "attention": spec.attention.kind,
         "layers": spec.n_layers,
-        "sliding": (None if spec.layers is None else _pattern_text(spec)),
+        "sliding": None if spec.layers is None else _pattern_text(spec.layers),
         "n_params": spec.n_params,
         "kv_bytes_per_token_bf16": bf16_bytes_per_token,
     }
@@ -167,14 +167,13 @@ def gpu_row(name: str, gpu: GpuSpec) -> dict[str, Any]:
     }
 
 
-def _pattern_text(spec: ModelSpec) -> str:
+def _pattern_text(layers: LayerPattern) -> str:
     """Return 'local:full W=window' for a layer pattern, e.g. '5:1 W=1024' or '3:1 chunk=8192'."""
-    assert spec.layers is not None  # callers check
-    pattern = spec.layers.pattern
+    pattern = layers.pattern
     local = len(pattern) - pattern.count("full")
     size = (
-        f"W={spec.layers.sliding_window}"
-        if spec.layers.sliding_window is not None
-        else f"chunk={spec.layers.chunk_size}"
+        f"W={layers.sliding_window}"
+        if layers.sliding_window is not None
+        else f"chunk={layers.chunk_size}"
     )
     return f"{local}:{pattern.count('full')} {size}"
