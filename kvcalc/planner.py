@@ -20,8 +20,9 @@ from kvcalc.formula import (
     hybrid_group_size,
     kv_cache,
     kv_heads_per_gpu,
+    pp_partition,
 )
-from kvcalc.specs import MLA, GpuSpec, ModelSpec
+from kvcalc.specs import MLA, GpuSpec, ModelSpec, Window
 from kvcalc.units import MiB
 
 # CUDA context on an H100 (driver 580): 85,017,493,504 total − 84,465,090,560 free after
@@ -147,8 +148,6 @@ def _computed_weights(
         tied_copy = p.embedding if (p.lm_head == 0 and model.tie_word_embeddings and pp > 1) else 0
         lm_head = cdiv(p.lm_head or tied_copy, tp)
         first_extra = p.other
-    from kvcalc.formula import pp_partition
-
     stages = pp_partition(model.n_layers, pp)
     result = []
     for index, (start, end) in enumerate(stages):
@@ -323,6 +322,12 @@ class _StageUnits:
     unit_bytes: int  # bytes per unit
 
 
+def _stage_groups(windows: tuple[Window | None, ...]) -> tuple[dict[Window | None, int], int]:
+    """Return a stage's layers per window and vLLM's KV-cache group size for them."""
+    counts = {w: windows.count(w) for w in set(windows)}
+    return counts, hybrid_group_size(list(counts.values()))
+
+
 def _stage_units(kv: KvBreakdown, stage: int, kv_budget: int) -> _StageUnits:
     """Return what a stage can hold and what one request needs, in the engine's units."""
     start, end = kv.stage_layers[stage]
@@ -330,14 +335,12 @@ def _stage_units(kv: KvBreakdown, stage: int, kv_budget: int) -> _StageUnits:
     per_layer = kv.groups[0].bytes_per_token_per_layer
     tokens = {g.key: g.tokens for g in kv.groups}
     if kv.engine.pads_hybrid_groups:  # vLLM: one block pool shared by equal-size groups
-        page = kv.block_size * per_layer
-        counts = {w: windows.count(w) for w in set(windows)}
-        group_size = hybrid_group_size(list(counts.values()))
-        blocks = max(0, kv_budget) // (page * group_size)
+        counts, group_size = _stage_groups(windows)
+        block_bytes = kv.block_size * per_layer * group_size
         per_request = sum(
             cdiv(c, group_size) * (tokens[w] // kv.block_size) for w, c in counts.items()
         )
-        return _StageUnits(blocks, per_request, page * group_size)
+        return _StageUnits(max(0, kv_budget) // block_bytes, per_request, block_bytes)
     per_request = sum(tokens[w] * per_layer for w in windows)
     return _StageUnits(max(0, kv_budget), per_request, 1)
 
@@ -401,9 +404,8 @@ def max_tokens(plan: Plan, budget_: Budget | None = None) -> int:
         windows = kv.layer_windows[start:end]
         per_layer = kv.groups[0].bytes_per_token_per_layer
         if kv.engine.pads_hybrid_groups:  # vLLM: one block pool shared by equal-size groups
-            counts = [windows.count(w) for w in set(windows)]
-            group_size = hybrid_group_size(counts)
-            n_groups = sum(cdiv(c, group_size) for c in counts)
+            counts, group_size = _stage_groups(windows)
+            n_groups = sum(cdiv(c, group_size) for c in counts.values())
             blocks = max(0, kv_budget) // (kv.block_size * per_layer * group_size)
             tokens = blocks // n_groups * kv.block_size
         else:
