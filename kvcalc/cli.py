@@ -239,25 +239,21 @@ def calc(
 ) -> None:
     """Exact KV-cache bytes of one workload: per token, per layer kind, per sequence, per GPU."""
     from kvcalc.engines import engine_profile
-    from kvcalc.formula import Workload, kv_cache
+    from kvcalc.formula import kv_cache
     from kvcalc.presets import load_model
     from kvcalc.report import CALC_CSV_COLUMNS, calc_report
-    from kvcalc.units import parse_count, parse_tokens
+    from kvcalc.units import parse_count
 
-    workload = Workload(
-        seq_len=parse_tokens(seq, "--seq"),
-        batch=parse_count(batch, "--batch"),
-        k_dtype=_dtype_option(k_dtype or kv_dtype),
-        v_dtype=_dtype_option(v_dtype or kv_dtype),
-        tp=parse_count(tp, "--tp", 4096),
-        pp=parse_count(pp, "--pp", 4096),
+    workload = _workload(
+        seq,
+        batch,
+        k_dtype or kv_dtype,
+        v_dtype or kv_dtype,
+        parse_count(tp, "--tp", 4096),
+        parse_count(pp, "--pp", 4096),
+        max_batched_tokens,
+        attention_window,
         block_size=None if block_size is None else parse_count(block_size, "--block-size", 2**20),
-        max_num_batched_tokens=(
-            None
-            if max_batched_tokens is None
-            else parse_tokens(max_batched_tokens, "--max-batched-tokens")
-        ),
-        attention_windows=_windows_option(attention_window),
     )
     profile = engine_profile(engine)
     spec = load_model(_model_argument(model, hf_repo), presets)
@@ -370,6 +366,38 @@ def import_(
     sys.stderr.write(f"wrote {output}\n")
 
 
+def _workload(
+    seq: str,
+    batch: str,
+    k_dtype: str,
+    v_dtype: str,
+    tp: int,
+    pp: int,
+    max_batched_tokens: str | None,
+    attention_window: str | None,
+    block_size: int | None = None,
+) -> Any:
+    """Return the Workload the shared calc/fit options describe."""
+    from kvcalc.formula import Workload
+    from kvcalc.units import parse_count, parse_tokens
+
+    return Workload(
+        seq_len=parse_tokens(seq, "--seq"),
+        batch=parse_count(batch, "--batch"),
+        k_dtype=_dtype_option(k_dtype),
+        v_dtype=_dtype_option(v_dtype),
+        tp=tp,
+        pp=pp,
+        block_size=block_size,
+        max_num_batched_tokens=(
+            None
+            if max_batched_tokens is None
+            else parse_tokens(max_batched_tokens, "--max-batched-tokens")
+        ),
+        attention_windows=_windows_option(attention_window),
+    )
+
+
 def _plan_inputs(
     model: str,
     seq: str,
@@ -389,10 +417,9 @@ def _plan_inputs(
     """Parse the planner's shared options: (spec, engine profile, workload, plan extras)."""
     from kvcalc.dtypes import weight_dtype
     from kvcalc.engines import engine_profile
-    from kvcalc.formula import Workload
     from kvcalc.planner import split_gpus
     from kvcalc.presets import load_model
-    from kvcalc.units import parse_count, parse_size, parse_tokens
+    from kvcalc.units import parse_count, parse_size
 
     profile = engine_profile(engine)
     spec = load_model(model, presets)
@@ -403,19 +430,8 @@ def _plan_inputs(
     else:
         tp_n = parse_count(tp or "1", "--tp", 4096)
         pp_n = parse_count(pp or "1", "--pp", 4096)
-    workload = Workload(
-        seq_len=parse_tokens(seq, "--seq"),
-        batch=parse_count(batch, "--batch"),
-        k_dtype=_dtype_option(kv_dtype),
-        v_dtype=_dtype_option(kv_dtype),
-        tp=tp_n,
-        pp=pp_n,
-        max_num_batched_tokens=(
-            None
-            if max_batched_tokens is None
-            else parse_tokens(max_batched_tokens, "--max-batched-tokens")
-        ),
-        attention_windows=_windows_option(attention_window),
+    workload = _workload(
+        seq, batch, kv_dtype, kv_dtype, tp_n, pp_n, max_batched_tokens, attention_window
     )
     extras = {
         "weights_dtype": None if weights_dtype in (None, "auto") else weight_dtype(weights_dtype),
