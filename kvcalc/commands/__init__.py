@@ -1,0 +1,1 @@
+"""One module per command; kvcalc/cli.py wires them into the typer app."""

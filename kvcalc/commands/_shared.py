@@ -1,0 +1,203 @@
+"""What the commands share: output formats and emitters, option definitions, option parsing."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from kvcalc.errors import KvcalcError
+
+
+class OutputFormat(str, Enum):
+    table = "table"
+    json = "json"
+    csv = "csv"
+    yaml = "yaml"
+
+
+def _console() -> Any:
+    from rich.console import Console
+
+    return Console(highlight=False)
+
+
+def _emit(data: Any, fmt: OutputFormat, columns: tuple[str, ...] | list[str] = ()) -> None:
+    """Write machine output to stdout: JSON, YAML, or CSV (rows of the given columns)."""
+    if fmt is OutputFormat.json:
+        sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+    elif fmt is OutputFormat.yaml:
+        import yaml
+
+        sys.stdout.write(yaml.safe_dump(data, sort_keys=False))
+    else:
+        rows = data if isinstance(data, list) else [data]
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=list(columns), extrasaction="ignore")
+        writer.writeheader()
+        for row in rows:
+            writer.writerow(row)
+        sys.stdout.write(buffer.getvalue())
+
+
+def _show_rows(
+    fmt: OutputFormat, title: str, rows: list[dict[str, Any]], columns: list[str]
+) -> None:
+    """Print rows as a table, or emit them as machine output."""
+    if fmt is OutputFormat.table:
+        from kvcalc.render import render_rows
+
+        render_rows(_console(), title, rows, columns)
+    else:
+        _emit(rows, fmt, columns)
+
+
+HF_OPTION = typer.Option(
+    None,
+    "--hf",
+    metavar="ORG/NAME",
+    help="Read the model's config.json from the Hugging Face Hub (needs huggingface_hub).",
+)
+
+
+def _model_argument(model: str | None, hf_repo: str | None) -> str:
+    """Return the model to load: a preset or path, or the fetched config of --hf ORG/NAME."""
+    if model is not None and hf_repo is None:
+        return model
+    if model is None and hf_repo is not None:
+        from kvcalc.presets import fetch_hf_config
+
+        return str(fetch_hf_config(hf_repo))
+    raise KvcalcError("give a MODEL (preset name or file) or --hf ORG/NAME, exactly one")
+
+
+PRESETS_OPTION = typer.Option(
+    None,
+    "--presets",
+    metavar="DIR",
+    help="Extra directory of model presets (also $KVCALC_PRESETS), searched before the bundled ones.",
+)
+FORMAT_OPTION = typer.Option(OutputFormat.table, "--format", "-f", help="Output format.")
+
+
+def _windows_option(value: str | None) -> tuple[int, ...] | None:
+    from kvcalc.units import parse_tokens
+
+    if value is None:
+        return None
+    return (
+        tuple(
+            parse_tokens(part, "--max-attention-window")
+            for part in value.split(",")
+            if part.strip()
+        )
+        or None
+    )
+
+
+WINDOW_OPTION = typer.Option(
+    None,
+    "--max-attention-window",
+    metavar="W[,W...]",
+    help="TensorRT-LLM max_attention_window: per-layer windows, cycled (e.g. 4096,8192).",
+)
+
+
+def _dtype_option(value: str | None) -> Any:
+    from kvcalc.dtypes import kv_dtype
+
+    if value is None or value.lower() == "auto":
+        return None
+    return kv_dtype(value)
+
+
+def _workload(
+    seq: str,
+    batch: str,
+    k_dtype: str,
+    v_dtype: str,
+    tp: int,
+    pp: int,
+    max_batched_tokens: str | None,
+    attention_window: str | None,
+    block_size: int | None = None,
+) -> Any:
+    """Return the Workload the shared calc/fit options describe."""
+    from kvcalc.formula import Workload
+    from kvcalc.units import parse_count, parse_tokens
+
+    return Workload(
+        seq_len=parse_tokens(seq, "--seq"),
+        batch=parse_count(batch, "--batch"),
+        k_dtype=_dtype_option(k_dtype),
+        v_dtype=_dtype_option(v_dtype),
+        tp=tp,
+        pp=pp,
+        block_size=block_size,
+        max_num_batched_tokens=(
+            None
+            if max_batched_tokens is None
+            else parse_tokens(max_batched_tokens, "--max-batched-tokens")
+        ),
+        attention_windows=_windows_option(attention_window),
+    )
+
+
+def _plan_inputs(
+    model: str,
+    seq: str,
+    batch: str,
+    kv_dtype: str,
+    engine: str,
+    tp: str | None,
+    pp: str | None,
+    gpus: str | None,
+    weights_dtype: str | None,
+    util: float | None,
+    reserve: str | None,
+    max_batched_tokens: str | None,
+    presets: Path | None,
+    attention_window: str | None = None,
+) -> tuple[Any, Any, Any, dict[str, Any]]:
+    """Parse the planner's shared options: (spec, engine profile, workload, plan extras)."""
+    from kvcalc.dtypes import weight_dtype
+    from kvcalc.engines import engine_profile
+    from kvcalc.planner import split_gpus
+    from kvcalc.presets import load_model
+    from kvcalc.units import parse_count, parse_size
+
+    profile = engine_profile(engine)
+    spec = load_model(model, presets)
+    if gpus is not None and (tp is not None or pp is not None):
+        raise KvcalcError("give --gpus N or --tp/--pp, not both")
+    if gpus is not None:
+        tp_n, pp_n = split_gpus(spec, profile, parse_count(gpus, "--gpus", 4096))
+    else:
+        tp_n = parse_count(tp or "1", "--tp", 4096)
+        pp_n = parse_count(pp or "1", "--pp", 4096)
+    workload = _workload(
+        seq, batch, kv_dtype, kv_dtype, tp_n, pp_n, max_batched_tokens, attention_window
+    )
+    extras = {
+        "weights_dtype": None if weights_dtype in (None, "auto") else weight_dtype(weights_dtype),
+        "util": util,
+        "reserve_bytes": None if reserve is None else parse_size(reserve, "--reserve"),
+    }
+    return spec, profile, workload, extras
+
+
+def _with_capacity(gpu: Any, gpu_mem: str | None) -> Any:
+    from kvcalc.units import parse_size
+
+    if gpu_mem is None:
+        return gpu
+    capacity = parse_size(gpu_mem, "--gpu-mem")
+    if capacity <= 0:
+        raise KvcalcError(f"invalid --gpu-mem {gpu_mem!r}: must be positive")
+    return gpu.model_copy(update={"memory_bytes": capacity, "memory_kind": "user"})

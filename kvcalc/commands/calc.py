@@ -1,0 +1,89 @@
+"""kvcalc calc: exact KV-cache bytes of one workload."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from kvcalc.commands._shared import (
+    FORMAT_OPTION,
+    HF_OPTION,
+    PRESETS_OPTION,
+    WINDOW_OPTION,
+    OutputFormat,
+    _console,
+    _emit,
+    _model_argument,
+    _workload,
+)
+
+
+def calc(
+    model: str | None = typer.Argument(
+        None,
+        metavar="MODEL",
+        help="Preset name (see `kvcalc presets list`), a spec .yaml, or an HF config.json.",
+    ),
+    seq: str = typer.Option(
+        "8k", "--seq", "-s", metavar="TOKENS", help="Tokens per sequence: 8192, 8k, 128k."
+    ),
+    batch: str = typer.Option("1", "--batch", "-b", metavar="N", help="Concurrent sequences."),
+    kv_dtype: str = typer.Option(
+        "auto",
+        "--kv-dtype",
+        metavar="DTYPE",
+        help="KV-cache dtype (auto = the model's dtype): fp16, bf16, fp8, q8_0...",
+    ),
+    k_dtype: str | None = typer.Option(
+        None, "--k-dtype", "--cache-type-k", metavar="DTYPE", help="K dtype."
+    ),
+    v_dtype: str | None = typer.Option(
+        None, "--v-dtype", "--cache-type-v", metavar="DTYPE", help="V dtype."
+    ),
+    engine: str = typer.Option(
+        "vllm", "--engine", "-e", metavar="ENGINE", help="Engine profile (`kvcalc engines`)."
+    ),
+    tp: str = typer.Option("1", "--tp", metavar="N", help="Tensor-parallel size."),
+    pp: str = typer.Option("1", "--pp", metavar="N", help="Pipeline-parallel size."),
+    block_size: str | None = typer.Option(
+        None, "--block-size", metavar="TOKENS", help="Tokens per KV block (overrides the engine's)."
+    ),
+    max_batched_tokens: str | None = typer.Option(
+        None,
+        "--max-batched-tokens",
+        metavar="TOKENS",
+        help="vLLM max_num_batched_tokens (sliding-window planning).",
+    ),
+    attention_window: str | None = WINDOW_OPTION,
+    hf_repo: str | None = HF_OPTION,
+    presets: Path | None = PRESETS_OPTION,
+    fmt: OutputFormat = FORMAT_OPTION,
+) -> None:
+    """Exact KV-cache bytes of one workload: per token, per layer kind, per sequence, per GPU."""
+    from kvcalc.engines import engine_profile
+    from kvcalc.formula import kv_cache
+    from kvcalc.presets import load_model
+    from kvcalc.report import CALC_CSV_COLUMNS, calc_report
+    from kvcalc.units import parse_count
+
+    workload = _workload(
+        seq,
+        batch,
+        k_dtype or kv_dtype,
+        v_dtype or kv_dtype,
+        parse_count(tp, "--tp", 4096),
+        parse_count(pp, "--pp", 4096),
+        max_batched_tokens,
+        attention_window,
+        block_size=None if block_size is None else parse_count(block_size, "--block-size", 2**20),
+    )
+    profile = engine_profile(engine)
+    spec = load_model(_model_argument(model, hf_repo), presets)
+    report = calc_report(kv_cache(spec, workload, profile), hf_repo or str(model))
+    if fmt is OutputFormat.table:
+        from kvcalc.render import render_calc
+
+        render_calc(_console(), report)
+    else:
+        _emit(report, fmt, CALC_CSV_COLUMNS)

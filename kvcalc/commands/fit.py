@@ -1,0 +1,108 @@
+"""kvcalc fit: does a workload fit on a GPU, and the largest batch and context that do."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from kvcalc.commands._shared import (
+    FORMAT_OPTION,
+    HF_OPTION,
+    PRESETS_OPTION,
+    WINDOW_OPTION,
+    OutputFormat,
+    _console,
+    _emit,
+    _model_argument,
+    _plan_inputs,
+    _with_capacity,
+)
+
+
+def fit_command(
+    model: str | None = typer.Argument(
+        None, metavar="MODEL", help="Preset name, spec .yaml or config.json."
+    ),
+    gpu: str | None = typer.Option(
+        None,
+        "--gpu",
+        "-g",
+        metavar="GPU",
+        help="GPU preset (`kvcalc gpus list`); all when omitted.",
+    ),
+    gpus: str | None = typer.Option(
+        None, "--gpus", metavar="N", help="GPUs per replica (split into tp × pp for you)."
+    ),
+    tp: str | None = typer.Option(None, "--tp", metavar="N", help="Tensor-parallel size."),
+    pp: str | None = typer.Option(None, "--pp", metavar="N", help="Pipeline-parallel size."),
+    seq: str = typer.Option("8k", "--seq", "-s", metavar="TOKENS", help="Tokens per sequence."),
+    batch: str = typer.Option("1", "--batch", "-b", metavar="N", help="Concurrent sequences."),
+    kv_dtype: str = typer.Option("auto", "--kv-dtype", metavar="DTYPE", help="KV-cache dtype."),
+    weights_dtype: str | None = typer.Option(
+        None,
+        "--weights-dtype",
+        metavar="DTYPE",
+        help="Weights: bf16, fp16, fp8, int8, int4-gptq, int4-awq (default: the model's).",
+    ),
+    engine: str = typer.Option("vllm", "--engine", "-e", metavar="ENGINE", help="Engine profile."),
+    util: float | None = typer.Option(
+        None,
+        "--util",
+        metavar="F",
+        help="vLLM gpu_memory_utilization (0.9), SGLang mem_fraction_static, TRT-LLM free fraction.",
+    ),
+    reserve: str | None = typer.Option(
+        None, "--reserve", metavar="SIZE", help="Non-KV, non-weight memory per GPU, e.g. 4GiB."
+    ),
+    gpu_mem: str | None = typer.Option(
+        None, "--gpu-mem", metavar="SIZE", help="Override the GPU's memory, e.g. 80GiB."
+    ),
+    max_batched_tokens: str | None = typer.Option(
+        None, "--max-batched-tokens", metavar="TOKENS", help="vLLM max_num_batched_tokens."
+    ),
+    attention_window: str | None = WINDOW_OPTION,
+    hf_repo: str | None = HF_OPTION,
+    check: bool = typer.Option(
+        False, "--check", help="Exit 1 when it does not fit (without --gpu: when no GPU fits)."
+    ),
+    presets: Path | None = PRESETS_OPTION,
+    fmt: OutputFormat = FORMAT_OPTION,
+) -> None:
+    """Does it fit? Per-GPU budget, verdict, headroom, max batch, max context, minimum GPUs."""
+    from kvcalc.planner import Plan, fit, min_gpus
+    from kvcalc.presets import load_all_gpus, load_gpu
+    from kvcalc.report import FIT_CSV_COLUMNS, fit_report
+
+    model_path = _model_argument(model, hf_repo)
+    spec, profile, workload, extras = _plan_inputs(
+        model_path, seq, batch, kv_dtype, engine, tp, pp, gpus, weights_dtype, util, reserve,
+        max_batched_tokens, presets, attention_window,
+    )  # fmt: skip
+    if gpu is not None:
+        targets = [(gpu, load_gpu(gpu, presets))]
+    else:
+        targets = sorted(load_all_gpus(presets).items())
+    reports = []
+    for label, gpu_spec in targets:
+        plan = Plan(spec, _with_capacity(gpu_spec, gpu_mem), profile, workload, **extras)
+        reports.append(
+            fit_report(
+                fit(plan), hf_repo or str(model), label, min_gpus(plan), min_gpus(plan, max_pp=1)
+            )
+        )
+    if gpu is None:
+        reports.sort(
+            key=lambda r: (not r["fits"], r["min_gpus"] or 10**9, -r["max_batch"], r["gpu"])
+        )
+    if fmt is OutputFormat.table:
+        from kvcalc.render import render_fit, render_fit_table
+
+        if gpu is not None:
+            render_fit(_console(), reports[0])
+        else:
+            render_fit_table(_console(), reports)
+    else:
+        _emit(reports[0] if gpu is not None else reports, fmt, FIT_CSV_COLUMNS)
+    if check and not any(r["fits"] for r in reports):
+        raise typer.Exit(1)

@@ -1,0 +1,48 @@
+"""kvcalc presets list / show."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from kvcalc.commands._shared import (
+    FORMAT_OPTION,
+    PRESETS_OPTION,
+    OutputFormat,
+    _emit,
+    _show_rows,
+)
+
+
+def presets_list(
+    presets: Path | None = PRESETS_OPTION,
+    fmt: OutputFormat = FORMAT_OPTION,
+) -> None:
+    """List model presets: name, attention layout, layers, KV bytes per token in bf16."""
+    from kvcalc.dtypes import KV_DTYPES
+    from kvcalc.engines import ENGINES
+    from kvcalc.formula import Workload, kv_cache
+    from kvcalc.presets import load_all_models
+    from kvcalc.report import preset_row
+
+    rows = []
+    one_token = Workload(seq_len=1, k_dtype=KV_DTYPES["bf16"], v_dtype=KV_DTYPES["bf16"])
+    for name, spec in sorted(load_all_models(presets).items()):
+        per_token = kv_cache(spec, one_token, ENGINES["formula"]).bytes_per_token
+        rows.append(preset_row(name, spec, per_token))
+    columns = ["name", "attention", "layers", "sliding", "n_params", "kv_bytes_per_token_bf16"]
+    _show_rows(fmt, f"{len(rows)} model presets", rows, columns)
+
+
+def presets_show(
+    name: str = typer.Argument(..., metavar="MODEL", help="Preset name or path."),
+    presets: Path | None = PRESETS_OPTION,
+    fmt: OutputFormat = typer.Option(OutputFormat.yaml, "--format", "-f", help="Output format."),
+) -> None:
+    """Show one model spec, validated, as YAML (or JSON)."""
+    from kvcalc.presets import load_model
+
+    spec = load_model(name, presets)
+    data = spec.to_data()
+    _emit(data, OutputFormat.json if fmt is OutputFormat.json else OutputFormat.yaml)
