@@ -1,0 +1,259 @@
+"""KV and total memory against context (or batch): the series (pure) and a matplotlib Figure.
+
+`plot_data` computes every point with the same functions `kvcalc calc` and `kvcalc fit` use:
+a KV point is calc's per_gpu_bytes; a total point adds the planner's weights and reserve on
+the busiest GPU. `figure` draws them with matplotlib (the optional extra
+`pip install 'kvcalc[plot]'`), every value in bytes, axis ticks in GiB. Nothing here writes
+a file: the command saves the Figure.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any, Literal
+
+from kvcalc.engines import EngineProfile
+from kvcalc.errors import KvcalcError
+from kvcalc.formula import KvBreakdown, Workload, kv_cache
+from kvcalc.planner import Budget, Plan, budget, max_batch, max_seq_len
+from kvcalc.specs import GpuSpec, ModelSpec
+from kvcalc.units import GiB, parse_tokens
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+Axis = Literal["seq", "batch"]
+MAX_POINTS = 4096
+
+
+@dataclass(frozen=True)
+class Series:
+    """One curve: bytes on the busiest GPU at each x (tokens per sequence, or sequences)."""
+
+    label: str
+    model: str
+    gpu: str | None
+    kind: Literal["kv", "total"]
+    x: tuple[int, ...]
+    y: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class Capacity:
+    """A GPU's memory as its driver reports it: a horizontal line."""
+
+    gpu: str
+    capacity_bytes: int
+
+
+@dataclass(frozen=True)
+class Boundary:
+    """The largest x that fits for a model on a GPU (max context or max batch), and its total."""
+
+    model: str
+    gpu: str
+    x: int  # 0: not even the smallest point fits
+    total_bytes: int | None  # total at x on the busiest GPU (None when x is 0)
+
+
+@dataclass(frozen=True)
+class PlotData:
+    """Everything a plot shows, as integers."""
+
+    axis: Axis
+    fixed: int  # batch when axis is seq; seq_len when axis is batch
+    engine: str
+    kv_dtype: str
+    series: tuple[Series, ...]
+    capacities: tuple[Capacity, ...]
+    boundaries: tuple[Boundary, ...]
+
+    @property
+    def title(self) -> str:
+        fixed = f"batch {self.fixed:,}" if self.axis == "seq" else f"seq {self.fixed:,}"
+        return f"KV cache per GPU · {self.engine} · KV {self.kv_dtype} · {fixed}"
+
+
+def parse_grid(text: str, what: str) -> tuple[int, ...]:
+    """Return the points of '1k,4k,8k', '1k..128k' (doubling) or '1..64:x4' / '1k..8k:+1k'."""
+    points: list[int] = []
+    for part in (p.strip() for p in text.split(",")):
+        if not part:
+            continue
+        if ".." not in part:
+            points.append(parse_tokens(part, what))
+            continue
+        span, _, step = part.partition(":")
+        low_text, _, high_text = span.partition("..")
+        low, high = parse_tokens(low_text, what), parse_tokens(high_text, what)
+        if high < low:
+            raise KvcalcError(f"invalid {what} range {part!r}: the end is below the start")
+        step = step.strip().lower() or "x2"
+        if step.startswith("x") and step[1:].isdigit() and int(step[1:]) >= 2:
+            factor, value = int(step[1:]), low
+            while value <= high and len(points) <= MAX_POINTS:
+                points.append(value)
+                value *= factor
+        elif step.startswith("+"):
+            increment = parse_tokens(step[1:], what)
+            points.extend(range(low, high + 1, increment)[: MAX_POINTS + 1])
+        else:
+            raise KvcalcError(f"invalid {what} step {step!r}: use xN (N ≥ 2) or +N")
+        if points[-1] != high and len(points) <= MAX_POINTS:
+            points.append(high)
+    if not points:
+        raise KvcalcError(f"invalid {what} {text!r}: no points")
+    if len(points) > MAX_POINTS:
+        raise KvcalcError(f"{what} has more than {MAX_POINTS:,} points")
+    return tuple(sorted(set(points)))
+
+
+def default_seq_grid(models: list[ModelSpec]) -> tuple[int, ...]:
+    """Return 1k, 2k, 4k ... up to the longest context among the models (at least 8k, at most 1M)."""
+    limit = max((m.max_position_embeddings or 131072 for m in models), default=131072)
+    limit = min(max(limit, 8192), 2**20)
+    points, value = [], 1024
+    while value <= limit:
+        points.append(value)
+        value *= 2
+    if points[-1] != limit:
+        points.append(limit)
+    return tuple(points)
+
+
+def _busiest_total(kv: KvBreakdown, plan_budget: Budget) -> int:
+    """Return max over stages of (weights + KV) on one GPU, plus the reserve."""
+    return plan_budget.reserve_bytes + max(
+        w + k for w, k in zip(plan_budget.stage_weights_bytes, kv.stage_bytes, strict=True)
+    )
+
+
+def plot_data(
+    models: list[tuple[str, ModelSpec]],
+    gpus: list[tuple[str, GpuSpec]],
+    engine: EngineProfile,
+    workload: Workload,
+    axis: Axis,
+    xs: tuple[int, ...],
+) -> PlotData:
+    """Return the KV series of each model and, per GPU, its total series and fit boundary.
+
+    `workload` gives the fixed values (batch when the axis is seq, seq_len when it is batch)
+    and dtypes and parallelism; `xs` the points along the axis.
+    """
+
+    def at(w: Workload, x: int) -> Workload:
+        return replace(w, seq_len=x) if axis == "seq" else replace(w, batch=x)
+
+    series: list[Series] = []
+    boundaries: list[Boundary] = []
+    kv_dtype = ""
+    for label, spec in models:
+        points = [kv_cache(spec, at(workload, x), engine) for x in xs]
+        kv_dtype = points[0].k_dtype.name
+        if points[0].k_dtype != points[0].v_dtype:
+            kv_dtype = f"K {points[0].k_dtype.name} / V {points[0].v_dtype.name}"
+        series.append(
+            Series(f"{spec.name} KV", label, None, "kv", xs, tuple(p.per_gpu_bytes for p in points))
+        )
+        for gpu_label, gpu in gpus:
+            plan = Plan(spec, gpu, engine, workload)
+            plan_budget = budget(plan)
+            totals = tuple(_busiest_total(p, plan_budget) for p in points)
+            series.append(
+                Series(f"{spec.name} total on {gpu.name}", label, gpu_label, "total", xs, totals)
+            )
+            if axis == "seq":
+                edge = max_seq_len(plan, plan_budget)[0]
+            else:
+                edge = max_batch(plan, plan_budget)
+            edge_total = None
+            if edge > 0:
+                edge_total = _busiest_total(kv_cache(spec, at(workload, edge), engine), plan_budget)
+            boundaries.append(Boundary(label, gpu_label, edge, edge_total))
+    return PlotData(
+        axis=axis,
+        fixed=workload.batch if axis == "seq" else workload.seq_len,
+        engine=engine.name,
+        kv_dtype=kv_dtype,
+        series=tuple(series),
+        capacities=tuple(Capacity(label, gpu.memory_bytes) for label, gpu in gpus),
+        boundaries=tuple(boundaries),
+    )
+
+
+def _matplotlib() -> Any:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        from matplotlib.figure import Figure
+    except ImportError:
+        raise KvcalcError(
+            "plotting to a file needs matplotlib: pip install 'kvcalc[plot]' "
+            "(or leave out --output for a terminal plot)"
+        ) from None
+    return Figure
+
+
+def figure(data: PlotData) -> Figure:
+    """Return a matplotlib Figure of the data: lines in bytes (ticks in GiB), one per series.
+
+    Line labels: the series' label; capacity lines '<gpu> capacity'; boundary markers
+    '<model> on <gpu> fits up to x'. KvcalcError when matplotlib is not installed.
+    """
+    figure_class = _matplotlib()
+    from matplotlib.ticker import FuncFormatter
+
+    fig = figure_class(figsize=(9, 5.5), layout="constrained")
+    ax = fig.add_subplot()
+    colours: dict[str, str] = {}
+    palette = [f"C{i}" for i in range(10)]
+    for s in data.series:
+        colour = colours.setdefault(s.model, palette[len(colours) % len(palette)])
+        ax.plot(
+            s.x,
+            s.y,
+            label=s.label,
+            color=colour,
+            linestyle="-" if s.kind == "kv" else "--",
+            marker="o" if s.kind == "kv" else None,
+            markersize=3,
+        )
+    for i, c in enumerate(data.capacities):
+        ax.axhline(
+            c.capacity_bytes,
+            label=f"{c.gpu} capacity",
+            color="0.3",
+            linestyle=[":", "-.", (0, (1, 3)), (0, (5, 2))][i % 4],
+            linewidth=1,
+        )
+    low, high = min(min(s.x) for s in data.series), max(max(s.x) for s in data.series)
+    for b in data.boundaries:
+        if b.total_bytes is None or not low <= b.x <= high:
+            continue
+        what = "context" if data.axis == "seq" else "batch"
+        ax.plot(
+            [b.x],
+            [b.total_bytes],
+            marker="X",
+            markersize=9,
+            linestyle="none",
+            color=colours.get(b.model, "k"),
+            label=f"{b.model} on {b.gpu}: max {what} {b.x:,}",
+        )
+    if data.axis == "seq":
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel("tokens per sequence")
+    else:
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel("concurrent sequences (batch)")
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{int(v):,}"))
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v / GiB:,.0f}"))
+    ax.set_ylabel("memory per GPU, GiB (2^30 B)")
+    ax.set_ylim(bottom=0)
+    ax.set_title(data.title)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize="small")
+    result: Figure = fig
+    return result
