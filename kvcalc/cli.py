@@ -16,7 +16,18 @@ from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageErro
 from typer.core import TyperGroup
 
 from kvcalc import __version__
-from kvcalc.commands import calc, check, engines, fit, gpus, import_, presets
+from kvcalc.commands import (
+    calc,
+    check,
+    compare,
+    engines,
+    explain,
+    fit,
+    gpus,
+    import_,
+    plot,
+    presets,
+)
 from kvcalc.errors import KvcalcError
 
 
@@ -97,6 +108,9 @@ app.command("import")(import_.import_)
 app.command("fit")(fit.fit_command)
 gpus_app.command("list")(gpus.gpus_list)
 app.command("check")(check.check_command)
+app.command("explain")(explain.explain_command)
+app.command("compare")(compare.compare_command)
+app.command("plot")(plot.plot_command)
 
 
 def main() -> None:
