@@ -462,21 +462,63 @@ def fit(plan: Plan) -> Fit:
     )
 
 
+def min_gpus_candidates(
+    model: ModelSpec, engine: EngineProfile, max_pp: int = MAX_PP
+) -> list[tuple[int, int, int]]:
+    """Return min_gpus's (n_gpus, pp, tp) candidates in search order: fewest GPUs, then pp.
+
+    tp ranges over powers of two the model's heads allow under the engine, pp over
+    1..max_pp (at most the model's layers).
+    """
+    options = []
+    for tp in TP_CANDIDATES:
+        try:
+            kv_heads_per_gpu(model, engine, tp)
+        except KvcalcError:
+            continue
+        for pp in range(1, min(max_pp, model.n_layers) + 1):
+            options.append((tp * pp, pp, tp))
+    return sorted(options)
+
+
+def min_gpus_lower_bound(plan: Plan) -> int:
+    """Return a number of GPUs below which the workload cannot fit, whatever the tp × pp.
+
+    Each GPU's KV budget is at most its capacity less its weights (every budget rule takes
+    at least the weights away), so n GPUs hold at most n · capacity − Σ weights of KV. The
+    weights summed over all GPUs are at least the unsplit model's (sharding rounds up and
+    replicates KV projections; it never drops bytes), and the KV at least every layer's
+    tokens at the unsharded per-layer bytes (replicated heads and padded groups only add):
+      n ≥ ceil((weights(tp 1, pp 1) + batch · Σ_layers tokens · bytes_per_token_per_layer)
+               / capacity)
+    Returns 1 when the bound cannot be computed (the search then decides).
+    """
+    one = replace(plan.workload, tp=1, pp=1)
+    try:
+        weights = weights_per_stage(plan.model, plan.engine, 1, 1, plan.weights_dtype)[0]
+        kv = kv_cache(plan.model, replace(one, batch=1), plan.engine)
+    except KvcalcError:
+        return 1
+    need = sum(g.count * g.tokens * g.bytes_per_token_per_layer for g in kv.groups)
+    return max(1, cdiv(weights + need * plan.workload.batch, plan.gpu.memory_bytes))
+
+
 def min_gpus(plan: Plan, max_pp: int = MAX_PP) -> tuple[int, int] | None:
     """Return the smallest (tp, pp) whose tp·pp GPUs fit the workload, preferring pp = 1.
 
     tp ranges over powers of two the model's heads allow under the engine, pp over
     1..max_pp (max_pp = 1: the smallest tensor-parallel size alone). None when nothing fits.
+    Candidates below min_gpus_lower_bound are not tried.
     """
-    options = []
-    for tp in TP_CANDIDATES:
-        try:
-            kv_heads_per_gpu(plan.model, plan.engine, tp)
-        except KvcalcError:
+    candidates = min_gpus_candidates(plan.model, plan.engine, max_pp)
+    if not candidates:
+        return None
+    low = min_gpus_lower_bound(plan)
+    if low > candidates[-1][0]:
+        return None
+    for n, pp, tp in candidates:
+        if n < low:
             continue
-        for pp in range(1, min(max_pp, plan.model.n_layers) + 1):
-            options.append((tp * pp, pp, tp))
-    for _, pp, tp in sorted(options):
         candidate = replace(plan, workload=replace(plan.workload, tp=tp, pp=pp))
         try:
             if budget(candidate).kv_budget_bytes <= 0:
