@@ -1,0 +1,386 @@
+"""Record what a real llama.cpp allocates for the KV cache, as test data for kvcalc.
+
+Builds scripts/llamacpp_harness.cpp against a llama.cpp build, writes for each geometry a
+GGUF with the model's real shapes (hidden size, FFN, experts, vocabulary, attention) whose
+tensor data is a sparse hole (no weights: the harness loads with llama.cpp's no_alloc
+memory-fit mode, which reads only metadata), creates contexts with each set of options
+and writes every cache's exact K/V bytes, cells and the compute buffer to
+tests/data/llamacpp/cases.json (state_cases.json for recurrent/hybrid models).
+
+usage:
+  python scripts/measure_llamacpp.py --llama-cpp DIR [--build DIR] [--out tests/data/llamacpp]
+
+DIR is a llama.cpp source tree (for example the one vendored in the llama-cpp-python
+sdist, vendor/llama.cpp) built with `cmake -B build -DLLAMA_BUILD_TESTS=OFF
+-DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_TOOLS=OFF && cmake --build build --target llama`.
+Its gguf-py is used to write the GGUF files. The commit is read from --commit, else from
+the tree's git HEAD.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+HF_CONFIGS = ROOT / "tests" / "data" / "hf_configs"
+
+
+def hf_config(name: str) -> dict[str, Any]:
+    """Return the published config.json kept in tests/data/hf_configs (text part)."""
+    cfg = json.loads((HF_CONFIGS / f"{name}.json").read_text())
+    return cfg.get("text_config", cfg)
+
+
+# One entry per geometry: the kvcalc preset (whose attention geometry, layer pattern and
+# source URL are used), the llama.cpp architecture, and the FFN/expert shapes.
+def geometries() -> list[dict[str, Any]]:
+    """Return the geometries to record, with their GGUF metadata (arch-specific keys)."""
+    return [
+        {"preset": "llama-3.1-8b", "arch": "llama"},
+        {"preset": "llama-3.2-1b", "arch": "llama"},
+        {"preset": "mistral-7b-v0.1", "arch": "llama"},
+        {"preset": "qwen3-8b", "arch": "qwen3"},
+        {"preset": "qwen2.5-7b", "arch": "qwen2"},
+        {"preset": "gemma-2-9b", "arch": "gemma2"},
+        {"preset": "gemma-3-4b", "arch": "gemma3"},
+        {"preset": "gemma-3-1b", "arch": "gemma3"},
+        {"preset": "phi-3-mini-4k", "arch": "phi3", "seed": ["attn_qkv.weight"]},
+        {"preset": "falcon-7b", "arch": "falcon"},
+        {"preset": "deepseek-v2-lite", "arch": "deepseek2"},
+        {"preset": "gpt-oss-20b", "arch": "gpt-oss"},
+        {"preset": "llama-4-scout", "arch": "llama4"},
+    ]
+
+
+def gguf_metadata(entry: dict[str, Any]) -> tuple[dict[str, Any], int, int]:
+    """Return (GGUF key/values without the arch prefix, n_layer, n_vocab) for a geometry."""
+    from kvcalc.presets import load_model
+
+    spec = load_model(entry["preset"])
+    cfg = hf_config(entry["preset"])
+    att = spec.attention
+    kv: dict[str, Any] = {
+        "context_length": spec.max_position_embeddings or 4096,
+        "embedding_length": spec.d_model,
+        "block_count": spec.n_layers,
+        "vocab_size": spec.vocab_size,
+        "attention.head_count": att.n_heads,
+    }
+    ffn = cfg.get("intermediate_size") or cfg.get("ffn_hidden_size") or 4 * spec.d_model
+    if entry["arch"] == "llama4":
+        ffn = cfg["intermediate_size_mlp"]
+    kv["feed_forward_length"] = ffn
+    eps_key = (
+        "attention.layer_norm_epsilon"
+        if entry["arch"] == "falcon"
+        else ("attention.layer_norm_rms_epsilon")
+    )
+    kv[eps_key] = 1e-5
+    if att.kind == "mla":
+        kv["attention.head_count_kv"] = 1
+        kv["attention.kv_lora_rank"] = att.kv_lora_rank
+        kv["attention.key_length"] = att.kv_lora_rank + att.qk_rope_head_dim
+        kv["attention.value_length"] = att.kv_lora_rank
+        kv["attention.key_length_mla"] = att.qk_nope_head_dim + att.qk_rope_head_dim
+        kv["attention.value_length_mla"] = att.v_head_dim
+        kv["rope.dimension_count"] = att.qk_rope_head_dim
+        kv["leading_dense_block_count"] = cfg.get("first_k_dense_replace", 0)
+        kv["expert_count"] = cfg["n_routed_experts"]
+        kv["expert_used_count"] = cfg["num_experts_per_tok"]
+        kv["expert_shared_count"] = cfg["n_shared_experts"]
+        kv["expert_feed_forward_length"] = cfg["moe_intermediate_size"]
+        kv["expert_weights_scale"] = float(cfg.get("routed_scaling_factor", 1.0))
+    else:
+        kv["attention.head_count_kv"] = att.n_kv_heads
+        kv["attention.key_length"] = att.head_dim
+        kv["attention.value_length"] = att.head_dim_v or att.head_dim
+        kv["rope.dimension_count"] = att.head_dim
+    if spec.layers is not None:
+        windows = spec.layer_windows()
+        size = next(w.size for w in windows if w is not None)
+        kv["attention.sliding_window"] = size
+        if entry["arch"] != "llama4":
+            kv["attention.sliding_window_pattern"] = [w is not None for w in windows]
+        else:
+            kv["attention.sliding_window_pattern"] = [w is not None for w in windows]
+    if entry["preset"] == "phi-3-mini-4k":
+        kv["attention.sliding_window"] = cfg["sliding_window"]  # llama.cpp disables it
+    if entry["arch"] == "gpt-oss":
+        kv["expert_count"] = cfg["num_local_experts"]
+        kv["expert_used_count"] = cfg["num_experts_per_tok"]
+        kv["expert_feed_forward_length"] = cfg["intermediate_size"]
+    if entry["arch"] == "llama4":
+        kv["expert_count"] = cfg["num_local_experts"]
+        kv["expert_used_count"] = cfg["num_experts_per_tok"]
+        kv["expert_feed_forward_length"] = cfg["intermediate_size"]
+        kv["interleave_moe_layer_step"] = cfg["interleave_moe_layer_step"]
+        kv["expert_shared_count"] = 1
+    return kv, spec.n_layers, spec.vocab_size
+
+
+def write_gguf(path: Path, arch: str, kv: dict[str, Any], tensors: dict[str, list[int]]) -> None:
+    """Write a GGUF with these keys and tensor shapes (ggml order) whose data is a sparse hole."""
+    import gguf
+    import numpy as np
+
+    w = gguf.GGUFWriter(str(path), arch)
+    for key, value in kv.items():
+        full = f"{arch}.{key}"
+        if isinstance(value, bool):
+            w.add_bool(full, value)
+        elif isinstance(value, list):
+            w.add_array(full, value)
+        elif isinstance(value, float):
+            w.add_float32(full, value)
+        else:
+            w.add_uint32(full, int(value))
+    w.add_string("tokenizer.ggml.model", "none")
+    total = 0
+    for name, ne in tensors.items():
+        dtype = np.float32 if len(ne) == 1 else np.float16
+        n = 1
+        for d in ne:
+            n *= d
+        nbytes = n * np.dtype(dtype).itemsize
+        w.add_tensor_info(name, list(reversed(ne)), np.dtype(dtype), nbytes)
+        total += -(-nbytes // w.data_alignment) * w.data_alignment
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_ti_data_to_file()
+    fout = w.fout[0]
+    fout.flush()
+    pos = fout.tell()
+    start = -(-pos // w.data_alignment) * w.data_alignment
+    fout.truncate(start + total)
+    fout.close()
+
+
+MISSING = re.compile(r"missing tensor '([^']+)'|tensor '([^']+)' not found")
+SHAPE = re.compile(r"tensor '([^']+)' has wrong shape; expected ([0-9, ]+), got")
+
+
+def discover_tensors(
+    harness: Path, arch: str, kv: dict[str, Any], n_layer: int, workdir: Path, seed: list[str]
+) -> dict[str, list[int]]:
+    """Return the tensors llama.cpp requires, found by asking its loader until it accepts.
+
+    `seed` names per-layer tensors the loader treats as optional but the graph needs (a
+    fused QKV, say); they start as placeholders and take the shape the loader asks for.
+    """
+    tensors = {f"blk.{i}.{name}": [1] for name in seed for i in range(n_layer)}
+    guessed = set(tensors)
+    path = workdir / "model.gguf"
+    for _ in range(2000):
+        write_gguf(path, arch, kv, tensors)
+        out = run_harness(harness, path, [])
+        if out and out[0].get("loaded"):
+            return tensors
+        log = out[0].get("load_error", "") if out else ""
+        if m := SHAPE.search(log):
+            name, shape = m.group(1), [int(x) for x in m.group(2).split(",")]
+            tensors[name] = shape
+            guessed.discard(name)
+            layer = re.match(r"blk\.(\d+)\.(.+)", name)
+            if layer:  # propagate the shape to later layers still at their guess
+                for i in range(int(layer.group(1)) + 1, n_layer):
+                    other = f"blk.{i}.{layer.group(2)}"
+                    if other in guessed:
+                        tensors[other] = shape
+            continue
+        if m := MISSING.search(log):
+            name = m.group(1) or m.group(2)
+            layer = re.match(r"blk\.(\d+)\.(.+)", name)
+            names = [name]
+            if layer:
+                names = [f"blk.{i}.{layer.group(2)}" for i in range(int(layer.group(1)), n_layer)]
+            for n in names:
+                if n not in tensors:
+                    tensors[n] = [1]
+                    guessed.add(n)
+            continue
+        if "wrong number of tensors" in log:  # drop placeholders no layer asked for
+            asked = set(re.findall(r"loading tensor (\S+)", log))
+            tensors = {k: v for k, v in tensors.items() if k in asked}
+            guessed &= set(tensors)
+            continue
+        raise RuntimeError(f"llama.cpp refused the model: {log[-2000:]}")
+    raise RuntimeError("tensor discovery did not converge")
+
+
+def run_harness(harness: Path, model: Path, configs: list[str]) -> list[dict[str, Any]]:
+    """Run the harness on a model with these config lines; return its JSON lines."""
+    proc = subprocess.run(
+        [str(harness), str(model)],
+        input="".join(c + "\n" for c in configs),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if proc.returncode not in (0, 1):
+        raise RuntimeError(f"harness failed ({proc.returncode}): {proc.stderr[-2000:]}")
+    return [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
+
+
+def build_harness(src: Path, build: Path, out: Path) -> None:
+    """Compile the harness against the llama.cpp tree and its built libllama."""
+    libdir = build / "bin"
+    cmd = [
+        "g++", "-std=c++17", "-O1",
+        f"-I{src / 'include'}", f"-I{src / 'ggml' / 'include'}", f"-I{src / 'src'}",
+        str(ROOT / "scripts" / "llamacpp_harness.cpp"),
+        f"-L{libdir}", "-lllama", "-lggml", "-lggml-base", f"-Wl,-rpath,{libdir}",
+        "-o", str(out),
+    ]  # fmt: skip
+    subprocess.run(cmd, check=True)
+
+
+# (n_ctx, n_seq_max, kv_unified, n_batch, n_ubatch, swa_full, flash_attn, type_k, type_v)
+Config = tuple[int, int, int, int, int, int, int, str, str]
+
+CACHE_TYPES = ["f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "iq4_nl", "q5_0", "q5_1"]
+
+
+def configs_for(entry: dict[str, Any], head_dims: tuple[int, int], is_mla: bool) -> list[Config]:
+    """Return the option sets to record for one geometry."""
+    out: list[Config] = []
+    for n_ctx, n_seq, unified in [
+        (4096, 1, 0), (8192, 1, 0), (1000, 1, 0), (8192, 4, 1), (8192, 4, 0),
+        (32768, 1, 0), (32768, 4, 1), (10000, 3, 0), (10000, 3, 1), (131072, 1, 0),
+    ]:  # fmt: skip
+        out.append((n_ctx, n_seq, unified, 2048, 512, 0, -1, "f16", "f16"))
+    for ub in (1, 64, 256, 1024, 2048):
+        out.append((8192, 2, 1, 2048, ub, 0, -1, "f16", "f16"))
+    out.append((8192, 2, 0, 256, 512, 0, -1, "f16", "f16"))  # n_ubatch = min(n_batch, ub)
+    out.append((300, 1, 0, 2048, 512, 0, -1, "f16", "f16"))  # n_batch = min(n_ctx, b)
+    out.append((8192, 4, 1, 2048, 512, 1, -1, "f16", "f16"))
+    out.append((8192, 4, 0, 2048, 512, 1, -1, "f16", "f16"))
+    for t in CACHE_TYPES:
+        if is_mla:
+            out.append((8192, 1, 0, 2048, 512, 0, 1, t, t))
+            continue
+        out.append((8192, 1, 0, 2048, 512, 0, 1, t, "f16"))
+        if t != "f16":
+            out.append((8192, 1, 0, 2048, 512, 0, 1, "f16", t))
+    out.append((8192, 1, 0, 2048, 512, 0, 0, "q8_0", "f16"))  # quantised K needs no FA
+    out.append((8192, 1, 0, 2048, 512, 0, 0, "f16", "f16"))
+    out.append((8192, 1, 0, 2048, 512, 0, 0, "f16", "q8_0"))  # refused: quantised V, FA off
+    if is_mla:
+        out.append((8192, 1, 0, 2048, 512, 0, 1, "q8_0", "f16"))  # refused: MLA K != V
+    return out
+
+
+def git_commit(src: Path) -> str | None:
+    """Return the llama.cpp tree's git HEAD, or None when it is not a git checkout."""
+    try:
+        return subprocess.run(
+            ["git", "-C", str(src), "rev-parse", "HEAD"], capture_output=True, text=True,
+            check=True,
+        ).stdout.strip()  # fmt: skip
+    except (OSError, subprocess.CalledProcessError):
+        return None
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--llama-cpp", type=Path, required=True, help="llama.cpp source tree")
+    parser.add_argument("--build", type=Path, help="its cmake build dir (default DIR/build)")
+    parser.add_argument("--commit", help="the llama.cpp commit, when DIR is not a git checkout")
+    parser.add_argument("--version-note", default="", help="where the tree came from")
+    parser.add_argument("--out", type=Path, default=ROOT / "tests" / "data" / "llamacpp")
+    parser.add_argument("--only", nargs="*", help="record only these presets")
+    args = parser.parse_args()
+    src = args.llama_cpp.resolve()
+    build = (args.build or src / "build").resolve()
+    sys.path.insert(0, str(src / "gguf-py"))
+    sys.path.insert(0, str(ROOT))
+    commit = args.commit or git_commit(src)
+    work = Path(tempfile.mkdtemp(prefix="kvcalc-llamacpp-"))
+    harness = work / "llamacpp_harness"
+    build_harness(src, build, harness)
+
+    from kvcalc.presets import load_model
+
+    cases: list[dict[str, Any]] = []
+    for entry in geometries():
+        if args.only and entry["preset"] not in args.only:
+            continue
+        kv, n_layer, _ = gguf_metadata(entry)
+        arch = entry["arch"]
+        tensors = discover_tensors(harness, arch, kv, n_layer, work, entry.get("seed", []))
+        model_path = work / "model.gguf"
+        write_gguf(model_path, arch, kv, tensors)
+        spec = load_model(entry["preset"])
+        is_mla = spec.attention.kind == "mla"
+        cfgs = configs_for(entry, (0, 0), is_mla)
+        lines = [" ".join(str(x) for x in c) for c in cfgs]
+        try:
+            results = run_harness(harness, model_path, lines)[1:]
+        except RuntimeError as exc:
+            print(f"{entry['preset']}: skipped, {exc}", file=sys.stderr)
+            continue
+        for cfg, res in zip(cfgs, results, strict=True):
+            n_ctx, n_seq, unified, n_batch, n_ubatch, swa_full, fa, tk, tv = cfg
+            case: dict[str, Any] = {
+                "preset": entry["preset"],
+                "source": spec.source,
+                "gguf_arch": arch,
+                "options": {
+                    "n_ctx": n_ctx,
+                    "n_seq_max": n_seq,
+                    "kv_unified": bool(unified),
+                    "n_batch": n_batch,
+                    "n_ubatch": n_ubatch,
+                    "swa_full": bool(swa_full),
+                    "flash_attn": {-1: "auto", 0: "off", 1: "on"}[fa],
+                    "type_k": tk,
+                    "type_v": tv,
+                },
+            }
+            if "error" in res:
+                case["refused"] = True
+                errs = [ln for ln in res["log"].splitlines() if "llama_init_from_model" in ln]
+                case["error"] = errs[-1].strip() if errs else res["error"]
+            else:
+                case["refused"] = False
+                case["measured"] = {
+                    k: res[k]
+                    for k in (
+                        "n_ctx",
+                        "n_ctx_seq",
+                        "n_batch",
+                        "n_ubatch",
+                        "n_seq_max",
+                        "flash_attn",
+                    )
+                }
+                case["caches"] = res["caches"]
+                case["kv_bytes"] = sum(
+                    c.get("k_bytes", 0) + c.get("v_bytes", 0) for c in res["caches"]
+                )
+                case["context_bytes"] = sum(b["context"] for b in res["breakdown"])
+                case["compute_bytes"] = sum(b["compute"] for b in res["breakdown"])
+            cases.append(case)
+        print(f"{entry['preset']}: {len(results)} cases", file=sys.stderr)
+    doc = {
+        "llama_cpp": {"commit": commit, "note": args.version_note},
+        "how": "scripts/measure_llamacpp.py: llama.cpp CPU build, model loaded with no_alloc "
+        "(llama.cpp's memory-fit mode), bytes from llama_get_memory_breakdown and the caches' "
+        "own size_k_bytes/size_v_bytes",
+        "cases": cases,
+    }
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "cases.json").write_text(json.dumps(doc, indent=1) + "\n")
+    os.remove(work / "model.gguf")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
