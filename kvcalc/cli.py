@@ -17,6 +17,7 @@ from typer.core import TyperGroup
 
 from kvcalc import __version__
 from kvcalc.commands import (
+    _shared,
     calc,
     check,
     compare,
@@ -31,32 +32,77 @@ from kvcalc.commands import (
 from kvcalc.errors import KvcalcError
 
 
+class _StdoutClosed(Exception):
+    """stdout's reader left; not an OSError, so that typer's own EPIPE exit(1) lets it by."""
+
+
 class _Group(TyperGroup):
-    """Runs commands so that every bad input becomes one `error:` line and exit code 2."""
+    """Runs commands so that every bad input becomes one `error:` line and exit code 2.
+
+    Exit codes: 0 success (and "fits"), 1 "does not fit" (fit --check, check), 2 bad input,
+    130 interrupted. A closed stdout (`kvcalc ... | head`) is not an error: exit 0, quietly.
+    """
 
     def main(self, *args: Any, **kwargs: Any) -> Any:
         kwargs["standalone_mode"] = False
         try:
+            code = self._run(*args, **kwargs)
+            sys.stdout.flush()  # a reader that left shows up here, not at interpreter exit
+        except (BrokenPipeError, _StdoutClosed):
+            _stdout_gone()
+        sys.exit(code)
+
+    # typer's main turns a BrokenPipeError into sys.exit(1); carry it past as _StdoutClosed.
+    # make_context covers --help (printed while parsing), invoke covers every command.
+    def make_context(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return super().make_context(*args, **kwargs)
+        except BrokenPipeError:
+            raise _StdoutClosed from None
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except BrokenPipeError:
+            raise _StdoutClosed from None
+
+    def _run(self, *args: Any, **kwargs: Any) -> int:
+        _shared._answer(0)
+        try:
             result = super().main(*args, **kwargs)
         except KvcalcError as exc:
-            _fail(str(exc))
+            return _fail(str(exc))
         except NoArgsIsHelpError as exc:
             if exc.ctx is not None:
                 sys.stdout.write(exc.ctx.get_help() + "\n")
-            sys.exit(0)
+            return 0
         except UsageError as exc:
-            _fail(_usage_message(exc))
+            return _fail(_usage_message(exc))
         except ClickException as exc:
-            _fail(exc.format_message())
-        except typer.Abort:
+            return _fail(exc.format_message())
+        except (typer.Abort, KeyboardInterrupt):
             sys.stderr.write("aborted\n")
-            sys.exit(130)
-        except BrokenPipeError:  # `kvcalc ... | head`: the reader left, nothing is wrong
-            import os
+            return 130
+        return result if isinstance(result, int) and not isinstance(result, bool) else 0
 
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-            sys.exit(0)
-        sys.exit(result if isinstance(result, int) else 0)
+
+def _stdout_gone() -> None:
+    """The reader of stdout left (`kvcalc ... | head`): nothing is wrong, exit quietly.
+
+    The exit code is the answer's: 0, or 1 when a fit or check command's answer, recorded
+    before printing, is "does not fit".
+
+    stdout is pointed at /dev/null so that the interpreter's last flush cannot fail again
+    (see https://docs.python.org/3/library/signal.html#note-on-sigpipe).
+    """
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # not a real file (a test's capture): nothing to redirect
+        pass
+    sys.exit(_shared._answer_code[0])
 
 
 def _usage_message(exc: UsageError) -> str:
@@ -66,9 +112,9 @@ def _usage_message(exc: UsageError) -> str:
     return message
 
 
-def _fail(message: str) -> None:
+def _fail(message: str) -> int:
     sys.stderr.write(f"error: {' '.join(message.split())}\n")
-    sys.exit(2)
+    return 2
 
 
 app = typer.Typer(
@@ -87,14 +133,19 @@ app.add_typer(gpus_app, name="gpus")
 
 def _version(value: bool) -> None:
     if value:
-        print(f"kvcalc {__version__}")
+        sys.stdout.write(f"kvcalc {__version__}\n")
         raise typer.Exit(0)
 
 
 @app.callback()
 def _root(
     version: bool = typer.Option(
-        False, "--version", callback=_version, is_eager=True, help="Show the version and exit."
+        False,
+        "--version",
+        "-V",
+        callback=_version,
+        is_eager=True,
+        help="Show the version and exit.",
     ),
 ) -> None:
     """Exact KV-cache memory calculator and capacity planner for LLM inference."""

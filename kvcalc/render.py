@@ -11,6 +11,22 @@ from rich.table import Table
 from kvcalc.units import format_gb, format_gib
 
 
+class _PipeConsole(Console):
+    """A Console whose closed stdout raises BrokenPipeError for the CLI to end with exit 0.
+
+    rich's own on_broken_pipe raises SystemExit(1), and 1 means "does not fit" here.
+    """
+
+    def on_broken_pipe(self) -> None:
+        self.quiet = True
+        raise BrokenPipeError
+
+
+def make_console() -> Console:
+    """Return the CLI's stdout Console (no syntax highlighting; a closed pipe is not an error)."""
+    return _PipeConsole(highlight=False)
+
+
 def _size_cells(n_bytes: int) -> tuple[str, str, str]:
     return f"{n_bytes:,}", format_gib(n_bytes), format_gb(n_bytes)
 

@@ -27,6 +27,7 @@ _SIZE_SUFFIX = {
     "gib": 2**30,
     "tib": 2**40,
 }
+_POWER = {"k": 3, "m": 6, "g": 9, "t": 12}
 _SIZE_RE = re.compile(r"^\s*(\d[\d_,]*(?:\.\d+)?)\s*([a-z]*)\s*$", re.IGNORECASE)
 
 # Anything above this is a typo, not a workload (2^40 tokens is beyond every model's context).
@@ -37,20 +38,22 @@ def _number(text: str) -> Fraction:
     return Fraction(text.replace("_", "").replace(",", ""))
 
 
-def parse_tokens(text: str | int, what: str = "token count") -> int:
+def parse_tokens(text: str | int, what: str = "token count", unit: str = "tokens") -> int:
     """Return a positive token count from '8192', '8k' (= 8192) or '128k' (= 131072)."""
     if isinstance(text, int) and not isinstance(text, bool):
         value = Fraction(text)
     else:
         match = _TOKEN_RE.match(str(text))
         if not match:
-            raise KvcalcError(
-                f"invalid {what} {str(text)!r}: expected a positive integer or a k/m suffix "
-                "(8k = 8192, 128k = 131072)"
+            hint = (
+                "expected a positive integer or a k/m suffix (8k = 8192, 128k = 131072)"
+                if unit == "tokens"
+                else "expected a positive whole number"
             )
+            raise KvcalcError(f"invalid {what} {str(text)!r}: {hint}")
         value = _number(match.group(1)) * _TOKEN_SUFFIX[match.group(2).lower()]
     if value.denominator != 1:
-        raise KvcalcError(f"invalid {what} {str(text)!r}: not a whole number of tokens")
+        raise KvcalcError(f"invalid {what} {str(text)!r}: not a whole number of {unit}")
     if value <= 0:
         raise KvcalcError(f"invalid {what} {str(text)!r}: must be at least 1")
     if value > MAX_TOKENS:
@@ -60,29 +63,44 @@ def parse_tokens(text: str | int, what: str = "token count") -> int:
 
 def parse_count(text: str | int, what: str, maximum: int = 2**31) -> int:
     """Return a positive integer (batch, GPUs, tp ...) from a plain number or a k suffix."""
-    value = parse_tokens(text, what)
+    value = parse_tokens(text, what, unit="sequences" if "batch" in what else "units")
     if value > maximum:
         raise KvcalcError(f"invalid {what} {str(text)!r}: absurdly large (limit is {maximum:,})")
     return value
 
 
 def parse_size(text: str | int, what: str = "size") -> int:
-    """Return bytes from '85017493504', '80GB' (80·10^9) or '80GiB' (80·2^30); rounds down."""
-    if isinstance(text, int) and not isinstance(text, bool):
-        value = Fraction(text)
-    else:
-        match = _SIZE_RE.match(str(text))
-        suffix = match.group(2).lower() if match else ""
-        if not match or suffix not in _SIZE_SUFFIX:
-            raise KvcalcError(
-                f"invalid {what} {str(text)!r}: expected bytes or a number with a unit "
-                "(B, KB, MB, GB, TB, KiB, MiB, GiB, TiB)"
-            )
-        value = _number(match.group(1)) * _SIZE_SUFFIX[suffix]
-    if value < 0:
-        raise KvcalcError(f"invalid {what} {str(text)!r}: must not be negative")
+    """Return bytes from '80GB' (80·10^9), '80GiB' (80·2^30) or '85017493504B'; rounds down.
+
+    A number without a unit is refused (is `--gpu-mem 80` 80 GB, 80 GiB or 80 bytes?), except 0;
+    so is a bare 'G' or 'M', which could be either.
+    """
+    if isinstance(text, bool):
+        raise KvcalcError(f"invalid {what} {text!r}: expected a size such as 80GB or 80GiB")
+    match = _SIZE_RE.match(str(text))
+    suffix = match.group(2).lower() if match else ""
+    if match and suffix in ("k", "m", "g", "t"):
+        n = match.group(1)
+        raise KvcalcError(
+            f"invalid {what} {str(text)!r}: {suffix.upper()!r} is ambiguous: "
+            f"say {n}{suffix.upper()}B (10^{_POWER[suffix]}) or {n}{suffix.upper()}iB "
+            f"(2^{_POWER[suffix] // 3 * 10})"
+        )
+    if not match or suffix not in _SIZE_SUFFIX:
+        if str(text).strip().startswith("-"):
+            raise KvcalcError(f"invalid {what} {str(text)!r}: must not be negative")
+        raise KvcalcError(
+            f"invalid {what} {str(text)!r}: expected a number with a unit "
+            "(B, KB, MB, GB, TB, KiB, MiB, GiB, TiB), e.g. 80GB or 80GiB"
+        )
+    value = _number(match.group(1)) * _SIZE_SUFFIX[suffix]
+    if suffix == "" and value != 0:
+        n = match.group(1)
+        raise KvcalcError(
+            f"invalid {what} {str(text)!r}: {n} what? say {n}GB or {n}GiB ({n}B for bytes)"
+        )
     if value > 2**60:
-        raise KvcalcError(f"invalid {what} {str(text)!r}: absurdly large")
+        raise KvcalcError(f"invalid {what} {str(text)!r}: absurdly large (limit is 2^60 B = 1 EiB)")
     return int(value)  # floor: a fraction of a byte is not memory
 
 

@@ -14,6 +14,15 @@ import typer
 
 from kvcalc.errors import KvcalcError
 
+# The exit code of the answer being printed (1: "does not fit"), kept when the reader of
+# stdout leaves early (`kvcalc check d.yaml | head -1` under pipefail still fails CI).
+_answer_code = [0]
+
+
+def _answer(code: int) -> None:
+    """Record the exit code of the answer about to be printed (see _answer_code)."""
+    _answer_code[0] = code
+
 
 class OutputFormat(str, Enum):
     table = "table"
@@ -23,9 +32,10 @@ class OutputFormat(str, Enum):
 
 
 def _console() -> Any:
-    from rich.console import Console
+    """Return the Console every table goes to (render.make_console: a closed pipe exits 0)."""
+    from kvcalc.render import make_console
 
-    return Console(highlight=False)
+    return make_console()
 
 
 def _emit(data: Any, fmt: OutputFormat, columns: tuple[str, ...] | list[str] = ()) -> None:

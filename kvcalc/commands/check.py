@@ -11,6 +11,7 @@ from kvcalc.commands._shared import (
     FORMAT_OPTION,
     PRESETS_OPTION,
     OutputFormat,
+    _answer,
     _emit,
 )
 
@@ -26,6 +27,7 @@ def check_command(
     results = []
     for path in files:
         results.extend(run_checks(path, presets))
+    _answer(0 if all(r["ok"] for r in results) else 1)
     if fmt is OutputFormat.table:
         for r in results:
             status = "PASS" if r["ok"] else "FAIL"

@@ -12,6 +12,7 @@ from kvcalc.commands._shared import (
     PRESETS_OPTION,
     WINDOW_OPTION,
     OutputFormat,
+    _answer,
     _console,
     _emit,
     _model_argument,
@@ -95,6 +96,8 @@ def fit_command(
         reports.sort(
             key=lambda r: (not r["fits"], r["min_gpus"] or 10**9, -r["max_batch"], r["gpu"])
         )
+    if check:
+        _answer(0 if any(r["fits"] for r in reports) else 1)
     if fmt is OutputFormat.table:
         from kvcalc.render import render_fit, render_fit_table
 
