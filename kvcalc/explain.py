@@ -274,6 +274,19 @@ def _per_layer_factors(
                     k_src,
                 )
             ], per_layer
+        if k.block_elems > 1:
+            blocks = -(-a.latent_dim // k.block_elems)
+            return [
+                Factor(
+                    "B/token/layer",
+                    blocks * k.block_bytes,
+                    f"latent of kv_lora_rank {a.kv_lora_rank} + qk_rope_head_dim "
+                    f"{a.qk_rope_head_dim} = {a.latent_dim} elements in {blocks} {k.name} "
+                    f"blocks of {k.block_bytes} B",
+                    f"{src['attention.kv_lora_rank']}; {src['attention.qk_rope_head_dim']}; "
+                    f"{k_src}",
+                )
+            ], blocks * k.block_bytes
         return [
             Factor(
                 "latent",
@@ -353,7 +366,7 @@ def _formula_step(
         factors = [
             *factors,
             Factor("layers", kv.model.n_layers, "layers", src),
-            Factor("seq", w.seq_len, "tokens per sequence", f"--seq {w.seq_len}"),
+            _tokens_factor(kv, groups[0][0], groups[0][1], origin, label, config),
             Factor("batch", w.batch, "sequences", f"--batch {w.batch}"),
         ]
         lines.append(" × ".join(f"{f.value:,}" for f in factors) + f" = {textbook:,} B")
@@ -385,6 +398,26 @@ def _formula_step(
         values={"bytes_per_token_per_layer": per_layer, "textbook_bytes": textbook},
     )
     return step, textbook
+
+
+def _tokens_factor(
+    kv: KvBreakdown,
+    group: LayerGroup,
+    tokens: int,
+    origin: Origin,
+    label: str,
+    config: Mapping[str, object] | None,
+) -> Factor:
+    seq = kv.workload.seq_len
+    if group.window is None:
+        return Factor("seq", seq, "tokens per sequence", f"--seq {seq}")
+    field_name = "layers.sliding_window" if group.kind == "sliding" else "layers.chunk_size"
+    return Factor(
+        "tokens",
+        tokens,
+        f"tokens each {group.kind} layer holds: min(seq {seq:,}, window {group.window:,})",
+        f"--seq {seq}; {config_source(field_name, origin, label, config)}",
+    )
 
 
 def _engine_step(kv: KvBreakdown, textbook: int) -> Step:
