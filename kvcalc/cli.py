@@ -28,6 +28,7 @@ from kvcalc.commands import (
     import_,
     plot,
     presets,
+    sweep,
 )
 from kvcalc.errors import KvcalcError
 
@@ -40,7 +41,8 @@ class _Group(TyperGroup):
     """Runs commands so that every bad input becomes one `error:` line and exit code 2.
 
     Exit codes: 0 success (and "fits"), 1 "does not fit" (fit --check, check), 2 bad input,
-    130 interrupted. A closed stdout (`kvcalc ... | head`) is not an error: exit 0, quietly.
+    130 interrupted. A closed stdout (`kvcalc ... | head`) is not an error: it exits quietly
+    with the answer's code (0, or 1 when the answer being printed is "does not fit").
     """
 
     def main(self, *args: Any, **kwargs: Any) -> Any:
@@ -83,6 +85,13 @@ class _Group(TyperGroup):
         except (typer.Abort, KeyboardInterrupt):
             sys.stderr.write("aborted\n")
             return 130
+        except Exception as exc:
+            # the readers wrap what they expect; this is the backstop for bad input that
+            # slipped past them (pydantic, YAML, JSON, Unicode and OS errors): still one line
+            message = _input_error(exc)
+            if message is None:
+                raise
+            return _fail(message)
         return result if isinstance(result, int) and not isinstance(result, bool) else 0
 
 
@@ -103,6 +112,31 @@ def _stdout_gone() -> None:
     except (OSError, ValueError):  # not a real file (a test's capture): nothing to redirect
         pass
     sys.exit(_shared._answer_code[0])
+
+
+def _input_error(exc: BaseException) -> str | None:
+    """Return the one-line message for an error caused by bad input, or None for a bug."""
+    from pydantic import ValidationError
+
+    from kvcalc.specs import format_validation_error
+
+    if isinstance(exc, ValidationError):
+        return f"invalid {exc.title}: {format_validation_error(exc)}"
+    if isinstance(exc, UnicodeDecodeError):
+        return f"not UTF-8 text ({exc.reason} at byte {exc.start})"
+    if isinstance(exc, RecursionError):
+        return "input nested too deeply"
+    if isinstance(exc, MemoryError):
+        return "input too large to read"
+    if isinstance(exc, OSError) and not isinstance(exc, BrokenPipeError):
+        where = f"{exc.filename}: " if exc.filename else ""
+        return f"{where}{exc.strerror or exc}"
+    yaml = sys.modules.get("yaml")
+    if yaml is not None and isinstance(exc, yaml.YAMLError):
+        return f"malformed YAML: {str(exc).splitlines()[0]}"
+    if type(exc).__name__ == "JSONDecodeError":
+        return f"malformed JSON: {exc}"
+    return None
 
 
 def _usage_message(exc: UsageError) -> str:
@@ -159,6 +193,7 @@ app.command("import")(import_.import_)
 app.command("fit")(fit.fit_command)
 gpus_app.command("list")(gpus.gpus_list)
 app.command("check")(check.check_command)
+app.command("sweep")(sweep.sweep_command)
 app.command("explain")(explain.explain_command)
 app.command("compare")(compare.compare_command)
 app.command("plot")(plot.plot_command)

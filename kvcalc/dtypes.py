@@ -73,22 +73,27 @@ _ALIASES = {
 }
 
 
-def _lookup(name: str, table: dict[str, _T], aliases: dict[str, str], what: str) -> _T:
-    """Return table[name] by name or alias, ignoring case and '-' vs '_'; KvcalcError if unknown."""
+def _lookup(
+    name: str, table: dict[str, _T], aliases: dict[str, str], what: str, also: tuple[str, ...] = ()
+) -> _T:
+    """Return table[name] by name or alias, ignoring case and '-' vs '_'; KvcalcError if unknown.
+
+    `also` are names the caller accepts before the lookup (e.g. 'auto'), listed as known.
+    """
     key = name.strip().lower().replace("-", "_")
     key = aliases.get(key, key)
     for candidate in (key, key.replace("_", "-")):
         if candidate in table:
             return table[candidate]
     raise KvcalcError(
-        f"unknown {what} {name!r}{did_you_mean(name, [*table, *aliases])}; known: "
-        + ", ".join(table)
+        f"unknown {what} {name!r}{did_you_mean(name, [*also, *table, *aliases])}; known: "
+        + ", ".join([*also, *table])
     )
 
 
 def kv_dtype(name: str) -> KvDtype:
     """Return the KV dtype for a name or alias (case-insensitive); KvcalcError if unknown."""
-    return _lookup(name, KV_DTYPES, _ALIASES, "KV dtype")
+    return _lookup(name, KV_DTYPES, _ALIASES, "KV dtype", also=("auto", "fp8"))
 
 
 @dataclass(frozen=True)
@@ -138,4 +143,4 @@ _WEIGHT_ALIASES = {
 
 def weight_dtype(name: str) -> WeightDtype:
     """Return the weight format for a name or alias (case-insensitive); KvcalcError if unknown."""
-    return _lookup(name, WEIGHT_DTYPES, _WEIGHT_ALIASES, "weights dtype")
+    return _lookup(name, WEIGHT_DTYPES, _WEIGHT_ALIASES, "weights dtype", also=("auto",))
