@@ -262,26 +262,25 @@ class KvKernel:
             raise KvcalcError("kernel has no compiled form for this workload")
         return tuple(rule(seq_len) for rule in s.rules)
 
-    def seq(self, seq_len: int) -> SeqKv:
-        """Return the bytes of one sequence of seq_len tokens (memoised per length)."""
-        found = self._memo.get(seq_len)
-        if found is not None:
-            return found
+    def evaluate(self, seq_len: int) -> SeqKv:
+        """Return the bytes of one sequence of seq_len tokens (not memoised)."""
         if seq_len < 1:
             raise KvcalcError(f"seq_len must be a positive integer, got {seq_len!r}")
         if self.structure is not None:
-            found = self._evaluate(seq_len)
-        else:
-            kv = kv_cache(self.model, replace(self.workload, seq_len=seq_len), self.engine)
-            found = SeqKv(
-                kv.total_bytes,
-                kv.per_gpu_bytes,
-                kv.per_gpu_bytes_per_token,
-                kv.busiest_stage,
-                kv.stage_bytes,
-            )
-        if len(self._memo) < 1_000_000:
-            self._memo[seq_len] = found
+            return self._fast(seq_len)
+        kv = kv_cache(self.model, replace(self.workload, seq_len=seq_len), self.engine)
+        return SeqKv(
+            kv.total_bytes, kv.per_gpu_bytes, kv.per_gpu_bytes_per_token, kv.busiest_stage,
+            kv.stage_bytes,
+        )  # fmt: skip
+
+    def seq(self, seq_len: int) -> SeqKv:
+        """Return the bytes of one sequence of seq_len tokens (memoised per length)."""
+        found = self._memo.get(seq_len)
+        if found is None:
+            found = self.evaluate(seq_len)
+            if len(self._memo) < 65536:
+                self._memo[seq_len] = found
         return found
 
     def total_bytes(self, seq_len: int, batch: int) -> int:
@@ -398,7 +397,7 @@ class FitKernel:
                     n = u.available // need
                     best = n if best is None else min(best, n)
             found = best if best is not None else _NO_LIMIT
-        if len(self._batch_memo) < 1_000_000:
+        if len(self._batch_memo) < 65536:
             self._batch_memo[seq_len] = found
         return found
 
@@ -421,7 +420,7 @@ class FitKernel:
                 else:
                     high = mid
             found = (low, False)
-        if len(self._seq_memo) < 100_000:
+        if len(self._seq_memo) < 65536:
             self._seq_memo[batch] = found
         return found
 

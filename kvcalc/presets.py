@@ -69,7 +69,8 @@ def _read_yaml(path: Path) -> Any:
     except UnicodeDecodeError:
         raise KvcalcError(f"{path}: not a UTF-8 text file") from None
     try:
-        return yaml.safe_load(text)
+        # libyaml's loader when PyYAML was built with it (10-20x faster), else pure Python
+        return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1})" if mark is not None else ""
@@ -105,14 +106,20 @@ def validate(model: type[_M], data: Any, path: Path | str) -> _M:
         raise KvcalcError(f"{path}: {format_validation_error(exc)}") from None
 
 
-def load_model_file(path: Path) -> ModelSpec:
-    """Return the model spec in a YAML preset file, or imported from a config.json (or folder)."""
+def load_model_file(path: Path, assume_standard: bool = False) -> ModelSpec:
+    """Return the model spec in a YAML preset file, or imported from a config.json (or folder).
+
+    assume_standard: read a config of an unknown family with the standard keys (hf).
+    """
+    indexed = _from_index("models", path)
+    if indexed is not None:
+        return indexed  # type: ignore[return-value]
     if path.is_dir():
         path = path / "config.json"
         if not path.is_file():
             raise KvcalcError(f"{path.parent}: folder holds no config.json")
     if path.suffix.lower() == ".json":
-        return load_hf_config(path)
+        return load_hf_config(path, assume_standard)
     return validate(ModelSpec, _read_yaml(path), path)
 
 
@@ -163,7 +170,9 @@ def _safetensors_data_bytes(path: Path) -> int:
     return total
 
 
-def import_hf(path: Path, name: str | None = None, source: str | None = None) -> Any:
+def import_hf(
+    path: Path, name: str | None = None, source: str | None = None, assume_standard: bool = False
+) -> Any:
     """Return hf.Imported for a config.json (or its folder), checkpoint size included."""
     from kvcalc import hf
 
@@ -176,17 +185,23 @@ def import_hf(path: Path, name: str | None = None, source: str | None = None) ->
         raise KvcalcError(f"{path}: expected a JSON object")
     try:
         return hf.import_config(
-            config, source=source or str(path), name=name, checkpoint_bytes=checkpoint_bytes(path)
+            config,
+            source=source or str(path),
+            name=name,
+            checkpoint_bytes=checkpoint_bytes(path),
+            assume_standard=assume_standard,
         )
     except KvcalcError as exc:
         raise KvcalcError(f"{path}: {exc}") from None
+    except ValidationError as exc:  # a value the config allows but a model cannot have
+        raise KvcalcError(f"{path}: {format_validation_error(exc)}") from None
 
 
-def load_hf_config(path: Path) -> ModelSpec:
+def load_hf_config(path: Path, assume_standard: bool = False) -> ModelSpec:
     """Return the spec imported from an HF config.json; warnings go to stderr."""
     import sys
 
-    imported = import_hf(path)
+    imported = import_hf(path, assume_standard=assume_standard)
     for warning in imported.warnings:
         print(f"warning: {path}: {warning}", file=sys.stderr)
     spec: ModelSpec = imported.spec
@@ -203,13 +218,15 @@ def looks_like_path(name: str) -> bool:
     )
 
 
-def load_model(name: str, presets_dir: str | Path | None = None) -> ModelSpec:
+def load_model(
+    name: str, presets_dir: str | Path | None = None, assume_standard: bool = False
+) -> ModelSpec:
     """Return the model spec for a preset name (case-insensitive) or a path to a spec/config."""
     if looks_like_path(name):
         path = Path(name)
         if not path.exists():
             raise KvcalcError(f"model file {name!r} does not exist")
-        return load_model_file(path)
+        return load_model_file(path, assume_standard)
     files = preset_files("models", presets_dir)
     preset = files.get(name.lower())
     if preset is None:
@@ -243,12 +260,168 @@ def load_gpu(name: str, presets_dir: str | Path | None = None) -> GpuSpec:
     raise KvcalcError(f"unknown GPU {name!r}{did_you_mean(name, known)}; see `kvcalc gpus list`")
 
 
+def load_gpu_file(path: Path) -> GpuSpec:
+    """Return the GPU spec in a YAML file (bundled ones from the pre-validated index)."""
+    indexed = _from_index("gpus", path)
+    if indexed is not None:
+        return indexed  # type: ignore[return-value]
+    return validate(GpuSpec, _read_yaml(path), path)
+
+
 def load_all_gpus(presets_dir: str | Path | None = None) -> dict[str, GpuSpec]:
     """Return every GPU preset by name, validated."""
-    return {
-        name: validate(GpuSpec, _read_yaml(path), path)
-        for name, path in preset_files("gpus", presets_dir).items()
-    }
+    return {name: load_gpu_file(path) for name, path in preset_files("gpus", presets_dir).items()}
+
+
+def canonical_model_name(name: str, presets_dir: str | Path | None = None) -> str:
+    """Return the preset name a model argument resolves to ('LLAMA-3.1-8B' -> 'llama-3.1-8b').
+
+    A path is returned as given; an unknown name raises KvcalcError as load_model does.
+    """
+    if looks_like_path(name):
+        return name
+    key = name.lower()
+    if key not in preset_files("models", presets_dir):
+        load_model(name, presets_dir)  # raises the usual "unknown model preset" error
+    return key
+
+
+def canonical_gpu_name(name: str, presets_dir: str | Path | None = None) -> str:
+    """Return the GPU preset name a GPU argument or alias resolves to ('h100' -> 'h100-80gb')."""
+    if name.lower().endswith((".yaml", ".yml")):
+        return name
+    key = name.strip().lower()
+    files = preset_files("gpus", presets_dir)
+    if key in files:
+        return key
+    for preset, path in files.items():
+        if key in (a.lower() for a in load_gpu_file(path).aliases):
+            return preset
+    load_gpu(name, presets_dir)  # raises the usual "unknown GPU" error
+    return key
+
+
+# ---- the pre-validated index of bundled presets ----------------------------------------
+#
+# kvcalc/presets_index.json holds every bundled preset already validated, keyed by kind and
+# file stem, with the SHA-256 of the file it came from. A bundled file whose bytes match
+# its entry is built from the entry without YAML parsing or pydantic validation; any
+# other file (a user's, or a bundled one edited since) is read and validated as usual, so
+# a stale index is only slower, never wrong. tests/test_startup.py fails when it is stale:
+# regenerate it with `python scripts/make_presets_index.py`.
+
+INDEX_FILE = Path(__file__).parent / "presets_index.json"
+_INDEX_KINDS: dict[str, type[BaseModel]] = {"models": ModelSpec, "gpus": GpuSpec}
+_built: dict[tuple[str, str], BaseModel] = {}
+
+
+@functools.cache
+def _index() -> dict[str, Any]:
+    try:
+        data = json.loads(INDEX_FILE.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _from_index(kind: str, path: Path) -> BaseModel | None:
+    """Return the indexed spec for a bundled preset file whose bytes match the index, else None."""
+    if path.parent.parent != bundled_presets_dir() or path.suffix != ".yaml":
+        return None
+    entry = _index().get(kind, {}).get(path.stem)
+    if entry is None:
+        return None
+    try:
+        content = path.read_bytes()
+    except OSError:
+        return None
+    import hashlib
+
+    digest = hashlib.sha256(content).hexdigest()
+    if entry.get("sha256") != digest:
+        return None
+    key = (kind, digest)
+    if key not in _built:
+        _built[key] = construct(_INDEX_KINDS[kind], entry["data"])
+    return _built[key]
+
+
+def construct(model: type[_M], data: dict[str, Any]) -> _M:
+    """Return `model` built from already-validated data, nested models included, unchecked.
+
+    pydantic's model_construct does not descend into nested models; this does, choosing a
+    union member by its literal `kind`. Only for data that validated before (the index).
+    """
+    values = {}
+    for name, value in data.items():
+        info = model.model_fields[name]
+        values[name] = _construct_value(info.annotation, value)
+    return model.model_construct(**values)
+
+
+def _construct_value(annotation: Any, value: Any) -> Any:
+    import typing
+
+    if isinstance(value, dict):
+        candidates = [
+            t for t in _members(annotation) if isinstance(t, type) and issubclass(t, BaseModel)
+        ]
+        if candidates:
+            chosen = candidates[0]
+            if len(candidates) > 1:
+                for c in candidates:
+                    kind = c.model_fields.get("kind")
+                    if kind is not None and value.get("kind") in typing.get_args(kind.annotation):
+                        chosen = c
+                        break
+            return construct(chosen, value)
+        args = [a for a in _members(annotation) if typing.get_origin(a) is dict]
+        if args:
+            item = typing.get_args(args[0])[1]
+            return {k: _construct_value(item, v) for k, v in value.items()}
+        return value
+    if isinstance(value, list):
+        lists = [a for a in _members(annotation) if typing.get_origin(a) in (list, tuple)]
+        if lists:
+            item_args = typing.get_args(lists[0])
+            item = item_args[0] if item_args else Any
+            items = [_construct_value(item, v) for v in value]
+            return tuple(items) if typing.get_origin(lists[0]) is tuple else items
+    return value
+
+
+def _members(annotation: Any) -> list[Any]:
+    """Return the alternatives of a Union / Optional / Annotated annotation, flattened."""
+    import types
+    import typing
+
+    origin = typing.get_origin(annotation)
+    if origin is typing.Annotated:
+        return _members(typing.get_args(annotation)[0])
+    if origin is typing.Union or origin is types.UnionType:
+        found = []
+        for arg in typing.get_args(annotation):
+            found.extend(_members(arg))
+        return found
+    return [annotation]
+
+
+def build_index() -> dict[str, Any]:
+    """Return the index of the bundled presets: each validated, with its file's SHA-256."""
+    import hashlib
+
+    index: dict[str, Any] = {}
+    for kind, model in _INDEX_KINDS.items():
+        entries = {}
+        for path in sorted((bundled_presets_dir() / kind).glob("*.yaml")):
+            content = path.read_bytes()
+            spec = validate(model, read_yaml(path), path)
+            entries[path.stem] = {
+                "sha256": hashlib.sha256(content).hexdigest(),
+                "data": spec.model_dump(mode="json", exclude_unset=True),
+            }
+        index[kind] = entries
+    return index
 
 
 def fetch_hf_config(repo: str) -> Path:
