@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from kvcalc.dtypes import KV_DTYPES, KvDtype
 from kvcalc.engines import EngineProfile
 from kvcalc.errors import KvcalcError
+from kvcalc.llamacpp import LlamaCppOptions, check_cache_types, llama_context
 from kvcalc.specs import GQA, MLA, ModelSpec, Window
 
 
@@ -42,6 +43,8 @@ class Workload:
     max_num_batched_tokens: int | None = None  # overrides the engine's (vLLM sliding planning)
     # TensorRT-LLM's max_attention_window: per-layer windows, cycled over the layers
     attention_windows: tuple[int, ...] | None = None
+    # llama.cpp's context flags (-c, -kvu, -b, -ub, --swa-full, -fa): engine llama.cpp only
+    llamacpp: LlamaCppOptions | None = None
 
     def __post_init__(self) -> None:
         for name in ("seq_len", "batch", "tp", "pp"):
@@ -227,6 +230,9 @@ def tokens_held(
         sliding_rule = "full"
     if workload.attention_windows is not None:
         sliding_rule = "window"  # windows the user gave the engine (TRT-LLM max_attention_window)
+    if engine.sliding == "llama_cpp":  # one stream's cells (kvcalc/llamacpp.py)
+        ctx = llama_context(workload.llamacpp, workload.seq_len, workload.batch)
+        return ctx.stream_cells(None if sliding_rule == "full" else window)
     if window is None or sliding_rule == "full":
         return round_up(seq, block)
     if sliding_rule == "window":
@@ -241,6 +247,33 @@ def tokens_held(
     # llama_cpp: GGML_PAD(min(kv_size, n_swa + n_ubatch), 256)
     ubatch = engine.ubatch or 512
     return round_up(min(seq, window + ubatch), engine.context_pad)
+
+
+def _kv_streams(engine: EngineProfile, workload: Workload) -> int:
+    """Return how many copies of a layer's held tokens are allocated: one per sequence, or
+    one shared stream for llama.cpp's unified cache (src/llama-kv-cache.cpp n_stream)."""
+    if engine.sliding == "llama_cpp" and workload.llamacpp and workload.llamacpp.kv_unified:
+        return 1
+    return workload.batch
+
+
+def _check_llama_cpp(
+    model: ModelSpec, workload: Workload, engine: EngineProfile, k_dtype: KvDtype, v_dtype: KvDtype
+) -> None:
+    """Refuse llama.cpp flags on other engines, and cache types llama.cpp refuses."""
+    if engine.sliding != "llama_cpp":
+        if workload.llamacpp is not None:
+            raise KvcalcError(
+                f"llama.cpp context options apply to --engine llama.cpp, not {engine.name}"
+            )
+        return
+    attention = model.attention
+    if isinstance(attention, MLA):
+        dims = (attention.latent_dim, attention.kv_lora_rank)
+    else:
+        dims = (attention.head_dim_k, attention.v_dim)
+    options = workload.llamacpp or LlamaCppOptions()
+    check_cache_types(k_dtype, v_dtype, isinstance(attention, MLA), dims, options.flash_attn)
 
 
 def hybrid_group_size(counts: list[int]) -> int:
@@ -277,6 +310,7 @@ def kv_cache(model: ModelSpec, workload: Workload, engine: EngineProfile) -> KvB
     is_mla = isinstance(model.attention, MLA)
     block = workload.block_size or engine.block_for(is_mla)
     tp, pp, batch = workload.tp, workload.pp, workload.batch
+    _check_llama_cpp(model, workload, engine, k_dtype, v_dtype)
     heads = kv_heads_per_gpu(model, engine, tp)
     per_layer, per_layer_text = layer_bytes_per_token(model, engine, k_dtype, v_dtype, heads)
     logical_heads = kv_heads_per_gpu(model, engine, 1)
@@ -284,12 +318,13 @@ def kv_cache(model: ModelSpec, workload: Workload, engine: EngineProfile) -> KvB
 
     windows = effective_windows(model, workload, engine)
     held = {w: tokens_held(engine, model, workload, w, block) for w in set(windows)}
+    streams = _kv_streams(engine, workload)  # held is per stream: batch, or 1 (llama.cpp -kvu)
 
     stages = pp_partition(model.n_layers, pp)
     # layers each stage allocates per window, padding of vLLM's hybrid groups included
     stage_counts = [padded_layer_counts(engine, windows[a:b]) for a, b in stages]
     stage_bytes = [
-        sum(n * held[w] * batch * per_layer for w, n in counts.items()) for counts in stage_counts
+        sum(n * held[w] * streams * per_layer for w, n in counts.items()) for counts in stage_counts
     ]
     busiest = max(range(pp), key=lambda s: (stage_bytes[s], -s))
     start, end = stages[busiest]
@@ -305,7 +340,7 @@ def kv_cache(model: ModelSpec, workload: Workload, engine: EngineProfile) -> KvB
                 padded_count=allocated,
                 tokens=held[local],
                 bytes_per_token_per_layer=per_layer,
-                bytes=tp * allocated * held[local] * batch * per_layer,
+                bytes=tp * allocated * held[local] * streams * per_layer,
                 key=local,
             )
         )

@@ -171,7 +171,7 @@ int main(int argc, char ** argv) {
         o << "{\"config\":" << json_str(line) << ",\"n_ctx\":" << llama_n_ctx(ctx)
           << ",\"n_ctx_seq\":" << llama_n_ctx_seq(ctx) << ",\"n_batch\":" << llama_n_batch(ctx)
           << ",\"n_ubatch\":" << llama_n_ubatch(ctx) << ",\"n_seq_max\":" << llama_n_seq_max(ctx)
-          << ",\"flash_attn\":" << (g_log.find("flash_attn = enabled") != std::string::npos ? "true" : "false")
+          << ",\"flash_attn\":" << (fa == 1 || (fa < 0 && g_log.find("Flash Attention enabled") != std::string::npos) ? "true" : "false")
           << ",\"caches\":[";
         for (size_t i = 0; i < caches.size(); ++i) {
             o << (i ? "," : "") << caches[i];

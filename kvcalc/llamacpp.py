@@ -1,0 +1,163 @@
+"""llama.cpp's context options and how they size the KV cache (pure, integer).
+
+Read from ggml-org/llama.cpp at commit 0c1e57098 (the tree llama-cpp-python 0.3.36
+vendors) and checked byte for byte against that llama.cpp (tests/test_llamacpp.py, cases
+recorded by scripts/measure_llamacpp.py):
+
+- src/llama-context.cpp:llama_context::llama_context:
+  n_batch = min(n_ctx, -b) (causal models), n_ubatch = min(n_batch, -ub), both before
+  padding; n_ctx = GGML_PAD(-c, 256); unified: one stream of n_ctx cells, else
+  n_ctx_seq = GGML_PAD(n_ctx / n_seq_max, 256) cells in each of n_seq_max streams.
+- src/llama-kv-cache-iswa.cpp:llama_kv_cache_iswa: sliding (and chunked) layers hold
+  GGML_PAD(min(n_ctx_seq, n_swa · (unified ? n_seq_max : 1) + n_ubatch), 256) cells per
+  stream, or the full size with --swa-full.
+- src/llama-context.cpp:llama_init_from_model: MLA models refuse different K and V types;
+  a quantised V cache needs flash attention ('auto' turns it on, 'off' is refused); with
+  flash attention a quantised K or V type's block must divide the head dim.
+- src/llama-kv-cache.cpp:llama_kv_cache::llama_kv_cache: one [n_embd_k_gqa, cells,
+  n_stream] tensor per layer for K and one for V (no V for MLA: the latent is K).
+
+The tools' defaults (common/common.h, common/arg.cpp, tools/server/server.cpp): -c 0 (the
+model's training context), -b 2048, -ub 512, --swa-full off, --kv-unified off, -np 1;
+llama-server without -np runs 4 slots with a unified cache.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from kvcalc.dtypes import KvDtype
+from kvcalc.errors import KvcalcError
+
+FlashAttn = Literal["auto", "on", "off"]
+
+PAD = 256  # GGML_PAD(n_ctx, 256) and the iSWA cache padding
+DEFAULT_N_BATCH = 2048  # common_params.n_batch
+DEFAULT_N_UBATCH = 512  # common_params.n_ubatch
+SERVER_AUTO_SLOTS = 4  # tools/server/server.cpp: n_parallel < 0 -> 4 slots, kv_unified
+
+
+def _pad(n: int) -> int:
+    return -(-n // PAD) * PAD
+
+
+@dataclass(frozen=True)
+class LlamaCppOptions:
+    """The llama.cpp flags that change what the KV cache allocates (None: the tools' default)."""
+
+    ctx_size: int | None = None  # -c: cells for all slots together; None: seq_len × slots
+    kv_unified: bool = False  # -kvu
+    n_batch: int | None = None  # -b
+    n_ubatch: int | None = None  # -ub
+    swa_full: bool = False  # --swa-full
+    flash_attn: FlashAttn = "auto"  # -fa
+
+    def __post_init__(self) -> None:
+        for name in ("ctx_size", "n_batch", "n_ubatch"):
+            value = getattr(self, name)
+            if value is not None and (
+                not isinstance(value, int) or isinstance(value, bool) or value < 1
+            ):
+                raise KvcalcError(f"llama.cpp {name} must be a positive integer, got {value!r}")
+        if self.flash_attn not in ("auto", "on", "off"):
+            raise KvcalcError(f"flash attention must be on, off or auto, got {self.flash_attn!r}")
+
+
+@dataclass(frozen=True)
+class LlamaCppContext:
+    """What llama_context derives from the options: cells, streams and batch sizes."""
+
+    n_seq: int  # n_seq_max (slots, -np)
+    n_ctx: int  # GGML_PAD(-c, 256), then n_ctx_seq · n_seq when not unified
+    n_ctx_seq: int  # cells of one stream
+    n_stream: int  # 1 when unified, else n_seq
+    n_batch: int
+    n_ubatch: int
+    unified: bool
+    swa_full: bool
+    flash_attn: bool  # as resolved ('auto' is on where the backend supports it)
+
+    def stream_cells(self, window: int | None) -> int:
+        """Return the cells one stream of a layer holds (window: its sliding window or chunk)."""
+        if window is None or self.swa_full:
+            return self.n_ctx_seq
+        swa = window * (self.n_seq if self.unified else 1) + self.n_ubatch
+        return _pad(min(self.n_ctx_seq, swa))
+
+    def cells(self, window: int | None) -> int:
+        """Return the cells of a layer over all streams."""
+        return self.n_stream * self.stream_cells(window)
+
+
+def llama_context(
+    options: LlamaCppOptions | None, seq_len: int, n_seq: int, v_quantised: bool = False
+) -> LlamaCppContext:
+    """Return llama.cpp's context for these options, n_seq slots of seq_len tokens each.
+
+    Without -c the context is seq_len · n_seq (each of n_seq slots gets seq_len tokens, as
+    `-c seq·n -np n` gives). `v_quantised`: 'auto' flash attention is forced on.
+    """
+    opts = options or LlamaCppOptions()
+    requested = opts.ctx_size if opts.ctx_size is not None else seq_len * n_seq
+    n_batch = min(requested, opts.n_batch or DEFAULT_N_BATCH)
+    n_ubatch = min(n_batch, opts.n_ubatch or DEFAULT_N_UBATCH)
+    n_ctx = _pad(requested)
+    if opts.kv_unified:
+        n_ctx_seq, n_stream = n_ctx, 1
+    else:
+        n_ctx_seq, n_stream = _pad(n_ctx // n_seq), n_seq
+        n_ctx = n_ctx_seq * n_seq
+    return LlamaCppContext(
+        n_seq=n_seq,
+        n_ctx=n_ctx,
+        n_ctx_seq=n_ctx_seq,
+        n_stream=n_stream,
+        n_batch=n_batch,
+        n_ubatch=n_ubatch,
+        unified=opts.kv_unified,
+        swa_full=opts.swa_full,
+        flash_attn=opts.flash_attn != "off" or v_quantised,
+    )
+
+
+def is_quantised(dtype: KvDtype) -> bool:
+    """Return True for ggml's block-quantised cache types (q8_0, q4_0, ...)."""
+    return dtype.block_elems > 1
+
+
+def check_cache_types(
+    k_dtype: KvDtype,
+    v_dtype: KvDtype,
+    is_mla: bool,
+    head_dims: tuple[int, int],
+    flash_attn: FlashAttn,
+) -> None:
+    """Refuse what llama_init_from_model refuses (src/llama-context.cpp); KvcalcError.
+
+    head_dims: (K head dim, V head dim) of the model's attention layers.
+    """
+    allowed = {"fp32", "fp16", "bf16", "q8_0", "q5_1", "q5_0", "q4_1", "q4_0", "iq4_nl"}
+    for role, dtype in (("K", k_dtype), ("V", v_dtype)):
+        if dtype.name not in allowed:
+            raise KvcalcError(
+                f"llama.cpp has no {dtype.name} {role} cache type "
+                "(-ctk/-ctv: f32, f16, bf16, q8_0, q4_0, q4_1, iq4_nl, q5_0, q5_1)"
+            )
+    if is_mla and k_dtype != v_dtype:
+        raise KvcalcError(
+            f"llama.cpp: model does not support different K ({k_dtype.name}) and V "
+            f"({v_dtype.name}) cache types (MLA: src/llama-context.cpp llama_init_from_model)"
+        )
+    if is_quantised(v_dtype) and flash_attn == "off":
+        raise KvcalcError(
+            "llama.cpp: quantized V cache requires flash_attn to be enabled (-fa on or auto)"
+        )
+    if flash_attn == "off":
+        return
+    for role, dtype, dim in (("K", k_dtype, head_dims[0]), ("V", v_dtype, head_dims[1])):
+        if is_quantised(dtype) and dim % dtype.block_elems:
+            raise KvcalcError(
+                f"llama.cpp: {role} cache type {dtype.name} with block size {dtype.block_elems} "
+                f"does not divide the head dim {dim}"
+            )

@@ -1,0 +1,184 @@
+"""kvcalc's llama.cpp rules against a real llama.cpp, byte for byte.
+
+tests/data/llamacpp/cases.json was recorded by scripts/measure_llamacpp.py from llama.cpp
+commit 0c1e57098 (vendored in llama-cpp-python 0.3.36), CPU build: each case is a real
+llama_context created with the options shown on a GGUF with the preset's real geometry,
+its KV bytes read from the caches' own size_k_bytes/size_v_bytes.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from kvcalc.dtypes import kv_dtype
+from kvcalc.engines import engine_profile
+from kvcalc.errors import KvcalcError
+from kvcalc.formula import Workload, kv_cache
+from kvcalc.llamacpp import LlamaCppOptions, llama_context
+from kvcalc.presets import load_model
+
+DATA = json.loads((Path(__file__).parent / "data" / "llamacpp" / "cases.json").read_text())
+CASES: list[dict[str, Any]] = DATA["cases"]
+LLAMA = engine_profile("llama.cpp")
+
+
+def _case_id(case: dict[str, Any]) -> str:
+    o = case["options"]
+    return (
+        f"{case['preset']}-c{o['n_ctx']}-np{o['n_seq_max']}-kvu{int(o['kv_unified'])}"
+        f"-b{o['n_batch']}-ub{o['n_ubatch']}-swafull{int(o['swa_full'])}-fa{o['flash_attn']}"
+        f"-{o['type_k']}-{o['type_v']}"
+    )
+
+
+def _workload(case: dict[str, Any]) -> Workload:
+    o = case["options"]
+    return Workload(
+        seq_len=max(1, o["n_ctx"] // o["n_seq_max"]),
+        batch=o["n_seq_max"],
+        k_dtype=kv_dtype(o["type_k"]),
+        v_dtype=kv_dtype(o["type_v"]),
+        llamacpp=LlamaCppOptions(
+            ctx_size=o["n_ctx"],
+            kv_unified=o["kv_unified"],
+            n_batch=o["n_batch"],
+            n_ubatch=o["n_ubatch"],
+            swa_full=o["swa_full"],
+            flash_attn=o["flash_attn"],
+        ),
+    )
+
+
+def test_the_recording_floor() -> None:
+    """The recording covers at least 200 cases, 10 geometries, and every option it must."""
+    accepted = [c for c in CASES if not c["refused"]]
+    assert len(accepted) >= 200
+    assert len({c["preset"] for c in CASES}) >= 10
+    opts = [c["options"] for c in accepted]
+    assert {o["kv_unified"] for o in opts} == {True, False}
+    assert {o["swa_full"] for o in opts} == {True, False}
+    assert len({o["n_ubatch"] for o in opts}) >= 5
+    types = {o["type_k"] for o in opts} | {o["type_v"] for o in opts}
+    assert types == {"f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "iq4_nl", "q5_0", "q5_1"}
+    assert DATA["llama_cpp"]["commit"].startswith("0c1e57098")
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if not c["refused"]], ids=_case_id)
+def test_kv_bytes_match_real_llama_cpp(case: dict[str, Any]) -> None:
+    """kvcalc's KV bytes, per layer kind and in total, equal what llama.cpp allocated."""
+    model = load_model(case["preset"])
+    kv = kv_cache(model, _workload(case), LLAMA)
+    assert kv.total_bytes == case["kv_bytes"]
+    by_role = {c["role"]: c for c in case["caches"]}
+    # llama.cpp caches sliding layers in full for families without its iSWA cache (Mistral)
+    windowed = LLAMA.honours_window(model.family, model.architecture)
+    full = [g for g in kv.groups if g.kind == "full" or not windowed]
+    local = [g for g in kv.groups if g.kind != "full" and windowed]
+    assert sum(g.bytes for g in full) == by_role["base"]["k_bytes"] + by_role["base"]["v_bytes"]
+    assert sum(g.count for g in full) == by_role["base"]["n_layers"]
+    if "swa" in by_role:
+        swa = by_role["swa"]
+        assert sum(g.bytes for g in local) == swa["k_bytes"] + swa["v_bytes"]
+        assert sum(g.count for g in local) == swa["n_layers"]
+        assert {g.tokens for g in local} == {swa["cells"]}
+    else:
+        assert not local
+    assert {g.tokens for g in full} == {by_role["base"]["cells"]}
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if not c["refused"]], ids=_case_id)
+def test_context_sizes_match_real_llama_cpp(case: dict[str, Any]) -> None:
+    """n_ctx, n_ctx_seq, n_batch and n_ubatch derive as llama_context derived them."""
+    w = _workload(case)
+    ctx = llama_context(w.llamacpp, w.seq_len, w.batch)
+    measured = case["measured"]
+    assert (ctx.n_ctx, ctx.n_ctx_seq, ctx.n_batch, ctx.n_ubatch, ctx.n_seq) == (
+        measured["n_ctx"],
+        measured["n_ctx_seq"],
+        measured["n_batch"],
+        measured["n_ubatch"],
+        measured["n_seq_max"],
+    )
+    assert ctx.flash_attn == measured["flash_attn"]
+    assert {c["n_stream"] for c in case["caches"]} == {ctx.n_stream}
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if c["refused"]], ids=_case_id)
+def test_refused_where_llama_cpp_refuses(case: dict[str, Any]) -> None:
+    """Cache types llama.cpp refuses (quantised V without flash attention, MLA K != V)."""
+    model = load_model(case["preset"])
+    words = "different K" if "different K" in case["error"] else "requires flash_attn"
+    assert words in case["error"]
+    with pytest.raises(KvcalcError, match=words):
+        kv_cache(model, _workload(case), LLAMA)
+
+
+def test_llama_server_default_on_gemma_3_4b() -> None:
+    """`llama-server -m gemma-3-4b -c 8192` (4 unified slots) holds 715,128,832 B of KV.
+
+    Hand-derived from google/gemma-3-4b-it config.json (34 layers, every 6th global, window
+    1024, 4 KV heads of 256): 2·4·256·2 B = 4,096 B per token and layer; 5 global layers ×
+    8,192 cells + 29 sliding layers × GGML_PAD(min(8192, 1024·4 + 512), 256) = 4,608 cells
+    (src/llama-kv-cache-iswa.cpp) = (40,960 + 133,632) × 4,096 B.
+    """
+    model = load_model("gemma-3-4b")
+    server = LlamaCppOptions(ctx_size=8192, kv_unified=True)
+    kv = kv_cache(model, Workload(seq_len=2048, batch=4, llamacpp=server), LLAMA)
+    assert kv.total_bytes == (5 * 8192 + 29 * 4608) * 4096 == 715_128_832
+    one_slot = kv_cache(model, Workload(seq_len=8192, batch=1), LLAMA)
+    assert one_slot.total_bytes == (5 * 8192 + 29 * 1536) * 4096 == 350_224_384
+
+
+def test_llama_server_default_on_llama_4_scout() -> None:
+    """`llama-server -m Llama-4-Scout -c 32768`: chunked layers hold the whole context.
+
+    meta-llama/Llama-4-Scout-17B-16E-Instruct config.json: 48 layers, 3 of 4 chunked
+    (chunk 8192), 8 KV heads of 128: 4,096 B per token and layer. Four unified slots:
+    GGML_PAD(min(32768, 8192·4 + 512), 256) = 32,768 cells in all 48 layers; one slot:
+    36 chunked layers × 8,704 cells + 12 × 32,768.
+    """
+    model = load_model("llama-4-scout")
+    server = LlamaCppOptions(ctx_size=32768, kv_unified=True)
+    kv = kv_cache(model, Workload(seq_len=8192, batch=4, llamacpp=server), LLAMA)
+    assert kv.total_bytes == 48 * 32768 * 4096 == 6_442_450_944
+    single = kv_cache(model, Workload(seq_len=32768, batch=1), LLAMA)
+    assert single.total_bytes == (36 * 8704 + 12 * 32768) * 4096 == 2_894_069_760
+
+
+def test_ubatch_is_capped_by_batch_and_context() -> None:
+    """n_ubatch = min(min(-c, -b), -ub), before -c is padded (src/llama-context.cpp)."""
+    ctx = llama_context(LlamaCppOptions(ctx_size=300, n_batch=2048, n_ubatch=512), 300, 1)
+    assert (ctx.n_ctx, ctx.n_batch, ctx.n_ubatch) == (512, 300, 300)
+    ctx = llama_context(LlamaCppOptions(n_batch=256, n_ubatch=1024), 4096, 2)
+    assert (ctx.n_batch, ctx.n_ubatch) == (256, 256)
+
+
+def test_non_unified_slots_round_each_stream() -> None:
+    """-c 10000 -np 3: n_ctx_seq = GGML_PAD(10240 / 3, 256) = 3,584 cells in each of 3 streams."""
+    ctx = llama_context(LlamaCppOptions(ctx_size=10000), 1, 3)
+    assert (ctx.n_ctx_seq, ctx.n_stream, ctx.n_ctx) == (3584, 3, 10752)
+
+
+def test_mla_refuses_different_k_and_v_types() -> None:
+    """DeepSeek-V2-Lite (MLA) in llama.cpp: -ctk q8_0 -ctv f16 is refused; equal types are not."""
+    model = load_model("deepseek-v2-lite")
+    with pytest.raises(KvcalcError, match="different K"):
+        kv_cache(model, Workload(seq_len=4096, k_dtype=kv_dtype("q8_0")), LLAMA)
+    same = Workload(seq_len=4096, k_dtype=kv_dtype("q8_0"), v_dtype=kv_dtype("q8_0"))
+    # 27 layers × 4,096 cells × 576 latent values in q8_0 (18 blocks of 34 B = 612 B), no V
+    assert kv_cache(model, same, LLAMA).total_bytes == 27 * 4096 * 612
+
+
+def test_llama_cpp_options_need_the_llama_cpp_engine() -> None:
+    """Passing llama.cpp context flags to another engine is an error, not silently ignored."""
+    model = load_model("llama-3.1-8b")
+    with pytest.raises(KvcalcError, match=r"apply to --engine llama\.cpp"):
+        kv_cache(
+            model,
+            Workload(seq_len=4096, llamacpp=LlamaCppOptions(kv_unified=True)),
+            engine_profile("vllm"),
+        )
