@@ -8,13 +8,13 @@ exactly: the textbook bytes plus every engine addition equal the breakdown's tot
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from fractions import Fraction
-from typing import Literal
+from typing import Any, Literal
 
 from kvcalc.dtypes import KvDtype
-from kvcalc.engines import ENGINES
-from kvcalc.formula import KvBreakdown, LayerGroup, kv_heads_per_gpu, layer_bytes_per_token
+from kvcalc.engines import ENGINES, EngineProfile
+from kvcalc.formula import KvBreakdown, LayerGroup, kv_cache, kv_heads_per_gpu
 from kvcalc.specs import MHA, MLA, MQA, ModelSpec
 
 Origin = Literal["preset", "config", "spec"]
@@ -160,6 +160,11 @@ def _why_step(kv: KvBreakdown) -> Step:
         "dropped): the cache grows by one row per token per layer.",
         "Caching is exact: it changes the cost, not the result.",
     ]
+    if getattr(kv, "state_groups", ()):
+        lines.append(
+            "Recurrent and linear-attention layers keep no K and V: they fold the past into a "
+            "fixed-size state per sequence, updated each step, so their memory does not grow."
+        )
     if is_mla:
         lines.append(
             "MLA caches one compressed latent per token and layer instead, from which K and V "
@@ -242,10 +247,16 @@ def _layout_step(
 
 def _state_lines(kv: KvBreakdown) -> list[str]:
     """Return lines for fixed-size per-sequence state layers, when the breakdown has any."""
-    state = getattr(kv, "state_bytes_per_sequence", None)
-    if not isinstance(state, int) or not state:
-        return []
-    return [f"State layers keep a fixed {state:,} B per sequence that does not grow with context."]
+    groups = getattr(kv, "state_groups", ())
+    lines = []
+    for g in groups:
+        lines.append(
+            f"{g.count} {g.layer_kind} layers ({g.mixer}) keep a fixed state of "
+            f"{g.bytes_per_sequence_per_layer:,} B per sequence each (conv "
+            f"{g.conv_bytes_per_layer:,} B + recurrent {g.recurrent_bytes_per_layer:,} B on one "
+            "GPU): it does not grow with the context."
+        )
+    return lines
 
 
 def _ratio(a: int, b: int) -> Fraction | float:
@@ -349,23 +360,47 @@ def _elem_factor(dtype: KvDtype, source: str) -> list[Factor]:
     return []  # block types are counted per row in the row factor
 
 
+def _group_key(g: LayerGroup) -> tuple[str, int | None, str]:
+    return g.kind, g.window, str(getattr(g, "layer_kind", "") or "")
+
+
+def _reference(kv: KvBreakdown, engine: EngineProfile) -> KvBreakdown:
+    """Return the breakdown on one GPU under `engine`, same model, point and dtypes."""
+    w = replace(kv.workload, tp=1, pp=1, k_dtype=kv.k_dtype, v_dtype=kv.v_dtype)
+    if engine.name == "formula":
+        w = replace(w, block_size=None, max_num_batched_tokens=None)
+    return kv_cache(kv.model, w, engine)
+
+
 def _formula_step(
-    kv: KvBreakdown, origin: Origin, label: str, config: Mapping[str, object] | None
+    kv: KvBreakdown,
+    textbook_kv: KvBreakdown,
+    origin: Origin,
+    label: str,
+    config: Mapping[str, object] | None,
 ) -> tuple[Step, int]:
-    """Return the textbook formula step (exact tokens, logical heads, no engine rounding)."""
+    """Return the textbook formula step (exact tokens, logical heads, no engine rounding).
+
+    The textbook is the `formula` engine on one GPU: every layer holds exactly seq tokens
+    (a local layer min(seq, window)), K/V heads as the config gives them.
+    """
     w = kv.workload
+    textbook = textbook_kv.total_bytes
     factors, per_layer = _per_layer_factors(kv, origin, label, config)
     src = config_source("n_layers", origin, label, config)
-    lines = []
-    groups = [
-        (g, min(w.seq_len, g.window) if g.window is not None else w.seq_len) for g in kv.groups
-    ]
-    textbook = sum(g.count * tokens * w.batch * per_layer for g, tokens in groups)
+    groups = [(g, g.tokens) for g in textbook_kv.groups]
+    uniform = all(g.bytes_per_token_per_layer == per_layer for g, _ in groups)
     per_layer_text = " × ".join(f"{f.value:,}" for f in factors)
-    if len(groups) == 1:
+    lines = []
+    if uniform:
+        lines.append(
+            f"one layer, one token: {per_layer_text} = {per_layer:,} B; the cache is that "
+            "times layers × tokens × sequences."
+        )
+    if uniform and len(groups) == 1:
         factors = [
             *factors,
-            Factor("layers", kv.model.n_layers, "layers", src),
+            Factor("layers", groups[0][0].count, "layers", src),
             _tokens_factor(kv, groups[0][0], groups[0][1], origin, label, config),
             Factor("batch", w.batch, "sequences", f"--batch {w.batch}"),
         ]
@@ -374,22 +409,20 @@ def _formula_step(
         terms = []
         for g, tokens in groups:
             how = f"min(seq, {g.window:,})" if g.window is not None else "seq"
-            terms.append(f"{g.count} {g.kind} layers × {tokens:,} tokens ({how})")
-        lines.append(
-            f"{per_layer_text} B per token per layer × ({' + '.join(terms)}) × "
-            f"{w.batch:,} seq = {textbook:,} B"
-        )
+            name = str(getattr(g, "layer_kind", "") or g.kind)
+            each = "" if uniform else f" × {g.bytes_per_token_per_layer:,} B"
+            terms.append(f"{g.count} {name} layers × {tokens:,} tokens ({how}){each}")
+        lead = f"{per_layer_text} B per token per layer × " if uniform else ""
+        lines.append(f"{lead}({' + '.join(terms)}) × {w.batch:,} seq = {textbook:,} B")
+        if not uniform:
+            lines.append(f"per layer kind: {textbook_kv.layer_formula}")
         factors = [
-            *factors,
-            Factor("layers", kv.model.n_layers, "layers, split by kind below", src),
+            *(factors if uniform else []),
+            Factor("layers", kv.model.n_layers, "layers, split by kind above", src),
             Factor("seq", w.seq_len, "tokens per sequence (full layers)", f"--seq {w.seq_len}"),
             Factor("batch", w.batch, "sequences", f"--batch {w.batch}"),
         ]
-    lines.insert(
-        0,
-        f"one layer, one token: {per_layer_text} = {per_layer:,} B; the cache is that times "
-        "layers × tokens × sequences.",
-    )
+    lines += _state_formula_lines(kv)
     step = Step(
         "formula",
         "The formula, factor by factor",
@@ -398,6 +431,18 @@ def _formula_step(
         values={"bytes_per_token_per_layer": per_layer, "textbook_bytes": textbook},
     )
     return step, textbook
+
+
+def _state_formula_lines(kv: KvBreakdown) -> list[str]:
+    """Return one line per fixed-size state layer kind (recurrent, linear attention), if any."""
+    lines = []
+    for g in getattr(kv, "state_groups", ()):
+        lines.append(
+            f"state, not per token: {g.count} {g.layer_kind} ({g.mixer}) layers × "
+            f"{g.bytes_per_sequence_per_layer:,} B per sequence per layer ({g.formula}) = "
+            f"{g.bytes:,} B for the workload"
+        )
+    return lines
 
 
 def _tokens_factor(
@@ -420,43 +465,51 @@ def _tokens_factor(
     )
 
 
-def _engine_step(kv: KvBreakdown, textbook: int) -> Step:
-    """Return what the engine adds to the textbook bytes, each term and why; they sum exactly."""
-    model, engine, w = kv.model, kv.engine, kv.workload
-    formula = ENGINES["formula"]
-    b0 = layer_bytes_per_token(
-        model, formula, kv.k_dtype, kv.v_dtype, kv_heads_per_gpu(model, formula, 1)
-    )[0]
-    b1 = layer_bytes_per_token(
-        model, engine, kv.k_dtype, kv.v_dtype, kv_heads_per_gpu(model, engine, 1)
-    )[0]
-    terms: list[tuple[str, int]] = []
+def _engine_step(kv: KvBreakdown, textbook_kv: KvBreakdown, engine_kv: KvBreakdown) -> Step:
+    """Return what the engine adds to the textbook bytes, each term and why; they sum exactly.
 
-    def tokens0(g: LayerGroup) -> int:
-        return w.seq_len if g.window is None else min(w.seq_len, g.window)
+    Applied in order: the engine's layout on one GPU, tensor-parallel copies, the tokens
+    each layer holds (blocks, padding, window rule), then padding layers; each term is the
+    change in total bytes, so textbook + Σ terms = the engine's total.
+    """
+    engine, w = kv.engine, kv.workload
+    keys = [_group_key(g) for g in kv.groups]
+    t0 = {_group_key(g): g.tokens for g in textbook_kv.groups}
+    b0 = {_group_key(g): g.bytes_per_token_per_layer for g in textbook_kv.groups}
+    b1 = {_group_key(g): g.bytes_per_token_per_layer for g in engine_kv.groups}
+    t0 = {k: t0.get(k, 0) for k in keys}
+    t1 = {_group_key(g): g.tokens for g in kv.groups}
+    c0 = {_group_key(g): g.count for g in kv.groups}
+    c1 = {_group_key(g): g.padded_count for g in kv.groups}
+    p1 = {k: b1.get(k, 0) for k in keys}
+    p2 = {_group_key(g): w.tp * g.bytes_per_token_per_layer for g in kv.groups}
 
-    def total(per_layer: dict[int, int], tokens: dict[int, int], counts: dict[int, int]) -> int:
-        return sum(counts[i] * tokens[i] * w.batch * per_layer[i] for i in range(len(kv.groups)))
+    def total(per_layer: dict[Any, int], tokens: dict[Any, int], counts: dict[Any, int]) -> int:
+        return sum(counts[k] * tokens[k] * w.batch * per_layer[k] for k in keys)
 
-    idx = range(len(kv.groups))
-    t0 = {i: tokens0(kv.groups[i]) for i in idx}
-    t1 = {i: kv.groups[i].tokens for i in idx}
-    c0 = {i: kv.groups[i].count for i in idx}
-    c1 = {i: kv.groups[i].padded_count for i in idx}
-    p1 = dict.fromkeys(idx, b1)
-    p2 = {i: w.tp * kv.groups[i].bytes_per_token_per_layer for i in idx}
+    first = next(iter(keys), None)
+    layout = (
+        f"layout: {engine.name} caches {p1[first]:,} B per token per layer, not "
+        f"{b0.get(first, 0):,}"
+        if first is not None
+        else "layout"
+    )
     steps = [
-        (p1, t0, c0, f"layout: {engine.name} caches {b1:,} B per token per layer, not {b0:,}"),
+        (p1, t0, c0, layout),
         (p2, t0, c0, _tp_text(kv)),
         (p2, t1, c0, "tokens held: " + _tokens_text(kv, t0, t1)),
         (p2, t1, c1, "padding layers of vLLM's equal-size hybrid groups"),
     ]
+    terms: list[tuple[str, int]] = []
+    textbook = textbook_kv.total_bytes
     previous = textbook
     for per_layer, tokens, counts, text in steps:
         now = total(per_layer, tokens, counts)
         if now != previous:
             terms.append((text, now - previous))
         previous = now
+    if previous != kv.total_bytes:  # a layer kind the textbook lacks: say so, keep it exact
+        terms.append((f"other {engine.name} allocation", kv.total_bytes - previous))
     lines = [f"textbook: {textbook:,} B"]
     lines += [f"{'+' if b >= 0 else '−'} {abs(b):,} B  {t}" for t, b in terms]
     lines.append(f"= {kv.total_bytes:,} B under {engine.name} ({engine.summary})")
@@ -492,11 +545,12 @@ def _tp_text(kv: KvBreakdown) -> str:
     )
 
 
-def _tokens_text(kv: KvBreakdown, t0: dict[int, int], t1: dict[int, int]) -> str:
+def _tokens_text(kv: KvBreakdown, t0: dict[Any, int], t1: dict[Any, int]) -> str:
     parts = []
-    for i, g in enumerate(kv.groups):
-        if t0[i] != t1[i]:
-            parts.append(f"{g.kind} layers {t0[i]:,} → {t1[i]:,}")
+    for g in kv.groups:
+        k = _group_key(g)
+        if t0[k] != t1[k]:
+            parts.append(f"{g.kind} layers {t0[k]:,} → {t1[k]:,}")
     block = f"block {kv.block_size} tokens" if kv.block_size > 1 else "no blocks"
     pad = f", context padded to {kv.engine.context_pad}" if kv.engine.context_pad > 1 else ""
     return f"{', '.join(parts)} ({block}{pad}, sliding rule {kv.engine.sliding})"
@@ -515,9 +569,10 @@ def _scale_line(kv: KvBreakdown) -> str | None:
 def _where_step(kv: KvBreakdown) -> Step:
     lines = []
     values: dict[str, int | str | None] = {}
+    whole = kv.total_bytes + int(getattr(kv, "state_total_bytes", 0) or 0)
     for g in kv.groups:
         name = g.kind if g.window is None else f"{g.kind} (window {g.window:,})"
-        share = Fraction(g.bytes, kv.total_bytes) if kv.total_bytes else Fraction(0)
+        share = Fraction(g.bytes, whole) if whole else Fraction(0)
         count = (
             f"{g.count}"
             if g.padded_count == g.count
@@ -528,7 +583,18 @@ def _where_step(kv: KvBreakdown) -> Step:
             f"({float(share) * 100:.1f} %)"
         )
         values[f"{g.kind}_{g.window or 0}_bytes"] = g.bytes
-    lines += _state_lines(kv)
+    state_total = int(getattr(kv, "state_total_bytes", 0) or 0)
+    for sg in getattr(kv, "state_groups", ()):
+        lines.append(
+            f"{sg.padded_count} {sg.layer_kind} state layers ({sg.mixer}): {sg.bytes:,} B, "
+            "fixed per sequence"
+        )
+    if state_total:
+        lines.append(
+            f"growing KV {kv.total_bytes:,} B + fixed state {state_total:,} B = "
+            f"{kv.total_bytes + state_total:,} B"
+        )
+        values["state_total_bytes"] = state_total
     lines.append(
         f"per sequence {kv.per_sequence_bytes:,} B; total {kv.total_bytes:,} B on "
         f"{kv.n_gpus} GPU(s); busiest GPU {kv.per_gpu_bytes:,} B"
@@ -597,12 +663,13 @@ def explain(
         raise KvcalcError(
             f"--output-tokens must be from 0 to seq − 1 ({seq - 1:,}), got {output:,}"
         )
-    formula, textbook = _formula_step(kv, origin, model_label, config)
+    textbook_kv = _reference(kv, ENGINES["formula"])
+    formula, textbook = _formula_step(kv, textbook_kv, origin, model_label, config)
     steps = (
         _why_step(kv),
         _layout_step(kv, origin, model_label, config),
         formula,
-        _engine_step(kv, textbook),
+        _engine_step(kv, textbook_kv, _reference(kv, kv.engine)),
         _where_step(kv),
         _buys_step(kv, seq - output, output),
     )

@@ -52,8 +52,19 @@ class Boundary:
 
     model: str
     gpu: str
+    axis: Axis
     x: int  # 0: not even the smallest point fits
     total_bytes: int | None  # total at x on the busiest GPU (None when x is 0)
+    model_limit: bool = False  # x is the model's max_position_embeddings, not memory
+
+    @property
+    def text(self) -> str:
+        """Return '<model> on <gpu>: max context 40,960 (the model's limit)' and the like."""
+        if self.total_bytes is None:
+            return f"{self.model} on {self.gpu}: does not fit at the smallest point"
+        what = "context" if self.axis == "seq" else "batch"
+        limit = " (the model's limit)" if self.model_limit else ""
+        return f"{self.model} on {self.gpu}: max {what} {self.x:,}{limit}"
 
 
 @dataclass(frozen=True)
@@ -163,14 +174,15 @@ def plot_data(
             series.append(
                 Series(f"{spec.name} total on {gpu.name}", label, gpu_label, "total", xs, totals)
             )
+            clamped = False
             if axis == "seq":
-                edge = max_seq_len(plan, plan_budget)[0]
+                edge, clamped = max_seq_len(replace(plan, workload=at(workload, 1)), plan_budget)
             else:
-                edge = max_batch(plan, plan_budget)
+                edge = max_batch(replace(plan, workload=at(workload, 1)), plan_budget)
             edge_total = None
             if edge > 0:
                 edge_total = _busiest_total(kv_cache(spec, at(workload, edge), engine), plan_budget)
-            boundaries.append(Boundary(label, gpu_label, edge, edge_total))
+            boundaries.append(Boundary(label, gpu_label, axis, edge, edge_total, clamped))
     return PlotData(
         axis=axis,
         fixed=workload.batch if axis == "seq" else workload.seq_len,
@@ -196,6 +208,22 @@ def _matplotlib() -> Any:
     return Figure
 
 
+def _nice_step(raw: float) -> float:
+    """Return 1, 2 or 5 × 10^k at or above raw (a tick step in GiB)."""
+    import math
+
+    if raw <= 0:
+        return 1.0
+    power = 10.0 ** math.floor(math.log10(raw))
+    return next(m * power for m in (1, 2, 2.5, 5, 10) if m * power >= raw)
+
+
+def _digits(step: float) -> int:
+    """Return the decimals a tick step needs: 2.5 -> 1, 0.05 -> 2, 50 -> 0."""
+    text = f"{step:.6f}".rstrip("0").rstrip(".")
+    return len(text.split(".")[1]) if "." in text else 0
+
+
 def figure(data: PlotData) -> Figure:
     """Return a matplotlib Figure of the data: lines in bytes (ticks in GiB), one per series.
 
@@ -203,12 +231,14 @@ def figure(data: PlotData) -> Figure:
     '<model> on <gpu> fits up to x'. KvcalcError when matplotlib is not installed.
     """
     figure_class = _matplotlib()
-    from matplotlib.ticker import FuncFormatter
+    from matplotlib.ticker import FuncFormatter, MultipleLocator
 
     fig = figure_class(figsize=(9, 5.5), layout="constrained")
     ax = fig.add_subplot()
     colours: dict[str, str] = {}
     palette = [f"C{i}" for i in range(10)]
+    dashes = ["--", "-.", (0, (3, 1, 1, 1, 1, 1)), (0, (6, 2))]
+    gpu_index = {c.gpu: i for i, c in enumerate(data.capacities)}
     for s in data.series:
         colour = colours.setdefault(s.model, palette[len(colours) % len(palette)])
         ax.plot(
@@ -216,7 +246,7 @@ def figure(data: PlotData) -> Figure:
             s.y,
             label=s.label,
             color=colour,
-            linestyle="-" if s.kind == "kv" else "--",
+            linestyle="-" if s.gpu is None else dashes[gpu_index[s.gpu] % len(dashes)],
             marker="o" if s.kind == "kv" else None,
             markersize=3,
         )
@@ -232,15 +262,16 @@ def figure(data: PlotData) -> Figure:
     for b in data.boundaries:
         if b.total_bytes is None or not low <= b.x <= high:
             continue
-        what = "context" if data.axis == "seq" else "batch"
+        colour = colours.get(b.model, "k")
+        ax.axvline(b.x, color=colour, linestyle=":", linewidth=0.8)
         ax.plot(
             [b.x],
             [b.total_bytes],
             marker="X",
             markersize=9,
             linestyle="none",
-            color=colours.get(b.model, "k"),
-            label=f"{b.model} on {b.gpu}: max {what} {b.x:,}",
+            color=colour,
+            label=b.text,
         )
     if data.axis == "seq":
         ax.set_xscale("log", base=2)
@@ -249,11 +280,14 @@ def figure(data: PlotData) -> Figure:
         ax.set_xscale("log", base=2)
         ax.set_xlabel("concurrent sequences (batch)")
     ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{int(v):,}"))
-    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v / GiB:,.0f}"))
+    top = max([max(s.y) for s in data.series] + [c.capacity_bytes for c in data.capacities])
+    step = _nice_step(top / GiB / 8)
+    ax.yaxis.set_major_locator(MultipleLocator(step * GiB))
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v / GiB:,.{_digits(step)}f}"))
     ax.set_ylabel("memory per GPU, GiB (2^30 B)")
     ax.set_ylim(bottom=0)
     ax.set_title(data.title)
     ax.grid(True, alpha=0.3)
-    ax.legend(fontsize="small")
+    ax.legend(fontsize="small", loc="upper left")
     result: Figure = fig
     return result

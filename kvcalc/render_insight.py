@@ -166,8 +166,4 @@ def render_plot_text(console: Console, data: PlotData, width: int = 72, height: 
     for c in data.capacities:
         console.print(Text(f"─ {c.gpu} capacity {format_gib(c.capacity_bytes)}"))
     for b in data.boundaries:
-        what = "context" if data.axis == "seq" else "batch"
-        if b.total_bytes is None:
-            console.print(Text(f"┊ {b.model} on {b.gpu}: does not fit at the smallest point"))
-        else:
-            console.print(Text(f"┊ {b.model} on {b.gpu}: max {what} {b.x:,}"))
+        console.print(Text(f"┊ {b.text}"))
