@@ -6,6 +6,8 @@ from typing import Annotated, Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from kvcalc.quant import WeightsQuant
+
 PositiveInt = Annotated[int, Field(gt=0, strict=True)]
 NonNegativeInt = Annotated[int, Field(ge=0, strict=True)]
 
@@ -74,6 +76,8 @@ class MLA(_Spec):
 
     arXiv 2405.04434 §2.1: the cache holds c_KV (kv_lora_rank) and k^R (qk_rope_head_dim)
     per token and layer; K and V are reconstructed from the latent, so there is no factor 2.
+    DeepSeek-V3.2's sparse attention (DSA, arXiv 2512.02556) adds its lightning indexer's
+    key, one index_head_dim vector per token and layer, cached beside the latent.
     """
 
     kind: Literal["mla"]
@@ -83,6 +87,9 @@ class MLA(_Spec):
     qk_nope_head_dim: PositiveInt
     v_head_dim: PositiveInt
     q_lora_rank: PositiveInt | None = None
+    index_head_dim: PositiveInt | None = Field(
+        default=None, description="DSA indexer key width cached per token (None: no indexer)"
+    )
 
     @property
     def latent_dim(self) -> int:
@@ -95,7 +102,81 @@ class MLA(_Spec):
 
 Attention = Annotated[MHA | GQA | MQA | MLA, Field(discriminator="kind")]
 
+# The built-in layer kinds of a pattern; a model's own `kinds` add named ones.
 LayerKind = Literal["full", "sliding", "chunked"]
+BUILTIN_KINDS: tuple[str, ...] = ("full", "sliding", "chunked")
+StateDtype = Literal["model", "fp32", "bf16", "fp16"]
+
+
+class AttentionKind(_Spec):
+    """Attention layers with their own KV geometry (Gemma-4's global layers, NAS per-layer GQA).
+
+    Unset fields take the model's `attention`; `k_eq_v`: K is stored once and used as V
+    too (Gemma-4 attention_k_eq_v), so the layer caches K only where the engine shares it.
+    """
+
+    kind: Literal["attention"]
+    window: LayerKind = "full"
+    n_kv_heads: PositiveInt | None = None
+    head_dim: PositiveInt | None = None
+    head_dim_v: PositiveInt | None = None
+    k_eq_v: bool = False
+
+
+class NoCacheKind(_Spec):
+    """Layers that add nothing to the cache: no attention (NAS no-op / linear replacement),
+    or attention reading another layer's KV (Gemma-4 num_kv_shared_layers)."""
+
+    kind: Literal["none"]
+    reason: Literal["no_attention", "kv_shared"]
+
+
+class StateKind(_Spec):
+    """A recurrent / linear-attention mixer: a fixed-size state per sequence, not per token.
+
+    Two tensors per layer and sequence (the engines' cache shapes, see engines.py):
+      conv state:      (conv_inner + conv_groups · conv_group_channels) × width, width the
+                       conv kernel or kernel − 1 by engine;
+      recurrent state: state_heads × state_head_elems.
+    TP splits conv_inner and state_heads evenly, conv groups by whole groups (replicated
+    when fewer than the ranks). Mamba2: inner d_inner, groups n_groups of 2·d_state,
+    heads n_heads of head_dim·d_state. Gated DeltaNet: inner Hv·Dv, groups Hk of 2·Dk,
+    heads Hv of Dk·Dv. Mamba1: inner d_inner, heads d_inner of d_state. Short conv (LFM2):
+    inner hidden_size, no recurrent state.
+    """
+
+    kind: Literal["state"]
+    mixer: Literal["mamba", "mamba2", "gated_deltanet", "kda", "lightning", "short_conv"]
+    conv_kernel: NonNegativeInt = 0
+    conv_inner: NonNegativeInt = 0
+    conv_groups: NonNegativeInt = 0
+    conv_group_channels: NonNegativeInt = 0
+    state_heads: NonNegativeInt = 0
+    state_head_elems: NonNegativeInt = 0
+    conv_dtype: StateDtype = "model"
+    state_dtype: StateDtype = "model"
+
+    @property
+    def conv_channels(self) -> int:
+        return self.conv_inner + self.conv_groups * self.conv_group_channels
+
+    @model_validator(mode="after")
+    def _holds_something(self) -> StateKind:
+        if not (self.conv_kernel and self.conv_channels) and not (
+            self.state_heads and self.state_head_elems
+        ):
+            raise ValueError("a state layer needs a conv state or a recurrent state")
+        return self
+
+
+LayerKindSpec = Annotated[AttentionKind | NoCacheKind | StateKind, Field(discriminator="kind")]
+
+# the built-in kinds as AttentionKind values (already valid: no validation at import)
+_BUILTIN_KINDS: dict[str, AttentionKind] = {
+    "full": AttentionKind.model_construct(kind="attention", window="full"),
+    "sliding": AttentionKind.model_construct(kind="attention", window="sliding"),
+    "chunked": AttentionKind.model_construct(kind="attention", window="chunked"),
+}
 
 
 class Window(NamedTuple):
@@ -115,15 +196,9 @@ class LayerPattern(_Spec):
 
     sliding_window: PositiveInt | None = None
     chunk_size: PositiveInt | None = None
-    pattern: Annotated[list[LayerKind], Field(min_length=1)]
-
-    @model_validator(mode="after")
-    def _sizes_given(self) -> LayerPattern:
-        if "sliding" in self.pattern and self.sliding_window is None:
-            raise ValueError("pattern has sliding layers but no sliding_window")
-        if "chunked" in self.pattern and self.chunk_size is None:
-            raise ValueError("pattern has chunked layers but no chunk_size")
-        return self
+    pattern: Annotated[list[str], Field(min_length=1)] = Field(
+        description="full, sliding, chunked, or a name of the model's `kinds`"
+    )
 
 
 class ParamBreakdown(_Spec):
@@ -174,11 +249,20 @@ class ModelSpec(_Spec):
     checkpoint_bytes: PositiveInt | None = Field(
         default=None, description="exact bytes of the published weights (safetensors), if known"
     )
+    weights_quant: WeightsQuant | None = Field(
+        default=None, description="how the published weights ship (quantization_config)"
+    )
     max_position_embeddings: PositiveInt | None = None
     dtype: Literal["fp32", "fp16", "bf16"] = "bf16"
     tie_word_embeddings: bool = False
     attention: Attention
     layers: LayerPattern | None = None
+    kinds: dict[str, LayerKindSpec] | None = Field(
+        default=None, description="named layer kinds the pattern may use besides the built-ins"
+    )
+    mtp_layers: NonNegativeInt = Field(
+        default=0, description="MTP / next-n layers: cached only with speculative decoding on"
+    )
     moe: MoE | None = None
     notes: str | None = None
 
@@ -192,35 +276,80 @@ class ModelSpec(_Spec):
                     f"params add up to {self.params.total:,}, not n_params {self.n_params:,}"
                 )
         if self.layers is not None:
-            if isinstance(self.attention, MLA):
-                raise ValueError("sliding-window layers are not supported with MLA attention")
-            period = len(self.layers.pattern)
-            if period > self.n_layers:
-                raise ValueError(
-                    f"layers.pattern lists {period} layers but the model has {self.n_layers}"
-                )
+            self._check_pattern(self.layers)
         if self.moe is not None and self.moe.n_experts_per_token > self.moe.n_experts:
             raise ValueError("moe.n_experts_per_token exceeds moe.n_experts")
         return self
 
+    def _check_pattern(self, layers: LayerPattern) -> None:
+        kinds = self.kinds or {}
+        for name in layers.pattern:
+            if name not in BUILTIN_KINDS and name not in kinds:
+                known = ", ".join([*BUILTIN_KINDS, *kinds])
+                raise ValueError(f"layers.pattern names unknown kind {name!r} (known: {known})")
+        windows = {self._window_name(name) for name in layers.pattern}
+        if "sliding" in windows and layers.sliding_window is None:
+            raise ValueError("pattern has sliding layers but no sliding_window")
+        if "chunked" in windows and layers.chunk_size is None:
+            raise ValueError("pattern has chunked layers but no chunk_size")
+        if isinstance(self.attention, MLA) and windows & {"sliding", "chunked"}:
+            raise ValueError("sliding-window layers are not supported with MLA attention")
+        for name, kind in kinds.items():
+            overrides = isinstance(kind, AttentionKind) and (
+                kind.n_kv_heads or kind.head_dim or kind.head_dim_v or kind.k_eq_v
+            )
+            if overrides and isinstance(self.attention, MLA):
+                raise ValueError(f"kinds.{name}: MLA layers have no per-kind KV heads")
+        period = len(layers.pattern)
+        if period > self.n_layers:
+            raise ValueError(
+                f"layers.pattern lists {period} layers but the model has {self.n_layers}"
+            )
+
+    def _window_name(self, name: str) -> str | None:
+        """Return the window kind ('full', 'sliding', 'chunked') of a pattern entry, or None."""
+        if name in BUILTIN_KINDS:
+            return name
+        kind = (self.kinds or {})[name]
+        return kind.window if isinstance(kind, AttentionKind) else None
+
+    def layer_kind_names(self) -> tuple[str, ...]:
+        """Return each layer's kind name: full, sliding, chunked, or one of `kinds`."""
+        if self.layers is None:
+            return ("full",) * self.n_layers
+        pattern = self.layers.pattern
+        return tuple(pattern[i % len(pattern)] for i in range(self.n_layers))
+
+    def layer_kind(self, name: str) -> AttentionKind | NoCacheKind | StateKind:
+        """Return the kind a pattern name stands for (a built-in is plain attention)."""
+        builtin = _BUILTIN_KINDS.get(name)
+        if builtin is not None:
+            return builtin
+        return (self.kinds or {})[name]
+
     def to_data(self) -> dict[str, object]:
         """Return the spec as plain data for YAML/JSON, unset fields left out, attention kind first."""
         data = self.model_dump(mode="json", exclude_none=True)
+        if not data.get("mtp_layers"):
+            data.pop("mtp_layers", None)
         attention = data["attention"]
         data["attention"] = {"kind": attention.pop("kind"), **attention}
         return data
 
     def layer_windows(self) -> tuple[Window | None, ...]:
-        """Return each layer's local-attention window, or None for a full-attention layer."""
+        """Return each layer's local-attention window, or None for a full-attention layer.
+
+        Layers that cache no attention KV (state or no-cache kinds) are None too: use
+        layer_kind_names() to tell them apart.
+        """
         if self.layers is None:
             return (None,) * self.n_layers
-        pattern = self.layers.pattern
-        spans: dict[str, Window | None] = {"full": None}
+        spans: dict[str | None, Window | None] = {"full": None, None: None}
         if self.layers.sliding_window is not None:
             spans["sliding"] = Window("sliding", self.layers.sliding_window)
         if self.layers.chunk_size is not None:
             spans["chunked"] = Window("chunked", self.layers.chunk_size)
-        return tuple(spans[pattern[i % len(pattern)]] for i in range(self.n_layers))
+        return tuple(spans[self._window_name(n)] for n in self.layer_kind_names())
 
 
 class GpuSpec(_Spec):

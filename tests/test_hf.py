@@ -21,7 +21,11 @@ SYNTHETIC = sorted((DATA / "hf_synthetic").glob("*.json"))
 
 
 def load(path: Path) -> ModelSpec:
-    return hf.import_config(json.loads(path.read_text()), source="test").spec
+    # the one synthetic config of an unknown family is read the standard way on purpose
+    assume = path.stem == "unknown_llama_like"
+    return hf.import_config(
+        json.loads(path.read_text()), source="test", assume_standard=assume
+    ).spec
 
 
 def per_token_bf16(spec: ModelSpec) -> int:
@@ -87,13 +91,53 @@ def test_gemma3_text_config_nested_in_multimodal() -> None:
     assert per_token_bf16(spec) == 2 * 16 * 128 * 2 * 62
 
 
-def test_unknown_model_type_warns_but_works() -> None:
-    """An unknown model_type with the standard keys imports, with a warning to check the result."""
-    imported = hf.import_config(
-        json.loads((DATA / "hf_synthetic" / "unknown_llama_like.json").read_text()), source="t"
-    )
+def test_unknown_model_type_is_refused_unless_assumed_standard() -> None:
+    """An unknown model_type is refused in one line naming it; --assume-standard reads it with
+    the standard keys, with a warning to check the result."""
+    config = json.loads((DATA / "hf_synthetic" / "unknown_llama_like.json").read_text())
+    with pytest.raises(KvcalcError, match=r"unknown model_type .my_llama.*--assume-standard"):
+        hf.import_config(config, source="t")
+    imported = hf.import_config(config, source="t", assume_standard=True)
     assert imported.warnings and "my_llama" in imported.warnings[0]
     assert imported.spec.attention.kind == "gqa"
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("hybrid_override_pattern", "M*M*"),
+        ("mamba_num_heads", 8),
+        ("compress_ratios", [0, 4]),
+        ("num_kv_shared_layers", 2),
+        ("index_head_dim", 128),
+    ],
+)
+def test_cache_changing_key_a_family_does_not_read_is_refused(key: str, value: object) -> None:
+    """A key that changes what is cached, set on a family that does not read it, is refused in
+    one line naming the key; --assume-standard ignores it with a warning."""
+    config = json.loads((DATA / "hf_synthetic" / "mistral_noswa.json").read_text())
+    config[key] = value
+    with pytest.raises(KvcalcError, match=f"config key '{key}' changes what a mistral model"):
+        hf.import_config(config, source="t")
+    imported = hf.import_config(config, source="t", assume_standard=True)
+    assert any(key in w for w in imported.warnings)
+
+
+def test_keys_that_do_not_change_the_cache_are_accepted() -> None:
+    """Router settings, moe_layer_freq lists and unset cache keys (None, 0, False) import."""
+    config = json.loads((DATA / "hf_synthetic" / "mistral_noswa.json").read_text())
+    config.update(
+        {"moe_layer_freq": [0, 1], "topk_group": 1, "router_aux_loss_coef": 0.01,
+         "num_kv_shared_layers": 0, "sliding_window": None, "mamba_hidden_act": "silu"}
+    )  # fmt: skip
+    assert hf.import_config(config, source="t").warnings == ()
+
+
+def test_known_but_unmodelled_family_is_refused_with_its_reason() -> None:
+    """DeepSeek-V4 (compressed attention) is refused in one line that says why."""
+    config = {"model_type": "deepseek_v4", "num_hidden_layers": 2}
+    with pytest.raises(KvcalcError, match="'deepseek_v4' is not supported: compressed attention"):
+        hf.import_config(config, source="t")
 
 
 @pytest.mark.parametrize(
@@ -156,7 +200,13 @@ def test_llama4_chunked_layers() -> None:
 @pytest.mark.parametrize("path", [*PUBLISHED, *SYNTHETIC], ids=lambda p: p.stem)
 def test_import_yaml_round_trip(path: Path) -> None:
     """import → YAML → load gives the same spec, hence the same bytes under every engine."""
-    spec = load(path)
+    preset = DATA.parent.parent / "presets" / "models" / f"{path.stem}.yaml"
+    try:
+        spec = load(path)
+    except KvcalcError:
+        if path.parent.name == "hf_configs" and not preset.is_file():
+            return  # a published config with no preset yet, refused in one line (issue 7)
+        raise
     text = yaml.safe_dump(spec.to_data(), sort_keys=False)
     again = ModelSpec.model_validate(yaml.safe_load(text))
     assert again == spec
