@@ -38,6 +38,17 @@ MlaLayout = Literal["latent", "expanded"]
 #   whole:  capacity − weights − reserve                      (llama.cpp, transformers)
 BudgetRule = Literal["vllm", "sglang", "trtllm", "whole"]
 
+# How wide a recurrent layer's conv state is: the whole kernel (transformers'
+# LinearAttentionLayer keeps conv_kernel columns) or kernel - 1 (vLLM
+# MambaStateShapeCalculator, SGLang's Mamba pool, llama.cpp n_embd_r).
+ConvWidth = Literal["kernel", "kernel_minus_one"]
+
+# Which dtype a state tensor takes:
+#   config: the config's own (mamba_ssm_cache_dtype), else the model's dtype (vLLM, SGLang)
+#   fp32:   always float32 (llama.cpp type_r / type_s; transformers' recurrent state)
+#   model:  the model's dtype
+StateDtypeRule = Literal["config", "fp32", "model"]
+
 
 @dataclass(frozen=True)
 class EngineProfile:
@@ -66,6 +77,13 @@ class EngineProfile:
     pads_hybrid_groups: bool = False
     budget_rule: BudgetRule = "whole"
     default_util: float | None = None
+    # recurrent / linear-attention state (StateKind layers)
+    conv_width: ConvWidth = "kernel_minus_one"
+    conv_dtype_rule: StateDtypeRule = "config"
+    state_dtype_rule: StateDtypeRule = "config"
+    # bytes the engine stores per DSA indexer key: "bf16" (the model's keys as computed)
+    # or "fp8_scaled" (fp8 e4m3 + one fp32 scale per 128 values: vLLM, SGLang)
+    indexer_layout: Literal["model", "fp8_scaled"] = "model"
     assumptions: tuple[str, ...] = field(default_factory=tuple)
     sources: tuple[str, ...] = field(default_factory=tuple)
 

@@ -15,7 +15,17 @@ from kvcalc.dtypes import KV_DTYPES, KvDtype
 from kvcalc.engines import EngineProfile
 from kvcalc.errors import KvcalcError
 from kvcalc.llamacpp import LlamaCppOptions, check_cache_types, llama_context
-from kvcalc.specs import GQA, MLA, ModelSpec, Window
+from kvcalc.specs import (
+    GQA,
+    MHA,
+    MLA,
+    MQA,
+    AttentionKind,
+    ModelSpec,
+    NoCacheKind,
+    StateKind,
+    Window,
+)
 
 
 def cdiv(a: int, b: int) -> int:
@@ -43,6 +53,8 @@ class Workload:
     max_num_batched_tokens: int | None = None  # overrides the engine's (vLLM sliding planning)
     # TensorRT-LLM's max_attention_window: per-layer windows, cycled over the layers
     attention_windows: tuple[int, ...] | None = None
+    # speculative decoding with the model's MTP / next-n layers: the engine caches them too
+    mtp: bool = False
     # llama.cpp's context flags (-c, -kvu, -b, -ub, --swa-full, -fa): engine llama.cpp only
     llamacpp: LlamaCppOptions | None = None
 
@@ -73,6 +85,22 @@ class LayerGroup:
     bytes_per_token_per_layer: int  # on one GPU (local heads)
     bytes: int  # whole workload, all GPUs (replicas included)
     key: Window | None = None  # the layers' window, as KvBreakdown.layer_windows lists it
+    layer_kind: str = ""  # the spec's kind name when not a built-in (full/sliding/chunked)
+
+
+@dataclass(frozen=True)
+class StateGroup:
+    """Recurrent / linear-attention layers of one kind: a fixed state per sequence, not per token."""
+
+    layer_kind: str  # the spec's kind name
+    mixer: str  # mamba2, gated_deltanet, ...
+    count: int  # layers of this kind in the whole model
+    padded_count: int  # layers allocated, with vLLM's hybrid-group padding
+    conv_bytes_per_layer: int  # one sequence, one GPU
+    recurrent_bytes_per_layer: int  # one sequence, one GPU
+    bytes_per_sequence_per_layer: int  # as allocated (vLLM: the page, padded to the KV page)
+    bytes: int  # whole workload, all GPUs
+    formula: str
 
 
 @dataclass(frozen=True)
@@ -99,10 +127,37 @@ class KvBreakdown:
     formula: str
     layer_formula: str
     assumptions: tuple[str, ...] = field(default_factory=tuple)
+    # fixed-size recurrent / linear-attention state, apart from the growing KV above
+    state_groups: tuple[StateGroup, ...] = ()
+    state_bytes_per_sequence: int = 0  # one sequence, all GPUs
+    state_total_bytes: int = 0  # whole workload, all GPUs
+    state_per_gpu_bytes: int = 0  # busiest stage, one GPU
+    stage_state_bytes: tuple[int, ...] = ()  # state bytes on one GPU of each PP stage
+    layer_kinds: tuple[str, ...] = ()  # each layer's kind name (full, sliding, a spec kind)
+    # bytes one token adds on one GPU, per layer (0 for layers without growing KV)
+    layer_bytes_per_token: tuple[int, ...] = ()
+    mtp_layers: int = 0  # MTP / next-n layers counted (speculative decoding on)
 
     @property
     def n_gpus(self) -> int:
         return self.workload.tp * self.workload.pp
+
+    @property
+    def cache_total_bytes(self) -> int:
+        """Growing KV plus fixed state, whole workload, all GPUs."""
+        return self.total_bytes + self.state_total_bytes
+
+    @property
+    def cache_per_gpu_bytes(self) -> int:
+        """Growing KV plus fixed state on the busiest GPU."""
+        return max(
+            kv + st
+            for kv, st in zip(
+                self.stage_bytes,
+                self.stage_state_bytes or (0,) * len(self.stage_bytes),
+                strict=True,
+            )
+        )
 
 
 def pp_partition(n_layers: int, pp: int) -> tuple[tuple[int, int], ...]:
@@ -124,9 +179,17 @@ def pp_partition(n_layers: int, pp: int) -> tuple[tuple[int, int], ...]:
     return tuple(ranges)
 
 
-def kv_heads_per_gpu(model: ModelSpec, engine: EngineProfile, tp: int) -> int:
-    """Return the KV heads each tensor-parallel rank holds, after the engine's replication rule."""
-    attention = model.attention
+def kv_heads_per_gpu(
+    model: ModelSpec,
+    engine: EngineProfile,
+    tp: int,
+    attention: MHA | GQA | MQA | MLA | None = None,
+) -> int:
+    """Return the KV heads each tensor-parallel rank holds, after the engine's replication rule.
+
+    `attention`: a layer kind's own geometry (default: the model's attention).
+    """
+    attention = attention or model.attention
     n_kv = attention.n_kv_heads
     if isinstance(attention, GQA) and model.family in engine.expanded_kv_families:
         n_kv = attention.n_heads
@@ -154,38 +217,57 @@ def kv_heads_per_gpu(model: ModelSpec, engine: EngineProfile, tp: int) -> int:
     return max(1, n_kv // tp)
 
 
+def kind_attention(model: ModelSpec, kind: AttentionKind) -> MHA | GQA | MQA | MLA:
+    """Return the attention geometry of a layer kind: the model's, with the kind's overrides."""
+    base = model.attention
+    if isinstance(base, MLA) or not (kind.n_kv_heads or kind.head_dim or kind.head_dim_v):
+        return base
+    n_kv = kind.n_kv_heads or base.n_kv_heads
+    head_dim = kind.head_dim or base.head_dim
+    head_dim_v = (
+        kind.head_dim_v if kind.head_dim is not None else kind.head_dim_v or base.head_dim_v
+    )
+    fields = {"n_heads": base.n_heads, "head_dim": head_dim, "head_dim_v": head_dim_v}
+    if n_kv == base.n_heads:
+        return MHA(kind="mha", **fields)
+    if n_kv == 1:
+        return MQA(kind="mqa", **fields)
+    return GQA(kind="gqa", n_kv_heads=n_kv, **fields)
+
+
+def indexer_bytes_per_token(attention: MLA, engine: EngineProfile, k_dtype: KvDtype) -> int:
+    """Return the bytes one token's DSA indexer key takes in one layer (0 without an indexer).
+
+    fp8_scaled: index_head_dim fp8 values + one fp32 scale per 128 (vLLM
+    vllm/model_executor/models/deepseek_v2.py:DeepseekV32IndexerCache, head_dim =
+    index_head_dim + index_head_dim // quant_block_size · 4; SGLang
+    python/sglang/srt/mem_cache/memory_pool.py:NSATokenToKVPool index_k_with_scale_buffer);
+    model: index_head_dim values in the cache dtype (transformers DynamicIndexedLayer).
+    """
+    if attention.index_head_dim is None:
+        return 0
+    if engine.indexer_layout == "fp8_scaled":
+        return attention.index_head_dim + cdiv(attention.index_head_dim, 128) * 4
+    return k_dtype.row_bytes(attention.index_head_dim)
+
+
 def layer_bytes_per_token(
-    model: ModelSpec, engine: EngineProfile, k_dtype: KvDtype, v_dtype: KvDtype, heads: int
+    model: ModelSpec,
+    engine: EngineProfile,
+    k_dtype: KvDtype,
+    v_dtype: KvDtype,
+    heads: int,
+    attention: MHA | GQA | MQA | MLA | None = None,
 ) -> tuple[int, str]:
     """Return (bytes one token adds to one layer on one GPU, the formula as text)."""
-    attention = model.attention
+    attention = attention or model.attention
     if isinstance(attention, MLA):
-        if engine.mla_layout == "expanded":
-            k_elems = attention.qk_nope_head_dim + attention.qk_rope_head_dim
-            k = attention.n_heads * k_dtype.row_bytes(k_elems)
-            v = attention.n_heads * v_dtype.row_bytes(attention.v_head_dim)
-            text = (
-                f"{attention.n_heads} heads × ({k_elems} K·{_size(k_dtype)} + "
-                f"{attention.v_head_dim} V·{_size(v_dtype)}) [MLA expanded per head]"
-            )
-            return k + v, text
-        if k_dtype.name == "fp8_ds_mla":
-            if attention.kv_lora_rank % 128:
-                raise KvcalcError("fp8_ds_mla needs kv_lora_rank to be a multiple of 128")
-            scales = attention.kv_lora_rank // 128 * 4
-            rope = attention.qk_rope_head_dim * 2
-            total = attention.kv_lora_rank + scales + rope
-            text = (
-                f"({attention.kv_lora_rank} fp8 latent + {scales} B scales + "
-                f"{attention.qk_rope_head_dim}·2 B rope) [fp8_ds_mla]"
-            )
-            return total, text
-        latent = k_dtype.row_bytes(attention.latent_dim)
-        text = (
-            f"({attention.kv_lora_rank} kv_lora_rank + {attention.qk_rope_head_dim} "
-            f"qk_rope_head_dim)·{_size(k_dtype)} [MLA latent, no V]"
-        )
-        return latent, text
+        total, text = _mla_bytes_per_token(attention, engine, k_dtype, v_dtype)
+        index = indexer_bytes_per_token(attention, engine, k_dtype)
+        if index:
+            layout = "fp8 + fp32 scale per 128" if engine.indexer_layout == "fp8_scaled" else ""
+            text = f"{text} + {index} B indexer key ({attention.index_head_dim} {layout or k_dtype.name})"
+        return total + index, text
     if "fp8_ds_mla" in (k_dtype.name, v_dtype.name):
         raise KvcalcError("KV dtype fp8_ds_mla applies to MLA models only")
     d_k, d_v = attention.head_dim_k, attention.v_dim
@@ -199,6 +281,97 @@ def layer_bytes_per_token(
         v_text = f"{d_v}·{_size(v_dtype)}" + _scale_text(v_dtype)
         text = f"{heads} KV heads × (K {k_text} + V {v_text})"
     return k + v, text
+
+
+def _mla_bytes_per_token(
+    attention: MLA, engine: EngineProfile, k_dtype: KvDtype, v_dtype: KvDtype
+) -> tuple[int, str]:
+    if engine.mla_layout == "expanded":
+        k_elems = attention.qk_nope_head_dim + attention.qk_rope_head_dim
+        k = attention.n_heads * k_dtype.row_bytes(k_elems)
+        v = attention.n_heads * v_dtype.row_bytes(attention.v_head_dim)
+        text = (
+            f"{attention.n_heads} heads × ({k_elems} K·{_size(k_dtype)} + "
+            f"{attention.v_head_dim} V·{_size(v_dtype)}) [MLA expanded per head]"
+        )
+        return k + v, text
+    if k_dtype.name == "fp8_ds_mla":
+        if attention.kv_lora_rank % 128:
+            raise KvcalcError("fp8_ds_mla needs kv_lora_rank to be a multiple of 128")
+        scales = attention.kv_lora_rank // 128 * 4
+        rope = attention.qk_rope_head_dim * 2
+        total = attention.kv_lora_rank + scales + rope
+        text = (
+            f"({attention.kv_lora_rank} fp8 latent + {scales} B scales + "
+            f"{attention.qk_rope_head_dim}·2 B rope) [fp8_ds_mla]"
+        )
+        return total, text
+    latent = k_dtype.row_bytes(attention.latent_dim)
+    text = (
+        f"({attention.kv_lora_rank} kv_lora_rank + {attention.qk_rope_head_dim} "
+        f"qk_rope_head_dim)·{_size(k_dtype)} [MLA latent, no V]"
+    )
+    return latent, text
+
+
+_STATE_DTYPES = {"fp32": 4, "bf16": 2, "fp16": 2}
+
+
+def _state_dtype_size(rule: str, declared: str, model: ModelSpec) -> int:
+    if rule == "fp32":
+        return 4
+    if rule == "config" and declared != "model":
+        return _STATE_DTYPES[declared]
+    return _STATE_DTYPES[model.dtype]
+
+
+def _split(n: int, tp: int, what: str, model: ModelSpec) -> int:
+    if n % tp:
+        raise KvcalcError(f"tp {tp} does not divide the {n} {what} of {model.name}")
+    return n // tp
+
+
+def state_bytes_per_sequence(
+    model: ModelSpec, engine: EngineProfile, kind: StateKind, tp: int
+) -> tuple[int, int, str]:
+    """Return (conv bytes, recurrent bytes, formula) of one state layer, one sequence, one GPU.
+
+    conv: (conv_inner/tp + groups_per_rank · conv_group_channels) × width × dtype size,
+    width = conv_kernel (transformers LinearAttentionLayer) or conv_kernel − 1 (vLLM
+    vllm/model_executor/layers/mamba/mamba_utils.py:MambaStateShapeCalculator, llama.cpp
+    src/llama-hparams.cpp:n_embd_r); recurrent: state_heads/tp × state_head_elems × dtype
+    size (n_embd_s). Mamba2 groups fewer than the ranks are replicated, one per rank
+    (MambaStateShapeCalculator.extra_groups_for_head_shards).
+    """
+    if tp > 1 and engine.head_rule == "none":
+        raise KvcalcError(
+            f"engine {engine.name} has no tensor parallelism (it splits layers): use --pp, not --tp"
+        )
+    conv = recurrent = 0
+    parts = []
+    if kind.conv_kernel and kind.conv_channels:
+        width = kind.conv_kernel if engine.conv_width == "kernel" else kind.conv_kernel - 1
+        inner = _split(kind.conv_inner, tp, "conv channels", model)
+        groups = kind.conv_groups
+        if groups:
+            if groups % tp == 0:
+                groups //= tp
+            elif kind.mixer == "mamba2" and tp % groups == 0:
+                groups = 1
+            else:
+                raise KvcalcError(
+                    f"tp {tp} does not divide the {groups} state groups of {model.name}"
+                )
+        channels = inner + groups * kind.conv_group_channels
+        size = _state_dtype_size(engine.conv_dtype_rule, kind.conv_dtype, model)
+        conv = channels * width * size
+        parts.append(f"conv {channels:,} ch × {width} × {size} B")
+    if kind.state_heads and kind.state_head_elems:
+        heads = _split(kind.state_heads, tp, "state heads", model)
+        size = _state_dtype_size(engine.state_dtype_rule, kind.state_dtype, model)
+        recurrent = heads * kind.state_head_elems * size
+        parts.append(f"state {heads} heads × {kind.state_head_elems:,} × {size} B")
+    return conv, recurrent, " + ".join(parts)
 
 
 def _size(dtype: KvDtype) -> str:
@@ -303,48 +476,194 @@ def _layers_text(group: LayerGroup) -> str:
     return f"({group.count} + {group.padded_count - group.count} padding)"
 
 
+@dataclass(frozen=True)
+class _Layer:
+    """One layer as the engine caches it."""
+
+    name: str  # kind name
+    window: Window | None  # attention window (None: full, or no attention)
+    per_token: int  # bytes per token, one GPU (0: no growing KV)
+    logical_per_token: int  # bytes per token, unsharded
+    text: str  # per-token formula
+    state: StateKind | None = None
+    conv_bytes: int = 0  # state, one sequence, one GPU
+    recurrent_bytes: int = 0
+    state_text: str = ""
+
+    @property
+    def group_key(self) -> tuple[int, Window | None, str]:
+        """Attention by (window, custom kind); state layers by kind (after attention)."""
+        if self.state is not None:
+            return (1, None, self.name)
+        return (0, self.window, "" if self.name in ("full", "sliding", "chunked") else self.name)
+
+
+def _layers(
+    model: ModelSpec,
+    workload: Workload,
+    engine: EngineProfile,
+    k_dtype: KvDtype,
+    v_dtype: KvDtype,
+) -> list[_Layer]:
+    """Return every cached layer (MTP layers last when counted) with its bytes."""
+    names = list(model.layer_kind_names())
+    if workload.mtp:
+        names += ["mtp"] * model.mtp_layers
+    windows = effective_windows(model, workload, engine) + (None,) * (len(names) - model.n_layers)
+    cache: dict[tuple[str, Window | None], _Layer] = {}
+    layers = []
+    for name, window in zip(names, windows, strict=True):
+        key = (name, window)
+        if key not in cache:
+            kind = model.layer_kind("full" if name == "mtp" else name)
+            if isinstance(kind, NoCacheKind):
+                cache[key] = _Layer(name, None, 0, 0, f"nothing cached ({kind.reason})")
+            elif isinstance(kind, StateKind):
+                conv, rec, text = state_bytes_per_sequence(model, engine, kind, workload.tp)
+                cache[key] = _Layer(name, None, 0, 0, "", kind, conv, rec, text)
+            else:
+                attention = kind_attention(model, kind)
+                heads = kv_heads_per_gpu(model, engine, workload.tp, attention)
+                per, text = layer_bytes_per_token(model, engine, k_dtype, v_dtype, heads, attention)
+                one = kv_heads_per_gpu(model, engine, 1, attention)
+                logical, _ = layer_bytes_per_token(model, engine, k_dtype, v_dtype, one, attention)
+                cache[key] = _Layer(name, window, per, logical, text)
+        layers.append(cache[key])
+    return layers
+
+
+def _stage_ranges(model: ModelSpec, n_cached: int, pp: int) -> tuple[tuple[int, int], ...]:
+    """PP stages over the model's layers; MTP layers (past n_layers) join the last stage."""
+    stages = list(pp_partition(model.n_layers, pp))
+    start, _ = stages[-1]
+    stages[-1] = (start, n_cached)
+    return tuple(stages)
+
+
+def _vllm_block(
+    engine: EngineProfile, workload: Workload, layers: list[_Layer], is_mla: bool
+) -> tuple[int, int | None]:
+    """Return (attention block size, padded state page bytes) under vLLM's hybrid alignment.
+
+    vllm/platforms/interface.py:Platform._align_hybrid_block_size (older:
+    vllm/model_executor/models/config.py:HybridAttentionMambaModelConfig): with state
+    layers, align = max(kernel block, block_size); attention block = align ·
+    cdiv(state page, align · attention bytes per token), and the state page is padded to
+    that attention page, so one block pool serves both.
+    """
+    block = workload.block_size or engine.block_for(is_mla)
+    states = {layer.conv_bytes + layer.recurrent_bytes for layer in layers if layer.state}
+    if not states:
+        return block, None
+    attention = {layer.per_token for layer in layers if layer.state is None and layer.per_token}
+    if len(states) > 1 or len(attention) > 1:
+        raise KvcalcError(
+            f"engine {engine.name}: state layers of different sizes, or attention layers of "
+            "different page sizes beside them, are not modelled (try --engine sglang or hf)"
+        )
+    state_page = states.pop()
+    if not attention:
+        raise KvcalcError(f"engine {engine.name}: models with no attention layer are not modelled")
+    per_token = attention.pop()
+    block = block * cdiv(state_page, block * per_token)
+    return block, block * per_token
+
+
 def kv_cache(model: ModelSpec, workload: Workload, engine: EngineProfile) -> KvBreakdown:
-    """Return the exact KV-cache bytes of `workload` on `model` as `engine` allocates them."""
+    """Return the exact KV-cache bytes of `workload` on `model` as `engine` allocates them.
+
+    Growing KV (attention layers: bytes per token × tokens held) and fixed state
+    (recurrent / linear-attention layers: bytes per sequence) are reported apart.
+    """
     k_dtype = workload.k_dtype or KV_DTYPES[engine.default_kv_dtype or model.dtype]
     v_dtype = workload.v_dtype or KV_DTYPES[engine.default_kv_dtype or model.dtype]
     is_mla = isinstance(model.attention, MLA)
-    block = workload.block_size or engine.block_for(is_mla)
     tp, pp, batch = workload.tp, workload.pp, workload.batch
     _check_llama_cpp(model, workload, engine, k_dtype, v_dtype)
+    layers = _layers(model, workload, engine, k_dtype, v_dtype)
+    has_state = any(layer.state is not None for layer in layers)
+    if has_state and engine.name.startswith("trtllm"):
+        raise KvcalcError(
+            f"engine {engine.name}: recurrent / linear-attention state is not modelled"
+        )
+    state_page: int | None = None
+    if engine.pads_hybrid_groups:
+        block, state_page = _vllm_block(engine, workload, layers, is_mla)
+        _check_vllm_pages(engine, layers)
+    else:
+        block = workload.block_size or engine.block_for(is_mla)
     heads = kv_heads_per_gpu(model, engine, tp)
-    per_layer, per_layer_text = layer_bytes_per_token(model, engine, k_dtype, v_dtype, heads)
-    logical_heads = kv_heads_per_gpu(model, engine, 1)
-    logical_per_layer, _ = layer_bytes_per_token(model, engine, k_dtype, v_dtype, logical_heads)
 
-    windows = effective_windows(model, workload, engine)
+    windows = tuple(layer.window for layer in layers)
     held = {w: tokens_held(engine, model, workload, w, block) for w in set(windows)}
     streams = _kv_streams(engine, workload)  # held is per stream: batch, or 1 (llama.cpp -kvu)
+    stages = _stage_ranges(model, len(layers), pp)
+    keys = [layer.group_key for layer in layers]
+    by_key = {layer.group_key: layer for layer in layers}
+    stage_counts = [_padded_counts(engine, keys[a:b], by_key) for a, b in stages]
 
-    stages = pp_partition(model.n_layers, pp)
-    # layers each stage allocates per window, padding of vLLM's hybrid groups included
-    stage_counts = [padded_layer_counts(engine, windows[a:b]) for a, b in stages]
-    stage_bytes = [
-        sum(n * held[w] * streams * per_layer for w, n in counts.items()) for counts in stage_counts
-    ]
-    busiest = max(range(pp), key=lambda s: (stage_bytes[s], -s))
+    def kv_of(key: tuple[int, Window | None, str], n: int) -> int:
+        layer = by_key[key]
+        return 0 if layer.state is not None else n * held[layer.window] * streams * layer.per_token
+
+    def state_of(key: tuple[int, Window | None, str], n: int) -> int:
+        layer = by_key[key]
+        if layer.state is None:
+            return 0
+        page = state_page if state_page is not None else layer.conv_bytes + layer.recurrent_bytes
+        return n * batch * page
+
+    stage_bytes = [sum(kv_of(k, n) for k, n in counts.items()) for counts in stage_counts]
+    stage_state = [sum(state_of(k, n) for k, n in counts.items()) for counts in stage_counts]
+    busiest = max(range(pp), key=lambda s: (stage_bytes[s] + stage_state[s], -s))
     start, end = stages[busiest]
 
     groups = []
-    for local in sorted(set(windows), key=lambda w: ("", 0) if w is None else w):
-        allocated = sum(counts.get(local, 0) for counts in stage_counts)
+    state_groups = []
+    for key in sorted(by_key, key=_sort_key):
+        layer = by_key[key]
+        count = keys.count(key)
+        allocated = sum(counts.get(key, 0) for counts in stage_counts)
+        if layer.state is not None:
+            page = (
+                state_page if state_page is not None else layer.conv_bytes + layer.recurrent_bytes
+            )
+            state_groups.append(
+                StateGroup(
+                    layer_kind=layer.name,
+                    mixer=layer.state.mixer,
+                    count=count,
+                    padded_count=allocated,
+                    conv_bytes_per_layer=layer.conv_bytes,
+                    recurrent_bytes_per_layer=layer.recurrent_bytes,
+                    bytes_per_sequence_per_layer=page,
+                    bytes=tp * allocated * batch * page,
+                    formula=layer.state_text,
+                )
+            )
+            continue
+        if not layer.per_token:
+            continue  # no-cache layers (NAS no-op, KV-shared) add nothing
+        window = layer.window
         groups.append(
             LayerGroup(
-                kind="full" if local is None else local.kind,
-                window=None if local is None else local.size,
-                count=windows.count(local),
+                kind="full" if window is None else window.kind,
+                window=None if window is None else window.size,
+                count=count,
                 padded_count=allocated,
-                tokens=held[local],
-                bytes_per_token_per_layer=per_layer,
-                bytes=tp * allocated * held[local] * streams * per_layer,
-                key=local,
+                tokens=held[window],
+                bytes_per_token_per_layer=layer.per_token,
+                bytes=tp * allocated * held[window] * streams * layer.per_token,
+                key=window,
+                layer_kind=key[2],
             )
         )
     total = sum(g.bytes for g in groups)
+    state_total = sum(g.bytes for g in state_groups)
+    attention_layers = [layer for layer in layers if layer.per_token]
+    layer_text = "; ".join(
+        dict.fromkeys(f"{layer.text} = {layer.per_token:,} B" for layer in attention_layers)
+    )
     return KvBreakdown(
         model=model,
         engine=engine,
@@ -354,8 +673,8 @@ def kv_cache(model: ModelSpec, workload: Workload, engine: EngineProfile) -> KvB
         kv_heads_per_gpu=heads,
         block_size=block,
         groups=tuple(groups),
-        bytes_per_token=logical_per_layer * model.n_layers,
-        per_gpu_bytes_per_token=per_layer * (end - start),
+        bytes_per_token=sum(layer.logical_per_token for layer in layers),
+        per_gpu_bytes_per_token=sum(layer.per_token for layer in layers[start:end]),
         per_sequence_bytes=total // batch,
         total_bytes=total,
         per_gpu_bytes=stage_bytes[busiest],
@@ -364,9 +683,101 @@ def kv_cache(model: ModelSpec, workload: Workload, engine: EngineProfile) -> KvB
         stage_bytes=tuple(stage_bytes),
         busiest_stage=busiest,
         formula=_total_formula(groups, batch, tp, total),
-        layer_formula=f"{per_layer_text} = {per_layer:,} B per token per layer per GPU",
-        assumptions=_assumptions(model, workload, engine, windows, groups, logical_heads),
+        layer_formula=(
+            f"{layer_text} per token per layer per GPU"
+            if attention_layers
+            else "no attention layers"
+        ),
+        assumptions=_assumptions(
+            model, workload, engine, windows, groups, kv_heads_per_gpu(model, engine, 1)
+        )
+        + _state_assumptions(model, workload, engine, state_groups, state_page, block),
+        state_groups=tuple(state_groups),
+        state_bytes_per_sequence=state_total // batch,
+        state_total_bytes=state_total,
+        state_per_gpu_bytes=stage_state[busiest],
+        stage_state_bytes=tuple(stage_state),
+        layer_kinds=tuple(layer.name for layer in layers),
+        layer_bytes_per_token=tuple(layer.per_token for layer in layers),
+        mtp_layers=model.mtp_layers if workload.mtp else 0,
     )
+
+
+def _sort_key(key: tuple[int, Window | None, str]) -> tuple[int, str, int, str]:
+    order, window, name = key
+    return (
+        order,
+        "" if window is None else window.kind,
+        0 if window is None else window.size,
+        name,
+    )
+
+
+def _padded_counts(
+    engine: EngineProfile,
+    keys: list[tuple[int, Window | None, str]],
+    by_key: dict[tuple[int, Window | None, str], _Layer],
+) -> dict[tuple[int, Window | None, str], int]:
+    """Return layers allocated per group: vLLM pads each hybrid group to the group size.
+
+    Layers that cache nothing take no part in vLLM's groups.
+    """
+    cached = [k for k in keys if by_key[k].per_token or by_key[k].state is not None]
+    counts = {k: cached.count(k) for k in dict.fromkeys(cached)}
+    if engine.pads_hybrid_groups and len(counts) > 1:
+        size = hybrid_group_size(list(counts.values()))
+        return {k: cdiv(n, size) * size for k, n in counts.items()}
+    return counts
+
+
+def _check_vllm_pages(engine: EngineProfile, layers: list[_Layer]) -> None:
+    """Refuse hybrid attention groups whose KV pages differ (vLLM would re-block them)."""
+    by_window: dict[Window | None, set[int]] = {}
+    for layer in layers:
+        if layer.state is None and layer.per_token:
+            by_window.setdefault(layer.window, set()).add(layer.per_token)
+    sizes = set().union(*by_window.values()) if by_window else set()
+    if len(by_window) > 1 and len(sizes) > 1:
+        raise KvcalcError(
+            f"engine {engine.name}: sliding and full layers with different KV page sizes "
+            f"({', '.join(f'{b:,}' for b in sorted(sizes))} B per token) are not modelled "
+            "(try --engine sglang, hf or formula)"
+        )
+
+
+def _state_assumptions(
+    model: ModelSpec,
+    workload: Workload,
+    engine: EngineProfile,
+    state_groups: list[StateGroup],
+    state_page: int | None,
+    block: int,
+) -> tuple[str, ...]:
+    notes: list[str] = []
+    if state_groups:
+        notes.extend(
+            t.removeprefix("[state] ") for t in engine.assumptions if t.startswith("[state] ")
+        )
+        width = "conv_kernel" if engine.conv_width == "kernel" else "conv_kernel - 1"
+        notes.append(
+            f"recurrent / linear-attention layers keep a fixed state per sequence "
+            f"(conv state {width} wide + recurrent state), independent of seq_len"
+        )
+    if state_page is not None:
+        notes.append(
+            f"vLLM hybrid alignment: attention block size {block} tokens so one KV page covers "
+            f"a state page; each state layer holds one page of {state_page:,} B per sequence "
+            "(mamba_cache_mode none)"
+        )
+    if model.mtp_layers:
+        if workload.mtp:
+            notes.append(f"{model.mtp_layers} MTP layer(s) cached (speculative decoding on)")
+        else:
+            notes.append(
+                f"the model's {model.mtp_layers} MTP layer(s) are not counted "
+                "(speculative decoding off; --mtp counts them)"
+            )
+    return tuple(notes)
 
 
 def effective_windows(
@@ -387,10 +798,11 @@ def effective_windows(
 
 
 def _kind_text(group: LayerGroup) -> str:
+    name = f"{group.layer_kind} " if group.layer_kind else ""
     if group.window is None:
-        return ""
+        return name
     label = "W" if group.kind == "sliding" else "chunk"
-    return f"{group.kind} ({label}={group.window}) "
+    return f"{name}{group.kind} ({label}={group.window}) "
 
 
 def _total_formula(groups: list[LayerGroup], batch: int, tp: int, total: int) -> str:

@@ -127,6 +127,19 @@ def _dtype_option(value: str | None) -> Any:
     return kv_dtype(value)
 
 
+ASSUME_STANDARD_OPTION = typer.Option(
+    False,
+    "--assume-standard",
+    help="Read a config of an unknown family (or with keys kvcalc does not model) with the "
+    "standard keys, with a warning, instead of refusing it.",
+)
+MTP_OPTION = typer.Option(
+    False,
+    "--mtp",
+    help="Speculative decoding with the model's MTP / next-n layers: count their KV too.",
+)
+
+
 def _workload(
     seq: str,
     batch: str,
@@ -137,6 +150,7 @@ def _workload(
     max_batched_tokens: str | None,
     attention_window: str | None,
     block_size: int | None = None,
+    mtp: bool = False,
 ) -> Any:
     """Return the Workload the shared calc/fit options describe."""
     from kvcalc.formula import Workload
@@ -156,6 +170,7 @@ def _workload(
             else parse_tokens(max_batched_tokens, "--max-batched-tokens")
         ),
         attention_windows=_windows_option(attention_window),
+        mtp=mtp,
     )
 
 
@@ -174,6 +189,8 @@ def _plan_inputs(
     max_batched_tokens: str | None,
     presets: Path | None,
     attention_window: str | None = None,
+    assume_standard: bool = False,
+    mtp: bool = False,
 ) -> tuple[Any, Any, Any, dict[str, Any]]:
     """Parse the planner's shared options: (spec, engine profile, workload, plan extras)."""
     from kvcalc.dtypes import weight_dtype
@@ -183,7 +200,7 @@ def _plan_inputs(
     from kvcalc.units import parse_count, parse_size
 
     profile = engine_profile(engine)
-    spec = load_model(model, presets)
+    spec = load_model(model, presets, assume_standard)
     if gpus is not None and (tp is not None or pp is not None):
         raise KvcalcError("give --gpus N or --tp/--pp, not both")
     if gpus is not None:
@@ -192,7 +209,7 @@ def _plan_inputs(
         tp_n = parse_count(tp or "1", "--tp", 4096)
         pp_n = parse_count(pp or "1", "--pp", 4096)
     workload = _workload(
-        seq, batch, kv_dtype, kv_dtype, tp_n, pp_n, max_batched_tokens, attention_window
+        seq, batch, kv_dtype, kv_dtype, tp_n, pp_n, max_batched_tokens, attention_window, mtp=mtp
     )
     extras = {
         "weights_dtype": None if weights_dtype in (None, "auto") else weight_dtype(weights_dtype),

@@ -7,8 +7,10 @@ from pathlib import Path
 import typer
 
 from kvcalc.commands._shared import (
+    ASSUME_STANDARD_OPTION,
     FORMAT_OPTION,
     HF_OPTION,
+    MTP_OPTION,
     PRESETS_OPTION,
     WINDOW_OPTION,
     OutputFormat,
@@ -56,7 +58,9 @@ def calc(
         help="vLLM max_num_batched_tokens (sliding-window planning).",
     ),
     attention_window: str | None = WINDOW_OPTION,
+    mtp: bool = MTP_OPTION,
     hf_repo: str | None = HF_OPTION,
+    assume_standard: bool = ASSUME_STANDARD_OPTION,
     presets: Path | None = PRESETS_OPTION,
     fmt: OutputFormat = FORMAT_OPTION,
 ) -> None:
@@ -77,9 +81,10 @@ def calc(
         max_batched_tokens,
         attention_window,
         block_size=None if block_size is None else parse_count(block_size, "--block-size", 2**20),
+        mtp=mtp,
     )
     profile = engine_profile(engine)
-    spec = load_model(_model_argument(model, hf_repo), presets)
+    spec = load_model(_model_argument(model, hf_repo), presets, assume_standard)
     report = calc_report(kv_cache(spec, workload, profile), hf_repo or str(model))
     if fmt is OutputFormat.table:
         from kvcalc.render import render_calc

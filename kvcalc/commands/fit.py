@@ -7,8 +7,10 @@ from pathlib import Path
 import typer
 
 from kvcalc.commands._shared import (
+    ASSUME_STANDARD_OPTION,
     FORMAT_OPTION,
     HF_OPTION,
+    MTP_OPTION,
     PRESETS_OPTION,
     WINDOW_OPTION,
     OutputFormat,
@@ -63,7 +65,9 @@ def fit_command(
         None, "--max-batched-tokens", metavar="TOKENS", help="vLLM max_num_batched_tokens."
     ),
     attention_window: str | None = WINDOW_OPTION,
+    mtp: bool = MTP_OPTION,
     hf_repo: str | None = HF_OPTION,
+    assume_standard: bool = ASSUME_STANDARD_OPTION,
     check: bool = typer.Option(
         False, "--check", help="Exit 1 when it does not fit (without --gpu: when no GPU fits)."
     ),
@@ -78,7 +82,7 @@ def fit_command(
     model_path = _model_argument(model, hf_repo)
     spec, profile, workload, extras = _plan_inputs(
         model_path, seq, batch, kv_dtype, engine, tp, pp, gpus, weights_dtype, util, reserve,
-        max_batched_tokens, presets, attention_window,
+        max_batched_tokens, presets, attention_window, assume_standard, mtp,
     )  # fmt: skip
     if gpu is not None:
         targets = [(gpu, load_gpu(gpu, presets))]

@@ -7,12 +7,13 @@ from pathlib import Path
 
 import typer
 
+from kvcalc.commands._shared import ASSUME_STANDARD_OPTION
 from kvcalc.errors import KvcalcError
 
 
 def import_(
-    config: Path = typer.Argument(
-        ..., metavar="CONFIG", help="An HF config.json, or a folder holding one."
+    config: Path | None = typer.Argument(
+        None, metavar="CONFIG", help="An HF config.json, or a folder holding one."
     ),
     output: Path | None = typer.Option(
         None, "--output", "-o", metavar="FILE", help="Write the preset YAML here."
@@ -23,13 +24,24 @@ def import_(
     source: str | None = typer.Option(
         None, "--source", metavar="URL", help="Source URL to cite in the preset."
     ),
+    assume_standard: bool = ASSUME_STANDARD_OPTION,
+    list_families: bool = typer.Option(
+        False, "--list-families", help="List the model families (HF model_type) kvcalc imports."
+    ),
 ) -> None:
     """Import a Hugging Face config.json as a kvcalc preset (YAML on stdout or to -o FILE)."""
+    if list_families:
+        from kvcalc.hf.families import families_text
+
+        sys.stdout.write(families_text())
+        return
+    if config is None:
+        raise KvcalcError("give a CONFIG (config.json or its folder), or --list-families")
     import yaml
 
     from kvcalc.presets import import_hf
 
-    imported = import_hf(config, name=name, source=source)
+    imported = import_hf(config, name=name, source=source, assume_standard=assume_standard)
     path = config
     for warning in imported.warnings:
         sys.stderr.write(f"warning: {path}: {warning}\n")

@@ -1,111 +1,24 @@
-"""Hugging Face config.json (a dict) -> ModelSpec: the only module that knows HF key names.
+"""The standard reading of a config: attention heads, sliding / chunked layers, exact params.
 
-Parameter counts are computed exactly from the architecture, matching
+Shared by the families whose configs use the common keys (num_attention_heads,
+num_key_value_heads, head_dim, sliding_window, layer_types ...); parameter counts match
 `sum(p.numel() for p in model.parameters())` of the transformers model (tied embeddings
-counted once); tests/test_crosscheck.py checks that on the `meta` device.
+counted once), which tests/test_crosscheck.py checks on the `meta` device.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic import ValidationError
-
 from kvcalc.errors import KvcalcError
-from kvcalc.specs import ModelSpec, ParamBreakdown
-
-KNOWN_FAMILIES = frozenset(
-    {
-        "llama", "mistral", "mixtral", "qwen2", "qwen2_moe", "qwen3", "qwen3_moe", "gemma",
-        "gemma2", "gemma3", "gemma3_text", "phi3", "falcon", "gpt2", "gpt_bigcode",
-        "gpt_neox", "opt", "deepseek_v2", "deepseek_v3", "kimi_k2", "gpt_oss", "cohere2",
-        "cohere", "starcoder2", "olmo2", "smollm3", "granite", "glm4_moe", "llama4", "llama4_text",
-    }
-)  # fmt: skip
+from kvcalc.hf._config import _Config, _positive
+from kvcalc.specs import ParamBreakdown
 
 # transformers' own default for tie_word_embeddings when a config leaves it out.
 _TIED_BY_DEFAULT = frozenset(
     {"gemma", "gemma2", "gemma3", "gemma3_text", "gpt2", "gpt_bigcode", "opt", "falcon",
      "cohere", "cohere2", "starcoder2"}
 )  # fmt: skip
-
-
-# Older model_type names that transformers maps onto a current family.
-_FAMILY_ALIASES = {"RefinedWebModel": "falcon", "RefinedWeb": "falcon"}
-
-
-# Defaults that transformers' config classes fill in when a published config.json leaves a
-# key out (google/gemma-3-27b-it's text_config has no vocab_size, for one).
-# huggingface/transformers:src/transformers/models/gemma3/configuration_gemma3.py:Gemma3TextConfig
-_FAMILY_DEFAULTS: dict[str, dict[str, Any]] = {
-    "gemma3_text": {
-        "vocab_size": 262_208,
-        "hidden_size": 2304,
-        "intermediate_size": 9216,
-        "num_hidden_layers": 26,
-        "num_attention_heads": 8,
-        "num_key_value_heads": 4,
-        "head_dim": 256,
-        "max_position_embeddings": 131_072,
-        "sliding_window": 4096,
-    },
-}
-
-
-@dataclass(frozen=True)
-class Imported:
-    """An imported spec and the warnings met on the way."""
-
-    spec: ModelSpec
-    warnings: tuple[str, ...] = field(default_factory=tuple)
-
-
-class _Config:
-    """Typed access to a config dict, with errors that name the missing or bad key."""
-
-    def __init__(self, data: dict[str, Any]) -> None:
-        self.data = data
-
-    def has(self, key: str) -> bool:
-        return self.data.get(key) is not None
-
-    def get_int(self, *keys: str, default: int | None = None) -> int:
-        for key in keys:
-            value = self.data.get(key)
-            if value is None:
-                continue
-            if isinstance(value, bool) or not isinstance(value, int | float) or value != int(value):
-                raise KvcalcError(f"config key {key!r} must be an integer, got {value!r}")
-            return int(value)
-        if default is not None:
-            return default
-        raise KvcalcError(f"config.json lacks {keys[0]!r}, which the layout needs")
-
-    def opt_int(self, *keys: str) -> int | None:
-        return self.get_int(*keys, default=-1) if any(self.has(k) for k in keys) else None
-
-    def get_bool(self, key: str, default: bool) -> bool:
-        value = self.data.get(key)
-        return default if value is None else bool(value)
-
-
-def text_config(config: dict[str, Any]) -> dict[str, Any]:
-    """Return the language-model part of a config (multimodal configs nest it in text_config)."""
-    inner = config.get("text_config")
-    if isinstance(inner, dict):
-        merged = dict(inner)
-        for key in ("tie_word_embeddings", "torch_dtype", "dtype"):
-            if key not in merged and key in config:
-                merged[key] = config[key]
-        merged.setdefault("architectures", config.get("architectures"))
-        return merged
-    return config
-
-
-def _dtype(c: _Config) -> str:
-    raw = c.data.get("torch_dtype") or c.data.get("dtype") or "bfloat16"
-    return {"float32": "fp32", "float16": "fp16", "bfloat16": "bf16"}.get(str(raw), "bf16")
 
 
 def _attention(c: _Config, family: str) -> dict[str, Any]:
@@ -153,15 +66,6 @@ def _check_layer_types(c: _Config) -> None:
                     f"unsupported layer type {t!r} in layer_types (kvcalc sizes attention "
                     "KV caches; recurrent or linear-attention state is not modelled yet)"
                 )
-
-
-def _positive(c: _Config, key: str) -> int | None:
-    value = c.data.get(key)
-    if value is None or value is False:
-        return None
-    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-        raise KvcalcError(f"config key {key!r} must be a positive integer, got {value!r}")
-    return value
 
 
 def _layer_kinds(c: _Config, family: str, n_layers: int, window: int | None) -> list[str] | None:
@@ -418,75 +322,3 @@ def _classic_breakdown(
         norms=norms,
         other=other,
     )
-
-
-def import_config(
-    config: dict[str, Any],
-    source: str,
-    name: str | None = None,
-    published_params: str | None = None,
-    checkpoint_bytes: int | None = None,
-) -> Imported:
-    """Return the ModelSpec a Hugging Face config.json describes, with exact parameter counts."""
-    warnings: list[str] = []
-    data = text_config(config)
-    c = _Config(data)
-    family = str(data.get("model_type") or config.get("model_type") or "")
-    family = _FAMILY_ALIASES.get(family, family)
-    if family == "gemma3" and data is not config:
-        family = "gemma3_text"  # the text model of a multimodal Gemma 3 config
-    defaults = _FAMILY_DEFAULTS.get(family, {})
-    if defaults:
-        data = {**defaults, **{k: v for k, v in data.items() if v is not None}}
-        c = _Config(data)
-    if family not in KNOWN_FAMILIES:
-        warnings.append(
-            f"unknown model_type {family or '(none)'!r}: read with the standard keys "
-            "(num_attention_heads, num_key_value_heads, head_dim ...); check the result"
-        )
-    n_layers = c.get_int("num_hidden_layers", "n_layer", "num_layers")
-    attention = _attention(c, family)
-    layers = _layers(c, family, n_layers)
-    if layers is None and _positive(c, "attention_chunk_size"):
-        warnings.append(
-            "config sets attention_chunk_size but no chunked layers kvcalc recognises: "
-            "all layers are counted as full attention, an upper bound"
-        )
-    params = _param_breakdown(c, family, attention)
-    architectures = data.get("architectures") or config.get("architectures") or [None]
-    n_experts = c.opt_int("num_local_experts", "n_routed_experts", "num_experts")
-    moe = None
-    if n_experts:
-        moe = {
-            "n_experts": n_experts,
-            "n_experts_per_token": c.get_int("num_experts_per_tok", "experts_per_token", default=1),
-            "n_shared_experts": c.get_int("n_shared_experts", default=0)
-            or (1 if c.get_int("shared_expert_intermediate_size", default=0) else 0)
-            or (1 if family == "llama4_text" else 0),
-        }
-    spec_data: dict[str, Any] = {
-        "name": name or str(data.get("_name_or_path") or config.get("_name_or_path") or family),
-        "source": source,
-        "family": family or None,
-        "architecture": architectures[0],
-        "n_layers": n_layers,
-        "d_model": c.get_int("hidden_size", "n_embd", "d_model"),
-        "vocab_size": c.get_int("vocab_size"),
-        "n_params": params.total,
-        "params": params.model_dump(),
-        "published_params": published_params,
-        "checkpoint_bytes": checkpoint_bytes,
-        "max_position_embeddings": c.opt_int("max_position_embeddings", "n_positions"),
-        "dtype": _dtype(c),
-        "tie_word_embeddings": c.get_bool("tie_word_embeddings", family in _TIED_BY_DEFAULT),
-        "attention": attention,
-        "layers": layers,
-        "moe": moe,
-    }
-    try:
-        spec = ModelSpec.model_validate(spec_data)
-    except ValidationError as exc:
-        from kvcalc.specs import format_validation_error
-
-        raise KvcalcError(f"inconsistent config: {format_validation_error(exc)}") from None
-    return Imported(spec=spec, warnings=tuple(warnings))

@@ -1,0 +1,187 @@
+"""The table of model families kvcalc imports, by Hugging Face model_type, in one place.
+
+Each family names the config keys it reads that change what is cached. A config whose
+model_type is not in the table, or that sets a cache-changing key its family does not
+read, is refused in one line naming it (`--assume-standard` reads it the standard way,
+with a warning). Keys that do not change the cache (router settings, `moe_layer_freq`
+lists, rope scaling ...) are accepted as they are.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from kvcalc.hf._config import _Config
+
+# Keys that change what a model caches, across the families kvcalc has read. A family
+# reads some of them; any other one set in a config is refused.
+CACHE_KEYS = frozenset(
+    {
+        # local attention
+        "sliding_window", "sliding_window_size", "sliding_window_pattern", "use_sliding_window",
+        "max_window_layers", "layer_types", "attention_chunk_size", "no_rope_layers",
+        "no_rope_layer_interval", "attn_type_list", "hybrid_layer_pattern",
+        # KV geometry per layer kind
+        "num_kv_heads", "n_head_kv", "multi_query", "new_decoder_architecture",
+        "kv_lora_rank", "qk_rope_head_dim", "v_head_dim", "global_head_dim",
+        "num_global_key_value_heads", "attention_k_eq_v", "num_kv_shared_layers",
+        "block_configs", "kv_channels",
+        # recurrent / linear-attention mixers
+        "hybrid_override_pattern", "layers_block_type", "attn_layer_period",
+        "attn_layer_offset", "full_attention_interval", "linear_attn_config",
+        "conv_L_cache", "conv_kernel", "expand", "n_groups",
+        # sparse / compressed attention
+        "index_head_dim", "indexer_types", "compress_ratios", "sparse_attention_config",
+        # MTP / next-n layers
+        "num_nextn_predict_layers", "mtp_num_hidden_layers", "num_mtp_modules",
+        "mtp_transformer_layers", "use_mtp",
+    }
+)  # fmt: skip
+CACHE_KEY_PREFIXES = (
+    "mamba_", "ssm_", "linear_", "kda_", "compress_", "index_", "indexer_", "swa_",
+    "hybrid_", "mtp_", "lightning_",
+)  # fmt: skip
+# Keys under those prefixes that change compute or weights but not what is cached.
+NEUTRAL_KEYS = frozenset(
+    {
+        "mamba_hidden_act", "mamba_proj_bias", "mamba_conv_bias", "use_mamba_kernels",
+        "mamba_chunk_size", "mamba_dt_rank", "mamba_rms_norm", "mamba_norm_before_gate",
+        "index_topk", "index_n_heads", "index_topk_freq", "index_topk_pattern",
+        "index_share_for_mtp_iteration", "index_skip_topk_offset", "indexer_rope_interleave",
+        "swa_rope_theta", "mtp_use_dedicated_embeddings", "linear_attn_bias",
+        "ssm_in_multiplier", "ssm_out_multiplier", "ssm_multipliers", "mamba_use_mlp",
+        "hybrid_override_pattern_mtp",
+    }
+)  # fmt: skip
+
+
+def is_cache_key(key: str) -> bool:
+    """Return True when a config key changes what a model caches (kvcalc's reading)."""
+    if key in NEUTRAL_KEYS:
+        return False
+    return key in CACHE_KEYS or key.startswith(CACHE_KEY_PREFIXES)
+
+
+def is_set(value: Any) -> bool:
+    """Return True when a config value says something (not None, False, 0 or empty)."""
+    return value not in (None, False, 0, "", [], {})
+
+
+# The keys every standard family reads (sliding and chunked layers, head geometry).
+STANDARD_READS = frozenset(
+    {
+        "sliding_window", "sliding_window_pattern", "use_sliding_window", "max_window_layers",
+        "layer_types", "attention_chunk_size",
+    }
+)  # fmt: skip
+MLA_READS = frozenset({"kv_lora_rank", "qk_rope_head_dim", "v_head_dim"})
+
+
+@dataclass(frozen=True)
+class Family:
+    """One supported model_type: what it is, which cache keys it reads, how it is read.
+
+    `build` returns the spec's fields (attention, layers, kinds, params ...) from the
+    config; None means the standard reading.
+    """
+
+    model_type: str
+    summary: str
+    reads: frozenset[str] = STANDARD_READS
+    build: Callable[[_Config, str], dict[str, Any]] | None = None
+    aliases: tuple[str, ...] = ()
+    crosschecked: bool = True  # cache and parameter count proven against transformers
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+
+def _standard(model_type: str, summary: str, *extra: str, **kw: Any) -> Family:
+    return Family(model_type, summary, STANDARD_READS | frozenset(extra), **kw)
+
+
+_FAMILIES: list[Family] = [
+    _standard("llama", "Llama 1-3: GQA"),
+    _standard(
+        "llama4_text",
+        "Llama 4: chunked local attention 3 in 4 layers",
+        "no_rope_layers",
+        "no_rope_layer_interval",
+        aliases=("llama4",),
+    ),
+    _standard("mistral", "Mistral: GQA, optional sliding window"),
+    _standard("mixtral", "Mixtral MoE: GQA, optional sliding window"),
+    _standard("qwen2", "Qwen2 / Qwen2.5: GQA, sliding window above max_window_layers"),
+    _standard("qwen2_moe", "Qwen2-MoE"),
+    _standard("qwen3", "Qwen3: GQA with q/k norm"),
+    _standard("qwen3_moe", "Qwen3 MoE"),
+    _standard("gemma", "Gemma: MHA/MQA"),
+    _standard("gemma2", "Gemma 2: sliding and full layers alternate", "sliding_window_size"),
+    _standard("gemma3_text", "Gemma 3: 5 sliding layers to 1 full", aliases=("gemma3",)),
+    _standard("phi3", "Phi-3 / Phi-4"),
+    _standard(
+        "falcon",
+        "Falcon: MQA or GQA (new_decoder_architecture)",
+        "num_kv_heads",
+        "n_head_kv",
+        "multi_query",
+        "new_decoder_architecture",
+        aliases=("RefinedWebModel", "RefinedWeb"),
+    ),
+    _standard("gpt2", "GPT-2: MHA, learned positions"),
+    _standard("gpt_bigcode", "StarCoder / GPT-BigCode: MQA", "multi_query"),
+    _standard("gpt_neox", "GPT-NeoX / Pythia"),
+    _standard("opt", "OPT: MHA"),
+    _standard("deepseek_v2", "DeepSeek-V2: MLA", *MLA_READS, "num_nextn_predict_layers"),
+    _standard(
+        "deepseek_v3", "DeepSeek-V3 / R1: MLA, MTP layer", *MLA_READS, "num_nextn_predict_layers"
+    ),
+    _standard(
+        "kimi_k2", "Kimi-K2: DeepSeek-V3 architecture", *MLA_READS, "num_nextn_predict_layers"
+    ),
+    _standard("gpt_oss", "gpt-oss: sliding and full layers alternate, attention sinks"),
+    _standard("cohere", "Command-R: MHA/GQA"),
+    _standard("cohere2", "Command-R7B / A: 3 sliding layers to 1 full"),
+    _standard("starcoder2", "StarCoder2: GQA, sliding window"),
+    _standard("olmo2", "OLMo 2: q/k norm over all heads"),
+    _standard("smollm3", "SmolLM3: GQA, some layers without RoPE"),
+    _standard("granite", "Granite 3: GQA"),
+    _standard("glm4_moe", "GLM-4.5 / 4.6: GQA MoE, MTP layer", "num_nextn_predict_layers"),
+]
+
+# model_types kvcalc knows and refuses, each with the reason (what it cannot size yet).
+REFUSED: dict[str, str] = {
+    "deepseek_v4": "compressed attention (compress_ratios per layer) is not modelled yet",
+    "deepseek_ref": "DeepSeek-V4 reference config (compressed attention) is not modelled yet",
+    "minimax": "lightning attention state is not modelled yet",
+    "minimax_m3": "sparse attention (sparse_attention_config) is not modelled yet",
+    "minimax_m3_vl": "sparse attention (sparse_attention_config) is not modelled yet",
+}
+
+
+def families() -> dict[str, Family]:
+    """Return every supported family by model_type and alias."""
+    table: dict[str, Family] = {}
+    for family in _FAMILIES:
+        table[family.model_type] = family
+        for alias in family.aliases:
+            table.setdefault(alias, family)
+    return table
+
+
+def supported() -> list[Family]:
+    """Return the supported families, sorted by model_type."""
+    return sorted(_FAMILIES, key=lambda f: f.model_type)
+
+
+def families_text() -> str:
+    """Return the supported and refused families as plain text lines (`import --list-families`)."""
+    lines = []
+    for family in supported():
+        aliases = f" (also {', '.join(family.aliases)})" if family.aliases else ""
+        lines.append(f"{family.model_type}{aliases}: {family.summary}")
+    lines.append("")
+    lines.append("refused (known, not modelled yet):")
+    lines.extend(f"{name}: {reason}" for name, reason in sorted(REFUSED.items()))
+    return "\n".join(lines) + "\n"
