@@ -22,6 +22,7 @@ from kvcalc.formula import (
     kv_heads_per_gpu,
     pp_partition,
 )
+from kvcalc.quant import PARTS
 from kvcalc.specs import MLA, GpuSpec, ModelSpec, Window
 from kvcalc.units import MiB
 
@@ -109,6 +110,15 @@ def weights_per_stage(
     return tuple(cdiv(stage * model.checkpoint_bytes, whole) for stage in computed)
 
 
+def weights_format(model: ModelSpec, dtype: WeightDtype | None) -> str:
+    """Return the weights' storage in words: the asked dtype, as published, or the model's."""
+    if dtype is not None:
+        return dtype.name
+    if model.weights_quant is not None:
+        return f"as published, {model.weights_quant.method}"
+    return model.dtype
+
+
 def _computed_weights(
     model: ModelSpec, engine: EngineProfile, tp: int, pp: int, dtype: WeightDtype | None
 ) -> tuple[int, ...]:
@@ -118,6 +128,10 @@ def _computed_weights(
     projections replicated like the KV heads); embeddings, the LM head, norms and other
     parameters stay 16-bit (ENGINES.md §7). Embedding on the first stage, LM head on the
     last (a tied LM head is a second copy there when pp > 1); layers by the stage split.
+
+    Without a weights dtype, a checkpoint published quantised (spec.weights_quant) takes
+    each part's exact published bytes (kvcalc/quant.py): all of them on one GPU, and a
+    stage's share of a part's weights at the part's bytes per weight otherwise, rounded up.
     """
     if model.n_params is None:
         raise KvcalcError(
@@ -125,12 +139,13 @@ def _computed_weights(
             "add n_params to its spec, or import its config.json with `kvcalc import`"
         )
     own = WEIGHT_DTYPES[model.dtype]
+    published = model.weights_quant if dtype is None else None
     dtype = dtype or own
     dense = dtype if Fraction(dtype.num, dtype.den) >= 2 else WEIGHT_DTYPES["bf16"]
     p = model.params
     if p is None:  # no breakdown: everything sharded and stored in the weight dtype
         layer_q, layer_dense, embedding, lm_head, first_extra = model.n_params, 0, 0, 0, 0
-        kv_proj_rank = 0
+        kv_proj_total = kv_proj_rank = 0
     else:
         attention = model.attention
         heads = kv_heads_per_gpu(model, engine, tp)
@@ -152,6 +167,24 @@ def _computed_weights(
     result = []
     for index, (start, end) in enumerate(stages):
         share = end - start
+        if published is not None and p is not None:
+            kept = cdiv(p.norms * share, model.n_layers)
+            kept += (embedding + first_extra if index == 0 else 0) + (
+                lm_head if index == len(stages) - 1 else 0
+            )
+            on_stage = {
+                "attention": cdiv(p.attention - kv_proj_total, tp) + kv_proj_rank,
+                "mlp": cdiv(p.mlp, tp),
+                "experts": cdiv(p.experts, tp),
+            }
+            part_bytes = 0
+            for part in PARTS:
+                shipped = published.part(part)
+                if shipped.weights:
+                    weights = cdiv(on_stage[part] * share, model.n_layers)
+                    part_bytes += cdiv(weights * shipped.bytes, shipped.weights)
+            result.append(part_bytes + own.bytes_for(kept))
+            continue
         quantised = cdiv((layer_q + kv_proj_rank) * share, model.n_layers)
         kept = cdiv(layer_dense * share, model.n_layers)
         if index == 0:
@@ -246,9 +279,7 @@ def budget(plan: Plan) -> Budget:
         reserve_terms = default_reserve(plan.model, engine, workload)
     util = plan.util
     rule = engine.budget_rule
-    weights_label = (
-        f"weights ({plan.weights_dtype.name if plan.weights_dtype else plan.model.dtype})"
-    )
+    weights_label = f"weights ({weights_format(plan.model, plan.weights_dtype)})"
     heaviest = max(stage_weights)
     if rule == "sglang":
         util = (
@@ -446,6 +477,8 @@ def fit(plan: Plan) -> Fit:
         )
     if budget_.kv_budget_bytes <= 0:
         notes.append("weights and reserve leave no memory for the KV cache")
+    if plan.weights_dtype is None and plan.model.weights_quant is not None:
+        notes.append(f"weights as published: {plan.model.weights_quant.summary}")
     return Fit(
         plan=plan,
         kv=kv,

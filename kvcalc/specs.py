@@ -6,6 +6,8 @@ from typing import Annotated, Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from kvcalc.quant import WeightsQuant
+
 PositiveInt = Annotated[int, Field(gt=0, strict=True)]
 NonNegativeInt = Annotated[int, Field(ge=0, strict=True)]
 
@@ -246,6 +248,9 @@ class ModelSpec(_Spec):
     published_params: str | None = Field(default=None, description="the published figure")
     checkpoint_bytes: PositiveInt | None = Field(
         default=None, description="exact bytes of the published weights (safetensors), if known"
+    )
+    weights_quant: WeightsQuant | None = Field(
+        default=None, description="how the published weights ship (quantization_config)"
     )
     max_position_embeddings: PositiveInt | None = None
     dtype: Literal["fp32", "fp16", "bf16"] = "bf16"

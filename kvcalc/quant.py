@@ -1,0 +1,564 @@
+"""Weights as published: a checkpoint's quantisation recipe -> exact bytes per module (pure).
+
+A Hugging Face `quantization_config` (or ModelOpt's `hf_quant_config.json`) says which linear
+layers ship in which format. Each format stores the 4- or 8-bit values plus its scale
+tensors, counted here in the dtypes they ship in. For a linear of `out` × `in` weights:
+
+| format | tensors in the checkpoint | bytes |
+|---|---|---|
+| fp8 block (bn × bk) | fp8 weight + fp32 `weight_scale_inv` per block | out·in + ⌈out/bn⌉·⌈in/bk⌉·4 |
+| fp8 per tensor (ModelOpt FP8) | fp8 weight + fp32 `weight_scale` + fp32 `input_scale` | out·in + 8 |
+| mxfp4 (gpt-oss experts) | 4-bit `_blocks` + e8m0 `_scales`, one per 32 inputs | out·in/2 + out·⌈in/32⌉ |
+| nvfp4 (ModelOpt) | 4-bit weight + fp8 `weight_scale` per 16 + fp32 `weight_scale_2` + fp32 `input_scale` | out·in/2 + out·⌈in/16⌉ + 8 |
+| int4 group g, compressed-tensors pack-quantized | int32 `weight_packed` + bf16 `weight_scale` per group + int64[2] `weight_shape` | out·in/2 + out·⌈in/g⌉·2 + 16 |
+| GPTQ, b bits, group g | int32 `qweight`, `qzeros` + fp16 `scales` per group + int32 `g_idx` | out·in·b/8 + ⌈in/g⌉·out·(b/8 + 2) + 4·in |
+| AWQ, b bits, group g | int32 `qweight`, `qzeros` + fp16 `scales` per group | out·in·b/8 + ⌈in/g⌉·out·(b/8 + 2) |
+
+Sources: DeepSeek-V3's README_WEIGHTS.md (fp8 128×128 blocks, `weight_scale_inv` fp32);
+transformers integrations/mxfp4.py (`*_blocks` (…, in/32, 16) uint8 and `*_scales`
+(…, in/32) uint8 e8m0); vLLM modelopt.py ModelOptNvFp4LinearMethod.create_weights (packed
+uint8 weight, fp8 `weight_scale` of in/16 per row, fp32 `weight_scale_2` and `input_scale`)
+and ModelOptFp8LinearMethod (fp32 per-tensor scales); compressed-tensors
+`pack_to_int32` (8 values per int32) and its `weight_shape`; vLLM gptq.py / awq.py
+create_weights. Everything that is not a quantised linear weight (embeddings, LM head,
+norms, biases, MoE routers, convolutions) ships in the checkpoint's own dtype. MoE routers
+stay unquantised in every published recipe read (listed in the ignore lists, or kept out
+by the engine's MoE gate with quant_config=None).
+
+This module reads the HF `quantization_config` keys and, in `hf_linears`, the config's
+shape keys (it sits on the HF edge, like kvcalc/hf); the rest of the program sees only
+`WeightsQuant`.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from kvcalc.errors import KvcalcError
+
+Part = Literal["attention", "mlp", "experts"]
+PARTS: tuple[Part, ...] = ("attention", "mlp", "experts")
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
+
+
+class PartBytes(_Frozen):
+    """Exact bytes of one parameter-breakdown part as published, and the weights they hold."""
+
+    weights: int = Field(ge=0, description="parameters of this part (as counted in params)")
+    quantized_weights: int = Field(ge=0, description="of which ship quantised")
+    bytes: int = Field(ge=0, description="bytes of the part in the checkpoint, scales included")
+
+
+class WeightsQuant(_Frozen):
+    """How a checkpoint's weights are published: its recipe and the exact bytes it gives.
+
+    `parts` holds the attention, MLP and expert parts (the only parts with quantised
+    linears); embeddings, the LM head, norms and the rest ship in the model's dtype.
+    """
+
+    method: str = Field(min_length=1, description="quant_method (modelopt: its quant_algo)")
+    summary: str = Field(min_length=1, description="what ships in which format, in words")
+    attention: PartBytes
+    mlp: PartBytes
+    experts: PartBytes
+
+    def part(self, name: Part) -> PartBytes:
+        """Return the bytes of one part."""
+        return {"attention": self.attention, "mlp": self.mlp, "experts": self.experts}[name]
+
+
+# ---- formats ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Format:
+    """One quantised linear format: how many bytes a weight matrix of out × in takes."""
+
+    name: str
+    kind: Literal["fp8_block", "fp8_tensor", "mxfp4", "nvfp4", "int_pack", "gptq", "awq"]
+    bits: int = 8
+    group: int = 0  # group / block size along the input dimension
+    block_out: int = 0  # fp8 block: rows per block
+    per_tensor_bytes: int = 0  # fp32 per-tensor scales (weight_scale_2, input_scale ...)
+
+    def matrix_bytes(self, out_features: int, in_features: int) -> int:
+        """Return the bytes of one out × in weight matrix and its scales in this format."""
+        n = out_features * in_features
+        groups = -(-in_features // self.group) if self.group else 0
+        if self.kind == "fp8_block":
+            blocks = -(-out_features // self.block_out) * groups
+            return n + 4 * blocks
+        if self.kind == "fp8_tensor":
+            return n + self.per_tensor_bytes
+        if self.kind == "mxfp4":
+            return -(-n // 2) + out_features * groups
+        if self.kind == "nvfp4":
+            return -(-n // 2) + out_features * groups + self.per_tensor_bytes
+        if self.kind == "int_pack":
+            packed = out_features * -(-in_features * self.bits // 32) * 4
+            return packed + out_features * groups * 2 + 16
+        packed = -(-in_features * self.bits // 32) * out_features * 4
+        zeros = groups * -(-out_features * self.bits // 32) * 4
+        scales = groups * out_features * 2
+        g_idx = 4 * in_features if self.kind == "gptq" else 0
+        return packed + zeros + scales + g_idx
+
+
+def _fp8_block(block: Sequence[int]) -> Format:
+    if len(block) != 2 or not all(isinstance(b, int) and b > 0 for b in block):
+        raise KvcalcError(f"quantization_config weight_block_size must be two sizes, got {block!r}")
+    return Format(
+        f"fp8 ({block[0]}x{block[1]} blocks, fp32 scales)", "fp8_block", 8, block[1], block[0]
+    )
+
+
+FP8_TENSOR = Format("fp8 (per-tensor fp32 scales)", "fp8_tensor", per_tensor_bytes=8)
+MXFP4 = Format("mxfp4 (e8m0 scale per 32)", "mxfp4", 4, 32)
+NVFP4 = Format("nvfp4 (fp8 scale per 16 + fp32 global)", "nvfp4", 4, 16, per_tensor_bytes=8)
+NVFP4_W4A16 = Format("nvfp4 weight-only (fp8 scale per 16)", "nvfp4", 4, 16, per_tensor_bytes=4)
+
+
+# ---- module names and rules ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Linear:
+    """A linear layer's weight: `name` from 'layers.' on (HF module path), `count` stacked
+    copies (routed experts: name has the expert index 0 standing for all of them)."""
+
+    name: str
+    part: Part
+    out_features: int
+    in_features: int
+    count: int = 1
+    expert: bool = False
+    router: bool = False
+
+    @property
+    def weights(self) -> int:
+        return self.out_features * self.in_features * self.count
+
+
+_PREFIXES = ("", "model.", "model.language_model.", "language_model.model.", "backbone.")
+
+
+def _matches(name: str, pattern: str) -> bool:
+    """True when a published ignore / target pattern names this module (or a parent of it).
+
+    Patterns are exact module paths, path prefixes, fnmatch globs, suffixes ('gate') or
+    're:' regexes (compressed-tensors); model prefixes differ by wrapper, so each
+    rendering of the name is tried.
+    """
+    for prefix in _PREFIXES:
+        full = prefix + name
+        if pattern.startswith("re:"):
+            if re.fullmatch(pattern[3:], full) or re.match(pattern[3:] + r"(\.|$)", full):
+                return True
+            continue
+        if full == pattern or full.startswith(pattern + ".") or full.endswith("." + pattern):
+            return True
+        if fnmatch.fnmatchcase(full, pattern) or fnmatch.fnmatchcase(full, pattern + ".*"):
+            return True
+    return False
+
+
+def _any(name: str, patterns: Sequence[str]) -> bool:
+    return any(_matches(name, p) for p in patterns)
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """A parsed quantisation recipe: the format each linear ships in (None: unquantised)."""
+
+    method: str
+    default: Format | None  # format of a targeted linear
+    ignore: tuple[str, ...] = ()
+    targets: tuple[str, ...] = ()  # module patterns; empty: every linear
+    experts_only: bool = False  # mxfp4: the quantizer replaces the MoE experts only
+    per_module: tuple[tuple[str, Format], ...] = ()  # ModelOpt MIXED_PRECISION
+
+    def format_for(self, linear: Linear) -> Format | None:
+        """Return the format this linear ships in, or None when it ships unquantised."""
+        if linear.router:
+            return None
+        if self.per_module:
+            for pattern, fmt in self.per_module:
+                if _matches(linear.name, pattern):
+                    return fmt
+            return None
+        if _any(linear.name, self.ignore):
+            return None
+        if self.experts_only and not linear.expert:
+            return None
+        if self.targets and not _any(linear.name, self.targets):
+            return None
+        return self.default
+
+
+def _strings(value: Any, key: str) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise KvcalcError(f"quantization_config {key!r} must be a list of module names")
+    return tuple(value)
+
+
+def _modelopt_format(algo: Any, group: Any) -> Format:
+    if algo == "FP8":
+        return FP8_TENSOR
+    if algo in ("NVFP4", "W4A16_NVFP4"):
+        if group not in (None, 16):
+            raise KvcalcError(f"ModelOpt {algo} with group_size {group!r} is not modelled (16 is)")
+        return NVFP4 if algo == "NVFP4" else NVFP4_W4A16
+    raise KvcalcError(
+        f"ModelOpt quant_algo {algo!r} is not modelled (FP8, NVFP4, W4A16_NVFP4 and "
+        "MIXED_PRECISION of those are); pass --weights-dtype to size the weights yourself"
+    )
+
+
+def _modelopt(q: Mapping[str, Any]) -> Recipe:
+    algo = q.get("quant_algo")
+    ignore = _strings(q.get("exclude_modules", q.get("ignore")), "exclude_modules")
+    if algo == "MIXED_PRECISION":
+        layers = q.get("quantized_layers")
+        if not isinstance(layers, dict) or not layers:
+            raise KvcalcError("ModelOpt MIXED_PRECISION without a quantized_layers table")
+        per_module = tuple(
+            (str(name), _modelopt_format(spec.get("quant_algo"), spec.get("group_size")))
+            for name, spec in layers.items()
+            if isinstance(spec, dict)
+        )
+        return Recipe("modelopt MIXED_PRECISION", None, ignore, per_module=per_module)
+    return Recipe(f"modelopt {algo}", _modelopt_format(algo, q.get("group_size")), ignore)
+
+
+def _compressed_tensors(q: Mapping[str, Any]) -> Recipe:
+    groups = q.get("config_groups")
+    if not isinstance(groups, dict) or len(groups) != 1:
+        raise KvcalcError(
+            "compressed-tensors config with other than one config group is not modelled"
+        )
+    (group,) = groups.values()
+    weights = group.get("weights") or {}
+    fmt_name = group.get("format") or q.get("format")
+    bits, kind = weights.get("num_bits"), weights.get("type")
+    strategy, size = weights.get("strategy"), weights.get("group_size")
+    targets = _strings(group.get("targets"), "targets")
+    if targets == ("Linear",):
+        targets = ()
+    ignore = _strings(q.get("ignore"), "ignore")
+    n_bits = bits if isinstance(bits, int) and bits in (4, 8) else 0
+    n_group = size if isinstance(size, int) and size > 0 else 0
+    if fmt_name == "pack-quantized" and kind == "int" and strategy == "group" and n_bits * n_group:
+        if not weights.get("symmetric", True):
+            raise KvcalcError("asymmetric compressed-tensors int groups are not modelled")
+        fmt = Format(f"int{bits} (bf16 scale per {size})", "int_pack", n_bits, n_group)
+    elif fmt_name == "mxfp4-pack-quantized" and bits == 4 and size == 32:
+        fmt = MXFP4
+    elif fmt_name == "nvfp4-pack-quantized" and bits == 4 and size == 16:
+        fmt = NVFP4
+    else:
+        raise KvcalcError(
+            f"compressed-tensors format {fmt_name!r} ({bits}-bit {kind}, {strategy}) is not "
+            "modelled; pass --weights-dtype to size the weights yourself"
+        )
+    return Recipe(f"compressed-tensors {fmt_name}", fmt, ignore, targets)
+
+
+def _gptq_awq(q: Mapping[str, Any], method: str) -> Recipe:
+    bits = q.get("bits", q.get("w_bit", 4))
+    group = q.get("group_size", q.get("q_group_size", 128))
+    if not isinstance(bits, int) or bits not in (2, 3, 4, 8):
+        raise KvcalcError(f"{method} bits must be 2, 3, 4 or 8, got {bits!r}")
+    if not isinstance(group, int) or (group <= 0 and group != -1):
+        raise KvcalcError(f"{method} group_size must be positive or -1, got {group!r}")
+    if method == "awq" and q.get("zero_point") is False:
+        raise KvcalcError("AWQ without zero points is not modelled")
+    kind: Literal["gptq", "awq"] = "gptq" if method == "gptq" else "awq"
+    fmt = Format(f"{method} int{bits} group {group}", kind, bits, max(group, 0))
+    ignore = _strings(q.get("modules_to_not_convert"), "modules_to_not_convert")
+    return Recipe(method, fmt, ignore)
+
+
+def parse_recipe(quantization_config: Mapping[str, Any]) -> Recipe:
+    """Return the recipe a `quantization_config` describes; KvcalcError if not modelled."""
+    q = quantization_config
+    method = str(q.get("quant_method") or "")
+    if "quantized_layers" in q and q.get("quant_algo") == "MIXED_PRECISION":
+        return _modelopt(q)  # ModelOpt mixed precision, whatever quant_method says
+    if method == "fp8":
+        ignore = _strings(q.get("modules_to_not_convert", q.get("ignored_layers")), "modules")
+        block = q.get("weight_block_size")
+        if block is None:
+            return Recipe("fp8", FP8_TENSOR, ignore)
+        return Recipe("fp8", _fp8_block(block), ignore)
+    if method == "mxfp4":
+        ignore = _strings(q.get("modules_to_not_convert"), "modules_to_not_convert")
+        return Recipe("mxfp4", MXFP4, ignore, experts_only=True)
+    if method == "modelopt":
+        return _modelopt(q)
+    if method == "compressed-tensors":
+        return _compressed_tensors(q)
+    if method in ("gptq", "awq"):
+        if method == "gptq" and q.get("bits", 4) != 4 and q.get("checkpoint_format") == "gptq_v2":
+            raise KvcalcError("GPTQ v2 checkpoints are not modelled")
+        return _gptq_awq(q, method)
+    raise KvcalcError(
+        f"quantization_config quant_method {method or '(none)'!r} is not modelled (fp8, mxfp4, "
+        "modelopt, compressed-tensors, gptq, awq are); pass --weights-dtype to size the weights"
+    )
+
+
+def with_hf_quant_config(
+    config: Mapping[str, Any], hf_quant_config: Mapping[str, Any] | None
+) -> dict[str, Any]:
+    """Return config with ModelOpt's hf_quant_config.json as its quantization_config.
+
+    ModelOpt checkpoints publish their recipe in hf_quant_config.json (older ones only there);
+    when it is given it is the recipe, as vLLM's ModelOptConfig reads it.
+    """
+    merged = dict(config)
+    if hf_quant_config is None:
+        return merged
+    inner = hf_quant_config.get("quantization")
+    if not isinstance(inner, dict):
+        raise KvcalcError("hf_quant_config.json has no 'quantization' table")
+    merged["quantization_config"] = {"quant_method": "modelopt", **inner}
+    return merged
+
+
+# ---- sizing -------------------------------------------------------------------------------
+
+
+def weights_quant(
+    recipe: Recipe,
+    linears: Sequence[Linear],
+    part_weights: Mapping[str, int],
+    dtype_bytes: int,
+) -> WeightsQuant:
+    """Return the exact published bytes of each part: its quantised linears in their formats,
+    every other weight of the part (biases, norms, routers, unquantised linears) at
+    dtype_bytes. KvcalcError when the linears do not fit in the part's weights."""
+    quantized = dict.fromkeys(PARTS, 0)
+    quant_bytes = dict.fromkeys(PARTS, 0)
+    listed = dict.fromkeys(PARTS, 0)
+    used: dict[str, int] = {}
+    for linear in linears:
+        listed[linear.part] += linear.weights
+        fmt = recipe.format_for(linear)
+        if fmt is None:
+            continue
+        quantized[linear.part] += linear.weights
+        quant_bytes[linear.part] += fmt.matrix_bytes(linear.out_features, linear.in_features) * (
+            linear.count
+        )
+        used[fmt.name] = used.get(fmt.name, 0) + linear.weights
+    parts = {}
+    for part in PARTS:
+        total = part_weights.get(part, 0)
+        if listed[part] > total:
+            raise KvcalcError(
+                f"internal: {part} linears hold {listed[part]:,} weights, more than the "
+                f"part's {total:,}"
+            )
+        rest = total - quantized[part]
+        parts[part] = PartBytes(
+            weights=total,
+            quantized_weights=quantized[part],
+            bytes=quant_bytes[part] + rest * dtype_bytes,
+        )
+    return WeightsQuant(method=recipe.method, summary=_summary(recipe, linears, used), **parts)
+
+
+def _summary(recipe: Recipe, linears: Sequence[Linear], used: Mapping[str, int]) -> str:
+    if not used:
+        return f"{recipe.method}: no linear of this model is quantised"
+    where: dict[str, set[str]] = {}
+    for linear in linears:
+        fmt = recipe.format_for(linear)
+        label = fmt.name if fmt is not None else "model dtype"
+        kind = "routed experts" if linear.expert else ("routers" if linear.router else linear.part)
+        where.setdefault(label, set()).add(kind)
+    described = "; ".join(
+        f"{', '.join(sorted(kinds))} in {label}" for label, kinds in where.items()
+    )
+    return f"{recipe.method}: {described}; embeddings, LM head, norms and biases in the model dtype"
+
+
+# ---- the HF models' linear layers ---------------------------------------------------------
+
+
+def _int(c: Mapping[str, Any], *keys: str, default: int | None = None) -> int:
+    for key in keys:
+        value = c.get(key)
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    if default is None:
+        raise KvcalcError(f"config.json lacks {keys[0]!r}, which the weights sizing needs")
+    return default
+
+
+_DEEPSEEK_LIKE = frozenset({"deepseek_v2", "deepseek_v3", "kimi_k2", "glm4_moe"})
+_QWEN_MOE = frozenset({"qwen2_moe", "qwen3_moe"})
+_DENSE = frozenset(
+    {"llama", "mistral", "qwen2", "qwen3", "gemma", "gemma2", "gemma3", "gemma3_text",
+     "granite", "olmo2", "smollm3", "cohere", "cohere2", "starcoder2"}
+)  # fmt: skip
+
+
+def hf_linears(c: Mapping[str, Any], family: str) -> tuple[Linear, ...] | None:
+    """Return every linear weight of the transformers model for this text config, by module.
+
+    None for a family whose module layout is not listed here (its published quantisation
+    cannot then be sized exactly).
+    """
+    if family not in _DENSE | _DEEPSEEK_LIKE | _QWEN_MOE | {"mixtral", "gpt_oss", "phi3"}:
+        return None
+    h = _int(c, "hidden_size")
+    n_layers = _int(c, "num_hidden_layers")
+    n_heads = _int(c, "num_attention_heads")
+    out: list[Linear] = []
+    for i in range(n_layers):
+        out += _attention_linears(c, family, i, h, n_heads)
+        out += _mlp_linears(c, family, i, h, n_layers)
+    return tuple(out)
+
+
+def _attention_linears(
+    c: Mapping[str, Any], family: str, i: int, h: int, n_heads: int
+) -> list[Linear]:
+    a = f"layers.{i}.self_attn."
+    if c.get("kv_lora_rank"):
+        rank, rope = _int(c, "kv_lora_rank"), _int(c, "qk_rope_head_dim")
+        nope, v = _int(c, "qk_nope_head_dim"), _int(c, "v_head_dim")
+        q_lora = c.get("q_lora_rank")
+        qs = (
+            [Linear(a + "q_proj", "attention", n_heads * (nope + rope), h)]
+            if not q_lora
+            else [
+                Linear(a + "q_a_proj", "attention", q_lora, h),
+                Linear(a + "q_b_proj", "attention", n_heads * (nope + rope), q_lora),
+            ]
+        )
+        return [
+            *qs,
+            Linear(a + "kv_a_proj_with_mqa", "attention", rank + rope, h),
+            Linear(a + "kv_b_proj", "attention", n_heads * (nope + v), rank),
+            Linear(a + "o_proj", "attention", h, n_heads * v),
+        ]
+    d = _int(c, "head_dim", default=0) or h // n_heads
+    n_kv = _int(c, "num_key_value_heads", default=n_heads)
+    if family == "phi3":
+        return [
+            Linear(a + "qkv_proj", "attention", (n_heads + 2 * n_kv) * d, h),
+            Linear(a + "o_proj", "attention", h, n_heads * d),
+        ]
+    return [
+        Linear(a + "q_proj", "attention", n_heads * d, h),
+        Linear(a + "k_proj", "attention", n_kv * d, h),
+        Linear(a + "v_proj", "attention", n_kv * d, h),
+        Linear(a + "o_proj", "attention", h, n_heads * d),
+    ]
+
+
+def _gated(
+    prefix: str, part: Part, h: int, width: int, count: int = 1, expert: bool = False
+) -> list[Linear]:
+    return [
+        Linear(prefix + "gate_proj", part, width, h, count, expert),
+        Linear(prefix + "up_proj", part, width, h, count, expert),
+        Linear(prefix + "down_proj", part, h, width, count, expert),
+    ]
+
+
+def _mlp_linears(c: Mapping[str, Any], family: str, i: int, h: int, n_layers: int) -> list[Linear]:
+    m = f"layers.{i}.mlp."
+    inter = _int(c, "intermediate_size", default=0)
+    if family == "phi3":
+        return [
+            Linear(m + "gate_up_proj", "mlp", 2 * inter, h),
+            Linear(m + "down_proj", "mlp", h, inter),
+        ]
+    if family in _DENSE:
+        return _gated(m, "mlp", h, inter)
+    n_experts = _int(c, "num_local_experts", "n_routed_experts", "num_experts")
+    moe_inter = _int(c, "moe_intermediate_size", default=inter)
+    if family == "mixtral":
+        b = f"layers.{i}.block_sparse_moe."
+        e = b + "experts.0."
+        return [
+            Linear(b + "gate", "experts", n_experts, h, router=True),
+            Linear(e + "w1", "experts", inter, h, n_experts, True),
+            Linear(e + "w3", "experts", inter, h, n_experts, True),
+            Linear(e + "w2", "experts", h, inter, n_experts, True),
+        ]
+    if family == "gpt_oss":
+        return [
+            Linear(m + "router", "experts", n_experts, h, router=True),
+            Linear(m + "experts.gate_up_proj", "experts", 2 * moe_inter, h, n_experts, True),
+            Linear(m + "experts.down_proj", "experts", h, moe_inter, n_experts, True),
+        ]
+    if family in _DEEPSEEK_LIKE:
+        first_dense = _int(c, "first_k_dense_replace", default=0)
+        step = _int(c, "moe_layer_freq", default=1)
+        if not (i >= first_dense and i % step == 0):
+            return _gated(m, "mlp", h, inter)
+        shared = _int(c, "n_shared_experts", default=0)
+        router = [Linear(m + "gate", "experts", n_experts, h, router=True)]
+        experts = _gated(m + "experts.0.", "experts", h, moe_inter, n_experts, True)
+        shared_l = _gated(m + "shared_experts.", "mlp", h, moe_inter * shared) if shared else []
+        return router + experts + shared_l
+    # Qwen MoE
+    step = _int(c, "decoder_sparse_step", default=1)
+    mlp_only = set(c.get("mlp_only_layers") or [])
+    if i in mlp_only or (i + 1) % step:
+        return _gated(m, "mlp", h, inter)
+    out = [Linear(m + "gate", "experts", n_experts, h, router=True)]
+    out += _gated(m + "experts.0.", "experts", h, moe_inter, n_experts, True)
+    shared_inter = _int(c, "shared_expert_intermediate_size", default=0)
+    if shared_inter:
+        out += _gated(m + "shared_expert.", "mlp", h, shared_inter)
+        out.append(Linear(m + "shared_expert_gate", "mlp", 1, h, router=True))
+    return out
+
+
+def published_weights(
+    config: Mapping[str, Any],
+    text: Mapping[str, Any],
+    family: str,
+    part_weights: Mapping[str, int],
+    dtype_bytes: int,
+) -> tuple[WeightsQuant | None, tuple[str, ...]]:
+    """Return how the checkpoint's weights ship (None: in the model dtype) and any warning.
+
+    `config` is the whole config.json (its quantization_config, maybe merged from
+    hf_quant_config.json), `text` the language model's config. A recipe or a module layout
+    that is not modelled gives None and a warning saying the weights are counted in the
+    model dtype (an upper bound for a quantised checkpoint).
+    """
+    q = config.get("quantization_config") or text.get("quantization_config")
+    if not q:
+        return None, ()
+    if not isinstance(q, dict):
+        raise KvcalcError("config key 'quantization_config' must be a table")
+    try:
+        recipe = parse_recipe(q)
+    except KvcalcError as exc:
+        return None, (f"weights counted in the model dtype, an upper bound: {exc}",)
+    linears = hf_linears(text, family)
+    if linears is None:
+        return None, (
+            f"weights counted in the model dtype, an upper bound: the {recipe.method} "
+            f"quantization of a {family!r} model is not sized (its module layout is not "
+            "modelled); pass --weights-dtype to choose",
+        )
+    return weights_quant(recipe, linears, part_weights, dtype_bytes), ()
