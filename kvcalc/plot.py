@@ -54,13 +54,13 @@ class Boundary:
     gpu: str
     axis: Axis
     x: int  # 0: not even the smallest point fits
-    total_bytes: int | None  # total at x on the busiest GPU (None when x is 0)
+    total_bytes: int | None  # total at x on the busiest GPU (None: x is 0, or not computed)
     model_limit: bool = False  # x is the model's max_position_embeddings, not memory
 
     @property
     def text(self) -> str:
         """Return '<model> on <gpu>: max context 40,960 (the model's limit)' and the like."""
-        if self.total_bytes is None:
+        if self.x == 0:
             return f"{self.model} on {self.gpu}: does not fit at the smallest point"
         what = "context" if self.axis == "seq" else "batch"
         limit = " (the model's limit)" if self.model_limit else ""
@@ -81,8 +81,9 @@ class PlotData:
 
     @property
     def title(self) -> str:
-        fixed = f"batch {self.fixed:,}" if self.axis == "seq" else f"seq {self.fixed:,}"
-        return f"KV cache per GPU · {self.engine} · KV {self.kv_dtype} · {fixed}"
+        what = "batch" if self.axis == "seq" else "seq"
+        fixed = f" · {what} {self.fixed:,}" if self.fixed else ""
+        return f"KV cache per GPU · {self.engine} · KV {self.kv_dtype}{fixed}"
 
 
 def parse_grid(text: str, what: str) -> tuple[int, ...]:
@@ -194,6 +195,79 @@ def plot_data(
     )
 
 
+_SWEEP_AXES = ("seq_len", "batch")
+# Columns that tell one sweep curve from another (all but the axis).
+_CURVE_KEYS = ("model", "engine", "kv_dtype", "k_dtype", "v_dtype", "tp", "pp", "seq_len",
+               "batch", "gpu", "weights_dtype", "util")  # fmt: skip
+
+
+def sweep_plot_data(rows: list[dict[str, Any]]) -> PlotData:
+    """Return the plot of a sweep's rows (kvcalc/sweep.py): its values, none recomputed.
+
+    The x axis is seq_len when the sweep has several, else batch. A KV curve per
+    combination of the other columns (per_gpu_bytes); with GPUs, a total curve
+    (weights_bytes + reserve_bytes + per_gpu_bytes), each GPU's capacity_bytes, and the
+    boundary at max_seq_len (or max_batch) of the curve's smallest point. Rows with an
+    error are left out.
+    """
+    good = [r for r in rows if not r.get("error")]
+    if not good:
+        raise KvcalcError("the sweep has no point to plot (every row is an error)")
+    seqs = {r["seq_len"] for r in good}
+    axis: Axis = "seq" if len(seqs) > 1 else "batch"
+    x_key = "seq_len" if axis == "seq" else "batch"
+    with_fit = "gpu" in good[0]
+    curves: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
+    for r in good:
+        key = tuple(r.get(k) for k in _CURVE_KEYS if k != x_key)
+        curves.setdefault(key, []).append(r)
+    varying = [
+        k for k in _CURVE_KEYS if k not in (x_key, "gpu") and len({r.get(k) for r in good}) > 1
+    ]
+    series: list[Series] = []
+    boundaries: list[Boundary] = []
+    seen_kv: set[tuple[Any, ...]] = set()
+    for curve in curves.values():
+        curve.sort(key=lambda r: r[x_key])
+        first = curve[0]
+        xs = tuple(r[x_key] for r in curve)
+        name = " ".join(
+            [str(first["model"])] + [f"{k}={first.get(k)}" for k in varying if k != "model"]
+        )
+        kv_key = (name, xs)
+        if kv_key not in seen_kv:  # one KV curve, however many GPUs
+            seen_kv.add(kv_key)
+            series.append(
+                Series(f"{name} KV", name, None, "kv", xs, tuple(r["per_gpu_bytes"] for r in curve))
+            )
+        if with_fit and first.get("gpu") is not None:
+            totals = tuple(
+                r["weights_bytes"] + r["reserve_bytes"] + r["per_gpu_bytes"] for r in curve
+            )
+            series.append(
+                Series(f"{name} total on {first['gpu']}", name, first["gpu"], "total", xs, totals)
+            )
+            edge = first["max_seq_len"] if axis == "seq" else first["max_batch"]
+            clamped = bool(first.get("max_seq_len_clamped")) if axis == "seq" else False
+            boundaries.append(Boundary(name, first["gpu"], axis, edge, None, clamped))
+    capacities: dict[str, int] = {}
+    for r in good:
+        if with_fit and r.get("gpu") is not None:
+            capacities.setdefault(r["gpu"], r["capacity_bytes"])
+    dtypes = {str(r["kv_dtype"]) for r in good}
+    engines = {str(r["engine"]) for r in good}
+    fixed_values = {r["batch"] if axis == "seq" else r["seq_len"] for r in good}
+    return PlotData(
+        axis=axis,
+        fixed=min(fixed_values) if len(fixed_values) == 1 else 0,
+        engine=", ".join(sorted(engines)),
+        kv_dtype=", ".join(sorted(dtypes)),
+        series=tuple(series),
+        capacities=tuple(Capacity(g, b) for g, b in capacities.items()),
+        boundaries=tuple(boundaries),
+    )
+
+
 def _matplotlib() -> Any:
     try:
         import matplotlib
@@ -260,10 +334,15 @@ def figure(data: PlotData) -> Figure:
         )
     low, high = min(min(s.x) for s in data.series), max(max(s.x) for s in data.series)
     for b in data.boundaries:
-        if b.total_bytes is None or not low <= b.x <= high:
+        if b.x == 0 or not low <= b.x <= high:
             continue
         colour = colours.get(b.model, "k")
-        ax.axvline(b.x, color=colour, linestyle=":", linewidth=0.8)
+        unmarked = b.total_bytes is None  # a sweep gives the boundary's x, not its total
+        ax.axvline(
+            b.x, color=colour, linestyle=":", linewidth=0.8, label=b.text if unmarked else None
+        )
+        if unmarked:
+            continue
         ax.plot(
             [b.x],
             [b.total_bytes],

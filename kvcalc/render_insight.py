@@ -130,7 +130,7 @@ def render_plot_text(console: Console, data: PlotData, width: int = 72, height: 
         r = row(c.capacity_bytes)
         grid[r] = ["─" if ch == " " else ch for ch in grid[r]]
     for b in data.boundaries:
-        if b.total_bytes is not None and xs[0] <= b.x <= xs[-1]:
+        if b.x and xs[0] <= b.x <= xs[-1]:
             col = column(b.x)
             for r in range(height):
                 if grid[r][col] == " ":

@@ -216,3 +216,57 @@ def test_bad_input_one_error_line(run_cli: Run, args: list[str], needle: str) ->
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and needle in lines[0]
     assert "Traceback" not in result.stderr + result.stdout
+
+
+def test_sweep_plot_values_are_the_sweep_rows() -> None:
+    """sweep_plot_data draws the sweep's own numbers: per_gpu_bytes, weights + reserve + KV."""
+    from kvcalc.plot import sweep_plot_data
+    from kvcalc.sweep import Grid, rows
+
+    grid = Grid(
+        models=("llama-3.1-8b", "qwen3-8b"),
+        gpus=("h100-80gb", "l4"),
+        seqs=(1024, 4096, 16384),
+        batches=(4,),
+    )
+    sweep = list(rows(grid))
+    data = sweep_plot_data(sweep)
+    assert data.axis == "seq" and data.fixed == 4
+    for s in data.series:
+        mine = [r for r in sweep if r["model"] == s.model and r["gpu"] == (s.gpu or r["gpu"])]
+        by_seq = {r["seq_len"]: r for r in mine}
+        assert s.x == (1024, 4096, 16384)
+        for x, y in zip(s.x, s.y, strict=True):
+            r = by_seq[x]
+            expected = r["per_gpu_bytes"]
+            if s.kind == "total":
+                expected += r["weights_bytes"] + r["reserve_bytes"]
+            assert y == expected
+    assert {(c.gpu, c.capacity_bytes) for c in data.capacities} == {
+        (r["gpu"], r["capacity_bytes"]) for r in sweep
+    }
+    boundary = {(b.model, b.gpu): b.x for b in data.boundaries}
+    for r in sweep:
+        assert boundary[(r["model"], r["gpu"])] == r["max_seq_len"]
+    pytest.importorskip("matplotlib")
+    from kvcalc.plot import figure
+
+    lines = {line.get_label(): line for line in figure(data).axes[0].get_lines()}
+    for s in data.series:
+        assert [int(v) for v in lines[s.label].get_ydata()] == list(s.y)
+
+
+def test_sweep_plot_option(run_cli: Run, tmp_path: Path) -> None:
+    """`kvcalc sweep ... --plot out.svg` writes the picture and still prints the rows on stdout."""
+    pytest.importorskip("matplotlib")
+    out = tmp_path / "sweep.svg"
+    result = run_cli(
+        "sweep", "-m", "llama-3.1-8b", "--batch", "1..64:x4", "-g", "l4", "--plot", str(out)
+    )
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.splitlines()[0].startswith("model,")
+    assert len(result.stdout.splitlines()) == 1 + 4  # header + batches 1, 4, 16, 64
+    assert f"wrote {out}" in result.stderr
+    assert out.read_bytes().lstrip().startswith(b"<?xml")
+    bad = run_cli("sweep", "-m", "llama-3.1-8b", "--plot", str(tmp_path / "x.gif"))
+    assert bad.exit_code == 2 and bad.stderr.startswith("error: ") and "must end in" in bad.stderr

@@ -40,6 +40,42 @@ def plot_rows(data: Any) -> list[dict[str, Any]]:
     return rows
 
 
+SWEEP_PLOT_LIMIT = 20_000  # points a picture is drawn for
+
+
+def _save(data: Any, output: Path) -> None:
+    """Draw the plot data with matplotlib and write it to output (PNG, SVG or PDF)."""
+    from kvcalc.plot import figure
+
+    if output.suffix.lower() not in FILE_FORMATS:
+        raise KvcalcError(
+            f"{str(output)!r}: the plot's file name must end in {', '.join(FILE_FORMATS)}"
+        )
+    fig = figure(data)
+    try:
+        fig.savefig(output, format=output.suffix.lower()[1:])
+    except OSError as exc:
+        raise KvcalcError(f"cannot write {str(output)!r}: {exc.strerror or exc}") from None
+    sys.stderr.write(f"wrote {output}\n")
+
+
+def write_sweep_plot(grid: Any, output: Path) -> None:
+    """Plot a sweep's rows (`kvcalc sweep ... --plot FILE`): KV and totals against seq or batch."""
+    from kvcalc.plot import _matplotlib, sweep_plot_data
+    from kvcalc.sweep import rows
+
+    if output.suffix.lower() not in FILE_FORMATS:
+        raise KvcalcError(
+            f"--plot {str(output)!r}: the file name must end in {', '.join(FILE_FORMATS)}"
+        )
+    _matplotlib()  # fail before any row is computed when matplotlib is missing
+    if grid.size > SWEEP_PLOT_LIMIT:
+        raise KvcalcError(
+            f"--plot draws at most {SWEEP_PLOT_LIMIT:,} points; this sweep has {grid.size:,}"
+        )
+    _save(sweep_plot_data(list(rows(grid))), output)
+
+
 def plot_command(
     models: list[str] = typer.Argument(..., metavar="MODEL...", help="Presets or spec files."),
     gpu: str | None = typer.Option(
@@ -113,14 +149,7 @@ def plot_command(
         gpus.append((name, _with_capacity(load_gpu(name, presets), gpu_mem)))
     data = plot_data(specs, gpus, engine_profile(engine), workload, against.value, xs)
     if output is not None:
-        from kvcalc.plot import figure
-
-        fig = figure(data)
-        try:
-            fig.savefig(output, format=output.suffix.lower()[1:])
-        except OSError as exc:
-            raise KvcalcError(f"cannot write {str(output)!r}: {exc.strerror or exc}") from None
-        sys.stderr.write(f"wrote {output}\n")
+        _save(data, output)
         return
     if fmt is OutputFormat.table:
         from kvcalc.render_insight import render_plot_text

@@ -77,6 +77,12 @@ def sweep_command(
         "-o",
         metavar="FILE",
     ),
+    plot: Path | None = typer.Option(
+        None,
+        "--plot",
+        metavar="FILE",
+        help="Also draw the rows to FILE (.png, .svg, .pdf; pip install 'kvcalc[plot]').",
+    ),
 ) -> None:
     """Sweep calc (and fit, with --gpu) over every combination of the values given.
 
@@ -121,6 +127,10 @@ def sweep_command(
     from kvcalc.sweep import resolve
 
     resolve(grid)  # every name checked before a byte is written
+    if plot is not None:
+        from kvcalc.commands.plot import write_sweep_plot
+
+        write_sweep_plot(grid, plot)
     if out_path is None:
         _write(grid, fmt_name, sys.stdout)
         return
