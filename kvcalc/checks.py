@@ -1,13 +1,19 @@
-"""`kvcalc check`: a file of deployments -> one pass/fail result per deployment.
+"""`kvcalc check`: a file of deployments -> one pass/fail result per deployment, streamed.
 
 The file is YAML: a mapping with a `deployments:` list (or the list itself); each entry
 names a model and a GPU and may set tp/pp (or gpus), seq, batch, engine, dtypes, util,
 reserve, gpu_mem and min_headroom. Errors name the file, the entry and the field.
+
+The file is read as a stream of YAML events (presets.iter_yaml_list), one deployment at a
+time, and each result is yielded before the next entry is read, so memory stays flat for
+any number of deployments. Models and GPUs are loaded once per name, and the numbers come
+from kvcalc/kernel.py's FitKernel (equal to planner.fit, tests/test_kernel.py), compiled
+once per distinct (model, GPU, engine, dtypes, parallelism, budget knobs).
 """
 
 from __future__ import annotations
 
-from dataclasses import replace
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -39,36 +45,72 @@ class Deployment(BaseModel):
     min_headroom: int | str | None = None
 
 
-def _entries(data: Any, path: Path) -> list[Any]:
-    if isinstance(data, dict):
-        unknown = set(data) - {"deployments"}
-        if unknown:
-            raise KvcalcError(
-                f"{path}: unknown top-level key {sorted(unknown)[0]!r} (expected 'deployments')"
-            )
-        data = data.get("deployments")
-    if not isinstance(data, list) or not data:
-        raise KvcalcError(f"{path}: expected a non-empty list of deployments")
-    return data
-
-
 def _field_error(path: Path, index: int, exc: ValidationError) -> KvcalcError:
     from kvcalc.specs import format_validation_error
 
     return KvcalcError(f"{path}: deployments[{index}].{format_validation_error(exc)}")
 
 
+def iter_entries(path: Path) -> Iterator[Any]:
+    """Yield the raw deployment entries of a file one at a time (YAML events, not a tree)."""
+    from kvcalc.presets import iter_yaml_list
+
+    return iter_yaml_list(path, "deployments", "deployments")
+
+
+class _Cache:
+    """What deployments share: loaded specs by name, and compiled fit kernels by plan shape."""
+
+    def __init__(self, presets_dir: Path | None) -> None:
+        self.presets_dir = presets_dir
+        self.models: dict[str, tuple[str, Any]] = {}
+        self.gpus: dict[str, tuple[str, Any]] = {}
+        self.kernels: dict[tuple[Any, ...], Any] = {}
+
+    def model(self, name: str) -> tuple[str, Any]:
+        if name not in self.models:
+            from kvcalc.presets import canonical_model_name, load_model
+
+            spec = load_model(name, self.presets_dir)
+            self.models[name] = (canonical_model_name(name, self.presets_dir), spec)
+        return self.models[name]
+
+    def gpu(self, name: str) -> tuple[str, Any]:
+        if name not in self.gpus:
+            from kvcalc.presets import canonical_gpu_name, load_gpu
+
+            gpu = load_gpu(name, self.presets_dir)
+            self.gpus[name] = (canonical_gpu_name(name, self.presets_dir), gpu)
+        return self.gpus[name]
+
+    def kernel(self, key: tuple[Any, ...], build: Any) -> Any:
+        if key not in self.kernels:
+            if len(self.kernels) >= 4096:
+                self.kernels.clear()
+            self.kernels[key] = build()
+        return self.kernels[key]
+
+
 def run_checks(path: Path, presets_dir: Path | None = None) -> list[dict[str, Any]]:
-    """Return one result dict per deployment in the file: name, ok, message, numbers."""
+    """Return one result dict per deployment in the file (iter_checks, collected)."""
+    return list(iter_checks(path, presets_dir))
+
+
+def iter_checks(
+    path: Path, presets_dir: Path | None = None, cache: _Cache | None = None
+) -> Iterator[dict[str, Any]]:
+    """Yield one result dict per deployment in the file: name, ok, message, what and numbers."""
+    from dataclasses import replace
+
     from kvcalc.dtypes import kv_dtype, weight_dtype
     from kvcalc.engines import engine_profile
     from kvcalc.formula import Workload
-    from kvcalc.planner import Plan, fit, split_gpus
-    from kvcalc.presets import load_gpu, load_model, read_yaml
+    from kvcalc.kernel import FitKernel
+    from kvcalc.planner import split_gpus
     from kvcalc.units import format_gb, format_gib, parse_count, parse_size, parse_tokens
 
-    results = []
-    for index, raw in enumerate(_entries(read_yaml(path), path)):
+    cache = cache or _Cache(presets_dir)
+    for index, raw in enumerate(iter_entries(path)):
         where = f"{path}: deployments[{index}]"
         if not isinstance(raw, dict):
             raise KvcalcError(f"{where}: expected a mapping of fields")
@@ -83,8 +125,8 @@ def run_checks(path: Path, presets_dir: Path | None = None) -> list[dict[str, An
             except KvcalcError as exc:
                 raise KvcalcError(f"{where}.{name}: {exc}") from None
 
-        spec = field("model", load_model, entry.model, presets_dir)
-        gpu = field("gpu", load_gpu, entry.gpu, presets_dir)
+        model_name, spec = field("model", cache.model, entry.model)
+        gpu_name, gpu = field("gpu", cache.gpu, entry.gpu)
         engine = field("engine", engine_profile, entry.engine)
         if entry.gpus is not None:
             tp, pp = field("gpus", split_gpus, spec, engine, entry.gpus)
@@ -106,27 +148,45 @@ def run_checks(path: Path, presets_dir: Path | None = None) -> list[dict[str, An
                 None if batched is None else field("max_batched_tokens", parse_tokens, batched)
             ),
         )
-        plan = Plan(
-            model=spec,
-            gpu=gpu,
-            engine=engine,
-            workload=workload,
-            weights_dtype=(
-                None
-                if entry.weights_dtype in (None, "auto")
-                else field("weights_dtype", weight_dtype, entry.weights_dtype)
-            ),
-            util=entry.util,
-            reserve_bytes=(
-                None
-                if entry.reserve is None
-                else field("reserve", parse_size, entry.reserve, "reserve")
-            ),
+        weights = (
+            None
+            if entry.weights_dtype in (None, "auto")
+            else field("weights_dtype", weight_dtype, entry.weights_dtype)
         )
+        reserve = (
+            None
+            if entry.reserve is None
+            else field("reserve", parse_size, entry.reserve, "reserve")
+        )
+        shape = replace(workload, seq_len=1, batch=1)
+        key = (
+            model_name,
+            gpu_name,
+            gpu.memory_bytes,
+            engine.name,
+            shape,
+            weights,
+            entry.util,
+            reserve,
+        )
+
+        def build(
+            spec: Any = spec,
+            gpu: Any = gpu,
+            engine: Any = engine,
+            shape: Workload = shape,
+            weights: Any = weights,
+            util: float | None = entry.util,
+            reserve: int | None = reserve,
+        ) -> Any:
+            return FitKernel(spec, gpu, engine, shape, weights, util, reserve)
+
         try:
-            result = fit(replace(plan))
+            kernel = cache.kernel(key, build)
+            result = kernel.at(workload.seq_len, workload.batch)
         except KvcalcError as exc:
             raise KvcalcError(f"{where}: {exc}") from None
+        budget = kernel.budget
         need = (
             0
             if entry.min_headroom is None
@@ -142,7 +202,7 @@ def run_checks(path: Path, presets_dir: Path | None = None) -> list[dict[str, An
             ok = False
             reason = (
                 f"KV needs {format_gb(result.kv_bytes)} per GPU but the budget is "
-                f"{format_gb(result.budget.kv_budget_bytes)} (short by {format_gb(-room)} = "
+                f"{format_gb(budget.kv_budget_bytes)} (short by {format_gb(-room)} = "
                 f"{format_gib(-room)}); max batch at this seq: {result.max_batch:,}"
             )
         elif room < need:
@@ -154,20 +214,33 @@ def run_checks(path: Path, presets_dir: Path | None = None) -> list[dict[str, An
         else:
             ok = True
             reason = (
-                f"KV {format_gb(result.kv_bytes)} of {format_gb(result.budget.kv_budget_bytes)} "
+                f"KV {format_gb(result.kv_bytes)} of {format_gb(budget.kv_budget_bytes)} "
                 f"budget, headroom {format_gb(room)} = {format_gib(room)}"
             )
-        results.append(
-            {
-                "file": str(path),
-                "name": label,
-                "ok": ok,
-                "message": f"{setup}: {reason}",
-                "fits": result.fits,
-                "headroom_bytes": room,
-                "kv_bytes": result.kv_bytes,
-                "kv_budget_bytes": result.budget.kv_budget_bytes,
-                "max_batch": result.max_batch,
-            }
-        )
-    return results
+        k = kernel.kv
+        yield {
+            "file": str(path),
+            "name": label,
+            "ok": ok,
+            "message": f"{setup}: {reason}",
+            "model": model_name,
+            "model_name": spec.name,
+            "gpu": gpu_name,
+            "gpu_name": gpu.name,
+            "engine": engine.name,
+            "kv_dtype": k.k_dtype.name if k.k_dtype == k.v_dtype else None,
+            "weights_dtype": weights.name if weights is not None else spec.dtype,
+            "util": budget.util,
+            "tp": tp,
+            "pp": pp,
+            "n_gpus": tp * pp,
+            "capacity_bytes": budget.capacity_bytes,
+            "seq_len": workload.seq_len,
+            "batch": workload.batch,
+            "fits": result.fits,
+            "headroom_bytes": room,
+            "min_headroom_bytes": need,
+            "kv_bytes": result.kv_bytes,
+            "kv_budget_bytes": budget.kv_budget_bytes,
+            "max_batch": result.max_batch,
+        }

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -451,3 +452,117 @@ def fetch_hf_config(repo: str) -> Path:
     with contextlib.suppress(Exception):  # a single-file or non-safetensors repo has no index
         hub.hf_hub_download(repo, "model.safetensors.index.json")
     return path
+
+
+def iter_yaml_list(path: Path, key: str, what: str) -> Iterator[Any]:
+    """Yield the items of a YAML file's top-level list (or of its `key:` list), one at a time.
+
+    The file is read as YAML events (libyaml's parser when available) and each item is
+    built only when reached, so a list of any length takes flat memory. Anchors and aliases
+    are refused; errors name the file (and the line for malformed YAML).
+    """
+    import yaml
+
+    try:
+        handle = path.open("r", encoding="utf-8")
+    except OSError as exc:
+        raise KvcalcError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)(handle)
+    try:
+        yield from _list_items(_events(loader, path), loader, path, key, what)
+    except yaml.YAMLError as exc:
+        raise KvcalcError(_yaml_message(path, exc)) from None
+    except UnicodeDecodeError:
+        raise KvcalcError(f"{path}: not a UTF-8 text file") from None
+    finally:
+        loader.dispose()
+        handle.close()
+
+
+def _yaml_message(path: Path, exc: Any) -> str:
+    mark = getattr(exc, "problem_mark", None)
+    where = f" (line {mark.line + 1})" if mark is not None else ""
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    return f"{path}: malformed YAML{where}: {problem}"
+
+
+def _events(loader: Any, path: Path) -> Iterator[Any]:
+    while loader.check_event():
+        yield loader.get_event()
+
+
+def _list_items(
+    events: Iterator[Any], loader: Any, path: Path, key: str, what: str
+) -> Iterator[Any]:
+    import yaml
+
+    empty = f"{path}: expected a non-empty list of {what}"
+    first = None
+    for event in events:
+        if not isinstance(event, yaml.StreamStartEvent | yaml.DocumentStartEvent):
+            first = event
+            break
+    if isinstance(first, yaml.SequenceStartEvent):
+        yield from _sequence(events, loader, empty)
+        return
+    if not isinstance(first, yaml.MappingStartEvent):
+        raise KvcalcError(empty)
+    found = False
+    for event in events:
+        if isinstance(event, yaml.MappingEndEvent):
+            break
+        name = _build(event, events, loader)
+        if name != key:
+            raise KvcalcError(f"{path}: unknown top-level key {str(name)!r} (expected {key!r})")
+        value = next(events)
+        if not isinstance(value, yaml.SequenceStartEvent):
+            raise KvcalcError(empty)
+        found = True
+        yield from _sequence(events, loader, empty)
+    if not found:
+        raise KvcalcError(empty)
+
+
+def _sequence(events: Iterator[Any], loader: Any, empty: str) -> Iterator[Any]:
+    import yaml
+
+    count = 0
+    for event in events:
+        if isinstance(event, yaml.SequenceEndEvent):
+            break
+        count += 1
+        yield _build(event, events, loader)
+    if not count:
+        raise KvcalcError(empty)
+
+
+def _build(event: Any, events: Iterator[Any], loader: Any) -> Any:
+    """Return the value starting at `event` (scalar, list or mapping), built from the events."""
+    import yaml
+
+    if isinstance(event, yaml.ScalarEvent):
+        tag = event.tag
+        if tag is None or tag == "!":
+            tag = loader.resolve(yaml.ScalarNode, event.value, event.implicit)
+        start: Any = event.start_mark  # libyaml marks quack like yaml.Mark
+        end: Any = event.end_mark
+        node = yaml.ScalarNode(tag, event.value, start, end, event.style)
+        return loader.construct_object(node)
+    if isinstance(event, yaml.SequenceStartEvent):
+        items = []
+        for item in events:
+            if isinstance(item, yaml.SequenceEndEvent):
+                break
+            items.append(_build(item, events, loader))
+        return items
+    if isinstance(event, yaml.MappingStartEvent):
+        mapping: dict[Any, Any] = {}
+        for item in events:
+            if isinstance(item, yaml.MappingEndEvent):
+                break
+            name = _build(item, events, loader)
+            if isinstance(name, list | dict):
+                raise KvcalcError("mapping keys must be plain values")
+            mapping[name] = _build(next(events), events, loader)
+        return mapping
+    raise KvcalcError("YAML anchors and aliases (&name, *name) are not supported here")

@@ -145,9 +145,16 @@ def fit_report(
 
 
 FIT_CSV_COLUMNS = (
-    "model", "gpu", "engine", "tp", "pp", "capacity_bytes", "weights_bytes", "reserve_bytes",
-    "kv_budget_bytes", "seq_len", "batch", "kv_bytes", "fits", "headroom_bytes", "max_batch",
-    "max_seq_len", "max_tokens", "min_gpus",
+    "model", "gpu", "engine", "kv_dtype", "weights_dtype", "util", "tp", "pp", "n_gpus",
+    "capacity_bytes", "weights_bytes", "reserve_bytes", "kv_budget_bytes", "seq_len", "batch",
+    "kv_bytes", "fits", "headroom_bytes", "max_batch", "max_seq_len", "max_tokens", "min_gpus",
+)  # fmt: skip
+
+# `kvcalc check --format csv`: what each deployment was computed for, then the verdict
+CHECK_CSV_COLUMNS = (
+    "file", "name", "ok", "model", "gpu", "engine", "kv_dtype", "weights_dtype", "util", "tp",
+    "pp", "n_gpus", "seq_len", "batch", "kv_bytes", "kv_budget_bytes", "headroom_bytes",
+    "max_batch", "message",
 )  # fmt: skip
 
 

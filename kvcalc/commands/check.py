@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -22,19 +23,47 @@ def check_command(
     fmt: OutputFormat = FORMAT_OPTION,
 ) -> None:
     """CI sanity check: one line per deployment; exit 0 all fit, 1 any does not, 2 bad file."""
-    from kvcalc.checks import run_checks
+    from kvcalc.checks import _Cache, iter_checks
+    from kvcalc.report import CHECK_CSV_COLUMNS
 
-    results = []
-    for path in files:
-        results.extend(run_checks(path, presets))
-    _answer(0 if all(r["ok"] for r in results) else 1)
+    cache = _Cache(presets)
+    passed = failed = 0
+
+    def results() -> Any:  # streamed: one deployment read, checked and written at a time
+        nonlocal passed, failed
+        for path in files:
+            for r in iter_checks(path, presets, cache):
+                if r["ok"]:
+                    passed += 1
+                else:
+                    failed += 1
+                    _answer(1)
+                yield r
+
+    _answer(0)
     if fmt is OutputFormat.table:
-        for r in results:
+        for r in results():
             status = "PASS" if r["ok"] else "FAIL"
             sys.stdout.write(f"{status} {r['name']}: {r['message']}\n")
-        passed = sum(r["ok"] for r in results)
-        sys.stdout.write(f"{passed} passed, {len(results) - passed} failed\n")
+        sys.stdout.write(f"{passed} passed, {failed} failed\n")
+    elif fmt is OutputFormat.csv:
+        import csv
+
+        writer = csv.DictWriter(
+            sys.stdout, fieldnames=list(CHECK_CSV_COLUMNS), extrasaction="ignore"
+        )
+        writer.writeheader()
+        writer.writerows(results())
+    elif fmt is OutputFormat.json:
+        import json
+
+        sep = "["
+        for r in results():
+            text = json.dumps(r, indent=2, ensure_ascii=False)
+            sys.stdout.write(sep + "\n  " + text.replace("\n", "\n  "))
+            sep = ","
+        sys.stdout.write("\n]\n" if sep == "," else "[]\n")
     else:
-        _emit(results, fmt, ["file", "name", "ok", "message"])
-    if not all(r["ok"] for r in results):
+        _emit(list(results()), fmt, list(CHECK_CSV_COLUMNS))
+    if failed:
         raise typer.Exit(1)

@@ -76,7 +76,7 @@ def fit_command(
 ) -> None:
     """Does it fit? Per-GPU budget, verdict, headroom, max batch, max context, minimum GPUs."""
     from kvcalc.planner import Plan, fit, min_gpus
-    from kvcalc.presets import load_all_gpus, load_gpu
+    from kvcalc.presets import canonical_gpu_name, canonical_model_name, load_all_gpus, load_gpu
     from kvcalc.report import FIT_CSV_COLUMNS, fit_report
 
     model_path = _model_argument(model, hf_repo)
@@ -85,7 +85,7 @@ def fit_command(
         max_batched_tokens, presets, attention_window, assume_standard, mtp,
     )  # fmt: skip
     if gpu is not None:
-        targets = [(gpu, load_gpu(gpu, presets))]
+        targets = [(canonical_gpu_name(gpu, presets), load_gpu(gpu, presets))]
     else:
         targets = sorted(load_all_gpus(presets).items())
     reports = []
@@ -93,7 +93,11 @@ def fit_command(
         plan = Plan(spec, _with_capacity(gpu_spec, gpu_mem), profile, workload, **extras)
         reports.append(
             fit_report(
-                fit(plan), hf_repo or str(model), label, min_gpus(plan), min_gpus(plan, max_pp=1)
+                fit(plan),
+                hf_repo or canonical_model_name(str(model), presets),
+                label,
+                min_gpus(plan),
+                min_gpus(plan, max_pp=1),
             )
         )
     if gpu is None:
