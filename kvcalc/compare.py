@@ -13,7 +13,7 @@ from fractions import Fraction
 from kvcalc.dtypes import KvDtype
 from kvcalc.engines import EngineProfile
 from kvcalc.explain import layout_text
-from kvcalc.formula import Workload, kv_cache
+from kvcalc.formula import KvBreakdown, Workload, kv_cache
 from kvcalc.planner import Plan, fit
 from kvcalc.specs import MHA, MLA, GpuSpec, ModelSpec
 
@@ -31,7 +31,10 @@ class Column:
 
 @dataclass(frozen=True)
 class Compared:
-    """The numbers of one column; ratios are to the first column, exact fractions."""
+    """The numbers of one column; ratios are to the first column, exact fractions.
+
+    ratio_per_sequence compares what one sequence keeps: its KV plus any fixed state.
+    """
 
     column: Column
     layout: str
@@ -40,6 +43,7 @@ class Compared:
     per_sequence_bytes: int
     total_bytes: int
     per_gpu_bytes: int
+    state_bytes_per_sequence: int  # fixed recurrent / linear-attention state, 0 for none
     ratio_per_token: Fraction
     ratio_per_sequence: Fraction
     gpu: str | None = None
@@ -65,9 +69,14 @@ def as_mha(model: ModelSpec) -> ModelSpec:
         head_dim=head_dim,
         head_dim_v=None if v_dim == head_dim else v_dim,
     )
-    return model.model_copy(
-        update={"name": f"{model.name} as MHA", "attention": attention, "layers": None}
-    )
+    update: dict[str, object] = {
+        "name": f"{model.name} as MHA",
+        "attention": attention,
+        "layers": None,
+    }
+    if "kinds" in type(model).model_fields:  # named layer kinds (state, no-cache) go too
+        update["kinds"] = None
+    return model.model_copy(update=update)
 
 
 def compare(
@@ -88,6 +97,10 @@ def compare(
         if gpu is not None:
             answer = fit(Plan(col.model, gpu[1], col.engine, w))
         results.append((col, kv, answer))
+
+    def cache_per_sequence(kv: KvBreakdown) -> int:
+        return kv.per_sequence_bytes + int(getattr(kv, "state_bytes_per_sequence", 0) or 0)
+
     first_kv = results[0][1]
     compared = []
     for col, kv, answer in results:
@@ -100,8 +113,9 @@ def compare(
                 per_sequence_bytes=kv.per_sequence_bytes,
                 total_bytes=kv.total_bytes,
                 per_gpu_bytes=kv.per_gpu_bytes,
+                state_bytes_per_sequence=int(getattr(kv, "state_bytes_per_sequence", 0) or 0),
                 ratio_per_token=Fraction(kv.bytes_per_token, first_kv.bytes_per_token),
-                ratio_per_sequence=Fraction(kv.per_sequence_bytes, first_kv.per_sequence_bytes),
+                ratio_per_sequence=Fraction(cache_per_sequence(kv), cache_per_sequence(first_kv)),
                 gpu=None if gpu is None else gpu[0],
                 fits=None if answer is None else answer.fits,
                 max_batch=None if answer is None else answer.max_batch,
@@ -129,6 +143,7 @@ def compared_rows(compared: list[Compared], workload: Workload) -> list[dict[str
             "per_sequence_bytes": c.per_sequence_bytes,
             "total_bytes": c.total_bytes,
             "per_gpu_bytes": c.per_gpu_bytes,
+            "state_bytes_per_sequence": c.state_bytes_per_sequence,
             "ratio_per_token": round(float(c.ratio_per_token), 4),
             "ratio_per_sequence": round(float(c.ratio_per_sequence), 4),
             "gpu": c.gpu,
@@ -142,6 +157,7 @@ def compared_rows(compared: list[Compared], workload: Workload) -> list[dict[str
 
 COMPARE_CSV_COLUMNS = (
     "model", "as_mha", "engine", "kv_dtype", "layout", "seq_len", "batch", "tp", "pp",
-    "bytes_per_token", "per_sequence_bytes", "total_bytes", "per_gpu_bytes", "ratio_per_token",
+    "bytes_per_token", "per_sequence_bytes", "total_bytes", "per_gpu_bytes",
+    "state_bytes_per_sequence", "ratio_per_token",
     "ratio_per_sequence", "gpu", "fits", "max_batch", "max_seq_len",
 )  # fmt: skip

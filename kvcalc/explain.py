@@ -118,17 +118,28 @@ def layout_text(model: ModelSpec) -> str:
             text = f"MQA 1 KV / {a.n_heads} heads × {dims}"
         else:
             text = f"GQA {a.n_kv_heads} KV / {a.n_heads} heads × {dims}"
-    if model.layers is not None:
+    if model.layers is not None and any(k != "full" for k in model.layers.pattern):
         pattern = model.layers.pattern
-        local = [k for k in pattern if k != "full"]
-        if local:
-            size = (
-                f"W={model.layers.sliding_window:,}"
-                if "sliding" in local
-                else f"chunk={model.layers.chunk_size:,}"
-            )
-            text += f", {len(local)}:{pattern.count('full')} {local[0]} {size}"
+        names = list(dict.fromkeys(pattern))
+        text += ", " + " : ".join(f"{pattern.count(n)} {_kind_label(model, n)}" for n in names)
     return text
+
+
+def _kind_label(model: ModelSpec, name: str) -> str:
+    """Return a pattern entry in words: 'sliding W=1,024', 'linear (gated_deltanet state)'."""
+    layers = model.layers
+    if name == "sliding" and layers is not None and layers.sliding_window:
+        return f"sliding W={layers.sliding_window:,}"
+    if name == "chunked" and layers is not None and layers.chunk_size:
+        return f"chunked chunk={layers.chunk_size:,}"
+    kind = (getattr(model, "kinds", None) or {}).get(name)
+    if kind is None:
+        return name
+    if kind.kind == "state":
+        return f"{name} ({kind.mixer} state)"
+    if kind.kind == "none":
+        return f"{name} (no cache: {kind.reason})"
+    return f"{name} ({kind.window} attention)"
 
 
 def _dtype_text(dtype: KvDtype) -> str:
@@ -400,7 +411,7 @@ def _formula_step(
     if uniform and len(groups) == 1:
         factors = [
             *factors,
-            Factor("layers", groups[0][0].count, "layers", src),
+            _layers_factor(kv, groups[0][0].count, src),
             _tokens_factor(kv, groups[0][0], groups[0][1], origin, label, config),
             Factor("batch", w.batch, "sequences", f"--batch {w.batch}"),
         ]
@@ -431,6 +442,18 @@ def _formula_step(
         values={"bytes_per_token_per_layer": per_layer, "textbook_bytes": textbook},
     )
     return step, textbook
+
+
+def _layers_factor(kv: KvBreakdown, count: int, source: str) -> Factor:
+    n_layers = kv.model.n_layers
+    if count == n_layers:
+        return Factor("layers", count, "layers", source)
+    return Factor(
+        "layers",
+        count,
+        f"layers that cache K and V, of {n_layers}",
+        f"{source}; the layer pattern (layers.pattern)",
+    )
 
 
 def _state_formula_lines(kv: KvBreakdown) -> list[str]:
@@ -595,8 +618,10 @@ def _where_step(kv: KvBreakdown) -> Step:
             f"{kv.total_bytes + state_total:,} B"
         )
         values["state_total_bytes"] = state_total
+    state_seq = int(getattr(kv, "state_bytes_per_sequence", 0) or 0)
+    plus = f" KV + {state_seq:,} B state" if state_seq else ""
     lines.append(
-        f"per sequence {kv.per_sequence_bytes:,} B; total {kv.total_bytes:,} B on "
+        f"per sequence {kv.per_sequence_bytes:,} B{plus}; total {kv.total_bytes:,} B on "
         f"{kv.n_gpus} GPU(s); busiest GPU {kv.per_gpu_bytes:,} B"
     )
     if kv.workload.pp > 1:
@@ -696,6 +721,8 @@ def explanation_data(e: Explanation, model_label: str) -> dict[str, object]:
         "per_sequence_bytes": kv.per_sequence_bytes,
         "total_bytes": kv.total_bytes,
         "per_gpu_bytes": kv.per_gpu_bytes,
+        "state_total_bytes": int(getattr(kv, "state_total_bytes", 0) or 0),
+        "state_per_gpu_bytes": int(getattr(kv, "state_per_gpu_bytes", 0) or 0),
         "steps": [
             {
                 "key": s.key,

@@ -38,9 +38,14 @@ def render_explain(console: Console, data: dict[str, Any]) -> None:
                 table.add_row(f["symbol"], f"{f['value']:,}", f["meaning"], f["source"])
             console.print(Padding(table, (0, 0, 0, 3)))
     console.print()
+    state = data.get("state_total_bytes") or 0
     console.print(Text(f"KV cache: {format_bytes(data['total_bytes'])}", style="bold"))
+    if state:
+        console.print(Text(f"fixed state: {format_bytes(state)}", style="bold"))
+        console.print(Text(f"together: {format_bytes(data['total_bytes'] + state)}"))
     if data["tp"] * data["pp"] > 1:
-        console.print(Text(f"per GPU (busiest): {format_bytes(data['per_gpu_bytes'])}"))
+        per_gpu = data["per_gpu_bytes"] + (data.get("state_per_gpu_bytes") or 0)
+        console.print(Text(f"per GPU (busiest): {format_bytes(per_gpu)}"))
 
 
 def _ratio(value: float) -> str:
@@ -70,7 +75,15 @@ def render_compare(console: Console, rows: list[dict[str, Any]]) -> None:
     )
     table.add_row("  GiB (2^30)", *(format_gib(r["per_sequence_bytes"]) for r in rows))
     table.add_row("  GB (10^9)", *(format_gb(r["per_sequence_bytes"]) for r in rows))
-    table.add_row("  ratio", *(_ratio(r["ratio_per_sequence"]) for r in rows))
+    with_state = any(r.get("state_bytes_per_sequence") for r in rows)
+    if with_state:
+        table.add_row(
+            "+ fixed state per sequence", *(f"{r['state_bytes_per_sequence']:,}" for r in rows)
+        )
+    table.add_row(
+        "  ratio (KV + state)" if with_state else "  ratio",
+        *(_ratio(r["ratio_per_sequence"]) for r in rows),
+    )
     if first["batch"] > 1 or first["tp"] * first["pp"] > 1:
         table.add_row("total, all GPUs", *(format_gib(r["total_bytes"]) for r in rows))
         table.add_row("per GPU", *(format_gib(r["per_gpu_bytes"]) for r in rows))
@@ -84,8 +97,14 @@ def render_compare(console: Console, rows: list[dict[str, Any]]) -> None:
     console.print(table)
     render_bars(
         console,
-        f"KV per sequence at {first['seq_len']:,} tokens",
-        [(r["model"] + (" as MHA" if r["as_mha"] else ""), r["per_sequence_bytes"]) for r in rows],
+        f"{'KV + state' if with_state else 'KV'} per sequence at {first['seq_len']:,} tokens",
+        [
+            (
+                r["model"] + (" as MHA" if r["as_mha"] else ""),
+                r["per_sequence_bytes"] + (r.get("state_bytes_per_sequence") or 0),
+            )
+            for r in rows
+        ],
     )
 
 

@@ -149,3 +149,23 @@ def test_bad_input_one_error_line(run_cli: Run, args: list[str], needle: str) ->
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and needle in lines[0]
     assert "Traceback" not in result.stderr + result.stdout
+
+
+def test_state_counted_per_sequence() -> None:
+    """A hybrid model's fixed state adds to its per-sequence cache and to the ratio; as MHA it has none."""
+    from typing import Any
+
+    from tests.test_explain import _hybrid_spec
+
+    spec: Any = _hybrid_spec()
+    w = Workload(seq_len=8192)
+    real, mha = compare(
+        [Column("h", spec, ENGINES["hf"], None), Column("h", as_mha(spec), ENGINES["hf"], None)],
+        w,
+    )
+    assert real.state_bytes_per_sequence > 0 and mha.state_bytes_per_sequence == 0
+    assert real.bytes_per_token == 16 * 2 * 4 * 256 * 2
+    assert mha.bytes_per_token == 64 * 2 * 24 * 256 * 2  # every layer full MHA, 24 heads × 256
+    assert mha.ratio_per_sequence == Fraction(
+        mha.per_sequence_bytes, real.per_sequence_bytes + real.state_bytes_per_sequence
+    )

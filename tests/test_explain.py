@@ -242,3 +242,46 @@ def test_json_is_plain_data() -> None:
         "why", "layout", "formula", "engine", "where", "buys",
     ]  # fmt: skip
     json.dumps(data)
+
+
+def _hybrid_spec() -> object:
+    """A Qwen3.5-27B-shaped hybrid: 1 full-attention layer (4 KV heads × 256) in 4, Gated DeltaNet in the rest."""
+    from kvcalc.specs import ModelSpec
+
+    if "kinds" not in ModelSpec.model_fields:
+        pytest.skip("this spec version has no named layer kinds")
+    return ModelSpec.model_validate(
+        {
+            "name": "hybrid", "source": "test", "n_layers": 64, "d_model": 5120,
+            "vocab_size": 248320,
+            "attention": {"kind": "gqa", "n_heads": 24, "n_kv_heads": 4, "head_dim": 256},
+            "kinds": {
+                "linear": {
+                    "kind": "state", "mixer": "gated_deltanet", "conv_kernel": 4,
+                    "conv_inner": 6144, "conv_groups": 16, "conv_group_channels": 256,
+                    "state_heads": 48, "state_head_elems": 16384,
+                }
+            },
+            "layers": {"pattern": ["linear", "linear", "linear", "full"]},
+        }
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("engine", ["formula", "vllm", "hf"])
+def test_state_layers_explained(engine: str) -> None:
+    """State layers: KV from the 16 attention layers only (16·2·4·256·2 = 65,536 B/token), state listed apart."""
+    from typing import Any
+
+    spec: Any = _hybrid_spec()
+    kv: Any = kv_cache(spec, Workload(seq_len=8192, batch=2), ENGINES[engine])
+    e = explain(kv, "hybrid", "spec")
+    assert kv.bytes_per_token == 16 * 2 * 4 * 256 * 2 == 65_536
+    assert e.textbook_bytes == 65_536 * 8192 * 2
+    assert e.textbook_bytes + sum(b for _, b in e.step("engine").terms) == kv.total_bytes
+    layers = next(f for f in e.step("formula").factors if f.symbol == "layers")
+    assert layers.value == 16 and "of 64" in layers.meaning
+    where = "\n".join(e.step("where").lines)
+    assert f"fixed state {kv.state_total_bytes:,} B" in where
+    assert "48 linear" in "\n".join(e.step("layout").lines)
+    data = explanation_data(e, "hybrid")
+    assert data["state_total_bytes"] == kv.state_total_bytes > 0
