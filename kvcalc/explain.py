@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from kvcalc.dtypes import KvDtype
 from kvcalc.engines import ENGINES, EngineProfile
-from kvcalc.formula import KvBreakdown, LayerGroup, kv_cache, kv_heads_per_gpu
+from kvcalc.formula import KvBreakdown, LayerGroup, Workload, kv_cache, kv_heads_per_gpu
 from kvcalc.specs import MHA, MLA, MQA, ModelSpec
 
 Origin = Literal["preset", "config", "spec"]
@@ -377,9 +377,10 @@ def _group_key(g: LayerGroup) -> tuple[str, int | None, str]:
 
 def _reference(kv: KvBreakdown, engine: EngineProfile) -> KvBreakdown:
     """Return the breakdown on one GPU under `engine`, same model, point and dtypes."""
-    w = replace(kv.workload, tp=1, pp=1, k_dtype=kv.k_dtype, v_dtype=kv.v_dtype)
-    if engine.name == "formula":
-        w = replace(w, block_size=None, max_num_batched_tokens=None)
+    if engine.name == "formula":  # the textbook: only the point and the dtypes carry over
+        w = Workload(kv.workload.seq_len, kv.workload.batch, kv.k_dtype, kv.v_dtype)
+    else:
+        w = replace(kv.workload, tp=1, pp=1, k_dtype=kv.k_dtype, v_dtype=kv.v_dtype)
     return kv_cache(kv.model, w, engine)
 
 

@@ -285,3 +285,17 @@ def test_state_layers_explained(engine: str) -> None:
     assert "48 linear" in "\n".join(e.step("layout").lines)
     data = explanation_data(e, "hybrid")
     assert data["state_total_bytes"] == kv.state_total_bytes > 0
+
+
+@pytest.mark.parametrize("command", ["explain", "compare", "plot"])
+def test_help(run_cli: Run, command: str) -> None:
+    """explain, compare and plot answer --help with exit 0 and a usage line."""
+    result = run_cli(command, "--help")
+    assert result.exit_code == 0 and "Usage" in result.stdout
+
+
+def test_tp_on_llama_cpp_is_one_error_line(run_cli: Run) -> None:
+    """An engine without tensor parallelism refuses --tp in one line, as calc does."""
+    result = run_cli("explain", "llama-3.1-8b", "--engine", "llama.cpp", "--tp", "2")
+    assert result.exit_code == 2
+    assert len(result.stderr.strip().splitlines()) == 1 and "--pp" in result.stderr
