@@ -414,3 +414,18 @@ def test_verify_runs_on_every_collected_log(path: Path) -> None:
     compared = [t for t in data["terms"] if t["engine"] is not None and t["kvcalc"] is not None]
     assert compared and all(t["error"] is not None for t in compared)
     assert code == (0 if data["agrees"] else 1)
+
+
+def test_verify_doc_is_current() -> None:
+    """docs/verify.md equals what scripts/make_verify_docs.py generates now (run it after
+    changing the planner, the presets or the logs)."""
+    import importlib.util
+
+    root = Path(__file__).resolve().parent.parent
+    spec = importlib.util.spec_from_file_location(
+        "make_verify_docs", root / "scripts" / "make_verify_docs.py"
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert (root / "docs" / "verify.md").read_text() == module.render()
