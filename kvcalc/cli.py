@@ -29,6 +29,7 @@ from kvcalc.commands import (
     plot,
     presets,
     sweep,
+    verify,
 )
 from kvcalc.errors import KvcalcError
 
@@ -193,6 +194,7 @@ app.command("import")(import_.import_)
 app.command("fit")(fit.fit_command)
 gpus_app.command("list")(gpus.gpus_list)
 app.command("check")(check.check_command)
+app.command("verify")(verify.verify_command)
 app.command("sweep")(sweep.sweep_command)
 app.command("explain")(explain.explain_command)
 app.command("compare")(compare.compare_command)
