@@ -14,7 +14,14 @@ from typing import Any, Literal
 
 from kvcalc.dtypes import KvDtype
 from kvcalc.engines import ENGINES, EngineProfile
-from kvcalc.formula import KvBreakdown, LayerGroup, Workload, kv_cache, kv_heads_per_gpu
+from kvcalc.formula import (
+    KvBreakdown,
+    LayerGroup,
+    Workload,
+    indexer_bytes_per_token,
+    kv_cache,
+    kv_heads_per_gpu,
+)
 from kvcalc.specs import MHA, MLA, MQA, ModelSpec
 
 Origin = Literal["preset", "config", "spec"]
@@ -31,6 +38,7 @@ CONFIG_KEYS: dict[str, tuple[str, ...]] = {
     "attention.qk_rope_head_dim": ("qk_rope_head_dim",),
     "attention.qk_nope_head_dim": ("qk_nope_head_dim",),
     "attention.v_head_dim": ("v_head_dim",),
+    "attention.index_head_dim": ("index_head_dim",),
     "layers.sliding_window": ("sliding_window",),
     "layers.chunk_size": ("attention_chunk_size",),
     "dtype": ("torch_dtype", "dtype"),
@@ -215,6 +223,12 @@ def _layout_step(
             f"({a.qk_nope_head_dim + a.qk_rope_head_dim} + {a.v_head_dim}) = {expanded:,} "
             f"elements, {_ratio(expanded, a.latent_dim)}× the latent.",
         ]
+        if a.index_head_dim is not None:
+            lines.append(
+                f"DSA sparse attention adds its indexer's key: index_head_dim "
+                f"{a.index_head_dim} elements per token and layer, cached beside the latent "
+                "(arXiv 2512.02556)."
+            )
         values.update(
             latent_elems=a.latent_dim,
             kv_lora_rank=a.kv_lora_rank,
@@ -280,45 +294,77 @@ def _per_layer_factors(
     kv: KvBreakdown, origin: Origin, label: str, config: Mapping[str, object] | None
 ) -> tuple[list[Factor], int]:
     """Return the factors of one layer's bytes per token (textbook layout, one GPU), and their product."""
-    model, k, v = kv.model, kv.k_dtype, kv.v_dtype
+    model, k = kv.model, kv.k_dtype
     a = model.attention
     src = {f: config_source(f, origin, label, config) for f in CONFIG_KEYS}
     k_src = _dtype_source(kv, "k", origin, label)
     if isinstance(a, MLA):
-        if k.name == "fp8_ds_mla":
-            per_layer = a.kv_lora_rank + a.kv_lora_rank // 128 * 4 + a.qk_rope_head_dim * 2
-            return [
-                Factor(
-                    "B/token/layer",
-                    per_layer,
-                    f"fp8_ds_mla row: {a.kv_lora_rank} fp8 latent + {a.kv_lora_rank // 128 * 4} B "
-                    f"scales + {a.qk_rope_head_dim}·2 B rope",
-                    k_src,
-                )
-            ], per_layer
-        if k.block_elems > 1:
-            blocks = -(-a.latent_dim // k.block_elems)
-            return [
-                Factor(
-                    "B/token/layer",
-                    blocks * k.block_bytes,
-                    f"latent of kv_lora_rank {a.kv_lora_rank} + qk_rope_head_dim "
-                    f"{a.qk_rope_head_dim} = {a.latent_dim} elements in {blocks} {k.name} "
-                    f"blocks of {k.block_bytes} B",
-                    f"{src['attention.kv_lora_rank']}; {src['attention.qk_rope_head_dim']}; "
-                    f"{k_src}",
-                )
-            ], blocks * k.block_bytes
+        factors, per_layer = _mla_factors(a, k, k_src, src)
+        if a.index_head_dim is None:
+            return factors, per_layer
+        index = indexer_bytes_per_token(a, ENGINES["formula"], k)
         return [
             Factor(
-                "latent",
-                a.latent_dim,
-                f"elements per token and layer: kv_lora_rank {a.kv_lora_rank} + "
-                f"qk_rope_head_dim {a.qk_rope_head_dim}",
-                f"{src['attention.kv_lora_rank']}; {src['attention.qk_rope_head_dim']}",
-            ),
-            *_elem_factor(k, k_src),
-        ], k.row_bytes(a.latent_dim)
+                "B/token/layer",
+                per_layer + index,
+                f"latent {' × '.join(f'{f.value:,}' for f in factors)} = {per_layer:,} B + "
+                f"DSA indexer key of index_head_dim {a.index_head_dim} = {index:,} B",
+                f"{'; '.join(f.source for f in factors)}; {src['attention.index_head_dim']}",
+            )
+        ], per_layer + index
+    return _headed_factors(kv, origin, label, config, src, k_src)
+
+
+def _mla_factors(a: MLA, k: KvDtype, k_src: str, src: dict[str, str]) -> tuple[list[Factor], int]:
+    """Return the factors of one MLA layer's latent bytes per token, and their product."""
+    if k.name == "fp8_ds_mla":
+        per_layer = a.kv_lora_rank + a.kv_lora_rank // 128 * 4 + a.qk_rope_head_dim * 2
+        return [
+            Factor(
+                "B/token/layer",
+                per_layer,
+                f"fp8_ds_mla row: {a.kv_lora_rank} fp8 latent + {a.kv_lora_rank // 128 * 4} B "
+                f"scales + {a.qk_rope_head_dim}·2 B rope",
+                k_src,
+            )
+        ], per_layer
+    if k.block_elems > 1:
+        blocks = -(-a.latent_dim // k.block_elems)
+        return [
+            Factor(
+                "B/token/layer",
+                blocks * k.block_bytes,
+                f"latent of kv_lora_rank {a.kv_lora_rank} + qk_rope_head_dim "
+                f"{a.qk_rope_head_dim} = {a.latent_dim} elements in {blocks} {k.name} "
+                f"blocks of {k.block_bytes} B",
+                f"{src['attention.kv_lora_rank']}; {src['attention.qk_rope_head_dim']}; {k_src}",
+            )
+        ], blocks * k.block_bytes
+    return [
+        Factor(
+            "latent",
+            a.latent_dim,
+            f"elements per token and layer: kv_lora_rank {a.kv_lora_rank} + "
+            f"qk_rope_head_dim {a.qk_rope_head_dim}",
+            f"{src['attention.kv_lora_rank']}; {src['attention.qk_rope_head_dim']}",
+        ),
+        *_elem_factor(k, k_src),
+    ], k.row_bytes(a.latent_dim)
+
+
+def _headed_factors(
+    kv: KvBreakdown,
+    origin: Origin,
+    label: str,
+    config: Mapping[str, object] | None,
+    src: dict[str, str],
+    k_src: str,
+) -> tuple[list[Factor], int]:
+    """Return the factors of one MHA/GQA/MQA layer's K and V bytes per token, and their product."""
+    model, k, v = kv.model, kv.k_dtype, kv.v_dtype
+    a = model.attention
+    if isinstance(a, MLA):  # callers dispatch MLA first
+        raise TypeError("MLA has no K/V heads")
     n_kv = a.n_kv_heads
     plain = k == v and a.head_dim == a.v_dim and k.block_elems == 1 and not k.scale_bytes_per_head
     if plain:

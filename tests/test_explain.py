@@ -299,3 +299,19 @@ def test_tp_on_llama_cpp_is_one_error_line(run_cli: Run) -> None:
     result = run_cli("explain", "llama-3.1-8b", "--engine", "llama.cpp", "--tp", "2")
     assert result.exit_code == 2
     assert len(result.stderr.strip().splitlines()) == 1 and "--pp" in result.stderr
+
+
+def test_mla_indexer_factor() -> None:
+    """DeepSeek-V3.2-shaped MLA (index_head_dim 128, bf16): (576 + 128) × 2 = 1,408 B per token and layer."""
+    from kvcalc.specs import ModelSpec
+
+    base = load_model("deepseek-v3")
+    attention = base.attention.model_copy(update={"index_head_dim": 128})
+    spec = ModelSpec.model_validate({**base.to_data(), "attention": attention.model_dump()})
+    kv = kv_cache(spec, Workload(seq_len=1000), ENGINES["formula"])
+    e = explain(kv, "v3.2")
+    [per_layer, layers, tokens, batch] = e.step("formula").factors
+    assert per_layer.value == (512 + 64) * 2 + 128 * 2 == 1_408
+    assert "index_head_dim 128" in per_layer.meaning
+    assert per_layer.value * layers.value * tokens.value * batch.value == e.textbook_bytes
+    assert e.textbook_bytes == 61 * 1_408 * 1000 == kv.total_bytes
