@@ -137,6 +137,7 @@ ENGINES: dict[str, EngineProfile] = {
             head_rule="replicate",
             sliding="vllm_planning",
             max_num_batched_tokens=8192,
+            indexer_layout="fp8_scaled",
             assumptions=(
                 "each sequence rounds up to whole 16-token blocks (64 for MLA: FlashMLA backend)",
                 "KV heads per GPU = max(1, n_kv // tp); MLA latent replicated on every TP rank",
@@ -145,9 +146,16 @@ ENGINES: dict[str, EngineProfile] = {
                 "[chunked] chunked layers (ChunkedLocalAttentionSpec): cdiv(min(C+N, seq), B) "
                 "blocks",
                 "[pp] pipeline stages hold their own layers (get_pp_indices split)",
+                "[state] state layers: conv (kernel - 1) × channels/tp in the model dtype, "
+                "recurrent heads/tp × elems in mamba_ssm_cache_dtype (MambaStateShapeCalculator)",
             ),
             sources=(
                 "vllm-project/vllm:vllm/v1/kv_cache_interface.py:AttentionSpec.real_page_size_bytes",
+                "vllm-project/vllm:vllm/v1/kv_cache_interface.py:MambaSpec.page_size_bytes",
+                "vllm-project/vllm:vllm/model_executor/layers/mamba/mamba_utils.py"
+                ":MambaStateShapeCalculator",
+                "vllm-project/vllm:vllm/platforms/interface.py:Platform._align_hybrid_block_size "
+                "(older: vllm/model_executor/models/config.py:HybridAttentionMambaModelConfig)",
                 "vllm-project/vllm:vllm/v1/kv_cache_interface.py:SlidingWindowSpec.max_memory_usage_bytes",
                 "vllm-project/vllm:vllm/v1/kv_cache_interface.py:ChunkedLocalAttentionSpec",
                 "vllm-project/vllm:vllm/config/model.py:ModelConfig.get_num_kv_heads",
@@ -162,6 +170,7 @@ ENGINES: dict[str, EngineProfile] = {
             default_util=None,
             summary="SGLang: token pages (page 1), window only for hybrid-SWA architectures",
             block_size=1,
+            indexer_layout="fp8_scaled",
             head_rule="replicate",
             sliding="window",
             # is_hybrid_swa_model's architectures (sglang configs/model_config.py, read Nov 2026)
@@ -184,6 +193,8 @@ ENGINES: dict[str, EngineProfile] = {
                 "KV heads per GPU = max(1, n_kv // attn_tp); MLA latent on every rank",
                 "[sliding] sliding windows only for its hybrid-SWA architectures "
                 "(not Mistral-7B-v0.1 or Gemma-2)",
+                "[state] state layers: one MambaPool slot per running request, conv (kernel - 1) "
+                "wide; the pool's own size (mamba_full_memory_ratio) is not modelled",
             ),
             sources=(
                 "sgl-project/sglang:python/sglang/srt/model_executor/model_runner_kv_cache_mixin.py"
@@ -198,20 +209,34 @@ ENGINES: dict[str, EngineProfile] = {
             default_kv_dtype="fp16",  # --cache-type-k/-v default f16
             head_rule="none",
             sliding="llama_cpp",
+            conv_dtype_rule="fp32",
+            state_dtype_rule="fp32",
             sliding_families=frozenset(
                 {"gemma2", "gemma3", "gemma3_text", "cohere2", "gpt_oss", "llama4", "llama4_text"}
             ),
             ubatch=512,
             assumptions=(
-                "context padded to a multiple of 256 cells per sequence (non-unified cache)",
-                "[sliding] iSWA layers hold GGML_PAD(min(n_ctx, n_swa + n_ubatch), 256) cells, n_ubatch 512",
-                "[mla] MLA GGUFs store the 576-wide latent as K and no V",
+                "-c padded to 256 cells; without --kv-unified each of the -np slots holds "
+                "GGML_PAD(n_ctx / np, 256) cells (-c defaults to --seq × slots here)",
+                "[sliding] iSWA layers hold GGML_PAD(min(n_ctx_seq, n_swa·(np if --kv-unified "
+                "else 1) + n_ubatch), 256) cells per stream, n_ubatch = min(-c, -b, -ub) (512)",
+                "[mla] MLA GGUFs store the 576-wide latent as K and no V; K and V types must match",
+                "a quantised V cache needs flash attention (-fa auto turns it on)",
+                "compute buffer: an estimate fitted to llama.cpp's own (CPU) figures, see "
+                "docs/engines.md",
                 "no tensor parallelism: layers are split across GPUs (use --pp)",
+                "[state] recurrent layers: one state cell per sequence (n_seq_max), r = "
+                "(d_conv - 1) × channels and s = state elems, both f32",
             ),
             sources=(
                 "ggml-org/llama.cpp:src/llama-kv-cache.cpp:llama_kv_cache::llama_kv_cache",
+                "ggml-org/llama.cpp:src/llama-memory-recurrent.cpp:llama_memory_recurrent",
+                "ggml-org/llama.cpp:src/llama-hparams.cpp:n_embd_r, n_embd_s",
+                "ggml-org/llama.cpp:src/llama-model.cpp:create_memory (type_r, type_s F32)",
                 "ggml-org/llama.cpp:src/llama-kv-cache-iswa.cpp:llama_kv_cache_iswa",
                 "ggml-org/llama.cpp:src/llama-context.cpp:llama_context (GGML_PAD(n_ctx, 256))",
+                "ggml-org/llama.cpp:src/llama-context.cpp:llama_init_from_model (K/V type rules)",
+                "checked against llama.cpp 0c1e57098: tests/data/llamacpp/cases.json",
             ),
         ),
         EngineProfile(
@@ -241,6 +266,9 @@ ENGINES: dict[str, EngineProfile] = {
             head_rule="none",
             sliding="window_minus_one",
             mla_layout="latent",
+            conv_width="kernel",
+            conv_dtype_rule="model",
+            state_dtype_rule="fp32",
             expanded_kv_families=frozenset({"falcon"}),
             assumptions=(
                 "DynamicCache: exactly seq tokens per full layer, no paging",
@@ -250,6 +278,8 @@ ENGINES: dict[str, EngineProfile] = {
                 "[mla] MLA: transformers 5.x caches the latent (key: kv_lora_rank, value: rope key)",
                 "no tensor parallelism (device_map splits layers: use --pp)",
                 "[falcon] Falcon new_decoder_architecture: K/V cached for every query head",
+                "[state] state layers (LinearAttentionLayer): conv state conv_kernel wide in the "
+                "model dtype, recurrent state in fp32 (measured: transformers 5.24, torch path)",
             ),
             sources=("huggingface/transformers:src/transformers/cache_utils.py",),
         ),
@@ -259,6 +289,9 @@ ENGINES: dict[str, EngineProfile] = {
             head_rule="none",
             sliding="window_minus_one",
             mla_layout="expanded",
+            conv_width="kernel",
+            conv_dtype_rule="model",
+            state_dtype_rule="fp32",
             expanded_kv_families=frozenset({"falcon"}),
             assumptions=(
                 "[mla] as hf, except MLA: K = n_heads·(qk_nope + qk_rope), V = n_heads·v_head_dim",
@@ -277,6 +310,19 @@ ENGINES["vllm@main"] = replace(
     name="vllm@main",
     summary="vLLM main branch: as vllm, with gpu_memory_utilization 0.92 by default",
     default_util=0.92,
+)
+
+
+# llama-server: without -np it runs 4 slots with a unified KV cache (tools/server/server.cpp)
+ENGINES["llama-server"] = replace(
+    ENGINES["llama.cpp"],
+    name="llama-server",
+    summary="llama-server: as llama.cpp; without -np 4 slots sharing one unified KV cache",
+    assumptions=(
+        *ENGINES["llama.cpp"].assumptions,
+        "without -np (and --batch): 4 slots, --kv-unified (n_parallel auto)",
+    ),
+    sources=(*ENGINES["llama.cpp"].sources, "ggml-org/llama.cpp:tools/server/server.cpp"),
 )
 
 

@@ -20,12 +20,13 @@ from kvcalc.dtypes import kv_dtype
 from kvcalc.engines import ENGINES
 from kvcalc.formula import Workload, kv_cache
 from kvcalc.presets import load_model
+from kvcalc.specs import MLA, ModelSpec
 
 if os.environ.get("KVCALC_SKIP_CROSSCHECK") == "1":
     pytest.importorskip("torch")
     pytest.importorskip("transformers")
 
-from tests.crosscheck import measure
+from tests.crosscheck import measure, state
 
 pytestmark = pytest.mark.crosscheck
 
@@ -49,28 +50,61 @@ def _points(stem: str) -> list[tuple[int, int]]:
     return points
 
 
-def _predicted_per_layer(stem: str, seq: int, batch: int) -> list[int]:
-    spec = load_model(stem)
+def _predicted(spec: ModelSpec, seq: int, batch: int) -> list[dict[str, int]]:
+    """kvcalc's `hf` prediction per layer: bytes of K+V, indexer keys, conv and recurrent state."""
     result = kv_cache(
         spec,
         Workload(seq_len=seq, batch=batch, k_dtype=kv_dtype("bf16"), v_dtype=kv_dtype("bf16")),
         ENGINES["hf"],
     )
-    by_window = {g.key: g for g in result.groups}
-    return [
-        by_window[w].tokens * batch * by_window[w].bytes_per_token_per_layer
-        for w in spec.layer_windows()
-    ]
+    tokens = {g.key: g.tokens for g in result.groups}
+    states = {g.layer_kind: g for g in result.state_groups}
+    attention = spec.attention
+    index = (
+        2 * attention.index_head_dim
+        if isinstance(attention, MLA) and attention.index_head_dim
+        else 0
+    )
+    layers = []
+    for i, name in enumerate(result.layer_kinds[: spec.n_layers]):
+        found: dict[str, int] = {}
+        per_token = result.layer_bytes_per_token[i]
+        if per_token:
+            held = tokens[result.layer_windows[i]] * batch
+            found["kv"] = held * (per_token - index)
+            found["indexer"] = held * index
+        state = states.get(name)
+        if state is not None:
+            found["conv"] = state.conv_bytes_per_layer * batch
+            found["recurrent"] = state.recurrent_bytes_per_layer * batch
+        layers.append({k: v for k, v in found.items() if v})
+    return layers
+
+
+def _measured(
+    config: dict[str, object], seq: int, batch: int, decode: bool = False
+) -> list[dict[str, int]]:
+    """transformers' cache per layer, in the same categories as _predicted."""
+    layers = []
+    for tensors in state.measure_layers(config, seq, batch, decode):
+        found: dict[str, int] = {}
+        for name, n_bytes in tensors.items():
+            key = {"keys": "kv", "values": "kv", "indexer_keys": "indexer"}.get(name)
+            key = key or ("conv" if name.startswith("conv") else "recurrent")
+            found[key] = found.get(key, 0) + n_bytes
+        layers.append(found)
+    return layers
 
 
 @pytest.mark.parametrize("stem", STEMS)
 def test_hf_engine_matches_transformers_cache(stem: str) -> None:
-    """Every layer's K+V bytes in transformers' DynamicCache equal kvcalc's `hf` prediction."""
+    """Every layer's cache tensors in transformers' DynamicCache equal kvcalc's `hf` prediction."""
     config = json.loads((CONFIGS / f"{stem}.json").read_text())
+    spec = load_model(stem)
     for seq, batch in _points(stem):
-        measured = [k + v for k, v in measure.measure_cache(config, seq, batch)]
-        predicted = _predicted_per_layer(stem, seq, batch)
-        assert measured == predicted, f"{stem} at seq {seq}, batch {batch}"
+        assert _measured(config, seq, batch) == _predicted(spec, seq, batch), (
+            f"{stem} at seq {seq}, batch {batch}"
+        )
 
 
 @pytest.mark.parametrize("stem", STEMS)
@@ -82,22 +116,18 @@ def test_parameter_count_matches_meta_model(stem: str) -> None:
 
 @pytest.mark.parametrize("path", SYNTHETIC, ids=lambda p: p.stem)
 def test_import_matches_transformers_on_other_families(path: Path) -> None:
-    """Families without a bundled preset: imported cache bytes and parameter count match transformers."""
+    """Shape-only configs of every family: the parameter count, and every layer's cache tensors
+    (K+V, indexer keys, conv and recurrent state) after a prefill at several (seq, batch)
+    points and after one decode step, equal transformers'."""
     from kvcalc import hf
 
     config = json.loads(path.read_text())
     spec = hf.import_config(config, source="test").spec
     assert spec.n_params == measure.count_params(config)
-    for seq, batch in ((777, 3), (300, 2)):
-        result = kv_cache(
-            spec,
-            Workload(seq_len=seq, batch=batch, k_dtype=kv_dtype("bf16"), v_dtype=kv_dtype("bf16")),
-            ENGINES["hf"],
+    for seq, batch in ((777, 3), (300, 2), (5, 1)):
+        assert _measured(config, seq, batch) == _predicted(spec, seq, batch), (
+            f"{path.stem} at seq {seq}, batch {batch}"
         )
-        by_window = {g.key: g for g in result.groups}
-        predicted = [
-            by_window[w].tokens * batch * by_window[w].bytes_per_token_per_layer
-            for w in spec.layer_windows()
-        ]
-        measured = [k + v for k, v in measure.measure_cache(config, seq, batch)]
-        assert measured == predicted, f"{path.stem} at seq {seq}, batch {batch}"
+    assert _measured(config, 300, 2, decode=True) == _predicted(spec, 301, 2), (
+        f"{path.stem} after one decode step"
+    )

@@ -6,6 +6,9 @@ published config.json (cited) and the engine rules in ../shared/ENGINES.md.
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -15,6 +18,7 @@ from kvcalc.engines import ENGINES
 from kvcalc.errors import KvcalcError
 from kvcalc.formula import Workload, kv_cache, pp_partition
 from kvcalc.presets import load_model
+from kvcalc.specs import ModelSpec
 from tests.conftest import spec
 
 BF16 = kv_dtype("bf16")
@@ -379,3 +383,71 @@ def test_layer_pattern_needs_its_sizes() -> None:
             attention={"kind": "mha", "n_heads": 4, "head_dim": 16},
             layers={"sliding_window": 16, "pattern": ["chunked", "full"]},
         )
+
+
+# ---- layer kinds: recurrent state, per-kind KV geometry, no-cache layers -------------------
+
+HF_CONFIGS = Path(__file__).parent / "data" / "hf_configs"
+
+
+def _import(stem: str) -> ModelSpec:
+    from kvcalc import hf
+
+    return hf.import_config(json.loads((HF_CONFIGS / f"{stem}.json").read_text()), "t").spec
+
+
+def test_nemotron_3_nano_attention_and_mamba2_state() -> None:
+    """NVIDIA-Nemotron-3-Nano-30B-A3B (published config, hybrid_override_pattern: 6 '*' attention
+    layers, 23 'M' Mamba2 layers, the rest MoE), bf16, one sequence of 8,192 tokens.
+
+    Attention: 6 layers × 2 (K,V) × 2 KV heads × 128 × 2 B = 6,144 B/token, × 8,192 =
+    50,331,648 B per sequence (issue 7 writes 100,663,296, twice its own 6,144 B/token ×
+    8,192; transformers measures 50,331,648 on the meta device).
+    Mamba2, per layer and sequence: conv channels d_inner 64·64 = 4,096 + 2 · n_groups 8 ·
+    ssm_state_size 128 = 6,144; ssm state 64 heads × 64 × 128 in mamba_ssm_cache_dtype float32.
+      formula / SGLang (kernel − 1 = 3 columns, bf16): 3·6,144·2 = 36,864 + 64·64·128·4 =
+      2,097,152 → 2,134,016 B × 23 = 49,082,368 B;
+      hf (transformers keeps conv_kernel 4 columns, measured): 4·6,144·2 = 49,152 + 2,097,152
+      → 2,146,304 × 23 = 49,364,992 B;
+      llama.cpp (r and s in f32): 3·6,144·4 = 73,728 + 2,097,152 → 2,170,880 × 23 = 49,930,240 B.
+    """
+    model = _import("nemotron-3-nano-30b-a3b")
+    one = Workload(seq_len=8192, k_dtype=BF16, v_dtype=BF16)
+    for engine, state in (("formula", 49_082_368), ("sglang", 49_082_368), ("hf", 49_364_992)):
+        result = kv_cache(model, one, ENGINES[engine])
+        assert result.bytes_per_token == 6_144
+        assert result.per_sequence_bytes == 50_331_648
+        assert result.state_bytes_per_sequence == state
+    llama = kv_cache(model, Workload(seq_len=8192), ENGINES["llama.cpp"])
+    assert llama.state_bytes_per_sequence == 49_930_240
+    # the state does not grow with the context, and is linear in batch
+    longer = kv_cache(model, Workload(seq_len=65536, batch=3, k_dtype=BF16), ENGINES["formula"])
+    assert longer.state_total_bytes == 3 * 49_082_368
+
+
+def test_nemotron_3_nano_vllm_hybrid_pages() -> None:
+    """vLLM's hybrid alignment (vllm/platforms/interface.py _align_hybrid_block_size): state
+    page 2,134,016 B, attention 1,024 B per token per layer, alignment 16 → block =
+    16 · cdiv(2,134,016, 16·1,024) = 16 · 131 = 2,096 tokens, page 2,096·1,024 = 2,146,304 B
+    (the state page padded up to it). Groups (kv_cache_utils): 6 attention and 23 Mamba layers,
+    group size 6 → 4 Mamba groups (24 slots). At 8,192 tokens: attention 6 · cdiv(8192, 2096) ·
+    2,096 · 1,024 = 6 · 8,384 · 1,024 = 51,511,296 B; state 24 · 2,146,304 = 51,511,296 B."""
+    model = _import("nemotron-3-nano-30b-a3b")
+    result = kv_cache(model, Workload(seq_len=8192, k_dtype=BF16, v_dtype=BF16), ENGINES["vllm"])
+    assert result.block_size == 2096
+    assert result.per_sequence_bytes == 51_511_296
+    assert result.state_bytes_per_sequence == 51_511_296
+    assert result.state_groups[0].padded_count == 24
+
+
+def test_state_splits_over_tensor_parallel_ranks() -> None:
+    """Mamba2 state under TP 2 (vLLM MambaStateShapeCalculator): d_inner 4,096/2 + n_groups 8/2 ·
+    256 = 3,072 conv channels × 3 × 2 B = 18,432; 32 heads × 8,192 × 4 B = 1,048,576 B per
+    layer, exactly half of tp 1; n_groups 8 under tp 16 is replicated one group per rank."""
+    model = _import("nemotron-3-nano-30b-a3b")
+    tp2 = kv_cache(model, Workload(seq_len=100, tp=2, k_dtype=BF16), ENGINES["sglang"])
+    group = tp2.state_groups[0]
+    assert (group.conv_bytes_per_layer, group.recurrent_bytes_per_layer) == (18_432, 1_048_576)
+    assert tp2.state_total_bytes == 2 * 23 * (18_432 + 1_048_576)
+    with pytest.raises(KvcalcError, match="state heads"):
+        kv_cache(model, Workload(seq_len=100, tp=128, k_dtype=BF16), ENGINES["sglang"])

@@ -21,7 +21,11 @@ class _Config:
             value = self.data.get(key)
             if value is None:
                 continue
-            if isinstance(value, bool) or not isinstance(value, int | float) or value != int(value):
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, int | float)
+                or (isinstance(value, float) and not value.is_integer())  # NaN, inf, 2.5
+            ):
                 raise KvcalcError(f"config key {key!r} must be an integer, got {value!r}")
             if value < 0:
                 raise KvcalcError(f"config key {key!r} must not be negative, got {value!r}")

@@ -11,6 +11,7 @@ from kvcalc.errors import KvcalcError, did_you_mean
 from kvcalc.hf import _standard
 from kvcalc.hf._config import _Config, _dtype, _positive, text_config
 from kvcalc.hf.families import REFUSED, Family, families, is_cache_key, is_set
+from kvcalc.quant import published_weights
 from kvcalc.specs import ModelSpec, format_validation_error
 
 # Defaults that transformers' config classes fill in when a published config.json leaves a
@@ -124,6 +125,10 @@ def import_config(
     else:
         fields = standard_fields(c, family_name, warnings)
     params = fields["params"]
+    weights_quant, quant_warnings = published_weights(
+        config, data, family_name, params.model_dump(), 4 if _dtype(c) == "fp32" else 2
+    )
+    warnings += quant_warnings
     architectures = data.get("architectures") or config.get("architectures") or [None]
     spec_data: dict[str, Any] = {
         "name": name
@@ -138,6 +143,7 @@ def import_config(
         "params": params.model_dump(),
         "published_params": published_params,
         "checkpoint_bytes": checkpoint_bytes,
+        "weights_quant": weights_quant,
         "max_position_embeddings": c.opt_int("max_position_embeddings", "n_positions"),
         "dtype": _dtype(c),
         "tie_word_embeddings": c.get_bool(

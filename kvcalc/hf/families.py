@@ -13,6 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from kvcalc.hf import _hybrid
+
 if TYPE_CHECKING:
     from kvcalc.hf._config import _Config
 
@@ -148,6 +150,12 @@ _FAMILIES: list[Family] = [
     _standard("smollm3", "SmolLM3: GQA, some layers without RoPE"),
     _standard("granite", "Granite 3: GQA"),
     _standard("glm4_moe", "GLM-4.5 / 4.6: GQA MoE, MTP layer", "num_nextn_predict_layers"),
+    Family(
+        "nemotron_h",
+        "Nemotron-H / Nemotron-3: Mamba2 + attention + MLP/MoE layers",
+        _hybrid.NEMOTRON_H_READS,
+        _hybrid.nemotron_h,
+    ),
 ]
 
 # model_types kvcalc knows and refuses, each with the reason (what it cannot size yet).

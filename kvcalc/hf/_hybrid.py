@@ -1,0 +1,182 @@
+"""Adapters of the families whose layers are not all alike: hybrids of attention and
+recurrent / linear-attention mixers, per-layer KV geometry, sparse-attention indexers.
+
+Each adapter reads its family's config keys into the spec's layer kinds and counts the
+parameters of the transformers model exactly (checked by tests/test_crosscheck.py on the
+`meta` device); the module each count comes from is named beside it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kvcalc.errors import KvcalcError
+from kvcalc.hf._config import _Config
+from kvcalc.specs import ParamBreakdown
+
+_DTYPES = {"float32": "fp32", "float16": "fp16", "bfloat16": "bf16"}
+
+
+def _state_dtype(c: _Config, *keys: str) -> str:
+    for key in keys:
+        raw = c.data.get(key)
+        if raw not in (None, "auto"):
+            if str(raw) not in _DTYPES:
+                raise KvcalcError(f"config key {key!r}: unknown dtype {raw!r}")
+            return _DTYPES[str(raw)]
+    return "model"
+
+
+def _period(names: list[str]) -> list[str]:
+    for period in range(1, len(names) + 1):
+        if all(names[i] == names[i % period] for i in range(len(names))):
+            return names[:period]
+    return names
+
+
+def _gqa(n_heads: int, n_kv: int, head_dim: int, head_dim_v: int | None = None) -> dict[str, Any]:
+    extra = {} if head_dim_v in (None, head_dim) else {"head_dim_v": head_dim_v}
+    if n_kv == n_heads:
+        return {"kind": "mha", "n_heads": n_heads, "head_dim": head_dim, **extra}
+    if n_kv == 1:
+        return {"kind": "mqa", "n_heads": n_heads, "head_dim": head_dim, **extra}
+    return {"kind": "gqa", "n_heads": n_heads, "n_kv_heads": n_kv, "head_dim": head_dim, **extra}
+
+
+def _attn_params(
+    h: int, n_heads: int, n_kv: int, d: int, bias: bool = False, q_mult: int = 1
+) -> int:
+    """q, k, v, o projections (q_mult 2: a gated output doubles q_proj)."""
+    q, kv = n_heads * d, n_kv * d
+    total = h * q * q_mult + 2 * h * kv + q * h
+    return total + ((q * q_mult + 2 * kv + h) if bias else 0)
+
+
+# ---- NVIDIA Nemotron-H (nemotron_h) -----------------------------------------------------
+
+# layers_block_type names (transformers NemotronHConfig, legacy and current) -> pattern letters
+_BLOCK_LETTERS = {
+    "mamba": "M", "linear_attention": "M", "attention": "*", "full_attention": "*",
+    "mlp": "-", "moe": "E",
+}  # fmt: skip
+
+
+def _block_types_pattern(value: Any, key: str) -> str:
+    if not isinstance(value, list) or any(v not in _BLOCK_LETTERS for v in value):
+        raise KvcalcError(
+            f"config key {key!r} must list layer types among {', '.join(_BLOCK_LETTERS)}"
+        )
+    return "".join(_BLOCK_LETTERS[v] for v in value)
+
+
+
+def nemotron_h(c: _Config, family: str) -> dict[str, Any]:
+    """Nemotron-H / Nemotron-3: hybrid_override_pattern M (Mamba2), * (attention), - (MLP),
+    E (MoE); only M and * layers cache anything.
+
+    transformers models/nemotron_h/modeling_nemotron_h.py: NemotronHMamba2Mixer
+    (conv1d over d_inner + 2·n_groups·d_state channels, d_inner = mamba_num_heads ·
+    mamba_head_dim; ssm state mamba_num_heads × mamba_head_dim × ssm_state_size),
+    NemotronHAttention, NemotronHMLP (up/down, no gate), NemotronHMoE.
+    """
+    pattern = c.data.get("hybrid_override_pattern")
+    if pattern is None and c.has("layers_block_type"):
+        pattern = _block_types_pattern(c.data["layers_block_type"], "layers_block_type")
+    if not isinstance(pattern, str) or not pattern or set(pattern) - set("M*-E"):
+        raise KvcalcError("config key 'hybrid_override_pattern' must be a string of M * - E")
+    n_layers = len(pattern)
+    if c.has("num_hidden_layers") and c.get_int("num_hidden_layers") != n_layers:
+        raise KvcalcError(
+            f"hybrid_override_pattern lists {n_layers} layers, not num_hidden_layers "
+            f"{c.get_int('num_hidden_layers')}"
+        )
+    h = c.get_int("hidden_size")
+    n_heads = c.get_int("num_attention_heads")
+    n_kv = c.get_int("num_key_value_heads", default=n_heads)
+    d = c.get_int("head_dim", "attention_head_dim", default=h // n_heads)
+    m_heads = c.get_int("mamba_num_heads")
+    m_dim = c.get_int("mamba_head_dim")
+    d_state = c.get_int("ssm_state_size")
+    groups = c.get_int("n_groups", default=1)
+    kernel = c.get_int("conv_kernel", default=4)
+    d_inner = m_heads * m_dim
+    conv_dim = d_inner + 2 * groups * d_state
+    names = {"M": "mamba", "*": "full", "-": "mlp", "E": "moe"}
+    kinds: dict[str, Any] = {
+        "mamba": {
+            "kind": "state", "mixer": "mamba2", "conv_kernel": kernel, "conv_inner": d_inner,
+            "conv_groups": groups, "conv_group_channels": 2 * d_state, "state_heads": m_heads,
+            "state_head_elems": m_dim * d_state,
+            "state_dtype": _state_dtype(c, "mamba_ssm_cache_dtype"),
+        },
+        "mlp": {"kind": "none", "reason": "no_attention"},
+        "moe": {"kind": "none", "reason": "no_attention"},
+    }  # fmt: skip
+    layer_names = [names[ch] for ch in pattern]
+    kinds = {k: v for k, v in kinds.items() if k in layer_names}
+
+    vocab = c.get_int("vocab_size")
+    tied = c.get_bool("tie_word_embeddings", False)
+    conv_bias = c.get_bool("use_conv_bias", True)
+    use_bias = c.get_bool("use_bias", False)
+    mlp_bias = c.get_bool("mlp_bias", False)
+    attention = mixer = other = mlp = experts = 0
+    n_experts = c.get_int("n_routed_experts", "num_local_experts", default=0)
+    for ch in pattern:
+        if ch == "M":
+            mixer += h * (d_inner + conv_dim + m_heads) + d_inner * h  # in_proj, out_proj
+            mixer += (d_inner + conv_dim + m_heads + h) if use_bias else 0
+            other += conv_dim * kernel + (conv_dim if conv_bias else 0)  # conv1d
+            other += 3 * m_heads + d_inner  # dt_bias, A_log, D, gated RMSNorm
+        elif ch == "*":
+            attention += _attn_params(h, n_heads, n_kv, d)
+        elif ch == "-":
+            inter = c.get_int("intermediate_size")
+            mlp += 2 * h * inter + ((inter + h) if mlp_bias else 0)
+        else:
+            latent = c.get_int("moe_latent_size", default=0)
+            width = latent or h
+            inter = c.get_int("moe_intermediate_size")
+            experts += n_experts * 2 * width * inter + n_experts * h  # experts, router
+            shared = c.get_int("moe_shared_expert_intermediate_size")
+            mlp += 2 * h * shared + ((shared + h) if mlp_bias else 0)
+            if latent:
+                mlp += 2 * h * latent + ((latent + h) if mlp_bias else 0)
+    mtp_pattern = c.data.get("mtp_hybrid_override_pattern") or "*E"
+    if c.has("mtp_layers_block_type"):
+        mtp_pattern = _block_types_pattern(c.data["mtp_layers_block_type"], "mtp_layers_block_type")
+    n_nextn = c.get_int("num_nextn_predict_layers", default=0)
+    params = ParamBreakdown(
+        embedding=vocab * h,
+        lm_head=0 if tied else vocab * h,
+        attention=attention + mixer,
+        mlp=mlp,
+        experts=experts,
+        norms=n_layers * h + h,  # one norm per block, norm_f
+        other=other,
+    )
+    moe = None
+    if n_experts:
+        moe = {
+            "n_experts": n_experts,
+            "n_experts_per_token": c.get_int("num_experts_per_tok", default=1),
+            "n_shared_experts": 1,
+        }
+    return {
+        "n_layers": n_layers,
+        "attention": _gqa(n_heads, n_kv, d),
+        "layers": {"pattern": _period(layer_names)},
+        "kinds": kinds,
+        "params": params,
+        "moe": moe,
+        "mtp_layers": n_nextn * str(mtp_pattern).count("*"),
+    }
+
+
+NEMOTRON_H_READS = frozenset(
+    {
+        "hybrid_override_pattern", "mamba_num_heads", "mamba_head_dim", "ssm_state_size",
+        "n_groups", "conv_kernel", "mamba_ssm_cache_dtype", "num_nextn_predict_layers",
+        "mtp_hybrid_override_pattern", "expand", "layers_block_type", "mtp_layers_block_type",
+    }
+)  # fmt: skip

@@ -1,0 +1,74 @@
+"""Every tensor a transformers cache holds per layer, for hybrid and sparse-attention models.
+
+`measure_layers(config, seq, batch)` runs a prefill on the `meta` device (as measure.py
+does) and, optionally, one decode step with the returned cache; per decoder layer it
+returns the bytes of each tensor the layer's cache object holds: K, V, DSA indexer keys,
+conv and recurrent states (transformers 5.x LinearAttentionLayer keeps them in dicts by
+state index). A layer with no cache (DummyLayer: MLP-only, KV-shared) holds nothing.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from tests.crosscheck.measure import _from_config, make_config, stub_feed_forward
+
+TENSORS = ("keys", "values", "indexer_keys")
+STATES = ("conv_states", "recurrent_states")
+
+
+def _nbytes(t: Any) -> int:
+    return t.numel() * t.element_size() if isinstance(t, torch.Tensor) else 0
+
+
+def layer_tensors(layer: Any) -> dict[str, int]:
+    """Return {tensor name: bytes} of one cache layer (empty tensors left out)."""
+    found: dict[str, int] = {}
+    for name in TENSORS:
+        n = _nbytes(getattr(layer, name, None))
+        if n:
+            found[name] = n
+    for name in STATES:
+        states = getattr(layer, name, None)
+        if isinstance(states, dict):
+            for index, tensor in states.items():
+                n = _nbytes(tensor)
+                if n:
+                    found[f"{name}[{index}]"] = n
+    return found
+
+
+def _run(model: Any, input_ids: torch.Tensor, cache: Any = None) -> Any:
+    kwargs: dict[str, Any] = {"input_ids": input_ids, "use_cache": True}
+    if cache is not None:
+        kwargs["cache"] = cache  # transformers 5.x name (past_key_values is deprecated)
+    with torch.no_grad():
+        out = model(**kwargs)
+    found = out.get("cache") if hasattr(out, "get") else None
+    return found if found is not None else out.past_key_values
+
+
+def measure_layers(
+    config: dict[str, Any], seq: int, batch: int, decode: bool = False
+) -> list[dict[str, int]]:
+    """Return, per decoder layer, the bytes of every tensor its cache holds after a prefill of
+    `seq` tokens (and one decoded token more when `decode`)."""
+    cfg = make_config(config)
+    last: Exception | None = None
+    for stub in (False, True):
+        model = _from_config(cfg, torch.bfloat16)
+        if stub:
+            stub_feed_forward(model)
+        try:
+            ids = torch.zeros((batch, seq), dtype=torch.long, device="meta")
+            cache = _run(model, ids)
+            if decode:
+                step = torch.zeros((batch, 1), dtype=torch.long, device="meta")
+                cache = _run(model, step, cache)
+        except Exception as exc:  # MoE routing without a meta kernel: retry with stubbed MLPs
+            last = exc
+            continue
+        return [layer_tensors(layer) for layer in cache.layers]
+    raise RuntimeError(f"forward failed: {last}") from last
