@@ -102,17 +102,27 @@ class WeightDtype:
 
     int4 GPTQ/AWQ at group size 128 (vLLM gptq.py / awq.py create_weights): 4-bit weights
     (1/2 B) + int4 zeros per group (1/256 B) + fp16 scales per group (1/64 B) = 133/256 B.
-    Embeddings, the LM head and norms stay 16-bit (ENGINES.md §7).
+    Embeddings, the LM head and norms stay 16-bit (ENGINES.md §7), except for llama.cpp's
+    GGUF types (`gguf`): `llama-quantize --pure TYPE` stores every 2-D weight, embeddings
+    and output included, in TYPE and keeps 1-D tensors (norms) in f32 (src/llama-quant.cpp
+    tensor_allows_quantization). A GGUF type is a block of `den` weights in `num` bytes
+    (ggml/src/ggml-common.h block_* structs), exact for rows that are a whole number of
+    blocks (llama.cpp falls back to another type for a row that is not).
     """
 
     name: str
     num: int
     den: int
     description: str = ""
+    gguf: bool = False
 
     def bytes_for(self, n_weights: int) -> int:
         """Return the bytes of n_weights stored in this format, rounded up."""
         return -(-n_weights * self.num // self.den)
+
+
+def _gguf(name: str, block_bytes: int, block_elems: int, layout: str) -> WeightDtype:
+    return WeightDtype(name, block_bytes, block_elems, f"GGUF {name}: {layout}", gguf=True)
 
 
 WEIGHT_DTYPES: dict[str, WeightDtype] = {
@@ -122,9 +132,44 @@ WEIGHT_DTYPES: dict[str, WeightDtype] = {
         WeightDtype("fp16", 2, 1, "float16"),
         WeightDtype("bf16", 2, 1, "bfloat16"),
         WeightDtype("fp8", 1, 1, "fp8 weights, per-tensor or per-channel scales (not counted)"),
+        WeightDtype(
+            "fp8-block",
+            16385,
+            16384,
+            "fp8 weights + one fp32 scale per 128x128 block (DeepSeek-V3 layout)",
+        ),
         WeightDtype("int8", 1, 1, "int8 weights (W8A8), per-channel scales not counted"),
         WeightDtype("int4-gptq", 133, 256, "GPTQ int4, group 128: 0.5 + 1/64 + 1/256 B/weight"),
         WeightDtype("int4-awq", 133, 256, "AWQ int4, group 128: 0.5 + 1/64 + 1/256 B/weight"),
+        WeightDtype("mxfp4", 17, 32, "MXFP4: 32 fp4 values (16 B) + one e8m0 scale (1 B)"),
+        WeightDtype(
+            "nvfp4",
+            9,
+            16,
+            "NVFP4: 16 fp4 values (8 B) + one fp8 scale; per-tensor fp32 not counted",
+        ),
+        # llama.cpp / ggml block layouts, ggml/src/ggml-common.h (QK_K = 256)
+        _gguf("q8_0", 34, 32, "fp16 d + 32 int8 = 34 B per 32 (8.5 bits)"),
+        _gguf("q6_k", 210, 256, "ql[128] + qh[64] + scales[16] + fp16 d = 210 B per 256"),
+        _gguf("q5_k", 176, 256, "fp16 d, dmin + scales[12] + qh[32] + qs[128] = 176 B per 256"),
+        _gguf("q5_1", 24, 32, "fp16 d, m + qh[4] + qs[16] = 24 B per 32"),
+        _gguf("q5_0", 22, 32, "fp16 d + qh[4] + qs[16] = 22 B per 32"),
+        _gguf("q4_k", 144, 256, "fp16 d, dmin + scales[12] + qs[128] = 144 B per 256"),
+        _gguf("q4_1", 20, 32, "fp16 d, m + qs[16] = 20 B per 32"),
+        _gguf("q4_0", 18, 32, "fp16 d + qs[16] = 18 B per 32 (4.5 bits)"),
+        _gguf("iq4_nl", 18, 32, "fp16 d + qs[16] = 18 B per 32, non-linear"),
+        _gguf("iq4_xs", 136, 256, "fp16 d + scales_h + scales_l[4] + qs[128] = 136 B per 256"),
+        _gguf("q3_k", 110, 256, "hmask[32] + qs[64] + scales[12] + fp16 d = 110 B per 256"),
+        _gguf("iq3_s", 110, 256, "fp16 d + qs[64] + qh[8] + signs[32] + scales[4] = 110 B per 256"),
+        _gguf("iq3_xxs", 98, 256, "fp16 d + qs[96] = 98 B per 256"),
+        _gguf("q2_k", 84, 256, "scales[16] + qs[64] + fp16 d, dmin = 84 B per 256"),
+        _gguf("iq2_s", 82, 256, "fp16 d + qs[64] + qh[8] + scales[8] = 82 B per 256"),
+        _gguf("iq2_xs", 74, 256, "fp16 d + qs[32] uint16 + scales[8] = 74 B per 256"),
+        _gguf("iq2_xxs", 66, 256, "fp16 d + qs[32] uint16 = 66 B per 256"),
+        _gguf("tq2_0", 66, 256, "qs[64] + fp16 d = 66 B per 256 (ternary)"),
+        _gguf("tq1_0", 54, 256, "qs[48] + qh[4] + fp16 d = 54 B per 256 (ternary)"),
+        _gguf("iq1_m", 56, 256, "qs[32] + qh[16] + scales[8] = 56 B per 256"),
+        _gguf("iq1_s", 50, 256, "fp16 d + qs[32] + qh[16] uint16 = 50 B per 256"),
     )
 }
 
@@ -138,9 +183,50 @@ _WEIGHT_ALIASES = {
     "fp8_e4m3": "fp8",
     "int4_gptq": "int4-gptq",
     "int4_awq": "int4-awq",
+    "fp8_block": "fp8-block",
+    "f32": "fp32",
+    "f16": "fp16",
+}
+
+# llama.cpp's k-quant mixes give each tensor its own type by its role and layer
+# (src/llama-quant.cpp llama_tensor_get_type_impl): their bytes depend on every tensor's
+# name, layer and shape, which the spec does not carry. Refused, with the rule in words.
+_GGUF_MIXES = {
+    "q4_k_m": "attn_v and ffn_down in Q6_K on the use_more_bits layers (the first and last "
+    "eighth and every third between), output in Q6_K, the rest in Q4_K",
+    "q5_k_m": "attn_v and ffn_down in Q6_K on the use_more_bits layers, output in Q6_K, "
+    "the rest in Q5_K",
+    "q4_k_s": "attn_v in Q5_K on the first 4 layers, ffn_down in Q5_K on the first eighth, "
+    "output in Q6_K, the rest in Q4_K",
+    "q5_k_s": "output in Q6_K, the rest in Q5_K",
+    "q3_k_s": "output in Q6_K, the rest in Q3_K",
+    "q3_k_m": "attn_v in Q5_K (first 2) or Q4_K, ffn_down in Q5_K/Q4_K by layer, attn_output "
+    "in Q4_K, output in Q6_K, the rest in Q3_K",
+    "q3_k_l": "attn_v, ffn_down and attn_output in Q5_K, output in Q6_K, the rest in Q3_K",
+    "q2_k_s": "attn_v in Q4_K with GQA >= 4, ffn_down in Q4_K on the first eighth, output "
+    "in Q6_K, the rest in Q2_K",
+    "iq3_m": "attn_v in Q4_K, ffn_down in Q4_K by layer, attn_output in Q4_K, the rest in IQ3_S",
+    "iq2_m": "attn_v in Q4_K or IQ3_S, ffn_down in IQ3_S on the first eighth, the rest in IQ2_S",
+    "iq3_xs": "attn_q/attn_k/ffn_gate/ffn_up in IQ3_XXS by layer, the rest in IQ3_S",
 }
 
 
 def weight_dtype(name: str) -> WeightDtype:
-    """Return the weight format for a name or alias (case-insensitive); KvcalcError if unknown."""
+    """Return the weight format for a name or alias (case-insensitive); KvcalcError if unknown.
+
+    llama.cpp's k-quant mixes (q4_k_m, q5_k_m ...) are refused: each tensor has its own type.
+    """
+    key = name.strip().lower().replace("-", "_")
+    if key in _GGUF_MIXES:
+        base = key.rsplit("_", 1)[0]
+        hint = (
+            f"; --weights-dtype {base} sizes every tensor in {base.upper()}"
+            if (base in WEIGHT_DTYPES)
+            else ""
+        )
+        raise KvcalcError(
+            f"weights dtype {name!r} is a llama.cpp per-tensor mix ({_GGUF_MIXES[key]}; "
+            f"and more rules for MoE and 70B models, src/llama-quant.cpp), not one "
+            f"bits-per-weight figure{hint}"
+        )
     return _lookup(name, WEIGHT_DTYPES, _WEIGHT_ALIASES, "weights dtype", also=("auto",))

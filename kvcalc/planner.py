@@ -132,6 +132,8 @@ def _computed_weights(
     Without a weights dtype, a checkpoint published quantised (spec.weights_quant) takes
     each part's exact published bytes (kvcalc/quant.py): all of them on one GPU, and a
     stage's share of a part's weights at the part's bytes per weight otherwise, rounded up.
+    A GGUF weights dtype stores embeddings and the LM head in the type too and norms in
+    f32, as `llama-quantize --pure` does (kvcalc/dtypes.py WeightDtype).
     """
     if model.n_params is None:
         raise KvcalcError(
@@ -187,6 +189,12 @@ def _computed_weights(
             continue
         quantised = cdiv((layer_q + kv_proj_rank) * share, model.n_layers)
         kept = cdiv(layer_dense * share, model.n_layers)
+        if dtype.gguf:  # llama-quantize --pure: 2-D weights in the type, norms in f32
+            quantised += (embedding + first_extra if index == 0 else 0) + (
+                lm_head if index == len(stages) - 1 else 0
+            )
+            result.append(dtype.bytes_for(quantised) + WEIGHT_DTYPES["fp32"].bytes_for(kept))
+            continue
         if index == 0:
             kept += embedding + first_extra
         if index == len(stages) - 1:

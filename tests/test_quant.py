@@ -1,0 +1,270 @@
+"""Weights as published: quantisation recipes, format byte rules, GGUF weight types, and the
+planner's weights for checkpoints that ship quantised.
+
+Every expected value is derived by hand in the docstring or comment beside it from the
+published config.json in tests/data/hf_configs and the checkpoint layouts cited in
+kvcalc/quant.py (DeepSeek-V3 README_WEIGHTS.md, transformers integrations/mxfp4.py,
+vLLM modelopt.py, ggml/src/ggml-common.h).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from kvcalc.cli import app
+from kvcalc.dtypes import weight_dtype
+from kvcalc.engines import ENGINES
+from kvcalc.errors import KvcalcError
+from kvcalc.planner import weights_per_stage
+from kvcalc.presets import load_model
+from kvcalc.quant import (
+    FP8_TENSOR,
+    MXFP4,
+    NVFP4,
+    Format,
+    Linear,
+    parse_recipe,
+    published_weights,
+    with_hf_quant_config,
+)
+
+CONFIGS = Path(__file__).parent / "data" / "hf_configs"
+
+# gpt-oss-120b (openai/gpt-oss-120b config.json): hidden 2880, 36 layers, 128 experts of
+# intermediate 2880, 64 heads × 64, 8 KV heads, vocab 201088, untied; quant_method mxfp4
+# with self_attn, router, embed_tokens and lm_head not converted.
+#   experts per layer and expert, mxfp4 (4-bit blocks + one e8m0 byte per 32 inputs):
+#     gate_up_proj 5760 × 2880: 5760·2880/2 + 5760·90 = 8,294,400 + 518,400 = 8,812,800
+#     down_proj    2880 × 2880: 2880·2880/2 + 2880·90 = 4,147,200 + 259,200 = 4,406,400
+#     × 128 experts × 36 layers = 60,914,073,600 B
+#   bf16 rest of the expert part: biases 128·(5760 + 2880) and router 2880·128 + 128, per
+#     layer 1,105,920 + 368,768 = 1,474,688; × 36 = 53,088,768 weights = 106,177,536 B
+#   attention (bf16): 36·(2880·4096 + 4096 + 2·(2880·512 + 512) + 4096·2880 + 2880 + 64)
+#     = 955,805,184 weights = 1,911,610,368 B
+#   embedding = LM head = 201088·2880 = 579,133,440 weights; norms 36·2·2880 + 2880 = 210,240
+#   total = 60,914,073,600 + 106,177,536 + 1,911,610,368 + 2·(2·579,133,440 + 210,240)
+GPT_OSS_120B_BYTES = 60_914_073_600 + 106_177_536 + 1_911_610_368 + 2 * (2 * 579_133_440 + 210_240)
+
+# DeepSeek-V3 (deepseek-ai/DeepSeek-V3 config.json): hidden 7168, 61 layers (3 dense), 128
+# heads, q_lora 1536, kv_lora 512, rope 64, nope 128, v 128, intermediate 18432, 256 routed
+# experts + 1 shared of 2048, vocab 129280; fp8 e4m3 with 128×128 blocks: one fp32
+# weight_scale_inv per block of every linear but the router (README_WEIGHTS.md).
+#   attention per layer, weights + 4·⌈out/128⌉·⌈in/128⌉:
+#     q_a 1536×7168 = 11,010,048 + 4·12·56;  q_b 24576×1536 = 37,748,736 + 4·192·12
+#     kv_a 576×7168 = 4,128,768 + 4·5·56 (576 rows: 5 blocks); kv_b 32768×512 = 16,777,216
+#     + 4·256·4; o 7168×16384 = 117,440,512 + 4·56·128
+#     = 187,105,280 + 45,792 B; × 61, plus q_a/kv_a layernorms 61·2048 in bf16
+DSV3_ATTENTION = 61 * (187_105_280 + 45_792) + 2 * 61 * 2048
+#   dense MLP (3 layers): 3 × 18432×7168 = 396,361,728 + 3·4·144·56 = 96,768 B
+#   shared expert (58 layers): 3 × 2048×7168 = 44,040,192 + 3·4·16·56 = 10,752 B
+DSV3_MLP = 3 * (396_361_728 + 96_768) + 58 * (44_040_192 + 10_752)
+#   routed experts: 58 · 256 · (44,040,192 + 10,752); router 58 · 256·7168 in bf16
+DSV3_EXPERTS = 58 * 256 * (44_040_192 + 10_752) + 2 * 58 * 256 * 7168
+#   embedding = LM head = 129280·7168 = 926,679,040; norms (2·61 + 1)·7168, bf16
+DSV3_BYTES = DSV3_ATTENTION + DSV3_MLP + DSV3_EXPERTS + 2 * (2 * 926_679_040 + 123 * 7168)
+
+
+def _config(stem: str) -> dict[str, object]:
+    config = json.loads((CONFIGS / f"{stem}.json").read_text())
+    hf_quant = CONFIGS / "hf_quant" / f"{stem}.json"
+    if hf_quant.is_file():
+        config = with_hf_quant_config(config, json.loads(hf_quant.read_text()))
+    return config
+
+
+def test_gpt_oss_120b_experts_in_mxfp4() -> None:
+    """gpt-oss-120b ships its experts in mxfp4 and the rest in bf16: 65,248,815,744 B."""
+    spec = load_model("gpt-oss-120b")
+    assert spec.weights_quant is not None and spec.weights_quant.method == "mxfp4"
+    assert spec.weights_quant.experts.bytes == 60_914_073_600 + 106_177_536
+    assert spec.weights_quant.attention.bytes == 1_911_610_368
+    assert weights_per_stage(spec, ENGINES["vllm"], 1, 1, None) == (GPT_OSS_120B_BYTES,)
+    assert GPT_OSS_120B_BYTES == 65_248_815_744
+
+
+def test_deepseek_v3_fp8_with_block_scales() -> None:
+    """DeepSeek-V3 ships fp8 with one fp32 scale per 128×128 block: 673,150,552,416 B."""
+    spec = load_model("deepseek-v3")
+    wq = spec.weights_quant
+    assert wq is not None
+    assert (wq.attention.bytes, wq.mlp.bytes, wq.experts.bytes) == (
+        DSV3_ATTENTION,
+        DSV3_MLP,
+        DSV3_EXPERTS,
+    )
+    assert weights_per_stage(spec, ENGINES["vllm"], 1, 1, None) == (DSV3_BYTES,)
+    assert DSV3_BYTES == 673_150_552_416
+
+
+def test_fit_gpt_oss_120b_on_h100_sizes_weights_as_published() -> None:
+    """`kvcalc fit gpt-oss-120b --gpu h100` counts 65,248,815,744 B of weights and fits one GPU."""
+    result = CliRunner().invoke(app, ["fit", "gpt-oss-120b", "--gpu", "h100", "--format", "json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["weights_bytes"] == GPT_OSS_120B_BYTES
+    assert data["fits"] is True
+
+
+def test_weights_dtype_overrides_the_published_format() -> None:
+    """--weights-dtype bf16 sizes gpt-oss-120b's 116,829,156,672 weights at 2 B each."""
+    spec = load_model("gpt-oss-120b")
+    assert weights_per_stage(spec, ENGINES["vllm"], 1, 1, weight_dtype("bf16")) == (
+        2 * 116_829_156_672,
+    )
+
+
+def test_tensor_parallel_shares_cover_the_published_bytes() -> None:
+    """tp 8: every GPU holds 1/8 of each part (rounded up) and a whole copy of the norms
+    (123·7168 bf16), so 8 shares are the whole plus 7 norm copies, over by under 8 · 16 B
+    (each of the 3 parts and 2 sharded kept terms rounds up by under one weight and one B)."""
+    spec = load_model("deepseek-v3")
+    (share,) = weights_per_stage(spec, ENGINES["vllm"], 8, 1, None)
+    whole = DSV3_BYTES + 7 * 2 * 123 * 7168
+    assert whole <= 8 * share < whole + 8 * 16
+    (one,) = weights_per_stage(spec, ENGINES["vllm"], 1, 1, None)
+    assert one == DSV3_BYTES
+
+
+@pytest.mark.parametrize(
+    ("fmt", "out", "inp", "expected"),
+    [
+        # 4-bit values + one e8m0 byte per 32 inputs: 64·96/2 + 64·3
+        (MXFP4, 64, 96, 3072 + 192),
+        # 4-bit + one fp8 per 16 inputs + fp32 weight_scale_2 and input_scale: 64·96/2 + 64·6 + 8
+        (NVFP4, 64, 96, 3072 + 384 + 8),
+        # fp8 + fp32 weight_scale and input_scale
+        (FP8_TENSOR, 64, 96, 6144 + 8),
+        # fp8, 128×128 blocks: a 200×300 matrix has ⌈200/128⌉·⌈300/128⌉ = 2·3 blocks
+        (parse_recipe({"quant_method": "fp8", "weight_block_size": [128, 128]}).default, 200, 300,
+         60000 + 4 * 6),
+        # GPTQ int4 group 128, in 256 out 64: qweight 256/8·64 int32, qzeros 2·64/8 int32,
+        # scales 2·64 fp16, g_idx 256 int32
+        (Format("g", "gptq", 4, 128), 64, 256, 32 * 64 * 4 + 2 * 8 * 4 + 2 * 64 * 2 + 256 * 4),
+        # AWQ: the same without g_idx
+        (Format("a", "awq", 4, 128), 64, 256, 32 * 64 * 4 + 2 * 8 * 4 + 2 * 64 * 2),
+        # compressed-tensors int4 pack-quantized group 32: int32 packs of 8, bf16 scale per
+        # group, int64[2] weight_shape: 64·96/2 + 64·3·2 + 16
+        (Format("c", "int_pack", 4, 32), 64, 96, 3072 + 384 + 16),
+    ],
+)  # fmt: skip
+def test_format_bytes(fmt: Format | None, out: int, inp: int, expected: int) -> None:
+    """Each format's bytes for one matrix are its values plus its scale tensors."""
+    assert fmt is not None
+    assert fmt.matrix_bytes(out, inp) == expected
+
+
+def test_kimi_k25_ignore_list_keeps_attention_and_shared_experts_bf16() -> None:
+    """Kimi-K2.5's compressed-tensors ignore list quantises only the routed experts (int4,
+    group 32): 60 MoE layers · 384 experts · 3 linears of 2048×7168 at
+    7168·2048/2 + 2048·224·2 + 16 = 8,257,552 B each."""
+    config = _config("kimi-k2.5")
+    text = config["text_config"]
+    assert isinstance(text, dict)
+    wq, warnings = published_weights(
+        config,
+        text,
+        "kimi_k2",
+        {"attention": 10**12, "mlp": 10**12, "experts": 60 * 384 * 3 * 2048 * 7168 + 60 * 384 * 7168},
+        2,
+    )  # fmt: skip
+    assert warnings == ()
+    assert wq is not None
+    assert wq.attention.quantized_weights == 0 and wq.mlp.quantized_weights == 0
+    assert wq.experts.quantized_weights == 60 * 384 * 3 * 2048 * 7168
+    assert wq.experts.bytes == 60 * 384 * 3 * 8_257_552 + 2 * 60 * 384 * 7168
+
+
+def test_modelopt_fp8_per_tensor_llama_70b() -> None:
+    """nvidia/Llama-3.1-70B-Instruct-FP8 (ModelOpt FP8, lm_head excluded): every one of the
+    80·7 linears ships fp8 + two fp32 scalars; 80 layers · (2·8192² + 2·1024·8192 +
+    3·28672·8192) = 68,451,041,280 weights."""
+    config = _config("llama-3.1-70b-fp8")
+    per_layer = 2 * 8192 * 8192 + 2 * 1024 * 8192 + 3 * 28672 * 8192
+    wq, _ = published_weights(
+        config, config, "llama", {"attention": 80 * 150_994_944, "mlp": 80 * 704_643_072}, 2
+    )
+    assert wq is not None and wq.method == "modelopt FP8"
+    assert wq.attention.bytes + wq.mlp.bytes == 80 * per_layer + 80 * 7 * 8
+
+
+def test_unmodelled_recipes_warn_and_keep_the_model_dtype() -> None:
+    """An unknown quant_method or a family whose module layout is not listed gives a warning
+    (weights in the model dtype, an upper bound), never a guess."""
+    wq, warnings = published_weights(
+        {"quantization_config": {"quant_method": "bitsandbytes"}}, {}, "llama", {}, 2
+    )
+    assert wq is None and "bitsandbytes" in warnings[0]
+    wq, warnings = published_weights(
+        {"quantization_config": {"quant_method": "fp8", "weight_block_size": [128, 128]}},
+        {},
+        "some_new_family",
+        {},
+        2,
+    )
+    assert wq is None and "module layout is not modelled" in warnings[0]
+
+
+def test_ignore_patterns_match_as_published() -> None:
+    """Exact names, prefixes, globs, suffixes and 're:' regexes each name a module."""
+    recipe = parse_recipe(
+        {
+            "quant_method": "fp8",
+            "weight_block_size": [128, 128],
+            "modules_to_not_convert": ["gate", "model.layers.*.self_attn", "re:.*shared_experts.*"],
+        }
+    )
+    assert recipe.format_for(Linear("layers.3.self_attn.q_proj", "attention", 8, 8)) is None
+    assert recipe.format_for(Linear("layers.3.block_sparse_moe.gate", "experts", 8, 8)) is None
+    assert recipe.format_for(Linear("layers.3.mlp.shared_experts.up_proj", "mlp", 8, 8)) is None
+    assert recipe.format_for(Linear("layers.3.mlp.gate_proj", "mlp", 8, 8)) is not None
+
+
+@pytest.mark.parametrize(
+    ("name", "bytes_per_256"),
+    [
+        ("q8_0", 8 * 34),  # block_q8_0: fp16 d + 32 int8 = 34 B per 32
+        ("q6_k", 210),  # block_q6_K: ql[128] + qh[64] + scales[16] + d = 210 B per 256
+        ("q5_k", 176),  # block_q5_K: d, dmin + scales[12] + qh[32] + qs[128]
+        ("q4_k", 144),  # block_q4_K: d, dmin + scales[12] + qs[128]
+        ("q4_0", 8 * 18),  # block_q4_0: d + qs[16] per 32
+        ("q3_k", 110),  # block_q3_K: hmask[32] + qs[64] + scales[12] + d
+        ("q2_k", 84),  # block_q2_K: scales[16] + qs[64] + d, dmin
+        ("iq4_xs", 136),  # block_iq4_xs: d + scales_h + scales_l[4] + qs[128]
+        ("mxfp4", 8 * 17),  # 32 fp4 (16 B) + e8m0 scale
+        ("nvfp4", 16 * 9),  # 16 fp4 (8 B) + fp8 scale
+    ],
+)
+def test_weight_dtype_bits_from_block_layouts(name: str, bytes_per_256: int) -> None:
+    """Each GGUF / fp4 weight type stores 256 weights in its block layout's bytes."""
+    assert weight_dtype(name).bytes_for(256) == bytes_per_256
+    assert weight_dtype(name.upper()).bytes_for(256) == bytes_per_256
+
+
+@pytest.mark.parametrize("name", ["q4_k_m", "Q5_K_M", "q3_k_s", "iq3_m"])
+def test_gguf_mixes_are_refused_with_the_rule(name: str) -> None:
+    """llama.cpp's k-quant mixes give each tensor its own type: refused in one line."""
+    with pytest.raises(KvcalcError, match="per-tensor mix") as info:
+        weight_dtype(name)
+    assert "\n" not in str(info.value)
+
+
+def test_gguf_weights_dtype_quantises_embeddings_and_keeps_norms_f32() -> None:
+    """llama-3.1-8b in q8_0 as `llama-quantize --pure`: every 2-D weight at 34/32 B, norms in
+    f32: (8,030,261,248 − 266,240 norm weights)·34/32 + 266,240·4 B (norms: 32·2·4096 + 4096)."""
+    spec = load_model("llama-3.1-8b")
+    norms = 32 * 2 * 4096 + 4096
+    expected = -(-(8_030_261_248 - norms) * 34 // 32) + 4 * norms
+    assert weights_per_stage(spec, ENGINES["llama.cpp"], 1, 1, weight_dtype("q8_0")) == (expected,)
+
+
+def test_cli_refuses_a_mix_in_one_line() -> None:
+    """`--weights-dtype q4_k_m` is one error line and exit 2."""
+    result = CliRunner().invoke(
+        app, ["fit", "llama-3.1-8b", "--gpu", "h100", "--weights-dtype", "q4_k_m"]
+    )
+    assert result.exit_code == 2
+    assert result.stderr.count("error:") == 1 and "Traceback" not in result.output
