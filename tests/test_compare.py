@@ -169,3 +169,37 @@ def test_state_counted_per_sequence() -> None:
     assert mha.ratio_per_sequence == Fraction(
         mha.per_sequence_bytes, real.per_sequence_bytes + real.state_bytes_per_sequence
     )
+
+
+GOLDEN_CASES = {
+    "explain-opt-30b": ["explain", "opt-30b", "--seq", "1024", "--batch", "128", "--kv-dtype", "fp16"],
+    "explain-deepseek-v3-tp8": ["explain", "deepseek-v3", "--seq", "8k", "--tp", "8"],
+    "compare-deepseek-v3-llama-3.1-70b-tp8": [
+        "compare", "deepseek-v3", "llama-3.1-70b", "--seq", "8k", "--as", "mha",
+        "--gpu", "h200", "--tp", "8",
+    ],
+    "plot-llama-3.1-8b-h100": ["plot", "llama-3.1-8b", "--gpu", "h100-80gb", "--seq", "1k..64k"],
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("name", sorted(GOLDEN_CASES))
+def test_golden_json(name: str) -> None:
+    """explain/compare/plot JSON equals its reviewed golden file (KVCALC_UPDATE_GOLDEN=1 rewrites).
+
+    The key figures inside are hand-derived in tests/test_explain.py, test_compare.py and
+    test_plot.py; the golden file makes any other change to the output show up in review.
+    """
+    import os
+    from pathlib import Path
+
+    from typer.testing import CliRunner
+
+    from kvcalc.cli import app
+
+    result = CliRunner().invoke(app, [*GOLDEN_CASES[name], "--format", "json"])
+    assert result.exit_code == 0, result.stderr
+    data = json.loads(result.stdout)
+    path = Path(__file__).parent / "golden" / f"{name}.json"
+    if os.environ.get("KVCALC_UPDATE_GOLDEN") == "1":
+        path.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+    assert data == json.loads(path.read_text())
