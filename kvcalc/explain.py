@@ -558,9 +558,14 @@ def _engine_step(kv: KvBreakdown, textbook_kv: KvBreakdown, engine_kv: KvBreakdo
         return sum(counts[k] * tokens[k] * w.batch * per_layer[k] for k in keys)
 
     first = next(iter(keys), None)
+    why = ""
+    if isinstance(kv.model.attention, MLA) and engine.mla_layout == "expanded":
+        why = " (MLA expanded per head: K n_h·(nope + rope) + V n_h·v)"
+    elif kv.model.family in engine.expanded_kv_families:
+        why = " (K/V heads repeated to every query head before caching)"
     layout = (
         f"layout: {engine.name} caches {p1[first]:,} B per token per layer, not "
-        f"{b0.get(first, 0):,}"
+        f"{b0.get(first, 0):,}{why}"
         if first is not None
         else "layout"
     )
@@ -610,7 +615,8 @@ def _tp_text(kv: KvBreakdown) -> str:
         return f"tensor parallelism: each of {tp} ranks holds the whole latent (replicated)"
     logical = kv_heads_per_gpu(kv.model, kv.engine, 1)
     return (
-        f"tensor parallelism: {tp} ranks × {kv.kv_heads_per_gpu} KV heads each, "
+        f"tensor parallelism: {tp} ranks × {kv.kv_heads_per_gpu} KV "
+        f"head{'s' if kv.kv_heads_per_gpu > 1 else ''} each, "
         f"{logical} distinct (heads copied when tp exceeds them)"
     )
 
