@@ -203,3 +203,26 @@ def test_golden_json(name: str) -> None:
     if os.environ.get("KVCALC_UPDATE_GOLDEN") == "1":
         path.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
     assert data == json.loads(path.read_text())
+
+
+def test_as_mha_ratio_is_heads_over_kv_heads_for_every_preset() -> None:
+    """For every GQA/MQA preset (K = V dims, formula engine): MHA / real per token = n_heads / n_kv_heads."""
+    from kvcalc.presets import load_all_models
+    from kvcalc.specs import MLA
+
+    checked = 0
+    for name, spec in sorted(load_all_models().items()):
+        a = spec.attention
+        kinds = getattr(spec, "kinds", None)
+        if isinstance(a, MLA) or kinds or a.head_dim_v not in (None, a.head_dim):
+            continue
+        _, mha = compare(
+            [
+                Column(name, spec, ENGINES["formula"], None),
+                Column(name, as_mha(spec), ENGINES["formula"], None),
+            ],
+            Workload(seq_len=1),
+        )
+        assert mha.ratio_per_token == Fraction(a.n_heads, a.n_kv_heads), name
+        checked += 1
+    assert checked >= 30
