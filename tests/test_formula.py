@@ -451,3 +451,30 @@ def test_state_splits_over_tensor_parallel_ranks() -> None:
     assert tp2.state_total_bytes == 2 * 23 * (18_432 + 1_048_576)
     with pytest.raises(KvcalcError, match="state heads"):
         kv_cache(model, Workload(seq_len=100, tp=128, k_dtype=BF16), ENGINES["sglang"])
+
+
+def test_qwen35_27b_full_attention_and_gated_deltanet_state() -> None:
+    """Qwen3.5-27B (published config: 64 layers, layer_types 3 linear_attention : 1
+    full_attention; 4 KV heads × head_dim 256; GDN linear_num_key_heads 16 × 128,
+    linear_num_value_heads 48 × 128, conv kernel 4, mamba_ssm_dtype float32), bf16.
+
+    KV: 16 full layers × 2 × 4 × 256 × 2 B = 65,536 B per token (issue 7).
+    GDN state of 48 layers, per layer and sequence: conv channels 2·16·128 + 48·128 = 10,240;
+      formula (kernel − 1 = 3 columns, bf16): 3·10,240·2 = 61,440 + recurrent 48·128·128·4 B =
+      3,145,728 → 3,207,168 B × 48 = 153,944,064 B;
+      hf (4 columns, measured on transformers' LinearAttentionLayer): 81,920 + 3,145,728 →
+      3,227,648 × 48 = 154,927,104 B.
+    """
+    model = _import("qwen3.5-27b")
+    workload = Workload(seq_len=1000, batch=2, k_dtype=BF16, v_dtype=BF16)
+    formula = kv_cache(model, workload, ENGINES["formula"])
+    assert formula.bytes_per_token == 65_536
+    assert formula.per_sequence_bytes == 65_536 * 1000
+    assert formula.state_bytes_per_sequence == 153_944_064
+    assert formula.state_total_bytes == 2 * 153_944_064
+    assert kv_cache(model, workload, ENGINES["hf"]).state_bytes_per_sequence == 154_927_104
+    assert [g.count for g in formula.state_groups] == [48]
+    assert model.mtp_layers == 1
+    # the MTP layer's KV (one more full-attention layer) only with speculative decoding on
+    mtp = kv_cache(model, Workload(seq_len=1000, mtp=True, k_dtype=BF16), ENGINES["formula"])
+    assert mtp.bytes_per_token == 65_536 + 4096

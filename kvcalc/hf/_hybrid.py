@@ -69,7 +69,6 @@ def _block_types_pattern(value: Any, key: str) -> str:
     return "".join(_BLOCK_LETTERS[v] for v in value)
 
 
-
 def nemotron_h(c: _Config, family: str) -> dict[str, Any]:
     """Nemotron-H / Nemotron-3: hybrid_override_pattern M (Mamba2), * (attention), - (MLP),
     E (MoE); only M and * layers cache anything.
@@ -178,5 +177,107 @@ NEMOTRON_H_READS = frozenset(
         "hybrid_override_pattern", "mamba_num_heads", "mamba_head_dim", "ssm_state_size",
         "n_groups", "conv_kernel", "mamba_ssm_cache_dtype", "num_nextn_predict_layers",
         "mtp_hybrid_override_pattern", "expand", "layers_block_type", "mtp_layers_block_type",
+    }
+)  # fmt: skip
+
+
+# ---- Qwen3-Next, Qwen3.5 / 3.6 (qwen3_next, qwen3_5_text, qwen3_5_moe_text) ----------------
+
+
+def qwen_gated_deltanet(c: _Config, family: str) -> dict[str, Any]:
+    """Qwen3-Next / Qwen3.5: Gated DeltaNet linear attention in most layers, gated full
+    attention every full_attention_interval-th layer (or as layer_types lists).
+
+    transformers models/qwen3_next/modeling_qwen3_next.py (Qwen3NextGatedDeltaNet: conv1d
+    over 2·Hk·Dk + Hv·Dv channels without bias, recurrent state Hv × Dk × Dv;
+    Qwen3NextAttention: q_proj doubled for the output gate, q/k RMSNorm over head_dim) and
+    models/qwen3_5/modeling_qwen3_5.py (the same in split in_proj_qkv/z/b/a). The MTP layers
+    (mtp_num_hidden_layers) are not part of the transformers model.
+    """
+    n_layers = c.get_int("num_hidden_layers")
+    types = c.data.get("layer_types")
+    if types is None:
+        interval = c.get_int("full_attention_interval", default=4)
+        types = [
+            "full_attention" if (i + 1) % interval == 0 else "linear_attention"
+            for i in range(n_layers)
+        ]
+    if not isinstance(types, list) or len(types) != n_layers:
+        raise KvcalcError(f"layer_types must list {n_layers} layers")
+    names = {"full_attention": "full", "linear_attention": "linear"}
+    unknown = [t for t in types if t not in names]
+    if unknown:
+        raise KvcalcError(f"unsupported layer type {unknown[0]!r} in layer_types")
+    h = c.get_int("hidden_size")
+    n_heads = c.get_int("num_attention_heads")
+    n_kv = c.get_int("num_key_value_heads", default=n_heads)
+    d = c.get_int("head_dim", default=h // n_heads)
+    hk, dk = c.get_int("linear_num_key_heads"), c.get_int("linear_key_head_dim")
+    hv, dv = c.get_int("linear_num_value_heads"), c.get_int("linear_value_head_dim")
+    kernel = c.get_int("linear_conv_kernel_dim", default=4)
+    conv_dim = 2 * hk * dk + hv * dv
+    kinds = {
+        "linear": {
+            "kind": "state", "mixer": "gated_deltanet", "conv_kernel": kernel,
+            "conv_inner": hv * dv, "conv_groups": hk, "conv_group_channels": 2 * dk,
+            "state_heads": hv, "state_head_elems": dk * dv,
+            "state_dtype": _state_dtype(c, "mamba_ssm_dtype", "mamba_ssm_cache_dtype"),
+        }
+    }  # fmt: skip
+    gated = family == "qwen3_next" or c.get_bool("attn_output_gate", True)
+    attention = mixer = other = mlp = experts = 0
+    n_experts = c.get_int("num_experts", default=0)
+    mlp_only = set(c.data.get("mlp_only_layers") or [])
+    step = c.get_int("decoder_sparse_step", default=1)
+    for i, layer_type in enumerate(types):
+        if layer_type == "full_attention":
+            attention += _attn_params(h, n_heads, n_kv, d, q_mult=2 if gated else 1) + 2 * d
+        else:
+            mixer += h * (conv_dim + hv * dv + 2 * hv) + hv * dv * h  # in_proj*, out_proj
+            other += conv_dim * kernel + 2 * hv + dv  # conv1d, dt_bias, A_log, gated norm
+        if n_experts and i not in mlp_only and (i + 1) % step == 0:
+            inter = c.get_int("moe_intermediate_size")
+            experts += n_experts * 3 * h * inter + n_experts * h  # experts, router
+            shared = c.get_int("shared_expert_intermediate_size", default=0)
+            if shared:
+                mlp += 3 * h * shared + h  # shared expert and its gate
+        else:
+            mlp += 3 * h * c.get_int("intermediate_size")
+    vocab = c.get_int("vocab_size")
+    tied = c.get_bool("tie_word_embeddings", False)
+    params = ParamBreakdown(
+        embedding=vocab * h,
+        lm_head=0 if tied else vocab * h,
+        attention=attention + mixer,
+        mlp=mlp,
+        experts=experts,
+        norms=n_layers * 2 * h + h,
+        other=other,
+    )
+    moe = None
+    if n_experts:
+        moe = {
+            "n_experts": n_experts,
+            "n_experts_per_token": c.get_int("num_experts_per_tok", default=1),
+            "n_shared_experts": 1 if c.get_int("shared_expert_intermediate_size", default=0) else 0,
+        }
+    layer_names = [names[t] for t in types]
+    return {
+        "n_layers": n_layers,
+        "attention": _gqa(n_heads, n_kv, d),
+        "layers": {"pattern": _period(layer_names)},
+        "kinds": kinds,
+        "params": params,
+        "moe": moe,
+        "mtp_layers": c.get_int("mtp_num_hidden_layers", "num_nextn_predict_layers", default=0),
+    }
+
+
+QWEN_GDN_READS = frozenset(
+    {
+        "layer_types", "full_attention_interval", "linear_conv_kernel_dim",
+        "linear_key_head_dim", "linear_num_key_heads", "linear_num_value_heads",
+        "linear_value_head_dim", "mamba_ssm_dtype", "mtp_num_hidden_layers",
+        "num_nextn_predict_layers",
     }
 )  # fmt: skip

@@ -156,7 +156,13 @@ _FAMILIES: list[Family] = [
         _hybrid.NEMOTRON_H_READS,
         _hybrid.nemotron_h,
     ),
-]
+    Family("qwen3_next", "Qwen3-Next: Gated DeltaNet state, gated full attention 1 in 4, MoE",
+           _hybrid.QWEN_GDN_READS, _hybrid.qwen_gated_deltanet),
+    Family("qwen3_5_text", "Qwen3.5 / 3.6 dense: Gated DeltaNet state, full attention 1 in 4",
+           _hybrid.QWEN_GDN_READS, _hybrid.qwen_gated_deltanet, aliases=("qwen3_5",)),
+    Family("qwen3_5_moe_text", "Qwen3.5 / 3.6 MoE: Gated DeltaNet state, full attention 1 in 4",
+           _hybrid.QWEN_GDN_READS, _hybrid.qwen_gated_deltanet, aliases=("qwen3_5_moe",)),
+]  # fmt: skip
 
 # model_types kvcalc knows and refuses, each with the reason (what it cannot size yet).
 REFUSED: dict[str, str] = {
