@@ -159,7 +159,8 @@ def render_plot_text(console: Console, data: PlotData, width: int = 72, height: 
         mark = _MARKS[i % len(_MARKS)] if s.kind == "kv" else "·○△□◇+x"[i % 7]
         legend.append(f"{mark} {s.label}")
         for x, y in zip(s.x, s.y, strict=True):
-            grid[row(y)][column(x)] = mark
+            cell = grid[row(y)][column(x)]
+            grid[row(y)][column(x)] = mark if cell in (" ", "─", "┊", mark) else "*"
     label_width = len(f"{top / GiB:,.0f}")
     console.print(Text(data.title, style="bold"))
     for r, cells in enumerate(grid):
@@ -181,6 +182,8 @@ def render_plot_text(console: Console, data: PlotData, width: int = 72, height: 
             + right
         )
     )
+    if any("*" in cells for cells in grid):
+        legend.append("* several")
     console.print(Text(f"GiB (2^30 B) per GPU; {', '.join(legend)}"))
     for c in data.capacities:
         console.print(Text(f"─ {c.gpu} capacity {format_gib(c.capacity_bytes)}"))
