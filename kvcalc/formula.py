@@ -682,7 +682,7 @@ def kv_cache(model: ModelSpec, workload: Workload, engine: EngineProfile) -> KvB
         stage_layers=stages,
         stage_bytes=tuple(stage_bytes),
         busiest_stage=busiest,
-        formula=_total_formula(groups, batch, tp, total),
+        formula=_total_formula(groups, streams, tp, total),
         layer_formula=(
             f"{layer_text} per token per layer per GPU"
             if attention_layers

@@ -29,6 +29,7 @@ from typing import Literal
 
 from kvcalc.dtypes import KvDtype
 from kvcalc.errors import KvcalcError
+from kvcalc.specs import MLA, ModelSpec
 
 FlashAttn = Literal["auto", "on", "off"]
 
@@ -121,6 +122,20 @@ def llama_context(
     )
 
 
+# common/arg.cpp kv_cache_types: what -ctk/-ctv accept ("Unsupported cache type" otherwise)
+CACHE_TYPES = ("fp32", "fp16", "bf16", "q8_0", "q4_0", "q4_1", "iq4_nl", "q5_0", "q5_1")
+
+
+def check_cache_type_names(k_dtype: KvDtype | None, v_dtype: KvDtype | None) -> None:
+    """Refuse a cache type llama.cpp's -ctk/-ctv do not accept (fp8, say); KvcalcError."""
+    for role, dtype in (("K", k_dtype), ("V", v_dtype)):
+        if dtype is not None and dtype.name not in CACHE_TYPES:
+            raise KvcalcError(
+                f"llama.cpp has no {dtype.name} {role} cache type "
+                "(-ctk/-ctv: f32, f16, bf16, q8_0, q4_0, q4_1, iq4_nl, q5_0, q5_1)"
+            )
+
+
 def is_quantised(dtype: KvDtype) -> bool:
     """Return True for ggml's block-quantised cache types (q8_0, q4_0, ...)."""
     return dtype.block_elems > 1
@@ -137,13 +152,6 @@ def check_cache_types(
 
     head_dims: (K head dim, V head dim) of the model's attention layers.
     """
-    allowed = {"fp32", "fp16", "bf16", "q8_0", "q5_1", "q5_0", "q4_1", "q4_0", "iq4_nl"}
-    for role, dtype in (("K", k_dtype), ("V", v_dtype)):
-        if dtype.name not in allowed:
-            raise KvcalcError(
-                f"llama.cpp has no {dtype.name} {role} cache type "
-                "(-ctk/-ctv: f32, f16, bf16, q8_0, q4_0, q4_1, iq4_nl, q5_0, q5_1)"
-            )
     if is_mla and k_dtype != v_dtype:
         raise KvcalcError(
             f"llama.cpp: model does not support different K ({k_dtype.name}) and V "
@@ -161,3 +169,74 @@ def check_cache_types(
                 f"llama.cpp: {role} cache type {dtype.name} with block size {dtype.block_elems} "
                 f"does not divide the head dim {dim}"
             )
+
+
+def _ffn_elems_per_token(model: ModelSpec) -> int:
+    """Return the FFN activations one token holds at once, in elements (gate, up, act, mul).
+
+    From the published parameter counts: a gated MLP of width d_ff has 3·d_model·d_ff
+    weights and keeps 4·d_ff activations, so 4/3 of the active MLP weights per layer / d_model;
+    MoE layers count the routed experts a token uses.
+    """
+    d = model.d_model
+    if model.params is None:
+        return 16 * d
+    active = model.params.mlp
+    if model.moe is not None and model.params.experts:
+        active += model.params.experts * model.moe.n_experts_per_token // model.moe.n_experts
+    return max(1, active * 4 // (3 * d * model.n_layers))
+
+
+def _compute_parts(model: ModelSpec, n_ubatch: int, n_kv: int, flash: bool) -> tuple[int, ...]:
+    """Return (logits + output, mask, FFN, attention) bytes of one ubatch's graph."""
+    ub, d = n_ubatch, model.d_model
+    attention = model.attention
+    n_heads = attention.n_heads
+    if isinstance(attention, MLA):
+        qkv = n_heads * (2 * (attention.qk_nope_head_dim + attention.qk_rope_head_dim))
+        qkv += n_heads * attention.v_head_dim
+    else:
+        qkv = n_heads * attention.head_dim_k + attention.n_kv_heads * (
+            attention.head_dim_k + attention.v_dim
+        )
+    output = ub * (model.vocab_size + 2 * d) * 4
+    mask = n_kv * ub * (2 if flash else 4)
+    ffn = ub * (_ffn_elems_per_token(model) + 2 * d) * 4
+    attn = ub * (2 * d + qkv) * 4
+    if not flash:
+        attn += n_heads * n_kv * ub * 4
+    return output, mask, ffn, attn
+
+
+def compute_buffer_bytes(model: ModelSpec, ctx: LlamaCppContext) -> int:
+    """Return an estimate of llama.cpp's compute buffer (its "compute buffer size"), bytes.
+
+    The buffer is ggml-alloc's peak over the graph reserved for one ubatch
+    (src/llama-context.cpp sched_reserve); fitted to the CPU measurements in
+    tests/data/llamacpp/cases.json (mean error under 5%, see tests/test_llamacpp.py):
+      max(logits + output,  mask + max(FFN, attention))
+      logits + output = n_ubatch · (n_vocab + 2·d_model) · 4 B
+      mask            = n_kv · n_ubatch · (2 B with flash attention, else 4 B)
+      FFN             = n_ubatch · (ffn activations + 2·d_model) · 4 B
+      attention       = n_ubatch · (2·d_model + q + k + v) · 4 B
+                        + n_heads · n_kv · n_ubatch · 4 B without flash attention (KQ)
+    n_kv: the full layers' cells of one stream.
+    """
+    output, mask, ffn, attn = _compute_parts(model, ctx.n_ubatch, ctx.n_ctx_seq, ctx.flash_attn)
+    return max(output, mask + max(ffn, attn))
+
+
+def compute_reserve_terms(
+    model: ModelSpec, options: LlamaCppOptions | None
+) -> tuple[tuple[str, int], ...]:
+    """Return the planner's reserve term for llama.cpp's compute buffer, (label, bytes).
+
+    The part that does not grow with the context (the context-sized mask and, without flash
+    attention, KQ are left out), so the planner's reserve is one figure for every seq and
+    batch; kvcalc/llamacpp_plan.py counts the whole buffer at each context it tries.
+    """
+    opts = options or LlamaCppOptions()
+    n_ubatch = min(opts.n_batch or DEFAULT_N_BATCH, opts.n_ubatch or DEFAULT_N_UBATCH)
+    output, _, ffn, attn = _compute_parts(model, n_ubatch, 0, opts.flash_attn != "off")
+    label = f"compute buffer (llama.cpp, n_ubatch {n_ubatch}, context-sized part aside)"
+    return ((label, max(output, ffn, attn)),)

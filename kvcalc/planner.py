@@ -22,6 +22,7 @@ from kvcalc.formula import (
     kv_heads_per_gpu,
     pp_partition,
 )
+from kvcalc.llamacpp import compute_reserve_terms
 from kvcalc.quant import PARTS
 from kvcalc.specs import MLA, GpuSpec, ModelSpec, Window
 from kvcalc.units import MiB
@@ -218,7 +219,11 @@ def default_reserve(
     + fp32 logits of the sampler warm-up: min(N, 1024) · vocab · 4 B
     N = max_num_batched_tokens (vLLM 8192) or n_ubatch (llama.cpp 512). NCCL and custom
     all-reduce buffers are not modelled: pass --reserve when you know better.
+    llama.cpp: CUDA context + its compute buffer (kvcalc/llamacpp.py:compute_reserve_terms).
     """
+    if engine.sliding == "llama_cpp":
+        terms = compute_reserve_terms(model, workload.llamacpp)
+        return (("CUDA context", CUDA_CONTEXT_BYTES), *terms)
     if engine.ubatch is not None:
         n_tokens = engine.ubatch
     else:

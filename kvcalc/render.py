@@ -154,10 +154,26 @@ def render_fit(console: Console, report: dict[str, Any]) -> None:
             else "; no tensor-parallel size alone fits"
         ),
     ]
+    if report.get("llamacpp"):  # llama.cpp's own words (context, slots), not vLLM's line
+        lines[2:5] = _llamacpp_fit_lines(report)
     lines += [f"note: {n}" for n in report["notes"]]
     console.print(Panel(table, title=f"{report['model']} on {report['gpu']}", title_align="left"))
     for line in lines:
         console.print(line, highlight=False)
+
+
+def _llamacpp_fit_lines(report: dict[str, Any]) -> list[str]:
+    """Return fit's limit lines in llama.cpp's terms: -c, -np, streams, compute buffer."""
+    ll = report["llamacpp"]
+    flags = f"-c {ll['n_ctx']:,} -np {ll['slots']}" + (" --kv-unified" if ll["kv_unified"] else "")
+    streams = "1 unified KV stream" if ll["n_stream"] == 1 else f"{ll['n_stream']} KV streams"
+    gib = ll["compute_bytes"] / 2**30
+    return [
+        f"llama.cpp {flags}: {streams} of {ll['n_ctx_seq']:,} cells, n_ubatch {ll['n_ubatch']}, "
+        f"compute buffer {gib:.2f} GiB (estimate)",
+        f"max context (-c) with -np {ll['slots']}: {ll['max_ctx_size']:,} cells",
+        f"max slots (-np) with {report['seq_len']:,} tokens each: {ll['max_slots']:,}",
+    ]
 
 
 def render_fit_table(console: Console, reports: list[dict[str, Any]]) -> None:

@@ -9,6 +9,7 @@ its KV bytes read from the caches' own size_k_bytes/size_v_bytes.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +19,11 @@ from kvcalc.dtypes import kv_dtype
 from kvcalc.engines import engine_profile
 from kvcalc.errors import KvcalcError
 from kvcalc.formula import Workload, kv_cache
-from kvcalc.llamacpp import LlamaCppOptions, llama_context
+from kvcalc.llamacpp import LlamaCppOptions, compute_buffer_bytes, llama_context
 from kvcalc.presets import load_model
+from tests.conftest import Result
+
+Run = Callable[..., Result]
 
 DATA = json.loads((Path(__file__).parent / "data" / "llamacpp" / "cases.json").read_text())
 CASES: list[dict[str, Any]] = DATA["cases"]
@@ -182,3 +186,92 @@ def test_llama_cpp_options_need_the_llama_cpp_engine() -> None:
             Workload(seq_len=4096, llamacpp=LlamaCppOptions(kv_unified=True)),
             engine_profile("vllm"),
         )
+
+
+def _ctx_of(case: dict[str, Any]) -> Any:
+    w = _workload(case)
+    return llama_context(w.llamacpp, w.seq_len, w.batch)
+
+
+def test_compute_buffer_estimate_tracks_llama_cpp() -> None:
+    """The compute-buffer estimate is within -15%/+25% of llama.cpp's (n_ubatch ≥ 64), 5% mean.
+
+    llama.cpp's own figure (llama_get_memory_breakdown 'compute', CPU backend) for every
+    recorded context; the estimate is a fitted model, not exact (kvcalc/llamacpp.py).
+    """
+    errors = []
+    for case in CASES:
+        if case["refused"]:
+            continue
+        ctx = _ctx_of(case)
+        estimate = compute_buffer_bytes(load_model(case["preset"]), ctx)
+        error = (estimate - case["compute_bytes"]) / case["compute_bytes"]
+        errors.append(abs(error))
+        if ctx.n_ubatch >= 64:
+            assert -0.15 <= error <= 0.25, (_case_id(case), estimate, case["compute_bytes"])
+        else:  # a one-token ubatch: under 1 MiB either way
+            assert abs(estimate - case["compute_bytes"]) < 2**20
+    assert sum(errors) / len(errors) < 0.05
+
+
+def test_cli_llama_server_default_slots(run_cli: Run) -> None:
+    """`calc --engine llama-server -c 8192` is llama-server's 4 unified slots: 715,128,832 B."""
+    result = run_cli("calc", "gemma-3-4b", "--engine", "llama-server", "-c", "8192", "-f", "csv")
+    assert result.exit_code == 0, result.stderr
+    row = result.stdout.splitlines()[1].split(",")
+    assert row[4] == "4" and row[-2] == "715128832"
+    one = run_cli("calc", "gemma-3-4b", "--engine", "llama-server", "-c", "8192", "-np", "1")
+    assert one.exit_code == 0
+    csv = run_cli(
+        "calc", "gemma-3-4b", "--engine", "llama.cpp", "-c", "8192", "-np", "4",
+        "--kv-unified", "-ub", "512", "--batch-size", "2048", "-f", "csv",
+    )  # fmt: skip
+    assert csv.stdout.splitlines()[1].split(",")[-2] == "715128832"
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["llama-3.1-8b", "-np", "4"], "llama.cpp options"),
+        (["deepseek-v2-lite", "-e", "llama.cpp", "--k-dtype", "q8_0"], "different K"),
+        (["llama-3.1-8b", "-e", "llama.cpp", "--v-dtype", "q4_0", "-fa", "off"], "flash_attn"),
+        (["llama-3.1-8b", "-e", "llama.cpp", "-fa", "maybe"], "--flash-attn"),
+        (["llama-3.1-8b", "-e", "llama.cpp", "--batch", "2", "-np", "3"], "give one"),
+        (["llama-3.1-8b", "-e", "llama.cpp", "--kv-dtype", "fp8"], "no fp8_e4m3 K cache type"),
+    ],
+)
+def test_cli_refuses_bad_llama_cpp_flags(run_cli: Run, args: list[str], words: str) -> None:
+    """Bad llama.cpp flag combinations: one `error:` line, exit 2, no traceback."""
+    result = run_cli("calc", *args)
+    assert result.exit_code == 2
+    assert result.stderr.startswith("error: ") and words in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert "Traceback" not in result.stdout + result.stderr
+
+
+def test_fit_speaks_llama_cpp(run_cli: Run) -> None:
+    """fit --engine llama.cpp counts the compute buffer and reports context and slots.
+
+    The verdict is exact: KV + compute buffer at the limits fits, one slot more does not.
+    """
+    result = run_cli(
+        "fit", "llama-3.1-8b", "--gpu", "h100", "--engine", "llama.cpp", "-c", "32k", "-f", "json"
+    )
+    assert result.exit_code == 0, result.stderr
+    report = json.loads(result.stdout)
+    ll = report["llamacpp"]
+    assert (ll["n_ctx"], ll["slots"], ll["n_ubatch"]) == (32768, 1, 512)
+    assert report["kv_bytes"] == 32 * 32768 * 2 * 8 * 128 * 2  # 32 layers, 8 KV heads of 128
+    terms = {t["term"]: t["bytes"] for t in report["reserve_terms"]}
+    assert any(t.startswith("compute buffer (llama.cpp") for t in terms)
+    assert report["headroom_bytes"] == ll["room_bytes"] - report["kv_bytes"] - ll["compute_bytes"]
+    model = load_model("llama-3.1-8b")
+
+    def needed(slots: int) -> int:
+        w = Workload(seq_len=32768, batch=slots, llamacpp=LlamaCppOptions(ctx_size=32768 * slots))
+        ctx = llama_context(w.llamacpp, w.seq_len, w.batch)
+        return kv_cache(model, w, LLAMA).total_bytes + compute_buffer_bytes(model, ctx)
+
+    assert needed(ll["max_slots"]) <= ll["room_bytes"] < needed(ll["max_slots"] + 1)
+    table = run_cli("fit", "llama-3.1-8b", "--gpu", "h100", "--engine", "llama.cpp", "-c", "32k")
+    assert "max slots (-np)" in table.stdout and "maximum concurrency" not in table.stdout

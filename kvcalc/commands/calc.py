@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from kvcalc.commands import _llamacpp as llama_opts
 from kvcalc.commands._shared import (
     ASSUME_STANDARD_OPTION,
     FORMAT_OPTION,
@@ -58,6 +59,13 @@ def calc(
         help="vLLM max_num_batched_tokens (sliding-window planning).",
     ),
     attention_window: str | None = WINDOW_OPTION,
+    ctx_size: str | None = llama_opts.CTX_SIZE_OPTION,
+    parallel: str | None = llama_opts.PARALLEL_OPTION,
+    kv_unified: bool | None = llama_opts.KV_UNIFIED_OPTION,
+    batch_size: str | None = llama_opts.BATCH_SIZE_OPTION,
+    ubatch_size: str | None = llama_opts.UBATCH_SIZE_OPTION,
+    swa_full: bool = llama_opts.SWA_FULL_OPTION,
+    flash_attn: str | None = llama_opts.FLASH_ATTN_OPTION,
     mtp: bool = MTP_OPTION,
     hf_repo: str | None = HF_OPTION,
     assume_standard: bool = ASSUME_STANDARD_OPTION,
@@ -84,6 +92,10 @@ def calc(
         mtp=mtp,
     )
     profile = engine_profile(engine)
+    workload = llama_opts.llamacpp_workload(
+        workload, profile, batch, ctx_size, parallel, kv_unified, batch_size, ubatch_size,
+        swa_full, flash_attn,
+    )  # fmt: skip
     spec = load_model(_model_argument(model, hf_repo), presets, assume_standard)
     report = calc_report(kv_cache(spec, workload, profile), hf_repo or str(model))
     if fmt is OutputFormat.table:

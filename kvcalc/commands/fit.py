@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from kvcalc.commands import _llamacpp as llama_opts
 from kvcalc.commands._shared import (
     ASSUME_STANDARD_OPTION,
     FORMAT_OPTION,
@@ -65,6 +66,13 @@ def fit_command(
         None, "--max-batched-tokens", metavar="TOKENS", help="vLLM max_num_batched_tokens."
     ),
     attention_window: str | None = WINDOW_OPTION,
+    ctx_size: str | None = llama_opts.CTX_SIZE_OPTION,
+    parallel: str | None = llama_opts.PARALLEL_OPTION,
+    kv_unified: bool | None = llama_opts.KV_UNIFIED_OPTION,
+    batch_size: str | None = llama_opts.BATCH_SIZE_OPTION,
+    ubatch_size: str | None = llama_opts.UBATCH_SIZE_OPTION,
+    swa_full: bool = llama_opts.SWA_FULL_OPTION,
+    flash_attn: str | None = llama_opts.FLASH_ATTN_OPTION,
     mtp: bool = MTP_OPTION,
     hf_repo: str | None = HF_OPTION,
     assume_standard: bool = ASSUME_STANDARD_OPTION,
@@ -84,6 +92,10 @@ def fit_command(
         model_path, seq, batch, kv_dtype, engine, tp, pp, gpus, weights_dtype, util, reserve,
         max_batched_tokens, presets, attention_window, assume_standard, mtp,
     )  # fmt: skip
+    workload = llama_opts.llamacpp_workload(
+        workload, profile, batch, ctx_size, parallel, kv_unified, batch_size, ubatch_size,
+        swa_full, flash_attn,
+    )  # fmt: skip
     if gpu is not None:
         targets = [(canonical_gpu_name(gpu, presets), load_gpu(gpu, presets))]
     else:
@@ -91,15 +103,16 @@ def fit_command(
     reports = []
     for label, gpu_spec in targets:
         plan = Plan(spec, _with_capacity(gpu_spec, gpu_mem), profile, workload, **extras)
-        reports.append(
-            fit_report(
-                fit(plan),
-                hf_repo or canonical_model_name(str(model), presets),
-                label,
-                min_gpus(plan),
-                min_gpus(plan, max_pp=1),
-            )
+        result = fit(plan)
+        report = fit_report(
+            result,
+            hf_repo or canonical_model_name(str(model), presets),
+            label,
+            min_gpus(plan),
+            min_gpus(plan, max_pp=1),
         )
+        llama_opts.add_llamacpp_fit(report, result, extras["reserve_bytes"] is None)
+        reports.append(report)
     if gpu is None:
         reports.sort(
             key=lambda r: (not r["fits"], r["min_gpus"] or 10**9, -r["max_batch"], r["gpu"])
