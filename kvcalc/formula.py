@@ -497,6 +497,12 @@ class _Layer:
             return (1, None, self.name)
         return (0, self.window, "" if self.name in ("full", "sliding", "chunked") else self.name)
 
+    @property
+    def vllm_key(self) -> tuple[int, Window | None, str]:
+        """vLLM's KV-cache group type: attention by window (layers of one window with different
+        page sizes share one group, UniformTypeKVCacheSpecs), state by kind."""
+        return self.group_key if self.state is not None else (0, self.window, "")
+
 
 def _layers(
     model: ModelSpec,
@@ -724,10 +730,15 @@ def _padded_counts(
     """
     cached = [k for k in keys if by_key[k].per_token or by_key[k].state is not None]
     counts = {k: cached.count(k) for k in dict.fromkeys(cached)}
-    if engine.pads_hybrid_groups and len(counts) > 1:
-        size = hybrid_group_size(list(counts.values()))
-        return {k: cdiv(n, size) * size for k, n in counts.items()}
-    return counts
+    if not engine.pads_hybrid_groups:
+        return counts
+    types: dict[tuple[int, Window | None, str], int] = {}
+    for k, n in counts.items():
+        types[by_key[k].vllm_key] = types.get(by_key[k].vllm_key, 0) + n
+    if len(types) < 2:
+        return counts
+    size = hybrid_group_size(list(types.values()))
+    return {k: cdiv(n, size) * size for k, n in counts.items()}
 
 
 def _check_vllm_pages(engine: EngineProfile, layers: list[_Layer]) -> None:

@@ -372,20 +372,58 @@ def _stage_groups(windows: tuple[Window | None, ...]) -> tuple[dict[Window | Non
     return counts, hybrid_group_size(list(counts.values()))
 
 
-def _stage_units(kv: KvBreakdown, stage: int, kv_budget: int) -> _StageUnits:
-    """Return what a stage can hold and what one request needs, in the engine's units."""
+@dataclass(frozen=True)
+class _StageLayers:
+    """A stage's cached layers by vLLM group type: attention by window, state by kind."""
+
+    attention: dict[Window | None, list[int]]  # window -> bytes per token of each layer
+    state: dict[str, tuple[int, int]]  # kind -> (layers, bytes per sequence of one layer)
+
+
+def _stage_layers(kv: KvBreakdown, stage: int) -> _StageLayers:
     start, end = kv.stage_layers[stage]
-    windows = kv.layer_windows[start:end]
-    per_layer = kv.groups[0].bytes_per_token_per_layer
+    states = {g.layer_kind: g.bytes_per_sequence_per_layer for g in kv.state_groups}
+    attention: dict[Window | None, list[int]] = {}
+    state: dict[str, tuple[int, int]] = {}
+    kinds = kv.layer_kinds or ("full",) * len(kv.layer_windows)
+    per_token = kv.layer_bytes_per_token or (kv.groups[0].bytes_per_token_per_layer,) * len(kinds)
+    for i in range(start, end):
+        if kinds[i] in states:
+            n, page = state.get(kinds[i], (0, states[kinds[i]]))
+            state[kinds[i]] = (n + 1, page)
+        elif per_token[i]:
+            attention.setdefault(kv.layer_windows[i], []).append(per_token[i])
+    return _StageLayers(attention, state)
+
+
+def _stage_units(kv: KvBreakdown, stage: int, kv_budget: int) -> _StageUnits:
+    """Return what a stage can hold and what one request needs, in the engine's units.
+
+    A request needs its KV (tokens held × bytes per token, per attention layer) and the
+    fixed state of every recurrent layer. vLLM counts blocks of one shared pool: a block
+    is one page per layer slot of a group, and a request takes cdiv(tokens, B) blocks per
+    attention group and one block per state group (kv_cache_utils.get_num_blocks,
+    v1/core/single_type_kv_cache_manager.py MambaManager).
+    """
+    layers = _stage_layers(kv, stage)
     tokens = {g.key: g.tokens for g in kv.groups}
     if kv.engine.pads_hybrid_groups:  # vLLM: one block pool shared by equal-size groups
-        counts, group_size = _stage_groups(windows)
-        block_bytes = kv.block_size * per_layer * group_size
+        counts = {w: len(b) for w, b in layers.attention.items()}
+        counts_all = list(counts.values()) + [n for n, _ in layers.state.values()]
+        if len(counts_all) == 1 and layers.attention:  # one group (UniformTypeKVCacheSpecs)
+            ((window, per_layer),) = layers.attention.items()
+            block_bytes = kv.block_size * sum(per_layer)
+            per_request = tokens[window] // kv.block_size
+            return _StageUnits(max(0, kv_budget) // block_bytes, per_request, block_bytes)
+        group_size = hybrid_group_size(counts_all)
+        page = kv.block_size * max(b for per in layers.attention.values() for b in per)
+        block_bytes = page * group_size
         per_request = sum(
             cdiv(c, group_size) * (tokens[w] // kv.block_size) for w, c in counts.items()
-        )
+        ) + sum(cdiv(n, group_size) for n, _ in layers.state.values())
         return _StageUnits(max(0, kv_budget) // block_bytes, per_request, block_bytes)
-    per_request = sum(tokens[w] * per_layer for w in windows)
+    per_request = sum(tokens[w] * sum(per) for w, per in layers.attention.items())
+    per_request += sum(n * page for n, page in layers.state.values())
     return _StageUnits(max(0, kv_budget), per_request, 1)
 
 
@@ -444,16 +482,19 @@ def max_tokens(plan: Plan, budget_: Budget | None = None) -> int:
     kv = kv_cache(plan.model, replace(plan.workload, batch=1), plan.engine)
     result = None
     for stage, kv_budget in enumerate(budget_.stage_kv_budget_bytes):
-        start, end = kv.stage_layers[stage]
-        windows = kv.layer_windows[start:end]
-        per_layer = kv.groups[0].bytes_per_token_per_layer
+        layers = _stage_layers(kv, stage)
+        per_token = sum(sum(per) for per in layers.attention.values())
+        if not per_token:
+            continue
         if kv.engine.pads_hybrid_groups:  # vLLM: one block pool shared by equal-size groups
-            counts, group_size = _stage_groups(windows)
-            n_groups = sum(cdiv(c, group_size) for c in counts.values())
-            blocks = max(0, kv_budget) // (kv.block_size * per_layer * group_size)
-            tokens = blocks // n_groups * kv.block_size
+            units = _stage_units(kv, stage, kv_budget)
+            counts = [len(b) for b in layers.attention.values()]
+            counts += [n for n, _ in layers.state.values()]
+            size = hybrid_group_size(counts)
+            n_groups = sum(cdiv(c, size) for c in counts) if len(counts) > 1 else 1
+            tokens = units.available // n_groups * kv.block_size
         else:
-            tokens = max(0, kv_budget) // (per_layer * (end - start))
+            tokens = max(0, kv_budget) // per_token
             tokens -= tokens % kv.block_size
         result = tokens if result is None else min(result, tokens)
     return result or 0

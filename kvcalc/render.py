@@ -54,24 +54,51 @@ def render_calc(console: Console, report: dict[str, Any]) -> None:
         f"{per_token / 10**9:.3g} GB",
     )
     for group in report["layers"]:
+        name = f"{group['layer_kind']} " if group.get("layer_kind") else ""
         label = (
-            f"{group['count']} full layers"
+            f"{group['count']} {name}full layers"
             if group["kind"] == "full"
-            else f"{group['count']} {group['kind']} layers "
+            else f"{group['count']} {name}{group['kind']} layers "
             f"({'W' if group['kind'] == 'sliding' else 'chunk'}={group['window']:,})"
         )
         label += f", {group['tokens']:,} tokens held"
         table.add_row(label, *_size_cells(group["bytes"]))
-    table.add_row("per sequence", *_size_cells(report["per_sequence_bytes"]))
-    table.add_row("total (all GPUs)", *_size_cells(report["total_bytes"]), style="bold")
+    state = report.get("state_layers") or []
+    kv_label = "KV " if state else ""
+    table.add_row(f"{kv_label}per sequence", *_size_cells(report["per_sequence_bytes"]))
+    table.add_row(f"{kv_label}total (all GPUs)", *_size_cells(report["total_bytes"]), style="bold")
     table.add_row(
-        f"per GPU (busiest of {report['n_gpus']})",
+        f"{kv_label}per GPU (busiest of {report['n_gpus']})",
         *_size_cells(report["per_gpu_bytes"]),
         style="bold",
     )
+    for group in state:  # fixed-size state: per sequence, not per token
+        padding = group["padded_count"] - group["count"]
+        count = f"{group['count']} (+{padding} padding)" if padding else f"{group['count']}"
+        table.add_row(
+            f"{count} {group['mixer']} state layers, "
+            f"{group['bytes_per_sequence_per_layer']:,} B per sequence each",
+            *_size_cells(group["bytes"]),
+        )
+    if state:
+        table.add_row("state per sequence", *_size_cells(report["state_bytes_per_sequence"]))
+        table.add_row("state total (all GPUs)", *_size_cells(report["state_total_bytes"]))
+        table.add_row(
+            "KV + state total (all GPUs)", *_size_cells(report["cache_total_bytes"]), style="bold"
+        )
+        table.add_row(
+            "KV + state per GPU (busiest)",
+            *_size_cells(report["cache_per_gpu_bytes"]),
+            style="bold",
+        )
     console.print(table)
     console.print(f"[bold]total:[/bold] {report['total_formula']}", highlight=False)
     console.print(f"[bold]per token:[/bold] {report['layer_formula']}", highlight=False)
+    for group in state:
+        console.print(
+            f"[bold]state:[/bold] {group['formula']} per layer per sequence per GPU",
+            highlight=False,
+        )
     for line in report["assumptions"]:
         console.print(f"  · {line}", style="dim", highlight=False)
 

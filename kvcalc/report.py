@@ -53,12 +53,34 @@ def calc_report(kv: KvBreakdown, model_label: str) -> dict[str, Any]:
                 "tokens": g.tokens,
                 "bytes_per_token_per_layer": g.bytes_per_token_per_layer,
                 "bytes": g.bytes,
+                "layer_kind": g.layer_kind or None,
             }
             for g in kv.groups
         ],
         "formula": f"{kv.formula}; {kv.layer_formula}",
         "total_formula": kv.formula,
         "layer_formula": kv.layer_formula,
+        # fixed-size recurrent / linear-attention state, apart from the growing KV above
+        "state_bytes_per_sequence": kv.state_bytes_per_sequence,
+        "state_total_bytes": kv.state_total_bytes,
+        "state_per_gpu_bytes": kv.state_per_gpu_bytes,
+        "state_layers": [
+            {
+                "kind": g.layer_kind,
+                "mixer": g.mixer,
+                "count": g.count,
+                "padded_count": g.padded_count,
+                "conv_bytes_per_layer": g.conv_bytes_per_layer,
+                "recurrent_bytes_per_layer": g.recurrent_bytes_per_layer,
+                "bytes_per_sequence_per_layer": g.bytes_per_sequence_per_layer,
+                "bytes": g.bytes,
+                "formula": g.formula,
+            }
+            for g in kv.state_groups
+        ],
+        "cache_total_bytes": kv.cache_total_bytes,
+        "cache_per_gpu_bytes": kv.cache_per_gpu_bytes,
+        "mtp_layers": kv.mtp_layers,
         "assumptions": list(kv.assumptions),
     }
 
@@ -75,6 +97,8 @@ CALC_CSV_COLUMNS = (
     "per_sequence_bytes",
     "total_bytes",
     "per_gpu_bytes",
+    "state_bytes_per_sequence",
+    "state_total_bytes",
 )
 
 

@@ -1,0 +1,86 @@
+"""Layer kinds beyond uniform attention: the planner counts fixed state, calc reports it apart."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from kvcalc import hf
+from kvcalc.cli import app
+from kvcalc.engines import ENGINES
+from kvcalc.formula import Workload, kv_cache
+from kvcalc.planner import Plan, fit
+from kvcalc.presets import load_gpu
+from kvcalc.specs import ModelSpec
+
+CONFIGS = Path(__file__).parent / "data" / "hf_configs"
+NANO = CONFIGS / "nemotron-3-nano-30b-a3b.json"
+
+
+def _nano() -> ModelSpec:
+    return hf.import_config(json.loads(NANO.read_text()), source="t").spec
+
+
+@pytest.mark.parametrize("engine", ["vllm", "sglang", "hf", "llama.cpp", "formula"])
+@pytest.mark.parametrize("seq", [1, 8192, 100_000])
+def test_max_batch_counts_state(engine: str, seq: int) -> None:
+    """Nemotron-3-Nano on an H100: max_batch sequences' KV plus state fit the KV budget of the
+    GPU and one more sequence does not, under every engine."""
+    model, gpu = _nano(), load_gpu("h100")
+    answer = fit(Plan(model, gpu, ENGINES[engine], Workload(seq_len=seq)))
+    budget = answer.budget.kv_budget_bytes
+
+    def on_gpu(batch: int) -> int:
+        kv = kv_cache(model, Workload(seq_len=seq, batch=batch), ENGINES[engine])
+        return kv.per_gpu_bytes + kv.state_per_gpu_bytes
+
+    assert answer.max_batch > 0
+    assert on_gpu(answer.max_batch) <= budget < on_gpu(answer.max_batch + 1)
+
+
+def test_state_limits_batch_at_short_context() -> None:
+    """At 1 token per sequence the state (2,134,016 B × 23 layers per sequence under SGLang)
+    dominates: max batch is far below what the KV alone (6,144 B per sequence) would allow."""
+    model, gpu = _nano(), load_gpu("h100")
+    answer = fit(Plan(model, gpu, ENGINES["sglang"], Workload(seq_len=1)))
+    per_sequence = 6_144 + 23 * 2_134_016
+    assert answer.max_batch == answer.budget.kv_budget_bytes // per_sequence
+
+
+def test_calc_json_reports_state_apart() -> None:
+    """calc --format json: growing KV and fixed state in separate fields, summed in cache_*."""
+    result = CliRunner().invoke(
+        app, ["calc", str(NANO), "--seq", "8192", "--engine", "formula", "--format", "json"]
+    )
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["per_sequence_bytes"] == 50_331_648
+    assert data["state_bytes_per_sequence"] == 49_082_368
+    assert data["cache_total_bytes"] == 50_331_648 + 49_082_368
+    assert data["state_layers"][0]["mixer"] == "mamba2"
+    assert data["state_layers"][0]["count"] == 23
+
+
+def test_calc_table_shows_state_rows() -> None:
+    """The calc table names the state layers and the KV + state total."""
+    result = CliRunner().invoke(app, ["calc", str(NANO), "--engine", "hf"])
+    assert result.exit_code == 0, result.output
+    assert "mamba2 state layers" in result.stdout
+    assert "KV + state total" in result.stdout
+
+
+def test_import_list_families_and_refusal_exit_codes(tmp_path: Path) -> None:
+    """import --list-families lists the table; an unknown family is one error line, exit 2."""
+    runner = CliRunner()
+    listed = runner.invoke(app, ["import", "--list-families"])
+    assert listed.exit_code == 0
+    assert "nemotron_h:" in listed.stdout and "qwen3_5_text" in listed.stdout
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({"model_type": "my_llama", "num_hidden_layers": 2}))
+    refused = runner.invoke(app, ["calc", str(config)])
+    assert refused.exit_code == 2
+    assert refused.stderr.count("error:") == 1 and "Traceback" not in refused.output
+    assert "--assume-standard" in refused.stderr
