@@ -14,6 +14,10 @@ ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "verify.md"
 LOGS = ROOT / "tests" / "data" / "logs"
 EXAMPLE = ["verify", "tests/data/logs/llama.cpp-gpt-oss-120b-rocm.log", "--model", "gpt-oss-120b"]
+EMIT_EXAMPLE = [
+    "fit", "llama-3.1-8b", "--gpu", "h100", "--max-model-len", "32768",
+    "--gpu-memory-utilization", "0.9", "--emit", "vllm",
+]  # fmt: skip
 
 INTRO = """\
 # Checking kvcalc against an engine's own log: `kvcalc verify`
@@ -56,6 +60,40 @@ lists which, with its source.
 ```console
 $ kvcalc {example}
 {example_output}
+```
+
+## The engines' vocabulary, in and out
+
+`calc` and `fit` take the engines' own flag names where they mean what kvcalc's option
+means, so a command line can be pasted from an engine's:
+
+| engine's flag | kvcalc's option | on |
+|---|---|---|
+| `--max-model-len` (vLLM) | `--seq` | calc, fit |
+| `--gpu-memory-utilization` (vLLM) | `--util` | fit |
+| `--kv-cache-dtype` (vLLM, SGLang) | `--kv-dtype` | calc, fit |
+| `--tensor-parallel-size`, `-tp` | `--tp` | calc, fit |
+| `--pipeline-parallel-size`, `-pp` | `--pp` | calc, fit |
+| `--max-num-batched-tokens` (vLLM) | `--max-batched-tokens` | calc, fit |
+| `--max-num-seqs` (vLLM) | `--batch` | fit |
+| `--block-size` (vLLM) | `--block-size` | calc, fit |
+| `--cache-type-k`, `-ctk` / `--cache-type-v`, `-ctv` (llama.cpp) | `--k-dtype` / `--v-dtype` | calc, fit |
+| `-c`, `-np`, `-b`, `-ub`, `-fa`, `--kv-unified`, `--swa-full` (llama.cpp) | the same names, with llama.cpp's meaning | calc, fit |
+
+`fit ... --emit vllm|sglang|llama.cpp|trtllm` prints, instead of the plan, the engine
+command line that realises it (kvcalc/emit.py): the model's Hugging Face repo (from the
+preset's source), the max model len, the utilisation the budget used (vLLM
+`--gpu-memory-utilization`, SGLang `--mem-fraction-static`, TensorRT-LLM
+`--kv_cache_free_gpu_memory_fraction`), the batch as `--max-num-seqs` /
+`--max-running-requests` / `--max_batch_size` when above 1, the cache dtype in the engine's
+spelling, the parallelism; for llama-server the context of all slots (`-c` = seq × slots),
+`-np`, `-ctk`/`-ctv`, `-b`/`-ub`, `-fa`, `--kv-unified`. It needs `--gpu` and a plan made
+for the same engine (`--engine`); what the engine cannot express is refused in one
+`error:` line, what its command line cannot carry is said on stderr.
+
+```console
+$ kvcalc {emit_example}
+{emit_output}
 ```
 """
 
@@ -113,7 +151,14 @@ def _find(terms: list[dict[str, Any]], name: str, budget: bool) -> dict[str, Any
 def render() -> str:
     """Return docs/verify.md as generated now."""
     shown = "\n".join(line.rstrip() for line in _run(EXAMPLE)[1].splitlines()).strip()
-    parts = [INTRO.format(example=" ".join(EXAMPLE), example_output=shown), SUMMARY]
+    emitted = "\n".join(line.rstrip() for line in _run(EMIT_EXAMPLE)[1].splitlines()).strip()
+    intro = INTRO.format(
+        example=" ".join(EXAMPLE),
+        example_output=shown,
+        emit_example=" ".join(EMIT_EXAMPLE),
+        emit_output=emitted,
+    )
+    parts = [intro, SUMMARY]
     details = ["\n## Term by term\n"]
     for path in sorted(LOGS.glob("*.log")):
         meta = yaml.safe_load(path.with_suffix(".meta.yaml").read_text())

@@ -29,32 +29,43 @@ def calc(
         help="Preset name (see `kvcalc presets list`), a spec .yaml, or an HF config.json.",
     ),
     seq: str = typer.Option(
-        "8k", "--seq", "-s", metavar="TOKENS", help="Tokens per sequence: 8192, 8k, 128k."
+        "8k",
+        "--seq",
+        "-s",
+        "--max-model-len",
+        metavar="TOKENS",
+        help="Tokens per sequence: 8192, 8k, 128k.",
     ),
     batch: str = typer.Option("1", "--batch", "-b", metavar="N", help="Concurrent sequences."),
     kv_dtype: str = typer.Option(
         "auto",
         "--kv-dtype",
+        "--kv-cache-dtype",
         metavar="DTYPE",
         help="KV-cache dtype (auto = the model's dtype): fp16, bf16, fp8, q8_0...",
     ),
     k_dtype: str | None = typer.Option(
-        None, "--k-dtype", "--cache-type-k", metavar="DTYPE", help="K dtype."
+        None, "--k-dtype", "--cache-type-k", "-ctk", metavar="DTYPE", help="K dtype."
     ),
     v_dtype: str | None = typer.Option(
-        None, "--v-dtype", "--cache-type-v", metavar="DTYPE", help="V dtype."
+        None, "--v-dtype", "--cache-type-v", "-ctv", metavar="DTYPE", help="V dtype."
     ),
     engine: str = typer.Option(
         "vllm", "--engine", "-e", metavar="ENGINE", help="Engine profile (`kvcalc engines`)."
     ),
-    tp: str = typer.Option("1", "--tp", metavar="N", help="Tensor-parallel size."),
-    pp: str = typer.Option("1", "--pp", metavar="N", help="Pipeline-parallel size."),
+    tp: str = typer.Option(
+        "1", "--tp", "--tensor-parallel-size", "-tp", metavar="N", help="Tensor-parallel size."
+    ),
+    pp: str = typer.Option(
+        "1", "--pp", "--pipeline-parallel-size", "-pp", metavar="N", help="Pipeline-parallel size."
+    ),
     block_size: str | None = typer.Option(
         None, "--block-size", metavar="TOKENS", help="Tokens per KV block (overrides the engine's)."
     ),
     max_batched_tokens: str | None = typer.Option(
         None,
         "--max-batched-tokens",
+        "--max-num-batched-tokens",
         metavar="TOKENS",
         help="vLLM max_num_batched_tokens (sliding-window planning).",
     ),

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -22,6 +24,7 @@ from kvcalc.commands._shared import (
     _plan_inputs,
     _with_capacity,
 )
+from kvcalc.errors import KvcalcError
 
 
 def fit_command(
@@ -38,11 +41,30 @@ def fit_command(
     gpus: str | None = typer.Option(
         None, "--gpus", metavar="N", help="GPUs per replica (split into tp × pp for you)."
     ),
-    tp: str | None = typer.Option(None, "--tp", metavar="N", help="Tensor-parallel size."),
-    pp: str | None = typer.Option(None, "--pp", metavar="N", help="Pipeline-parallel size."),
-    seq: str = typer.Option("8k", "--seq", "-s", metavar="TOKENS", help="Tokens per sequence."),
-    batch: str = typer.Option("1", "--batch", "-b", metavar="N", help="Concurrent sequences."),
-    kv_dtype: str = typer.Option("auto", "--kv-dtype", metavar="DTYPE", help="KV-cache dtype."),
+    tp: str | None = typer.Option(
+        None, "--tp", "--tensor-parallel-size", "-tp", metavar="N", help="Tensor-parallel size."
+    ),
+    pp: str | None = typer.Option(
+        None, "--pp", "--pipeline-parallel-size", "-pp", metavar="N", help="Pipeline-parallel size."
+    ),
+    seq: str = typer.Option(
+        "8k", "--seq", "-s", "--max-model-len", metavar="TOKENS", help="Tokens per sequence."
+    ),
+    batch: str = typer.Option(
+        "1", "--batch", "-b", "--max-num-seqs", metavar="N", help="Concurrent sequences."
+    ),
+    kv_dtype: str = typer.Option(
+        "auto", "--kv-dtype", "--kv-cache-dtype", metavar="DTYPE", help="KV-cache dtype."
+    ),
+    k_dtype: str | None = typer.Option(
+        None, "--k-dtype", "--cache-type-k", "-ctk", metavar="DTYPE", help="K dtype."
+    ),
+    v_dtype: str | None = typer.Option(
+        None, "--v-dtype", "--cache-type-v", "-ctv", metavar="DTYPE", help="V dtype."
+    ),
+    block_size: str | None = typer.Option(
+        None, "--block-size", metavar="TOKENS", help="Tokens per KV block (overrides the engine's)."
+    ),
     weights_dtype: str | None = typer.Option(
         None,
         "--weights-dtype",
@@ -53,6 +75,7 @@ def fit_command(
     util: float | None = typer.Option(
         None,
         "--util",
+        "--gpu-memory-utilization",
         metavar="F",
         help="vLLM gpu_memory_utilization (0.9), SGLang mem_fraction_static, TRT-LLM free fraction.",
     ),
@@ -63,7 +86,11 @@ def fit_command(
         None, "--gpu-mem", metavar="SIZE", help="Override the GPU's memory, e.g. 80GiB."
     ),
     max_batched_tokens: str | None = typer.Option(
-        None, "--max-batched-tokens", metavar="TOKENS", help="vLLM max_num_batched_tokens."
+        None,
+        "--max-batched-tokens",
+        "--max-num-batched-tokens",
+        metavar="TOKENS",
+        help="vLLM max_num_batched_tokens.",
     ),
     attention_window: str | None = WINDOW_OPTION,
     ctx_size: str | None = llama_opts.CTX_SIZE_OPTION,
@@ -78,6 +105,12 @@ def fit_command(
     assume_standard: bool = ASSUME_STANDARD_OPTION,
     check: bool = typer.Option(
         False, "--check", help="Exit 1 when it does not fit (without --gpu: when no GPU fits)."
+    ),
+    emit: str | None = typer.Option(
+        None,
+        "--emit",
+        metavar="ENGINE",
+        help="Print the vllm|sglang|llama.cpp|trtllm command line that realises the plan.",
     ),
     presets: Path | None = PRESETS_OPTION,
     fmt: OutputFormat = FORMAT_OPTION,
@@ -96,6 +129,9 @@ def fit_command(
         workload, profile, batch, ctx_size, parallel, kv_unified, batch_size, ubatch_size,
         swa_full, flash_attn,
     )  # fmt: skip
+    workload = _engine_vocabulary(workload, k_dtype, v_dtype, block_size)
+    if emit is not None and gpu is None:
+        raise KvcalcError("--emit needs --gpu: the command realises one GPU's plan")
     if gpu is not None:
         targets = [(canonical_gpu_name(gpu, presets), load_gpu(gpu, presets))]
     else:
@@ -119,7 +155,9 @@ def fit_command(
         )
     if check:
         _answer(0 if any(r["fits"] for r in reports) else 1)
-    if fmt is OutputFormat.table:
+    if emit is not None:
+        _print_command(emit, hf_repo, model_path, plan, result)
+    elif fmt is OutputFormat.table:
         from kvcalc.render import render_fit, render_fit_table
 
         if gpu is not None:
@@ -130,3 +168,35 @@ def fit_command(
         _emit(reports[0] if gpu is not None else reports, fmt, FIT_CSV_COLUMNS)
     if check and not any(r["fits"] for r in reports):
         raise typer.Exit(1)
+
+
+def _engine_vocabulary(
+    workload: Any, k_dtype: str | None, v_dtype: str | None, block_size: str | None
+) -> Any:
+    """Return the workload with fit's --cache-type-k/-v and --block-size applied."""
+    from dataclasses import replace
+
+    from kvcalc.commands._shared import _dtype_option
+    from kvcalc.units import parse_count
+
+    changes: dict[str, Any] = {}
+    if k_dtype is not None:
+        changes["k_dtype"] = _dtype_option(k_dtype)
+    if v_dtype is not None:
+        changes["v_dtype"] = _dtype_option(v_dtype)
+    if block_size is not None:
+        changes["block_size"] = parse_count(block_size, "--block-size", 2**20)
+    return replace(workload, **changes) if changes else workload
+
+
+def _print_command(
+    engine: str, hf_repo: str | None, model_path: str, plan: Any, result: Any
+) -> None:
+    """Write the engine command line of the plan on stdout, its notes on stderr."""
+    from kvcalc.emit import engine_command, hf_repo_of, settings_for_plan
+
+    model_id = hf_repo or hf_repo_of(plan.model.source) or model_path
+    command = engine_command(settings_for_plan(engine, model_id, plan, result))
+    sys.stdout.write(command.line + "\n")
+    for note in command.notes:
+        sys.stderr.write(f"note: {note}\n")
