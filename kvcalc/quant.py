@@ -421,6 +421,10 @@ def hf_linears(c: Mapping[str, Any], family: str) -> tuple[Linear, ...] | None:
     None for a family whose module layout is not listed here (its published quantisation
     cannot then be sized exactly).
     """
+    if family == "nemotron_h":
+        return _nemotron_h_linears(c)
+    if family in ("qwen3_next", "qwen3_5_text", "qwen3_5_moe_text", "qwen3_5", "qwen3_5_moe"):
+        return _qwen_gdn_linears(c, family)
     if family not in _DENSE | _DEEPSEEK_LIKE | _QWEN_MOE | {"mixtral", "gpt_oss", "phi3"}:
         return None
     h = _int(c, "hidden_size")
@@ -529,6 +533,125 @@ def _mlp_linears(c: Mapping[str, Any], family: str, i: int, h: int, n_layers: in
         out += _gated(m + "shared_expert.", "mlp", h, shared_inter)
         out.append(Linear(m + "shared_expert_gate", "mlp", 1, h, router=True))
     return out
+
+
+def _qwen_gdn_linears(c: Mapping[str, Any], family: str) -> tuple[Linear, ...]:
+    """Qwen3-Next / Qwen3.5 linears (transformers modeling_qwen3_next.py: in_proj_qkvz,
+    in_proj_ba; modeling_qwen3_5.py: in_proj_qkv, in_proj_z, in_proj_b, in_proj_a; both
+    out_proj; gated full attention with q_proj doubled; MoE with a gated shared expert)."""
+    h = _int(c, "hidden_size")
+    n_layers = _int(c, "num_hidden_layers")
+    n_heads = _int(c, "num_attention_heads")
+    n_kv = _int(c, "num_key_value_heads", default=n_heads)
+    d = _int(c, "head_dim", default=h // n_heads)
+    hk, dk = _int(c, "linear_num_key_heads"), _int(c, "linear_key_head_dim")
+    hv, dv = _int(c, "linear_num_value_heads"), _int(c, "linear_value_head_dim")
+    types = c.get("layer_types")
+    if not isinstance(types, list):
+        interval = _int(c, "full_attention_interval", default=4)
+        types = [
+            "full_attention" if (i + 1) % interval == 0 else "linear_attention"
+            for i in range(n_layers)
+        ]
+    gate = 2 if family == "qwen3_next" or c.get("attn_output_gate", True) else 1
+    n_experts = _int(c, "num_experts", default=0)
+    mlp_only = set(c.get("mlp_only_layers") or [])
+    step = _int(c, "decoder_sparse_step", default=1)
+    out: list[Linear] = []
+    for i, layer_type in enumerate(types):
+        if layer_type == "full_attention":
+            a = f"layers.{i}.self_attn."
+            out += [
+                Linear(a + "q_proj", "attention", gate * n_heads * d, h),
+                Linear(a + "k_proj", "attention", n_kv * d, h),
+                Linear(a + "v_proj", "attention", n_kv * d, h),
+                Linear(a + "o_proj", "attention", h, n_heads * d),
+            ]
+        else:
+            a = f"layers.{i}.linear_attn."
+            if family == "qwen3_next":
+                out += [
+                    Linear(a + "in_proj_qkvz", "attention", 2 * hk * dk + 2 * hv * dv, h),
+                    Linear(a + "in_proj_ba", "attention", 2 * hv, h),
+                ]
+            else:
+                out += [
+                    Linear(a + "in_proj_qkv", "attention", 2 * hk * dk + hv * dv, h),
+                    Linear(a + "in_proj_z", "attention", hv * dv, h),
+                    Linear(a + "in_proj_b", "attention", hv, h),
+                    Linear(a + "in_proj_a", "attention", hv, h),
+                ]
+            out.append(Linear(a + "out_proj", "attention", h, hv * dv))
+        m = f"layers.{i}.mlp."
+        if n_experts and i not in mlp_only and (i + 1) % step == 0:
+            moe_inter = _int(c, "moe_intermediate_size")
+            out.append(Linear(m + "gate", "experts", n_experts, h, router=True))
+            out += _gated(m + "experts.0.", "experts", h, moe_inter, n_experts, True)
+            shared = _int(c, "shared_expert_intermediate_size", default=0)
+            if shared:
+                out += _gated(m + "shared_expert.", "mlp", h, shared)
+                out.append(Linear(m + "shared_expert_gate", "mlp", 1, h, router=True))
+        else:
+            out += _gated(m, "mlp", h, _int(c, "intermediate_size"))
+    return tuple(out)
+
+
+def _nemotron_h_linears(c: Mapping[str, Any]) -> tuple[Linear, ...] | None:
+    """Nemotron-H's linears by hybrid_override_pattern letter (transformers
+    modeling_nemotron_h.py: Mamba2 mixer in_proj/out_proj, attention, relu² MLP and MoE
+    with up/down only, latent projections around the experts)."""
+    pattern = c.get("hybrid_override_pattern")
+    if not isinstance(pattern, str):
+        return None
+    h = _int(c, "hidden_size")
+    n_heads = _int(c, "num_attention_heads")
+    n_kv = _int(c, "num_key_value_heads", default=n_heads)
+    d = _int(c, "head_dim", "attention_head_dim", default=h // n_heads)
+    m_heads, m_dim = _int(c, "mamba_num_heads"), _int(c, "mamba_head_dim")
+    groups, d_state = _int(c, "n_groups", default=1), _int(c, "ssm_state_size")
+    d_inner = m_heads * m_dim
+    out: list[Linear] = []
+    for i, letter in enumerate(pattern):
+        m = f"layers.{i}.mixer."
+        if letter == "M":
+            in_out = 2 * d_inner + 2 * groups * d_state + m_heads
+            out += [
+                Linear(m + "in_proj", "attention", in_out, h),
+                Linear(m + "out_proj", "attention", h, d_inner),
+            ]
+        elif letter == "*":
+            out += [
+                Linear(m + "q_proj", "attention", n_heads * d, h),
+                Linear(m + "k_proj", "attention", n_kv * d, h),
+                Linear(m + "v_proj", "attention", n_kv * d, h),
+                Linear(m + "o_proj", "attention", h, n_heads * d),
+            ]
+        elif letter == "-":
+            inter = _int(c, "intermediate_size")
+            out += [
+                Linear(m + "up_proj", "mlp", inter, h),
+                Linear(m + "down_proj", "mlp", h, inter),
+            ]
+        elif letter == "E":
+            n_experts = _int(c, "n_routed_experts", "num_local_experts")
+            inter = _int(c, "moe_intermediate_size")
+            shared = _int(c, "moe_shared_expert_intermediate_size")
+            latent = _int(c, "moe_latent_size", default=0)
+            width = latent or h
+            e = m + "experts.0."
+            out += [
+                Linear(m + "gate", "experts", n_experts, h, router=True),
+                Linear(e + "up_proj", "experts", inter, width, n_experts, True),
+                Linear(e + "down_proj", "experts", width, inter, n_experts, True),
+                Linear(m + "shared_experts.up_proj", "mlp", shared, h),
+                Linear(m + "shared_experts.down_proj", "mlp", h, shared),
+            ]
+            if latent:
+                out += [
+                    Linear(m + "fc1_latent_proj", "mlp", latent, h),
+                    Linear(m + "fc2_latent_proj", "mlp", h, latent),
+                ]
+    return tuple(out)
 
 
 def published_weights(

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from kvcalc import hf
+from kvcalc import hf, quant
 from kvcalc.errors import KvcalcError
 from kvcalc.presets import bundled_presets_dir, load_all_models, load_model, preset_files
 
@@ -57,6 +57,9 @@ def test_preset_validates_and_cites_a_source(name: str) -> None:
 def test_preset_equals_its_published_config(name: str) -> None:
     """A preset is exactly what importing its published config.json gives (no hand edits drift)."""
     config = json.loads((CONFIGS / f"{name}.json").read_text())
+    hf_quant = CONFIGS / "hf_quant" / f"{name}.json"  # ModelOpt's hf_quant_config.json
+    if hf_quant.is_file():
+        config = quant.with_hf_quant_config(config, json.loads(hf_quant.read_text()))
     imported = hf.import_config(config, source="x").spec
     preset = load_model(name)
     ignore = {"name", "source", "published_params"}
