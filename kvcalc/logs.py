@@ -23,8 +23,10 @@ ENGINES = ("vllm", "sglang", "llama.cpp", "trtllm")
 _ANSI = re.compile(r"\x1b\[[0-9;]*m|(?<![\w\]])\[[0-9;]{1,8}m")
 # What starts a new log record; anything else is a terminal-wrapped continuation
 _RECORD_START = re.compile(
-    r"^\s*(?:\(|\[|INFO\b|WARNING\b|ERROR\b|DEBUG\b|\d|[A-Za-z_][\w.-]*\s+\||[a-z_]+:\s)"
+    r"^\s*(?:\(|\[|#|INFO\b|WARNING\b|ERROR\b|DEBUG\b|\d|[A-Za-z_][\w.-]*\s+\||[a-z_]+:\s"
+    r"|[A-Z][\w'-]*\s+[a-z#(])"
 )
+_WRAP_WIDTH = 100
 
 
 @dataclass(frozen=True)
@@ -77,13 +79,19 @@ def strip_ansi(text: str) -> str:
 
 
 def unwrap(text: str) -> str:
-    """Return text with terminal-wrapped continuation lines joined to the line they continue."""
+    """Return text with terminal-wrapped continuation lines joined to the line they continue.
+
+    A wrapped line is long (a terminal wraps at 100 columns or more) and the line after it
+    does not start a record of its own (a level, a process prefix, a timestamp, a sentence).
+    """
     out: list[str] = []
+    previous = 0
     for line in text.splitlines():
-        if out and line and not _RECORD_START.match(line):
+        if out and line and previous >= _WRAP_WIDTH and not _RECORD_START.match(line):
             out[-1] += line
         else:
             out.append(line)
+        previous = len(line)
     return "\n".join(out)
 
 
@@ -149,25 +157,39 @@ _VLLM = {
         r"vLLM API server version (\S+)|Initializing an? (?:V1 )?LLM engine \(v([^)\s]+)\)"
     ),
     "config_model": re.compile(r"with config: model='([^']*)'"),
-    "arg_model": re.compile(r"non-default args: \{.*?'model': '([^']*)'"),
+    "arg_model": re.compile(r"non-default args: \{.*?'model': '([^']*)'|vllm serve (?!-)(\S+)"),
     "dtype": re.compile(r"\bdtype=torch\.(\w+)"),
     "arg_dtype": re.compile(r"non-default args: \{.*?'dtype': '(\w+)'"),
     "max_model_len": re.compile(
         r"'max_model_len': (\d+)|Using max model len (\d+)|\bmax_seq_len=(\d+)"
+        r"|--max[-_]model[-_]len[= ](\d+)"
     ),
-    "tp": re.compile(r"'tensor_parallel_size': (\d+)|\btensor_parallel_size=(\d+)"),
-    "pp": re.compile(r"'pipeline_parallel_size': (\d+)|\bpipeline_parallel_size=(\d+)"),
+    "tp": re.compile(
+        r"'tensor_parallel_size': (\d+)|\btensor_parallel_size=(\d+)"
+        r"|--tensor[-_]parallel[-_]size[= ](\d+)|\s-tp[= ](\d+)"
+    ),
+    "pp": re.compile(
+        r"'pipeline_parallel_size': (\d+)|\bpipeline_parallel_size=(\d+)"
+        r"|--pipeline[-_]parallel[-_]size[= ](\d+)|\s-pp[= ](\d+)"
+    ),
     "util": re.compile(
-        r"'gpu_memory_utilization': ([\d.]+)|gpu_memory_utilization[=\s(]+([\d.]+)"
-        r"|Desired GPU memory utilization is \(([\d.]+),"
+        r"'gpu_memory_utilization': (\d+(?:\.\d+)?)|gpu_memory_utilization[=\s(]+(\d+(?:\.\d+)?)"
+        r"|Desired GPU memory utilization is \((\d+(?:\.\d+)?),|--gpu[-_]memory[-_]utilization[= ](\d+(?:\.\d+)?)"
     ),
-    "kv_cache_dtype": re.compile(r"'kv_cache_dtype': '(\w+)'|\bkv_cache_dtype=(\w+)"),
+    "kv_cache_dtype": re.compile(
+        r"'kv_cache_dtype': '(\w+)'|\bkv_cache_dtype=(\w+)|--kv[-_]cache[-_]dtype[= ](\w+)"
+    ),
     "quantization": re.compile(r"'quantization': '(\w+)'|\bquantization=(\w+)"),
-    "block_size": re.compile(r"'block_size': (\d+)|Block size is set to (\d+)"),
+    "block_size": re.compile(
+        r"'block_size': (\d+)|Block size is set to (\d+)|--block[-_]size[= ](\d+)"
+    ),
     "max_num_batched_tokens": re.compile(
         r"'max_num_batched_tokens': (\d+)|max_num_batched_tokens=(\d+)"
+        r"|--max[-_]num[-_]batched[-_]tokens[= ](\d+)"
     ),
-    "max_num_seqs": re.compile(r"'max_num_seqs': (\d+)|\bmax_num_seqs=(\d+)"),
+    "max_num_seqs": re.compile(
+        r"'max_num_seqs': (\d+)|\bmax_num_seqs=(\d+)|--max[-_]num[-_]seqs[= ](\d+)"
+    ),
     "enforce_eager": re.compile(r"'enforce_eager': (True|False)|\benforce_eager=(True|False)"),
     "device_name": re.compile(r"device_name=(NVIDIA_[A-Za-z0-9_-]+?)(?:\.json|,|\s|$)"),
 }
@@ -177,7 +199,10 @@ _VLLM_AVAILABLE = re.compile(
     r"|the rest of the memory reserved for KV Cache is (-?[\d.]+) ?GiB"
     r"|\bkv_cache_size=(-?[\d.]+)GiB"
 )
-_VLLM_TOKENS = re.compile(r"GPU KV cache size: ([\d,]+) tokens")
+_VLLM_TOKENS = re.compile(
+    r"GPU KV cache size: ([\d,]+) tokens"
+    r"|maximum number of tokens that can be stored in KV cache \((\d+)\)"
+)
 _VLLM_CONCURRENCY = re.compile(r"Maximum concurrency for ([\d,]+) tokens per request: ([\d.]+)x")
 _VLLM_BLOCKS = re.compile(
     r"# GPU blocks: (\d+)|num_gpu_blocks is:? ?(\d+)|# cuda blocks: (\d+)|\bGPU blocks: (\d+)"
@@ -216,7 +241,7 @@ def parse_vllm(text: str) -> EngineLog:
     version_match = _VLLM["version"].search(flat)
     version = _group(version_match) if version_match else None
     model_match = _VLLM["config_model"].search(flat) or _VLLM["arg_model"].search(flat)
-    model = model_match.group(1) if model_match else None
+    model = _group(model_match) if model_match else None
 
     match = _VLLM_WEIGHTS.search(flat)
     if match:
@@ -233,8 +258,9 @@ def parse_vllm(text: str) -> EngineLog:
         reader.put("available_kv_bytes", figure(number, GiB, "bytes", f"{number} GiB"), match)
     match = _VLLM_TOKENS.search(flat)
     if match:
-        tokens = int(match.group(1).replace(",", ""))
-        reader.put("kv_tokens", exact(tokens, "tokens", f"{match.group(1)} tokens"), match)
+        number = _group(match)
+        tokens = int(number.replace(",", ""))
+        reader.put("kv_tokens", exact(tokens, "tokens", f"{number} tokens"), match)
     match = _VLLM_CONCURRENCY.search(flat)
     if match:
         reader.settings.setdefault("concurrency_tokens", int(match.group(1).replace(",", "")))

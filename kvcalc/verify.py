@@ -306,8 +306,8 @@ def _vllm(
                 f"kvcalc's weights ({_weights_kind(spec, options)}, tp {tp}, pp {pp})",
             )
         )
-    engine_tokens = log.figures.get("kv_tokens")
     blocks = log.figures.get("gpu_blocks")
+    engine_tokens = log.figures.get("kv_tokens") or _blocks_as_tokens(blocks, base)
     available = log.figures.get("available_kv_bytes")
     concurrency = log.figures.get("max_concurrency")
     if available is not None:

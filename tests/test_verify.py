@@ -118,6 +118,40 @@ def test_vllm_v1_early_blocks_line() -> None:
     assert log.figures["max_concurrency"].value == Fraction("10.79")
 
 
+def test_vllm_v0_profiling_summary() -> None:
+    """vLLM V0 (issue 10517, RTX 3090): 'Loading model weights took 14.9888 GB', the
+    'Memory profiling results: total_gpu_memory=23.58GiB ... kv_cache_size=3.81GiB
+    gpu_memory_utilization=0.90' line, 'GPU blocks: 1952', concurrency 1.56x at 20000."""
+    log = parse_log(_log("vllm-llama-3.1-8b-rtx-3090-len20000.log"))
+    f = log.figures
+    assert f["weights_bytes"].value == Fraction("14.9888") * GiB
+    assert f["device_bytes"].value == Fraction("23.58") * GiB
+    assert f["available_kv_bytes"].value == Fraction("3.81") * GiB
+    assert f["gpu_blocks"].value == 1952
+    assert log.settings["util"] == 0.9 and log.settings["concurrency_tokens"] == 20000
+    refused = parse_log(_log("vllm-llama-3.1-8b-rtx-3090-len29000.log"))
+    assert refused.figures["kv_tokens"].value == 23648  # "... stored in KV cache (23648)"
+
+
+def test_vllm_serve_command_line_in_the_log() -> None:
+    """A pasted `vllm serve MODEL --max-model-len 2048 --gpu-memory-utilization 0.98` line
+    gives the model and both settings (PR 12569's log)."""
+    log = parse_log(_log("vllm-llama-3.1-70b-w8a8-unknown-gpu.log"))
+    assert log.model == "neuralmagic/Meta-Llama-3.1-70B-Instruct-quantized.w8a8"
+    assert (log.settings["max_model_len"], log.settings["util"]) == (2048, 0.98)
+
+
+def test_vllm_v0_blocks_from_available_memory_llama_3_1_8b() -> None:
+    """Llama-3.1-8B (config: 32 layers, 8 KV heads, head_dim 128, bf16): 131,072 B per token,
+    2 MiB per 16-token block; 3.81 GiB / 2 MiB = 1,950.7 → 1,950 blocks; vLLM's 1,952 lies
+    within the rounding of '3.81' (3.815 GiB → 1,953 blocks)."""
+    terms = _terms("vllm-llama-3.1-8b-rtx-3090-len20000.log")
+    (blocks,) = terms["GPU blocks"]
+    assert blocks.kvcalc is not None
+    assert (blocks.kvcalc.value, blocks.kvcalc.hi) == (1950, 1953)
+    assert blocks.error == 0
+
+
 def test_sglang_pool_line() -> None:
     """'KV Cache is allocated. #tokens: 367404, K size: 8.23 GB, V size: 8.23 GB' (GB = 2^30)."""
     log = parse_log(_log("sglang-qwen3-235b-a22b-fp8-h100-tp4.log"))
