@@ -126,6 +126,88 @@ def gguf_metadata(entry: dict[str, Any]) -> tuple[dict[str, Any], int, int]:
     return kv, spec.n_layers, spec.vocab_size
 
 
+def state_geometries() -> list[dict[str, Any]]:
+    """Return hybrid (recurrent + attention) geometries, GGUF keys built from the config."""
+    out = []
+    for name, arch in (
+        ("qwen3-next-80b-a3b", "qwen3next"),
+        ("qwen3.5-27b", "qwen35"),
+        ("qwen3.5-35b-a3b", "qwen35moe"),
+    ):
+        c = hf_config(name)
+        n = c["num_hidden_layers"]
+        kinds = c.get("layer_types") or [
+            "full_attention" if (i + 1) % c["full_attention_interval"] == 0 else "linear_attention"
+            for i in range(n)
+        ]
+        kv: dict[str, Any] = {
+            "context_length": c["max_position_embeddings"],
+            "embedding_length": c["hidden_size"],
+            "block_count": n,
+            "vocab_size": c["vocab_size"],
+            "feed_forward_length": c.get("intermediate_size") or c["moe_intermediate_size"],
+            "attention.head_count": c["num_attention_heads"],
+            "attention.head_count_kv": c["num_key_value_heads"],
+            "attention.key_length": c["head_dim"],
+            "attention.value_length": c["head_dim"],
+            "attention.layer_norm_rms_epsilon": 1e-6,
+            "rope.dimension_count": c["head_dim"] // 4,
+            "ssm.conv_kernel": c["linear_conv_kernel_dim"],
+            "ssm.state_size": c["linear_key_head_dim"],
+            "ssm.group_count": c["linear_num_key_heads"],
+            "ssm.time_step_rank": c["linear_num_value_heads"],
+            "ssm.inner_size": c["linear_value_head_dim"] * c["linear_num_value_heads"],
+            "attention.recurrent_layers": [k == "linear_attention" for k in kinds],
+            "full_attention_interval": c["full_attention_interval"],
+        }
+        if arch in ("qwen35", "qwen35moe"):
+            kv["rope.dimension_sections"] = [11, 11, 10, 0]
+        if "num_experts" in c:
+            kv["expert_count"] = c["num_experts"]
+            kv["expert_used_count"] = c["num_experts_per_tok"]
+            kv["expert_feed_forward_length"] = c["moe_intermediate_size"]
+            kv["expert_shared_feed_forward_length"] = c["shared_expert_intermediate_size"]
+        seed = ["attn_qkv.weight", "attn_gate.weight"]  # the fused GDN projections
+        out.append({"preset": name, "arch": arch, "kv": kv, "n_layer": n, "seed": seed})
+    c = hf_config("nemotron-h-56b")
+    pattern = c["hybrid_override_pattern"]
+    out.append(
+        {
+            "preset": "nemotron-h-56b",
+            "arch": "nemotron_h",
+            "seed": ["ssm_conv1d.bias"],  # use_conv_bias: true
+            "n_layer": len(pattern),
+            "kv": {
+                "context_length": c["max_position_embeddings"],
+                "embedding_length": c["hidden_size"],
+                "block_count": len(pattern),
+                "vocab_size": c["vocab_size"],
+                "feed_forward_length": [c["intermediate_size"] if p == "-" else 0 for p in pattern],
+                "attention.head_count": c["num_attention_heads"],
+                "attention.head_count_kv": [
+                    c["num_key_value_heads"] if p == "*" else 0 for p in pattern
+                ],
+                "attention.key_length": c["attention_head_dim"],
+                "attention.value_length": c["attention_head_dim"],
+                "attention.layer_norm_epsilon": 1e-5,
+                "attention.layer_norm_rms_epsilon": 1e-5,
+                "rope.dimension_count": c["attention_head_dim"],
+                "ssm.conv_kernel": c["conv_kernel"],
+                "ssm.state_size": c["ssm_state_size"],
+                "ssm.group_count": c["n_groups"],
+                "ssm.time_step_rank": c["mamba_num_heads"],
+                "ssm.inner_size": c["mamba_num_heads"] * c["mamba_head_dim"],
+            },
+        }
+    )
+    return out
+
+
+STATE_CONFIGS: list[tuple[int, int, int]] = [  # n_ctx, n_seq_max, kv_unified
+    (4096, 1, 0), (8192, 1, 0), (8192, 4, 0), (8192, 4, 1), (32768, 2, 0), (4096, 8, 1),
+]  # fmt: skip
+
+
 def write_gguf(path: Path, arch: str, kv: dict[str, Any], tensors: dict[str, list[int]]) -> None:
     """Write a GGUF with these keys and tensor shapes (ggml order) whose data is a sparse hole."""
     import gguf
@@ -136,8 +218,10 @@ def write_gguf(path: Path, arch: str, kv: dict[str, Any], tensors: dict[str, lis
         full = f"{arch}.{key}"
         if isinstance(value, bool):
             w.add_bool(full, value)
-        elif isinstance(value, list):
+        elif isinstance(value, list) and value and isinstance(value[0], bool):
             w.add_array(full, value)
+        elif isinstance(value, list):
+            w.add_array(full, [int(v) for v in value])
         elif isinstance(value, float):
             w.add_float32(full, value)
         else:
@@ -377,7 +461,39 @@ def main() -> int:
         "cases": cases,
     }
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "cases.json").write_text(json.dumps(doc, indent=1) + "\n")
+    if not args.only:
+        (args.out / "cases.json").write_text(json.dumps(doc, indent=1) + "\n")
+    states: list[dict[str, Any]] = []
+    for entry in state_geometries():
+        if args.only and entry["preset"] not in args.only:
+            continue
+        tensors = discover_tensors(
+            harness, entry["arch"], entry["kv"], entry["n_layer"], work, entry.get("seed", [])
+        )
+        model_path = work / "model.gguf"
+        write_gguf(model_path, entry["arch"], entry["kv"], tensors)
+        lines = [f"{c} {n} {u} 2048 512 0 -1 f16 f16" for c, n, u in STATE_CONFIGS]
+        results = run_harness(harness, model_path, lines)[1:]
+        for (n_ctx, n_seq, unified), res in zip(STATE_CONFIGS, results, strict=True):
+            states.append(
+                {
+                    "preset": entry["preset"],
+                    "gguf_arch": entry["arch"],
+                    "gguf_metadata": entry["kv"],
+                    "options": {"n_ctx": n_ctx, "n_seq_max": n_seq, "kv_unified": bool(unified),
+                                "n_batch": 2048, "n_ubatch": 512, "flash_attn": "auto",
+                                "type_k": "f16", "type_v": "f16"},
+                    "caches": res.get("caches"),
+                    "error": res.get("error"),
+                    "compute_bytes": sum(b["compute"] for b in res.get("breakdown", [])),
+                }
+            )  # fmt: skip
+        print(f"{entry['preset']}: {len(results)} state cases", file=sys.stderr)
+    if states:
+        (args.out / "state_cases.json").write_text(
+            json.dumps({**{k: doc[k] for k in ("llama_cpp", "how")}, "cases": states}, indent=1)
+            + "\n"
+        )
     os.remove(work / "model.gguf")
     return 0
 

@@ -8,6 +8,8 @@ its KV bytes read from the caches' own size_k_bytes/size_v_bytes.
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -214,19 +216,25 @@ def test_compute_buffer_estimate_tracks_llama_cpp() -> None:
     assert sum(errors) / len(errors) < 0.05
 
 
+def _csv_row(stdout: str) -> dict[str, str]:
+    return next(csv.DictReader(io.StringIO(stdout)))
+
+
 def test_cli_llama_server_default_slots(run_cli: Run) -> None:
     """`calc --engine llama-server -c 8192` is llama-server's 4 unified slots: 715,128,832 B."""
     result = run_cli("calc", "gemma-3-4b", "--engine", "llama-server", "-c", "8192", "-f", "csv")
     assert result.exit_code == 0, result.stderr
-    row = result.stdout.splitlines()[1].split(",")
-    assert row[4] == "4" and row[-2] == "715128832"
-    one = run_cli("calc", "gemma-3-4b", "--engine", "llama-server", "-c", "8192", "-np", "1")
-    assert one.exit_code == 0
-    csv = run_cli(
+    row = _csv_row(result.stdout)
+    assert (row["batch"], row["total_bytes"]) == ("4", "715128832")
+    one = run_cli(
+        "calc", "gemma-3-4b", "--engine", "llama-server", "-c", "8192", "-np", "1", "-f", "csv"
+    )
+    assert _csv_row(one.stdout)["total_bytes"] == "350224384"
+    flags = run_cli(
         "calc", "gemma-3-4b", "--engine", "llama.cpp", "-c", "8192", "-np", "4",
         "--kv-unified", "-ub", "512", "--batch-size", "2048", "-f", "csv",
     )  # fmt: skip
-    assert csv.stdout.splitlines()[1].split(",")[-2] == "715128832"
+    assert _csv_row(flags.stdout)["total_bytes"] == "715128832"
 
 
 @pytest.mark.parametrize(
@@ -275,3 +283,33 @@ def test_fit_speaks_llama_cpp(run_cli: Run) -> None:
     assert needed(ll["max_slots"]) <= ll["room_bytes"] < needed(ll["max_slots"] + 1)
     table = run_cli("fit", "llama-3.1-8b", "--gpu", "h100", "--engine", "llama.cpp", "-c", "32k")
     assert "max slots (-np)" in table.stdout and "maximum concurrency" not in table.stdout
+
+
+STATE = json.loads((Path(__file__).parent / "data" / "llamacpp" / "state_cases.json").read_text())
+
+
+@pytest.mark.parametrize(
+    "case",
+    STATE["cases"],
+    ids=lambda c: (
+        f"{c['preset']}-c{c['options']['n_ctx']}-np{c['options']['n_seq_max']}"
+        f"-kvu{int(c['options']['kv_unified'])}"
+    ),
+)
+def test_hybrid_kv_and_state_match_real_llama_cpp(case: dict[str, Any]) -> None:
+    """Hybrid models (Gated DeltaNet, Mamba2 + attention): KV and recurrent state bytes equal
+    what llama.cpp 0c1e57098 allocated (tests/data/llamacpp/state_cases.json): one state cell
+    per slot (llama_memory_recurrent, rs_size = n_seq_max), conv and SSM state in f32."""
+    o = case["options"]
+    model = load_model(case["preset"])
+    w = Workload(
+        seq_len=max(1, o["n_ctx"] // o["n_seq_max"]),
+        batch=o["n_seq_max"],
+        llamacpp=LlamaCppOptions(ctx_size=o["n_ctx"], kv_unified=o["kv_unified"]),
+    )
+    kv = kv_cache(model, w, LLAMA)
+    attn = [c for c in case["caches"] if c["kind"] == "kv"]
+    state = [c for c in case["caches"] if c["kind"] == "recurrent"]
+    assert kv.total_bytes == sum(c["k_bytes"] + c["v_bytes"] for c in attn)
+    assert kv.state_total_bytes == sum(c["total_bytes"] for c in state)
+    assert [c["cells"] for c in state] == [o["n_seq_max"]]
