@@ -62,6 +62,15 @@ $ kvcalc {example}
 {example_output}
 ```
 
+`--format json` prints one object: `schema_version` (1), `engine`, `engine_version`,
+`log_model` (as the log names it), `model` (the kvcalc preset used), `gpu`, `tolerance`,
+`agrees`, `settings` (each `name`, `value`, `source`: log, option, engine default, model),
+`terms` (each `term`, `unit`, `engine` and `engine_text` as printed, `kvcalc`,
+`kvcalc_low` / `kvcalc_high` (the interval the inputs' rounding allows), `difference`,
+`error` (beyond the rounding, a fraction of the engine's figure), `within_tolerance`,
+`counts` (part of the verdict), `basis`) and `notes`. Bytes, tokens, blocks and cells are
+integers; concurrency is a float. `--format csv` prints the terms.
+
 ## The engines' vocabulary, in and out
 
 `calc` and `fit` take the engines' own flag names where they mean what kvcalc's option

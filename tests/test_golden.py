@@ -17,6 +17,12 @@ from kvcalc.cli import app
 
 GOLDEN = Path(__file__).parent / "golden"
 CASES = {
+    "verify-llama.cpp-gpt-oss-120b": [
+        "verify",
+        str(Path(__file__).parent / "data" / "logs" / "llama.cpp-gpt-oss-120b-rocm.log"),
+        "--model",
+        "gpt-oss-120b",
+    ],
     "calc-llama-3.1-8b": ["calc", "llama-3.1-8b", "--seq", "8k"],
     "calc-gemma-2-9b-tp2": ["calc", "gemma-2-9b", "--seq", "8k", "--tp", "2"],
     "calc-deepseek-v3-tp8": ["calc", "deepseek-v3", "--seq", "8k", "--tp", "8"],
