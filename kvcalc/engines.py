@@ -83,7 +83,8 @@ class EngineProfile:
     state_dtype_rule: StateDtypeRule = "config"
     # bytes the engine stores per DSA indexer key: "bf16" (the model's keys as computed)
     # or "fp8_scaled" (fp8 e4m3 + one fp32 scale per 128 values: vLLM, SGLang)
-    indexer_layout: Literal["model", "fp8_scaled"] = "model"
+    indexer_layout: Literal["model", "fp8_scaled", "unmodelled"] = "model"
+    indexer_block_size: int | None = None  # page size for DSA (indexer) models, if different
     assumptions: tuple[str, ...] = field(default_factory=tuple)
     sources: tuple[str, ...] = field(default_factory=tuple)
 
@@ -171,6 +172,8 @@ ENGINES: dict[str, EngineProfile] = {
             summary="SGLang: token pages (page 1), window only for hybrid-SWA architectures",
             block_size=1,
             indexer_layout="fp8_scaled",
+            # NSATokenToKVPool asserts page_size 64 (python/sglang/srt/mem_cache/memory_pool.py)
+            indexer_block_size=64,
             head_rule="replicate",
             sliding="window",
             # is_hybrid_swa_model's architectures (sglang configs/model_config.py, read Nov 2026)
@@ -209,6 +212,7 @@ ENGINES: dict[str, EngineProfile] = {
             default_kv_dtype="fp16",  # --cache-type-k/-v default f16
             head_rule="none",
             sliding="llama_cpp",
+            indexer_layout="unmodelled",  # src/llama-kv-cache-dsa.cpp: not read closely yet
             conv_dtype_rule="fp32",
             state_dtype_rule="fp32",
             sliding_families=frozenset(
@@ -247,6 +251,8 @@ ENGINES: dict[str, EngineProfile] = {
             summary="TensorRT-LLM: 32-token blocks, ceil(n_kv / tp) heads, no window unless given",
             block_size=32,
             head_rule="ceil",
+            # DSACacheManager: fp8 indexer K + fp32 scale per 128 (tensorrt_llm/_torch/attention_backend/sparse/dsa.py)
+            indexer_layout="fp8_scaled",
             sliding="full",
             assumptions=(
                 "each sequence rounds up to whole 32-token blocks (tokens_per_block)",

@@ -220,7 +220,11 @@ def kv_heads_per_gpu(
 def kind_attention(model: ModelSpec, kind: AttentionKind) -> MHA | GQA | MQA | MLA:
     """Return the attention geometry of a layer kind: the model's, with the kind's overrides."""
     base = model.attention
-    if isinstance(base, MLA) or not (kind.n_kv_heads or kind.head_dim or kind.head_dim_v):
+    if isinstance(base, MLA):
+        if not kind.indexer and base.index_head_dim is not None:
+            return base.model_copy(update={"index_head_dim": None})
+        return base
+    if not (kind.n_kv_heads or kind.head_dim or kind.head_dim_v):
         return base
     n_kv = kind.n_kv_heads or base.n_kv_heads
     head_dim = kind.head_dim or base.head_dim
@@ -246,6 +250,11 @@ def indexer_bytes_per_token(attention: MLA, engine: EngineProfile, k_dtype: KvDt
     """
     if attention.index_head_dim is None:
         return 0
+    if engine.indexer_layout == "unmodelled":
+        raise KvcalcError(
+            f"engine {engine.name}: the sparse-attention indexer cache is not modelled "
+            "(try --engine vllm, sglang or hf)"
+        )
     if engine.indexer_layout == "fp8_scaled":
         return attention.index_head_dim + cdiv(attention.index_head_dim, 128) * 4
     return k_dtype.row_bytes(attention.index_head_dim)
@@ -598,6 +607,9 @@ def kv_cache(model: ModelSpec, workload: Workload, engine: EngineProfile) -> KvB
         _check_vllm_pages(engine, layers)
     else:
         block = workload.block_size or engine.block_for(is_mla)
+        indexed = isinstance(model.attention, MLA) and model.attention.index_head_dim
+        if indexed and engine.indexer_block_size and not workload.block_size:
+            block = engine.indexer_block_size
     heads = kv_heads_per_gpu(model, engine, tp)
 
     windows = tuple(layer.window for layer in layers)

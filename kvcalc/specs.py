@@ -121,6 +121,10 @@ class AttentionKind(_Spec):
     head_dim: PositiveInt | None = None
     head_dim_v: PositiveInt | None = None
     k_eq_v: bool = False
+    indexer: bool = Field(
+        default=True,
+        description="False: keeps no DSA indexer keys (reuses another layer's top-k, GLM-5)",
+    )
 
 
 class NoCacheKind(_Spec):

@@ -20,7 +20,7 @@ from kvcalc.dtypes import kv_dtype
 from kvcalc.engines import ENGINES
 from kvcalc.formula import Workload, kv_cache
 from kvcalc.presets import load_model
-from kvcalc.specs import MLA, ModelSpec
+from kvcalc.specs import MLA, AttentionKind, ModelSpec
 
 if os.environ.get("KVCALC_SKIP_CROSSCHECK") == "1":
     pytest.importorskip("torch")
@@ -60,7 +60,7 @@ def _predicted(spec: ModelSpec, seq: int, batch: int) -> list[dict[str, int]]:
     tokens = {g.key: g.tokens for g in result.groups}
     states = {g.layer_kind: g for g in result.state_groups}
     attention = spec.attention
-    index = (
+    full_index = (
         2 * attention.index_head_dim
         if isinstance(attention, MLA) and attention.index_head_dim
         else 0
@@ -69,6 +69,8 @@ def _predicted(spec: ModelSpec, seq: int, batch: int) -> list[dict[str, int]]:
     for i, name in enumerate(result.layer_kinds[: spec.n_layers]):
         found: dict[str, int] = {}
         per_token = result.layer_bytes_per_token[i]
+        kind = spec.layer_kind("full" if name == "mtp" else name)
+        index = 0 if isinstance(kind, AttentionKind) and not kind.indexer else full_index
         if per_token:
             held = tokens[result.layer_windows[i]] * batch
             found["kv"] = held * (per_token - index)

@@ -478,3 +478,34 @@ def test_qwen35_27b_full_attention_and_gated_deltanet_state() -> None:
     # the MTP layer's KV (one more full-attention layer) only with speculative decoding on
     mtp = kv_cache(model, Workload(seq_len=1000, mtp=True, k_dtype=BF16), ENGINES["formula"])
     assert mtp.bytes_per_token == 65_536 + 4096
+
+
+def test_deepseek_v32_indexer_keys_by_engine() -> None:
+    """DeepSeek-V3.2 (published config: 61 MLA layers, kv_lora_rank 512 + rope 64,
+    index_head_dim 128), per token and layer:
+      hf (DynamicIndexedLayer, bf16 indexer keys): 576·2 + 128·2 = 1,408 → × 61 = 85,888 B;
+      vLLM / SGLang / TRT-LLM (indexer key fp8 + one fp32 scale per 128 = 132 B):
+      576·2 + 132 = 1,284 → × 61 = 78,324 B; with fp8_ds_mla (656 B) 788 × 61 = 48,068 B.
+    SGLang's NSA pool pages 64 tokens: 1,000 tokens hold 1,024 cells."""
+    model = _import("deepseek-v3.2")
+    workload = Workload(seq_len=1000)
+    assert kv_cache(model, workload, ENGINES["hf"]).bytes_per_token == 85_888
+    for engine in ("vllm", "sglang", "trtllm"):
+        assert kv_cache(model, workload, ENGINES[engine]).bytes_per_token == 78_324
+    sglang = kv_cache(model, workload, ENGINES["sglang"])
+    assert sglang.per_sequence_bytes == 1024 * 78_324
+    ds = Workload(seq_len=1000, k_dtype=kv_dtype("fp8_ds_mla"), v_dtype=kv_dtype("fp8_ds_mla"))
+    assert kv_cache(model, ds, ENGINES["vllm"]).bytes_per_token == 48_068
+    with pytest.raises(KvcalcError, match="indexer cache is not modelled"):
+        kv_cache(model, workload, ENGINES["llama.cpp"])
+
+
+def test_glm52_shared_indexer_layers_keep_no_indexer_keys() -> None:
+    """GLM-5.2 (published config: 78 layers, indexer_types 'full' for 21 of them, 'shared' for
+    57 that reuse the previous full layer's top-k): hf per token = 78 · 576·2 + 21 · 128·2 =
+    89,856 + 5,376 = 95,232 B."""
+    model = _import("glm-5.2")
+    names = model.layer_kind_names()
+    assert names.count("shared") == 57
+    result = kv_cache(model, Workload(seq_len=10), ENGINES["hf"])
+    assert result.bytes_per_token == 78 * 1152 + 21 * 256

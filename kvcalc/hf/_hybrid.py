@@ -281,3 +281,71 @@ QWEN_GDN_READS = frozenset(
         "num_nextn_predict_layers",
     }
 )  # fmt: skip
+
+
+# ---- DeepSeek-V3.2 and GLM-5 sparse attention (deepseek_v32, glm_moe_dsa) -----------------
+
+
+def _indexer_types(c: _Config, family: str, n_layers: int) -> list[str]:
+    """Return each layer's indexer mode, full or shared, as GlmMoeDsaConfig derives it
+    (transformers models/glm_moe_dsa/configuration_glm_moe_dsa.py __post_init__)."""
+    given = c.data.get("indexer_types")
+    if given is None and family == "glm_moe_dsa":
+        pattern = c.data.get("index_topk_pattern")
+        if isinstance(pattern, str):
+            given = [{"F": "full", "S": "shared"}.get(ch, ch) for ch in pattern]
+        elif pattern is not None:
+            given = list(pattern)
+        else:
+            freq = max(c.get_int("index_topk_freq", default=1), 1)
+            offset = c.get_int("index_skip_topk_offset", default=2)
+            given = [
+                "full" if max(i - offset + 1, 0) % freq == 0 else "shared" for i in range(n_layers)
+            ]
+    if given is None:
+        return ["full"] * n_layers
+    if not isinstance(given, list) or len(given) != n_layers or set(given) - {"full", "shared"}:
+        raise KvcalcError(f"indexer_types must list full or shared for {n_layers} layers")
+    return given
+
+
+def dsa(c: _Config, family: str) -> dict[str, Any]:
+    """DeepSeek-V3.2 / GLM-5: MLA plus the lightning indexer's key (index_head_dim) per token,
+    in every layer that runs its own indexer (GLM-5.2+: indexer_types 'shared' layers reuse
+    the previous full layer's top-k and cache no indexer key).
+
+    transformers models/deepseek_v32 and models/glm_moe_dsa (DynamicIndexedLayer keeps
+    indexer_keys [batch, seq, index_head_dim]); the indexer's parameters: wq_b
+    (q_lora_rank → index_n_heads·index_head_dim), wk (hidden → index_head_dim), k_norm
+    (LayerNorm with bias), weights_proj (hidden → index_n_heads).
+    """
+    from kvcalc.hf._import import standard_fields
+
+    layer_types = c.data.get("layer_types")
+    if layer_types is not None and set(layer_types) != {"indexed_attention"}:
+        raise KvcalcError("layer_types other than indexed_attention are not modelled")
+    fields = standard_fields(c, family, [])
+    n_layers = fields["n_layers"]
+    index_dim = c.get_int("index_head_dim")
+    index_heads = c.get_int("index_n_heads")
+    h = c.get_int("hidden_size")
+    q_lora = c.get_int("q_lora_rank")
+    types = _indexer_types(c, family, n_layers)
+    per_indexer = q_lora * index_heads * index_dim + h * index_dim + 2 * index_dim + h * index_heads
+    params: ParamBreakdown = fields["params"]
+    fields["params"] = params.model_copy(
+        update={"attention": params.attention + types.count("full") * per_indexer}
+    )
+    fields["attention"] = {**fields["attention"], "index_head_dim": index_dim}
+    if "shared" in types:
+        fields["layers"] = {"pattern": _period(types)}
+        fields["kinds"] = {"shared": {"kind": "attention", "indexer": False}}
+    return fields
+
+
+DSA_READS = frozenset(
+    {
+        "kv_lora_rank", "qk_rope_head_dim", "v_head_dim", "index_head_dim", "indexer_types",
+        "num_nextn_predict_layers", "layer_types",
+    }
+)  # fmt: skip

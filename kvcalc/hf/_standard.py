@@ -133,6 +133,23 @@ def _shortest_period(kinds: list[str]) -> list[str]:
     return kinds
 
 
+# MoE placement of DeepSeek-V3 (DeepseekV3Model): dense below first_k_dense_replace, then
+# every moe_layer_freq-th layer
+_DEEPSEEK_MOE = frozenset(
+    {"deepseek_v2", "deepseek_v3", "deepseek_v32", "kimi_k2", "glm4_moe", "glm_moe_dsa"}
+)
+
+
+def _layer_list(c: _Config, key: str, n_layers: int) -> list[Any] | None:
+    """Return a per-layer list a config gives under `key`, or None when it is not a list."""
+    value = c.data.get(key)
+    if not isinstance(value, list):
+        return None
+    if len(value) != n_layers:
+        raise KvcalcError(f"config key {key!r} lists {len(value)} layers, not {n_layers}")
+    return value
+
+
 def _param_breakdown(c: _Config, family: str, attention: dict[str, Any]) -> ParamBreakdown:
     """Return exact parameter counts of the transformers model for this config."""
     h = c.get_int("hidden_size", "n_embd", "d_model")
@@ -205,7 +222,15 @@ def _param_breakdown(c: _Config, family: str, attention: dict[str, Any]) -> Para
     if n_experts:
         moe_inter = c.get_int("moe_intermediate_size", default=inter)
         first_dense = c.get_int("first_k_dense_replace", default=0)
-        sparse_step = c.get_int("decoder_sparse_step", "moe_layer_freq", default=1)
+        # moe_layer_freq: a step (DeepSeek) or one flag per layer (MiMo-V2, MiniMax-M3);
+        # mlp_layer_types: "dense" / "sparse" per layer (GLM-5)
+        flags = _layer_list(c, "moe_layer_freq", n_layers) or [
+            int(t == "sparse") for t in _layer_list(c, "mlp_layer_types", n_layers) or []
+        ]
+        if flags:
+            sparse_step = c.get_int("decoder_sparse_step", default=1)
+        else:
+            sparse_step = c.get_int("decoder_sparse_step", "moe_layer_freq", default=1)
         mlp_only = set(c.data.get("mlp_only_layers") or [])
         dense_inter = inter
         if family == "llama4_text":
@@ -218,10 +243,12 @@ def _param_breakdown(c: _Config, family: str, attention: dict[str, Any]) -> Para
             is_moe = (
                 layer >= first_dense and layer not in mlp_only and (layer + 1) % sparse_step == 0
             )
-            if family in ("deepseek_v2", "deepseek_v3", "kimi_k2", "glm4_moe"):
+            if family in _DEEPSEEK_MOE:
                 is_moe = layer >= first_dense and layer % sparse_step == 0
             if family == "llama4_text":
                 is_moe = layer in moe_layers
+            if flags:
+                is_moe = bool(flags[layer])
             if not is_moe:
                 mlp += dense(dense_inter)
                 continue

@@ -162,6 +162,10 @@ _FAMILIES: list[Family] = [
            _hybrid.QWEN_GDN_READS, _hybrid.qwen_gated_deltanet, aliases=("qwen3_5",)),
     Family("qwen3_5_moe_text", "Qwen3.5 / 3.6 MoE: Gated DeltaNet state, full attention 1 in 4",
            _hybrid.QWEN_GDN_READS, _hybrid.qwen_gated_deltanet, aliases=("qwen3_5_moe",)),
+    Family("deepseek_v32", "DeepSeek-V3.2: MLA + sparse-attention indexer keys, MTP layer",
+           _hybrid.DSA_READS, _hybrid.dsa),
+    Family("glm_moe_dsa", "GLM-5: MLA + indexer keys (shared-indexer layers keep none)",
+           _hybrid.DSA_READS, _hybrid.dsa),
 ]  # fmt: skip
 
 # model_types kvcalc knows and refuses, each with the reason (what it cannot size yet).
