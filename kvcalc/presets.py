@@ -7,7 +7,7 @@ import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, BinaryIO, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
@@ -63,20 +63,19 @@ def preset_files(kind: str, presets_dir: str | Path | None = None) -> dict[str, 
 def _read_yaml(path: Path) -> Any:
     import yaml
 
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise KvcalcError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    except UnicodeDecodeError:
-        raise KvcalcError(f"{path}: not a UTF-8 text file") from None
+    text = read_text(path)
     try:
         # libyaml's loader when PyYAML was built with it (10-20x faster), else pure Python
-        return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+        data = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    except RecursionError:
+        raise KvcalcError(f"{path}: nested more than {MAX_DEPTH} levels deep") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1})" if mark is not None else ""
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise KvcalcError(f"{path}: malformed YAML{where}: {problem}") from None
+    _check_shape(data, path)
+    return data
 
 
 def read_yaml(path: Path) -> Any:
@@ -87,14 +86,97 @@ def read_yaml(path: Path) -> Any:
 
 def read_json(path: Path) -> Any:
     """Return a JSON file's content; KvcalcError naming the file when it is unreadable or bad."""
+    text = read_text(path)
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise KvcalcError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    try:
-        return json.loads(text)
+        data = json.loads(text)  # NaN and Infinity too: published configs carry them
+    except RecursionError:
+        raise KvcalcError(f"{path}: nested more than {MAX_DEPTH} levels deep") from None
     except json.JSONDecodeError as exc:
         raise KvcalcError(f"{path}: malformed JSON (line {exc.lineno}): {exc.msg}") from None
+    _check_shape(data, path)
+    return data
+
+
+# Limits on what a config, spec or deployments file may be: the largest published config.json
+# is tens of KB and no spec nests more than a few levels, so these only stop wrong files
+# (a checkpoint, /dev/zero, a YAML alias bomb) from hanging kvcalc.
+MAX_FILE_BYTES = 16 * 2**20
+MAX_DEPTH = 64
+MAX_VALUES = 200_000
+
+
+def open_regular(path: Path | str) -> BinaryIO:
+    """Return a regular file opened for binary reading; KvcalcError naming the file when it is
+    missing, unreadable, a symlink loop, a directory, a FIFO, a socket or a device."""
+    import stat
+
+    try:
+        # O_NONBLOCK: opening a FIFO with no writer must not hang; fstat then refuses it
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except OSError as exc:
+        raise KvcalcError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    except ValueError:  # a NUL in the name
+        raise KvcalcError(f"{str(path)!r}: not a valid file name") from None
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        if stat.S_ISDIR(mode):
+            raise KvcalcError(f"{path}: is a directory, not a file")
+        raise KvcalcError(f"{path}: not a regular file (a FIFO, socket or device?)")
+    return os.fdopen(fd, "rb")
+
+
+def read_text(path: Path) -> str:
+    """Return a regular file's UTF-8 text (a BOM dropped); KvcalcError naming the file when it
+    is not a regular readable file (open_regular), larger than MAX_FILE_BYTES, or not UTF-8."""
+    with open_regular(path) as handle:
+        try:
+            raw = handle.read(MAX_FILE_BYTES + 1)
+        except OSError as exc:
+            raise KvcalcError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    if len(raw) > MAX_FILE_BYTES:
+        raise KvcalcError(
+            f"{path}: larger than {MAX_FILE_BYTES // 2**20} MiB: not a config or spec file"
+        )
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise KvcalcError(f"{path}: not UTF-8 text (byte {exc.start})") from None
+
+
+def _check_shape(data: Any, path: Path) -> None:
+    """Refuse data nested deeper than MAX_DEPTH or expanding to more than MAX_VALUES values
+    (YAML aliases can make a few lines expand exponentially); linear in the distinct nodes."""
+    sizes: dict[int, tuple[int, int]] = {}  # id -> (expanded values, depth)
+    stack: list[tuple[Any, bool]] = [(data, False)]
+    open_nodes: set[int] = set()  # ancestors of the node being expanded: a cycle's witness
+    while stack:
+        node, done = stack.pop()
+        if not isinstance(node, dict | list) or (id(node) in sizes and not done):
+            continue
+        children = [
+            c
+            for c in (list(node.keys()) + list(node.values()) if isinstance(node, dict) else node)
+            if isinstance(c, dict | list)
+        ]
+        if not done:
+            if any(id(c) in open_nodes for c in children):
+                raise KvcalcError(f"{path}: a YAML alias refers to its own anchor")
+            open_nodes.add(id(node))
+            stack.append((node, True))
+            stack.extend((c, False) for c in children if id(c) not in sizes)
+            continue
+        open_nodes.discard(id(node))
+        count = len(node) + sum(sizes[id(c)][0] for c in children)
+        depth = 1 + max((sizes[id(c)][1] for c in children), default=0)
+        if depth > MAX_DEPTH:
+            raise KvcalcError(f"{path}: nested more than {MAX_DEPTH} levels deep")
+        if count > MAX_VALUES:
+            raise KvcalcError(
+                f"{path}: expands to more than {MAX_VALUES:,} values (YAML aliases?): "
+                "not a config or spec file"
+            )
+        sizes[id(node)] = (count, depth)
 
 
 def validate(model: type[_M], data: Any, path: Path | str) -> _M:
@@ -196,6 +278,13 @@ def import_hf(
         raise KvcalcError(f"{path}: {exc}") from None
     except ValidationError as exc:  # a value the config allows but a model cannot have
         raise KvcalcError(f"{path}: {format_validation_error(exc)}") from None
+    except (KeyError, IndexError, TypeError, AttributeError, ValueError, ArithmeticError) as exc:
+        # hf reads the keys it knows with their published types; any other shape (a dict
+        # where a list belongs, a string for a count) is a malformed config, not a crash
+        what = f"{type(exc).__name__}: {exc}"
+        raise KvcalcError(
+            f"{path}: malformed config.json (a value of an unexpected type; {what})"
+        ) from None
 
 
 def load_hf_config(path: Path, assume_standard: bool = False) -> ModelSpec:
@@ -461,12 +550,11 @@ def iter_yaml_list(path: Path, key: str, what: str) -> Iterator[Any]:
     built only when reached, so a list of any length takes flat memory. Anchors and aliases
     are refused; errors name the file (and the line for malformed YAML).
     """
+    import io
+
     import yaml
 
-    try:
-        handle = path.open("r", encoding="utf-8")
-    except OSError as exc:
-        raise KvcalcError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    handle = io.TextIOWrapper(open_regular(path), encoding="utf-8-sig")
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)(handle)
     try:
         yield from _list_items(_events(loader, path), loader, path, key, what)

@@ -24,7 +24,6 @@ def check_command(
 ) -> None:
     """CI sanity check: one line per deployment; exit 0 all fit, 1 any does not, 2 bad file."""
     from kvcalc.checks import _Cache, iter_checks
-    from kvcalc.report import CHECK_CSV_COLUMNS
 
     cache = _Cache(presets)
     passed = failed = 0
@@ -41,8 +40,25 @@ def check_command(
                 yield r
 
     _answer(0)
+    rows = results()
+    try:
+        _write(rows, fmt)
+    except BrokenPipeError:  # the reader left: still check the rest, a closed pipe must not pass CI
+        for _ in rows:
+            pass
+        raise
+    if failed:
+        raise typer.Exit(1)
+
+
+def _write(rows: Any, fmt: OutputFormat) -> None:
+    from kvcalc.report import CHECK_CSV_COLUMNS
+
     if fmt is OutputFormat.table:
-        for r in results():
+        passed = failed = 0
+        for r in rows:
+            passed += bool(r["ok"])
+            failed += not r["ok"]
             status = "PASS" if r["ok"] else "FAIL"
             sys.stdout.write(f"{status} {r['name']}: {r['message']}\n")
         sys.stdout.write(f"{passed} passed, {failed} failed\n")
@@ -53,17 +69,15 @@ def check_command(
             sys.stdout, fieldnames=list(CHECK_CSV_COLUMNS), extrasaction="ignore"
         )
         writer.writeheader()
-        writer.writerows(results())
+        writer.writerows(rows)
     elif fmt is OutputFormat.json:
         import json
 
         sep = "["
-        for r in results():
+        for r in rows:
             text = json.dumps(r, indent=2, ensure_ascii=False)
             sys.stdout.write(sep + "\n  " + text.replace("\n", "\n  "))
             sep = ","
         sys.stdout.write("\n]\n" if sep == "," else "[]\n")
     else:
-        _emit(list(results()), fmt, list(CHECK_CSV_COLUMNS))
-    if failed:
-        raise typer.Exit(1)
+        _emit(list(rows), fmt, list(CHECK_CSV_COLUMNS))

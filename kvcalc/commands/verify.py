@@ -30,8 +30,11 @@ def _read_log(path: str) -> str:
     """Return the log's text: a file, or stdin for '-' (undecodable bytes replaced)."""
     if path == "-":
         return sys.stdin.read()
+    from kvcalc.presets import open_regular  # refuses FIFOs, directories, symlink loops
+
     try:
-        return Path(path).read_bytes().decode("utf-8", errors="replace")
+        with open_regular(path) as handle:
+            return handle.read().decode("utf-8", errors="replace")
     except OSError as exc:
         raise KvcalcError(f"cannot read {path}: {exc.strerror or exc}") from None
 
