@@ -362,6 +362,32 @@ def _vllm(
             lo += lo_cap - b.kv_budget_bytes
             hi += hi_cap - b.kv_budget_bytes
         terms.append(Term("KV memory", "bytes", available, _span(lo, mid, hi, "bytes"), basis))
+        if available is not None and engine_weights is not None:
+            usable = [Fraction(b.usable_bytes)] * 2
+            if device is not None and gpu is None:
+                usable = [
+                    Fraction(
+                        budget(replace(base, gpu=replace_memory(plan_gpu, int(c)))).usable_bytes
+                    )
+                    for c in (device.lo, device.hi)
+                ]
+            low = usable[0] - engine_weights.hi - available.hi
+            high = usable[1] - engine_weights.lo - available.lo
+            middle = Fraction(b.usable_bytes) - engine_weights.value - available.value
+            derived = Figure(
+                middle, low, high, "bytes", f"{float(middle) / 2**30:.2f} GiB (derived)"
+            )
+            terms.append(
+                Term(
+                    "reserve",
+                    "bytes",
+                    derived,
+                    _point(b.reserve_bytes, "bytes"),
+                    "kvcalc's reserve model; the engine's is its budget (capacity × "
+                    "utilisation) − its weights − its available KV memory",
+                    counts=False,
+                )
+            )
         tokens, conc = _tokens_from_budget(base, lo, mid, hi)
         terms.append(
             Term(

@@ -241,6 +241,8 @@ def _render(report: dict[str, Any]) -> None:
             }
         )
     render_rows(console, title, rows, ["term", "engine", "kvcalc", "error", "ok", "from"])
+    if any(not t["counts"] for t in report["terms"]):
+        console.print("* informational: not part of the verdict", markup=False)
     for index, basis in enumerate(bases, 1):
         console.print(f"[{index}] {basis}", markup=False)
     settings = ", ".join(f"{s['name']} {s['value']} ({s['source']})" for s in report["settings"])
