@@ -77,6 +77,11 @@ class EngineProfile:
     pads_hybrid_groups: bool = False
     budget_rule: BudgetRule = "whole"
     default_util: float | None = None
+    # transformers: what one decode step allocates per sequence beside the cache counts
+    # against the budget (planner.hf_decode_working_set, measured: tests/data/hf_peak)
+    decode_working_set: bool = False
+    # the engine release (or branch / commit) whose rules this profile follows
+    version: str = ""
     # recurrent / linear-attention state (StateKind layers)
     conv_width: ConvWidth = "kernel_minus_one"
     conv_dtype_rule: StateDtypeRule = "config"
@@ -118,6 +123,7 @@ ENGINES: dict[str, EngineProfile] = {
     for p in (
         EngineProfile(
             name="formula",
+            version="none (textbook formula)",
             summary="textbook: exactly seq tokens, sliding layers hold the window, MLA as latent",
             head_rule="replicate",
             sliding="window",
@@ -129,6 +135,7 @@ ENGINES: dict[str, EngineProfile] = {
         ),
         EngineProfile(
             name="vllm",
+            version="V1 engine release line (gpu_memory_utilization default 0.9)",
             budget_rule="vllm",
             pads_hybrid_groups=True,
             default_util=0.9,
@@ -167,6 +174,7 @@ ENGINES: dict[str, EngineProfile] = {
         ),
         EngineProfile(
             name="sglang",
+            version="main, read Nov 2026",
             budget_rule="sglang",
             default_util=None,
             summary="SGLang: token pages (page 1), window only for hybrid-SWA architectures",
@@ -207,6 +215,7 @@ ENGINES: dict[str, EngineProfile] = {
         ),
         EngineProfile(
             name="llama.cpp",
+            version="0c1e57098 (tests/data/llamacpp)",
             summary="llama.cpp: n_ctx padded to 256, iSWA layers n_swa + n_ubatch, MLA latent K only",
             context_pad=256,
             default_kv_dtype="fp16",  # --cache-type-k/-v default f16
@@ -245,6 +254,7 @@ ENGINES: dict[str, EngineProfile] = {
         ),
         EngineProfile(
             name="trtllm",
+            version="PyTorch backend (_torch/pyexecutor), read Nov 2026",
             budget_rule="trtllm",
             accepts_attention_windows=True,
             default_util=0.9,
@@ -268,6 +278,8 @@ ENGINES: dict[str, EngineProfile] = {
         ),
         EngineProfile(
             name="hf",
+            version="5.17.0 (decode working set measured; cache layout 5.x)",
+            decode_working_set=True,
             summary="Hugging Face transformers 5.x DynamicCache: exact tokens, sliding keep W-1",
             head_rule="none",
             sliding="window_minus_one",
@@ -291,6 +303,8 @@ ENGINES: dict[str, EngineProfile] = {
         ),
         EngineProfile(
             name="hf@4",
+            version="4.x (MLA expanded); decode working set as measured on 5.17.0",
+            decode_working_set=True,
             summary="transformers 4.x: as hf, but DeepSeek MLA cached expanded per head (71x)",
             head_rule="none",
             sliding="window_minus_one",
@@ -314,6 +328,7 @@ ENGINES: dict[str, EngineProfile] = {
 ENGINES["vllm@main"] = replace(
     ENGINES["vllm"],
     name="vllm@main",
+    version="main branch, read Nov 2026 (gpu_memory_utilization default 0.92)",
     summary="vLLM main branch: as vllm, with gpu_memory_utilization 0.92 by default",
     default_util=0.92,
 )
@@ -323,6 +338,7 @@ ENGINES["vllm@main"] = replace(
 ENGINES["llama-server"] = replace(
     ENGINES["llama.cpp"],
     name="llama-server",
+    version=ENGINES["llama.cpp"].version,
     summary="llama-server: as llama.cpp; without -np 4 slots sharing one unified KV cache",
     assumptions=(
         *ENGINES["llama.cpp"].assumptions,
