@@ -176,6 +176,33 @@ def test_llama_cpp_iswa_caches() -> None:
     assert log.figures["SWA_kv_buffer_bytes"].value == 90 * MiB
 
 
+def test_llama_cpp_older_kv_self_size_line() -> None:
+    """The 2024 format (ollama issue 8310, llama.cpp of its runner): 'llama_kv_cache_init:
+    CUDA0 KV buffer size = 224.00 MiB' and 'KV self size  =  224.00 MiB, K (f16):  112.00
+    MiB, V (f16):  112.00 MiB' after 'n_seq_max = 1', 'n_ctx = 2048'."""
+    text = (
+        "llama_new_context_with_model: n_seq_max     = 1\n"
+        "llama_new_context_with_model: n_ctx         = 2048\n"
+        "llama_new_context_with_model: n_ctx_per_seq = 2048\n"
+        "llama_new_context_with_model: n_batch       = 512\n"
+        "llama_new_context_with_model: n_ubatch      = 512\n"
+        "llama_new_context_with_model: flash_attn    = 0\n"
+        "llama_kv_cache_init:      CUDA0 KV buffer size =   224.00 MiB\n"
+        "llama_new_context_with_model: KV self size  =  224.00 MiB, K (f16):  112.00 MiB, "
+        "V (f16):  112.00 MiB\n"
+    )
+    log = parse_log(text)
+    assert log.engine == "llama.cpp"
+    assert (log.settings["n_ctx"], log.settings["n_ctx_seq"], log.settings["n_seq_max"]) == (
+        2048,
+        2048,
+        1,
+    )
+    assert log.settings["flash_attn"] is False
+    assert log.figures["kv_bytes"].value == 224 * MiB
+    assert (log.settings["k_type"], log.settings["v_type"]) == ("f16", "f16")
+
+
 def test_trtllm_memory_and_blocks() -> None:
     """TRT-LLM 0.13: 'total: 39.39 GiB, available: 21.89 GiB' and 631 primary blocks."""
     log = parse_log(_log("trtllm-qwen1.5-7b-a100-40gb.log"))
