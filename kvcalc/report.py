@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from kvcalc.formula import KvBreakdown
-from kvcalc.planner import Fit
+from kvcalc.planner import Fit, weights_format
 from kvcalc.specs import GpuSpec, LayerPattern, ModelSpec
 from kvcalc.units import GB, GiB, format_gb, format_gib
 
@@ -133,7 +133,7 @@ def fit_report(
         "gpu_name": plan.gpu.name,
         "engine": plan.engine.name,
         "kv_dtype": result.kv.k_dtype.name if result.kv.k_dtype == result.kv.v_dtype else None,
-        "weights_dtype": (plan.weights_dtype.name if plan.weights_dtype else plan.model.dtype),
+        "weights_dtype": weights_format(plan.model, plan.weights_dtype),
         "tp": w.tp,
         "pp": w.pp,
         "n_gpus": w.tp * w.pp,
