@@ -116,7 +116,7 @@ def weights_format(model: ModelSpec, dtype: WeightDtype | None) -> str:
     if dtype is not None:
         return dtype.name
     if model.weights_quant is not None:
-        return f"as published, {model.weights_quant.method}"
+        return f"published {model.weights_quant.method}"
     return model.dtype
 
 
