@@ -124,6 +124,20 @@ budget rows already carry its error); errors are beyond the printed rounding.
 """
 
 
+FINDINGS = """
+What the rows fed with the engine's own memory show: kvcalc's KV layout (bytes per token on
+one GPU, 16-token blocks, TP head split, gpt-oss's sliding/full groups in vLLM, llama.cpp's
+iSWA streams and padding, SGLang's pool, TensorRT-LLM's blocks rounded up) reproduces the
+engines' token, block, cell and byte counts within the printed rounding on every log but
+one: the Qwen3-235B vLLM issue quotes one worker's available memory, and vLLM sizes the
+cache by the smallest of its workers' (kv_cache_utils.get_kv_cache_configs). The budget rows
+measure kvcalc's reserve model against real start-ups: the "reserve" column is the gap to
+close (docs/planning.md). Weights: the checkpoint's bytes where the preset is the model
+itself; the multimodal checkpoints (llava, Qwen3-VL) also load a vision tower no text preset
+counts.
+"""
+
+
 def _run(args: list[str]) -> tuple[int, str]:
     from typer.testing import CliRunner
 
@@ -209,7 +223,7 @@ def render() -> str:
             )
         if data["notes"]:
             details.append("\n" + "\n".join(f"Note: {n}" for n in data["notes"]) + "\n")
-    return "".join(parts) + "".join(details)
+    return "".join(parts) + FINDINGS + "".join(details)
 
 
 def main() -> int:
