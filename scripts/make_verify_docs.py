@@ -132,9 +132,10 @@ engines' token, block, cell and byte counts within the printed rounding on every
 one: the Qwen3-235B vLLM issue quotes one worker's available memory, and vLLM sizes the
 cache by the smallest of its workers' (kv_cache_utils.get_kv_cache_configs). The budget rows
 measure kvcalc's reserve model against real start-ups: the "reserve" column is the gap to
-close (docs/planning.md). Weights: the checkpoint's bytes where the preset is the model
-itself; the multimodal checkpoints (llava, Qwen3-VL) also load a vision tower no text preset
-counts.
+close (docs/planning.md). Weights agree to a fraction of a percent for the dense 16-bit
+checkpoints; gpt-oss-120b on A100 (vLLM's Marlin path for mxfp4 on GPUs without FP4) loads
+more than its published bytes, and the multimodal checkpoints (llava, Qwen3-VL) also load a
+vision tower that no text preset counts.
 """
 
 
