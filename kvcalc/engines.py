@@ -90,6 +90,9 @@ class EngineProfile:
     # or "fp8_scaled" (fp8 e4m3 + one fp32 scale per 128 values: vLLM, SGLang)
     indexer_layout: Literal["model", "fp8_scaled", "unmodelled"] = "model"
     indexer_block_size: int | None = None  # page size for DSA (indexer) models, if different
+    # layers with K = V (Gemma 4 attention_k_eq_v): "both" caches K and V (transformers:
+    # values hold a copy of the keys, measured), "k_only" caches K once, None: not read yet
+    k_eq_v: Literal["both", "k_only"] | None = None
     assumptions: tuple[str, ...] = field(default_factory=tuple)
     sources: tuple[str, ...] = field(default_factory=tuple)
 
@@ -125,6 +128,7 @@ ENGINES: dict[str, EngineProfile] = {
             name="formula",
             version="none (textbook formula)",
             summary="textbook: exactly seq tokens, sliding layers hold the window, MLA as latent",
+            k_eq_v="both",
             head_rule="replicate",
             sliding="window",
             assumptions=(
@@ -287,6 +291,7 @@ ENGINES: dict[str, EngineProfile] = {
             conv_width="kernel",
             conv_dtype_rule="model",
             state_dtype_rule="fp32",
+            k_eq_v="both",
             expanded_kv_families=frozenset({"falcon"}),
             assumptions=(
                 "DynamicCache: exactly seq tokens per full layer, no paging",
@@ -312,6 +317,7 @@ ENGINES: dict[str, EngineProfile] = {
             conv_width="kernel",
             conv_dtype_rule="model",
             state_dtype_rule="fp32",
+            k_eq_v="both",
             expanded_kv_families=frozenset({"falcon"}),
             assumptions=(
                 "[mla] as hf, except MLA: K = n_heads·(qk_nope + qk_rope), V = n_heads·v_head_dim",

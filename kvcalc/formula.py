@@ -537,6 +537,11 @@ def _layers(
                 conv, rec, text = state_bytes_per_sequence(model, engine, kind, workload.tp)
                 cache[key] = _Layer(name, None, 0, 0, "", kind, conv, rec, text)
             else:
+                if kind.k_eq_v and engine.k_eq_v is None:
+                    raise KvcalcError(
+                        f"engine {engine.name}: layers whose K is also V (attention_k_eq_v) are "
+                        "not modelled for it yet (try --engine hf or formula)"
+                    )
                 attention = kind_attention(model, kind)
                 heads = kv_heads_per_gpu(model, engine, workload.tp, attention)
                 per, text = layer_bytes_per_token(model, engine, k_dtype, v_dtype, heads, attention)

@@ -509,3 +509,19 @@ def test_glm52_shared_indexer_layers_keep_no_indexer_keys() -> None:
     assert names.count("shared") == 57
     result = kv_cache(model, Workload(seq_len=10), ENGINES["hf"])
     assert result.bytes_per_token == 78 * 1152 + 21 * 256
+
+
+def test_gemma4_26b_sliding_and_global_layers() -> None:
+    """Gemma-4-26B-A4B (published config: 30 layers, 5 sliding : 1 full; sliding 8 KV heads ×
+    256, W = 1,024; full layers num_global_key_value_heads 2 × global_head_dim 512, K = V).
+    Per token: 25 × 2·8·256·2 + 5 × 2·2·512·2 = 204,800 + 20,480 = 225,280 B.
+    hf at 2,000 tokens (sliding keep W − 1 = 1,023; K = V still caches the values,
+    measured): 25·1,023·8,192 + 5·2,000·4,096 = 209,510,400 + 40,960,000 = 250,470,400 B.
+    Engines whose K = V storage kvcalc has not read are refused."""
+    model = _import("gemma-4-26b-a4b")
+    hf_result = kv_cache(model, Workload(seq_len=2000, k_dtype=BF16), ENGINES["hf"])
+    assert hf_result.bytes_per_token == 225_280
+    assert hf_result.per_sequence_bytes == 250_470_400
+    for engine in ("sglang", "vllm", "trtllm"):
+        with pytest.raises(KvcalcError, match="engine"):
+            kv_cache(model, Workload(seq_len=2000), ENGINES[engine])

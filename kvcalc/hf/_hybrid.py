@@ -349,3 +349,121 @@ DSA_READS = frozenset(
         "num_nextn_predict_layers", "layer_types",
     }
 )  # fmt: skip
+
+
+# ---- Gemma 4 (gemma4_text) ---------------------------------------------------------------
+
+
+def gemma4(c: _Config, family: str) -> dict[str, Any]:
+    """Gemma 4: sliding layers (num_key_value_heads × head_dim) and full layers with their
+    own geometry (num_global_key_value_heads × global_head_dim; with attention_k_eq_v the
+    full layers have no v_proj and transformers caches the keys as values too); the last
+    num_kv_shared_layers layers reuse earlier layers' KV and cache nothing.
+
+    transformers models/gemma4/configuration_gemma4.py (Gemma4TextConfig.__post_init__:
+    layer_types default 5 sliding : 1 full, the last layer forced full, per_layer_config
+    overrides of the full layers; kv_sharing_modes) and modeling_gemma4.py
+    (Gemma4TextAttention: q/k norms, no K/V projections in shared layers; Gemma4TextMLP
+    doubled in shared layers with use_double_wide_mlp; router and experts of the MoE block).
+    """
+    if c.has("per_layer_config"):
+        raise KvcalcError("config key 'per_layer_config' is not modelled yet")
+    n_layers = c.get_int("num_hidden_layers")
+    types = c.data.get("layer_types") or [
+        "sliding_attention" if (i + 1) % 6 else "full_attention" for i in range(n_layers)
+    ]
+    if not isinstance(types, list) or len(types) != n_layers:
+        raise KvcalcError(f"layer_types must list {n_layers} layers")
+    types = [*types[:-1], "full_attention"]  # Gemma4TextConfig forces the last layer full
+    if set(types) - {"sliding_attention", "full_attention"}:
+        raise KvcalcError("layer_types other than sliding_attention / full_attention")
+    window = c.get_int("sliding_window")
+    if c.data.get("use_bidirectional_attention") == "all":
+        window = window // 2 + 1
+    h = c.get_int("hidden_size")
+    n_heads = c.get_int("num_attention_heads")
+    n_kv = c.get_int("num_key_value_heads")
+    d = c.get_int("head_dim")
+    k_eq_v = c.get_bool("attention_k_eq_v", False)
+    global_d = c.get_int("global_head_dim", default=512)
+    global_kv = c.get_int("num_global_key_value_heads", default=0) if k_eq_v else 0
+    global_kv = global_kv or n_kv
+    shared = c.get_int("num_kv_shared_layers", default=0)
+    first_shared = n_layers - shared
+    names = []
+    for i, t in enumerate(types):
+        if i >= first_shared:
+            names.append("shared")
+        else:
+            names.append("sliding" if t == "sliding_attention" else "global")
+    kinds: dict[str, Any] = {
+        "global": {
+            "kind": "attention", "n_kv_heads": global_kv, "head_dim": global_d, "k_eq_v": k_eq_v,
+        },
+        "shared": {"kind": "none", "reason": "kv_shared"},
+    }  # fmt: skip
+    kinds = {k: v for k, v in kinds.items() if k in names}
+    bias = c.get_bool("attention_bias", False)
+    moe = c.get_bool("enable_moe_block", False)
+    n_experts = c.get_int("num_experts", default=0) if moe else 0
+    inter = c.get_int("intermediate_size")
+    double = c.get_bool("use_double_wide_mlp", False)
+    attention = mlp = experts = norms = 0
+    for i, t in enumerate(types):
+        full = t == "full_attention"
+        dl = global_d if full else d
+        kvl = global_kv if full else n_kv
+        q = n_heads * dl
+        attention += h * q + q * h + dl + (q + h if bias else 0)  # q, o, q_norm
+        if i < first_shared:
+            n_proj = 1 if (k_eq_v and full) else 2
+            attention += n_proj * (h * kvl * dl + (kvl * dl if bias else 0)) + dl  # k/v, k_norm
+        mlp += 3 * h * inter * (2 if double and i >= first_shared else 1)
+        norms += 4 * h
+        if n_experts:
+            moe_inter = c.get_int("moe_intermediate_size")
+            experts += n_experts * 3 * h * moe_inter + n_experts * h + h + n_experts  # router
+            norms += 3 * h
+    vocab = c.get_int("vocab_size")
+    tied = c.get_bool("tie_word_embeddings", True)
+    # per-layer inputs (Gemma 4 E2B/E4B): embed_tokens_per_layer, per_layer_model_projection
+    # and its norm; per layer an input gate, a projection and a norm
+    per_layer = c.get_int("hidden_size_per_layer_input", default=0)
+    other = 0
+    if per_layer:
+        vocab_pl = c.get_int("vocab_size_per_layer_input", default=vocab)
+        other = vocab_pl * n_layers * per_layer + h * n_layers * per_layer + per_layer
+        other += n_layers * 2 * h * per_layer
+        norms += n_layers * h
+    params = ParamBreakdown(
+        embedding=vocab * h,
+        lm_head=0 if tied else vocab * h,
+        attention=attention,
+        mlp=mlp,
+        experts=experts,
+        norms=norms + h,
+        other=other,
+    )
+    moe_spec = None
+    if n_experts:
+        moe_spec = {
+            "n_experts": n_experts,
+            "n_experts_per_token": c.get_int("top_k_experts", "num_experts_per_tok", default=1),
+        }
+    return {
+        "n_layers": n_layers,
+        "attention": _gqa(n_heads, n_kv, d),
+        "layers": {"sliding_window": window, "pattern": _period(names)},
+        "kinds": kinds,
+        "params": params,
+        "moe": moe_spec,
+    }
+
+
+GEMMA4_READS = frozenset(
+    {
+        "layer_types", "sliding_window", "global_head_dim", "num_global_key_value_heads",
+        "attention_k_eq_v", "num_kv_shared_layers", "per_layer_config",
+        "hidden_size_per_layer_input",
+    }
+)  # fmt: skip

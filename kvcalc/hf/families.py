@@ -30,7 +30,7 @@ CACHE_KEYS = frozenset(
         "num_kv_heads", "n_head_kv", "multi_query", "new_decoder_architecture",
         "kv_lora_rank", "qk_rope_head_dim", "v_head_dim", "global_head_dim",
         "num_global_key_value_heads", "attention_k_eq_v", "num_kv_shared_layers",
-        "block_configs", "kv_channels",
+        "block_configs", "kv_channels", "per_layer_config", "hidden_size_per_layer_input",
         # recurrent / linear-attention mixers
         "hybrid_override_pattern", "layers_block_type", "attn_layer_period",
         "attn_layer_offset", "full_attention_interval", "linear_attn_config",
@@ -166,6 +166,8 @@ _FAMILIES: list[Family] = [
            _hybrid.DSA_READS, _hybrid.dsa),
     Family("glm_moe_dsa", "GLM-5: MLA + indexer keys (shared-indexer layers keep none)",
            _hybrid.DSA_READS, _hybrid.dsa),
+    Family("gemma4_text", "Gemma 4: sliding layers, full layers of their own KV geometry, "
+           "K = V, KV-shared layers", _hybrid.GEMMA4_READS, _hybrid.gemma4, aliases=("gemma4",)),
 ]  # fmt: skip
 
 # model_types kvcalc knows and refuses, each with the reason (what it cannot size yet).
