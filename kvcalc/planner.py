@@ -33,6 +33,14 @@ CUDA_CONTEXT_BYTES = 552_402_944
 # vLLM V1's sampler warm-up holds fp32 logits for this many requests (max_num_seqs default
 # in the profile run of recent releases).
 PROFILE_LOGIT_ROWS = 1024
+# transformers (fit --engine hf), measured on an H200 with torch 2.11.0+cu130, driver
+# 580.159.04 (tests/data/hf_peak, scripts/measure_hf_peak.py): device memory outside
+# PyTorch's allocator once a model has run a decode step, i.e. the CUDA context
+# (648,871,936 B there) plus the CUDA libraries' handles and loaded kernels; the largest
+# of the 24 recorded runs (they range 730,660,864 to 747,438,080 B).
+HF_NONTORCH_BYTES = 747_438_080
+# cuBLAS workspace, taken through PyTorch's caching allocator (measured: 32 MiB on Hopper)
+HF_CUBLAS_WORKSPACE_BYTES = 33_554_432
 TP_CANDIDATES = (1, 2, 4, 8, 16, 32, 64)
 MAX_PP = 64
 
@@ -220,7 +228,15 @@ def default_reserve(
     N = max_num_batched_tokens (vLLM 8192) or n_ubatch (llama.cpp 512). NCCL and custom
     all-reduce buffers are not modelled: pass --reserve when you know better.
     llama.cpp: CUDA context + its compute buffer (kvcalc/llamacpp.py:compute_reserve_terms).
+    transformers (profiles with decode_working_set): the memory outside PyTorch's
+    allocator and the cuBLAS workspace, both measured; what a decode step allocates per
+    sequence is counted per sequence (hf_decode_working_set), not here.
     """
+    if engine.decode_working_set:
+        return (
+            ("CUDA context + libraries (measured, H200, torch 2.11)", HF_NONTORCH_BYTES),
+            ("cuBLAS workspace", HF_CUBLAS_WORKSPACE_BYTES),
+        )
     if engine.sliding == "llama_cpp":
         terms = compute_reserve_terms(model, workload.llamacpp)
         return (("CUDA context", CUDA_CONTEXT_BYTES), *terms)
@@ -239,6 +255,72 @@ def default_reserve(
         (f"activations ({n_tokens:,} tokens)", activations),
         (f"logits ({min(n_tokens, PROFILE_LOGIT_ROWS):,} × vocab, fp32)", logits),
     )
+
+
+def hf_decode_working_set(
+    model: ModelSpec, windows: tuple[Window | None, ...], seq_len: int
+) -> tuple[tuple[str, int], ...]:
+    """Return what one transformers decode step allocates per sequence beside the cache.
+
+    (term, bytes) pairs that add up; read from transformers 5.17 (cache_utils.py,
+    integrations/sdpa_attention.py, masking_utils.py, models/deepseek_v2) and measured on
+    an H200 at the out-of-memory boundary (tests/data/hf_peak). The step's peak is the
+    largest of, for one layer at a time:
+    - a full layer's cache update: DynamicLayer.update builds torch.cat([K, k]) before the
+      old K (seq − 1 tokens) is freed: n_kv·(seq − 1)·max(d_k, d_v) values; sdpa then
+      runs GQA natively (an all-ones mask is skipped, use_gqa_in_sdpa);
+    - where d_k ≠ d_v or d_k > 256, K and V repeated to every query head (repeat_kv);
+    - a sliding layer once seq ≥ W: its mask cannot be skipped (kv_length = W), so K and V
+      are repeated to every query head: n_heads·W·(d_k + d_v); below W, both new K and V
+      beside the old (DynamicSlidingWindowLayer.update);
+    - MLA: the latent expanded for one layer, kv_b_proj's output n_heads·(nope + v) and
+      the new key n_heads·(nope + rope) per token (DeepseekV2Attention.expand_kv);
+    - the logits: vocab in the model dtype and generate()'s fp32 copy;
+    plus generate()'s input_ids and attention_mask (int64: 16 B per token) and the step's
+    activations (8·d_model values, a bound on the 12-54 KB measured).
+    Padded batches (a mask that is not all ones) repeat K/V on every layer: not modelled.
+    """
+    elt = 4 if model.dtype == "fp32" else 2
+    attention = model.attention
+    candidates: list[tuple[str, int]] = []
+    if isinstance(attention, MLA):
+        width = attention.n_heads * (
+            2 * attention.qk_nope_head_dim + attention.v_head_dim + attention.qk_rope_head_dim
+        )
+        candidates.append(("MLA latent expanded for one layer", seq_len * width * elt))
+    else:
+        n_heads = attention.n_heads
+        n_kv = getattr(attention, "n_kv_heads", n_heads)
+        d_k, d_v = attention.head_dim_k, attention.v_dim
+        if None in windows or not windows:
+            if d_k == d_v <= 256 or n_kv == n_heads:
+                bytes_ = n_kv * (seq_len - 1) * max(d_k, d_v) * elt
+                candidates.append(("one layer's old K beside its torch.cat copy", bytes_))
+            else:
+                bytes_ = n_heads * seq_len * (d_k + d_v) * elt
+                candidates.append(("one layer's K/V repeated to every query head", bytes_))
+        for size in sorted({w.size for w in windows if w is not None}):
+            if seq_len >= size and n_heads > n_kv:
+                bytes_ = n_heads * size * (d_k + d_v) * elt
+                label = f"sliding layer (W {size:,}): K/V repeated to every query head"
+            else:
+                bytes_ = n_kv * (min(seq_len, size) - 1) * (d_k + d_v) * elt
+                label = f"sliding layer (W {size:,}): old K/V beside the new"
+            candidates.append((label, bytes_))
+    candidates.append(("logits (model dtype + fp32 copy)", model.vocab_size * (elt + 4)))
+    largest = max(candidates, key=lambda term: term[1])
+    return (
+        (f"decode peak: {largest[0]}", largest[1]),
+        ("input_ids + attention_mask (int64)", 16 * seq_len),
+        ("activations (8 · d_model)", 8 * model.d_model * elt),
+    )
+
+
+def _working_set(plan: Plan, kv: KvBreakdown, seq_len: int) -> int:
+    """Return the per-sequence decode working set the engine needs beside the cache (0: none)."""
+    if not plan.engine.decode_working_set:
+        return 0
+    return sum(b for _, b in hf_decode_working_set(plan.model, kv.layer_windows, seq_len))
 
 
 def sglang_mem_fraction_static(capacity_bytes: int, tp: int, pp: int) -> float:
@@ -434,7 +516,9 @@ def _max_batch_at(plan: Plan, seq_len: int, budget_: Budget) -> tuple[int, KvBre
         units = _stage_units(kv, stage, kv_budget)
         if units.per_request == 0:
             continue
-        fit = units.available // units.per_request
+        # transformers: each sequence also needs the decode step's working set (bytes)
+        per_request = units.per_request + _working_set(plan, kv, seq_len)
+        fit = units.available // per_request
         best = fit if best is None else min(best, fit)
     return (best if best is not None else 2**62), kv
 
@@ -508,7 +592,10 @@ def fit(plan: Plan) -> Fit:
     stage_units = [_stage_units(one, s, b) for s, b in enumerate(budget_.stage_kv_budget_bytes)]
     needed = [u.per_request * plan.workload.batch * u.unit_bytes for u in stage_units]
     kv_bytes = max(needed)
-    headroom = min(b - n for b, n in zip(budget_.stage_kv_budget_bytes, needed, strict=True))
+    working = _working_set(plan, one, plan.workload.seq_len) * plan.workload.batch
+    headroom = min(
+        b - n - working for b, n in zip(budget_.stage_kv_budget_bytes, needed, strict=True)
+    )
     batch_max = max_batch(plan, budget_)
     seq_max, clamped = max_seq_len(plan, budget_)
     tokens = max_tokens(plan, budget_)
@@ -531,6 +618,13 @@ def fit(plan: Plan) -> Fit:
         )
     if budget_.kv_budget_bytes <= 0:
         notes.append("weights and reserve leave no memory for the KV cache")
+    if working:
+        per_seq = working // plan.workload.batch
+        notes.append(
+            f"decode step's working set counted beside the KV: {per_seq:,} B per sequence "
+            "(transformers, measured; PyTorch's default allocator can lose more to "
+            "fragmentation: PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True avoids it)"
+        )
     if plan.weights_dtype is None and plan.model.weights_quant is not None:
         notes.append(f"weights as published: {plan.model.weights_quant.summary}")
     return Fit(

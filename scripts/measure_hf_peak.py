@@ -233,7 +233,9 @@ def probe_layers(torch: Any, model: Any, device: str) -> list[dict[str, Any]]:
     result = []
     for layer in cache.layers:
         k, v = layer.keys, layer.values
-        window = getattr(layer, "sliding_window", None) if getattr(layer, "is_sliding", False) else None
+        window = (
+            getattr(layer, "sliding_window", None) if getattr(layer, "is_sliding", False) else None
+        )
         result.append(
             {
                 "class": type(layer).__name__,
@@ -340,7 +342,10 @@ def main() -> int:
         free, total = torch.cuda.mem_get_info()
         nontorch = total - free - torch.cuda.memory_reserved()
         del a
-        log(f"context {context} nontorch after matmul {nontorch} cublas via allocator {cublas_alloc}", out)
+        log(
+            f"context {context} nontorch after matmul {nontorch} cublas via allocator {cublas_alloc}",
+            out,
+        )
         info["cuda_context_bytes"] = context
         info["nontorch_after_first_matmul_bytes"] = nontorch
         info["cublas_workspace_in_allocator_bytes"] = cublas_alloc
@@ -424,8 +429,11 @@ def main() -> int:
             if out is not None:
                 with (out / "hf_peak.jsonl").open("a") as f:
                     f.write(json.dumps(record) + "\n")
-            log(f"{name} seq {seq}: max batch {found['max_batch']} (fails at "
-                f"{found['first_failing_batch']}), {len(found['trials'])} trials", out)
+            log(
+                f"{name} seq {seq}: max batch {found['max_batch']} (fails at "
+                f"{found['first_failing_batch']}), {len(found['trials'])} trials",
+                out,
+            )
         del runner, model
         gc.collect()
         if device == "cuda":

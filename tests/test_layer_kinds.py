@@ -12,7 +12,7 @@ from kvcalc import hf
 from kvcalc.cli import app
 from kvcalc.engines import ENGINES
 from kvcalc.formula import Workload, kv_cache
-from kvcalc.planner import Plan, fit
+from kvcalc.planner import Plan, fit, hf_decode_working_set
 from kvcalc.presets import load_gpu
 from kvcalc.specs import ModelSpec
 
@@ -35,7 +35,11 @@ def test_max_batch_counts_state(engine: str, seq: int) -> None:
 
     def on_gpu(batch: int) -> int:
         kv = kv_cache(model, Workload(seq_len=seq, batch=batch), ENGINES[engine])
-        return kv.per_gpu_bytes + kv.state_per_gpu_bytes
+        # transformers: each sequence also holds the decode step's working set
+        working = 0
+        if ENGINES[engine].decode_working_set:
+            working = sum(b for _, b in hf_decode_working_set(model, kv.layer_windows, seq))
+        return kv.per_gpu_bytes + kv.state_per_gpu_bytes + batch * working
 
     assert answer.max_batch > 0
     assert on_gpu(answer.max_batch) <= budget < on_gpu(answer.max_batch + 1)
