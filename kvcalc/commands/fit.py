@@ -69,7 +69,9 @@ def fit_command(
         None,
         "--weights-dtype",
         metavar="DTYPE",
-        help="Weights: bf16, fp16, fp8, int8, int4-gptq, int4-awq (default: the model's).",
+        help="Weights: bf16, fp16, fp8, fp8-block, int8, int4-gptq, int4-awq, mxfp4, nvfp4, "
+        "or a GGUF type (q8_0, q6_k, q5_k, q4_k, q4_0 ...; docs/weights.md) (default: as "
+        "published, from the checkpoint's quantization_config, else the model's dtype).",
     ),
     engine: str = typer.Option("vllm", "--engine", "-e", metavar="ENGINE", help="Engine profile."),
     util: float | None = typer.Option(
