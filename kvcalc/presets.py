@@ -266,6 +266,17 @@ def import_hf(
     config = read_json(path)
     if not isinstance(config, dict):
         raise KvcalcError(f"{path}: expected a JSON object")
+    hf_quant = path.parent / "hf_quant_config.json"  # NVIDIA ModelOpt's recipe
+    if hf_quant.is_file():
+        from kvcalc.quant import with_hf_quant_config
+
+        recipe = read_json(hf_quant)
+        if not isinstance(recipe, dict):
+            raise KvcalcError(f"{hf_quant}: expected a JSON object")
+        try:
+            config = with_hf_quant_config(config, recipe)
+        except KvcalcError as exc:
+            raise KvcalcError(f"{hf_quant}: {exc}") from None
     try:
         return hf.import_config(
             config,

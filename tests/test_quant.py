@@ -268,3 +268,20 @@ def test_cli_refuses_a_mix_in_one_line() -> None:
     )
     assert result.exit_code == 2
     assert result.stderr.count("error:") == 1 and "Traceback" not in result.output
+
+
+def test_import_reads_hf_quant_config_beside_config(tmp_path: Path) -> None:
+    """A folder with ModelOpt's hf_quant_config.json next to config.json imports its recipe:
+    nvidia/Llama-3.1-70B-Instruct-FP8, every linear fp8 + 8 B of fp32 scales."""
+    from kvcalc.presets import import_hf
+
+    (tmp_path / "config.json").write_text((CONFIGS / "llama-3.1-70b-fp8.json").read_text())
+    (tmp_path / "hf_quant_config.json").write_text(
+        (CONFIGS / "hf_quant" / "llama-3.1-70b-fp8.json").read_text()
+    )
+    wq = import_hf(tmp_path).spec.weights_quant
+    assert wq is not None and wq.method == "modelopt FP8"
+    assert wq.mlp.bytes == 80 * (3 * 28672 * 8192 + 3 * 8)
+    (tmp_path / "hf_quant_config.json").write_text("[]")
+    with pytest.raises(KvcalcError, match=r"hf_quant_config\.json: expected a JSON object"):
+        import_hf(tmp_path)
