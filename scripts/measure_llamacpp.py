@@ -169,37 +169,51 @@ def state_geometries() -> list[dict[str, Any]]:
             kv["expert_shared_feed_forward_length"] = c["shared_expert_intermediate_size"]
         seed = ["attn_qkv.weight", "attn_gate.weight"]  # the fused GDN projections
         out.append({"preset": name, "arch": arch, "kv": kv, "n_layer": n, "seed": seed})
-    c = hf_config("nemotron-h-56b")
-    pattern = c["hybrid_override_pattern"]
-    out.append(
-        {
-            "preset": "nemotron-h-56b",
-            "arch": "nemotron_h",
-            "seed": ["ssm_conv1d.bias"],  # use_conv_bias: true
-            "n_layer": len(pattern),
-            "kv": {
-                "context_length": c["max_position_embeddings"],
-                "embedding_length": c["hidden_size"],
-                "block_count": len(pattern),
-                "vocab_size": c["vocab_size"],
-                "feed_forward_length": [c["intermediate_size"] if p == "-" else 0 for p in pattern],
-                "attention.head_count": c["num_attention_heads"],
-                "attention.head_count_kv": [
-                    c["num_key_value_heads"] if p == "*" else 0 for p in pattern
-                ],
-                "attention.key_length": c["attention_head_dim"],
-                "attention.value_length": c["attention_head_dim"],
-                "attention.layer_norm_epsilon": 1e-5,
-                "attention.layer_norm_rms_epsilon": 1e-5,
-                "rope.dimension_count": c["attention_head_dim"],
-                "ssm.conv_kernel": c["conv_kernel"],
-                "ssm.state_size": c["ssm_state_size"],
-                "ssm.group_count": c["n_groups"],
-                "ssm.time_step_rank": c["mamba_num_heads"],
-                "ssm.inner_size": c["mamba_num_heads"] * c["mamba_head_dim"],
-            },
+    for name, arch in (
+        ("nemotron-h-56b", "nemotron_h"),
+        ("nemotron-3-nano-30b-a3b", "nemotron_h_moe"),
+    ):
+        c = hf_config(name)
+        pattern = c["hybrid_override_pattern"]  # M mamba2, * attention, - MLP, E MoE
+        head_dim = c.get("attention_head_dim") or c["head_dim"]
+        ffn = c.get("moe_intermediate_size") or c["intermediate_size"]
+        kv = {
+            "context_length": c["max_position_embeddings"],
+            "embedding_length": c["hidden_size"],
+            "block_count": len(pattern),
+            "vocab_size": c["vocab_size"],
+            "feed_forward_length": [ffn if p in "-E" else 0 for p in pattern],
+            "attention.head_count": c["num_attention_heads"],
+            "attention.head_count_kv": [
+                c["num_key_value_heads"] if p == "*" else 0 for p in pattern
+            ],
+            "attention.key_length": head_dim,
+            "attention.value_length": head_dim,
+            "attention.layer_norm_epsilon": 1e-5,
+            "attention.layer_norm_rms_epsilon": 1e-5,
+            "rope.dimension_count": head_dim,
+            "ssm.conv_kernel": c["conv_kernel"],
+            "ssm.state_size": c["ssm_state_size"],
+            "ssm.group_count": c["n_groups"],
+            "ssm.time_step_rank": c["mamba_num_heads"],
+            "ssm.inner_size": c["mamba_num_heads"] * c["mamba_head_dim"],
         }
-    )
+        if "n_routed_experts" in c:
+            kv["expert_count"] = c["n_routed_experts"]
+            kv["expert_used_count"] = c["num_experts_per_tok"]
+            kv["expert_feed_forward_length"] = c["moe_intermediate_size"]
+            kv["expert_shared_feed_forward_length"] = c["moe_shared_expert_intermediate_size"]
+            kv["expert_shared_count"] = c["n_shared_experts"]
+            kv["expert_weights_scale"] = float(c["routed_scaling_factor"])
+        out.append(
+            {
+                "preset": name,
+                "arch": arch,
+                "seed": ["ssm_conv1d.bias"],  # use_conv_bias: true
+                "n_layer": len(pattern),
+                "kv": kv,
+            }
+        )
     return out
 
 
