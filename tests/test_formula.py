@@ -525,3 +525,18 @@ def test_gemma4_26b_sliding_and_global_layers() -> None:
     for engine in ("sglang", "vllm", "trtllm"):
         with pytest.raises(KvcalcError, match="engine"):
             kv_cache(model, Workload(seq_len=2000), ENGINES[engine])
+
+
+def test_llama_nemotron_super_49b_nas_blocks() -> None:
+    """Llama-3.3-Nemotron-Super-49B-v1 (published config, block_configs: 49 layers with
+    n_heads_in_group 8 → 64/8 = 8 KV heads × 128, 31 attention no-ops): 49 × 2 × 8 × 128 × 2 B
+    = 200,704 B per token (today's reading, 80 layers × 64 MHA heads, gave 2,621,440).
+    Parameters 49,867,145,216 (DeciLM FFN widths from ffn_mult: int(2·m·8192/3) up to a
+    multiple of 256), the card's '49B'."""
+    model = _import("llama-3.3-nemotron-super-49b")
+    assert (
+        kv_cache(model, Workload(seq_len=100, k_dtype=BF16), ENGINES["formula"]).bytes_per_token
+        == 200_704
+    )
+    assert model.layer_kind_names().count("no_attention") == 31
+    assert model.n_params == 49_867_145_216

@@ -467,3 +467,89 @@ GEMMA4_READS = frozenset(
         "hidden_size_per_layer_input",
     }
 )  # fmt: skip
+
+
+# ---- NVIDIA Llama-Nemotron NAS / DeciLM (nemotron-nas) ------------------------------------
+
+
+def _nas_intermediate(ffn_mult: Any, h: int) -> int:
+    """DeciLM's _ffn_mult_to_intermediate_size: int(2·ffn_mult·h/3), up to a multiple of 256."""
+    from fractions import Fraction
+
+    width = int(2 * Fraction(str(ffn_mult)) * h / 3)
+    return width if width % 256 == 0 else width + 256 - width % 256
+
+
+def nemotron_nas(c: _Config, family: str) -> dict[str, Any]:
+    """Llama-Nemotron NAS (DeciLM): block_configs give each layer its attention (GQA with
+    n_heads_in_group, a no-op, or a linear replacement) and FFN (ffn_mult, no-op, linear).
+    Only real attention layers cache K and V, each with its own KV heads.
+
+    nvidia/Llama-3_3-Nemotron-Super-49B-v1: modeling_decilm.py (remote code, not in
+    transformers, so not cross-checked): DeciLMDecoderLayer builds input_layernorm + attention
+    unless attention no_op, post_attention_layernorm + gated MLP unless ffn no_op; a
+    replace_with_linear block is one hidden × hidden linear.
+    """
+    blocks = c.data.get("block_configs")
+    n_layers = c.get_int("num_hidden_layers")
+    if not isinstance(blocks, list) or len(blocks) != n_layers:
+        raise KvcalcError(f"block_configs must list {n_layers} layers")
+    h = c.get_int("hidden_size")
+    n_heads = c.get_int("num_attention_heads")
+    d = c.get_int("head_dim", default=h // n_heads)
+    names: list[str] = []
+    kinds: dict[str, Any] = {}
+    attention = mlp = norms = 0
+    for block in blocks:
+        attn, ffn = block.get("attention") or {}, block.get("ffn") or {}
+        for part in (attn, ffn):
+            for key in ("sparsify", "num_sink_tokens", "window_length"):
+                if part.get(key):
+                    raise KvcalcError(f"block_configs key {key!r} is not modelled yet")
+        if attn.get("no_op"):
+            names.append("no_attention")
+            kinds["no_attention"] = {"kind": "none", "reason": "no_attention"}
+        elif attn.get("replace_with_linear"):
+            names.append("linear")
+            kinds["linear"] = {"kind": "none", "reason": "no_attention"}
+            attention += h * h
+            norms += h
+        else:
+            group = attn.get("n_heads_in_group")
+            if not isinstance(group, int) or group <= 0 or n_heads % group:
+                raise KvcalcError(f"block_configs n_heads_in_group {group!r} must divide the heads")
+            n_kv = n_heads // group
+            name = f"gqa{n_kv}"
+            names.append(name)
+            kinds[name] = {"kind": "attention", "n_kv_heads": n_kv}
+            attention += _attn_params(h, n_heads, n_kv, d, c.get_bool("attention_bias", False))
+            norms += h
+        if ffn.get("no_op"):
+            continue
+        norms += h
+        if ffn.get("replace_with_linear"):
+            mlp += h * h
+        else:
+            inter = _nas_intermediate(ffn.get("ffn_mult"), h)
+            mlp += 3 * h * inter + ((2 * inter + h) if c.get_bool("mlp_bias", False) else 0)
+    vocab = c.get_int("vocab_size")
+    tied = c.get_bool("tie_word_embeddings", False)
+    params = ParamBreakdown(
+        embedding=vocab * h,
+        lm_head=0 if tied else vocab * h,
+        attention=attention,
+        mlp=mlp,
+        norms=norms + h,
+    )
+    first = next((kinds[n] for n in names if kinds[n]["kind"] == "attention"), None)
+    base_kv = first["n_kv_heads"] if first else n_heads
+    return {
+        "n_layers": n_layers,
+        "attention": _gqa(n_heads, base_kv, d),
+        "layers": {"pattern": _period(names)},
+        "kinds": kinds,
+        "params": params,
+    }
+
+
+NAS_READS = frozenset({"block_configs"})

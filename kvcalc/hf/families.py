@@ -168,6 +168,9 @@ _FAMILIES: list[Family] = [
            _hybrid.DSA_READS, _hybrid.dsa),
     Family("gemma4_text", "Gemma 4: sliding layers, full layers of their own KV geometry, "
            "K = V, KV-shared layers", _hybrid.GEMMA4_READS, _hybrid.gemma4, aliases=("gemma4",)),
+    Family("nemotron-nas", "Llama-Nemotron NAS (DeciLM): per-layer GQA, no-op and linear "
+           "attention blocks", _hybrid.NAS_READS, _hybrid.nemotron_nas, crosschecked=False,
+           notes=("remote code (modeling_decilm.py), not in transformers: not cross-checked",)),
 ]  # fmt: skip
 
 # model_types kvcalc knows and refuses, each with the reason (what it cannot size yet).
