@@ -91,13 +91,12 @@ class LlamaCppContext:
         return self.n_stream * self.stream_cells(window)
 
 
-def llama_context(
-    options: LlamaCppOptions | None, seq_len: int, n_seq: int, v_quantised: bool = False
-) -> LlamaCppContext:
+def llama_context(options: LlamaCppOptions | None, seq_len: int, n_seq: int) -> LlamaCppContext:
     """Return llama.cpp's context for these options, n_seq slots of seq_len tokens each.
 
     Without -c the context is seq_len · n_seq (each of n_seq slots gets seq_len tokens, as
-    `-c seq·n -np n` gives). `v_quantised`: 'auto' flash attention is forced on.
+    `-c seq·n -np n` gives). Flash attention 'auto' counts as on: it is on the CPU and CUDA
+    backends (measured), and a quantised V cache turns it on.
     """
     opts = options or LlamaCppOptions()
     requested = opts.ctx_size if opts.ctx_size is not None else seq_len * n_seq
@@ -118,7 +117,7 @@ def llama_context(
         n_ubatch=n_ubatch,
         unified=opts.kv_unified,
         swa_full=opts.swa_full,
-        flash_attn=opts.flash_attn != "off" or v_quantised,
+        flash_attn=opts.flash_attn != "off",
     )
 
 

@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from kvcalc.dtypes import kv_dtype
 from kvcalc.engines import engine_profile
@@ -313,3 +315,26 @@ def test_hybrid_kv_and_state_match_real_llama_cpp(case: dict[str, Any]) -> None:
     assert kv.total_bytes == sum(c["k_bytes"] + c["v_bytes"] for c in attn)
     assert kv.state_total_bytes == sum(c["total_bytes"] for c in state)
     assert [c["cells"] for c in state] == [o["n_seq_max"]]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    name=st.sampled_from(["gemma-3-4b", "gpt-oss-20b", "llama-4-scout", "deepseek-v2-lite"]),
+    seq=st.integers(1, 70_000),
+    slots=st.integers(1, 8),
+    ubatch=st.sampled_from([None, 1, 100, 512, 4096]),
+)
+def test_separate_slots_are_linear(name: str, seq: int, slots: int, ubatch: int | None) -> None:
+    """Without --kv-unified, `-c seq·np -np np` holds np times one slot of seq tokens.
+
+    GGML_PAD(GGML_PAD(seq·np, 256) / np, 256) = GGML_PAD(seq, 256), so kvcalc's --seq/--batch
+    reading of llama.cpp is exact (at the same n_ubatch, which -c caps).
+    """
+    model = load_model(name)
+
+    def total(n: int, n_ubatch: int | None) -> int:
+        opts = LlamaCppOptions(ctx_size=seq * n, n_ubatch=n_ubatch)
+        return kv_cache(model, Workload(seq_len=seq, batch=n, llamacpp=opts), LLAMA).total_bytes
+
+    one_slot_ubatch = llama_context(LlamaCppOptions(n_ubatch=ubatch), seq, 1).n_ubatch
+    assert total(slots, one_slot_ubatch) == slots * total(1, ubatch)
