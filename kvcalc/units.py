@@ -114,6 +114,31 @@ def format_gib(n_bytes: int) -> str:
     return f"{n_bytes / GiB:,.2f} GiB"
 
 
+_BINARY_UNITS = ("B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB")
+_DECIMAL_UNITS = ("B", "kB", "MB", "GB", "TB", "PB", "EB")
+
+
+def format_binary(n_bytes: int) -> str:
+    """Return n_bytes in the largest binary unit (2^10k) it reaches: '1.31 MiB', '168.00 GiB'.
+
+    Below 1 KiB the exact bytes ('512 B'). The model is rich/filesize.py, in binary units too.
+    """
+    size = abs(n_bytes)
+    if size < 2**10:
+        return f"{n_bytes:,} B"
+    k = min((size.bit_length() - 1) // 10, len(_BINARY_UNITS) - 1)
+    return f"{n_bytes / 2 ** (10 * k):,.2f} {_BINARY_UNITS[k]}"
+
+
+def format_decimal(n_bytes: int) -> str:
+    """Return n_bytes in the largest decimal unit (10^3k) it reaches: '1.38 MB', '180.39 GB'."""
+    size = abs(n_bytes)
+    if size < 10**3:
+        return f"{n_bytes:,} B"
+    k = min((len(str(size)) - 1) // 3, len(_DECIMAL_UNITS) - 1)
+    return f"{n_bytes / 10 ** (3 * k):,.2f} {_DECIMAL_UNITS[k]}"
+
+
 def format_bytes(n_bytes: int) -> str:
     """Return '180,388,626,432 B = 180.39 GB = 168.00 GiB': exact bytes, then both units."""
     return f"{n_bytes:,} B = {format_gb(n_bytes)} = {format_gib(n_bytes)}"

@@ -51,7 +51,7 @@ FILES = settings(FUZZ, max_examples=FUZZ.max_examples // 8)
 FEW = settings(FUZZ, max_examples={"ci": 60, "quick": 10}.get(PROFILE, 1000))
 
 # commands whose answer may be "does not fit" (exit 1)
-MAY_FAIL = {("fit",), ("check",), ("sweep",)}
+MAY_FAIL = {("fit",), ("check",), ("sweep",), ("verify",)}
 
 
 class _Hang(BaseException):
