@@ -287,6 +287,9 @@ class ModelSpec(_Spec):
 
     def _check_pattern(self, layers: LayerPattern) -> None:
         kinds = self.kinds or {}
+        for name in kinds:
+            if name in BUILTIN_KINDS:
+                raise ValueError(f"kinds.{name}: a built-in kind name cannot be redefined")
         for name in layers.pattern:
             if name not in BUILTIN_KINDS and name not in kinds:
                 known = ", ".join([*BUILTIN_KINDS, *kinds])

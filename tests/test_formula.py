@@ -540,3 +540,16 @@ def test_llama_nemotron_super_49b_nas_blocks() -> None:
     )
     assert model.layer_kind_names().count("no_attention") == 31
     assert model.n_params == 49_867_145_216
+
+
+def test_mimo_v2_flash_sliding_layers_have_twice_the_kv_heads() -> None:
+    """MiMo-V2-Flash (published config: 48 layers, hybrid_layer_pattern 9 full (0) and 39
+    sliding (1); full 4 KV heads, sliding swa_num_key_value_heads 8; K 192, V 128;
+    sliding_window_size 128 → window 129 with the query). Per token: 9 × 4 × (192+128) × 2 +
+    39 × 8 × (192+128) × 2 = 23,040 + 199,680 = 222,720 B; moe_layer_freq as a list imports."""
+    model = _import("mimo-v2-flash")
+    result = kv_cache(model, Workload(seq_len=1000, k_dtype=BF16), ENGINES["formula"])
+    assert result.bytes_per_token == 222_720
+    assert model.layers is not None and model.layers.sliding_window == 129
+    # formula engine: sliding layers hold the window, full layers every token
+    assert result.per_sequence_bytes == 9 * 2560 * 1000 + 39 * 5120 * 129

@@ -553,3 +553,104 @@ def nemotron_nas(c: _Config, family: str) -> dict[str, Any]:
 
 
 NAS_READS = frozenset({"block_configs"})
+
+
+# ---- Xiaomi MiMo-V2-Flash (mimo_v2_flash) --------------------------------------------------
+
+
+def mimo_v2_flash(c: _Config, family: str) -> dict[str, Any]:
+    """MiMo-V2-Flash: full layers (num_key_value_heads) and sliding layers with twice the KV
+    heads and attention sinks; K head_dim ≠ V v_head_dim; the window is sliding_window_size
+    previous tokens plus the query.
+
+    transformers models/mimo_v2_flash/configuration_mimo_v2_flash.py (layer_types default:
+    layer 0 and every 6th full; sliding_window = sliding_window_size + 1) and
+    modeling_mimo_v2_flash.py (MiMoV2FlashAttention: SWA layers num_key_value_heads · 2, sinks;
+    MiMoV2FlashMoE: no shared experts). hybrid_layer_pattern (1 = sliding) and the swa_* keys
+    are read and must agree with that model.
+    """
+    n_layers = c.get_int("num_hidden_layers")
+    types = c.data.get("layer_types")
+    pattern = c.data.get("hybrid_layer_pattern")
+    if types is None and isinstance(pattern, list):
+        types = ["sliding_attention" if flag else "full_attention" for flag in pattern]
+    if types is None:
+        types = [
+            "full_attention" if (i == 0 or not (i + 1) % 6) else "sliding_attention"
+            for i in range(n_layers)
+        ]
+    if len(types) != n_layers or set(types) - {"full_attention", "sliding_attention"}:
+        raise KvcalcError(f"layer_types / hybrid_layer_pattern must list {n_layers} layers")
+    h = c.get_int("hidden_size")
+    n_heads = c.get_int("num_attention_heads")
+    n_kv = c.get_int("num_key_value_heads")
+    d = c.get_int("head_dim", default=192)
+    dv = c.get_int("v_head_dim", default=128)
+    for key, expected in (
+        ("swa_num_key_value_heads", 2 * n_kv),
+        ("swa_num_attention_heads", n_heads),
+        ("swa_head_dim", d),
+        ("swa_v_head_dim", dv),
+    ):
+        if c.has(key) and c.get_int(key) != expected:
+            raise KvcalcError(
+                f"config key {key!r} = {c.get_int(key)} differs from the {expected} the "
+                "transformers model uses; not modelled"
+            )
+    window = (
+        c.get_int("sliding_window_size") + 1
+        if c.has("sliding_window_size")
+        else c.get_int("sliding_window", default=129)
+    )
+    bias = c.get_bool("attention_bias", False)
+    flags = c.data.get("mlp_layer_types") or c.data.get("moe_layer_freq")
+    if isinstance(flags, list):
+        moe_layers = [f in ("sparse", 1, True) for f in flags]
+    else:
+        moe_layers = [i > 0 for i in range(n_layers)]
+    if len(moe_layers) != n_layers:
+        raise KvcalcError(f"moe_layer_freq / mlp_layer_types must list {n_layers} layers")
+    n_experts = c.get_int("n_routed_experts", "num_local_experts")
+    attention = mlp = experts = 0
+    for t, moe in zip(types, moe_layers, strict=True):
+        kv = 2 * n_kv if t == "sliding_attention" else n_kv
+        q = n_heads * d
+        attention += h * q + h * kv * d + h * kv * dv + n_heads * dv * h
+        attention += (q + kv * d + kv * dv) if bias else 0
+        attention += n_heads if t == "sliding_attention" else 0  # attention sinks
+        if moe:
+            experts += n_experts * 3 * h * c.get_int("moe_intermediate_size") + n_experts * h
+        else:
+            mlp += 3 * h * c.get_int("intermediate_size")
+    vocab = c.get_int("vocab_size")
+    tied = c.get_bool("tie_word_embeddings", False)
+    params = ParamBreakdown(
+        embedding=vocab * h,
+        lm_head=0 if tied else vocab * h,
+        attention=attention,
+        mlp=mlp,
+        experts=experts,
+        norms=n_layers * 2 * h + h,
+    )
+    names = ["swa" if t == "sliding_attention" else "full" for t in types]
+    return {
+        "n_layers": n_layers,
+        "attention": _gqa(n_heads, n_kv, d, dv),
+        "layers": {"sliding_window": window, "pattern": _period(names)},
+        "kinds": {"swa": {"kind": "attention", "window": "sliding", "n_kv_heads": 2 * n_kv}},
+        "params": params,
+        "moe": {
+            "n_experts": n_experts,
+            "n_experts_per_token": c.get_int("num_experts_per_tok", default=1),
+        },
+        "mtp_layers": c.get_int("num_nextn_predict_layers", default=0),
+    }
+
+
+MIMO_V2_READS = frozenset(
+    {
+        "layer_types", "hybrid_layer_pattern", "sliding_window", "sliding_window_size",
+        "swa_num_key_value_heads", "swa_num_attention_heads", "swa_head_dim", "swa_v_head_dim",
+        "v_head_dim", "attention_chunk_size", "num_nextn_predict_layers",
+    }
+)  # fmt: skip

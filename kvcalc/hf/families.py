@@ -171,6 +171,8 @@ _FAMILIES: list[Family] = [
     Family("nemotron-nas", "Llama-Nemotron NAS (DeciLM): per-layer GQA, no-op and linear "
            "attention blocks", _hybrid.NAS_READS, _hybrid.nemotron_nas, crosschecked=False,
            notes=("remote code (modeling_decilm.py), not in transformers: not cross-checked",)),
+    Family("mimo_v2_flash", "MiMo-V2-Flash: sliding layers with twice the KV heads, K ≠ V dims",
+           _hybrid.MIMO_V2_READS, _hybrid.mimo_v2_flash),
 ]  # fmt: skip
 
 # model_types kvcalc knows and refuses, each with the reason (what it cannot size yet).
