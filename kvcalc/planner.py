@@ -271,8 +271,9 @@ def hf_decode_working_set(
       runs GQA natively (an all-ones mask is skipped, use_gqa_in_sdpa);
     - where d_k ≠ d_v or d_k > 256, K and V repeated to every query head (repeat_kv);
     - a sliding layer once seq ≥ W: its mask cannot be skipped (kv_length = W), so K and V
-      are repeated to every query head: n_heads·W·(d_k + d_v); below W, both new K and V
-      beside the old (DynamicSlidingWindowLayer.update);
+      are repeated to every query head: n_heads·W·(d_k + d_v) (MHA: no repeat, the new K
+      and V beside the old W-token tensors, DynamicSlidingWindowLayer.update); a W that
+      is not a multiple of 16 adds sdpa's padded mask bias (3 · n_heads · W values);
     - MLA: the latent expanded for one layer, kv_b_proj's output n_heads·(nope + v) and
       the new key n_heads·(nope + rope) per token (DeepseekV2Attention.expand_kv);
     - the logits: vocab in the model dtype and generate()'s fp32 copy;
@@ -303,9 +304,14 @@ def hf_decode_working_set(
             if seq_len >= size and n_heads > n_kv:
                 bytes_ = n_heads * size * (d_k + d_v) * elt
                 label = f"sliding layer (W {size:,}): K/V repeated to every query head"
-            else:
-                bytes_ = n_kv * (min(seq_len, size) - 1) * (d_k + d_v) * elt
+            else:  # the old tensor (a view over W tokens once full) beside the new
+                bytes_ = n_kv * min(seq_len - 1, size) * (d_k + d_v) * elt
                 label = f"sliding layer (W {size:,}): old K/V beside the new"
+            if seq_len >= size and size % 16:
+                # the mask's last dim unaligned: sdpa's padded bias, per query head
+                # (3 copies: measured on Phi-3-mini, W 2,047)
+                bytes_ += 3 * n_heads * cdiv(size, 16) * 16 * elt
+                label += " + padded mask bias"
             candidates.append((label, bytes_))
     candidates.append(("logits (model dtype + fp32 copy)", model.vocab_size * (elt + 4)))
     largest = max(candidates, key=lambda term: term[1])

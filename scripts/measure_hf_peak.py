@@ -42,6 +42,12 @@ CASES: tuple[tuple[str, tuple[int, ...]], ...] = (
     ("mistral-7b-v0.1", (16384,)),
     ("deepseek-v2-lite", (4096, 16384)),
     ("llama-3.2-3b", (4096,)),
+    # measured after the model was written, as a held-out check
+    ("qwen2.5-7b", (8192,)),
+    ("llama-3.1-8b", (32768,)),
+    ("phi-3-mini-4k", (4096,)),
+    ("mistral-nemo-12b", (16384,)),
+    ("gemma-2-27b", (8192,)),
 )
 
 

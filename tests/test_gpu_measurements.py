@@ -64,8 +64,15 @@ def _ids(paths: list[Path]) -> list[str]:
 
 
 def test_records_are_complete() -> None:
-    """24 runs: 7 geometries (dense GQA, sliding, hybrid, MLA), both allocators."""
-    assert len(RECORDS) == 24
+    """34 runs: 12 geometries (dense GQA, sliding, hybrid, MLA), both allocators.
+
+    qwen2.5-7b, llama-3.1-8b, phi-3-mini-4k, mistral-nemo-12b and gemma-2-27b were
+    measured after the model was written (held out); kvcalc's answers for them, computed
+    before that run, were 280, 30, 170, 45 and 39: the measured boundaries. Phi-3-mini's
+    step then held 1.5% more than the working set modelled (sdpa pads its unaligned
+    W = 2,047 mask); that term was added after its run (its max batch did not change).
+    """
+    assert len(RECORDS) == 34
     kinds = {_load(p)["model"] for p in RECORDS}
     assert {"llama-3.2-1b", "gemma-3-1b", "mistral-7b-v0.1", "deepseek-v2-lite"} <= kinds
     for path in RECORDS:
@@ -85,7 +92,8 @@ def test_h200_preset_is_the_measured_device() -> None:
 
 
 def test_reserve_terms_are_the_measured_ones() -> None:
-    """Memory outside PyTorch's allocator: the largest of the runs; cuBLAS: its 32 MiB."""
+    """Memory outside PyTorch's allocator: the largest of the 24 runs the model was fitted to
+    (the held-out runs stay at or below it); cuBLAS: its 32 MiB."""
     nontorch = [t["nontorch_after_decode"] for p in RECORDS for t in _load(p)["trials"] if t["ok"]]
     assert max(nontorch) == HF_NONTORCH_BYTES
     record = _load(RECORDS[0])
