@@ -654,3 +654,29 @@ MIMO_V2_READS = frozenset(
         "v_head_dim", "attention_chunk_size", "num_nextn_predict_layers",
     }
 )  # fmt: skip
+
+
+# ---- MiniMax-M2 (minimax_m2) ---------------------------------------------------------------
+
+
+def minimax_m2(c: _Config, family: str) -> dict[str, Any]:
+    """MiniMax-M2.x: GQA with q/k RMSNorm over all heads (qk_norm_type per_layer), MoE of
+    intermediate_size experts; with use_mtp, num_mtp_modules × mtp_transformer_layers MTP
+    layers (their KV only with speculative decoding). transformers
+    models/minimax_m2/modeling_minimax_m2.py."""
+    from kvcalc.hf._import import standard_fields
+
+    if c.data.get("attn_type_list") and set(c.data["attn_type_list"]) != {1}:
+        raise KvcalcError("config key 'attn_type_list' with lightning-attention layers (0)")
+    if c.get_bool("use_qk_norm", False) and c.data.get("qk_norm_type", "per_layer") != "per_layer":
+        raise KvcalcError(f"qk_norm_type {c.data.get('qk_norm_type')!r} is not modelled")
+    fields = standard_fields(c, family, [])
+    if c.get_bool("use_mtp", False):
+        layers = c.get_int("mtp_transformer_layers", default=1)
+        fields["mtp_layers"] = c.get_int("num_mtp_modules", default=1) * layers
+    return fields
+
+
+MINIMAX_M2_READS = frozenset(
+    {"attn_type_list", "use_mtp", "num_mtp_modules", "mtp_transformer_layers", "sliding_window"}
+)

@@ -196,7 +196,11 @@ def _param_breakdown(c: _Config, family: str, attention: dict[str, Any]) -> Para
         )
         if per_head_qk_norm:
             attn += 2 * d  # q_norm and k_norm over head_dim, shared by the heads
-        elif family == "olmo2" or (family == "cohere" and c.get_bool("use_qk_norm", False)):
+        elif (
+            family == "olmo2"
+            or (family == "cohere" and c.get_bool("use_qk_norm", False))
+            or (family == "minimax_m2" and c.get_bool("use_qk_norm", False))
+        ):
             attn += q_out + kv_out  # q_norm and k_norm over all heads
         if family == "gpt_oss":
             attn += n_heads  # attention sinks

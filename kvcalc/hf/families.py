@@ -173,6 +173,8 @@ _FAMILIES: list[Family] = [
            notes=("remote code (modeling_decilm.py), not in transformers: not cross-checked",)),
     Family("mimo_v2_flash", "MiMo-V2-Flash: sliding layers with twice the KV heads, K ≠ V dims",
            _hybrid.MIMO_V2_READS, _hybrid.mimo_v2_flash),
+    Family("minimax_m2", "MiniMax-M2.x: GQA MoE, q/k norm over all heads, MTP modules",
+           _hybrid.MINIMAX_M2_READS, _hybrid.minimax_m2),
 ]  # fmt: skip
 
 # model_types kvcalc knows and refuses, each with the reason (what it cannot size yet).
