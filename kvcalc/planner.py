@@ -605,8 +605,10 @@ def fit(plan: Plan) -> Fit:
     batch_max = max_batch(plan, budget_)
     seq_max, clamped = max_seq_len(plan, budget_)
     tokens = max_tokens(plan, budget_)
+    per_seq_working = _working_set(plan, one, plan.workload.seq_len)  # bytes (unit 1)
     concurrency = min(
-        (u.available / u.per_request for u in stage_units if u.per_request), default=0.0
+        (u.available / (u.per_request + per_seq_working) for u in stage_units if u.per_request),
+        default=0.0,
     )
     notes = []
     if clamped:
