@@ -13,7 +13,7 @@ import typer
 
 # typer 0.29 vendors click as typer._click; its exceptions are what commands raise
 from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageError
-from typer.core import TyperGroup
+from typer.core import TyperArgument, TyperGroup, TyperOption
 
 from kvcalc import __version__
 from kvcalc.commands import (
@@ -38,6 +38,77 @@ class _StdoutClosed(Exception):
     """stdout's reader left; not an OSError, so that typer's own EPIPE exit(1) lets it by."""
 
 
+class _Argument(TyperArgument):
+    """An argument whose help reads `MODEL`, `[MODEL]` or `FILE...`: no typer type tags."""
+
+    def display_type_rich(self, ctx: Any) -> str | None:
+        return None
+
+    def _usage_display_name(self) -> str:
+        name = self.display_name_raw.removesuffix("...")
+        if self.nargs != 1:
+            name += "..."
+        return name if self.required else f"[{name}]"
+
+
+class _Option(TyperOption):
+    """An option whose choices read `table|json|csv|yaml`, not `<table|json|csv|yaml>`."""
+
+    def display_type_rich(self, ctx: Any) -> str | None:
+        shown = super().display_type_rich(ctx)
+        return shown[1:-1] if shown and shown.startswith("<") and "|" in shown else shown
+
+
+# Examples shown at the end of each command's --help (and so in docs/cli.md).
+EXAMPLES: dict[str, list[str]] = {  # each runs from the repository root (tests/test_docs.py)
+    "calc": [
+        "kvcalc calc opt-30b --seq 1024 --batch 128 --kv-dtype fp16",
+        "kvcalc calc deepseek-v3 --seq 128k --tp 8 --format json",
+        "kvcalc calc tests/data/hf_configs/llama-3.1-8b.json --engine sglang",
+    ],
+    "fit": [
+        "kvcalc fit llama-3.1-8b --gpu h100-80gb --seq 8k --batch 64",
+        "kvcalc fit llama-3.1-70b --seq 32k --weights-dtype fp8",
+        "kvcalc fit llama-3.1-8b --gpu l4 --batch 64 --check",
+    ],
+    "check": [
+        "kvcalc check docs/examples/deployments.yaml",
+        "kvcalc check docs/examples/deployments.yaml --format json",
+    ],
+    "import": [
+        "kvcalc import tests/data/hf_configs/llama-3.1-8b.json",
+        "kvcalc import tests/data/hf_configs/qwen3-8b.json --name 'My Qwen'",
+    ],
+    "engines": ["kvcalc engines", "kvcalc engines --format json"],
+    "presets list": ["kvcalc presets list", "kvcalc presets list --format csv"],
+    "presets show": ["kvcalc presets show llama-3.1-8b", "kvcalc presets show opt-30b -f json"],
+    "gpus list": ["kvcalc gpus list", "kvcalc gpus list --format json"],
+    "explain": ["kvcalc explain deepseek-v3 --seq 8k"],
+    "compare": ["kvcalc compare deepseek-v3 llama-3.1-70b --seq 8k"],
+    "sweep": ["kvcalc sweep -m llama-3.1-8b,deepseek-v3 --seq 1k,32k --engine formula"],
+    "verify": [
+        "kvcalc verify tests/data/logs/llama.cpp-gpt-oss-120b-rocm.log --model gpt-oss-120b"
+    ],
+    "plot": ["kvcalc plot llama-3.1-8b --seq 4k..16k --batch 8 --format csv"],
+}
+
+
+def _tidy(command: Any, path: tuple[str, ...] = ()) -> None:
+    """Give every command its examples, an uncut summary, and plain argument/option help."""
+    for param in command.params:
+        if type(param) is TyperArgument:
+            param.__class__ = _Argument
+        elif type(param) is TyperOption:
+            param.__class__ = _Option
+    if path and command.help and not command.short_help:
+        command.short_help = command.help.strip().split("\n\n")[0].replace("\n", " ")
+    examples = EXAMPLES.get(" ".join(path))
+    if examples and not command.epilog:
+        command.epilog = "\b\nExamples:\n" + "\n".join(f"  $ {e}" for e in examples)
+    for name, sub in getattr(command, "commands", {}).items():
+        _tidy(sub, (*path, name))
+
+
 class _Group(TyperGroup):
     """Runs commands so that every bad input becomes one `error:` line and exit code 2.
 
@@ -45,6 +116,10 @@ class _Group(TyperGroup):
     130 interrupted. A closed stdout (`kvcalc ... | head`) is not an error: it exits quietly
     with the answer's code (0, or 1 when the answer being printed is "does not fit").
     """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        _tidy(self)
 
     def main(self, *args: Any, **kwargs: Any) -> Any:
         kwargs["standalone_mode"] = False
@@ -157,7 +232,7 @@ app = typer.Typer(
     help="Exact KV-cache memory calculator and capacity planner for LLM inference.",
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,
-    add_completion=False,
+    add_completion=True,
     rich_markup_mode=None,
 )
 presets_app = typer.Typer(help="List and show model presets.", no_args_is_help=True)

@@ -15,13 +15,69 @@ from tests.conftest import Result
 Run = Callable[..., Result]
 
 
-def test_version(run_cli: Run) -> None:
-    """`kvcalc --version` prints the package version."""
+@pytest.mark.parametrize("flag", ["--version", "-V"])
+def test_version(run_cli: Run, flag: str) -> None:
+    """`kvcalc --version` and `-V` print the package version."""
     from kvcalc import __version__
 
-    result = run_cli("--version")
+    result = run_cli(flag)
     assert result.exit_code == 0
     assert result.stdout.strip() == f"kvcalc {__version__}"
+
+
+def test_completion_is_on(run_cli: Run) -> None:
+    """Shell completion can be installed (typer's --install-completion / --show-completion)."""
+    result = run_cli("--help")
+    assert "--install-completion" in result.stdout and "--show-completion" in result.stdout
+
+
+def test_presets_show_csv_is_refused(run_cli: Run) -> None:
+    """`presets show -f csv` does not print YAML: a nested spec has no CSV form (exit 2)."""
+    result = run_cli("presets", "show", "opt-30b", "-f", "csv")
+    assert result.exit_code == 2 and result.stdout == ""
+    assert result.stderr.startswith("error: presets show has no CSV form")
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["fit", "llama-3.1-8b", "--gpu-mem", "80"], "80 what? say 80GB or 80GiB"),
+        (["calc", "opt-30b", "--batch", "2.5"], "not a whole number of sequences"),
+        (["fit", "llama-3.1-8b", "--weights-dtype", "bf17"], "did you mean 'bf16'?"),
+        (["calc", "opt-30b", "--kv-dtype", "fp9"], "known: auto, fp8, fp32"),
+        (["calc", "opt-30b", "--engine", "vlm"], "did you mean 'vllm'?"),
+        (["fit", "opt-30b", "--gpu", "h10"], "did you mean 'h100'?"),
+    ],
+)
+def test_hardened_messages(run_cli: Run, args: list[str], needle: str) -> None:
+    """The issue's bad inputs each give one error line that says what to write instead."""
+    result = run_cli(*args)
+    assert result.exit_code == 2
+    assert result.stderr.count("\n") == 1 and needle in result.stderr, result.stderr
+
+
+def test_negative_hidden_size_is_one_error(run_cli: Run, tmp_path: Path) -> None:
+    """A config.json with hidden_size -4096 (was a pydantic traceback, exit 1) is exit 2."""
+    from tests.conftest import HF_CONFIGS
+
+    config = json.loads((HF_CONFIGS / "llama-3.1-8b.json").read_text())
+    config["hidden_size"] = -4096
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(config))
+    result = run_cli("calc", str(path))
+    assert result.exit_code == 2 and "Traceback" not in result.stderr
+    assert result.stderr.startswith("error: ") and "hidden_size" in result.stderr
+
+
+def test_state_space_model_is_refused_clearly(run_cli: Run, tmp_path: Path) -> None:
+    """A pure Mamba config (no attention heads) is refused as not modelled, not as 'lacks
+    num_attention_heads'."""
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps({"model_type": "mamba", "hidden_size": 768,
+                                "num_hidden_layers": 24, "vocab_size": 50280}))  # fmt: skip
+    result = run_cli("calc", str(path))
+    assert result.exit_code == 2
+    assert "lacks" not in result.stderr and "mamba" in result.stderr
 
 
 @pytest.mark.parametrize(
@@ -80,6 +136,7 @@ def test_calc_json_opt_30b_acceptance(run_cli: Run) -> None:
             "tokens": 1024,
             "bytes_per_token_per_layer": 28_672,
             "bytes": 180_388_626_432,
+            "layer_kind": None,
         }
     ]  # fmt: skip
     assert all(

@@ -83,3 +83,33 @@ def test_every_command_is_documented() -> None:
         "import",
     ):
         assert f"## `kvcalc {command}`" in text
+
+
+def _help_examples() -> list[str]:
+    from kvcalc.cli import EXAMPLES
+
+    return [example for examples in EXAMPLES.values() for example in examples]
+
+
+@pytest.mark.parametrize("example", _help_examples())
+def test_help_examples_run(example: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every example in a command's --help runs from the repository root: exit 0, or 1 for a
+    documented 'does not fit' (the L4 example), never an error."""
+    from typer.testing import CliRunner
+
+    from kvcalc.cli import app
+
+    argv = shlex.split(example)
+    monkeypatch.chdir(ROOT)
+    result = CliRunner().invoke(app, argv[1:], env={"COLUMNS": "100", "NO_COLOR": "1"})
+    assert result.exit_code in (0, 1), result.output
+    assert "error:" not in result.stderr
+
+
+def test_help_shows_no_typer_internals() -> None:
+    """No `<str>`, `<list[Path]>`, `{FILE...}...` and no summary cut with '...' in any help."""
+    text = (ROOT / "docs" / "cli.md").read_text()
+    for internal in ("<str>", "<list[", "<path>", "{FILE", "{MODEL", "}...", "<table|"):
+        assert internal not in text, internal
+    commands_block = text.split("Commands:", 1)[1].split("```", 1)[0]
+    assert "..." not in commands_block

@@ -13,6 +13,7 @@ from kvcalc.commands._shared import (
     _emit,
     _show_rows,
 )
+from kvcalc.errors import KvcalcError
 
 
 def presets_list(
@@ -38,11 +39,21 @@ def presets_list(
 def presets_show(
     name: str = typer.Argument(..., metavar="MODEL", help="Preset name or path."),
     presets: Path | None = PRESETS_OPTION,
-    fmt: OutputFormat = typer.Option(OutputFormat.yaml, "--format", "-f", help="Output format."),
+    fmt: OutputFormat = typer.Option(
+        OutputFormat.yaml,
+        "--format",
+        "-f",
+        help="Output format: yaml (also for table) or json; a nested spec has no CSV form.",
+    ),
 ) -> None:
     """Show one model spec, validated, as YAML (or JSON)."""
     from kvcalc.presets import load_model
 
+    if fmt is OutputFormat.csv:
+        raise KvcalcError(
+            "presets show has no CSV form (a spec is nested): use --format yaml or json, "
+            "or `kvcalc presets list --format csv` for one row per preset"
+        )
     spec = load_model(name, presets)
     data = spec.to_data()
     _emit(data, OutputFormat.json if fmt is OutputFormat.json else OutputFormat.yaml)
