@@ -680,3 +680,95 @@ def minimax_m2(c: _Config, family: str) -> dict[str, Any]:
 MINIMAX_M2_READS = frozenset(
     {"attn_type_list", "use_mtp", "num_mtp_modules", "mtp_transformer_layers", "sliding_window"}
 )
+
+
+# ---- AI21 Jamba (jamba) ------------------------------------------------------------------
+
+
+def jamba(c: _Config, family: str) -> dict[str, Any]:
+    """Jamba: attention in layers i % attn_layer_period == attn_layer_offset, Mamba (1) in
+    the rest; MoE in layers i % expert_layer_period == expert_layer_offset.
+
+    transformers models/jamba/configuration_jamba.py (layers_block_type,
+    layers_num_experts, mamba_dt_rank 'auto' = ceil(hidden / 16)) and modeling_jamba.py
+    (JambaMambaMixer: conv1d over d_inner = mamba_expand · hidden, ssm state d_inner ×
+    mamba_d_state; in_proj, x_proj, dt_proj, out_proj, dt/B/C layernorms).
+    """
+    import math
+
+    n_layers = c.get_int("num_hidden_layers")
+    h = c.get_int("hidden_size")
+    n_heads = c.get_int("num_attention_heads")
+    n_kv = c.get_int("num_key_value_heads", default=n_heads)
+    d = h // n_heads
+    period, offset = (
+        c.get_int("attn_layer_period", default=8),
+        c.get_int("attn_layer_offset", default=4),
+    )
+    e_period = c.get_int("expert_layer_period", default=2)
+    e_offset = c.get_int("expert_layer_offset", default=1)
+    n_experts = c.get_int("num_experts", default=16)
+    d_inner = c.get_int("mamba_expand", default=2) * h
+    d_state = c.get_int("mamba_d_state", default=16)
+    kernel = c.get_int("mamba_d_conv", default=4)
+    raw_rank = c.data.get("mamba_dt_rank", "auto")
+    dt_rank = math.ceil(h / 16) if raw_rank in (None, "auto") else c.get_int("mamba_dt_rank")
+    proj_bias = c.get_bool("mamba_proj_bias", False)
+    conv_bias = c.get_bool("mamba_conv_bias", True)
+    inter = c.get_int("intermediate_size")
+    attention = mixer = other = mlp = experts = 0
+    names = []
+    for i in range(n_layers):
+        if i % period == offset:
+            names.append("full")
+            attention += _attn_params(h, n_heads, n_kv, d)
+        else:
+            names.append("mamba")
+            mixer += h * 2 * d_inner + d_inner * (dt_rank + 2 * d_state) + d_inner * h  # in/x/out
+            mixer += dt_rank * d_inner + d_inner  # dt_proj with bias
+            mixer += (2 * d_inner + h) if proj_bias else 0
+            other += d_inner * kernel + (d_inner if conv_bias else 0)  # conv1d
+            other += d_inner * d_state + d_inner + dt_rank + 2 * d_state  # A_log, D, norms
+        if n_experts > 1 and i % e_period == e_offset:
+            experts += n_experts * 3 * h * inter + n_experts * h
+        else:
+            mlp += 3 * h * inter
+    vocab = c.get_int("vocab_size")
+    tied = c.get_bool("tie_word_embeddings", False)
+    params = ParamBreakdown(
+        embedding=vocab * h,
+        lm_head=0 if tied else vocab * h,
+        attention=attention + mixer,
+        mlp=mlp,
+        experts=experts,
+        norms=n_layers * 2 * h + h,
+        other=other,
+    )
+    kinds = {
+        "mamba": {
+            "kind": "state", "mixer": "mamba", "conv_kernel": kernel, "conv_inner": d_inner,
+            "state_heads": d_inner, "state_head_elems": d_state,
+        }
+    }  # fmt: skip
+    moe = None
+    if n_experts > 1:
+        moe = {
+            "n_experts": n_experts,
+            "n_experts_per_token": c.get_int("num_experts_per_tok", default=2),
+        }
+    return {
+        "n_layers": n_layers,
+        "attention": _gqa(n_heads, n_kv, d),
+        "layers": {"pattern": _period(names)},
+        "kinds": kinds,
+        "params": params,
+        "moe": moe,
+    }
+
+
+JAMBA_READS = frozenset(
+    {
+        "attn_layer_period", "attn_layer_offset", "mamba_d_state", "mamba_d_conv",
+        "mamba_expand", "mamba_dt_rank", "mamba_conv_bias", "mamba_proj_bias",
+    }
+)  # fmt: skip

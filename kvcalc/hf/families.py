@@ -175,6 +175,8 @@ _FAMILIES: list[Family] = [
            _hybrid.MIMO_V2_READS, _hybrid.mimo_v2_flash),
     Family("minimax_m2", "MiniMax-M2.x: GQA MoE, q/k norm over all heads, MTP modules",
            _hybrid.MINIMAX_M2_READS, _hybrid.minimax_m2),
+    Family("jamba", "Jamba: Mamba state layers, attention 1 in attn_layer_period, MoE",
+           _hybrid.JAMBA_READS, _hybrid.jamba),
 ]  # fmt: skip
 
 # model_types kvcalc knows and refuses, each with the reason (what it cannot size yet).
