@@ -113,3 +113,33 @@ def test_help_shows_no_typer_internals() -> None:
         assert internal not in text, internal
     commands_block = text.split("Commands:", 1)[1].split("```", 1)[0]
     assert "..." not in commands_block
+
+
+def test_pre_commit_hook_matches_the_docs_deployments_file() -> None:
+    """.pre-commit-hooks.yaml's `files:` pattern matches the docs' own deployments file (and
+    kvcalc*.yaml), not other YAML; the docs pin `rev: v0.2.0`, the release tag."""
+    import yaml
+
+    (hook,) = yaml.safe_load((ROOT / ".pre-commit-hooks.yaml").read_text())
+    pattern = re.compile(hook["files"])
+    for path in ("docs/examples/deployments.yaml", "deployments.yml", "deploy/prod-deployments.yaml",
+                 "kvcalc.yaml", "ci/kvcalc-checks.yml"):  # fmt: skip
+        assert pattern.search(path), path
+    for path in ("presets/models/opt-30b.yaml", "mkdocs.yml", ".pre-commit-config.yaml"):
+        assert not pattern.search(path), path
+    assert (ROOT / "docs" / "examples" / "deployments.yaml").is_file()
+    assert "rev: v0.2.0" in (ROOT / "docs" / "planning.md").read_text()
+
+
+def test_docs_point_at_no_machine_or_private_path() -> None:
+    """No page, preset or GPU note refers to ../shared, a /work or /home path, or a search id."""
+    pages = [
+        ROOT / "README.md",
+        *(ROOT / "docs").rglob("*.md"),
+        ROOT / "presets" / "gpus" / "README.md",
+    ]
+    pages += sorted((ROOT / "presets" / "gpus").glob("*.yaml"))
+    for page in pages:
+        text = page.read_text()
+        for bad in ("../shared", "/work/main", "/work/shared", "ENGINES.md", "find_string"):
+            assert bad not in text, f"{page.name}: {bad}"
