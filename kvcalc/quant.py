@@ -407,7 +407,9 @@ def _int(c: Mapping[str, Any], *keys: str, default: int | None = None) -> int:
     return default
 
 
-_DEEPSEEK_LIKE = frozenset({"deepseek_v2", "deepseek_v3", "kimi_k2", "glm4_moe"})
+_DEEPSEEK_LIKE = frozenset(
+    {"deepseek_v2", "deepseek_v3", "kimi_k2", "glm4_moe", "deepseek_v32", "glm_moe_dsa"}
+)
 _QWEN_MOE = frozenset({"qwen2_moe", "qwen3_moe"})
 _DENSE = frozenset(
     {"llama", "mistral", "qwen2", "qwen3", "gemma", "gemma2", "gemma3", "gemma3_text",
@@ -423,6 +425,8 @@ def hf_linears(c: Mapping[str, Any], family: str) -> tuple[Linear, ...] | None:
     """
     if family == "nemotron_h":
         return _nemotron_h_linears(c)
+    if family == "gemma4_text":
+        return _gemma4_linears(c)
     if family in ("qwen3_next", "qwen3_5_text", "qwen3_5_moe_text", "qwen3_5", "qwen3_5_moe"):
         return _qwen_gdn_linears(c, family)
     if family not in _DENSE | _DEEPSEEK_LIKE | _QWEN_MOE | {"mixtral", "gpt_oss", "phi3"}:
@@ -430,10 +434,89 @@ def hf_linears(c: Mapping[str, Any], family: str) -> tuple[Linear, ...] | None:
     h = _int(c, "hidden_size")
     n_layers = _int(c, "num_hidden_layers")
     n_heads = _int(c, "num_attention_heads")
+    indexed = _indexer_layers(c, family, n_layers)
     out: list[Linear] = []
     for i in range(n_layers):
         out += _attention_linears(c, family, i, h, n_heads)
+        if i in indexed:
+            out += _indexer_linears(c, i, h)
         out += _mlp_linears(c, family, i, h, n_layers)
+    return tuple(out)
+
+
+def _indexer_layers(c: Mapping[str, Any], family: str, n_layers: int) -> set[int]:
+    """Layers running their own sparse-attention indexer (DeepSeek-V3.2 all; GLM-5.2+ the
+    'full' ones of indexer_types, as transformers GlmMoeDsaConfig derives them)."""
+    if family not in ("deepseek_v32", "glm_moe_dsa"):
+        return set()
+    given = c.get("indexer_types")
+    if given is None and family == "glm_moe_dsa":
+        pattern = c.get("index_topk_pattern")
+        if isinstance(pattern, str):
+            given = [{"F": "full", "S": "shared"}.get(ch, ch) for ch in pattern]
+        elif pattern is not None:
+            given = list(pattern)
+        else:
+            freq = max(_int(c, "index_topk_freq", default=1), 1)
+            offset = _int(c, "index_skip_topk_offset", default=2)
+            given = [
+                "full" if max(i - offset + 1, 0) % freq == 0 else "shared" for i in range(n_layers)
+            ]
+    if given is None:
+        return set(range(n_layers))
+    return {i for i, kind in enumerate(given) if kind == "full"}
+
+
+def _indexer_linears(c: Mapping[str, Any], i: int, h: int) -> list[Linear]:
+    """The lightning indexer's projections: wq_b and wk quantised like the attention,
+    weights_proj unquantised (vLLM deepseek_v2.py Indexer: quant_config=None)."""
+    a = f"layers.{i}.self_attn.indexer."
+    heads, dim = _int(c, "index_n_heads"), _int(c, "index_head_dim")
+    q_lora = _int(c, "q_lora_rank")
+    return [
+        Linear(a + "wq_b", "attention", heads * dim, q_lora),
+        Linear(a + "wk", "attention", dim, h),
+        Linear(a + "weights_proj", "attention", heads, h, router=True),
+    ]
+
+
+def _gemma4_linears(c: Mapping[str, Any]) -> tuple[Linear, ...] | None:
+    """Gemma 4's linears (transformers modeling_gemma4.py): q/o per layer, k/v in the layers
+    that keep their own KV (no v_proj in full layers with attention_k_eq_v), the MLP doubled
+    in KV-shared layers with use_double_wide_mlp. None for the MoE block (its module names
+    are not listed here)."""
+    if c.get("enable_moe_block") or c.get("hidden_size_per_layer_input"):
+        return None
+    h = _int(c, "hidden_size")
+    n_layers = _int(c, "num_hidden_layers")
+    n_heads, n_kv, d = (
+        _int(c, "num_attention_heads"),
+        _int(c, "num_key_value_heads"),
+        _int(c, "head_dim"),
+    )
+    types = c.get("layer_types") or [
+        "sliding_attention" if (i + 1) % 6 else "full_attention" for i in range(n_layers)
+    ]
+    types = [*types[:-1], "full_attention"]
+    k_eq_v = bool(c.get("attention_k_eq_v", False))
+    global_d = _int(c, "global_head_dim", default=512)
+    global_kv = (_int(c, "num_global_key_value_heads", default=0) if k_eq_v else 0) or n_kv
+    first_shared = n_layers - _int(c, "num_kv_shared_layers", default=0)
+    inter = _int(c, "intermediate_size")
+    double = bool(c.get("use_double_wide_mlp", False))
+    out: list[Linear] = []
+    for i, kind in enumerate(types):
+        full = kind == "full_attention"
+        dl, kvl = (global_d, global_kv) if full else (d, n_kv)
+        a = f"layers.{i}.self_attn."
+        out.append(Linear(a + "q_proj", "attention", n_heads * dl, h))
+        if i < first_shared:
+            out.append(Linear(a + "k_proj", "attention", kvl * dl, h))
+            if not (k_eq_v and full):
+                out.append(Linear(a + "v_proj", "attention", kvl * dl, h))
+        out.append(Linear(a + "o_proj", "attention", h, n_heads * dl))
+        width = inter * (2 if double and i >= first_shared else 1)
+        out += _gated(f"layers.{i}.mlp.", "mlp", h, width)
     return tuple(out)
 
 
