@@ -772,3 +772,156 @@ JAMBA_READS = frozenset(
         "mamba_expand", "mamba_dt_rank", "mamba_conv_bias", "mamba_proj_bias",
     }
 )  # fmt: skip
+
+
+# ---- Liquid LFM2 (lfm2) ------------------------------------------------------------------
+
+
+def lfm2(c: _Config, family: str) -> dict[str, Any]:
+    """LFM2: gated short convolutions (conv_L_cache taps over hidden_size channels, a conv
+    state only) and GQA attention with per-head q/k norms, by layer_types / full_attn_idxs.
+
+    transformers models/lfm2/configuration_lfm2.py and modeling_lfm2.py (Lfm2ShortConv:
+    in_proj hidden → 3·hidden, depthwise conv, out_proj; Lfm2MLP widths from
+    block_auto_adjust_ff_dim / block_ffn_dim_multiplier / block_multiple_of)."""
+    n_layers = c.get_int("num_hidden_layers")
+    types = c.data.get("layer_types")
+    if types is None:
+        full = c.data.get("full_attn_idxs")
+        full = set(range(n_layers)) if full is None else set(full)
+        types = ["full_attention" if i in full else "conv" for i in range(n_layers)]
+    if len(types) != n_layers or set(types) - {"full_attention", "conv"}:
+        raise KvcalcError(f"layer_types must list full_attention or conv for {n_layers} layers")
+    h = c.get_int("hidden_size")
+    n_heads = c.get_int("num_attention_heads")
+    n_kv = c.get_int("num_key_value_heads", default=n_heads)
+    d = h // n_heads
+    taps = c.get_int("conv_L_cache", default=3)
+    bias = c.get_bool("conv_bias", False)
+    inter = c.get_int("intermediate_size")
+    if c.get_bool("block_auto_adjust_ff_dim", False):
+        inter = int(2 * inter / 3)
+        multiplier = c.data.get("block_ffn_dim_multiplier")
+        if multiplier is not None:
+            from fractions import Fraction
+
+            inter = int(Fraction(str(multiplier)) * inter)
+            step = c.get_int("block_multiple_of", default=256)
+            inter = step * ((inter + step - 1) // step)
+    attention = mixer = other = 0
+    for t in types:
+        if t == "full_attention":
+            attention += _attn_params(h, n_heads, n_kv, d) + 2 * d
+        else:
+            mixer += 3 * h * h + h * h + ((3 * h + h) if bias else 0)
+            other += h * taps + (h if bias else 0)
+    vocab = c.get_int("vocab_size")
+    tied = c.get_bool("tie_word_embeddings", True)
+    params = ParamBreakdown(
+        embedding=vocab * h,
+        lm_head=0 if tied else vocab * h,
+        attention=attention + mixer,
+        mlp=n_layers * 3 * h * inter,
+        norms=n_layers * 2 * h + h,  # operator_norm, ffn_norm; embedding_norm
+        other=other,
+    )
+    names = ["full" if t == "full_attention" else "conv" for t in types]
+    kinds = {"conv": {"kind": "state", "mixer": "short_conv", "conv_kernel": taps, "conv_inner": h}}
+    return {
+        "n_layers": n_layers,
+        "attention": _gqa(n_heads, n_kv, d),
+        "layers": {"pattern": _period(names)},
+        "kinds": kinds,
+        "params": params,
+    }
+
+
+LFM2_READS = frozenset({"layer_types", "conv_L_cache", "full_attn_idxs"})
+
+
+# ---- IBM Granite-4.0-H (granitemoehybrid) -------------------------------------------------
+
+
+def granitemoehybrid(c: _Config, family: str) -> dict[str, Any]:
+    """Granite-4.0-H: Mamba2 and attention layers by layer_types (mamba / attention), each
+    with a MoE (or none) plus a shared MLP.
+
+    transformers models/granitemoehybrid (GraniteMoeHybridMambaLayer: d_inner = mamba_expand
+    · hidden, conv over d_inner + 2·n_groups·d_state, ssm mamba_n_heads × mamba_d_head ×
+    mamba_d_state; GraniteMoeHybridMoE router + experts; shared_mlp input/output linear)."""
+    n_layers = c.get_int("num_hidden_layers")
+    types = c.data.get("layer_types") or c.data.get("layers_block_type") or ["mamba"] * n_layers
+    names_map = {"mamba": "mamba", "linear_attention": "mamba", "attention": "full",
+                 "full_attention": "full"}  # fmt: skip
+    if len(types) != n_layers or set(types) - set(names_map):
+        raise KvcalcError(f"layer_types must list mamba or attention for {n_layers} layers")
+    h = c.get_int("hidden_size")
+    n_heads = c.get_int("num_attention_heads")
+    n_kv = c.get_int("num_key_value_heads", default=n_heads)
+    d = h // n_heads
+    d_inner = c.get_int("mamba_expand", default=2) * h
+    m_heads = c.get_int("mamba_n_heads", default=128)
+    raw_head = c.data.get("mamba_d_head", "auto")
+    m_dim = d_inner // m_heads if raw_head in (None, "auto") else c.get_int("mamba_d_head")
+    if m_heads * m_dim != d_inner:
+        raise KvcalcError("mamba_n_heads × mamba_d_head must equal mamba_expand × hidden_size")
+    groups = c.get_int("mamba_n_groups", default=1)
+    d_state = c.get_int("mamba_d_state", default=256)
+    kernel = c.get_int("mamba_d_conv", default=4)
+    conv_dim = d_inner + 2 * groups * d_state
+    conv_bias = c.get_bool("mamba_conv_bias", True)
+    proj_bias = c.get_bool("mamba_proj_bias", False)
+    attn_bias = c.get_bool("attention_bias", False)
+    n_experts = c.get_int("num_local_experts", default=0)
+    inter = c.get_int("intermediate_size")
+    shared = c.get_int("shared_intermediate_size", default=0)
+    attention = mixer = other = mlp = experts = 0
+    for t in types:
+        if names_map[t] == "full":
+            attention += _attn_params(h, n_heads, n_kv, d, attn_bias)
+        else:
+            mixer += h * (d_inner + conv_dim + m_heads) + d_inner * h
+            mixer += (d_inner + conv_dim + m_heads + h) if proj_bias else 0
+            other += conv_dim * kernel + (conv_dim if conv_bias else 0) + 3 * m_heads + d_inner
+        if n_experts:
+            experts += n_experts * 3 * h * inter + n_experts * h
+        if shared:
+            mlp += 3 * h * shared
+    vocab = c.get_int("vocab_size")
+    tied = c.get_bool("tie_word_embeddings", True)
+    params = ParamBreakdown(
+        embedding=vocab * h,
+        lm_head=0 if tied else vocab * h,
+        attention=attention + mixer,
+        mlp=mlp,
+        experts=experts,
+        norms=n_layers * 2 * h + h,
+        other=other,
+    )
+    kinds = {
+        "mamba": {
+            "kind": "state", "mixer": "mamba2", "conv_kernel": kernel, "conv_inner": d_inner,
+            "conv_groups": groups, "conv_group_channels": 2 * d_state, "state_heads": m_heads,
+            "state_head_elems": m_dim * d_state,
+        }
+    }  # fmt: skip
+    moe = None
+    if n_experts:
+        moe = {"n_experts": n_experts, "n_experts_per_token": c.get_int("num_experts_per_tok", default=1),
+               "n_shared_experts": 1 if shared else 0}  # fmt: skip
+    return {
+        "n_layers": n_layers,
+        "attention": _gqa(n_heads, n_kv, d),
+        "layers": {"pattern": _period([names_map[t] for t in types])},
+        "kinds": kinds,
+        "params": params,
+        "moe": moe,
+    }
+
+
+GRANITE_H_READS = frozenset(
+    {
+        "layer_types", "layers_block_type", "mamba_expand", "mamba_n_heads", "mamba_d_head",
+        "mamba_n_groups", "mamba_d_state", "mamba_d_conv", "mamba_conv_bias", "mamba_proj_bias",
+    }
+)  # fmt: skip

@@ -177,6 +177,10 @@ _FAMILIES: list[Family] = [
            _hybrid.MINIMAX_M2_READS, _hybrid.minimax_m2),
     Family("jamba", "Jamba: Mamba state layers, attention 1 in attn_layer_period, MoE",
            _hybrid.JAMBA_READS, _hybrid.jamba),
+    Family("lfm2", "LFM2: short-convolution state layers and GQA attention",
+           _hybrid.LFM2_READS, _hybrid.lfm2),
+    Family("granitemoehybrid", "Granite-4.0-H: Mamba2 state layers, attention, MoE + shared MLP",
+           _hybrid.GRANITE_H_READS, _hybrid.granitemoehybrid),
 ]  # fmt: skip
 
 # model_types kvcalc knows and refuses, each with the reason (what it cannot size yet).
