@@ -285,3 +285,45 @@ def test_import_reads_hf_quant_config_beside_config(tmp_path: Path) -> None:
     (tmp_path / "hf_quant_config.json").write_text("[]")
     with pytest.raises(KvcalcError, match=r"hf_quant_config\.json: expected a JSON object"):
         import_hf(tmp_path)
+
+
+def test_qwen3_235b_nvfp4_experts_and_attention() -> None:
+    """nvidia/Qwen3-235B-A22B-NVFP4 (ModelOpt NVFP4, group 16; routers and lm_head excluded):
+    hidden 4096, 94 layers, 64 heads / 4 KV heads of 128, 128 experts of 1536. Every expert
+    linear is 1536·4096 weights: 4-bit values 3,145,728 B + one fp8 scale per 16 inputs
+    (1536·256 = 4096·96 = 393,216 B) + fp32 weight_scale_2 and input_scale (8 B)."""
+    spec = load_model("qwen3-235b-a22b-nvfp4")
+    wq = spec.weights_quant
+    assert wq is not None and wq.method == "modelopt NVFP4"
+    per_matrix = 1536 * 4096 // 2 + 393_216 + 8
+    router = 128 * 4096
+    assert wq.experts.bytes == 94 * (128 * 3 * per_matrix + 2 * router)
+    # attention per layer: q 8192×4096, k and v 512×4096, o 4096×8192, all NVFP4, plus the
+    # q/k norms (2·128 bf16)
+    attention = 2 * (8192 * 4096 // 2 + 8192 * 256 + 8) + 2 * (512 * 4096 // 2 + 512 * 256 + 8)
+    assert wq.attention.bytes == 94 * (attention + 2 * 2 * 128)
+
+
+def test_mixed_precision_recipe_gives_each_module_its_format() -> None:
+    """ModelOpt MIXED_PRECISION: listed modules take their own algorithm (prefix match for
+    `mlp.experts`), unlisted ones ship unquantised."""
+    recipe = parse_recipe(
+        {
+            "quant_method": "modelopt",
+            "quant_algo": "MIXED_PRECISION",
+            "quantized_layers": {
+                "model.language_model.layers.0.self_attn.q_proj": {"quant_algo": "FP8"},
+                "model.language_model.layers.0.mlp.experts": {
+                    "quant_algo": "W4A16_NVFP4",
+                    "group_size": 16,
+                },
+            },
+        }
+    )
+    q = recipe.format_for(Linear("layers.0.self_attn.q_proj", "attention", 8, 8))
+    e = recipe.format_for(Linear("layers.0.mlp.experts.0.up_proj", "experts", 8, 32, 4, True))
+    assert q == FP8_TENSOR
+    assert e is not None and e.matrix_bytes(8, 32) == 8 * 32 // 2 + 8 * 2 + 4
+    assert recipe.format_for(Linear("layers.0.self_attn.k_proj", "attention", 8, 8)) is None
+    with pytest.raises(KvcalcError, match="not modelled"):
+        parse_recipe({"quant_method": "modelopt", "quant_algo": "W8A8_SQ"})
