@@ -33,6 +33,8 @@ import yaml
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
+pytestmark = pytest.mark.slow  # real processes / thousands of examples: not in the quick subset
+
 ROOT = Path(__file__).resolve().parent.parent
 HF = ROOT / "tests" / "data" / "hf_configs"
 DEPLOYMENTS = ROOT / "docs" / "examples" / "deployments.yaml"

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow  # real processes / thousands of examples: not in the quick subset
+
 ROOT = Path(__file__).resolve().parent.parent
 KVCALC = [sys.executable, "-m", "kvcalc"]
 DEPLOYMENTS = str(ROOT / "docs" / "examples" / "deployments.yaml")
