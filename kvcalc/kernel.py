@@ -1,65 +1,66 @@
 """Bytes-only kernels: formula.kv_cache and planner.fit compiled once, evaluated per point.
 
-`kv_cache` builds an explained breakdown (formula text, assumptions, per-group records) for
-every call; a sweep over a million points needs only the integers. A `KvKernel` is compiled
-once per (model, engine, dtypes, parallelism) from formula.py's own primitives (the layer
-windows, the pipeline split, vLLM's padded group counts, the per-layer bytes) and evaluates
-a sequence length with a few integer operations:
+`kv_cache` builds an explained breakdown (formula text, assumptions, per-group records) on
+every call; a sweep over a million points needs only the integers. A `KvKernel` is
+compiled once per (model, engine, dtypes, parallelism) and evaluates a point with a few
+integer operations, from two facts about the formula:
 
-    stage bytes per sequence = fixed_s + Σ_w coef_{s,w} · tokens_w(seq)
+* a sequence of length seq reaches the bytes only through the tokens each distinct layer
+  window holds, t_w(seq) (formula.tokens_held, compiled here as `token_rule`);
+* growing KV is linear in those tokens and fixed state is constant per sequence, and both
+  are linear in the batch. So every quantity is
 
-where tokens_w is the engine's rule for a layer of window w (formula.tokens_held) and
-fixed_s is whatever the formula counts per sequence that does not grow with the context
-(measured against kv_cache at compile time, 0 for attention-only models). Every quantity
-is linear in the batch, so a point costs two multiplications once its sequence length has
-been seen.
+      q(seq, batch) = batch · (fixed_q + Σ_w coef_{q,w} · t_w(seq)).
 
-Each kernel checks itself against kv_cache at probe lengths when compiled; a kernel that
-does not reproduce it falls back to calling kv_cache per sequence length (exact, slower),
-and tests/test_kernel.py fails when any bundled preset needs that fallback, so a formula
-change the kernel does not follow is caught. `FitKernel` does the same for planner.fit and
-`MinGpus` for planner.min_gpus.
+The coefficients are not re-derived from the formula's internals (which grow new layer
+kinds): they are solved exactly (rational Gaussian elimination) from kv_cache's own
+answers at probe lengths, then verified against kv_cache at every probe. A kernel whose
+probes do not verify, or whose engine is not linear in the batch (llama.cpp: unified
+streams, context per slot), or whose windows depend on seq (TRT-LLM max_attention_window),
+answers every point through kv_cache itself: exact, only slower. tests/test_kernel.py
+fails when a bundled preset needs that fallback under an engine that should not, and
+compares the kernels with kv_cache, planner.fit and planner.min_gpus on random points, so
+a formula change the kernel does not follow fails loudly.
+
+`FitKernel` solves planner._stage_units' per-request units the same way (the budget and
+max_tokens are the planner's own, computed once); `MinGpus` runs planner.min_gpus's search
+over compiled FitKernels, from the analytic lower bound up.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, replace
-from operator import mul as _mul
-from typing import TYPE_CHECKING, NamedTuple
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from fractions import Fraction
+from typing import TYPE_CHECKING, Any, NamedTuple
 
-from kvcalc.dtypes import KV_DTYPES, KvDtype, WeightDtype
+from kvcalc.dtypes import WeightDtype
 from kvcalc.engines import EngineProfile
 from kvcalc.errors import KvcalcError
-from kvcalc.formula import (
-    Workload,
-    cdiv,
-    effective_windows,
-    hybrid_group_size,
-    kv_cache,
-    kv_heads_per_gpu,
-    layer_bytes_per_token,
-    padded_layer_counts,
-    pp_partition,
-)
-from kvcalc.specs import MLA, GpuSpec, ModelSpec, Window
+from kvcalc.formula import KvBreakdown, Workload, cdiv, kv_cache
+from kvcalc.specs import GpuSpec, ModelSpec, Window
 
 if TYPE_CHECKING:
-    from kvcalc.planner import Plan
+    from kvcalc.planner import Budget, Plan
 
 TokenRule = Callable[[int], int]
 
 _NO_LIMIT = 2**62  # what planner._max_batch_at answers when nothing limits the batch
+_MEMO = 65536  # entries a kernel memoises (bounded: a sweep's memory stays flat)
+_BUILTIN_KINDS = ("full", "sliding", "chunked")
 
 
-class SeqKv(NamedTuple):
-    """KV bytes of one sequence of a given length (multiply by the batch for the workload)."""
+class KvAt(NamedTuple):
+    """kv_cache's integers at one (seq, batch)."""
 
-    per_sequence_bytes: int  # all GPUs, replicas included (KvBreakdown.total_bytes / batch)
-    per_gpu_bytes: int  # busiest GPU (KvBreakdown.per_gpu_bytes / batch)
-    per_gpu_bytes_per_token: int  # KvBreakdown.per_gpu_bytes_per_token
+    total_bytes: int
+    per_gpu_bytes: int
+    per_sequence_bytes: int
+    per_gpu_bytes_per_token: int
     busiest_stage: int
-    stage_bytes: tuple[int, ...]  # one GPU of each stage, one sequence
+    state_total_bytes: int
+    state_per_gpu_bytes: int
+    state_bytes_per_sequence: int
 
 
 def token_rule(
@@ -67,7 +68,7 @@ def token_rule(
 ) -> TokenRule:
     """Return seq_len -> tokens a layer of window `local` holds: formula.tokens_held, compiled.
 
-    The rule is chosen once; what remains per call is a few integer operations.
+    Not for llama.cpp (its cells depend on the batch and the context flags: no kernel).
     """
     pad = engine.context_pad
     window = None if local is None else local.size
@@ -103,204 +104,241 @@ def token_rule(
         if chunked:
             return lambda seq: -(-min(w + n, -(-seq // pad) * pad) // block) * block
         return lambda seq: (-(-min(w - 1 + n, -(-seq // pad) * pad) // block) + 1) * block
-    ubatch = engine.ubatch or 512
-    return lambda seq: -(-min(-(-seq // pad) * pad, w + ubatch) // pad) * pad
+    raise KvcalcError(f"no compiled token rule for engine {engine.name} ({rule})")
 
 
-@dataclass(frozen=True)
-class _Structure:
-    """What a kernel multiplies: per stage, per distinct window, the bytes one token costs."""
+class _Linear(NamedTuple):
+    """q(t) = (const + Σ coef_w · t_w) // denominator, exact at every probe."""
 
-    keys: tuple[Window | None, ...]  # distinct windows, in a fixed order
-    rules: tuple[TokenRule, ...]  # tokens_w(seq) for each key
-    stage_coef: tuple[tuple[int, ...], ...]  # [stage][key]: padded layers · per-layer bytes
-    total_coef: tuple[int, ...]  # [key]: tp · allocated layers · per-layer bytes
-    stage_per_token: tuple[int, ...]  # per_gpu_bytes_per_token if that stage is the busiest
-    stage_counts: tuple[tuple[int, ...], ...]  # [stage][key]: unpadded layers (planner units)
+    const: int
+    coef: tuple[int, ...]
+    denominator: int
+
+    def __call__(self, tokens: Sequence[int]) -> int:
+        value = self.const + sum(c * t for c, t in zip(self.coef, tokens, strict=True))
+        return value // self.denominator if self.denominator != 1 else value
+
+
+def _solve(vectors: list[tuple[int, ...]], values: list[int], with_const: bool) -> _Linear | None:
+    """Return an exact linear form through (vectors, values), or None if none exists.
+
+    Row reduction over the rationals on every probe; free unknowns (windows whose tokens
+    always agree, e.g. sliding layers an engine sizes in full) are set to 0.
+    """
+    rows = [[Fraction(x) for x in ([*v, 1] if with_const else v)] + [Fraction(y)]
+            for v, y in zip(vectors, values, strict=True)]  # fmt: skip
+    n = len(rows[0]) - 1
+    pivots: list[int] = []
+    r = 0
+    for col in range(n):
+        pivot = next((i for i in range(r, len(rows)) if rows[i][col]), None)
+        if pivot is None:
+            continue
+        rows[r], rows[pivot] = rows[pivot], rows[r]
+        lead = rows[r][col]
+        rows[r] = [x / lead for x in rows[r]]
+        for i in range(len(rows)):
+            if i != r and rows[i][col]:
+                factor = rows[i][col]
+                rows[i] = [x - factor * y for x, y in zip(rows[i], rows[r], strict=True)]
+        pivots.append(col)
+        r += 1
+        if r == len(rows):
+            break
+    if any(row[n] for row in rows[r:]):
+        return None  # inconsistent: not linear in the tokens
+    solution = [Fraction(0)] * n
+    for i, col in enumerate(pivots):
+        solution[col] = rows[i][n]
+    denominator = 1
+    for x in solution:
+        denominator = denominator * x.denominator // _gcd(denominator, x.denominator)
+    ints = [int(x * denominator) for x in solution]
+    form = (
+        _Linear(ints[-1], tuple(ints[:-1]), denominator)
+        if with_const
+        else _Linear(0, tuple(ints), denominator)
+    )
+    for vector, value in zip(vectors, values, strict=True):
+        exact = form.const + sum(c * t for c, t in zip(form.coef, vector, strict=True))
+        if exact % form.denominator or exact // form.denominator != value:
+            return None
+    return form
+
+
+def _gcd(a: int, b: int) -> int:
+    while b:
+        a, b = b, a % b
+    return a
 
 
 class KvKernel:
-    """formula.kv_cache for one (model, engine, dtypes, tp, pp), evaluated per seq and batch.
+    """formula.kv_cache for one (model, engine, dtypes, tp, pp), evaluated per (seq, batch).
 
-    `seq(seq_len)` gives one sequence's bytes (memoised); `total_bytes(seq, batch)` and
-    `per_gpu_bytes(seq, batch)` scale it. `exact_fast` is False when the compiled form did
-    not reproduce kv_cache at the probes and every length goes through kv_cache instead.
+    `at(seq, batch)` gives kv_cache's integers. `exact_fast` is False when the compiled form
+    is not used and every point goes through kv_cache.
     """
 
     def __init__(self, model: ModelSpec, engine: EngineProfile, workload: Workload) -> None:
-        self.model = model
-        self.engine = engine
+        self.model, self.engine = model, engine
         self.workload = replace(workload, seq_len=1, batch=1)
-        self.k_dtype = workload.k_dtype or _auto_dtype(model, engine)
-        self.v_dtype = workload.v_dtype or _auto_dtype(model, engine)
-        is_mla = isinstance(model.attention, MLA)
-        self.block_size = workload.block_size or engine.block_for(is_mla)
+        # kv_cache first: a workload it refuses raises its own error, word for word
+        first = kv_cache(model, self.workload, engine)
+        self.first = first
+        self.k_dtype, self.v_dtype = first.k_dtype, first.v_dtype
+        self.block_size = first.block_size
+        self.kv_heads_per_gpu = first.kv_heads_per_gpu
+        self.bytes_per_token = first.bytes_per_token
         self.tp, self.pp = workload.tp, workload.pp
-        self.kv_heads_per_gpu = kv_heads_per_gpu(model, engine, self.tp)
-        self.per_layer_bytes, _ = layer_bytes_per_token(
-            model, engine, self.k_dtype, self.v_dtype, self.kv_heads_per_gpu
+        self.keys: tuple[Window | None, ...] = tuple(
+            sorted(set(first.layer_windows), key=lambda w: ("", 0) if w is None else w)
         )
-        logical_heads = kv_heads_per_gpu(model, engine, 1)
-        logical, _ = layer_bytes_per_token(model, engine, self.k_dtype, self.v_dtype, logical_heads)
-        self.logical_per_layer_bytes = logical
-        self.bytes_per_token = logical * model.n_layers
-        self.stage_layers = pp_partition(model.n_layers, self.pp)
-        self._memo: dict[int, SeqKv] = {}
-        self._fixed_stage: tuple[int, ...] = (0,) * self.pp
-        self._fixed_total = 0
-        self.structure: _Structure | None = None
-        if workload.attention_windows is None:  # given windows depend on seq: no fast form
-            self.structure = self._compile()
-            self._fast = self._build_fast()
-            self.exact_fast = self._calibrate()
+        self.rules: tuple[TokenRule, ...] = ()
+        self.probes: dict[int, KvBreakdown] = {1: first}
+        self._memo: dict[int, tuple[int, ...]] = {}
+        self._slow: dict[tuple[int, int], KvAt] = {}
+        self.exact_fast = False
+        self.reason = ""
+        linear_in_batch = engine.sliding != "llama_cpp" and workload.attention_windows is None
+        if linear_in_batch and workload.llamacpp is None:
+            try:
+                self.exact_fast = self._compile()
+            except KvcalcError as exc:  # a probe the formula refuses: no compiled form
+                self.reason = str(exc)
         else:
-            self.exact_fast = False
-        if not self.exact_fast:
-            self.structure = None
+            self.reason = "not linear in the batch, or windows depend on seq"
 
-    def _compile(self) -> _Structure:
-        model, engine, block = self.model, self.engine, self.block_size
-        windows = effective_windows(model, self.workload, engine)
-        keys = tuple(sorted(set(windows), key=lambda w: ("", 0) if w is None else w))
-        rules = tuple(token_rule(engine, model, self.workload, w, block) for w in keys)
-        per_layer = self.per_layer_bytes
-        stage_coef, stage_counts, per_token = [], [], []
-        for start, end in self.stage_layers:
-            padded = padded_layer_counts(engine, windows[start:end])
-            stage_coef.append(tuple(padded.get(w, 0) * per_layer for w in keys))
-            stage_counts.append(tuple(windows[start:end].count(w) for w in keys))
-            per_token.append(per_layer * (end - start))
-        total_coef = tuple(self.tp * sum(row[i] for row in stage_coef) for i in range(len(keys)))
-        return _Structure(
-            keys, rules, tuple(stage_coef), total_coef, tuple(per_token), tuple(stage_counts)
-        )
+    # ---- compiling ----------------------------------------------------------------------
 
-    def _calibrate(self) -> bool:
-        """Measure the per-sequence bytes that do not grow with seq; True if kv_cache agrees."""
-        probes = self._probe_lengths()
-        first = kv_cache(self.model, replace(self.workload, seq_len=probes[0]), self.engine)
-        raw = self._evaluate(probes[0])
-        self._fixed_stage = tuple(
-            b - r for b, r in zip(first.stage_bytes, raw.stage_bytes, strict=True)
-        )
-        self._fixed_total = first.total_bytes - raw.per_sequence_bytes
-        self._fast = self._build_fast()
-        for seq_len in probes:
-            kv = (
-                first
-                if seq_len == probes[0]
-                else kv_cache(self.model, replace(self.workload, seq_len=seq_len), self.engine)
+    def probe_lengths(self) -> list[int]:
+        """Return sequence lengths that cross every window, block and pad boundary."""
+        probes = {1, 2, 7, 4097, 8191, 100_003, 131_072 + 7, 1_000_003}
+        for w in self.keys:
+            if w is not None:
+                probes.update({max(1, w.size - 1), w.size + 1, 2 * w.size + 513, 3 * w.size})
+        return sorted(probes)
+
+    def probe(self, seq_len: int) -> KvBreakdown:
+        """Return kv_cache at (seq_len, batch 1), kept for the fit kernel's probes."""
+        if seq_len not in self.probes:
+            self.probes[seq_len] = kv_cache(
+                self.model, replace(self.workload, seq_len=seq_len), self.engine
             )
-            got = self._evaluate(seq_len)
-            if (
-                got.per_sequence_bytes != kv.total_bytes
-                or got.per_gpu_bytes != kv.per_gpu_bytes
-                or got.per_gpu_bytes_per_token != kv.per_gpu_bytes_per_token
-                or got.stage_bytes != kv.stage_bytes
-                or self.bytes_per_token != kv.bytes_per_token
-            ):
+        return self.probes[seq_len]
+
+    def _compile(self) -> bool:
+        first = self.first
+        if len(first.layer_kinds) != len(first.layer_windows):
+            self.reason = "breakdown has no per-layer kinds"
+            return False
+        self.rules = tuple(
+            token_rule(self.engine, self.model, self.workload, w, self.block_size)
+            for w in self.keys
+        )
+        lengths = self.probe_lengths()
+        kvs = [self.probe(s) for s in lengths]
+        vectors = [self.tokens(s) for s in lengths]
+        for kv, vector in zip(kvs, vectors, strict=True):  # the token rules are formula's
+            by_key = dict(zip(self.keys, vector, strict=True))
+            if any(g.tokens != by_key.get(g.key) for g in kv.groups):
+                self.reason = "token rule differs from formula.tokens_held"
+                return False
+        forms: list[_Linear] = []
+        series = [[kv.total_bytes for kv in kvs]]
+        series += [[kv.stage_bytes[stage] for kv in kvs] for stage in range(self.pp)]
+        for values in series:
+            form = _solve(vectors, values, with_const=False)
+            if form is None:
+                self.reason = "KV bytes are not linear in the held tokens"
+                return False
+            forms.append(form)
+        self._total, self._stages = forms[0], tuple(forms[1:])
+        state = (first.state_total_bytes, first.stage_state_bytes or (0,) * self.pp)
+        if any(
+            (kv.state_total_bytes, kv.stage_state_bytes or (0,) * self.pp) != state for kv in kvs
+        ):
+            self.reason = "fixed state changes with seq"
+            return False
+        self._state_total, self._stage_state = state[0], tuple(state[1])
+        self._stage_per_token = self._per_token_by_stage(first)
+        for kv, length in zip(kvs, lengths, strict=True):
+            if self._evaluate(length, 1) != _from_breakdown(kv):
+                self.reason = "compiled form differs from kv_cache at a probe"
                 return False
         return True
 
-    def _probe_lengths(self) -> list[int]:
-        """Return sequence lengths that cross every window, block and pad boundary once."""
-        probes = {1, 8191, 131_072 + 7}
-        for w in self.structure.keys if self.structure else ():
-            if w is not None:
-                probes.update({max(1, w.size - 1), w.size + 1, 2 * w.size + 513})
-        return sorted(probes)
+    def _per_token_by_stage(self, kv: KvBreakdown) -> tuple[int, ...]:
+        """Return Σ bytes per token of each stage's layers (per_gpu_bytes_per_token)."""
+        per_group = {(g.key, g.layer_kind): g.bytes_per_token_per_layer for g in kv.groups}
+        per_layer = [
+            per_group.get((w, "" if k in _BUILTIN_KINDS else k), 0)
+            for w, k in zip(kv.layer_windows, kv.layer_kinds, strict=True)
+        ]
+        return tuple(sum(per_layer[a:b]) for a, b in kv.stage_layers)
 
-    def _evaluate(self, seq_len: int) -> SeqKv:
-        return self._fast(seq_len)
-
-    def _build_fast(self) -> Callable[[int], SeqKv]:
-        """Return seq_len -> SeqKv specialised to this structure (one stage, one window ...)."""
-        s = self.structure
-        assert s is not None  # only called when compiled
-        rules, fixed_stage, fixed_total = s.rules, self._fixed_stage, self._fixed_total
-        if self.pp == 1 and len(rules) == 1:
-            (rule,) = rules
-            (total_c,), ((stage_c,),) = s.total_coef, s.stage_coef
-            (per_token,), (fixed_0,) = s.stage_per_token, fixed_stage
-
-            def one(seq_len: int) -> SeqKv:
-                t = rule(seq_len)
-                b = fixed_0 + stage_c * t
-                return SeqKv(fixed_total + total_c * t, b, per_token, 0, (b,))
-
-            return one
-        if self.pp == 1:
-            (coefs,), (per_token,), (fixed_0,) = s.stage_coef, s.stage_per_token, fixed_stage
-            total_coef = s.total_coef
-
-            def stage1(seq_len: int) -> SeqKv:
-                tokens = [rule(seq_len) for rule in rules]
-                b = fixed_0 + sum(map(_mul, coefs, tokens))
-                total = fixed_total + sum(map(_mul, total_coef, tokens))
-                return SeqKv(total, b, per_token, 0, (b,))
-
-            return stage1
-        stages = tuple(zip(fixed_stage, s.stage_coef, strict=True))
-        per_tokens, total_coef, pp = s.stage_per_token, s.total_coef, self.pp
-
-        def general(seq_len: int) -> SeqKv:
-            tokens = [rule(seq_len) for rule in rules]
-            stage_bytes = tuple(fixed + sum(map(_mul, coefs, tokens)) for fixed, coefs in stages)
-            busiest = 0
-            for i in range(1, pp):  # the first stage of the largest, as kv_cache picks it
-                if stage_bytes[i] > stage_bytes[busiest]:
-                    busiest = i
-            total = fixed_total + sum(map(_mul, total_coef, tokens))
-            return SeqKv(total, stage_bytes[busiest], per_tokens[busiest], busiest, stage_bytes)
-
-        return general
+    # ---- evaluating ---------------------------------------------------------------------
 
     def tokens(self, seq_len: int) -> tuple[int, ...]:
-        """Return the tokens each distinct window's layers hold (structure.keys order)."""
-        s = self.structure
-        if s is None:
-            raise KvcalcError("kernel has no compiled form for this workload")
-        return tuple(rule(seq_len) for rule in s.rules)
+        """Return the tokens each distinct window's layers hold (in `keys` order)."""
+        return tuple(rule(seq_len) for rule in self.rules)
 
-    def evaluate(self, seq_len: int) -> SeqKv:
-        """Return the bytes of one sequence of seq_len tokens (not memoised)."""
-        if seq_len < 1:
-            raise KvcalcError(f"seq_len must be a positive integer, got {seq_len!r}")
-        if self.structure is not None:
-            return self._fast(seq_len)
-        kv = kv_cache(self.model, replace(self.workload, seq_len=seq_len), self.engine)
-        return SeqKv(
-            kv.total_bytes, kv.per_gpu_bytes, kv.per_gpu_bytes_per_token, kv.busiest_stage,
-            kv.stage_bytes,
-        )  # fmt: skip
-
-    def seq(self, seq_len: int) -> SeqKv:
-        """Return the bytes of one sequence of seq_len tokens (memoised per length)."""
+    def _per_sequence(self, seq_len: int) -> tuple[int, ...]:
+        """(total, per stage ..., busiest): one sequence's KV, memoised per length."""
         found = self._memo.get(seq_len)
         if found is None:
-            found = self.evaluate(seq_len)
-            if len(self._memo) < 65536:
+            t = self.tokens(seq_len)
+            stages = [f(t) for f in self._stages]
+            busiest = 0
+            for i in range(1, self.pp):  # the first stage of the largest, as kv_cache picks it
+                if stages[i] + self._stage_state[i] > stages[busiest] + self._stage_state[busiest]:
+                    busiest = i
+            found = (self._total(t), stages[busiest], busiest)
+            if len(self._memo) < _MEMO:
                 self._memo[seq_len] = found
         return found
 
-    def total_bytes(self, seq_len: int, batch: int) -> int:
-        """Return KvBreakdown.total_bytes at (seq_len, batch)."""
-        return self.seq(seq_len).per_sequence_bytes * batch
+    def _evaluate(self, seq_len: int, batch: int) -> KvAt:
+        total, per_gpu, busiest = self._per_sequence(seq_len)
+        return KvAt(
+            total * batch,
+            per_gpu * batch,
+            total,
+            self._stage_per_token[busiest],
+            busiest,
+            self._state_total * batch,
+            self._stage_state[busiest] * batch,
+            self._state_total,
+        )
 
-    def per_gpu_bytes(self, seq_len: int, batch: int) -> int:
-        """Return KvBreakdown.per_gpu_bytes at (seq_len, batch)."""
-        return self.seq(seq_len).per_gpu_bytes * batch
+    def at(self, seq_len: int, batch: int) -> KvAt:
+        """Return kv_cache's integers at (seq_len, batch)."""
+        if seq_len < 1 or batch < 1:
+            raise KvcalcError(f"seq_len and batch must be positive, got {seq_len}, {batch}")
+        if self.exact_fast:
+            return self._evaluate(seq_len, batch)
+        key = (seq_len, batch)
+        found = self._slow.get(key)
+        if found is None:
+            kv = kv_cache(
+                self.model, replace(self.workload, seq_len=seq_len, batch=batch), self.engine
+            )
+            found = _from_breakdown(kv)
+            if len(self._slow) < _MEMO:
+                self._slow[key] = found
+        return found
 
 
-def _auto_dtype(model: ModelSpec, engine: EngineProfile) -> KvDtype:
-    return KV_DTYPES[engine.default_kv_dtype or model.dtype]
-
-
-class _Units(NamedTuple):
-    available: int  # blocks (vLLM) or bytes a stage holds
-    unit_bytes: int
-    counts: tuple[int, ...]  # per window key: what one token of a request costs in units
-    divisor: int  # tokens per unit along a window (block size for vLLM, 1 otherwise)
+def _from_breakdown(kv: KvBreakdown) -> KvAt:
+    return KvAt(
+        kv.total_bytes,
+        kv.per_gpu_bytes,
+        kv.per_sequence_bytes,
+        kv.per_gpu_bytes_per_token,
+        kv.busiest_stage,
+        kv.state_total_bytes,
+        kv.state_per_gpu_bytes,
+        kv.state_bytes_per_sequence,
+    )
 
 
 class FitAt(NamedTuple):
@@ -317,7 +355,8 @@ class FitKernel:
     """planner.fit for one plan shape, evaluated per (seq, batch) from a compiled KvKernel.
 
     The budget is planner.budget's own (it does not depend on seq or batch) and max_tokens
-    planner.max_tokens'; the per-request units follow planner._stage_units.
+    planner.max_tokens'; what one request needs per stage (planner._stage_units) is solved
+    as a linear form of the held tokens and verified at the KV kernel's probes.
     """
 
     def __init__(
@@ -343,61 +382,67 @@ class FitKernel:
             util,
             reserve_bytes,
         )
-        self.budget = budget(self.plan)
+        self.budget: Budget = budget(self.plan)
         self.max_tokens = max_tokens(self.plan, self.budget)
         self.limit = model.max_position_embeddings or 2**24
         self._batch_memo: dict[int, int] = {}
         self._seq_memo: dict[int, tuple[int, bool]] = {}
-        self.units: tuple[_Units, ...] | None = None
-        s = self.kv.structure
-        if s is not None and self.kv._fixed_total == 0:
-            self.units = self._compile_units(s)
+        self._need_memo: dict[int, tuple[int, ...]] = {}
+        self.exact_fast = self.kv.exact_fast and self._compile()
 
-    def _compile_units(self, s: _Structure) -> tuple[_Units, ...]:
-        per_layer, block = self.kv.per_layer_bytes, self.kv.block_size
-        units = []
-        for stage, kv_budget in enumerate(self.budget.stage_kv_budget_bytes):
-            counts = s.stage_counts[stage]
-            if self.kv.engine.pads_hybrid_groups:
-                group = hybrid_group_size([c for c in counts if c])
-                block_bytes = block * per_layer * group
-                units.append(
-                    _Units(
-                        max(0, kv_budget) // block_bytes,
-                        block_bytes,
-                        tuple(cdiv(c, group) if c else 0 for c in counts),
-                        block,
-                    )
-                )
-            else:
-                units.append(_Units(max(0, kv_budget), 1, tuple(c * per_layer for c in counts), 1))
-        return tuple(units)
+    def _compile(self) -> bool:
+        from kvcalc.planner import _stage_units
 
-    def _per_request(self, seq_len: int) -> list[int]:
-        assert self.units is not None
-        tokens = self.kv.tokens(seq_len)
-        return [
-            sum(c * (t // u.divisor) for c, t in zip(u.counts, tokens, strict=True))
-            for u in self.units
+        lengths = self.kv.probe_lengths()
+        vectors = [self.kv.tokens(s) for s in lengths]
+        budgets = self.budget.stage_kv_budget_bytes
+        units = [
+            [_stage_units(self.kv.probe(s), stage, b) for stage, b in enumerate(budgets)]
+            for s in lengths
         ]
+        self._available = tuple(u.available for u in units[0])
+        self._unit_bytes = tuple(u.unit_bytes for u in units[0])
+        if any(
+            tuple(u.available for u in row) != self._available
+            or tuple(u.unit_bytes for u in row) != self._unit_bytes
+            for row in units
+        ):
+            return False
+        forms = []
+        for stage in range(len(budgets)):
+            form = _solve(vectors, [row[stage].per_request for row in units], with_const=True)
+            if form is None:
+                return False
+            forms.append(form)
+        self._needs = tuple(forms)
+        return True
+
+    def _per_request(self, seq_len: int) -> tuple[int, ...]:
+        found = self._need_memo.get(seq_len)
+        if found is None:
+            t = self.kv.tokens(seq_len)
+            found = tuple(f(t) for f in self._needs)
+            if len(self._need_memo) < _MEMO:
+                self._need_memo[seq_len] = found
+        return found
 
     def max_batch(self, seq_len: int) -> int:
         """Return planner.max_batch at seq_len (memoised)."""
         found = self._batch_memo.get(seq_len)
         if found is not None:
             return found
-        if self.units is None:
+        if not self.exact_fast:
             from kvcalc.planner import max_batch
 
             found = max_batch(self._plan_at(seq_len, 1), self.budget)
         else:
             best = None
-            for u, need in zip(self.units, self._per_request(seq_len), strict=True):
+            for available, need in zip(self._available, self._per_request(seq_len), strict=True):
                 if need:
-                    n = u.available // need
-                    best = n if best is None else min(best, n)
+                    n = available // need
+                    best = n if best is None or n < best else best
             found = best if best is not None else _NO_LIMIT
-        if len(self._batch_memo) < 65536:
+        if len(self._batch_memo) < _MEMO:
             self._batch_memo[seq_len] = found
         return found
 
@@ -420,14 +465,13 @@ class FitKernel:
                 else:
                     high = mid
             found = (low, False)
-        if len(self._seq_memo) < 65536:
+        if len(self._seq_memo) < _MEMO:
             self._seq_memo[batch] = found
         return found
 
     def at(self, seq_len: int, batch: int) -> FitAt:
         """Return fits, headroom, kv_bytes, max_batch and max_concurrency at one point."""
-        budgets = self.budget.stage_kv_budget_bytes
-        if self.units is None:
+        if not self.exact_fast:
             from kvcalc.planner import fit
 
             result = fit(self._plan_at(seq_len, batch))
@@ -438,17 +482,20 @@ class FitKernel:
                 result.max_batch,
                 result.max_concurrency,
             )
-        needs = self._per_request(seq_len)
+        budgets = self.budget.stage_kv_budget_bytes
         kv_bytes, headroom, concurrency = 0, None, None
-        for u, need, b in zip(self.units, needs, budgets, strict=True):
-            stage_need = need * batch * u.unit_bytes
+        for available, unit, need, b in zip(
+            self._available, self._unit_bytes, self._per_request(seq_len), budgets, strict=True
+        ):
+            stage_need = need * batch * unit
             kv_bytes = max(kv_bytes, stage_need)
             room = b - stage_need
             headroom = room if headroom is None else min(headroom, room)
             if need:
-                c = u.available / need
+                c = available / need
                 concurrency = c if concurrency is None else min(concurrency, c)
-        assert headroom is not None
+        if headroom is None:
+            raise KvcalcError("plan has no pipeline stage")
         return FitAt(
             headroom >= 0 and self.budget.kv_budget_bytes > 0,
             headroom,
@@ -466,9 +513,9 @@ class FitKernel:
 class MinGpus:
     """planner.min_gpus for one (model, gpu, engine, dtypes, budget knobs), per (seq, batch).
 
-    Candidates are planner's, in its order; each candidate's FitKernel is compiled on first
-    use, and the analytic lower bound (planner.min_gpus_lower_bound) skips the ones that
-    cannot hold the weights and the KV in their combined memory.
+    Candidates are planner.min_gpus_candidates, in its order; each candidate's FitKernel is
+    compiled on first use, and candidates below planner.min_gpus_lower_bound (compiled
+    here) are skipped.
     """
 
     def __init__(
@@ -486,55 +533,61 @@ class MinGpus:
 
         self.model, self.gpu, self.engine = model, gpu, engine
         self.workload = replace(workload, seq_len=1, batch=1, tp=1, pp=1)
-        self.knobs = (weights_dtype, util, reserve_bytes)
+        self.knobs: tuple[Any, ...] = (weights_dtype, util, reserve_bytes)
         self.candidates = min_gpus_candidates(model, engine, MAX_PP if max_pp is None else max_pp)
         self._kernels: dict[tuple[int, int], FitKernel | None] = {}
-        self._bound: _BoundKernel | bool | None = None
+        self._bound: _Bound | None = None
+        self._bound_failed = False
 
     def _kernel(self, tp: int, pp: int) -> FitKernel | None:
         key = (tp, pp)
         if key not in self._kernels:
+            kernel: FitKernel | None
             try:
-                k: FitKernel | None = FitKernel(
+                kernel = FitKernel(
                     self.model,
                     self.gpu,
                     self.engine,
                     replace(self.workload, tp=tp, pp=pp),
                     *self.knobs,
                 )
-                if k is not None and k.budget.kv_budget_bytes <= 0:
-                    k = None
+                if kernel.budget.kv_budget_bytes <= 0:
+                    kernel = None
             except KvcalcError:
-                k = None
-            self._kernels[key] = k
+                kernel = None
+            self._kernels[key] = kernel
         return self._kernels[key]
 
     def lower_bound(self, seq_len: int, batch: int) -> int:
-        """Return planner.min_gpus_lower_bound at this point (1 when it cannot be computed)."""
-        if self._bound is None:
+        """Return planner.min_gpus_lower_bound at this point."""
+        if self._bound is None and not self._bound_failed:
             try:
-                self._bound = _BoundKernel(
+                self._bound = _Bound(
                     self.model, self.gpu, self.engine, self.workload, self.knobs[0]
                 )
             except KvcalcError:
-                self._bound = False
-        if self._bound is False or self._bound is True:
+                self._bound_failed = True
+        if self._bound is None:
             return 1
         return self._bound.at(seq_len, batch)
 
     def __call__(self, seq_len: int, batch: int) -> tuple[int, int] | None:
         """Return the smallest (tp, pp) that fits batch sequences of seq_len, or None."""
+        if not self.candidates:
+            return None
         low = self.lower_bound(seq_len, batch)
+        if low > self.candidates[-1][0]:
+            return None
         for n, pp, tp in self.candidates:
             if n < low:
                 continue
-            k = self._kernel(tp, pp)
-            if k is not None and k.max_batch(seq_len) >= batch:
+            kernel = self._kernel(tp, pp)
+            if kernel is not None and kernel.max_batch(seq_len) >= batch:
                 return tp, pp
         return None
 
 
-class _BoundKernel:
+class _Bound:
     """planner.min_gpus_lower_bound with its seq-dependent part compiled."""
 
     def __init__(
@@ -545,19 +598,27 @@ class _BoundKernel:
         workload: Workload,
         weights_dtype: WeightDtype | None,
     ) -> None:
-        from kvcalc.planner import weights_per_stage
+        from kvcalc.planner import Plan, min_gpus_lower_bound, weights_per_stage
 
         self.capacity = gpu.memory_bytes
         self.weights = weights_per_stage(model, engine, 1, 1, weights_dtype)[0]
         self.kv = KvKernel(model, engine, workload)
-        s = self.kv.structure
-        if s is None:
-            raise KvcalcError("no compiled form")
-        self.coef = tuple(
-            sum(counts[i] for counts in s.stage_counts) * self.kv.logical_per_layer_bytes
-            for i in range(len(s.keys))
-        )
+        self.plan = Plan(model, gpu, engine, self.kv.workload, weights_dtype)
+        self.min_gpus_lower_bound = min_gpus_lower_bound
+        if self.kv.exact_fast:
+            index = {w: i for i, w in enumerate(self.kv.keys)}
+            coef = [0] * len(self.kv.keys)
+            for g in self.kv.first.groups:
+                coef[index[g.key]] += g.count * g.bytes_per_token_per_layer
+            self.coef: tuple[int, ...] | None = tuple(coef)
+        else:
+            self.coef = None
 
     def at(self, seq_len: int, batch: int) -> int:
+        if self.coef is None:
+            plan = replace(
+                self.plan, workload=replace(self.plan.workload, seq_len=seq_len, batch=batch)
+            )
+            return self.min_gpus_lower_bound(plan)
         need = sum(c * t for c, t in zip(self.coef, self.kv.tokens(seq_len), strict=True))
         return max(1, cdiv(self.weights + need * batch, self.capacity))

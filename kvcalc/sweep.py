@@ -42,6 +42,11 @@ CALC_COLUMNS: tuple[str, ...] = (
     "per_sequence_bytes",
     "total_bytes",
     "per_gpu_bytes",
+    "state_bytes_per_sequence",
+    "state_total_bytes",
+    "state_per_gpu_bytes",
+    "cache_total_bytes",
+    "cache_per_gpu_bytes",
 )
 FIT_COLUMNS: tuple[str, ...] = (
     "gpu",
@@ -281,14 +286,15 @@ def iter_rows(grid: Grid) -> Iterator[tuple[Any, ...]]:
 def _calc_rows(
     grid: Grid, kernel: Any, head: tuple[Any, ...], middle: tuple[Any, ...]
 ) -> Iterator[tuple[Any, ...]]:
-    batches = grid.batches
+    at = kernel.at
     for seq in grid.seqs:
-        one = kernel.evaluate(seq)
-        per_seq, per_gpu, per_token = one[0], one[1], one[2]
         first = (*head, seq)
-        last = (*middle, per_token, per_seq)
-        for batch in batches:
-            yield (*first, batch, *last, per_seq * batch, per_gpu * batch, None)
+        for batch in grid.batches:
+            k = at(seq, batch)
+            yield (
+                *first, batch, *middle, k[3], k[2], k[0], k[1], k[7], k[5], k[6],
+                k[0] + k[5], k[1] + k[6], None,
+            )  # fmt: skip
 
 
 def _fit_rows(
@@ -339,12 +345,11 @@ def _fit_rows(
         b.kv_budget_bytes,
     )
     max_tokens = fk.max_tokens
+    kv_at = kernel.at
     for seq in grid.seqs:
-        one = kernel.evaluate(seq)
-        per_seq, per_gpu, per_token = one[0], one[1], one[2]
         first = (*head, seq)
-        last = (*middle, per_token, per_seq)
         for batch in grid.batches:
+            k = kv_at(seq, batch)
             at = fk.at(seq, batch)
             max_seq, clamped = fk.max_seq_len(batch)
             found = memo.get((seq, batch))
@@ -356,9 +361,16 @@ def _fit_rows(
             yield (
                 *first,
                 batch,
-                *last,
-                per_seq * batch,
-                per_gpu * batch,
+                *middle,
+                k[3],
+                k[2],
+                k[0],
+                k[1],
+                k[7],
+                k[5],
+                k[6],
+                k[0] + k[5],
+                k[1] + k[6],
                 *fit_head,
                 at.kv_bytes,
                 at.fits,

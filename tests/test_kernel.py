@@ -32,13 +32,20 @@ def _workload(tp: int, pp: int, dtype: str | None, **kw: object) -> Workload:
     return Workload(seq_len=1, tp=tp, pp=pp, k_dtype=d, v_dtype=d, **kw)  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize("engine", sorted(ENGINES))
+# engines whose cache is not linear in the batch (llama.cpp's unified streams, cells per
+# slot) answer through kv_cache by design; every other engine must compile
+COMPILED_ENGINES = sorted(e for e, p in ENGINES.items() if p.sliding != "llama_cpp")
+
+
+@pytest.mark.parametrize("engine", COMPILED_ENGINES)
 @pytest.mark.parametrize("name", sorted(MODELS))
 def test_every_preset_compiles_to_the_fast_form(name: str, engine: str) -> None:
-    """Every bundled preset under every engine compiles to integer rules (no kv_cache fallback)."""
-    kernel = KvKernel(MODELS[name], ENGINES[engine], _workload(1, 1, None))
-    assert kernel.exact_fast
-    assert kernel.structure is not None
+    """Every bundled preset under every batch-linear engine compiles (no kv_cache fallback)."""
+    try:
+        kernel = KvKernel(MODELS[name], ENGINES[engine], _workload(1, 1, None))
+    except KvcalcError:
+        pytest.skip("the formula refuses this model under this engine")
+    assert kernel.exact_fast, kernel.reason
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -62,23 +69,25 @@ def test_kv_kernel_equals_kv_cache(
     dtype: str | None,
     batched: int | None,
 ) -> None:
-    """KvKernel gives kv_cache's total, per-GPU, per-token and per-stage bytes at any point."""
+    """KvKernel gives kv_cache's KV and state bytes (total, per GPU, per sequence) at any point."""
     model, profile = MODELS[name], ENGINES[engine]
     workload = _workload(tp, pp, dtype, max_num_batched_tokens=batched)
     try:
         expected = kv_cache(model, replace(workload, seq_len=seq, batch=batch), profile)
     except KvcalcError:
         with pytest.raises(KvcalcError):
-            KvKernel(model, profile, workload)
+            KvKernel(model, profile, workload).at(seq, batch)
         return
     kernel = KvKernel(model, profile, workload)
-    one = kernel.seq(seq)
-    assert kernel.total_bytes(seq, batch) == expected.total_bytes
-    assert kernel.per_gpu_bytes(seq, batch) == expected.per_gpu_bytes
-    assert one.per_sequence_bytes == expected.per_sequence_bytes
-    assert one.per_gpu_bytes_per_token == expected.per_gpu_bytes_per_token
-    assert one.busiest_stage == expected.busiest_stage
-    assert tuple(b * batch for b in one.stage_bytes) == expected.stage_bytes
+    got = kernel.at(seq, batch)
+    assert got.total_bytes == expected.total_bytes
+    assert got.per_gpu_bytes == expected.per_gpu_bytes
+    assert got.per_sequence_bytes == expected.per_sequence_bytes
+    assert got.per_gpu_bytes_per_token == expected.per_gpu_bytes_per_token
+    assert got.busiest_stage == expected.busiest_stage
+    assert got.state_total_bytes == expected.state_total_bytes
+    assert got.state_per_gpu_bytes == expected.state_per_gpu_bytes
+    assert got.state_bytes_per_sequence == expected.state_bytes_per_sequence
     assert kernel.bytes_per_token == expected.bytes_per_token
     assert kernel.block_size == expected.block_size
     assert kernel.kv_heads_per_gpu == expected.kv_heads_per_gpu
@@ -91,7 +100,7 @@ def test_kernel_with_given_attention_windows_follows_kv_cache() -> None:
     kernel = KvKernel(model, engine, workload)
     assert not kernel.exact_fast
     for seq in (100, 4096, 5000, 9000):
-        assert kernel.total_bytes(seq, 3) == (
+        assert kernel.at(seq, 3).total_bytes == (
             kv_cache(model, replace(workload, seq_len=seq, batch=3), engine).total_bytes
         )
 
@@ -150,9 +159,11 @@ def test_fit_kernel_equals_planner_fit(
     assert kernel.max_seq_len(batch) == (expected.max_seq_len, expected.max_seq_len_clamped)
     assert kernel.max_tokens == expected.max_tokens
     assert kernel.budget == expected.budget
+    if profile.sliding != "llama_cpp" and kernel.kv.exact_fast:
+        assert kernel.exact_fast  # per-request units compiled wherever the KV is
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     name=st.sampled_from(sorted(MODELS)),
     gpu=st.sampled_from(sorted(GPUS)),

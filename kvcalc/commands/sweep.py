@@ -12,8 +12,10 @@ from kvcalc.errors import KvcalcError
 
 FORMATS = ("csv", "jsonl", "json", "table")
 TABLE_LIMIT = 10_000  # rows a terminal table is built for; machine formats stream any number
-_TABLE_COLUMNS = ("model", "engine", "kv_dtype", "seq_len", "batch", "tp", "pp", "per_gpu_bytes")
-_TABLE_FIT_COLUMNS = ("gpu", "fits", "max_batch", "min_gpus")
+# a table shows the point (the options that vary) and the answer; csv/json carry every column
+_TABLE_VARYING = ("engine", "kv_dtype", "tp", "pp", "gpu", "weights_dtype", "util")
+_TABLE_ANSWER = ("per_gpu_bytes",)
+_TABLE_FIT_ANSWER = ("fits", "max_batch", "min_gpus")
 
 
 def _list(help_text: str, *names: str, metavar: str = "V[,V...]") -> Any:
@@ -206,11 +208,14 @@ def _write(grid: Any, fmt_name: str, out: IO[str]) -> None:
         from kvcalc.commands._shared import _console
         from kvcalc.render import render_rows
 
-        shown = _TABLE_COLUMNS + (_TABLE_FIT_COLUMNS if grid.gpus else ()) + ("error",)
         table = [dict(zip(columns, row, strict=True)) for row in rows]
-        if not any(r["error"] for r in table):
-            shown = shown[:-1]
-        render_rows(_console(), f"sweep: {len(table):,} points", table, list(shown))
+        varying = [c for c in _TABLE_VARYING if c in columns and len({r[c] for r in table}) > 1]
+        shown = ["model", *varying, "seq_len", "batch", *_TABLE_ANSWER]
+        if grid.gpus:
+            shown += _TABLE_FIT_ANSWER
+        if any(r["error"] for r in table):
+            shown.append("error")
+        render_rows(_console(), f"sweep: {len(table):,} points", table, shown)
 
 
 def _progress(rows: Any, total: int) -> Any:
