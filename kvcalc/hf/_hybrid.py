@@ -925,3 +925,119 @@ GRANITE_H_READS = frozenset(
         "mamba_n_groups", "mamba_d_state", "mamba_d_conv", "mamba_conv_bias", "mamba_proj_bias",
     }
 )  # fmt: skip
+
+
+# ---- Moonshot Kimi Linear (kimi_linear) ---------------------------------------------------
+
+# Kimi-K3 keys that KimiLinearConfig does not know: its weights (and possibly its cache) are
+# laid out differently from the transformers model, so they are refused, not guessed.
+_KIMI_UNMODELLED = ("attn_res_block_size", "routed_expert_hidden_size", "latent_moe_use_norm",
+                    "use_full_rank_gate")  # fmt: skip
+
+
+def kimi_linear(c: _Config, family: str) -> dict[str, Any]:
+    """Kimi Linear: MLA layers (linear_attn_config.full_attn_layers, 1-based) and Kimi Delta
+    Attention (KDA) layers with a short conv over q, k, v (3 · num_heads · head_dim channels)
+    and a num_heads × head_dim × head_dim recurrent state.
+
+    transformers models/kimi_linear/modeling_kimi_linear.py (KimiDeltaAttention: q/k/v
+    projections, conv1d, forget gate f_a/f_b with dt_bias and A_log, beta b_proj, output
+    gate g_a/g_b, o_norm, o_proj; MLA as DeepSeek-V3's; MoE with shared experts)."""
+    la = c.data.get("linear_attn_config")
+    if not isinstance(la, dict):
+        raise KvcalcError("config key 'linear_attn_config' must be a table")
+    for key in _KIMI_UNMODELLED:
+        if c.data.get(key) not in (None, False) or la.get(key) not in (None, False):
+            raise KvcalcError(f"config key {key!r} (Kimi-K3) is not modelled yet")
+    n_layers = c.get_int("num_hidden_layers")
+    full = {int(i) - 1 for i in la.get("full_attn_layers") or []}
+    kda = {int(i) - 1 for i in la.get("kda_layers") or []}
+    if full & kda or full | kda != set(range(n_layers)):
+        raise KvcalcError(
+            "linear_attn_config must give every layer to full_attn_layers or kda_layers"
+        )
+    heads = int(la.get("num_heads") or c.get_int("num_attention_heads"))
+    dim = int(la.get("head_dim") or 128)
+    kernel = int(la.get("short_conv_kernel_size") or 4)
+    h = c.get_int("hidden_size")
+    n_heads = c.get_int("num_attention_heads")
+    kv_lora, rope = c.get_int("kv_lora_rank"), c.get_int("qk_rope_head_dim")
+    nope, v_dim = c.get_int("qk_nope_head_dim"), c.get_int("v_head_dim")
+    q_lora = c.opt_int("q_lora_rank")
+    proj = heads * dim
+    if q_lora:
+        mla_q = h * q_lora + q_lora + q_lora * n_heads * (nope + rope)
+    else:
+        mla_q = h * n_heads * (nope + rope)
+    mla = mla_q + h * (kv_lora + rope) + kv_lora + kv_lora * n_heads * (nope + v_dim)
+    mla += n_heads * v_dim * h
+    kda_params = 3 * h * proj + 3 * proj * kernel + proj + heads + h * dim + dim * proj
+    kda_params += h * heads + h * dim + dim * proj + dim + proj * h
+    n_experts = c.get_int("num_experts", default=0)
+    first_dense = c.get_int("first_k_dense_replace", default=0)
+    step = c.get_int("moe_layer_freq", default=1)
+    inter, moe_inter = c.get_int("intermediate_size"), c.get_int("moe_intermediate_size", default=0)
+    n_shared = c.get_int("num_shared_experts", default=0)
+    attention = mixer = mlp = experts = 0
+    names = []
+    for i in range(n_layers):
+        if i in full:
+            names.append("full")
+            attention += mla
+        else:
+            names.append("kda")
+            mixer += kda_params
+        if n_experts and i >= first_dense and i % step == 0:
+            experts += n_experts * 3 * h * moe_inter + n_experts * h
+            mlp += n_shared * 3 * h * moe_inter
+        else:
+            mlp += 3 * h * inter
+    vocab = c.get_int("vocab_size")
+    tied = c.get_bool("tie_word_embeddings", False)
+    params = ParamBreakdown(
+        embedding=vocab * h,
+        lm_head=0 if tied else vocab * h,
+        attention=attention + mixer,
+        mlp=mlp,
+        experts=experts,
+        norms=n_layers * 2 * h + h,
+    )
+    kinds = {
+        "kda": {
+            "kind": "state", "mixer": "kda", "conv_kernel": kernel, "conv_inner": 3 * proj,
+            "state_heads": heads, "state_head_elems": dim * dim,
+        }
+    }  # fmt: skip
+    moe = None
+    if n_experts:
+        moe = {
+            "n_experts": n_experts,
+            "n_experts_per_token": c.get_int(
+                "num_experts_per_token", "num_experts_per_tok", default=1
+            ),
+            "n_shared_experts": n_shared,
+        }
+    attention_spec = {
+        "kind": "mla", "n_heads": n_heads, "kv_lora_rank": kv_lora, "qk_rope_head_dim": rope,
+        "qk_nope_head_dim": nope, "v_head_dim": v_dim, "q_lora_rank": q_lora,
+    }  # fmt: skip
+    return {
+        "n_layers": n_layers,
+        "attention": attention_spec,
+        "layers": {"pattern": _period(names)},
+        "kinds": kinds,
+        "params": params,
+        "moe": moe,
+        "mtp_layers": c.get_int("num_nextn_predict_layers", default=0),
+    }
+
+
+KIMI_LINEAR_READS = frozenset(
+    {
+        "linear_attn_config",
+        "kv_lora_rank",
+        "qk_rope_head_dim",
+        "v_head_dim",
+        "num_nextn_predict_layers",
+    }
+)

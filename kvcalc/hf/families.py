@@ -181,6 +181,8 @@ _FAMILIES: list[Family] = [
            _hybrid.LFM2_READS, _hybrid.lfm2),
     Family("granitemoehybrid", "Granite-4.0-H: Mamba2 state layers, attention, MoE + shared MLP",
            _hybrid.GRANITE_H_READS, _hybrid.granitemoehybrid),
+    Family("kimi_linear", "Kimi Linear: MLA layers and Kimi Delta Attention state layers, MoE",
+           _hybrid.KIMI_LINEAR_READS, _hybrid.kimi_linear),
 ]  # fmt: skip
 
 # model_types kvcalc knows and refuses, each with the reason (what it cannot size yet).
