@@ -93,7 +93,8 @@ class Format:
     def matrix_bytes(self, out_features: int, in_features: int) -> int:
         """Return the bytes of one out × in weight matrix and its scales in this format."""
         n = out_features * in_features
-        groups = -(-in_features // self.group) if self.group else 0
+        # group -1 (GPTQ/AWQ per channel): one group spanning the inputs
+        groups = 1 if self.group < 0 else (-(-in_features // self.group) if self.group else 0)
         if self.kind == "fp8_block":
             blocks = -(-out_features // self.block_out) * groups
             return n + 4 * blocks
@@ -106,7 +107,10 @@ class Format:
         if self.kind == "int_pack":
             packed = out_features * -(-in_features * self.bits // 32) * 4
             return packed + out_features * groups * 2 + 16
-        packed = -(-in_features * self.bits // 32) * out_features * 4
+        if self.kind == "gptq":  # qweight (in·b/32, out) int32
+            packed = -(-in_features * self.bits // 32) * out_features * 4
+        else:  # AWQ qweight (in, out·b/32) int32
+            packed = in_features * -(-out_features * self.bits // 32) * 4
         zeros = groups * -(-out_features * self.bits // 32) * 4
         scales = groups * out_features * 2
         g_idx = 4 * in_features if self.kind == "gptq" else 0
@@ -161,7 +165,7 @@ def _matches(name: str, pattern: str) -> bool:
     for prefix in _PREFIXES:
         full = prefix + name
         if pattern.startswith("re:"):
-            if re.fullmatch(pattern[3:], full) or re.match(pattern[3:] + r"(\.|$)", full):
+            if re.match(f"(?:{pattern[3:]})(?:\\.|$)", full):
                 return True
             continue
         if full == pattern or full.startswith(pattern + ".") or full.endswith("." + pattern):
@@ -284,7 +288,7 @@ def _gptq_awq(q: Mapping[str, Any], method: str) -> Recipe:
     if method == "awq" and q.get("zero_point") is False:
         raise KvcalcError("AWQ without zero points is not modelled")
     kind: Literal["gptq", "awq"] = "gptq" if method == "gptq" else "awq"
-    fmt = Format(f"{method} int{bits} group {group}", kind, bits, max(group, 0))
+    fmt = Format(f"{method} int{bits} group {group}", kind, bits, group)
     ignore = _strings(q.get("modules_to_not_convert"), "modules_to_not_convert")
     return Recipe(method, fmt, ignore)
 
@@ -309,8 +313,6 @@ def parse_recipe(quantization_config: Mapping[str, Any]) -> Recipe:
     if method == "compressed-tensors":
         return _compressed_tensors(q)
     if method in ("gptq", "awq"):
-        if method == "gptq" and q.get("bits", 4) != 4 and q.get("checkpoint_format") == "gptq_v2":
-            raise KvcalcError("GPTQ v2 checkpoints are not modelled")
         return _gptq_awq(q, method)
     raise KvcalcError(
         f"quantization_config quant_method {method or '(none)'!r} is not modelled (fp8, mxfp4, "

@@ -327,3 +327,44 @@ def test_mixed_precision_recipe_gives_each_module_its_format() -> None:
     assert recipe.format_for(Linear("layers.0.self_attn.k_proj", "attention", 8, 8)) is None
     with pytest.raises(KvcalcError, match="not modelled"):
         parse_recipe({"quant_method": "modelopt", "quant_algo": "W8A8_SQ"})
+
+
+def test_gptq_and_awq_configs() -> None:
+    """GPTQ/AWQ quantization_config: bits and group_size as published; group -1 is one group
+    per output row. GPTQ 4-bit per-channel, 64 × 256: qweight 32·64 int32, qzeros 1·8 int32,
+    scales 64 fp16, g_idx 256 int32; AWQ 4-bit group 64, 64 × 256: qweight 256·8 int32,
+    qzeros 4·8 int32, scales 4·64 fp16."""
+    gptq = parse_recipe({"quant_method": "gptq", "bits": 4, "group_size": -1, "desc_act": True})
+    assert gptq.default is not None
+    assert gptq.default.matrix_bytes(64, 256) == 32 * 64 * 4 + 8 * 4 + 64 * 2 + 256 * 4
+    awq = parse_recipe({"quant_method": "awq", "bits": 4, "group_size": 64, "zero_point": True})
+    assert awq.default is not None
+    assert awq.default.matrix_bytes(64, 256) == 256 * 8 * 4 + 4 * 8 * 4 + 4 * 64 * 2
+    with pytest.raises(KvcalcError, match="group_size"):
+        parse_recipe({"quant_method": "gptq", "bits": 4, "group_size": 0})
+
+
+def test_regex_ignore_with_alternation_names_whole_modules() -> None:
+    """'re:' patterns match from the start of a module path and end at a path boundary."""
+    recipe = parse_recipe(
+        {
+            "quant_method": "compressed-tensors",
+            "format": "pack-quantized",
+            "config_groups": {
+                "g": {
+                    "targets": ["Linear"],
+                    "weights": {
+                        "num_bits": 4,
+                        "type": "int",
+                        "strategy": "group",
+                        "group_size": 32,
+                    },
+                }
+            },
+            "ignore": ["re:.*self_attn.*|lm_head", r"re:.*mlp\.(gate|up|down)_proj"],
+        }
+    )
+    assert recipe.format_for(Linear("layers.1.self_attn.o_proj", "attention", 8, 32)) is None
+    assert recipe.format_for(Linear("layers.1.mlp.down_proj", "mlp", 8, 32)) is None
+    expert = Linear("layers.1.mlp.experts.0.down_proj", "experts", 8, 32, 2, True)
+    assert recipe.format_for(expert) is not None
