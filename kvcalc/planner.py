@@ -635,6 +635,11 @@ def fit(plan: Plan) -> Fit:
         )
     if plan.weights_dtype is None and plan.model.weights_quant is not None:
         notes.append(f"weights as published: {plan.model.weights_quant.summary}")
+    if (plan.model.architecture or "").endswith("ForConditionalGeneration"):
+        notes.append(
+            f"{plan.model.architecture} is multimodal: its vision/audio tower is not counted "
+            "in the weights (the spec is the language model); --reserve can hold room for it"
+        )
     return Fit(
         plan=plan,
         kv=kv,
