@@ -340,6 +340,17 @@ ENGINES["vllm@main"] = replace(
 )
 
 
+# vLLM's V0 engine (0.6.4-0.6.x, the "Memory profiling results" log line): without chunked
+# prefill its profile run covers max(max_model_len, 2048) tokens (vllm/config.py
+# SchedulerConfig), so the reserve grows with the context; same KV layout
+ENGINES["vllm@v0"] = replace(
+    ENGINES["vllm"],
+    name="vllm@v0",
+    version="0.6.4-0.6.x (V0 engine, no chunked prefill)",
+    summary="vLLM V0 engine: as vllm, profile run over max(max_model_len, 2048) tokens",
+    max_num_batched_tokens=None,
+)
+
 # llama-server: without -np it runs 4 slots with a unified KV cache (tools/server/server.cpp)
 ENGINES["llama-server"] = replace(
     ENGINES["llama.cpp"],

@@ -41,6 +41,10 @@ PROFILE_LOGIT_ROWS = 1024
 HF_NONTORCH_BYTES = 747_438_080
 # cuBLAS workspace, taken through PyTorch's caching allocator (measured: 32 MiB on Hopper)
 HF_CUBLAS_WORKSPACE_BYTES = 33_554_432
+# vLLM's max_num_seqs defaults (vllm/engine/arg_utils.py EngineArgs._set_default_args:
+# 1024 on large GPUs, where max_num_batched_tokens defaults to 8192 or 16384; else 256)
+VLLM_MAX_NUM_SEQS = 256
+VLLM_LARGE_MAX_NUM_SEQS = 1024
 TP_CANDIDATES = (1, 2, 4, 8, 16, 32, 64)
 MAX_PP = 64
 
@@ -240,10 +244,13 @@ def default_reserve(
     if engine.sliding == "llama_cpp":
         terms = compute_reserve_terms(model, workload.llamacpp)
         return (("CUDA context", CUDA_CONTEXT_BYTES), *terms)
-    if engine.ubatch is not None:
-        n_tokens = engine.ubatch
-    else:
-        n_tokens = workload.max_num_batched_tokens or engine.max_num_batched_tokens or 8192
+    if engine.budget_rule == "vllm":
+        n_tokens = _batched_tokens(engine, workload)
+        # V1's large-GPU defaults pair max_num_batched_tokens ≥ 8192 with 1024 sequences
+        large = engine.max_num_batched_tokens is not None and n_tokens >= 8192
+        max_seqs = VLLM_LARGE_MAX_NUM_SEQS if large else VLLM_MAX_NUM_SEQS
+        return vllm_profile_reserve(model, workload.tp, n_tokens, max_seqs)
+    n_tokens = _batched_tokens(engine, workload)
     d_ff = 4 * model.d_model
     if model.params is not None and model.params.mlp:
         dense_layers = model.n_layers
@@ -254,6 +261,65 @@ def default_reserve(
         ("CUDA context", CUDA_CONTEXT_BYTES),
         (f"activations ({n_tokens:,} tokens)", activations),
         (f"logits ({min(n_tokens, PROFILE_LOGIT_ROWS):,} × vocab, fp32)", logits),
+    )
+
+
+def _batched_tokens(engine: EngineProfile, workload: Workload) -> int:
+    """Return the tokens of the engine's profile forward (llama.cpp: n_ubatch)."""
+    if engine.ubatch is not None:
+        return engine.ubatch
+    if workload.max_num_batched_tokens or engine.max_num_batched_tokens:
+        return workload.max_num_batched_tokens or engine.max_num_batched_tokens or 0
+    if engine.budget_rule == "vllm":  # vLLM V0 without chunked prefill: max(len, 2048)
+        return max(workload.seq_len, 2048)
+    return 8192
+
+
+def _mlp_width(model: ModelSpec) -> int:
+    """Return the MLP intermediate width one token runs through per layer (dense + active experts).
+
+    From the parameter breakdown: dense MLP (and shared experts) params / (3 · d_model · L);
+    routed experts: params / (n_experts · 3 · d_model · L), times the experts per token.
+    4 · d_model when the spec has no breakdown.
+    """
+    p = model.params
+    if p is None or not (p.mlp or p.experts):
+        return 4 * model.d_model
+    per_layer = 3 * model.d_model * model.n_layers
+    width = p.mlp // per_layer
+    if p.experts and model.moe is not None:
+        width += p.experts // (model.moe.n_experts * per_layer) * model.moe.n_experts_per_token
+    return max(1, width)
+
+
+def vllm_profile_reserve(
+    model: ModelSpec, tp: int, n_tokens: int, max_num_seqs: int = 256
+) -> tuple[tuple[str, int], ...]:
+    """Return what vLLM V1 (0.10 and later) subtracts beside the weights, as (term, bytes).
+
+    Worker.determine_available_memory (vllm/v1/worker/gpu_worker.py): available KV =
+    total · gpu_memory_utilization − (weights + torch peak increase + non-torch increase),
+    measured by memory_profiling (vllm/utils/mem_utils.py) against a snapshot taken in
+    init_device after the CUDA context and NCCL exist, so neither is subtracted again.
+    The torch peak is GPUModelRunner.profile_run (vllm/v1/worker/gpu_model_runner.py): one
+    dummy forward over max_num_batched_tokens N, then _dummy_sampler_run on one row per
+    request, min(max_num_seqs, N). CUDA graphs are captured after the KV cache is sized
+    (compile_or_warm_up_model), so their memory comes out of the 1 − utilisation margin.
+    Modelled, and checked against the public start-up logs in docs/budget.md:
+      activations: N · (3 · mlp_width / tp + 4 · d_model) · 2 B (gate_up output, its
+        activation, and four hidden-size buffers; mlp_width counts active experts)
+    + sampler: rows · vocab · 8 B (fp32 logits and probabilities; the full vocab on every
+      TP rank), rows = min(max_num_seqs, N); V1 defaults max_num_seqs to 1024 where N
+      is 8192 or more (EngineArgs' large-GPU defaults), else 256 (and V0: 256).
+    Not modelled: a multimodal encoder's profile run, NCCL / custom all-reduce buffers
+    created during the forward, attention-backend workspaces.
+    """
+    activations = n_tokens * (3 * _mlp_width(model) // tp + 4 * model.d_model) * 2
+    rows = min(max_num_seqs, n_tokens)
+    sampler = rows * model.vocab_size * 8
+    return (
+        (f"profile activations ({n_tokens:,} tokens)", activations),
+        (f"sampler warm-up ({rows:,} × vocab, fp32 logits + probs)", sampler),
     )
 
 
