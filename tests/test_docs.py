@@ -143,3 +143,63 @@ def test_docs_point_at_no_machine_or_private_path() -> None:
         text = page.read_text()
         for bad in ("../shared", "/work/main", "/work/shared", "ENGINES.md", "find_string"):
             assert bad not in text, f"{page.name}: {bad}"
+
+
+SCHEMA_COMMANDS = {
+    "calc": ["calc", "gemma-2-9b", "--tp", "2"],
+    "fit": ["fit", "llama-3.1-8b", "-g", "h100-80gb"],
+    "check": ["check", "docs/examples/deployments.yaml"],
+    "gpus list": ["gpus", "list"],
+    "presets list": ["presets", "list"],
+    "engines": ["engines"],
+    "explain": ["explain", "opt-30b"],
+    "compare": ["compare", "opt-30b", "llama-3.1-8b", "-g", "h100-80gb"],
+    "sweep": ["sweep", "-m", "opt-30b", "--seq", "1k,2k"],
+}
+
+
+@pytest.mark.parametrize("name", sorted(SCHEMA_COMMANDS))
+def test_every_output_key_is_documented(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every top-level key a command prints as JSON, and every CSV column, is named (in
+    backticks) in docs/schemas.md."""
+    import csv
+    import io
+    import json
+
+    from typer.testing import CliRunner
+
+    from kvcalc.cli import app
+
+    monkeypatch.chdir(ROOT)
+    text = (ROOT / "docs" / "schemas.md").read_text()
+    argv = SCHEMA_COMMANDS[name]
+    result = CliRunner().invoke(app, [*argv, "-f", "json"])
+    assert result.exit_code in (0, 1), result.output
+    data = json.loads(result.stdout)
+    keys = {k for row in (data if isinstance(data, list) else [data]) for k in row}
+    result = CliRunner().invoke(app, [*argv, "-f", "csv"])
+    if result.exit_code in (0, 1) and result.stdout.strip():  # explain has no CSV form
+        keys |= set(next(csv.reader(io.StringIO(result.stdout))))
+    missing = sorted(k for k in keys if f"`{k}`" not in text)
+    assert not missing, f"{name}: undocumented keys {missing}"
+
+
+def test_every_page_is_in_the_site_nav() -> None:
+    """mkdocs.yml's nav lists every page under docs/ (mkdocs build --strict in .ci/run fails
+    otherwise; this says so without mkdocs installed)."""
+    import yaml
+
+    config = yaml.safe_load((ROOT / "mkdocs.yml").read_text())
+
+    def pages(nav: object) -> list[str]:
+        if isinstance(nav, str):
+            return [nav]
+        if isinstance(nav, list):
+            return [p for item in nav for p in pages(item)]
+        if isinstance(nav, dict):
+            return [p for value in nav.values() for p in pages(value)]
+        return []
+
+    listed = set(pages(config["nav"]))
+    on_disk = {p.relative_to(ROOT / "docs").as_posix() for p in (ROOT / "docs").rglob("*.md")}
+    assert on_disk == listed, (on_disk - listed, listed - on_disk)
