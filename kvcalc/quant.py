@@ -50,6 +50,10 @@ class _Frozen(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
 
+class LayoutMismatch(KvcalcError):
+    """The module layout listed for a family does not fit its parameter breakdown."""
+
+
 class PartBytes(_Frozen):
     """Exact bytes of one parameter-breakdown part as published, and the weights they hold."""
 
@@ -368,9 +372,9 @@ def weights_quant(
     for part in PARTS:
         total = part_weights.get(part, 0)
         if listed[part] > total:
-            raise KvcalcError(
-                f"internal: {part} linears hold {listed[part]:,} weights, more than the "
-                f"part's {total:,}"
+            raise LayoutMismatch(
+                f"its {part} linears hold {listed[part]:,} weights, more than the "
+                f"parameter breakdown's {total:,}"
             )
         rest = total - quantized[part]
         parts[part] = PartBytes(
@@ -431,7 +435,12 @@ def hf_linears(c: Mapping[str, Any], family: str) -> tuple[Linear, ...] | None:
         return _gemma4_linears(c)
     if family in ("qwen3_next", "qwen3_5_text", "qwen3_5_moe_text", "qwen3_5", "qwen3_5_moe"):
         return _qwen_gdn_linears(c, family)
-    if family not in _DENSE | _DEEPSEEK_LIKE | _QWEN_MOE | {"mixtral", "gpt_oss", "phi3"}:
+    if family not in _DENSE | _DEEPSEEK_LIKE | _QWEN_MOE | {
+        "mixtral",
+        "minimax_m2",
+        "gpt_oss",
+        "phi3",
+    }:
         return None
     h = _int(c, "hidden_size")
     n_layers = _int(c, "num_hidden_layers")
@@ -581,7 +590,7 @@ def _mlp_linears(c: Mapping[str, Any], family: str, i: int, h: int, n_layers: in
         return _gated(m, "mlp", h, inter)
     n_experts = _int(c, "num_local_experts", "n_routed_experts", "num_experts")
     moe_inter = _int(c, "moe_intermediate_size", default=inter)
-    if family == "mixtral":
+    if family in ("mixtral", "minimax_m2"):  # block_sparse_moe.experts.N.w1/w3/w2
         b = f"layers.{i}.block_sparse_moe."
         e = b + "experts.0."
         return [
@@ -769,4 +778,10 @@ def published_weights(
             f"quantization of a {family!r} model is not sized (its module layout is not "
             "modelled); pass --weights-dtype to choose",
         )
-    return weights_quant(recipe, linears, part_weights, dtype_bytes), ()
+    try:
+        return weights_quant(recipe, linears, part_weights, dtype_bytes), ()
+    except LayoutMismatch as exc:
+        return None, (
+            f"weights counted in the model dtype, an upper bound: the {recipe.method} "
+            f"quantization of a {family!r} model is not sized ({exc})",
+        )

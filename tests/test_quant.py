@@ -368,3 +368,10 @@ def test_regex_ignore_with_alternation_names_whole_modules() -> None:
     assert recipe.format_for(Linear("layers.1.mlp.down_proj", "mlp", 8, 32)) is None
     expert = Linear("layers.1.mlp.experts.0.down_proj", "experts", 8, 32, 2, True)
     assert recipe.format_for(expert) is not None
+
+
+def test_a_layout_that_does_not_fit_the_breakdown_warns() -> None:
+    """Linears holding more weights than the parameter breakdown's part: no guess, a warning."""
+    config = _config("qwen3-32b-fp8")
+    wq, warnings = published_weights(config, config, "qwen3", {"attention": 1, "mlp": 1}, 2)
+    assert wq is None and "more than the parameter breakdown" in warnings[0]
