@@ -279,3 +279,26 @@ def test_bad_safetensors_is_one_clear_error(tmp_path: Path) -> None:
     (tmp_path / "model.safetensors").write_bytes(b"\x05\x00")
     with pytest.raises(KvcalcError, match="not a safetensors file"):
         load_model(str(tmp_path))
+
+
+def test_families_doc_has_no_drift() -> None:
+    """docs/families.md is what scripts/make_families_doc.py generates from the family table."""
+    from kvcalc.hf.families import families_markdown
+
+    doc = DATA.parent.parent / "docs" / "families.md"
+    assert doc.read_text(encoding="utf-8") == families_markdown()
+
+
+def test_every_family_listed_imports_its_synthetic_config() -> None:
+    """Every cross-checked family outside the 2024 set has a shape-only config in hf_synthetic."""
+    from kvcalc.hf.families import supported
+
+    synthetic = {
+        hf._import.resolve_family(c, hf.text_config(c))
+        for c in (json.loads(p.read_text()) for p in SYNTHETIC)
+    }
+    new = {"nemotron_h", "qwen3_next", "qwen3_5_text", "qwen3_5_moe_text", "deepseek_v32",
+           "glm_moe_dsa", "gemma4_text", "mimo_v2_flash", "minimax_m2", "jamba", "lfm2",
+           "granitemoehybrid", "kimi_linear"}  # fmt: skip
+    assert new <= {f.model_type for f in supported()}
+    assert new <= synthetic
