@@ -20,6 +20,7 @@ def engines(fmt: OutputFormat = FORMAT_OPTION) -> None:
         {
             "engine": p.name,
             "summary": p.summary,
+            "version": p.version,
             "block_size": p.block_size,
             "assumptions": list(p.assumptions_for({"sliding", "chunked", "mla", "pp", "falcon"})),
             "sources": list(p.sources),
@@ -31,7 +32,8 @@ def engines(fmt: OutputFormat = FORMAT_OPTION) -> None:
 
         console = _console()
         for row in rows:
-            body = "\n".join(f"· {a}" for a in row["assumptions"])
+            body = f"rules of: {row['version']}\n" if row["version"] else ""
+            body += "\n".join(f"· {a}" for a in row["assumptions"])
             body += "\n" + "\n".join(f"source: {s}" for s in row["sources"])
             render_text(console, body, title=f"{row['engine']}: {row['summary']}")
     else:
