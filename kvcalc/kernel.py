@@ -119,51 +119,79 @@ class _Linear(NamedTuple):
         return value // self.denominator if self.denominator != 1 else value
 
 
-def _solve(vectors: list[tuple[int, ...]], values: list[int], with_const: bool) -> _Linear | None:
-    """Return an exact linear form through (vectors, values), or None if none exists.
+class _Solver:
+    """Exact linear fits q(t) = const + Σ coef_w · t_w through probes, one matrix for all q.
 
-    Row reduction over the rationals on every probe; free unknowns (windows whose tokens
-    always agree, e.g. sliding layers an engine sizes in full) are set to 0.
+    Token columns that agree at every probe (windows an engine sizes alike) are merged,
+    the rest must be independent; n independent probes are inverted once (rationals), and
+    each fit is then verified at every probe in integers.
     """
-    rows = [[Fraction(x) for x in ([*v, 1] if with_const else v)] + [Fraction(y)]
-            for v, y in zip(vectors, values, strict=True)]  # fmt: skip
-    n = len(rows[0]) - 1
-    pivots: list[int] = []
-    r = 0
-    for col in range(n):
-        pivot = next((i for i in range(r, len(rows)) if rows[i][col]), None)
-        if pivot is None:
-            continue
-        rows[r], rows[pivot] = rows[pivot], rows[r]
-        lead = rows[r][col]
-        rows[r] = [x / lead for x in rows[r]]
-        for i in range(len(rows)):
-            if i != r and rows[i][col]:
-                factor = rows[i][col]
-                rows[i] = [x - factor * y for x, y in zip(rows[i], rows[r], strict=True)]
-        pivots.append(col)
-        r += 1
-        if r == len(rows):
-            break
-    if any(row[n] for row in rows[r:]):
-        return None  # inconsistent: not linear in the tokens
-    solution = [Fraction(0)] * n
-    for i, col in enumerate(pivots):
-        solution[col] = rows[i][n]
-    denominator = 1
-    for x in solution:
-        denominator = denominator * x.denominator // _gcd(denominator, x.denominator)
-    ints = [int(x * denominator) for x in solution]
-    form = (
-        _Linear(ints[-1], tuple(ints[:-1]), denominator)
-        if with_const
-        else _Linear(0, tuple(ints), denominator)
-    )
-    for vector, value in zip(vectors, values, strict=True):
-        exact = form.const + sum(c * t for c, t in zip(form.coef, vector, strict=True))
-        if exact % form.denominator or exact // form.denominator != value:
+
+    def __init__(self, vectors: list[tuple[int, ...]], with_const: bool) -> None:
+        self.vectors, self.with_const = vectors, with_const
+        columns = list(zip(*vectors, strict=True)) if vectors and vectors[0] else []
+        self.keep = [i for i, c in enumerate(columns) if c not in columns[:i]]
+        self.width = len(columns)
+        rows = [[v[i] for i in self.keep] + ([1] if with_const else []) for v in vectors]
+        n = len(rows[0]) if rows else 0
+        picked: list[int] = []
+        basis: list[list[Fraction]] = []
+        for index, row in enumerate(rows):
+            reduced = [Fraction(x) for x in row]
+            for b in basis:
+                lead = next(k for k, x in enumerate(b) if x)
+                if reduced[lead]:
+                    factor = reduced[lead] / b[lead]
+                    reduced = [x - factor * y for x, y in zip(reduced, b, strict=True)]
+            if any(reduced):
+                basis.append(reduced)
+                picked.append(index)
+            if len(picked) == n:
+                break
+        self.inverse: list[list[Fraction]] | None = None
+        self.picked = picked
+        if len(picked) == n and n:
+            self.inverse = _invert([[Fraction(x) for x in rows[i]] for i in picked])
+
+    def fit(self, values: list[int]) -> _Linear | None:
+        """Return the linear form through (probes, values), or None when none is exact."""
+        if self.inverse is None:
+            if all(v == values[0] for v in values) and self.with_const:
+                return _Linear(values[0], (0,) * self.width, 1)
+            if all(v == 0 for v in values):
+                return _Linear(0, (0,) * self.width, 1)
             return None
-    return form
+        rhs = [Fraction(values[i]) for i in self.picked]
+        solution = [sum(a * b for a, b in zip(row, rhs, strict=True)) for row in self.inverse]
+        denominator = 1
+        for x in solution:
+            denominator = denominator * x.denominator // _gcd(denominator, x.denominator)
+        ints = [int(x * denominator) for x in solution]
+        coef = [0] * self.width
+        for position, column in enumerate(self.keep):
+            coef[column] = ints[position]
+        form = _Linear(ints[-1] if self.with_const else 0, tuple(coef), denominator)
+        for vector, value in zip(self.vectors, values, strict=True):
+            exact = form.const + sum(c * t for c, t in zip(form.coef, vector, strict=True))
+            if exact % denominator or exact // denominator != value:
+                return None
+        return form
+
+
+def _invert(matrix: list[list[Fraction]]) -> list[list[Fraction]]:
+    """Return the inverse of a non-singular square matrix (Gauss-Jordan over the rationals)."""
+    n = len(matrix)
+    a = [row + [Fraction(int(i == j)) for j in range(n)] for i, row in enumerate(matrix)]
+    for col in range(n):
+        pivot = next(r for r in range(col, n) if a[r][col])
+        a[col], a[pivot] = a[pivot], a[col]
+        lead = a[col][col]
+        a[col] = [x / lead for x in a[col]]
+        for r in range(n):
+            if r != col and a[r][col]:
+                factor = a[r][col]
+                a[r] = [x - factor * y for x, y in zip(a[r], a[col], strict=True)]
+    return [row[n:] for row in a]
 
 
 def _gcd(a: int, b: int) -> int:
@@ -246,8 +274,11 @@ class KvKernel:
         forms: list[_Linear] = []
         series = [[kv.total_bytes for kv in kvs]]
         series += [[kv.stage_bytes[stage] for kv in kvs] for stage in range(self.pp)]
+        self.vectors = vectors
+        self._const_solver: _Solver | None = None
+        solver = _Solver(vectors, with_const=False)
         for values in series:
-            form = _solve(vectors, values, with_const=False)
+            form = solver.fit(values)
             if form is None:
                 self.reason = "KV bytes are not linear in the held tokens"
                 return False
@@ -275,6 +306,13 @@ class KvKernel:
             for w, k in zip(kv.layer_windows, kv.layer_kinds, strict=True)
         ]
         return tuple(sum(per_layer[a:b]) for a, b in kv.stage_layers)
+
+    @property
+    def const_solver(self) -> _Solver:
+        """Return the probes' solver for forms with a constant term (the fit kernel's)."""
+        if self._const_solver is None:
+            self._const_solver = _Solver(self.vectors, with_const=True)
+        return self._const_solver
 
     # ---- evaluating ---------------------------------------------------------------------
 
@@ -328,6 +366,27 @@ class KvKernel:
         return found
 
 
+_KV_KERNELS: dict[tuple[Any, ...], tuple[ModelSpec, KvKernel]] = {}
+
+
+def kv_kernel(model: ModelSpec, engine: EngineProfile, workload: Workload) -> KvKernel:
+    """Return the KvKernel for (model, engine, workload shape), compiled once per process.
+
+    Keyed by the model object (kept alive with its kernel), the engine and the workload
+    with seq and batch cleared; at most 4,096 kernels are kept.
+    """
+    shape = replace(workload, seq_len=1, batch=1)
+    key = (id(model), engine, shape)
+    found = _KV_KERNELS.get(key)
+    if found is not None and found[0] is model:
+        return found[1]
+    kernel = KvKernel(model, engine, shape)
+    if len(_KV_KERNELS) >= 4096:
+        _KV_KERNELS.clear()
+    _KV_KERNELS[key] = (model, kernel)
+    return kernel
+
+
 def _from_breakdown(kv: KvBreakdown) -> KvAt:
     return KvAt(
         kv.total_bytes,
@@ -372,7 +431,7 @@ class FitKernel:
     ) -> None:
         from kvcalc.planner import Plan, budget, max_tokens
 
-        self.kv = kv or KvKernel(model, engine, workload)
+        self.kv = kv or kv_kernel(model, engine, workload)
         self.plan = Plan(
             model,
             gpu,
@@ -394,7 +453,6 @@ class FitKernel:
         from kvcalc.planner import _stage_units
 
         lengths = self.kv.probe_lengths()
-        vectors = [self.kv.tokens(s) for s in lengths]
         budgets = self.budget.stage_kv_budget_bytes
         units = [
             [_stage_units(self.kv.probe(s), stage, b) for stage, b in enumerate(budgets)]
@@ -410,18 +468,29 @@ class FitKernel:
             return False
         forms = []
         for stage in range(len(budgets)):
-            form = _solve(vectors, [row[stage].per_request for row in units], with_const=True)
+            form = self.kv.const_solver.fit([row[stage].per_request for row in units])
             if form is None:
                 return False
             forms.append(form)
         self._needs = tuple(forms)
         return True
 
+    def _working(self, seq_len: int) -> int:
+        """Bytes a sequence needs beside the cache (transformers' decode working set): the
+        planner's own function, per length (it takes a max of terms: not a linear form)."""
+        from kvcalc import planner
+
+        working_set = getattr(planner, "_working_set", None)
+        if working_set is None:
+            return 0
+        value: int = working_set(self.plan, self.kv.first, seq_len)
+        return value
+
     def _per_request(self, seq_len: int) -> tuple[int, ...]:
         found = self._need_memo.get(seq_len)
         if found is None:
             t = self.kv.tokens(seq_len)
-            found = tuple(f(t) for f in self._needs)
+            found = (*(f(t) for f in self._needs), self._working(seq_len))
             if len(self._need_memo) < _MEMO:
                 self._need_memo[seq_len] = found
         return found
@@ -437,9 +506,10 @@ class FitKernel:
             found = max_batch(self._plan_at(seq_len, 1), self.budget)
         else:
             best = None
-            for available, need in zip(self._available, self._per_request(seq_len), strict=True):
+            *needs, working = self._per_request(seq_len)
+            for available, need in zip(self._available, needs, strict=True):
                 if need:
-                    n = available // need
+                    n = available // (need + working)
                     best = n if best is None or n < best else best
             found = best if best is not None else _NO_LIMIT
         if len(self._batch_memo) < _MEMO:
@@ -484,15 +554,16 @@ class FitKernel:
             )
         budgets = self.budget.stage_kv_budget_bytes
         kv_bytes, headroom, concurrency = 0, None, None
+        *needs, working = self._per_request(seq_len)
         for available, unit, need, b in zip(
-            self._available, self._unit_bytes, self._per_request(seq_len), budgets, strict=True
+            self._available, self._unit_bytes, needs, budgets, strict=True
         ):
             stage_need = need * batch * unit
             kv_bytes = max(kv_bytes, stage_need)
-            room = b - stage_need
+            room = b - stage_need - working * batch
             headroom = room if headroom is None else min(headroom, room)
             if need:
-                c = available / need
+                c = available / (need + working)
                 concurrency = c if concurrency is None else min(concurrency, c)
         if headroom is None:
             raise KvcalcError("plan has no pipeline stage")
@@ -538,6 +609,9 @@ class MinGpus:
         self._kernels: dict[tuple[int, int], FitKernel | None] = {}
         self._bound: _Bound | None = None
         self._bound_failed = False
+        # (seq, batch, index) of the last answer: for the same seq and a larger batch no
+        # earlier candidate can fit (fitting is monotone in the batch), so the scan resumes
+        self._last: tuple[int, int, int] = (0, 0, 0)
 
     def _kernel(self, tp: int, pp: int) -> FitKernel | None:
         key = (tp, pp)
@@ -578,12 +652,18 @@ class MinGpus:
         low = self.lower_bound(seq_len, batch)
         if low > self.candidates[-1][0]:
             return None
-        for n, pp, tp in self.candidates:
+        last_seq, last_batch, start = self._last
+        if last_seq != seq_len or batch < last_batch:
+            start = 0
+        for index in range(start, len(self.candidates)):
+            n, pp, tp = self.candidates[index]
             if n < low:
                 continue
             kernel = self._kernel(tp, pp)
             if kernel is not None and kernel.max_batch(seq_len) >= batch:
+                self._last = (seq_len, batch, index)
                 return tp, pp
+        self._last = (seq_len, batch, len(self.candidates))
         return None
 
 
@@ -602,7 +682,7 @@ class _Bound:
 
         self.capacity = gpu.memory_bytes
         self.weights = weights_per_stage(model, engine, 1, 1, weights_dtype)[0]
-        self.kv = KvKernel(model, engine, workload)
+        self.kv = kv_kernel(model, engine, workload)
         self.plan = Plan(model, gpu, engine, self.kv.workload, weights_dtype)
         self.min_gpus_lower_bound = min_gpus_lower_bound
         if self.kv.exact_fast:

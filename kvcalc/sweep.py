@@ -230,7 +230,7 @@ def iter_rows(grid: Grid) -> Iterator[tuple[Any, ...]]:
     then seq, then batch (the innermost).
     """
     from kvcalc.formula import Workload
-    from kvcalc.kernel import KvKernel
+    from kvcalc.kernel import kv_kernel
 
     r = resolve(grid)
     with_fit = bool(grid.gpus)
@@ -243,7 +243,7 @@ def iter_rows(grid: Grid) -> Iterator[tuple[Any, ...]]:
                     for pp in grid.pps:
                         workload = Workload(1, 1, kv_type, kv_type, tp, pp)
                         try:
-                            kernel = KvKernel(spec, engine, workload)
+                            kernel = kv_kernel(spec, engine, workload)
                         except KvcalcError as exc:
                             yield from _error_rows(
                                 grid, r, model_name, engine.name, kv_given, tp, pp, str(exc)
@@ -287,6 +287,18 @@ def _calc_rows(
     grid: Grid, kernel: Any, head: tuple[Any, ...], middle: tuple[Any, ...]
 ) -> Iterator[tuple[Any, ...]]:
     at = kernel.at
+    if kernel.exact_fast:  # linear in the batch: one evaluation per seq, then products
+        for seq in grid.seqs:
+            first = (*head, seq)
+            k = at(seq, 1)
+            total, per_gpu, state, state_gpu = k[0], k[1], k[5], k[6]
+            last = (*middle, k[3], k[2])
+            for b in grid.batches:
+                yield (
+                    *first, b, *last, total * b, per_gpu * b, k[7], state * b, state_gpu * b,
+                    (total + state) * b, (per_gpu + state_gpu) * b, None,
+                )  # fmt: skip
+        return
     for seq in grid.seqs:
         first = (*head, seq)
         for batch in grid.batches:
