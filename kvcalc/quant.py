@@ -386,16 +386,24 @@ def weights_quant(
 
 
 def _summary(recipe: Recipe, linears: Sequence[Linear], used: Mapping[str, int]) -> str:
+    """Return which kinds of linear ship in which format, in words ('some' where a kind is
+    split between formats), quantised formats first."""
     if not used:
         return f"{recipe.method}: no linear of this model is quantised"
-    where: dict[str, set[str]] = {}
+    where: dict[str, list[str]] = {}
+    labels_of: dict[str, set[str]] = {}
     for linear in linears:
         fmt = recipe.format_for(linear)
-        label = fmt.name if fmt is not None else "model dtype"
+        label = fmt.name if fmt is not None else "the model dtype"
         kind = "routed experts" if linear.expert else ("routers" if linear.router else linear.part)
-        where.setdefault(label, set()).add(kind)
+        if kind not in where.setdefault(label, []):
+            where[label].append(kind)
+        labels_of.setdefault(kind, set()).add(label)
+    order = sorted(where, key=lambda label: label == "the model dtype")
     described = "; ".join(
-        f"{', '.join(sorted(kinds))} in {label}" for label, kinds in where.items()
+        ", ".join(f"some {k}" if len(labels_of[k]) > 1 else k for k in where[label])
+        + f" in {label}"
+        for label in order
     )
     return f"{recipe.method}: {described}; embeddings, LM head, norms and biases in the model dtype"
 
