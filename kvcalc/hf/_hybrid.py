@@ -28,8 +28,10 @@ def _state_dtype(c: _Config, *keys: str) -> str:
 
 
 def _period(names: list[str]) -> list[str]:
-    for period in range(1, len(names) + 1):
-        if all(names[i] == names[i % period] for i in range(len(names))):
+    """Return the shortest repeating unit that tiles the layers exactly (else every layer)."""
+    n = len(names)
+    for period in range(1, n + 1):
+        if n % period == 0 and all(names[i] == names[i % period] for i in range(n)):
             return names[:period]
     return names
 
