@@ -309,6 +309,25 @@ def load_hf_config(path: Path, assume_standard: bool = False) -> ModelSpec:
     return spec
 
 
+def _is_hub_id(name: str) -> bool:
+    from kvcalc.hub import is_hub_id
+
+    return is_hub_id(name)
+
+
+def _load_hub(repo: str, assume_standard: bool = False) -> ModelSpec:
+    """Return the spec of a Hugging Face Hub id (org/name), fetched by kvcalc.hub."""
+    import sys
+
+    from kvcalc.hub import load_spec
+
+    imported = load_spec(repo, assume_standard=assume_standard)
+    for warning in imported.warnings:
+        print(f"warning: {repo}: {warning}", file=sys.stderr)
+    spec: ModelSpec = imported.spec
+    return spec
+
+
 def looks_like_path(name: str) -> bool:
     """Return True when a model argument names a file or folder rather than a preset."""
     return (
@@ -325,6 +344,8 @@ def load_model(
     """Return the model spec for a preset name (case-insensitive) or a path to a spec/config."""
     if looks_like_path(name):
         path = Path(name)
+        if not path.exists() and _is_hub_id(name):
+            return _load_hub(name, assume_standard)
         if not path.exists():
             raise KvcalcError(f"model file {name!r} does not exist")
         return load_model_file(path, assume_standard)
@@ -526,32 +547,10 @@ def build_index() -> dict[str, Any]:
 
 
 def fetch_hf_config(repo: str) -> Path:
-    """Return the local path of a Hub repo's config.json, fetched with huggingface_hub.
+    """Return the local path of a Hub repo's config.json (kvcalc.hub: fast and quiet offline)."""
+    from kvcalc.hub import fetch_config
 
-    The safetensors index is fetched beside it when the repo has one, so the checkpoint's
-    exact size is known. Needs huggingface_hub installed and the Hub reachable (or cached).
-    """
-    import importlib
-
-    try:
-        hub = importlib.import_module("huggingface_hub")
-    except ImportError:
-        raise KvcalcError(
-            "--hf needs the huggingface_hub package (pip install huggingface_hub)"
-        ) from None
-    try:
-        path = Path(hub.hf_hub_download(repo, "config.json"))
-    # the hub raises many error types (offline, gated, unknown repo, HTTP): all mean "cannot"
-    except Exception as exc:
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise KvcalcError(
-            f"cannot fetch {repo}/config.json from the Hugging Face Hub: {reason}"
-        ) from None
-    import contextlib
-
-    with contextlib.suppress(Exception):  # a single-file or non-safetensors repo has no index
-        hub.hf_hub_download(repo, "model.safetensors.index.json")
-    return path
+    return fetch_config(repo)
 
 
 def iter_yaml_list(path: Path, key: str, what: str) -> Iterator[Any]:
@@ -646,7 +645,10 @@ def _build(event: Any, events: Iterator[Any], loader: Any) -> Any:
         start: Any = event.start_mark  # libyaml marks quack like yaml.Mark
         end: Any = event.end_mark
         node = yaml.ScalarNode(tag, event.value, start, end, event.style)
-        return loader.construct_object(node)
+        # the tag's constructor directly: construct_object would keep every node it built
+        constructors = loader.yaml_constructors
+        construct = constructors.get(tag) or constructors[None]
+        return construct(loader, node)
     if isinstance(event, yaml.SequenceStartEvent):
         items = []
         for item in events:

@@ -50,3 +50,6 @@ def run_cli(monkeypatch: pytest.MonkeyPatch) -> Callable[..., Result]:
 def _no_user_presets(monkeypatch: pytest.MonkeyPatch) -> None:
     if "KVCALC_PRESETS" in os.environ:
         monkeypatch.delenv("KVCALC_PRESETS")
+    # no test touches the network: Hub ids resolve from the local cache only, unless a
+    # test fakes huggingface_hub and lifts this (tests/test_hub.py)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")

@@ -465,58 +465,6 @@ def test_gpus_list(run_cli: Run) -> None:
     assert len(rows) >= 15
 
 
-def test_hf_repo_through_a_fake_hub(
-    run_cli: Run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """--hf ORG/NAME reads config.json through huggingface_hub (faked here: no network)."""
-    import shutil
-    import sys
-    import types
-
-    source = Path(__file__).parent / "data" / "hf_configs" / "llama-3.1-8b.json"
-    asked: list[tuple[str, str]] = []
-
-    def hf_hub_download(repo: str, filename: str) -> str:
-        asked.append((repo, filename))
-        if filename != "config.json":
-            raise FileNotFoundError(filename)
-        target = tmp_path / "config.json"
-        shutil.copy(source, target)
-        return str(target)
-
-    monkeypatch.setitem(
-        sys.modules, "huggingface_hub", types.SimpleNamespace(hf_hub_download=hf_hub_download)
-    )
-    result = run_cli("calc", "--hf", "meta-llama/Llama-3.1-8B", "--format", "json")
-    assert result.exit_code == 0, result.stderr
-    data = json.loads(result.stdout)
-    assert data["model"] == "meta-llama/Llama-3.1-8B"
-    assert data["total_bytes"] == 1_073_741_824  # 2·8·128·2·32·8192
-    assert asked[0] == ("meta-llama/Llama-3.1-8B", "config.json")
-
-
-def test_hf_repo_offline_is_one_error(run_cli: Run, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Offline (or without huggingface_hub) --hf is one clear error line and exit 2."""
-    import sys
-    import types
-
-    def offline(repo: str, filename: str) -> str:
-        raise OSError("We couldn't connect to 'https://huggingface.co' to load the files")
-
-    monkeypatch.setitem(
-        sys.modules, "huggingface_hub", types.SimpleNamespace(hf_hub_download=offline)
-    )
-    result = run_cli("calc", "--hf", "org/name")
-    assert result.exit_code == 2
-    assert result.stderr.startswith("error: cannot fetch org/name/config.json")
-    assert len(result.stderr.strip().splitlines()) == 1
-    monkeypatch.setitem(sys.modules, "huggingface_hub", None)  # import fails
-    result = run_cli("fit", "--hf", "org/name", "--gpu", "h100")
-    assert result.exit_code == 2 and "huggingface_hub" in result.stderr
-    both = run_cli("calc", "llama-3.1-8b", "--hf", "org/name")
-    assert both.exit_code == 2 and "exactly one" in both.stderr
-
-
 def test_llama_cpp_k_and_v_types_apart(run_cli: Run) -> None:
     """llama.cpp's cache defaults to f16; --cache-type-k q8_0 alone leaves V in f16:
     Llama-3.1-8B per layer K 8·(128/32·34) = 1,088 B + V 8·128·2 = 2,048 B; ×32 layers ×8192."""

@@ -545,8 +545,13 @@ def test_preset_equals_its_yaml_and_its_config(name: str) -> None:
     assert code == 0, err
     exported.write_text(out)
     imported = SANDBOX / f"imported-{name}.yaml"
-    code, _, err = invoke(["import", str(HF / f"{name}.json"), "-o", str(imported)])
+    # generous: importing glm-5-fp8 spends ~25 s in quant.published_weights (reported)
+    code, _, err = invoke(["import", str(HF / f"{name}.json"), "-o", str(imported)], seconds=120)
     assert code == 0, err
     argv = ["--seq", "32k", "-b", "3", "-f", "json"]
-    numbers = [_numbers(_json(["calc", m, *argv])) for m in (name, str(exported), str(imported))]
-    assert numbers[0] == numbers[1] == numbers[2]
+    answers = []
+    for model in (name, str(exported), str(imported)):
+        code, out, _ = invoke(["calc", model, *argv])
+        answers.append((code, _numbers(json.loads(out)) if code == 0 else None))
+    # the same answer three times; a layer kind the engine refuses is refused three times
+    assert answers[0] == answers[1] == answers[2]

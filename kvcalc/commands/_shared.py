@@ -72,7 +72,7 @@ HF_OPTION = typer.Option(
     None,
     "--hf",
     metavar="ORG/NAME",
-    help="Read the model's config.json from the Hugging Face Hub (needs huggingface_hub).",
+    help="A Hugging Face Hub id (MODEL takes org/name too); needs pip install 'kvcalc[hf]'.",
 )
 
 
@@ -81,9 +81,11 @@ def _model_argument(model: str | None, hf_repo: str | None) -> str:
     if model is not None and hf_repo is None:
         return model
     if model is None and hf_repo is not None:
+        if "/" in hf_repo:  # org/name: load_model fetches it (kvcalc.hub), citing the Hub
+            return hf_repo
         from kvcalc.presets import fetch_hf_config
 
-        return str(fetch_hf_config(hf_repo))
+        return str(fetch_hf_config(hf_repo))  # a bare legacy id (gpt2) is not a preset name
     raise KvcalcError("give a MODEL (preset name or file) or --hf ORG/NAME, exactly one")
 
 

@@ -13,7 +13,9 @@ from kvcalc.errors import KvcalcError
 
 def import_(
     config: Path | None = typer.Argument(
-        None, metavar="CONFIG", help="An HF config.json, or a folder holding one."
+        None,
+        metavar="CONFIG",
+        help="An HF config.json, a folder holding one, or a Hub id org/name (kvcalc[hf]).",
     ),
     output: Path | None = typer.Option(
         None, "--output", "-o", metavar="FILE", help="Write the preset YAML here."
@@ -39,9 +41,15 @@ def import_(
         raise KvcalcError("give a CONFIG (config.json or its folder), or --list-families")
     import yaml
 
+    from kvcalc.hub import is_hub_id
     from kvcalc.presets import import_hf
 
-    imported = import_hf(config, name=name, source=source, assume_standard=assume_standard)
+    if not config.exists() and is_hub_id(str(config)):  # org/name: through the Hub
+        from kvcalc.hub import load_spec
+
+        imported = load_spec(str(config), assume_standard, name=name, source=source)
+    else:
+        imported = import_hf(config, name=name, source=source, assume_standard=assume_standard)
     path = config
     for warning in imported.warnings:
         sys.stderr.write(f"warning: {path}: {warning}\n")
@@ -49,11 +57,22 @@ def import_(
     if output is None:
         sys.stdout.write(text)
         return
-    tmp = output.with_name(output.name + ".tmp")
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        tmp.replace(output)  # atomic: never a partial file
+    import os
+    import tempfile
+
+    tmp: Path | None = None
+    try:  # atomic: a temporary file beside the target, renamed over it; never a partial file
+        fd, tmp_name = tempfile.mkstemp(dir=output.parent, prefix=f".{output.name}.", suffix=".tmp")
+        tmp = Path(tmp_name)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        umask = os.umask(0)
+        os.umask(umask)
+        mode = output.stat().st_mode & 0o777 if output.is_file() else 0o666 & ~umask
+        tmp.chmod(mode)  # mkstemp makes 0600; the preset gets what a plain write would
+        tmp.replace(output)
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
+        if tmp is not None:
+            tmp.unlink(missing_ok=True)
         raise KvcalcError(f"cannot write {output}: {exc.strerror or exc}") from None
     sys.stderr.write(f"wrote {output}\n")
