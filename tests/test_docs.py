@@ -203,3 +203,18 @@ def test_every_page_is_in_the_site_nav() -> None:
     listed = set(pages(config["nav"]))
     on_disk = {p.relative_to(ROOT / "docs").as_posix() for p in (ROOT / "docs").rglob("*.md")}
     assert on_disk == listed, (on_disk - listed, listed - on_disk)
+
+
+def test_engine_sources_are_current() -> None:
+    """docs/engines.md lists every profile's sources as scripts/make_engine_sources.py
+    generates them from kvcalc.engines (so the page cites what the code was read from)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "make_engine_sources", ROOT / "scripts" / "make_engine_sources.py"
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    text = (ROOT / "docs" / "engines.md").read_text()
+    assert module.updated(text) == text
