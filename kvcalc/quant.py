@@ -441,6 +441,8 @@ def hf_linears(c: Mapping[str, Any], family: str) -> tuple[Linear, ...] | None:
         return _nemotron_h_linears(c)
     if family == "gemma4_text":
         return _gemma4_linears(c)
+    if family == "mimo_v2_flash":
+        return _mimo_v2_flash_linears(c)
     if family in ("qwen3_next", "qwen3_5_text", "qwen3_5_moe_text", "qwen3_5", "qwen3_5_moe"):
         return _qwen_gdn_linears(c, family)
     if family not in _DENSE | _DEEPSEEK_LIKE | _QWEN_MOE | {
@@ -497,6 +499,51 @@ def _indexer_linears(c: Mapping[str, Any], i: int, h: int) -> list[Linear]:
         Linear(a + "wk", "attention", dim, h),
         Linear(a + "weights_proj", "attention", heads, h, router=True),
     ]
+
+
+def _mimo_v2_flash_linears(c: Mapping[str, Any]) -> tuple[Linear, ...]:
+    """MiMo-V2-Flash's linears (transformers modeling_mimo_v2_flash.py): q/k/v/o with K head
+    dim head_dim and V v_head_dim, twice the KV heads in sliding layers; dense MLP or MoE
+    (router, experts, no shared expert) by moe_layer_freq."""
+    h = _int(c, "hidden_size")
+    n_layers = _int(c, "num_hidden_layers")
+    n_heads, n_kv = _int(c, "num_attention_heads"), _int(c, "num_key_value_heads")
+    d, dv = _int(c, "head_dim", default=192), _int(c, "v_head_dim", default=128)
+    pattern = c.get("hybrid_layer_pattern")
+    types = c.get("layer_types") or (
+        ["sliding_attention" if flag else "full_attention" for flag in pattern]
+        if isinstance(pattern, list)
+        else [
+            "full_attention" if (i == 0 or not (i + 1) % 6) else "sliding_attention"
+            for i in range(n_layers)
+        ]
+    )
+    flags = c.get("mlp_layer_types") or c.get("moe_layer_freq")
+    moe = (
+        [f in ("sparse", 1, True) for f in flags]
+        if isinstance(flags, list)
+        else [i > 0 for i in range(n_layers)]
+    )
+    n_experts = _int(c, "n_routed_experts", "num_local_experts")
+    out: list[Linear] = []
+    for i, kind in enumerate(types):
+        kv = 2 * n_kv if kind == "sliding_attention" else n_kv
+        a = f"layers.{i}.self_attn."
+        out += [
+            Linear(a + "q_proj", "attention", n_heads * d, h),
+            Linear(a + "k_proj", "attention", kv * d, h),
+            Linear(a + "v_proj", "attention", kv * dv, h),
+            Linear(a + "o_proj", "attention", h, n_heads * dv),
+        ]
+        m = f"layers.{i}.mlp."
+        if moe[i]:
+            out.append(Linear(m + "gate", "experts", n_experts, h, router=True))
+            out += _gated(
+                m + "experts.0.", "experts", h, _int(c, "moe_intermediate_size"), n_experts, True
+            )
+        else:
+            out += _gated(m, "mlp", h, _int(c, "intermediate_size"))
+    return tuple(out)
 
 
 def _gemma4_linears(c: Mapping[str, Any]) -> tuple[Linear, ...] | None:
