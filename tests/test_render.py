@@ -199,13 +199,16 @@ def test_engines_keep_every_assumption(width: int | None) -> None:
         ["explain", "deepseek-v3"],
         ["compare", "opt-30b", "llama-3.1-8b", "deepseek-v3"],
         ["check", "docs/examples/deployments.yaml"],
+        ["sweep", "-m", "llama-3.1-8b", "-g", "h100,l40s", "--seq", "8k,32k", "--format", "table"],
+        ["verify", "tests/data/logs/llama.cpp-gpt-oss-120b-rocm.log", "--model", "gpt-oss-120b"],
+        ["plot", "llama-3.1-8b", "-g", "h100-80gb"],
     ],
 )
 def test_other_commands_cut_nothing(
     argv: list[str], width: int | None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """explain, compare and check: no cut value; explain and compare no line wider than the
-    console (check prints one plain line per deployment, for logs and grep)."""
+    """explain, compare, sweep, verify, plot and check: no cut value and no line wider than
+    the console (check prints one plain line per deployment, for logs and grep)."""
     from pathlib import Path
 
     if argv[0] == "compare" and width == 60:
