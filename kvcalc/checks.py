@@ -183,10 +183,10 @@ def iter_checks(
 
         try:
             kernel = cache.kernel(key, build)
-            result = kernel.at(workload.seq_len, workload.batch)
+            answer = kernel.answer(workload.seq_len, workload.batch)
         except KvcalcError as exc:
             raise KvcalcError(f"{where}: {exc}") from None
-        budget = kernel.budget
+        result, budget = answer.at, answer.budget
         need = (
             0
             if entry.min_headroom is None

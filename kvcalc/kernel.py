@@ -46,7 +46,7 @@ if TYPE_CHECKING:
 TokenRule = Callable[[int], int]
 
 _NO_LIMIT = 2**62  # what planner._max_batch_at answers when nothing limits the batch
-_MEMO = 65536  # entries a kernel memoises (bounded: a sweep's memory stays flat)
+_MEMO = 8192  # entries a kernel memoises (bounded: a sweep's memory stays flat)
 _BUILTIN_KINDS = ("full", "sliding", "chunked")
 
 
@@ -240,7 +240,7 @@ class KvKernel:
 
     def probe_lengths(self) -> list[int]:
         """Return sequence lengths that cross every window, block and pad boundary."""
-        probes = {1, 2, 7, 4097, 8191, 100_003, 131_072 + 7, 1_000_003}
+        probes = {1, 4097, 131_072 + 7, 1_000_003}
         for w in self.keys:
             if w is not None:
                 probes.update({max(1, w.size - 1), w.size + 1, 2 * w.size + 513, 3 * w.size})
@@ -410,6 +410,16 @@ class FitAt(NamedTuple):
     max_concurrency: float
 
 
+class FitAnswer(NamedTuple):
+    """Everything a fit row shows at one (seq, batch): FitAt, the solvers and the budget."""
+
+    at: FitAt
+    max_seq_len: int
+    max_seq_len_clamped: bool
+    max_tokens: int
+    budget: Budget
+
+
 class FitKernel:
     """planner.fit for one plan shape, evaluated per (seq, batch) from a compiled KvKernel.
 
@@ -446,8 +456,45 @@ class FitKernel:
         self.limit = model.max_position_embeddings or 2**24
         self._batch_memo: dict[int, int] = {}
         self._seq_memo: dict[int, tuple[int, bool]] = {}
-        self._need_memo: dict[int, tuple[int, ...]] = {}
-        self.exact_fast = self.kv.exact_fast and self._compile()
+        self._last_seq = 0
+        self._last_need: tuple[int, ...] = ()
+        # some budgets depend on the asked point (vLLM V0 profiles max(seq, 2048) tokens):
+        # then every point is planner.fit's own
+        self.exact_fast = self.kv.exact_fast and self._budget_is_constant() and self._compile()
+        self._slow: dict[tuple[int, int], FitAnswer] = {}
+
+    def _budget_is_constant(self) -> bool:
+        from kvcalc.planner import budget
+
+        return all(
+            budget(self._plan_at(seq, batch)) == self.budget
+            for seq, batch in ((4097, 1), (131_079, 3), (1_000_003, 1))
+        )
+
+    def answer(self, seq_len: int, batch: int) -> FitAnswer:
+        """Return the row's fit answer at (seq_len, batch): planner.fit's integers."""
+        if self.exact_fast:
+            max_seq, clamped = self.max_seq_len(batch)
+            return FitAnswer(
+                self.at(seq_len, batch), max_seq, clamped, self.max_tokens, self.budget
+            )
+        key = (seq_len, batch)
+        found = self._slow.get(key)
+        if found is None:
+            from kvcalc.planner import fit
+
+            r = fit(self._plan_at(seq_len, batch))
+            found = FitAnswer(
+                FitAt(r.fits, r.headroom_bytes, r.kv_bytes, r.max_batch, r.max_concurrency),
+                r.max_seq_len,
+                r.max_seq_len_clamped,
+                r.max_tokens,
+                r.budget,
+            )
+            if len(self._slow) >= _MEMO:
+                self._slow.clear()
+            self._slow[key] = found
+        return found
 
     def _compile(self) -> bool:
         from kvcalc.planner import _stage_units
@@ -487,23 +534,27 @@ class FitKernel:
         return value
 
     def _per_request(self, seq_len: int) -> tuple[int, ...]:
-        found = self._need_memo.get(seq_len)
-        if found is None:
-            t = self.kv.tokens(seq_len)
-            found = (*(f(t) for f in self._needs), self._working(seq_len))
-            if len(self._need_memo) < _MEMO:
-                self._need_memo[seq_len] = found
+        if seq_len == self._last_seq:  # a sweep asks one length for many batches in a row
+            return self._last_need
+        t = self.kv.tokens(seq_len)
+        found = (*(f(t) for f in self._needs), self._working(seq_len))
+        self._last_seq, self._last_need = seq_len, found
         return found
 
     def max_batch(self, seq_len: int) -> int:
         """Return planner.max_batch at seq_len (memoised)."""
         found = self._batch_memo.get(seq_len)
-        if found is not None:
-            return found
+        if found is None:
+            found = self._max_batch(seq_len)
+            if len(self._batch_memo) < _MEMO:
+                self._batch_memo[seq_len] = found
+        return found
+
+    def _max_batch(self, seq_len: int) -> int:
         if not self.exact_fast:
             from kvcalc.planner import max_batch
 
-            found = max_batch(self._plan_at(seq_len, 1), self.budget)
+            found = max_batch(self._plan_at(seq_len, 1))  # the budget at that length
         else:
             best = None
             *needs, working = self._per_request(seq_len)
@@ -512,8 +563,6 @@ class FitKernel:
                     n = available // (need + working)
                     best = n if best is None or n < best else best
             found = best if best is not None else _NO_LIMIT
-        if len(self._batch_memo) < _MEMO:
-            self._batch_memo[seq_len] = found
         return found
 
     def max_seq_len(self, batch: int) -> tuple[int, bool]:
@@ -528,9 +577,9 @@ class FitKernel:
             found = (limit, True)
         else:
             low, high = 1, limit
-            while high - low > 1:
+            while high - low > 1:  # unmemoised: the probed lengths are not the sweep's
                 mid = (low + high) // 2
-                if self.max_batch(mid) >= batch:
+                if self._max_batch(mid) >= batch:
                     low = mid
                 else:
                     high = mid
@@ -542,16 +591,7 @@ class FitKernel:
     def at(self, seq_len: int, batch: int) -> FitAt:
         """Return fits, headroom, kv_bytes, max_batch and max_concurrency at one point."""
         if not self.exact_fast:
-            from kvcalc.planner import fit
-
-            result = fit(self._plan_at(seq_len, batch))
-            return FitAt(
-                result.fits,
-                result.headroom_bytes,
-                result.kv_bytes,
-                result.max_batch,
-                result.max_concurrency,
-            )
+            return self.answer(seq_len, batch).at
         budgets = self.budget.stage_kv_budget_bytes
         kv_bytes, headroom, concurrency = 0, None, None
         *needs, working = self._per_request(seq_len)
@@ -612,6 +652,7 @@ class MinGpus:
         # (seq, batch, index) of the last answer: for the same seq and a larger batch no
         # earlier candidate can fit (fitting is monotone in the batch), so the scan resumes
         self._last: tuple[int, int, int] = (0, 0, 0)
+        self._rooms: dict[tuple[int, int], tuple[int, ...] | None] = {}
 
     def _kernel(self, tp: int, pp: int) -> FitKernel | None:
         key = (tp, pp)
@@ -632,6 +673,39 @@ class MinGpus:
             self._kernels[key] = kernel
         return self._kernels[key]
 
+    def _room(self, tp: int, pp: int) -> tuple[int, ...] | None:
+        """Return tp × each stage's KV budget (planner.budget) for a candidate, None if refused."""
+        key = (tp, pp)
+        if key not in self._rooms:
+            from kvcalc.planner import Plan, budget
+
+            plan = Plan(
+                self.model, self.gpu, self.engine, replace(self.workload, tp=tp, pp=pp),
+                *self.knobs,
+            )  # fmt: skip
+            try:
+                found: tuple[int, ...] | None = tuple(
+                    tp * b for b in budget(plan).stage_kv_budget_bytes
+                )
+            except KvcalcError:
+                found = None
+            self._rooms[key] = found
+        return self._rooms[key]
+
+    def _cannot_fit(self, tp: int, pp: int, seq_len: int, batch: int) -> bool:
+        """True when some stage's GPUs together cannot hold that stage's layers' logical KV.
+
+        Necessary for fitting: a GPU holds at least 1/tp of its layers' unsharded KV
+        (replication and block rounding only add), all within its stage's budget.
+        """
+        room = self._room(tp, pp)
+        if room is None:
+            return True
+        if self._bound is None:
+            return False
+        needs = self._bound.stage_needs(seq_len, pp)
+        return any(r < need * batch for r, need in zip(room, needs, strict=False))
+
     def lower_bound(self, seq_len: int, batch: int) -> int:
         """Return planner.min_gpus_lower_bound at this point."""
         if self._bound is None and not self._bound_failed:
@@ -649,15 +723,21 @@ class MinGpus:
         """Return the smallest (tp, pp) that fits batch sequences of seq_len, or None."""
         if not self.candidates:
             return None
-        low = self.lower_bound(seq_len, batch)
-        if low > self.candidates[-1][0]:
-            return None
         last_seq, last_batch, start = self._last
         if last_seq != seq_len or batch < last_batch:
             start = 0
+        elif start < len(self.candidates):  # the last answer, if it still fits, is the answer
+            _, pp, tp = self.candidates[start]
+            kernel = self._kernels.get((tp, pp))
+            if kernel is not None and kernel.max_batch(seq_len) >= batch:
+                self._last = (seq_len, batch, start)
+                return tp, pp
+        low = self.lower_bound(seq_len, batch)
+        if low > self.candidates[-1][0]:
+            return None
         for index in range(start, len(self.candidates)):
             n, pp, tp = self.candidates[index]
-            if n < low:
+            if n < low or self._cannot_fit(tp, pp, seq_len, batch):
                 continue
             kernel = self._kernel(tp, pp)
             if kernel is not None and kernel.max_batch(seq_len) >= batch:
@@ -685,14 +765,50 @@ class _Bound:
         self.kv = kv_kernel(model, engine, workload)
         self.plan = Plan(model, gpu, engine, self.kv.workload, weights_dtype)
         self.min_gpus_lower_bound = min_gpus_lower_bound
+        self.model = model
+        self._stage_coef: dict[int, tuple[tuple[int, ...], ...]] = {}
+        self._stage_need_memo: dict[tuple[int, int], tuple[int, ...]] = {}
+        self._need_memo: dict[int, int] = {}
+        self.layer_coef: list[list[int]] = []
         if self.kv.exact_fast:
+            first = self.kv.first
             index = {w: i for i, w in enumerate(self.kv.keys)}
             coef = [0] * len(self.kv.keys)
-            for g in self.kv.first.groups:
+            for g in first.groups:
                 coef[index[g.key]] += g.count * g.bytes_per_token_per_layer
             self.coef: tuple[int, ...] | None = tuple(coef)
+            per_group = {(g.key, g.layer_kind): g.bytes_per_token_per_layer for g in first.groups}
+            for w, kind in zip(first.layer_windows, first.layer_kinds, strict=True):
+                row = [0] * len(self.kv.keys)
+                row[index[w]] = per_group.get((w, "" if kind in _BUILTIN_KINDS else kind), 0)
+                self.layer_coef.append(row)
         else:
             self.coef = None
+
+    def stage_needs(self, seq_len: int, pp: int) -> tuple[int, ...]:
+        """Return one sequence's unsharded, unpadded KV per pipeline stage of `pp` (or zeros)."""
+        if self.coef is None:
+            return (0,) * pp
+        if pp not in self._stage_coef:
+            from kvcalc.formula import pp_partition
+
+            ranges = list(pp_partition(self.model.n_layers, pp))
+            ranges[-1] = (ranges[-1][0], len(self.layer_coef))  # MTP layers: last stage
+            self._stage_coef[pp] = tuple(
+                tuple(sum(c[k] for c in self.layer_coef[a:b]) for k in range(len(self.kv.keys)))
+                for a, b in ranges
+            )
+        key = (seq_len, pp)
+        found = self._stage_need_memo.get(key)
+        if found is None:
+            t = self.kv.tokens(seq_len)
+            found = tuple(
+                sum(c * x for c, x in zip(coef, t, strict=True)) for coef in self._stage_coef[pp]
+            )
+            if len(self._stage_need_memo) >= _MEMO:
+                self._stage_need_memo.clear()
+            self._stage_need_memo[key] = found
+        return found
 
     def at(self, seq_len: int, batch: int) -> int:
         if self.coef is None:
@@ -700,5 +816,10 @@ class _Bound:
                 self.plan, workload=replace(self.plan.workload, seq_len=seq_len, batch=batch)
             )
             return self.min_gpus_lower_bound(plan)
-        need = sum(c * t for c, t in zip(self.coef, self.kv.tokens(seq_len), strict=True))
+        need = self._need_memo.get(seq_len)
+        if need is None:
+            need = sum(c * t for c, t in zip(self.coef, self.kv.tokens(seq_len), strict=True))
+            if len(self._need_memo) >= _MEMO:
+                self._need_memo.clear()
+            self._need_memo[seq_len] = need
         return max(1, cdiv(self.weights + need * batch, self.capacity))

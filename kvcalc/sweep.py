@@ -343,31 +343,29 @@ def _fit_rows(
         args = (kernel.model, gpu, kernel.engine, kernel.workload, w_type, util, grid.reserve_bytes)
         solvers[key] = (MinGpus(*args), MinGpus(*args, max_pp=1), {})
     solver, solver_tp, memo = solvers[key]
-    b = fk.budget
     weights = w_type.name if w_type is not None else kernel.model.dtype
-    fit_head = (
-        gpu_name,
-        gpu.name,
-        weights,
-        b.util,
-        b.capacity_bytes,
-        b.usable_bytes,
-        b.weights_bytes,
-        b.reserve_bytes,
-        b.kv_budget_bytes,
-    )
-    max_tokens = fk.max_tokens
-    kv_at = kernel.at
+    heads: dict[int, tuple[Any, ...]] = {}  # by id of the budget: one per kernel, unless
+    kv_at = kernel.at  # the budget follows the point (vLLM V0)
     for seq in grid.seqs:
         first = (*head, seq)
         for batch in grid.batches:
             k = kv_at(seq, batch)
-            at = fk.at(seq, batch)
-            max_seq, clamped = fk.max_seq_len(batch)
+            answer = fk.answer(seq, batch)
+            at, max_seq, clamped = answer.at, answer.max_seq_len, answer.max_seq_len_clamped
+            b = answer.budget
+            fit_head = heads.get(id(b))
+            if fit_head is None or fit_head[0] is not b:
+                fit_head = (
+                    b, gpu_name, gpu.name, weights, b.util, b.capacity_bytes, b.usable_bytes,
+                    b.weights_bytes, b.reserve_bytes, b.kv_budget_bytes,
+                )  # fmt: skip
+                if len(heads) > 64:
+                    heads.clear()
+                heads[id(b)] = fit_head
             found = memo.get((seq, batch))
             if found is None:
                 found = (solver(seq, batch), solver_tp(seq, batch))
-                if len(memo) < 65536:
+                if len(memo) < 8192:
                     memo[(seq, batch)] = found
             least, alone = found
             yield (
@@ -383,14 +381,14 @@ def _fit_rows(
                 k[6],
                 k[0] + k[5],
                 k[1] + k[6],
-                *fit_head,
+                *fit_head[1:],
                 at.kv_bytes,
                 at.fits,
                 at.headroom_bytes,
                 at.max_batch,
                 max_seq,
                 clamped,
-                max_tokens,
+                answer.max_tokens,
                 round(at.max_concurrency, 2),
                 None if least is None else least[0] * least[1],
                 None if least is None else least[0],

@@ -150,16 +150,22 @@ def test_fit_kernel_equals_planner_fit(
     except TypeError:  # planner.fit's clamp note formats a None limit (reported, not ours)
         return
     kernel = FitKernel(model, GPUS[gpu], profile, workload, util=util, reserve_bytes=reserve)
-    got = kernel.at(seq, batch)
+    answer = kernel.answer(seq, batch)
+    got = answer.at
+    assert got == kernel.at(seq, batch)
     assert got.fits == expected.fits
     assert got.headroom_bytes == expected.headroom_bytes
     assert got.kv_bytes == expected.kv_bytes
     assert got.max_batch == expected.max_batch
     assert got.max_concurrency == pytest.approx(expected.max_concurrency, rel=1e-12)
-    assert kernel.max_seq_len(batch) == (expected.max_seq_len, expected.max_seq_len_clamped)
-    assert kernel.max_tokens == expected.max_tokens
-    assert kernel.budget == expected.budget
-    if profile.sliding != "llama_cpp" and kernel.kv.exact_fast:
+    assert (answer.max_seq_len, answer.max_seq_len_clamped) == (
+        expected.max_seq_len,
+        expected.max_seq_len_clamped,
+    )
+    assert answer.max_tokens == expected.max_tokens
+    assert answer.budget == expected.budget
+    budget_follows_seq = profile.budget_rule == "vllm" and profile.max_num_batched_tokens is None
+    if profile.sliding != "llama_cpp" and kernel.kv.exact_fast and not budget_follows_seq:
         assert kernel.exact_fast  # per-request units compiled wherever the KV is
 
 

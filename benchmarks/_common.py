@@ -1,0 +1,38 @@
+"""Helpers the benchmarks share: run a command, time it, read its peak memory."""
+
+from __future__ import annotations
+
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PYTHON = sys.executable
+
+
+def run(argv: list[str], stdout: int | None = subprocess.DEVNULL) -> tuple[float, int, int]:
+    """Run argv; return (wall seconds, exit code, peak RSS in bytes of that process)."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(argv, stdout=stdout, stderr=subprocess.DEVNULL, cwd=ROOT)
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - start
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    return wall, proc.returncode, usage.ru_maxrss * 1024  # Linux reports KiB
+
+
+def medians(commands: dict[str, list[str]], rounds: int) -> dict[str, float]:
+    """Return each command's median wall time over `rounds`, the commands interleaved."""
+    times: dict[str, list[float]] = {name: [] for name in commands}
+    for _ in range(rounds):
+        for name, argv in commands.items():
+            times[name].append(run(argv)[0])
+    return {name: statistics.median(t) for name, t in times.items()}
+
+
+def load() -> str:
+    """Return the machine's load average, for the record."""
+    one, five, _ = os.getloadavg()
+    return f"load average {one:.2f} (1 min), {five:.2f} (5 min), {os.cpu_count()} CPUs"
