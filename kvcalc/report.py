@@ -1,13 +1,15 @@
-"""Results -> plain dicts with a stable schema (documented in docs/json-schema.md)."""
+"""Results -> plain dicts with a stable schema (documented in docs/schemas.md)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kvcalc.formula import KvBreakdown
-from kvcalc.planner import Fit, weights_format
 from kvcalc.specs import GpuSpec, LayerPattern, ModelSpec
 from kvcalc.units import GB, GiB, format_gb, format_gib
+
+if TYPE_CHECKING:  # calc's report needs no planner: it is imported by fit_report alone
+    from kvcalc.planner import Fit
 
 SCHEMA_VERSION = 1
 
@@ -123,6 +125,8 @@ def fit_report(
     min_tp: tuple[int, int] | None = None,
 ) -> dict[str, Any]:
     """Return a `kvcalc fit` answer as a JSON-ready dict; bytes per GPU, all ints."""
+    from kvcalc.planner import weights_format
+
     plan, budget = result.plan, result.budget
     w = plan.workload
     return {
