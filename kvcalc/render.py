@@ -142,11 +142,11 @@ def _show_records(
 ) -> None:
     """Print each row as a paragraph: its first cell, then `header value` pairs joined by
     ' · ', packed into lines of the console's width (a pair is never split across lines)."""
-    console.print(Text(title, style="bold"), overflow="fold")
+    out: list[Any] = [Text(title, style="bold", overflow="fold")]
     width = console.width
     for r in rows:
         if r.heading:
-            console.print(Text(r.cells[0], style=r.style or "bold underline"), overflow="fold")
+            out.append(Text(r.cells[0], style=r.style or "bold underline", overflow="fold"))
             continue
         pairs = [
             f"{col.header} {' / '.join(cell.splitlines())}"
@@ -161,12 +161,22 @@ def _show_records(
                 line = " " * (r.indent + 4) + pair
         lines.append(line)
         for i, text in enumerate(lines):
+            style = (r.style or "bold") if i == 0 else r.style
+            if cell_len(text) <= width:  # the common case: one line as it stands, no wrapping
+                if not isinstance(out[-1], Text) or out[-1].no_wrap is not True:
+                    out.append(Text(no_wrap=True, overflow="fold"))
+                out[-1].append(text + "\n", style=style)
+                continue
             # a single pair wider than the console (a long note) wraps under its indent
             indent = len(text) - len(text.lstrip(" "))
-            styled = Text(text.lstrip(" "), style=(r.style or "bold") if i == 0 else r.style)
-            console.print(Padding(styled, (0, 0, 0, indent)), overflow="fold")
+            styled = Text(text.lstrip(" "), style=style, overflow="fold")
+            out.append(Padding(styled, (0, 0, 0, indent)) if indent else styled)
+    for item in out:  # the trailing newline of each run of lines is the line break print adds
+        if isinstance(item, Text) and item.no_wrap is True:
+            item.rstrip()
     if caption:
-        console.print(caption)
+        out.append(Text(caption))
+    console.print(Group(*out))  # one print: a long list is one render, not one per line
 
 
 def notes(console: Console, items: Sequence[tuple[str, str]], style: str = "") -> None:
