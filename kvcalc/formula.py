@@ -500,17 +500,22 @@ class _Layer:
     state_text: str = ""
 
     @property
-    def group_key(self) -> tuple[int, Window | None, str]:
-        """Attention by (window, custom kind); state layers by kind (after attention)."""
+    def parts(self) -> list[tuple[int, Window | None, str]]:
+        """The groups this layer counts in: its KV by (window, custom kind), its state by kind
+        (both for a layer with attention and a mixer side by side, Falcon-H1)."""
+        found: list[tuple[int, Window | None, str]] = []
+        if self.per_token:
+            custom = "" if self.name in ("full", "sliding", "chunked") else self.name
+            found.append((0, self.window, custom))
         if self.state is not None:
-            return (1, None, self.name)
-        return (0, self.window, "" if self.name in ("full", "sliding", "chunked") else self.name)
+            found.append((1, None, self.name))
+        return found
 
-    @property
-    def vllm_key(self) -> tuple[int, Window | None, str]:
-        """vLLM's KV-cache group type: attention by window (layers of one window with different
-        page sizes share one group, UniformTypeKVCacheSpecs), state by kind."""
-        return self.group_key if self.state is not None else (0, self.window, "")
+
+def _vllm_type(key: tuple[int, Window | None, str]) -> tuple[int, Window | None, str]:
+    """vLLM's KV-cache group type of a part: attention by window (layers of one window with
+    different page sizes share one group, UniformTypeKVCacheSpecs), state by kind."""
+    return key if key[0] == 1 else (0, key[1], "")
 
 
 def _layers(
@@ -533,9 +538,17 @@ def _layers(
             kind = model.layer_kind("full" if name == "mtp" else name)
             if isinstance(kind, NoCacheKind):
                 cache[key] = _Layer(name, None, 0, 0, f"nothing cached ({kind.reason})")
-            elif isinstance(kind, StateKind):
+            elif isinstance(kind, StateKind) and kind.attention is None:
                 conv, rec, text = state_bytes_per_sequence(model, engine, kind, workload.tp)
                 cache[key] = _Layer(name, None, 0, 0, "", kind, conv, rec, text)
+            elif isinstance(kind, StateKind):  # attention and a mixer side by side
+                conv, rec, state_text = state_bytes_per_sequence(model, engine, kind, workload.tp)
+                attention = kind_attention(model, kind.attention or AttentionKind(kind="attention"))
+                heads = kv_heads_per_gpu(model, engine, workload.tp, attention)
+                per, text = layer_bytes_per_token(model, engine, k_dtype, v_dtype, heads, attention)
+                one = kv_heads_per_gpu(model, engine, 1, attention)
+                logical, _ = layer_bytes_per_token(model, engine, k_dtype, v_dtype, one, attention)
+                cache[key] = _Layer(name, window, per, logical, text, kind, conv, rec, state_text)
             else:
                 if kind.k_eq_v and engine.k_eq_v is None:
                     raise KvcalcError(
@@ -575,7 +588,7 @@ def _vllm_block(
     states = {layer.conv_bytes + layer.recurrent_bytes for layer in layers if layer.state}
     if not states:
         return block, None
-    attention = {layer.per_token for layer in layers if layer.state is None and layer.per_token}
+    attention = {layer.per_token for layer in layers if layer.per_token}
     if len(states) > 1 or len(attention) > 1:
         raise KvcalcError(
             f"engine {engine.name}: state layers of different sizes, or attention layers of "
@@ -621,17 +634,19 @@ def kv_cache(model: ModelSpec, workload: Workload, engine: EngineProfile) -> KvB
     held = {w: tokens_held(engine, model, workload, w, block) for w in set(windows)}
     streams = _kv_streams(engine, workload)  # held is per stream: batch, or 1 (llama.cpp -kvu)
     stages = _stage_ranges(model, len(layers), pp)
-    keys = [layer.group_key for layer in layers]
-    by_key = {layer.group_key: layer for layer in layers}
-    stage_counts = [_padded_counts(engine, keys[a:b], by_key) for a, b in stages]
+    by_key = {key: layer for layer in layers for key in layer.parts}
+    keys = [key for layer in layers for key in layer.parts]
+    stage_counts = [
+        _padded_counts(engine, [k for layer in layers[a:b] for k in layer.parts]) for a, b in stages
+    ]
 
     def kv_of(key: tuple[int, Window | None, str], n: int) -> int:
         layer = by_key[key]
-        return 0 if layer.state is not None else n * held[layer.window] * streams * layer.per_token
+        return 0 if key[0] == 1 else n * held[layer.window] * streams * layer.per_token
 
     def state_of(key: tuple[int, Window | None, str], n: int) -> int:
         layer = by_key[key]
-        if layer.state is None:
+        if key[0] == 0 or layer.state is None:
             return 0
         page = state_page if state_page is not None else layer.conv_bytes + layer.recurrent_bytes
         return n * batch * page
@@ -647,7 +662,7 @@ def kv_cache(model: ModelSpec, workload: Workload, engine: EngineProfile) -> KvB
         layer = by_key[key]
         count = keys.count(key)
         allocated = sum(counts.get(key, 0) for counts in stage_counts)
-        if layer.state is not None:
+        if key[0] == 1 and layer.state is not None:
             page = (
                 state_page if state_page is not None else layer.conv_bytes + layer.recurrent_bytes
             )
@@ -737,21 +752,18 @@ def _sort_key(key: tuple[int, Window | None, str]) -> tuple[int, str, int, str]:
 
 
 def _padded_counts(
-    engine: EngineProfile,
-    keys: list[tuple[int, Window | None, str]],
-    by_key: dict[tuple[int, Window | None, str], _Layer],
+    engine: EngineProfile, keys: list[tuple[int, Window | None, str]]
 ) -> dict[tuple[int, Window | None, str], int]:
-    """Return layers allocated per group: vLLM pads each hybrid group to the group size.
+    """Return layers allocated per group part: vLLM pads each hybrid group to the group size.
 
-    Layers that cache nothing take no part in vLLM's groups.
+    Layers that cache nothing have no parts and take no part in vLLM's groups.
     """
-    cached = [k for k in keys if by_key[k].per_token or by_key[k].state is not None]
-    counts = {k: cached.count(k) for k in dict.fromkeys(cached)}
+    counts = {k: keys.count(k) for k in dict.fromkeys(keys)}
     if not engine.pads_hybrid_groups:
         return counts
     types: dict[tuple[int, Window | None, str], int] = {}
     for k, n in counts.items():
-        types[by_key[k].vllm_key] = types.get(by_key[k].vllm_key, 0) + n
+        types[_vllm_type(k)] = types.get(_vllm_type(k), 0) + n
     if len(types) < 2:
         return counts
     size = hybrid_group_size(list(types.values()))

@@ -545,7 +545,7 @@ def _stage_layers(kv: KvBreakdown, stage: int) -> _StageLayers:
         if kinds[i] in states:
             n, page = state.get(kinds[i], (0, states[kinds[i]]))
             state[kinds[i]] = (n + 1, page)
-        elif per_token[i]:
+        if per_token[i]:
             attention.setdefault(kv.layer_windows[i], []).append(per_token[i])
     return _StageLayers(attention, state)
 

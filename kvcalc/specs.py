@@ -159,6 +159,10 @@ class StateKind(_Spec):
     state_head_elems: NonNegativeInt = 0
     conv_dtype: StateDtype = "model"
     state_dtype: StateDtype = "model"
+    attention: AttentionKind | None = Field(
+        default=None,
+        description="attention beside the mixer in the same layer (Falcon-H1): KV per token too",
+    )
 
     @property
     def conv_channels(self) -> int:

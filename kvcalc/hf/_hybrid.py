@@ -1043,3 +1043,74 @@ KIMI_LINEAR_READS = frozenset(
         "num_nextn_predict_layers",
     }
 )
+
+
+# ---- TII Falcon-H1 (falcon_h1) -----------------------------------------------------------
+
+
+def falcon_h1(c: _Config, family: str) -> dict[str, Any]:
+    """Falcon-H1: every layer runs attention and a Mamba2 mixer side by side, so each layer
+    caches K and V per token and a fixed Mamba2 state per sequence.
+
+    transformers models/falcon_h1 (FalconH1DecoderLayer: self_attn and mamba in parallel;
+    d_inner = mamba_d_ssm, or mamba_expand · hidden; conv over d_inner + 2·n_groups·d_state;
+    LinearAttentionAndFullAttentionLayer holds both caches, measured)."""
+    if c.get_bool("projectors_bias", False):
+        raise KvcalcError("config key 'projectors_bias' is not modelled yet")
+    n_layers = c.get_int("num_hidden_layers")
+    h = c.get_int("hidden_size")
+    n_heads = c.get_int("num_attention_heads")
+    n_kv = c.get_int("num_key_value_heads", default=n_heads)
+    d = c.get_int("head_dim", default=h // n_heads)
+    d_inner = c.get_int("mamba_d_ssm", default=0) or c.get_int("mamba_expand", default=2) * h
+    m_heads = c.get_int("mamba_n_heads", default=128)
+    raw_head = c.data.get("mamba_d_head", "auto")
+    m_dim = d_inner // m_heads if raw_head in (None, "auto") else c.get_int("mamba_d_head")
+    if m_heads * m_dim != d_inner:
+        raise KvcalcError("mamba_n_heads × mamba_d_head must equal the Mamba width")
+    groups = c.get_int("mamba_n_groups", default=1)
+    d_state = c.get_int("mamba_d_state", default=256)
+    kernel = c.get_int("mamba_d_conv", default=4)
+    conv_dim = d_inner + 2 * groups * d_state
+    conv_bias = c.get_bool("mamba_conv_bias", True)
+    proj_bias = c.get_bool("mamba_proj_bias", False)
+    attn_bias = c.get_bool("attention_bias", False)
+    norm = d_inner if c.get_bool("mamba_rms_norm", False) else 0
+    inter = c.get_int("intermediate_size")
+    per_layer_attention = _attn_params(h, n_heads, n_kv, d, attn_bias)
+    per_layer_mixer = h * (d_inner + conv_dim + m_heads) + d_inner * h
+    per_layer_mixer += (d_inner + conv_dim + m_heads + h) if proj_bias else 0
+    per_layer_other = conv_dim * kernel + (conv_dim if conv_bias else 0) + 3 * m_heads + norm
+    vocab = c.get_int("vocab_size")
+    tied = c.get_bool("tie_word_embeddings", False)
+    params = ParamBreakdown(
+        embedding=vocab * h,
+        lm_head=0 if tied else vocab * h,
+        attention=n_layers * (per_layer_attention + per_layer_mixer),
+        mlp=n_layers * 3 * h * inter,
+        norms=n_layers * 2 * h + h,
+        other=n_layers * per_layer_other,
+    )
+    kinds = {
+        "hybrid": {
+            "kind": "state", "mixer": "mamba2", "conv_kernel": kernel, "conv_inner": d_inner,
+            "conv_groups": groups, "conv_group_channels": 2 * d_state, "state_heads": m_heads,
+            "state_head_elems": m_dim * d_state, "attention": {"kind": "attention"},
+        }
+    }  # fmt: skip
+    return {
+        "n_layers": n_layers,
+        "attention": _gqa(n_heads, n_kv, d),
+        "layers": {"pattern": ["hybrid"]},
+        "kinds": kinds,
+        "params": params,
+    }
+
+
+FALCON_H1_READS = frozenset(
+    {
+        "mamba_d_ssm", "mamba_expand", "mamba_n_heads", "mamba_d_head", "mamba_n_groups",
+        "mamba_d_state", "mamba_d_conv", "mamba_conv_bias", "mamba_proj_bias", "mamba_rms_norm",
+        "projectors_bias",
+    }
+)  # fmt: skip

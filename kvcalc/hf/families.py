@@ -183,6 +183,8 @@ _FAMILIES: list[Family] = [
            _hybrid.GRANITE_H_READS, _hybrid.granitemoehybrid),
     Family("kimi_linear", "Kimi Linear: MLA layers and Kimi Delta Attention state layers, MoE",
            _hybrid.KIMI_LINEAR_READS, _hybrid.kimi_linear),
+    Family("falcon_h1", "Falcon-H1: attention and Mamba2 side by side in every layer (KV + state)",
+           _hybrid.FALCON_H1_READS, _hybrid.falcon_h1),
 ]  # fmt: skip
 
 # model_types kvcalc knows and refuses, each with the reason (what it cannot size yet).
@@ -190,7 +192,6 @@ REFUSED: dict[str, str] = {
     "deepseek_v4": "compressed attention (compress_ratios per layer) is not modelled yet",
     "deepseek_ref": "DeepSeek-V4 reference config (compressed attention) is not modelled yet",
     "minimax": "lightning attention state is not modelled yet",
-    "falcon_h1": "attention and Mamba2 side by side in every layer are not modelled yet",
     "mimo": "MiMo-7B is remote code (not in transformers): not modelled yet",
     "qwen3_vl_text": "the Qwen3-VL text model is not cross-checked yet",
     "qwen3_vl_moe_text": "the Qwen3-VL text model is not cross-checked yet",
