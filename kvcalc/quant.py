@@ -101,7 +101,7 @@ class Format:
         groups = 1 if self.group < 0 else (-(-in_features // self.group) if self.group else 0)
         if self.kind == "fp8_block":
             blocks = -(-out_features // self.block_out) * groups
-            return n + 4 * blocks
+            return n + 4 * blocks + self.per_tensor_bytes
         if self.kind == "fp8_tensor":
             return n + self.per_tensor_bytes
         if self.kind == "mxfp4":
@@ -121,11 +121,16 @@ class Format:
         return packed + zeros + scales + g_idx
 
 
-def _fp8_block(block: Sequence[int]) -> Format:
+def _fp8_block(block: Sequence[int], static: bool) -> Format:
     if len(block) != 2 or not all(isinstance(b, int) and b > 0 for b in block):
         raise KvcalcError(f"quantization_config weight_block_size must be two sizes, got {block!r}")
     return Format(
-        f"fp8 ({block[0]}x{block[1]} blocks, fp32 scales)", "fp8_block", 8, block[1], block[0]
+        f"fp8 ({block[0]}x{block[1]} blocks, fp32 scales)",
+        "fp8_block",
+        8,
+        block[1],
+        block[0],
+        per_tensor_bytes=4 if static else 0,  # a static activation scheme adds input_scale
     )
 
 
@@ -306,9 +311,13 @@ def parse_recipe(quantization_config: Mapping[str, Any]) -> Recipe:
     if method == "fp8":
         ignore = _strings(q.get("modules_to_not_convert", q.get("ignored_layers")), "modules")
         block = q.get("weight_block_size")
-        if block is None:
-            return Recipe("fp8", FP8_TENSOR, ignore)
-        return Recipe("fp8", _fp8_block(block), ignore)
+        static = q.get("activation_scheme") == "static"  # an fp32 input_scale per linear
+        if block is None:  # per-tensor fp32 weight_scale
+            fmt = Format(
+                "fp8 (per-tensor fp32 scale)", "fp8_tensor", per_tensor_bytes=8 if static else 4
+            )
+            return Recipe("fp8", fmt, ignore)
+        return Recipe("fp8", _fp8_block(block, static), ignore)
     if method == "mxfp4":
         ignore = _strings(q.get("modules_to_not_convert"), "modules_to_not_convert")
         return Recipe("mxfp4", MXFP4, ignore, experts_only=True)

@@ -375,3 +375,16 @@ def test_a_layout_that_does_not_fit_the_breakdown_warns() -> None:
     config = _config("qwen3-32b-fp8")
     wq, warnings = published_weights(config, config, "qwen3", {"attention": 1, "mlp": 1}, 2)
     assert wq is None and "more than the parameter breakdown" in warnings[0]
+
+
+def test_fp8_activation_scheme() -> None:
+    """HF fp8: dynamic activations store no input_scale; static ones add an fp32 scalar per
+    linear. 64 × 96 per tensor: 6144 + 4 (weight_scale) [+ 4]; 128×128 blocks: one block."""
+    dynamic = parse_recipe({"quant_method": "fp8", "activation_scheme": "dynamic"}).default
+    static = parse_recipe({"quant_method": "fp8", "activation_scheme": "static"}).default
+    assert dynamic is not None and dynamic.matrix_bytes(64, 96) == 6144 + 4
+    assert static is not None and static.matrix_bytes(64, 96) == 6144 + 8
+    blocks = parse_recipe(
+        {"quant_method": "fp8", "activation_scheme": "static", "weight_block_size": [128, 128]}
+    ).default
+    assert blocks is not None and blocks.matrix_bytes(64, 96) == 6144 + 4 + 4
