@@ -553,3 +553,24 @@ def test_mimo_v2_flash_sliding_layers_have_twice_the_kv_heads() -> None:
     assert model.layers is not None and model.layers.sliding_window == 129
     # formula engine: sliding layers hold the window, full layers every token
     assert result.per_sequence_bytes == 9 * 2560 * 1000 + 39 * 5120 * 129
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    seq=st.integers(1, 300_000),
+    batch=st.integers(1, 64),
+    engine=st.sampled_from(["formula", "hf", "sglang", "vllm", "llama.cpp"]),
+)
+def test_state_is_fixed_per_sequence_and_linear_in_batch(seq: int, batch: int, engine: str) -> None:
+    """Recurrent state does not grow with the context and is linear in batch; the growing KV
+    is linear in batch too; per-GPU shares cover the totals (Nemotron-3-Nano, every engine)."""
+    model = _import("nemotron-3-nano-30b-a3b")
+    one = kv_cache(model, Workload(seq_len=1, k_dtype=BF16, v_dtype=BF16), ENGINES[engine])
+    result = kv_cache(
+        model, Workload(seq_len=seq, batch=batch, k_dtype=BF16, v_dtype=BF16), ENGINES[engine]
+    )
+    single = kv_cache(model, Workload(seq_len=seq, k_dtype=BF16, v_dtype=BF16), ENGINES[engine])
+    assert result.state_total_bytes == batch * one.state_bytes_per_sequence
+    assert result.total_bytes == batch * single.total_bytes
+    assert result.cache_total_bytes == result.total_bytes + result.state_total_bytes
+    assert result.cache_per_gpu_bytes * result.n_gpus >= result.cache_total_bytes

@@ -88,3 +88,32 @@ def test_import_list_families_and_refusal_exit_codes(tmp_path: Path) -> None:
     assert refused.exit_code == 2
     assert refused.stderr.count("error:") == 1 and "Traceback" not in refused.output
     assert "--assume-standard" in refused.stderr
+
+
+def test_assume_standard_on_calc_and_fit(tmp_path: Path) -> None:
+    """--assume-standard reads an unknown family the standard way on calc and fit, with one
+    warning on stderr; without it both refuse in one error line (exit 2)."""
+    config = json.loads(
+        (Path(__file__).parent / "data" / "hf_synthetic" / "unknown_llama_like.json").read_text()
+    )
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(config))
+    runner = CliRunner()
+    for args in (["calc", str(path)], ["fit", str(path), "--gpu", "h100"]):
+        refused = runner.invoke(app, args)
+        assert refused.exit_code == 2 and refused.stderr.count("error:") == 1
+        assumed = runner.invoke(app, [*args, "--assume-standard", "--format", "json"])
+        assert assumed.exit_code in (0, 1), assumed.output
+        assert "warning:" in assumed.stderr and "my_llama" in assumed.stderr
+        json.loads(assumed.stdout)
+
+
+def test_mtp_flag_counts_the_mtp_layer() -> None:
+    """DeepSeek-V3 (61 MLA layers, num_nextn_predict_layers 1): --mtp adds one layer's latent,
+    (512 + 64) · 2 = 1,152 B per token: 61 · 1,152 = 70,272 → 62 · 1,152 = 71,424 B."""
+    runner = CliRunner()
+    plain = json.loads(runner.invoke(app, ["calc", "deepseek-v3", "-f", "json"]).stdout)
+    mtp = json.loads(runner.invoke(app, ["calc", "deepseek-v3", "--mtp", "-f", "json"]).stdout)
+    assert (plain["bytes_per_token"], mtp["bytes_per_token"]) == (70_272, 71_424)
+    assert (plain["mtp_layers"], mtp["mtp_layers"]) == (0, 1)
+    assert any("MTP" in line for line in plain["assumptions"])
