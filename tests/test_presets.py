@@ -114,3 +114,27 @@ def test_bundled_presets_dir_holds_models_and_gpus() -> None:
     root = bundled_presets_dir()
     assert (root / "models").is_dir()
     assert (root / "gpus").is_dir()
+
+
+@pytest.mark.parametrize("name", MODEL_PRESETS)
+def test_quantised_checkpoints_are_sized_as_published(name: str) -> None:
+    """A preset whose published config carries a quantization_config (or a ModelOpt
+    hf_quant_config.json) records its weights as published, never silently as bf16; and a
+    quantised part is never more than 2 B per weight nor less than 1/2 B."""
+    path = CONFIGS / f"{name}.json"
+    if not path.is_file():
+        pytest.skip("no published config")
+    config = json.loads(path.read_text())
+    inner = config.get("text_config") if isinstance(config.get("text_config"), dict) else {}
+    quantised = "quantization_config" in config or "quantization_config" in (inner or {})
+    quantised = quantised or (CONFIGS / "hf_quant" / f"{name}.json").is_file()
+    spec = load_model(name)
+    if not quantised:
+        assert spec.weights_quant is None
+        return
+    wq = spec.weights_quant
+    assert wq is not None, f"{name}: published quantised but weights sized in {spec.dtype}"
+    for part in (wq.attention, wq.mlp, wq.experts):
+        assert part.quantized_weights <= part.weights
+        if part.weights:
+            assert part.weights // 2 <= part.bytes <= 2 * part.weights
