@@ -108,7 +108,11 @@ def nemotron_h(c: _Config, family: str) -> dict[str, Any]:
             "kind": "state", "mixer": "mamba2", "conv_kernel": kernel, "conv_inner": d_inner,
             "conv_groups": groups, "conv_group_channels": 2 * d_state, "state_heads": m_heads,
             "state_head_elems": m_dim * d_state,
-            "state_dtype": _state_dtype(c, "mamba_ssm_cache_dtype"),
+            # absent: float32, vLLM's NemotronHForCausalLMConfig.DEFAULT_MAMBA_SSM_CACHE_DTYPE
+            # (vllm/model_executor/models/config.py), "the only dtype known to be accurate"
+            "state_dtype": _state_dtype(c, "mamba_ssm_cache_dtype")
+            if c.has("mamba_ssm_cache_dtype")
+            else "fp32",
         },
         "mlp": {"kind": "none", "reason": "no_attention"},
         "moe": {"kind": "none", "reason": "no_attention"},
