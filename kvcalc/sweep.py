@@ -346,13 +346,22 @@ def _fit_rows(
     weights = w_type.name if w_type is not None else kernel.model.dtype
     heads: dict[int, tuple[Any, ...]] = {}  # by id of the budget: one per kernel, unless
     kv_at = kernel.at  # the budget follows the point (vLLM V0)
+    fast = fk.exact_fast and kernel.exact_fast
     for seq in grid.seqs:
         first = (*head, seq)
+        one = kv_at(seq, 1) if fast else None
         for batch in grid.batches:
-            k = kv_at(seq, batch)
-            answer = fk.answer(seq, batch)
-            at, max_seq, clamped = answer.at, answer.max_seq_len, answer.max_seq_len_clamped
-            b = answer.budget
+            if one is not None:  # linear in the batch, the budget fixed: no per-row objects
+                k = (one[0] * batch, one[1] * batch, one[2], one[3], one[4], one[5] * batch,
+                     one[6] * batch, one[7])  # fmt: skip
+                at = fk.at(seq, batch)
+                max_seq, clamped = fk.max_seq_len(batch)
+                b, max_tokens = fk.budget, fk.max_tokens
+            else:
+                k = kv_at(seq, batch)
+                answer = fk.answer(seq, batch)
+                at, max_seq, clamped = answer.at, answer.max_seq_len, answer.max_seq_len_clamped
+                b, max_tokens = answer.budget, answer.max_tokens
             fit_head = heads.get(id(b))
             if fit_head is None or fit_head[0] is not b:
                 fit_head = (
@@ -388,7 +397,7 @@ def _fit_rows(
                 at.max_batch,
                 max_seq,
                 clamped,
-                answer.max_tokens,
+                max_tokens,
                 round(at.max_concurrency, 2),
                 None if least is None else least[0] * least[1],
                 None if least is None else least[0],
