@@ -86,6 +86,7 @@ class LayerGroup:
     bytes: int  # whole workload, all GPUs (replicas included)
     key: Window | None = None  # the layers' window, as KvBreakdown.layer_windows lists it
     layer_kind: str = ""  # the spec's kind name when not a built-in (full/sliding/chunked)
+    block_size: int = 0  # tokens per block of these layers (vLLM re-blocks smaller pages); 0: kv's
 
 
 @dataclass(frozen=True)
@@ -622,7 +623,7 @@ def kv_cache(model: ModelSpec, workload: Workload, engine: EngineProfile) -> KvB
     state_page: int | None = None
     if engine.pads_hybrid_groups:
         block, state_page = _vllm_block(engine, workload, layers, is_mla)
-        _check_vllm_pages(engine, layers)
+        window_blocks = _vllm_window_blocks(engine, layers, block)
     else:
         block = workload.block_size or engine.block_for(is_mla)
         indexed = isinstance(model.attention, MLA) and model.attention.index_head_dim
@@ -631,7 +632,12 @@ def kv_cache(model: ModelSpec, workload: Workload, engine: EngineProfile) -> KvB
     heads = kv_heads_per_gpu(model, engine, tp)
 
     windows = tuple(layer.window for layer in layers)
-    held = {w: tokens_held(engine, model, workload, w, block) for w in set(windows)}
+    if not engine.pads_hybrid_groups:
+        window_blocks = {}
+    held = {
+        w: tokens_held(engine, model, workload, w, window_blocks.get(w, block))
+        for w in set(windows)
+    }
     streams = _kv_streams(engine, workload)  # held is per stream: batch, or 1 (llama.cpp -kvu)
     stages = _stage_ranges(model, len(layers), pp)
     by_key = {key: layer for layer in layers for key in layer.parts}
@@ -694,6 +700,7 @@ def kv_cache(model: ModelSpec, workload: Workload, engine: EngineProfile) -> KvB
                 bytes=tp * allocated * held[window] * streams * layer.per_token,
                 key=window,
                 layer_kind=key[2],
+                block_size=window_blocks.get(window, block),
             )
         )
     total = sum(g.bytes for g in groups)
@@ -770,19 +777,45 @@ def _padded_counts(
     return {k: cdiv(n, size) * size for k, n in counts.items()}
 
 
-def _check_vllm_pages(engine: EngineProfile, layers: list[_Layer]) -> None:
-    """Refuse hybrid attention groups whose KV pages differ (vLLM would re-block them)."""
+def _vllm_window_blocks(
+    engine: EngineProfile, layers: list[_Layer], block: int
+) -> dict[Window | None, int]:
+    """Return each window's block size under vLLM's page unification.
+
+    vllm/v1/core/kv_cache_utils.py unify_kv_cache_spec_page_size: when hybrid groups' pages
+    differ, a layer type with a smaller page gets its block size multiplied by
+    max_page / page (which must divide evenly, else vLLM raises NotImplementedError), so
+    every page has the same bytes. Types are windows here; within one window the layers
+    must share one page size (else they form one UniformTypeKVCacheSpecs group, which
+    this rule does not combine with other types).
+    """
     by_window: dict[Window | None, set[int]] = {}
     for layer in layers:
-        if layer.state is None and layer.per_token:
+        if layer.per_token:
             by_window.setdefault(layer.window, set()).add(layer.per_token)
-    sizes = set().union(*by_window.values()) if by_window else set()
-    if len(by_window) > 1 and len(sizes) > 1:
+    if len(by_window) < 2:
+        return dict.fromkeys(by_window, block)
+    if any(len(sizes) > 1 for sizes in by_window.values()):
         raise KvcalcError(
-            f"engine {engine.name}: sliding and full layers with different KV page sizes "
-            f"({', '.join(f'{b:,}' for b in sorted(sizes))} B per token) are not modelled "
-            "(try --engine sglang, hf or formula)"
+            f"engine {engine.name}: hybrid layers whose KV page sizes differ within one window "
+            "type are not modelled (try --engine sglang, hf or formula)"
         )
+    pages = {w: block * next(iter(sizes)) for w, sizes in by_window.items()}
+    largest = max(pages.values())
+    blocks = {}
+    for window, page in pages.items():
+        if largest % page:
+            raise KvcalcError(
+                f"engine {engine.name}: KV pages of {page:,} and {largest:,} B do not divide "
+                "(vLLM cannot unify them: NotImplementedError in unify_kv_cache_spec_page_size)"
+            )
+        blocks[window] = block * (largest // page)
+    if len(set(blocks.values())) > 1 and any(layer.state is not None for layer in layers):
+        raise KvcalcError(
+            f"engine {engine.name}: state layers beside attention layers of different page "
+            "sizes are not modelled (try --engine sglang or hf)"
+        )
+    return blocks
 
 
 def _state_assumptions(

@@ -561,6 +561,7 @@ def _stage_units(kv: KvBreakdown, stage: int, kv_budget: int) -> _StageUnits:
     """
     layers = _stage_layers(kv, stage)
     tokens = {g.key: g.tokens for g in kv.groups}
+    blocks = {g.key: g.block_size or kv.block_size for g in kv.groups}
     if kv.engine.pads_hybrid_groups:  # vLLM: one block pool shared by equal-size groups
         counts = {w: len(b) for w, b in layers.attention.items()}
         counts_all = list(counts.values()) + [n for n, _ in layers.state.values()]
@@ -570,10 +571,12 @@ def _stage_units(kv: KvBreakdown, stage: int, kv_budget: int) -> _StageUnits:
             per_request = tokens[window] // kv.block_size
             return _StageUnits(max(0, kv_budget) // block_bytes, per_request, block_bytes)
         group_size = hybrid_group_size(counts_all)
-        page = kv.block_size * max(b for per in layers.attention.values() for b in per)
+        # one page size for every group (unify_kv_cache_spec_page_size re-blocks smaller ones)
+        page = max(blocks.get(w, kv.block_size) * max(per) for w, per in layers.attention.items())
         block_bytes = page * group_size
         per_request = sum(
-            cdiv(c, group_size) * (tokens[w] // kv.block_size) for w, c in counts.items()
+            cdiv(c, group_size) * (tokens[w] // blocks.get(w, kv.block_size))
+            for w, c in counts.items()
         ) + sum(cdiv(n, group_size) for n, _ in layers.state.values())
         return _StageUnits(max(0, kv_budget) // block_bytes, per_request, block_bytes)
     per_request = sum(tokens[w] * sum(per) for w, per in layers.attention.items())
@@ -648,7 +651,11 @@ def max_tokens(plan: Plan, budget_: Budget | None = None) -> int:
             counts += [n for n, _ in layers.state.values()]
             size = hybrid_group_size(counts)
             n_groups = sum(cdiv(c, size) for c in counts) if len(counts) > 1 else 1
-            tokens = units.available // n_groups * kv.block_size
+            # _report_kv_cache_config: blocks per group times the smallest block size
+            smallest = min(
+                (g.block_size or kv.block_size for g in kv.groups), default=kv.block_size
+            )
+            tokens = units.available // n_groups * smallest
         else:
             tokens = max(0, kv_budget) // per_token
             tokens -= tokens % kv.block_size

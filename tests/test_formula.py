@@ -574,3 +574,18 @@ def test_state_is_fixed_per_sequence_and_linear_in_batch(seq: int, batch: int, e
     assert result.total_bytes == batch * single.total_bytes
     assert result.cache_total_bytes == result.total_bytes + result.state_total_bytes
     assert result.cache_per_gpu_bytes * result.n_gpus >= result.cache_total_bytes
+
+
+def test_vllm_unifies_page_sizes_of_mimo_v2_flash() -> None:
+    """vLLM (kv_cache_utils.unify_kv_cache_spec_page_size) on MiMo-V2-Flash: sliding pages
+    16 · 8·(192+128)·2 = 81,920 B, full layers (2,560 B/token) re-blocked to 32 tokens so their
+    page is 81,920 B too; groups of 9 (39 sliding layers padded to 45). At 8,192 tokens
+    (N = 8,192, W = 129): sliding cdiv(min(128 + 8192, 8192), 16) + 1 = 513 blocks = 8,208
+    tokens, full 8,192: 9·8,192·2,560 + 45·8,208·5,120 = 188,743,680 + 1,891,123,200 =
+    2,079,866,880 B per sequence."""
+    model = _import("mimo-v2-flash")
+    result = kv_cache(model, Workload(seq_len=8192, k_dtype=BF16, v_dtype=BF16), ENGINES["vllm"])
+    assert result.per_sequence_bytes == 2_079_866_880
+    full, sliding = result.groups
+    assert (full.block_size, sliding.block_size) == (32, 16)
+    assert sliding.padded_count == 45
