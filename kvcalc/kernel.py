@@ -218,8 +218,12 @@ class KvKernel:
         self.kv_heads_per_gpu = first.kv_heads_per_gpu
         self.bytes_per_token = first.bytes_per_token
         self.tp, self.pp = workload.tp, workload.pp
-        self.keys: tuple[Window | None, ...] = tuple(
-            sorted(set(first.layer_windows), key=lambda w: ("", 0) if w is None else w)
+        # one token rule per (window, block): vLLM may give a hybrid group its own block
+        self.keys: tuple[tuple[Window | None, int], ...] = tuple(
+            sorted(
+                {self.group_key(g) for g in first.groups},
+                key=lambda k: (("", 0) if k[0] is None else k[0], k[1]),
+            )
         )
         self.rules: tuple[TokenRule, ...] = ()
         self.probes: dict[int, KvBreakdown] = {1: first}
@@ -236,12 +240,16 @@ class KvKernel:
         else:
             self.reason = "not linear in the batch, or windows depend on seq"
 
+    def group_key(self, group: Any) -> tuple[Window | None, int]:
+        """Return a layer group's (window, block size): what its tokens held depend on."""
+        return (group.key, getattr(group, "block_size", None) or self.first.block_size)
+
     # ---- compiling ----------------------------------------------------------------------
 
     def probe_lengths(self) -> list[int]:
         """Return sequence lengths that cross every window, block and pad boundary."""
         probes = {1, 4097, 131_072 + 7, 1_000_003}
-        for w in self.keys:
+        for w, _ in self.keys:
             if w is not None:
                 probes.update({max(1, w.size - 1), w.size + 1, 2 * w.size + 513, 3 * w.size})
         return sorted(probes)
@@ -260,15 +268,14 @@ class KvKernel:
             self.reason = "breakdown has no per-layer kinds"
             return False
         self.rules = tuple(
-            token_rule(self.engine, self.model, self.workload, w, self.block_size)
-            for w in self.keys
+            token_rule(self.engine, self.model, self.workload, w, block) for w, block in self.keys
         )
         lengths = self.probe_lengths()
         kvs = [self.probe(s) for s in lengths]
         vectors = [self.tokens(s) for s in lengths]
         for kv, vector in zip(kvs, vectors, strict=True):  # the token rules are formula's
             by_key = dict(zip(self.keys, vector, strict=True))
-            if any(g.tokens != by_key.get(g.key) for g in kv.groups):
+            if any(g.tokens != by_key.get(self.group_key(g)) for g in kv.groups):
                 self.reason = "token rule differs from formula.tokens_held"
                 return False
         forms: list[_Linear] = []
@@ -457,6 +464,11 @@ class FitKernel:
         self._batch_memo: dict[int, int] = {}
         self._seq_memo: dict[int, tuple[int, bool]] = {}
         self._last_seq = 0
+        from kvcalc import planner
+
+        self._has_working_set = bool(getattr(engine, "decode_working_set", False)) and hasattr(
+            planner, "_working_set"
+        )
         self._last_need: tuple[int, ...] = ()
         # some budgets depend on the asked point (vLLM V0 profiles max(seq, 2048) tokens):
         # then every point is planner.fit's own
@@ -525,12 +537,11 @@ class FitKernel:
     def _working(self, seq_len: int) -> int:
         """Bytes a sequence needs beside the cache (transformers' decode working set): the
         planner's own function, per length (it takes a max of terms: not a linear form)."""
+        if not self._has_working_set:
+            return 0
         from kvcalc import planner
 
-        working_set = getattr(planner, "_working_set", None)
-        if working_set is None:
-            return 0
-        value: int = working_set(self.plan, self.kv.first, seq_len)
+        value: int = planner._working_set(self.plan, self.kv.first, seq_len)
         return value
 
     def _per_request(self, seq_len: int) -> tuple[int, ...]:
@@ -772,15 +783,20 @@ class _Bound:
         self.layer_coef: list[list[int]] = []
         if self.kv.exact_fast:
             first = self.kv.first
-            index = {w: i for i, w in enumerate(self.kv.keys)}
+            index = {k: i for i, k in enumerate(self.kv.keys)}
             coef = [0] * len(self.kv.keys)
             for g in first.groups:
-                coef[index[g.key]] += g.count * g.bytes_per_token_per_layer
+                coef[index[self.kv.group_key(g)]] += g.count * g.bytes_per_token_per_layer
             self.coef: tuple[int, ...] | None = tuple(coef)
-            per_group = {(g.key, g.layer_kind): g.bytes_per_token_per_layer for g in first.groups}
+            per_group = {
+                (g.key, g.layer_kind): (index[self.kv.group_key(g)], g.bytes_per_token_per_layer)
+                for g in first.groups
+            }
             for w, kind in zip(first.layer_windows, first.layer_kinds, strict=True):
                 row = [0] * len(self.kv.keys)
-                row[index[w]] = per_group.get((w, "" if kind in _BUILTIN_KINDS else kind), 0)
+                found = per_group.get((w, "" if kind in _BUILTIN_KINDS else kind))
+                if found is not None:
+                    row[found[0]] = found[1]
                 self.layer_coef.append(row)
         else:
             self.coef = None
