@@ -1071,7 +1071,10 @@ def falcon_h1(c: _Config, family: str) -> dict[str, Any]:
     raw_head = c.data.get("mamba_d_head", "auto")
     m_dim = d_inner // m_heads if raw_head in (None, "auto") else c.get_int("mamba_d_head")
     if m_heads * m_dim != d_inner:
-        raise KvcalcError("mamba_n_heads × mamba_d_head must equal the Mamba width")
+        raise KvcalcError(
+            f"mamba_n_heads × mamba_d_head ({m_heads * m_dim:,}) must equal mamba_d_ssm, or "
+            f"mamba_expand × hidden_size ({d_inner:,}) without it (transformers refuses it too)"
+        )
     groups = c.get_int("mamba_n_groups", default=1)
     d_state = c.get_int("mamba_d_state", default=256)
     kernel = c.get_int("mamba_d_conv", default=4)
