@@ -111,7 +111,7 @@ def preset_row(name: str, spec: ModelSpec, bf16_bytes_per_token: int) -> dict[st
         "model": spec.name,
         "attention": spec.attention.kind,
         "layers": spec.n_layers,
-        "sliding": None if spec.layers is None else _pattern_text(spec.layers),
+        "sliding": None if spec.layers is None else _pattern_text(spec.layers, spec),
         "n_params": spec.n_params,
         "kv_bytes_per_token_bf16": bf16_bytes_per_token,
     }
@@ -202,9 +202,18 @@ def gpu_row(name: str, gpu: GpuSpec) -> dict[str, Any]:
     }
 
 
-def _pattern_text(layers: LayerPattern) -> str:
-    """Return 'local:full W=window' for a layer pattern, e.g. '5:1 W=1024' or '3:1 chunk=8192'."""
+def _pattern_text(layers: LayerPattern, spec: ModelSpec | None = None) -> str:
+    """Return 'local:full W=window' for a layer pattern, e.g. '5:1 W=1024' or '3:1 chunk=8192';
+    with the model's own kinds, each kind and its layer count: 'mamba×23 full×6 moe×23'."""
     pattern = layers.pattern
+    if spec is not None and spec.kinds and set(pattern) - {"full", "sliding", "chunked"}:
+        names = spec.layer_kind_names()
+        parts = [f"{name}×{names.count(name)}" for name in dict.fromkeys(names)]
+        if layers.sliding_window is not None:
+            parts.append(f"W={layers.sliding_window}")
+        if layers.chunk_size is not None:
+            parts.append(f"chunk={layers.chunk_size}")
+        return " ".join(parts)
     local = len(pattern) - pattern.count("full")
     size = (
         f"W={layers.sliding_window}"

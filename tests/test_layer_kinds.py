@@ -117,3 +117,15 @@ def test_mtp_flag_counts_the_mtp_layer() -> None:
     assert (plain["bytes_per_token"], mtp["bytes_per_token"]) == (70_272, 71_424)
     assert (plain["mtp_layers"], mtp["mtp_layers"]) == (0, 1)
     assert any("MTP" in line for line in plain["assumptions"])
+
+
+def test_presets_list_names_each_layer_kind() -> None:
+    """presets list: a model with its own layer kinds shows each kind and its layer count
+    (Nemotron-3-Nano: 23 Mamba2, 23 MoE-only, 6 attention layers), not 'chunk=None'."""
+    result = CliRunner().invoke(app, ["presets", "list", "-f", "csv"])
+    assert result.exit_code == 0
+    row = next(
+        line for line in result.stdout.splitlines() if line.startswith("nemotron-3-nano-30b-a3b,")
+    )
+    assert "mamba×23 moe×23 full×6" in row
+    assert "chunk=None" not in result.stdout
