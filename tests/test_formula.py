@@ -589,3 +589,21 @@ def test_vllm_unifies_page_sizes_of_mimo_v2_flash() -> None:
     full, sliding = result.groups
     assert (full.block_size, sliding.block_size) == (32, 16)
     assert sliding.padded_count == 45
+
+
+def test_jamba_15_mini_attention_one_layer_in_eight() -> None:
+    """Jamba-1.5-Mini (published config: 32 layers, attention where i % 8 == 4, so 4 layers of
+    8 KV heads × 4096/32 = 128; Mamba in the other 28, d_inner = 2 · 4096 = 8,192, d_state 16,
+    d_conv 4), bf16: KV 4 × 2 × 8 × 128 × 2 = 16,384 B per token (today's reading counted all
+    32 layers: 131,072). Mamba state per sequence:
+      formula (conv 3 columns, bf16; ssm in the model dtype): 3·8,192·2 + 8,192·16·2 = 311,296
+      × 28 = 8,716,288 B; hf (4 columns, fp32 ssm, measured): 65,536 + 524,288 = 589,824 × 28 =
+      16,515,072 B."""
+    model = _import("jamba-1.5-mini")
+    formula = kv_cache(
+        model, Workload(seq_len=4096, k_dtype=BF16, v_dtype=BF16), ENGINES["formula"]
+    )
+    assert formula.bytes_per_token == 16_384
+    assert formula.state_bytes_per_sequence == 8_716_288
+    hf_result = kv_cache(model, Workload(seq_len=4096, k_dtype=BF16, v_dtype=BF16), ENGINES["hf"])
+    assert hf_result.state_bytes_per_sequence == 16_515_072
