@@ -33,8 +33,9 @@ shape keys (it sits on the HF edge, like kvcalc/hf); the rest of the program see
 from __future__ import annotations
 
 import fnmatch
+import functools
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -162,30 +163,51 @@ class Linear:
 
 
 _PREFIXES = ("", "model.", "model.language_model.", "language_model.model.", "backbone.")
+_GLOB = frozenset("*?[")
+
+
+def _renderings(name: str) -> Iterator[tuple[str, set[str]]]:
+    """Yield each wrapper rendering of a module path with its dot-prefixes and dot-suffixes."""
+    for prefix in _PREFIXES:
+        full = prefix + name
+        parts = full.split(".")
+        pieces = {".".join(parts[:i]) for i in range(1, len(parts) + 1)}
+        pieces |= {".".join(parts[i:]) for i in range(1, len(parts))}
+        yield full, pieces
+
+
+class _Matcher:
+    """Published ignore / target patterns, compiled once: a pattern names a module (or a
+    parent of it) when it is an exact module path, a path prefix or suffix ('gate'), an
+    fnmatch glob of the path or a parent, or a 're:' regex (compressed-tensors) matching from
+    the start of the path to a path boundary. Model prefixes differ by wrapper, so each
+    rendering of the name is tried."""
+
+    def __init__(self, patterns: Sequence[str]) -> None:
+        self.exact = {p for p in patterns if not p.startswith("re:") and not _GLOB & set(p)}
+        globs = [p for p in patterns if not p.startswith("re:") and _GLOB & set(p)]
+        regexes = [p[3:] for p in patterns if p.startswith("re:")]
+        alternatives = [fnmatch.translate(g) for g in globs]
+        alternatives += [fnmatch.translate(g + ".*") for g in globs]
+        self.glob = re.compile("|".join(f"(?:{a})" for a in alternatives)) if globs else None
+        self.regex = (
+            re.compile("|".join(f"(?:(?:{r})(?:\\.|$))" for r in regexes)) if regexes else None
+        )
+
+    def __call__(self, name: str) -> bool:
+        for full, pieces in _renderings(name):
+            if self.exact & pieces:
+                return True
+            if self.glob is not None and self.glob.match(full):
+                return True
+            if self.regex is not None and self.regex.match(full):
+                return True
+        return False
 
 
 def _matches(name: str, pattern: str) -> bool:
-    """True when a published ignore / target pattern names this module (or a parent of it).
-
-    Patterns are exact module paths, path prefixes, fnmatch globs, suffixes ('gate') or
-    're:' regexes (compressed-tensors); model prefixes differ by wrapper, so each
-    rendering of the name is tried.
-    """
-    for prefix in _PREFIXES:
-        full = prefix + name
-        if pattern.startswith("re:"):
-            if re.match(f"(?:{pattern[3:]})(?:\\.|$)", full):
-                return True
-            continue
-        if full == pattern or full.startswith(pattern + ".") or full.endswith("." + pattern):
-            return True
-        if fnmatch.fnmatchcase(full, pattern) or fnmatch.fnmatchcase(full, pattern + ".*"):
-            return True
-    return False
-
-
-def _any(name: str, patterns: Sequence[str]) -> bool:
-    return any(_matches(name, p) for p in patterns)
+    """True when one published pattern names this module (see _Matcher)."""
+    return _Matcher([pattern])(name)
 
 
 @dataclass(frozen=True)
@@ -199,20 +221,41 @@ class Recipe:
     experts_only: bool = False  # mxfp4: the quantizer replaces the MoE experts only
     per_module: tuple[tuple[str, Format], ...] = ()  # ModelOpt MIXED_PRECISION
 
+    @functools.cached_property
+    def _ignored(self) -> _Matcher:
+        return _Matcher(self.ignore)
+
+    @functools.cached_property
+    def _targeted(self) -> _Matcher:
+        return _Matcher(self.targets)
+
+    @functools.cached_property
+    def _table(self) -> tuple[dict[str, Format], tuple[tuple[_Matcher, Format], ...]]:
+        exact = {p: f for p, f in reversed(self.per_module) if not _GLOB & set(p)}
+        globs = tuple((_Matcher([p]), f) for p, f in self.per_module if _GLOB & set(p))
+        return exact, globs
+
     def format_for(self, linear: Linear) -> Format | None:
         """Return the format this linear ships in, or None when it ships unquantised."""
         if linear.router:
             return None
-        if self.per_module:
-            for pattern, fmt in self.per_module:
-                if _matches(linear.name, pattern):
+        if self.per_module:  # the most specific listed module (or parent) gives the format
+            exact, globs = self._table
+            for full, _ in _renderings(linear.name):
+                parts = full.split(".")
+                for i in range(len(parts), 0, -1):
+                    fmt = exact.get(".".join(parts[:i]))
+                    if fmt is not None:
+                        return fmt
+            for matcher, fmt in globs:
+                if matcher(linear.name):
                     return fmt
             return None
-        if _any(linear.name, self.ignore):
+        if self.ignore and self._ignored(linear.name):
             return None
         if self.experts_only and not linear.expert:
             return None
-        if self.targets and not _any(linear.name, self.targets):
+        if self.targets and not self._targeted(linear.name):
             return None
         return self.default
 
@@ -367,15 +410,14 @@ def weights_quant(
     quant_bytes = dict.fromkeys(PARTS, 0)
     listed = dict.fromkeys(PARTS, 0)
     used: dict[str, int] = {}
-    for linear in linears:
+    formats = [(linear, recipe.format_for(linear)) for linear in linears]
+    for linear, fmt in formats:
         listed[linear.part] += linear.weights
-        fmt = recipe.format_for(linear)
         if fmt is None:
             continue
         quantized[linear.part] += linear.weights
-        quant_bytes[linear.part] += fmt.matrix_bytes(linear.out_features, linear.in_features) * (
-            linear.count
-        )
+        matrix = fmt.matrix_bytes(linear.out_features, linear.in_features)
+        quant_bytes[linear.part] += matrix * linear.count
         used[fmt.name] = used.get(fmt.name, 0) + linear.weights
     parts = {}
     for part in PARTS:
@@ -391,18 +433,19 @@ def weights_quant(
             quantized_weights=quantized[part],
             bytes=quant_bytes[part] + rest * dtype_bytes,
         )
-    return WeightsQuant(method=recipe.method, summary=_summary(recipe, linears, used), **parts)
+    return WeightsQuant(method=recipe.method, summary=_summary(recipe, formats, used), **parts)
 
 
-def _summary(recipe: Recipe, linears: Sequence[Linear], used: Mapping[str, int]) -> str:
+def _summary(
+    recipe: Recipe, formats: Sequence[tuple[Linear, Format | None]], used: Mapping[str, int]
+) -> str:
     """Return which kinds of linear ship in which format, in words ('some' where a kind is
     split between formats), quantised formats first."""
     if not used:
         return f"{recipe.method}: no linear of this model is quantised"
     where: dict[str, list[str]] = {}
     labels_of: dict[str, set[str]] = {}
-    for linear in linears:
-        fmt = recipe.format_for(linear)
+    for linear, fmt in formats:
         label = fmt.name if fmt is not None else "the model dtype"
         kind = "routed experts" if linear.expert else ("routers" if linear.router else linear.part)
         if kind not in where.setdefault(label, []):
@@ -440,12 +483,21 @@ _DENSE = frozenset(
 )  # fmt: skip
 
 
+_MAX_LAYERS = 4096
+
+
 def hf_linears(c: Mapping[str, Any], family: str) -> tuple[Linear, ...] | None:
     """Return every linear weight of the transformers model for this text config, by module.
 
     None for a family whose module layout is not listed here (its published quantisation
     cannot then be sized exactly).
     """
+    layers = c.get("num_hidden_layers")
+    pattern = c.get("hybrid_override_pattern")
+    if (isinstance(layers, int) and layers > _MAX_LAYERS) or (
+        isinstance(pattern, str) and len(pattern) > _MAX_LAYERS
+    ):
+        return None  # no published model is that deep: not listed module by module
     if family == "nemotron_h":
         return _nemotron_h_linears(c)
     if family == "gemma4_text":

@@ -388,3 +388,10 @@ def test_fp8_activation_scheme() -> None:
         {"quant_method": "fp8", "activation_scheme": "static", "weight_block_size": [128, 128]}
     ).default
     assert blocks is not None and blocks.matrix_bytes(64, 96) == 6144 + 4 + 4
+
+
+def test_an_implausibly_deep_config_is_not_listed_module_by_module() -> None:
+    """A config of 10^9 layers (a fuzzed value) gives a warning at once, not 10^10 modules."""
+    config = {**_config("deepseek-v3"), "num_hidden_layers": 10**9}
+    wq, warnings = published_weights(config, config, "deepseek_v3", {}, 2)
+    assert wq is None and "not sized" in warnings[0]
