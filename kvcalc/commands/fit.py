@@ -139,12 +139,13 @@ def fit_command(
     else:
         targets = sorted(load_all_gpus(presets).items())
     reports = []
+    model_label = hf_repo or canonical_model_name(str(model), presets)
     for label, gpu_spec in targets:
         plan = Plan(spec, _with_capacity(gpu_spec, gpu_mem), profile, workload, **extras)
         result = fit(plan)
         report = fit_report(
             result,
-            hf_repo or canonical_model_name(str(model), presets),
+            model_label,
             label,
             min_gpus(plan),
             min_gpus(plan, max_pp=1),
