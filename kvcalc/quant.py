@@ -476,10 +476,10 @@ def _int(c: Mapping[str, Any], *keys: str, default: int | None = None) -> int:
 _DEEPSEEK_LIKE = frozenset(
     {"deepseek_v2", "deepseek_v3", "kimi_k2", "glm4_moe", "deepseek_v32", "glm_moe_dsa"}
 )
-_QWEN_MOE = frozenset({"qwen2_moe", "qwen3_moe"})
+_QWEN_MOE = frozenset({"qwen2_moe", "qwen3_moe", "qwen3_vl_moe_text"})
 _DENSE = frozenset(
     {"llama", "mistral", "qwen2", "qwen3", "gemma", "gemma2", "gemma3", "gemma3_text",
-     "granite", "olmo2", "smollm3", "cohere", "cohere2", "starcoder2"}
+     "granite", "olmo2", "smollm3", "cohere", "cohere2", "starcoder2", "qwen3_vl_text"}
 )  # fmt: skip
 
 
