@@ -6,6 +6,11 @@ from typing import Any
 
 from kvcalc.errors import KvcalcError
 
+# Far above any published model (the deepest have a few hundred layers; the widest counts
+# are vocabularies and contexts of a few million), far below what would hang the import.
+MAX_CONFIG_INT = 2**40
+_LIMITS = {"num_hidden_layers": 100_000, "n_layer": 100_000, "num_layers": 100_000}
+
 
 class _Config:
     """Typed access to a config dict, with errors that name the missing or bad key."""
@@ -29,6 +34,9 @@ class _Config:
                 raise KvcalcError(f"config key {key!r} must be an integer, got {value!r}")
             if value < 0:
                 raise KvcalcError(f"config key {key!r} must not be negative, got {value!r}")
+            limit = _LIMITS.get(key, MAX_CONFIG_INT)
+            if value > limit:  # a typo or a fuzzed file: per-layer lists would never finish
+                raise KvcalcError(f"config key {key!r} is {value!r}, more than {limit:,}")
             return int(value)
         if default is not None:
             return default
