@@ -14,6 +14,7 @@ that uses the whole device ...) is a row whose `error` says why, its numbers nul
 from __future__ import annotations
 
 import re
+import types
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from math import prod
@@ -459,3 +460,26 @@ def _blank(
     if not grid.gpus:
         return (*calc, message)
     return (*calc, *fit_head) + (None,) * (len(FIT_COLUMNS) - len(fit_head)) + (message,)
+
+
+class _SweepModule(types.ModuleType):
+    """This module, callable as the API's `kvcalc.sweep(...)`.
+
+    `kvcalc.sweep` names both the API function and this module, and importing the module
+    makes it the package's attribute; calling it delegates to kvcalc.api.sweep, so the
+    name works whichever one it is.
+    """
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Iterator[dict[str, Any]]:
+        from kvcalc.api import sweep
+
+        return sweep(*args, **kwargs)
+
+
+def _make_callable() -> None:
+    import sys  # noqa: TID251 (sys.modules only: no I/O)
+
+    sys.modules[__name__].__class__ = _SweepModule
+
+
+_make_callable()

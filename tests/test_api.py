@@ -81,3 +81,15 @@ def test_import_kvcalc_is_light() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_sweep_is_callable_after_its_module_is_imported() -> None:
+    """`kvcalc.sweep(...)` works after `import kvcalc.sweep` made the module the attribute."""
+    import importlib
+
+    importlib.import_module("kvcalc.sweep")
+    rows = list(kvcalc.sweep("llama-3.1-8b", seqs="1k", engines="formula"))
+    assert [r["total_bytes"] for r in rows] == [131_072 * 1024]
+    from kvcalc import sweep
+
+    assert [r["seq_len"] for r in sweep("llama-3.1-8b", seqs="1k,2k")] == [1024, 2048]
