@@ -102,11 +102,49 @@ def _tidy(command: Any, path: tuple[str, ...] = ()) -> None:
             param.__class__ = _Option
     if path and command.help and not command.short_help:
         command.short_help = command.help.strip().split("\n\n")[0].replace("\n", " ")
+    _refuse_repeats(command)
     examples = EXAMPLES.get(" ".join(path))
     if examples and not command.epilog:
         command.epilog = "\b\nExamples:\n" + "\n".join(f"  $ {e}" for e in examples)
     for name, sub in getattr(command, "commands", {}).items():
         _tidy(sub, (*path, name))
+
+
+def _refuse_repeats(command: Any) -> None:
+    """Make a single-valued option given twice a usage error, never "the last one wins".
+
+    Options that take lists (sweep's) are `multiple` and accumulate; flags may repeat.
+    """
+    single = {
+        opt: param.opts[0]
+        for param in command.params
+        if isinstance(param, TyperOption) and not param.multiple and not param.is_flag
+        for opt in param.opts
+    }
+    if not single or getattr(command, "_repeats_refused", False):
+        return
+    original = command.parse_args
+
+    def parse_args(ctx: Any, args: list[str]) -> Any:
+        seen: set[str] = set()
+        expects_value = False
+        for arg in args:
+            if arg == "--":
+                break
+            if expects_value:  # this token is the previous option's value
+                expects_value = False
+                continue
+            name = single.get(arg.split("=", 1)[0] if arg.startswith("--") else arg)
+            if name is None:
+                continue
+            if name in seen:
+                raise UsageError(f"{name} given more than once; it takes one value", ctx)
+            seen.add(name)
+            expects_value = "=" not in arg
+        return original(ctx, args)
+
+    command.parse_args = parse_args
+    command._repeats_refused = True
 
 
 class _Group(TyperGroup):

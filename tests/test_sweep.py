@@ -332,3 +332,20 @@ def test_sweep_is_in_the_cli_reference() -> None:
     page = (ROOT / "docs" / "sweep.md").read_text()
     for column in (*CALC_COLUMNS, *FIT_COLUMNS, "error"):
         assert f"`{column}`" in page, column
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["calc", "llama-3.1-8b", "--seq", "1k", "--seq", "2k"],
+        ["calc", "llama-3.1-8b", "--seq=1k", "-s", "2k"],
+        ["fit", "llama-3.1-8b", "--gpu", "h100", "-g", "a10"],
+        ["fit", "llama-3.1-8b", "--engine", "vllm", "--engine", "sglang"],
+    ],
+)
+def test_single_valued_options_given_twice_are_refused(run_cli: Run, args: list[str]) -> None:
+    """Every command refuses a single-valued option given twice (never "the last one wins")."""
+    result = run_cli(*args)
+    assert result.exit_code == 2
+    assert result.stderr.count("error: ") == 1 and "given more than once" in result.stderr
+    assert result.stdout == ""
