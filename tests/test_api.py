@@ -11,6 +11,7 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -93,3 +94,30 @@ def test_sweep_is_callable_after_its_module_is_imported() -> None:
     from kvcalc import sweep
 
     assert [r["seq_len"] for r in sweep("llama-3.1-8b", seqs="1k,2k")] == [1024, 2048]
+
+
+def test_fit_and_check_say_what_they_were_computed_for(run_cli: Any, tmp_path: Path) -> None:
+    """fit and check outputs carry dtypes, util, n_gpus, engine and canonical preset names.
+
+    The H100 preset reports 85,017,493,504 B (CUDA) and vLLM's default utilisation is 0.9.
+    """
+    import csv
+    import io
+    import json
+
+    shown = json.loads(run_cli("fit", "LLAMA-3.1-8B", "--gpu", "h100", "-f", "json").stdout)
+    assert (shown["model"], shown["gpu"], shown["engine"]) == ("llama-3.1-8b", "h100-80gb", "vllm")
+    assert (shown["kv_dtype"], shown["weights_dtype"], shown["util"]) == ("bf16", "bf16", 0.9)
+    assert shown["n_gpus"] == 1 and shown["capacity_bytes"] == 85_017_493_504
+    header = run_cli("fit", "llama-3.1-8b", "--gpu", "h100", "-f", "csv").stdout.splitlines()[0]
+    for column in ("kv_dtype", "weights_dtype", "util", "n_gpus", "engine", "model", "gpu"):
+        assert column in header.split(",")
+    deployments = tmp_path / "d.yaml"
+    deployments.write_text(
+        "deployments:\n  - model: Llama-3.1-8B\n    gpu: h100\n    tp: 2\n    kv_dtype: fp8\n"
+    )
+    result = run_cli("check", str(deployments), "-f", "csv")
+    (row,) = csv.DictReader(io.StringIO(result.stdout))
+    assert (row["model"], row["gpu"], row["engine"]) == ("llama-3.1-8b", "h100-80gb", "vllm")
+    assert (row["kv_dtype"], row["weights_dtype"], row["util"]) == ("fp8_e4m3", "bf16", "0.9")
+    assert (row["tp"], row["pp"], row["n_gpus"]) == ("2", "1", "2")
