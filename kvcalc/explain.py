@@ -44,6 +44,12 @@ CONFIG_KEYS: dict[str, tuple[str, ...]] = {
     "dtype": ("torch_dtype", "dtype"),
     "max_position_embeddings": ("max_position_embeddings", "n_positions"),
 }
+# Families whose adapter derives a field from another key (kvcalc/hf/): the key CONFIG_KEYS
+# names would cite the wrong number for them.
+FAMILY_KEYS: dict[str, dict[str, str]] = {
+    # transformers MiMoV2FlashConfig: sliding_window = sliding_window_size + 1 (the query too)
+    "mimo_v2_flash": {"layers.sliding_window": "sliding_window_size + 1"},
+}
 # What hf.py does when the config has none of a field's keys.
 _DERIVED = {
     "attention.head_dim": "hidden_size / num_attention_heads",
@@ -89,13 +95,23 @@ class Explanation:
 
 
 def config_source(
-    spec_field: str, origin: Origin, model_label: str, config: Mapping[str, object] | None = None
+    spec_field: str,
+    origin: Origin,
+    model_label: str,
+    config: Mapping[str, object] | None = None,
+    family: str | None = None,
 ) -> str:
     """Return where a spec field's value came from: the config key, or the preset/spec field.
 
     'config.json num_hidden_layers' for a config; 'preset n_layers ← config.json
     num_hidden_layers' for a bundled preset (generated from that key by kvcalc/hf.py).
     """
+    derived = FAMILY_KEYS.get(family or "", {}).get(spec_field)
+    if derived is not None:
+        if origin == "preset":
+            return f"preset {spec_field} ← config.json {derived}"
+        if origin == "config":
+            return f"config.json {derived}"
     keys = CONFIG_KEYS.get(spec_field, ())
     if config is not None:
         present = [k for k in keys if config.get(k) is not None]
@@ -199,7 +215,7 @@ def _layout_step(
     a = model.attention
     lines = [f"{model.name}: {model.n_layers} layers, {layout_text(model)}."]
     values: dict[str, int | str | None] = {"kind": a.kind, "n_layers": model.n_layers}
-    src = {f: config_source(f, origin, label, config) for f in CONFIG_KEYS}
+    src = {f: config_source(f, origin, label, config, model.family) for f in CONFIG_KEYS}
     if isinstance(a, MLA):
         mha_elems = a.n_heads * (a.qk_nope_head_dim + a.v_head_dim)
         expanded = a.n_heads * (a.qk_nope_head_dim + a.qk_rope_head_dim + a.v_head_dim)
@@ -296,7 +312,7 @@ def _per_layer_factors(
     """Return the factors of one layer's bytes per token (textbook layout, one GPU), and their product."""
     model, k = kv.model, kv.k_dtype
     a = model.attention
-    src = {f: config_source(f, origin, label, config) for f in CONFIG_KEYS}
+    src = {f: config_source(f, origin, label, config, model.family) for f in CONFIG_KEYS}
     k_src = _dtype_source(kv, "k", origin, label)
     if isinstance(a, MLA):
         factors, per_layer = _mla_factors(a, k, k_src, src)
@@ -531,7 +547,7 @@ def _tokens_factor(
         "tokens",
         tokens,
         f"tokens each {group.kind} layer holds: min(seq {seq:,}, window {group.window:,})",
-        f"--seq {seq}; {config_source(field_name, origin, label, config)}",
+        f"--seq {seq}; {config_source(field_name, origin, label, config, kv.model.family)}",
     )
 
 

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from kvcalc.dtypes import KV_DTYPES
 from kvcalc.engines import ENGINES
-from kvcalc.explain import CONFIG_KEYS, explain, explanation_data, recompute_positions
+from kvcalc.explain import CONFIG_KEYS, FAMILY_KEYS, explain, explanation_data, recompute_positions
 from kvcalc.formula import Workload, kv_cache
 from kvcalc.hf import text_config
 from kvcalc.presets import load_model, preset_files
@@ -201,7 +201,10 @@ def test_config_keys_match_bundled_presets(stem: str) -> None:
     data = spec.to_data()
     dtype_names = {"float32": "fp32", "float16": "fp16", "bfloat16": "bf16"}
     checked = 0
+    derived = FAMILY_KEYS.get(spec.family or "", {})
     for field, keys in CONFIG_KEYS.items():
+        if field in derived:
+            continue  # checked by test_family_derived_keys
         present = [k for k in keys if config.get(k) is not None]
         value: object = data
         for part in field.split("."):
@@ -214,6 +217,18 @@ def test_config_keys_match_bundled_presets(stem: str) -> None:
         assert raw == value, f"{stem}: {field} is {value!r}, config {present[0]} is {raw!r}"
         checked += 1
     assert checked >= 3
+
+
+def test_family_derived_keys(run_cli: Run) -> None:
+    """MiMo-V2-Flash's window is cited as sliding_window_size + 1, and that is its value.
+
+    The published config (tests/data/hf_configs/mimo-v2-flash.json) has sliding_window_size
+    128; transformers' MiMoV2FlashConfig sets sliding_window = 128 + 1 = 129.
+    """
+    assert load_model("mimo-v2-flash").layers.sliding_window == 128 + 1
+    result = run_cli("explain", "mimo-v2-flash", "--format", "json")
+    assert result.exit_code == 0, result.stderr
+    assert "config.json sliding_window_size + 1" in result.stdout
 
 
 @pytest.mark.parametrize(
