@@ -11,6 +11,7 @@ from rich.table import Table
 from rich.text import Text
 
 from kvcalc.plot import PlotData
+from kvcalc.render import Column, Row, show_table
 from kvcalc.units import GiB, format_bytes, format_gb, format_gib
 
 
@@ -53,48 +54,54 @@ def _ratio(value: float) -> str:
 
 
 def render_compare(console: Console, rows: list[dict[str, Any]]) -> None:
-    """Print the comparison: one column per point, a row per quantity, then a bar chart."""
+    """Print the comparison: one column per point, a row per quantity, then a bar chart.
+
+    Drawn by render.show_table: names and numbers are never cut; when the columns do not fit
+    the console, each quantity is printed as a record instead.
+    """
     first = rows[0]
-    table = Table(
-        title=(
-            f"seq {first['seq_len']:,} · batch {first['batch']:,}"
-            + (f" · tp {first['tp']} × pp {first['pp']}" if first["tp"] * first["pp"] > 1 else "")
-            + " · ratios to the first column"
-        ),
-        title_justify="left",
+    title = (
+        f"seq {first['seq_len']:,} · batch {first['batch']:,}"
+        + (f" · tp {first['tp']} × pp {first['pp']}" if first["tp"] * first["pp"] > 1 else "")
+        + " · ratios to the first column"
     )
-    table.add_column("", overflow="fold")
-    for r in rows:
-        table.add_column(r["model"] + (" as MHA" if r["as_mha"] else ""), justify="right")
-    table.add_row("layout", *(r["layout"] for r in rows))
-    table.add_row("engine · KV dtype", *(f"{r['engine']} · {r['kv_dtype']}" for r in rows))
-    table.add_row("KV bytes per token", *(f"{r['bytes_per_token']:,}" for r in rows))
-    table.add_row("  ratio", *(_ratio(r["ratio_per_token"]) for r in rows))
-    table.add_row(
-        f"per sequence at {first['seq_len']:,}", *(f"{r['per_sequence_bytes']:,}" for r in rows)
-    )
-    table.add_row("  GiB (2^30)", *(format_gib(r["per_sequence_bytes"]) for r in rows))
-    table.add_row("  GB (10^9)", *(format_gb(r["per_sequence_bytes"]) for r in rows))
+    columns = [Column("", "text")] + [
+        Column(r["model"] + (" as MHA" if r["as_mha"] else ""), "number") for r in rows
+    ]
+    table_rows: list[Row] = []
+
+    def add(label: str, cells: Any, indent: int = 0) -> None:
+        table_rows.append(Row((label, *cells), indent=indent))
+
+    add("layout", (r["layout"] for r in rows))
+    add("engine · KV dtype", (f"{r['engine']} · {r['kv_dtype']}" for r in rows))
+    add("KV bytes per token", (f"{r['bytes_per_token']:,}" for r in rows))
+    add("ratio", (_ratio(r["ratio_per_token"]) for r in rows), indent=2)
+    add(f"per sequence at {first['seq_len']:,}", (f"{r['per_sequence_bytes']:,}" for r in rows))
+    add("GiB (2^30)", (format_gib(r["per_sequence_bytes"]) for r in rows), indent=2)
+    add("GB (10^9)", (format_gb(r["per_sequence_bytes"]) for r in rows), indent=2)
     with_state = any(r.get("state_bytes_per_sequence") for r in rows)
     if with_state:
-        table.add_row(
-            "+ fixed state per sequence", *(f"{r['state_bytes_per_sequence']:,}" for r in rows)
+        add(
+            "+ fixed state per sequence",
+            (f"{r['state_bytes_per_sequence']:,}" for r in rows),
         )
-    table.add_row(
-        "  ratio (KV + state)" if with_state else "  ratio",
-        *(_ratio(r["ratio_per_sequence"]) for r in rows),
+    add(
+        "ratio (KV + state)" if with_state else "ratio",
+        (_ratio(r["ratio_per_sequence"]) for r in rows),
+        indent=2,
     )
     if first["batch"] > 1 or first["tp"] * first["pp"] > 1:
-        table.add_row("total, all GPUs", *(format_gib(r["total_bytes"]) for r in rows))
-        table.add_row("per GPU", *(format_gib(r["per_gpu_bytes"]) for r in rows))
+        add("total, all GPUs", (format_gib(r["total_bytes"]) for r in rows))
+        add("per GPU", (format_gib(r["per_gpu_bytes"]) for r in rows))
     if first["gpu"] is not None:
-        table.add_row(f"fits on {first['gpu']}", *("yes" if r["fits"] else "no" for r in rows))
-        table.add_row(f"max batch at {first['seq_len']:,}", *(f"{r['max_batch']:,}" for r in rows))
-        table.add_row(
+        add(f"fits on {first['gpu']}", ("yes" if r["fits"] else "no" for r in rows))
+        add(f"max batch at {first['seq_len']:,}", (f"{r['max_batch']:,}" for r in rows))
+        add(
             f"max context at batch {first['batch']:,}",
-            *(f"{r['max_seq_len']:,}" for r in rows),
+            (f"{r['max_seq_len']:,}" for r in rows),
         )
-    console.print(table)
+    show_table(console, title, columns, table_rows)
     render_bars(
         console,
         f"{'KV + state' if with_state else 'KV'} per sequence at {first['seq_len']:,} tokens",

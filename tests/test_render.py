@@ -211,8 +211,6 @@ def test_other_commands_cut_nothing(
     the console (check prints one plain line per deployment, for logs and grep)."""
     from pathlib import Path
 
-    if argv[0] == "compare" and width == 60:
-        pytest.skip("render_insight.render_compare still cuts numbers at 60 columns (H9's module)")
     monkeypatch.chdir(Path(__file__).resolve().parent.parent)
     code, table = _run(argv, width)
     assert code in (0, 1)
