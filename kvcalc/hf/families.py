@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from kvcalc.hf import _hybrid
+from kvcalc.hf import _linear, _mamba, _per_layer
 
 if TYPE_CHECKING:
     from kvcalc.hf._config import _Config
@@ -153,38 +153,38 @@ _FAMILIES: list[Family] = [
     Family(
         "nemotron_h",
         "Nemotron-H / Nemotron-3: Mamba2 + attention + MLP/MoE layers",
-        _hybrid.NEMOTRON_H_READS,
-        _hybrid.nemotron_h,
+        _mamba.NEMOTRON_H_READS,
+        _mamba.nemotron_h,
     ),
     Family("qwen3_next", "Qwen3-Next: Gated DeltaNet state, gated full attention 1 in 4, MoE",
-           _hybrid.QWEN_GDN_READS, _hybrid.qwen_gated_deltanet),
+           _linear.QWEN_GDN_READS, _linear.qwen_gated_deltanet),
     Family("qwen3_5_text", "Qwen3.5 / 3.6 dense: Gated DeltaNet state, full attention 1 in 4",
-           _hybrid.QWEN_GDN_READS, _hybrid.qwen_gated_deltanet, aliases=("qwen3_5",)),
+           _linear.QWEN_GDN_READS, _linear.qwen_gated_deltanet, aliases=("qwen3_5",)),
     Family("qwen3_5_moe_text", "Qwen3.5 / 3.6 MoE: Gated DeltaNet state, full attention 1 in 4",
-           _hybrid.QWEN_GDN_READS, _hybrid.qwen_gated_deltanet, aliases=("qwen3_5_moe",)),
+           _linear.QWEN_GDN_READS, _linear.qwen_gated_deltanet, aliases=("qwen3_5_moe",)),
     Family("deepseek_v32", "DeepSeek-V3.2: MLA + sparse-attention indexer keys, MTP layer",
-           _hybrid.DSA_READS, _hybrid.dsa),
+           _per_layer.DSA_READS, _per_layer.dsa),
     Family("glm_moe_dsa", "GLM-5: MLA + indexer keys (shared-indexer layers keep none)",
-           _hybrid.DSA_READS, _hybrid.dsa),
+           _per_layer.DSA_READS, _per_layer.dsa),
     Family("gemma4_text", "Gemma 4: sliding layers, full layers of their own KV geometry, "
-           "K = V, KV-shared layers", _hybrid.GEMMA4_READS, _hybrid.gemma4, aliases=("gemma4",)),
+           "K = V, KV-shared layers", _per_layer.GEMMA4_READS, _per_layer.gemma4, aliases=("gemma4",)),
     Family("nemotron-nas", "Llama-Nemotron NAS (DeciLM): per-layer GQA, no-op and linear "
-           "attention blocks", _hybrid.NAS_READS, _hybrid.nemotron_nas, crosschecked=False,
+           "attention blocks", _per_layer.NAS_READS, _per_layer.nemotron_nas, crosschecked=False,
            notes=("remote code (modeling_decilm.py), not in transformers: not cross-checked",)),
     Family("mimo_v2_flash", "MiMo-V2-Flash: sliding layers with twice the KV heads, K ≠ V dims",
-           _hybrid.MIMO_V2_READS, _hybrid.mimo_v2_flash),
+           _per_layer.MIMO_V2_READS, _per_layer.mimo_v2_flash),
     Family("minimax_m2", "MiniMax-M2.x: GQA MoE, q/k norm over all heads, MTP modules",
-           _hybrid.MINIMAX_M2_READS, _hybrid.minimax_m2),
+           _per_layer.MINIMAX_M2_READS, _per_layer.minimax_m2),
     Family("jamba", "Jamba: Mamba state layers, attention 1 in attn_layer_period, MoE",
-           _hybrid.JAMBA_READS, _hybrid.jamba),
+           _mamba.JAMBA_READS, _mamba.jamba),
     Family("lfm2", "LFM2: short-convolution state layers and GQA attention",
-           _hybrid.LFM2_READS, _hybrid.lfm2),
+           _linear.LFM2_READS, _linear.lfm2),
     Family("granitemoehybrid", "Granite-4.0-H: Mamba2 state layers, attention, MoE + shared MLP",
-           _hybrid.GRANITE_H_READS, _hybrid.granitemoehybrid),
+           _mamba.GRANITE_H_READS, _mamba.granitemoehybrid),
     Family("kimi_linear", "Kimi Linear: MLA layers and Kimi Delta Attention state layers, MoE",
-           _hybrid.KIMI_LINEAR_READS, _hybrid.kimi_linear),
+           _linear.KIMI_LINEAR_READS, _linear.kimi_linear),
     Family("falcon_h1", "Falcon-H1: attention and Mamba2 side by side in every layer (KV + state)",
-           _hybrid.FALCON_H1_READS, _hybrid.falcon_h1),
+           _mamba.FALCON_H1_READS, _mamba.falcon_h1),
 ]  # fmt: skip
 
 # model_types kvcalc knows and refuses, each with the reason (what it cannot size yet).

@@ -1,0 +1,294 @@
+"""Adapters of the hybrids of attention and linear-attention or short-convolution mixers (a
+fixed state per sequence): Qwen3-Next / Qwen3.5 Gated DeltaNet, Kimi Linear KDA, LFM2.
+
+Each adapter reads its family's config keys into the spec's layer kinds and counts the
+parameters of the transformers model exactly (checked by tests/test_crosscheck.py on the
+`meta` device); the module each count comes from is named beside it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kvcalc.errors import KvcalcError
+from kvcalc.hf._config import _Config
+from kvcalc.hf._layers import _attn_params, _breakdown, _gqa, _period, _state_dtype
+
+# ---- Qwen3-Next, Qwen3.5 / 3.6 (qwen3_next, qwen3_5_text, qwen3_5_moe_text) ----------------
+
+
+def qwen_gated_deltanet(c: _Config, family: str) -> dict[str, Any]:
+    """Qwen3-Next / Qwen3.5: Gated DeltaNet linear attention in most layers, gated full
+    attention every full_attention_interval-th layer (or as layer_types lists).
+
+    transformers models/qwen3_next/modeling_qwen3_next.py (Qwen3NextGatedDeltaNet: conv1d
+    over 2·Hk·Dk + Hv·Dv channels without bias, recurrent state Hv × Dk × Dv;
+    Qwen3NextAttention: q_proj doubled for the output gate, q/k RMSNorm over head_dim) and
+    models/qwen3_5/modeling_qwen3_5.py (the same in split in_proj_qkv/z/b/a). The MTP layers
+    (mtp_num_hidden_layers) are not part of the transformers model.
+    """
+    n_layers = c.get_int("num_hidden_layers")
+    types = c.data.get("layer_types")
+    if types is None:
+        interval = c.get_int("full_attention_interval", default=4)
+        types = [
+            "full_attention" if (i + 1) % interval == 0 else "linear_attention"
+            for i in range(n_layers)
+        ]
+    if not isinstance(types, list) or len(types) != n_layers:
+        raise KvcalcError(f"layer_types must list {n_layers} layers")
+    names = {"full_attention": "full", "linear_attention": "linear"}
+    unknown = [t for t in types if t not in names]
+    if unknown:
+        raise KvcalcError(f"unsupported layer type {unknown[0]!r} in layer_types")
+    h = c.get_int("hidden_size")
+    n_heads = c.get_int("num_attention_heads")
+    n_kv = c.get_int("num_key_value_heads", default=n_heads)
+    d = c.get_int("head_dim", default=h // n_heads)
+    hk, dk = c.get_int("linear_num_key_heads"), c.get_int("linear_key_head_dim")
+    hv, dv = c.get_int("linear_num_value_heads"), c.get_int("linear_value_head_dim")
+    kernel = c.get_int("linear_conv_kernel_dim", default=4)
+    conv_dim = 2 * hk * dk + hv * dv
+    kinds = {
+        "linear": {
+            "kind": "state", "mixer": "gated_deltanet", "conv_kernel": kernel,
+            "conv_inner": hv * dv, "conv_groups": hk, "conv_group_channels": 2 * dk,
+            "state_heads": hv, "state_head_elems": dk * dv,
+            "state_dtype": _state_dtype(c, "mamba_ssm_dtype", "mamba_ssm_cache_dtype"),
+        }
+    }  # fmt: skip
+    gated = family == "qwen3_next" or c.get_bool("attn_output_gate", True)
+    attention = mixer = other = mlp = experts = 0
+    n_experts = c.get_int("num_experts", default=0)
+    mlp_only = set(c.data.get("mlp_only_layers") or [])
+    step = c.get_int("decoder_sparse_step", default=1)
+    for i, layer_type in enumerate(types):
+        if layer_type == "full_attention":
+            attention += _attn_params(h, n_heads, n_kv, d, q_mult=2 if gated else 1) + 2 * d
+        else:
+            mixer += h * (conv_dim + hv * dv + 2 * hv) + hv * dv * h  # in_proj*, out_proj
+            other += conv_dim * kernel + 2 * hv + dv  # conv1d, dt_bias, A_log, gated norm
+        if n_experts and i not in mlp_only and (i + 1) % step == 0:
+            inter = c.get_int("moe_intermediate_size")
+            experts += n_experts * 3 * h * inter + n_experts * h  # experts, router
+            shared = c.get_int("shared_expert_intermediate_size", default=0)
+            if shared:
+                mlp += 3 * h * shared + h  # shared expert and its gate
+        else:
+            mlp += 3 * h * c.get_int("intermediate_size")
+    params = _breakdown(
+        c,
+        h,
+        tied_default=False,
+        attention=attention + mixer,
+        mlp=mlp,
+        experts=experts,
+        norms=n_layers * 2 * h + h,
+        other=other,
+    )
+    moe = None
+    if n_experts:
+        moe = {
+            "n_experts": n_experts,
+            "n_experts_per_token": c.get_int("num_experts_per_tok", default=1),
+            "n_shared_experts": 1 if c.get_int("shared_expert_intermediate_size", default=0) else 0,
+        }
+    layer_names = [names[t] for t in types]
+    return {
+        "n_layers": n_layers,
+        "attention": _gqa(n_heads, n_kv, d),
+        "layers": {"pattern": _period(layer_names)},
+        "kinds": kinds,
+        "params": params,
+        "moe": moe,
+        "mtp_layers": c.get_int("mtp_num_hidden_layers", "num_nextn_predict_layers", default=0),
+    }
+
+
+QWEN_GDN_READS = frozenset(
+    {
+        "layer_types", "full_attention_interval", "linear_conv_kernel_dim",
+        "linear_key_head_dim", "linear_num_key_heads", "linear_num_value_heads",
+        "linear_value_head_dim", "mamba_ssm_dtype", "mtp_num_hidden_layers",
+        "num_nextn_predict_layers",
+    }
+)  # fmt: skip
+
+
+# ---- Moonshot Kimi Linear (kimi_linear) ---------------------------------------------------
+
+# Kimi-K3 keys that KimiLinearConfig does not know: its weights (and possibly its cache) are
+# laid out differently from the transformers model, so they are refused, not guessed.
+_KIMI_UNMODELLED = ("attn_res_block_size", "routed_expert_hidden_size", "latent_moe_use_norm",
+                    "use_full_rank_gate")  # fmt: skip
+
+
+def kimi_linear(c: _Config, family: str) -> dict[str, Any]:
+    """Kimi Linear: MLA layers (linear_attn_config.full_attn_layers, 1-based) and Kimi Delta
+    Attention (KDA) layers with a short conv over q, k, v (3 · num_heads · head_dim channels)
+    and a num_heads × head_dim × head_dim recurrent state.
+
+    transformers models/kimi_linear/modeling_kimi_linear.py (KimiDeltaAttention: q/k/v
+    projections, conv1d, forget gate f_a/f_b with dt_bias and A_log, beta b_proj, output
+    gate g_a/g_b, o_norm, o_proj; MLA as DeepSeek-V3's; MoE with shared experts)."""
+    la = c.data.get("linear_attn_config")
+    if not isinstance(la, dict):
+        raise KvcalcError("config key 'linear_attn_config' must be a table")
+    for key in _KIMI_UNMODELLED:
+        if c.data.get(key) not in (None, False) or la.get(key) not in (None, False):
+            raise KvcalcError(f"config key {key!r} (Kimi-K3) is not modelled yet")
+    n_layers = c.get_int("num_hidden_layers")
+    full = {int(i) - 1 for i in la.get("full_attn_layers") or []}
+    kda = {int(i) - 1 for i in la.get("kda_layers") or []}
+    if full & kda or full | kda != set(range(n_layers)):
+        raise KvcalcError(
+            "linear_attn_config must give every layer to full_attn_layers or kda_layers"
+        )
+    heads = int(la.get("num_heads") or c.get_int("num_attention_heads"))
+    dim = int(la.get("head_dim") or 128)
+    kernel = int(la.get("short_conv_kernel_size") or 4)
+    h = c.get_int("hidden_size")
+    n_heads = c.get_int("num_attention_heads")
+    kv_lora, rope = c.get_int("kv_lora_rank"), c.get_int("qk_rope_head_dim")
+    nope, v_dim = c.get_int("qk_nope_head_dim"), c.get_int("v_head_dim")
+    q_lora = c.opt_int("q_lora_rank")
+    proj = heads * dim
+    if q_lora:
+        mla_q = h * q_lora + q_lora + q_lora * n_heads * (nope + rope)
+    else:
+        mla_q = h * n_heads * (nope + rope)
+    mla = mla_q + h * (kv_lora + rope) + kv_lora + kv_lora * n_heads * (nope + v_dim)
+    mla += n_heads * v_dim * h
+    kda_params = 3 * h * proj + 3 * proj * kernel + proj + heads + h * dim + dim * proj
+    kda_params += h * heads + h * dim + dim * proj + dim + proj * h
+    n_experts = c.get_int("num_experts", default=0)
+    first_dense = c.get_int("first_k_dense_replace", default=0)
+    step = c.get_int("moe_layer_freq", default=1)
+    inter, moe_inter = c.get_int("intermediate_size"), c.get_int("moe_intermediate_size", default=0)
+    n_shared = c.get_int("num_shared_experts", default=0)
+    attention = mixer = mlp = experts = 0
+    names = []
+    for i in range(n_layers):
+        if i in full:
+            names.append("full")
+            attention += mla
+        else:
+            names.append("kda")
+            mixer += kda_params
+        if n_experts and i >= first_dense and i % step == 0:
+            experts += n_experts * 3 * h * moe_inter + n_experts * h
+            mlp += n_shared * 3 * h * moe_inter
+        else:
+            mlp += 3 * h * inter
+    params = _breakdown(
+        c,
+        h,
+        tied_default=False,
+        attention=attention + mixer,
+        mlp=mlp,
+        experts=experts,
+        norms=n_layers * 2 * h + h,
+    )
+    kinds = {
+        "kda": {
+            "kind": "state", "mixer": "kda", "conv_kernel": kernel, "conv_inner": 3 * proj,
+            "state_heads": heads, "state_head_elems": dim * dim,
+        }
+    }  # fmt: skip
+    moe = None
+    if n_experts:
+        moe = {
+            "n_experts": n_experts,
+            "n_experts_per_token": c.get_int(
+                "num_experts_per_token", "num_experts_per_tok", default=1
+            ),
+            "n_shared_experts": n_shared,
+        }
+    attention_spec = {
+        "kind": "mla", "n_heads": n_heads, "kv_lora_rank": kv_lora, "qk_rope_head_dim": rope,
+        "qk_nope_head_dim": nope, "v_head_dim": v_dim, "q_lora_rank": q_lora,
+    }  # fmt: skip
+    return {
+        "n_layers": n_layers,
+        "attention": attention_spec,
+        "layers": {"pattern": _period(names)},
+        "kinds": kinds,
+        "params": params,
+        "moe": moe,
+        "mtp_layers": c.get_int("num_nextn_predict_layers", default=0),
+    }
+
+
+KIMI_LINEAR_READS = frozenset(
+    {
+        "linear_attn_config",
+        "kv_lora_rank",
+        "qk_rope_head_dim",
+        "v_head_dim",
+        "num_nextn_predict_layers",
+    }
+)
+
+
+# ---- Liquid LFM2 (lfm2) ------------------------------------------------------------------
+
+
+def lfm2(c: _Config, family: str) -> dict[str, Any]:
+    """LFM2: gated short convolutions (conv_L_cache taps over hidden_size channels, a conv
+    state only) and GQA attention with per-head q/k norms, by layer_types / full_attn_idxs.
+
+    transformers models/lfm2/configuration_lfm2.py and modeling_lfm2.py (Lfm2ShortConv:
+    in_proj hidden → 3·hidden, depthwise conv, out_proj; Lfm2MLP widths from
+    block_auto_adjust_ff_dim / block_ffn_dim_multiplier / block_multiple_of)."""
+    n_layers = c.get_int("num_hidden_layers")
+    types = c.data.get("layer_types")
+    if types is None:
+        full = c.data.get("full_attn_idxs")
+        full = set(range(n_layers)) if full is None else set(full)
+        types = ["full_attention" if i in full else "conv" for i in range(n_layers)]
+    if len(types) != n_layers or set(types) - {"full_attention", "conv"}:
+        raise KvcalcError(f"layer_types must list full_attention or conv for {n_layers} layers")
+    h = c.get_int("hidden_size")
+    n_heads = c.get_int("num_attention_heads")
+    n_kv = c.get_int("num_key_value_heads", default=n_heads)
+    d = h // n_heads
+    taps = c.get_int("conv_L_cache", default=3)
+    bias = c.get_bool("conv_bias", False)
+    inter = c.get_int("intermediate_size")
+    if c.get_bool("block_auto_adjust_ff_dim", False):
+        inter = int(2 * inter / 3)
+        multiplier = c.data.get("block_ffn_dim_multiplier")
+        if multiplier is not None:
+            from fractions import Fraction
+
+            inter = int(Fraction(str(multiplier)) * inter)
+            step = c.get_int("block_multiple_of", default=256)
+            inter = step * ((inter + step - 1) // step)
+    attention = mixer = other = 0
+    for t in types:
+        if t == "full_attention":
+            attention += _attn_params(h, n_heads, n_kv, d) + 2 * d
+        else:
+            mixer += 3 * h * h + h * h + ((3 * h + h) if bias else 0)
+            other += h * taps + (h if bias else 0)
+    params = _breakdown(
+        c,
+        h,
+        tied_default=True,
+        attention=attention + mixer,
+        mlp=n_layers * 3 * h * inter,
+        norms=n_layers * 2 * h + h,  # operator_norm, ffn_norm; embedding_norm
+        other=other,
+    )
+    names = ["full" if t == "full_attention" else "conv" for t in types]
+    kinds = {"conv": {"kind": "state", "mixer": "short_conv", "conv_kernel": taps, "conv_inner": h}}
+    return {
+        "n_layers": n_layers,
+        "attention": _gqa(n_heads, n_kv, d),
+        "layers": {"pattern": _period(names)},
+        "kinds": kinds,
+        "params": params,
+    }
+
+
+LFM2_READS = frozenset({"layer_types", "conv_L_cache", "full_attn_idxs"})
