@@ -87,36 +87,27 @@ class PlotData:
 
 
 def parse_grid(text: str, what: str) -> tuple[int, ...]:
-    """Return the points of '1k,4k,8k', '1k..128k' (doubling) or '1..64:x4' / '1k..8k:+1k'."""
+    """Return the points of '1k,4k,8k', '1k..128k' (doubling) or '1..64:x4' / '1k..8k:+1k'.
+
+    The grammar is the sweep's (kvcalc.sweep.parse_values); a plot also takes each range's
+    end when the steps pass it, so the curve spans the range asked for, sorted, deduplicated.
+    """
+    from kvcalc.sweep import parse_values
+
     points: list[int] = []
     for part in (p.strip() for p in text.split(",")):
         if not part:
             continue
-        if ".." not in part:
-            points.append(parse_tokens(part, what))
-            continue
-        span, _, step = part.partition(":")
-        low_text, _, high_text = span.partition("..")
-        low, high = parse_tokens(low_text, what), parse_tokens(high_text, what)
-        if high < low:
-            raise KvcalcError(f"invalid {what} range {part!r}: the end is below the start")
-        step = step.strip().lower() or "x2"
-        if step.startswith("x") and step[1:].isdigit() and int(step[1:]) >= 2:
-            factor, value = int(step[1:]), low
-            while value <= high and len(points) <= MAX_POINTS:
-                points.append(value)
-                value *= factor
-        elif step.startswith("+"):
-            increment = parse_tokens(step[1:], what)
-            points.extend(range(low, high + 1, increment)[: MAX_POINTS + 1])
-        else:
-            raise KvcalcError(f"invalid {what} step {step!r}: use xN (N ≥ 2) or +N")
-        if points[-1] != high and len(points) <= MAX_POINTS:
-            points.append(high)
+        values = parse_values(part, lambda v: parse_tokens(v, what), what)
+        if ".." in part:
+            end = parse_tokens(part.partition("..")[2].partition(":")[0], what)
+            if values[-1] != end:
+                values.append(end)
+        points.extend(values)
+        if len(points) > MAX_POINTS:
+            raise KvcalcError(f"{what} has more than {MAX_POINTS:,} points")
     if not points:
         raise KvcalcError(f"invalid {what} {text!r}: no points")
-    if len(points) > MAX_POINTS:
-        raise KvcalcError(f"{what} has more than {MAX_POINTS:,} points")
     return tuple(sorted(set(points)))
 
 

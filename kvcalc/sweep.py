@@ -74,13 +74,15 @@ FIT_COLUMNS: tuple[str, ...] = (
 )
 ERROR_COLUMN = "error"
 
-# A range "A..B" takes every value; ":xF" multiplies by F, ":+S" adds S (S may be "1k").
+# A range "A..B" doubles (= "A..B:x2"); ":xF" multiplies by F, ":+S" adds S (S may be "1k"):
+# one grammar for sweep and plot, so "1k..128k" is 8 points, never 130,049.
 _RANGE = re.compile(r"^\s*([^.:]+?)\s*\.\.\s*([^.:]+?)\s*(?::\s*([x+*])\s*([^\s]+))?\s*$")
 MAX_VALUES = 10_000_000  # values one option may expand to (a typo guard, not a memory need)
 
 
 def parse_values(text: str, parse: Callable[[str], int], what: str) -> list[int]:
-    """Return the values of a list-or-range option: '1k,2k,4k', '1k..128k:x2', '1..64:+1'.
+    """Return the values of a list-or-range option: '1k,2k,4k', '1k..128k' (doubling, as
+    '1k..128k:x2'), '1..64:x4', '1..64:+1'.
 
     Ranges are inclusive of their end when a step lands on it; values keep the given order.
     """
@@ -97,7 +99,7 @@ def parse_values(text: str, parse: Callable[[str], int], what: str) -> list[int]
             values.append(parse(part))
             continue
         start, end = parse(match.group(1)), parse(match.group(2))
-        op, step_text = match.group(3), match.group(4)
+        op, step_text = match.group(3) or "x", match.group(4) or "2"
         if end < start:
             raise KvcalcError(f"invalid {what} range {part.strip()!r}: end is below start")
         if op in ("x", "*"):
@@ -111,7 +113,7 @@ def parse_values(text: str, parse: Callable[[str], int], what: str) -> list[int]
                 values.append(value)
                 value *= factor
         else:
-            step = 1 if op is None else parse(step_text)
+            step = parse(step_text)
             count = (end - start) // step + 1
             if len(values) + count > MAX_VALUES:
                 raise KvcalcError(f"{what} expands to more than {MAX_VALUES:,} values")

@@ -193,7 +193,7 @@ def test_parse_grid(text: str, points: tuple[int, ...]) -> None:
     assert parse_grid(text, "--seq") == points
 
 
-@pytest.mark.parametrize("text", ["8k..1k", "1..8:x1", "1..8:*2", "", "1..2:+0", "1..10m:+1"])
+@pytest.mark.parametrize("text", ["8k..1k", "1..8:x1", "1..8:y2", "", "1..2:+0", "1..10m:+1"])
 def test_parse_grid_rejects(text: str) -> None:
     """A bad grid is a KvcalcError (one line at the CLI), never a hang or a traceback."""
     with pytest.raises(KvcalcError):

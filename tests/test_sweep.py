@@ -45,7 +45,8 @@ def test_value_lists_and_ranges() -> None:
     assert tokens("1k,2k,4k") == [1024, 2048, 4096]
     assert tokens("1k..128k:x2") == [2**k for k in range(10, 18)]
     assert tokens("1k..4k:+1k") == [1024, 2048, 3072, 4096]
-    assert tokens("1..5") == [1, 2, 3, 4, 5]
+    assert tokens("1..5") == [1, 2, 4]  # doubling, as plot reads it
+    assert tokens("1..5:+1") == [1, 2, 3, 4, 5]
     assert tokens("1..10:+4, 8k") == [1, 5, 9, 8192]
     assert tokens("3..100:x10") == [3, 30]
 
@@ -283,7 +284,7 @@ def test_cli_output_is_atomic(
 ) -> None:
     """--output writes the whole file; an interrupted sweep leaves neither file nor temp file."""
     target = tmp_path / "out.csv"
-    result = run_cli("sweep", "-m", "llama-3.1-8b", "--seq", "1..100", "-o", str(target))
+    result = run_cli("sweep", "-m", "llama-3.1-8b", "--seq", "1..100:+1", "-o", str(target))
     assert result.exit_code == 0, result.stderr
     assert result.stdout == ""
     assert len(target.read_text().splitlines()) == 101
@@ -300,7 +301,7 @@ def test_cli_output_is_atomic(
 
     monkeypatch.setattr(kvcalc.sweep, "iter_rows", interrupted)
     other = tmp_path / "other.csv"
-    result = run_cli("sweep", "-m", "llama-3.1-8b", "--seq", "1..100", "-o", str(other))
+    result = run_cli("sweep", "-m", "llama-3.1-8b", "--seq", "1..100:+1", "-o", str(other))
     assert result.exit_code == 130
     assert not other.exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.csv"]
@@ -310,8 +311,8 @@ def test_head_closes_the_pipe_quietly() -> None:
     """`kvcalc sweep ... | head -1` (a real pipe, a million rows): exit 0, no traceback."""
     env = {k: v for k, v in os.environ.items() if k != "KVCALC_PRESETS"}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "kvcalc", "sweep", "-m", "llama-3.1-8b", "--seq", "1..1000",
-         "--batch", "1..1000"],
+        [sys.executable, "-m", "kvcalc", "sweep", "-m", "llama-3.1-8b", "--seq", "1..1000:+1",
+         "--batch", "1..1000:+1"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT, env=env,
     )  # fmt: skip
     assert proc.stdout is not None and proc.stderr is not None
