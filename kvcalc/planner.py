@@ -684,10 +684,15 @@ def fit(plan: Plan) -> Fit:
         default=0.0,
     )
     notes = []
-    if clamped:
+    if clamped and plan.model.max_position_embeddings is not None:
         notes.append(
             f"max context clamped to the model's max_position_embeddings "
             f"({plan.model.max_position_embeddings:,})"
+        )
+    elif clamped:  # max_seq_len's search cap: the model states no context limit
+        notes.append(
+            f"max context capped at {seq_max:,} tokens, the search limit (the model states "
+            "no max_position_embeddings)"
         )
     if (
         plan.model.max_position_embeddings

@@ -316,3 +316,16 @@ def test_vllm_main_utilisation() -> None:
     assert budget(plan(engine="vllm@main")).usable_bytes == 78_216_094_024
     assert budget(plan(engine="vllm@main", gpu="h200")).usable_bytes == 138_101_089_895
     assert budget(plan(gpu="h200")).usable_bytes == 135_098_892_288
+
+
+def test_max_context_of_a_model_without_a_stated_limit() -> None:
+    """A model with no max_position_embeddings (Falcon-7B's config states none) whose cache fits
+    the search limit: max context is that limit, said so, not a crash.
+
+    Falcon-7B (tiiuae/falcon-7b config.json): MQA, 32 layers, head_dim 4544 / 71 = 64, so
+    2 · 1 · 64 · 2 B · 32 = 8,192 B per token; 2^24 tokens = 137,438,953,472 B fit an MI300X.
+    """
+    result = fit(plan("falcon-7b", "mi300x", "formula", seq_len=1))
+    assert load_model("falcon-7b").max_position_embeddings is None
+    assert (result.max_seq_len, result.max_seq_len_clamped) == (2**24, True)
+    assert any("search limit" in note for note in result.notes)
