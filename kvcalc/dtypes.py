@@ -102,7 +102,7 @@ class WeightDtype:
 
     int4 GPTQ/AWQ at group size 128 (vLLM gptq.py / awq.py create_weights): 4-bit weights
     (1/2 B) + int4 zeros per group (1/256 B) + fp16 scales per group (1/64 B) = 133/256 B.
-    Embeddings, the LM head and norms stay 16-bit (ENGINES.md §7), except for llama.cpp's
+    Embeddings, the LM head and norms stay 16-bit (docs/weights.md), except for llama.cpp's
     GGUF types (`gguf`): `llama-quantize --pure TYPE` stores every 2-D weight, embeddings
     and output included, in TYPE and keeps 1-D tensors (norms) in f32 (src/llama-quant.cpp
     tensor_allows_quantization). A GGUF type is a block of `den` weights in `num` bytes

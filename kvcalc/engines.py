@@ -1,7 +1,7 @@
 """Engine profiles: how each inference engine lays out and rounds the KV cache, as data.
 
-Each profile is a handful of settings read from the engine's source (see
-../shared/ENGINES.md and docs/engines.md); formula.py applies them. A new engine is a new
+Each profile is a handful of settings read from the engine's source (each profile's
+`sources` names the files; docs/engines.md lists them); formula.py applies them. A new engine is a new
 entry here, not a branch in the formulas.
 """
 

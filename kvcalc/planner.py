@@ -28,7 +28,7 @@ from kvcalc.specs import MLA, GpuSpec, ModelSpec, Window
 from kvcalc.units import MiB
 
 # CUDA context on an H100 (driver 580): 85,017,493,504 total − 84,465,090,560 free after
-# the context is created (ENGINES.md §6, torch.cuda.mem_get_info).
+# the context is created (torch.cuda.mem_get_info; see docs/budget.md).
 CUDA_CONTEXT_BYTES = 552_402_944
 # vLLM V1's sampler warm-up holds fp32 logits for this many requests (max_num_seqs default
 # in the profile run of recent releases).
@@ -139,7 +139,7 @@ def _computed_weights(
 
     Attention, MLP and expert matrices take the weight dtype and are sharded by tp (KV
     projections replicated like the KV heads); embeddings, the LM head, norms and other
-    parameters stay 16-bit (ENGINES.md §7). Embedding on the first stage, LM head on the
+    parameters stay 16-bit (docs/weights.md). Embedding on the first stage, LM head on the
     last (a tied LM head is a second copy there when pp > 1); layers by the stage split.
 
     Without a weights dtype, a checkpoint published quantised (spec.weights_quant) takes
@@ -224,8 +224,8 @@ def default_reserve(
 ) -> tuple[tuple[str, int], ...]:
     """Return the default non-KV, non-weight memory per GPU as (term, bytes) pairs.
 
-    A rough model, calibrated on the one public vLLM datapoint in ENGINES.md §8
-    (Llama-3-8B on H100: 3.01 GiB of non-KV, non-weight memory at N = 8192):
+    A rough model, first calibrated on one unsourced vLLM datapoint (Llama-3-8B on H100:
+    3.01 GiB of non-KV, non-weight memory at N = 8192; docs/budget.md has the public logs):
       CUDA context (552,402,944 B, measured on H100)
     + activation peak of a forward over N tokens: N · (16·d_model + 4·d_ff) · 2 B
     + fp32 logits of the sampler warm-up: min(N, 1024) · vocab · 4 B

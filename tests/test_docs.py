@@ -132,16 +132,19 @@ def test_pre_commit_hook_matches_the_docs_deployments_file() -> None:
 
 
 def test_docs_point_at_no_machine_or_private_path() -> None:
-    """No page, preset or GPU note refers to ../shared, a /work or /home path, or a search id."""
+    """No page, preset, GPU note or module refers to ../shared, a /work or /home path, or a
+    search id."""
     pages = [
         ROOT / "README.md",
         *(ROOT / "docs").rglob("*.md"),
         ROOT / "presets" / "gpus" / "README.md",
     ]
     pages += sorted((ROOT / "presets" / "gpus").glob("*.yaml"))
+    pages += sorted((ROOT / "presets" / "models").glob("*.yaml"))
+    pages += sorted((ROOT / "kvcalc").rglob("*.py"))
     for page in pages:
         text = page.read_text()
-        for bad in ("../shared", "/work/main", "/work/shared", "ENGINES.md", "find_string"):
+        for bad in ("../shared", "/work/", "/home/", "ENGINES.md", "find_string", "read_file id"):
             assert bad not in text, f"{page.name}: {bad}"
 
 
