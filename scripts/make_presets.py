@@ -46,7 +46,9 @@ def _public(text: str) -> str:
 def build(stem: str) -> str:
     config = load_config(stem)
     meta = yaml.safe_load((CONFIGS / f"{stem}.meta.yaml").read_text())
-    published = _public(meta["published_params_text"]) if meta.get("published_params_text") else None
+    published = (
+        _public(meta["published_params_text"]) if meta.get("published_params_text") else None
+    )
     if published and meta.get("published_params_source"):
         published = f"{published} ({_public(meta['published_params_source'])})"
     imported = hf.import_config(
