@@ -17,6 +17,7 @@ figure (0 when they overlap).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from typing import Any
@@ -152,6 +153,21 @@ class _Settings:
                 return value
         return None
 
+    def parallelism(self, options: VerifyOptions, logged: Mapping[str, object]) -> tuple[int, int]:
+        """Return (tp, pp): the option, else what the log says, else 1 (recorded)."""
+        tp, pp = (
+            int(
+                self.pick(
+                    name,
+                    (getattr(options, name), "option"),
+                    (logged.get(name), "log"),
+                    (1, "engine default"),
+                )
+            )
+            for name in ("tp", "pp")
+        )
+        return tp, pp
+
 
 def _kv_dtype_of(name: str | None, model_dtype: str | None) -> KvDtype | None:
     """Return the KV dtype a log's kv_cache_dtype means ('auto': the model's dtype)."""
@@ -197,12 +213,7 @@ def _vllm(
     s = log.settings
     settings = _Settings()
     notes: list[str] = []
-    tp = int(
-        settings.pick("tp", (options.tp, "option"), (s.get("tp"), "log"), (1, "engine default"))
-    )
-    pp = int(
-        settings.pick("pp", (options.pp, "option"), (s.get("pp"), "log"), (1, "engine default"))
-    )
+    tp, pp = settings.parallelism(options, s)
     max_len = int(
         settings.pick(
             "max_model_len",
@@ -450,12 +461,7 @@ def _sglang(
     s = log.settings
     settings = _Settings()
     notes: list[str] = []
-    tp = int(
-        settings.pick("tp", (options.tp, "option"), (s.get("tp"), "log"), (1, "engine default"))
-    )
-    pp = int(
-        settings.pick("pp", (options.pp, "option"), (s.get("pp"), "log"), (1, "engine default"))
-    )
+    tp, pp = settings.parallelism(options, s)
     cache_name = settings.pick(
         "kv_cache_dtype",
         (options.kv_dtype, "option"),
@@ -677,8 +683,7 @@ def _trtllm(
     s = log.settings
     settings = _Settings()
     notes: list[str] = []
-    tp = int(settings.pick("tp", (options.tp, "option"), (1, "engine default")))
-    pp = int(settings.pick("pp", (options.pp, "option"), (1, "engine default")))
+    tp, pp = settings.parallelism(options, {})
     fraction = float(
         settings.pick(
             "free_gpu_memory_fraction",
