@@ -16,21 +16,7 @@ from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageErro
 from typer.core import TyperArgument, TyperGroup, TyperOption
 
 from kvcalc import __version__
-from kvcalc.commands import (
-    _shared,
-    calc,
-    check,
-    compare,
-    engines,
-    explain,
-    fit,
-    gpus,
-    import_,
-    plot,
-    presets,
-    sweep,
-    verify,
-)
+from kvcalc.commands import _shared
 from kvcalc.errors import KvcalcError
 
 
@@ -265,18 +251,29 @@ def _fail(message: str) -> int:
     return 2
 
 
-app = typer.Typer(
-    cls=_Group,
-    help="Exact KV-cache memory calculator and capacity planner for LLM inference.",
-    no_args_is_help=True,
-    pretty_exceptions_show_locals=False,
-    add_completion=True,
-    rich_markup_mode=None,
-)
-presets_app = typer.Typer(help="List and show model presets.", no_args_is_help=True)
-app.add_typer(presets_app, name="presets")
-gpus_app = typer.Typer(help="List GPU presets.", no_args_is_help=True)
-app.add_typer(gpus_app, name="gpus")
+# Each command: its name -> (module of kvcalc/commands, function). A run imports only the
+# module of the command it runs (see main); `app` (for tests and docs) holds them all.
+_COMMANDS: dict[str, tuple[str, str]] = {
+    "calc": ("calc", "calc"),
+    "engines": ("engines", "engines"),
+    "import": ("import_", "import_"),
+    "fit": ("fit", "fit_command"),
+    "check": ("check", "check_command"),
+    "verify": ("verify", "verify_command"),
+    "sweep": ("sweep", "sweep_command"),
+    "explain": ("explain", "explain_command"),
+    "compare": ("compare", "compare_command"),
+    "plot": ("plot", "plot_command"),
+}
+_GROUPS: dict[str, tuple[str, dict[str, tuple[str, str]]]] = {
+    "presets": (
+        "List and show model presets.",
+        {"list": ("presets", "presets_list"), "show": ("presets", "presets_show")},
+    ),
+    "gpus": ("List GPU presets.", {"list": ("gpus", "gpus_list")}),
+}
+_ORDER = ("calc", "presets", "engines", "import", "fit", "gpus", "check", "verify", "sweep",
+          "explain", "compare", "plot")  # fmt: skip
 
 
 def _version(value: bool) -> None:
@@ -285,7 +282,6 @@ def _version(value: bool) -> None:
         raise typer.Exit(0)
 
 
-@app.callback()
 def _root(
     version: bool = typer.Option(
         False,
@@ -299,21 +295,52 @@ def _root(
     """Exact KV-cache memory calculator and capacity planner for LLM inference."""
 
 
-app.command("calc")(calc.calc)
-presets_app.command("list")(presets.presets_list)
-presets_app.command("show")(presets.presets_show)
-app.command("engines")(engines.engines)
-app.command("import")(import_.import_)
-app.command("fit")(fit.fit_command)
-gpus_app.command("list")(gpus.gpus_list)
-app.command("check")(check.check_command)
-app.command("verify")(verify.verify_command)
-app.command("sweep")(sweep.sweep_command)
-app.command("explain")(explain.explain_command)
-app.command("compare")(compare.compare_command)
-app.command("plot")(plot.plot_command)
+def _function(where: tuple[str, str]) -> Any:
+    from importlib import import_module
+
+    module, name = where
+    return getattr(import_module(f"kvcalc.commands.{module}"), name)
+
+
+def build_app(only: str | None = None) -> typer.Typer:
+    """Return the typer app with every command, or with the one named `only` alone."""
+    root = typer.Typer(
+        cls=_Group,
+        help="Exact KV-cache memory calculator and capacity planner for LLM inference.",
+        no_args_is_help=True,
+        pretty_exceptions_show_locals=False,
+        add_completion=True,
+        rich_markup_mode=None,
+    )
+    root.callback()(_root)
+    for name in _ORDER if only is None else (only,):
+        if name in _GROUPS:
+            help_text, commands = _GROUPS[name]
+            group = typer.Typer(help=help_text, no_args_is_help=True)
+            root.add_typer(group, name=name)
+            for sub, where in commands.items():
+                group.command(sub)(_function(where))
+        else:
+            root.command(name)(_function(_COMMANDS[name]))
+    return root
+
+
+def __getattr__(name: str) -> Any:
+    if name == "app":  # built on first use: a run builds only its own command (main)
+        full = globals()["app"] = build_app()
+        return full
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def main() -> None:
-    """Console-script entry point."""
-    app()
+    """Console-script entry point: builds only the command being run, when one is named.
+
+    Building every command's options costs more start-up than most commands' own work;
+    `--help`, a mistyped command (did-you-mean) and shell completion get the whole app.
+    """
+    import os
+
+    first = sys.argv[1] if len(sys.argv) > 1 else None
+    completing = any(key.endswith("_COMPLETE") for key in os.environ)
+    known = first in _COMMANDS or first in _GROUPS
+    build_app(first if known and not completing else None)()
