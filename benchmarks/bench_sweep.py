@@ -66,8 +66,8 @@ def fit_rows() -> None:
 def process() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "sweep.csv"
-        argv = [PYTHON, "-m", "kvcalc", "sweep", "-m", "llama-3.1-8b", "--seq", "1..1000",
-                "--batch", "1..1000", "-o", str(out)]  # fmt: skip
+        argv = [PYTHON, "-m", "kvcalc", "sweep", "-m", "llama-3.1-8b", "--seq", "1..1000:+1",
+                "--batch", "1..1000:+1", "-o", str(out)]  # fmt: skip
         wall, code, rss = run(argv)
         size = out.stat().st_size if out.exists() else 0
         print(

@@ -113,6 +113,49 @@ def _windows_option(value: str | None) -> tuple[int, ...] | None:
     )
 
 
+# Options that calc, fit and explain declare alike (one wording, the engines' aliases too).
+SEQ_OPTION: Any = typer.Option(
+    "8k", "--seq", "-s", "--max-model-len", metavar="TOKENS",
+    help="Tokens per sequence: 8192, 8k, 128k.",
+)  # fmt: skip
+BATCH_OPTION: Any = typer.Option(
+    "1", "--batch", "-b", "--max-num-seqs", metavar="N", help="Concurrent sequences."
+)
+KV_DTYPE_OPTION: Any = typer.Option(
+    "auto", "--kv-dtype", "--kv-cache-dtype", metavar="DTYPE",
+    help="KV-cache dtype (auto = the model's dtype): fp16, bf16, fp8, q8_0...",
+)  # fmt: skip
+K_DTYPE_OPTION: Any = typer.Option(
+    None, "--k-dtype", "--cache-type-k", "-ctk", metavar="DTYPE", help="K dtype."
+)
+V_DTYPE_OPTION: Any = typer.Option(
+    None, "--v-dtype", "--cache-type-v", "-ctv", metavar="DTYPE", help="V dtype."
+)
+BLOCK_SIZE_OPTION: Any = typer.Option(
+    None, "--block-size", metavar="TOKENS", help="Tokens per KV block (overrides the engine's)."
+)
+MAX_BATCHED_TOKENS_OPTION: Any = typer.Option(
+    None, "--max-batched-tokens", "--max-num-batched-tokens", metavar="TOKENS",
+    help="vLLM max_num_batched_tokens (sliding-window planning).",
+)  # fmt: skip
+
+
+def tp_option(default: str | None) -> Any:
+    """Return the --tp option; fit's default is None (chosen for --gpus), the others' 1."""
+    return typer.Option(
+        default, "--tp", "--tensor-parallel-size", "-tp", metavar="N",
+        help="Tensor-parallel size.",
+    )  # fmt: skip
+
+
+def pp_option(default: str | None) -> Any:
+    """Return the --pp option (defaults as tp_option's)."""
+    return typer.Option(
+        default, "--pp", "--pipeline-parallel-size", "-pp", metavar="N",
+        help="Pipeline-parallel size.",
+    )  # fmt: skip
+
+
 WINDOW_OPTION = typer.Option(
     None,
     "--max-attention-window",

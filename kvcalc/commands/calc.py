@@ -9,16 +9,25 @@ import typer
 from kvcalc.commands import _llamacpp as llama_opts
 from kvcalc.commands._shared import (
     ASSUME_STANDARD_OPTION,
+    BATCH_OPTION,
+    BLOCK_SIZE_OPTION,
     FORMAT_OPTION,
     HF_OPTION,
+    K_DTYPE_OPTION,
+    KV_DTYPE_OPTION,
+    MAX_BATCHED_TOKENS_OPTION,
     MTP_OPTION,
     PRESETS_OPTION,
+    SEQ_OPTION,
+    V_DTYPE_OPTION,
     WINDOW_OPTION,
     OutputFormat,
     _console,
     _emit,
     _model_argument,
     _workload,
+    pp_option,
+    tp_option,
 )
 
 
@@ -28,47 +37,18 @@ def calc(
         metavar="MODEL",
         help="Preset name (see `kvcalc presets list`), a spec .yaml, or an HF config.json.",
     ),
-    seq: str = typer.Option(
-        "8k",
-        "--seq",
-        "-s",
-        "--max-model-len",
-        metavar="TOKENS",
-        help="Tokens per sequence: 8192, 8k, 128k.",
-    ),
-    batch: str = typer.Option("1", "--batch", "-b", metavar="N", help="Concurrent sequences."),
-    kv_dtype: str = typer.Option(
-        "auto",
-        "--kv-dtype",
-        "--kv-cache-dtype",
-        metavar="DTYPE",
-        help="KV-cache dtype (auto = the model's dtype): fp16, bf16, fp8, q8_0...",
-    ),
-    k_dtype: str | None = typer.Option(
-        None, "--k-dtype", "--cache-type-k", "-ctk", metavar="DTYPE", help="K dtype."
-    ),
-    v_dtype: str | None = typer.Option(
-        None, "--v-dtype", "--cache-type-v", "-ctv", metavar="DTYPE", help="V dtype."
-    ),
+    seq: str = SEQ_OPTION,
+    batch: str = BATCH_OPTION,
+    kv_dtype: str = KV_DTYPE_OPTION,
+    k_dtype: str | None = K_DTYPE_OPTION,
+    v_dtype: str | None = V_DTYPE_OPTION,
     engine: str = typer.Option(
         "vllm", "--engine", "-e", metavar="ENGINE", help="Engine profile (`kvcalc engines`)."
     ),
-    tp: str = typer.Option(
-        "1", "--tp", "--tensor-parallel-size", "-tp", metavar="N", help="Tensor-parallel size."
-    ),
-    pp: str = typer.Option(
-        "1", "--pp", "--pipeline-parallel-size", "-pp", metavar="N", help="Pipeline-parallel size."
-    ),
-    block_size: str | None = typer.Option(
-        None, "--block-size", metavar="TOKENS", help="Tokens per KV block (overrides the engine's)."
-    ),
-    max_batched_tokens: str | None = typer.Option(
-        None,
-        "--max-batched-tokens",
-        "--max-num-batched-tokens",
-        metavar="TOKENS",
-        help="vLLM max_num_batched_tokens (sliding-window planning).",
-    ),
+    tp: str = tp_option("1"),
+    pp: str = pp_option("1"),
+    block_size: str | None = BLOCK_SIZE_OPTION,
+    max_batched_tokens: str | None = MAX_BATCHED_TOKENS_OPTION,
     attention_window: str | None = WINDOW_OPTION,
     ctx_size: str | None = llama_opts.CTX_SIZE_OPTION,
     parallel: str | None = llama_opts.PARALLEL_OPTION,

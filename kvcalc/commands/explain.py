@@ -8,14 +8,19 @@ from typing import Any, Literal
 import typer
 
 from kvcalc.commands._shared import (
+    BATCH_OPTION,
     FORMAT_OPTION,
     HF_OPTION,
+    KV_DTYPE_OPTION,
     PRESETS_OPTION,
+    SEQ_OPTION,
     OutputFormat,
     _console,
     _emit,
     _model_argument,
     _workload,
+    pp_option,
+    tp_option,
 )
 from kvcalc.errors import KvcalcError
 
@@ -41,14 +46,12 @@ def explain_command(
     model: str | None = typer.Argument(
         None, metavar="MODEL", help="Preset name, spec .yaml or config.json."
     ),
-    seq: str = typer.Option("8k", "--seq", "-s", metavar="TOKENS", help="Tokens per sequence."),
-    batch: str = typer.Option("1", "--batch", "-b", metavar="N", help="Concurrent sequences."),
-    kv_dtype: str = typer.Option(
-        "auto", "--kv-dtype", metavar="DTYPE", help="KV-cache dtype (auto = the model's dtype)."
-    ),
+    seq: str = SEQ_OPTION,
+    batch: str = BATCH_OPTION,
+    kv_dtype: str = KV_DTYPE_OPTION,
     engine: str = typer.Option("vllm", "--engine", "-e", metavar="ENGINE", help="Engine profile."),
-    tp: str = typer.Option("1", "--tp", metavar="N", help="Tensor-parallel size."),
-    pp: str = typer.Option("1", "--pp", metavar="N", help="Pipeline-parallel size."),
+    tp: str = tp_option("1"),
+    pp: str = pp_option("1"),
     output_tokens: str | None = typer.Option(
         None,
         "--output-tokens",

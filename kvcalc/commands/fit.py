@@ -11,10 +11,17 @@ import typer
 from kvcalc.commands import _llamacpp as llama_opts
 from kvcalc.commands._shared import (
     ASSUME_STANDARD_OPTION,
+    BATCH_OPTION,
+    BLOCK_SIZE_OPTION,
     FORMAT_OPTION,
     HF_OPTION,
+    K_DTYPE_OPTION,
+    KV_DTYPE_OPTION,
+    MAX_BATCHED_TOKENS_OPTION,
     MTP_OPTION,
     PRESETS_OPTION,
+    SEQ_OPTION,
+    V_DTYPE_OPTION,
     WINDOW_OPTION,
     OutputFormat,
     _answer,
@@ -23,6 +30,8 @@ from kvcalc.commands._shared import (
     _model_argument,
     _plan_inputs,
     _with_capacity,
+    pp_option,
+    tp_option,
 )
 from kvcalc.errors import KvcalcError
 
@@ -41,30 +50,14 @@ def fit_command(
     gpus: str | None = typer.Option(
         None, "--gpus", metavar="N", help="GPUs per replica (split into tp × pp for you)."
     ),
-    tp: str | None = typer.Option(
-        None, "--tp", "--tensor-parallel-size", "-tp", metavar="N", help="Tensor-parallel size."
-    ),
-    pp: str | None = typer.Option(
-        None, "--pp", "--pipeline-parallel-size", "-pp", metavar="N", help="Pipeline-parallel size."
-    ),
-    seq: str = typer.Option(
-        "8k", "--seq", "-s", "--max-model-len", metavar="TOKENS", help="Tokens per sequence."
-    ),
-    batch: str = typer.Option(
-        "1", "--batch", "-b", "--max-num-seqs", metavar="N", help="Concurrent sequences."
-    ),
-    kv_dtype: str = typer.Option(
-        "auto", "--kv-dtype", "--kv-cache-dtype", metavar="DTYPE", help="KV-cache dtype."
-    ),
-    k_dtype: str | None = typer.Option(
-        None, "--k-dtype", "--cache-type-k", "-ctk", metavar="DTYPE", help="K dtype."
-    ),
-    v_dtype: str | None = typer.Option(
-        None, "--v-dtype", "--cache-type-v", "-ctv", metavar="DTYPE", help="V dtype."
-    ),
-    block_size: str | None = typer.Option(
-        None, "--block-size", metavar="TOKENS", help="Tokens per KV block (overrides the engine's)."
-    ),
+    tp: str | None = tp_option(None),
+    pp: str | None = pp_option(None),
+    seq: str = SEQ_OPTION,
+    batch: str = BATCH_OPTION,
+    kv_dtype: str = KV_DTYPE_OPTION,
+    k_dtype: str | None = K_DTYPE_OPTION,
+    v_dtype: str | None = V_DTYPE_OPTION,
+    block_size: str | None = BLOCK_SIZE_OPTION,
     weights_dtype: str | None = typer.Option(
         None,
         "--weights-dtype",
@@ -87,13 +80,7 @@ def fit_command(
     gpu_mem: str | None = typer.Option(
         None, "--gpu-mem", metavar="SIZE", help="Override the GPU's memory, e.g. 80GiB."
     ),
-    max_batched_tokens: str | None = typer.Option(
-        None,
-        "--max-batched-tokens",
-        "--max-num-batched-tokens",
-        metavar="TOKENS",
-        help="vLLM max_num_batched_tokens.",
-    ),
+    max_batched_tokens: str | None = MAX_BATCHED_TOKENS_OPTION,
     attention_window: str | None = WINDOW_OPTION,
     ctx_size: str | None = llama_opts.CTX_SIZE_OPTION,
     parallel: str | None = llama_opts.PARALLEL_OPTION,
