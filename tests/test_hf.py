@@ -92,6 +92,91 @@ def test_gemma3_text_config_nested_in_multimodal() -> None:
     assert per_token_bf16(spec) == 2 * 16 * 128 * 2 * 62
 
 
+def test_qwen3_vl_32b_text_model_from_published_config() -> None:
+    """Qwen/Qwen3-VL-32B-Instruct's text_config (qwen3_vl_text): 64 layers, 8 KV heads of 128,
+    all full: 2·8·128·2 B · 64 = 262,144 B/token. Params (untied, vision tower not counted):
+    embedding and lm_head 151,936·5,120 = 777,912,320 each; per layer q 5,120·8,192 =
+    41,943,040, k+v 2·5,120·1,024 = 10,485,760, o 41,943,040, q/k norm 2·128 = 256, so
+    attention 94,372,096 · 64 = 6,039,814,144; MLP 3·5,120·25,600 = 393,216,000 · 64 =
+    25,165,824,000; norms 64·2·5,120 + 5,120 = 660,480; total 32,762,123,264."""
+    spec = load(DATA / "hf_configs" / "qwen3-vl-32b.json")
+    assert spec.family == "qwen3_vl_text"
+    assert spec.architecture == "Qwen3VLForConditionalGeneration"
+    assert spec.layers is None
+    assert per_token_bf16(spec) == 2 * 8 * 128 * 2 * 64 == 262_144
+    assert spec.n_params == 2 * 777_912_320 + 6_039_814_144 + 25_165_824_000 + 660_480
+    assert spec.n_params == 32_762_123_264
+
+
+def test_qwen3_vl_235b_moe_text_model_from_published_config() -> None:
+    """Qwen/Qwen3-VL-235B-A22B-Instruct's text_config (qwen3_vl_moe_text): 94 layers, 4 KV heads
+    of 128: 2·4·128·2 B · 94 = 192,512 B/token. Params (untied, vision tower not counted):
+    embedding and lm_head 151,936·4,096 = 622,329,856 each; per layer attention 4,096·8,192 ·2
+    + 2·4,096·512 + 256 = 71,303,424 (· 94 = 6,702,521,856); 128 experts 3·4,096·1,536 each
+    plus router 4,096·128: 2,416,443,392 (· 94 = 227,145,678,848); norms 94·2·4,096 + 4,096 =
+    774,144; total 235,093,634,560."""
+    spec = load(DATA / "hf_configs" / "qwen3-vl-235b-a22b.json")
+    assert spec.family == "qwen3_vl_moe_text"
+    assert per_token_bf16(spec) == 2 * 4 * 128 * 2 * 94 == 192_512
+    assert spec.moe is not None and (spec.moe.n_experts, spec.moe.n_experts_per_token) == (128, 8)
+    assert spec.params is not None and spec.params.experts == 94 * (
+        128 * 3 * 4096 * 1536 + 4096 * 128
+    )
+    assert spec.n_params == 2 * 622_329_856 + 6_702_521_856 + 227_145_678_848 + 774_144
+    assert spec.n_params == 235_093_634_560
+
+
+def test_qwen3_vl_sliding_key_is_refused() -> None:
+    """Qwen3VLTextConfig has no sliding window (transformers caches every layer in full), so a
+    Qwen3-VL text_config setting sliding_window is refused in one line naming the key."""
+    config = json.loads((DATA / "hf_configs" / "qwen3-vl-32b.json").read_text())
+    config["text_config"]["sliding_window"] = 4096
+    with pytest.raises(
+        KvcalcError, match="config key 'sliding_window' changes what a qwen3_vl_text"
+    ):
+        hf.import_config(config, source="t")
+
+
+def test_qwen3_vl_lm_head_is_tied_by_the_outer_config() -> None:
+    """Qwen3VLForConditionalGeneration ties lm_head by its own (outer) tie_word_embeddings, not
+    text_config's: Qwen3-VL-2B (outer and inner true) with the outer key set false gains an
+    lm_head of 151,936 · 2,048 = 311,164,928 parameters; with the inner key false it stays tied."""
+    config = json.loads((DATA / "hf_configs" / "qwen3-vl-2b.json").read_text())
+    tied = hf.import_config(config, source="t").spec
+    assert tied.tie_word_embeddings and tied.params is not None and tied.params.lm_head == 0
+    config["text_config"]["tie_word_embeddings"] = False
+    assert hf.import_config(config, source="t").spec.n_params == tied.n_params
+    config["tie_word_embeddings"] = False
+    untied = hf.import_config(config, source="t").spec
+    assert untied.n_params == tied.n_params + 151_936 * 2_048 == tied.n_params + 311_164_928
+
+
+def test_mimo_7b_is_qwen2_with_one_mtp_layer() -> None:
+    """XiaomiMiMo/MiMo-7B-Base (remote code: Qwen2 body + num_nextn_predict_layers = 1 MTP layer):
+    use_sliding_window false, so all 36 layers full whatever sliding_window / max_window_layers
+    say: 2·8·128·2 B · 36 = 147,456 B/token, one more layer's 4,096 B with --mtp. Params
+    (untied, MTP weights not counted): embedding and lm_head 151,680·4,096 = 621,281,280 each;
+    per layer q 4,096·4,096 = 16,777,216, k+v 2·4,096·1,024 = 8,388,608, o 16,777,216, q/k/v
+    biases 4,096 + 2·1,024 = 6,144, so attention 41,949,184 · 36 = 1,510,170,624; MLP
+    3·4,096·11,008 = 135,266,304 · 36 = 4,869,586,944; norms 36·2·4,096 + 4,096 = 299,008;
+    total 7,622,619,136."""
+    spec = load(DATA / "hf_configs" / "mimo-7b.json")
+    assert (spec.family, spec.layers, spec.mtp_layers) == ("mimo", None, 1)
+    assert per_token_bf16(spec) == 2 * 8 * 128 * 2 * 36 == 147_456
+    with_mtp = Workload(seq_len=1, k_dtype=kv_dtype("bf16"), v_dtype=kv_dtype("bf16"), mtp=True)
+    assert kv_cache(spec, with_mtp, ENGINES["formula"]).bytes_per_token == 2 * 8 * 128 * 2 * 37
+    assert spec.n_params == 2 * 621_281_280 + 1_510_170_624 + 4_869_586_944 + 299_008
+    assert spec.n_params == 7_622_619_136
+
+
+def test_mimo_use_sliding_window_is_refused() -> None:
+    """MiMo's remote sliding-window path is not modelled: use_sliding_window true is refused."""
+    config = json.loads((DATA / "hf_configs" / "mimo-7b.json").read_text())
+    config["use_sliding_window"] = True
+    with pytest.raises(KvcalcError, match="config key 'use_sliding_window' changes what a mimo"):
+        hf.import_config(config, source="t")
+
+
 def test_unknown_model_type_is_refused_unless_assumed_standard() -> None:
     """An unknown model_type is refused in one line naming it; --assume-standard reads it with
     the standard keys, with a warning to check the result."""

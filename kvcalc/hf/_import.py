@@ -29,10 +29,23 @@ _FAMILY_DEFAULTS: dict[str, dict[str, Any]] = {
         "max_position_embeddings": 131_072,
         "sliding_window": 4096,
     },
+    # configuration_qwen3_vl.py:Qwen3VLTextConfig (head_dim is not hidden // heads there)
+    "qwen3_vl_text": {"head_dim": 128},
 }
 
 # Outer (multimodal) model_types whose text_config carries no model_type of its own.
-_TEXT_FAMILY = {"gemma3": "gemma3_text", "gemma4": "gemma4_text"}
+_TEXT_FAMILY = {
+    "gemma3": "gemma3_text",
+    "gemma4": "gemma4_text",
+    "qwen3_vl": "qwen3_vl_text",
+    "qwen3_vl_moe": "qwen3_vl_moe_text",
+}
+
+
+# Multimodal families whose lm_head is tied by the outer config's tie_word_embeddings (default
+# False), whatever text_config says: Qwen3VLForConditionalGeneration ties through its own
+# config (PreTrainedModel.get_expanded_tied_weights_keys reads self.config).
+_OUTER_TIES = frozenset({"qwen3_vl_text", "qwen3_vl_moe_text"})
 
 
 @dataclass(frozen=True)
@@ -79,6 +92,8 @@ def import_config(
     warnings: list[str] = []
     data = text_config(config)
     family_name = resolve_family(config, data)
+    if data is not config and family_name in _OUTER_TIES:
+        data = {**data, "tie_word_embeddings": bool(config.get("tie_word_embeddings", False))}
     table = families()
     family = table.get(family_name)
     if family is not None and family.model_type != family_name:

@@ -53,6 +53,10 @@ def _attention(c: _Config, family: str) -> dict[str, Any]:
     return {"kind": "gqa", "n_heads": n_heads, "n_kv_heads": n_kv, "head_dim": head_dim}
 
 
+# Families whose sliding window applies only with use_sliding_window, above max_window_layers
+# (Qwen2Config); MiMo-7B's remote code is Qwen2's body (its family refuses use_sliding_window).
+_QWEN2_WINDOWS = frozenset({"qwen2", "qwen2_moe", "qwen3", "qwen3_moe", "mimo"})
+
 _KNOWN_LAYER_TYPES = frozenset({"sliding_attention", "full_attention", "chunked_attention"})
 
 
@@ -95,7 +99,7 @@ def _layer_kinds(c: _Config, family: str, n_layers: int, window: int | None) -> 
     if family in ("gemma3", "gemma3_text", "cohere2"):
         period = c.get_int("sliding_window_pattern", default=6 if family != "cohere2" else 4)
         return ["sliding" if (i + 1) % period else "full" for i in range(n_layers)]
-    if family in ("qwen2", "qwen2_moe", "qwen3", "qwen3_moe"):
+    if family in _QWEN2_WINDOWS:
         first_sliding = c.get_int("max_window_layers", default=28)  # Qwen2Config default
         return ["full" if i < first_sliding else "sliding" for i in range(n_layers)]
     return ["sliding"] * n_layers
@@ -105,9 +109,7 @@ def _layers(c: _Config, family: str, n_layers: int) -> dict[str, Any] | None:
     """Return the spec's layer pattern (sliding and chunked layers), or None if all full."""
     _check_layer_types(c)
     window = _positive(c, "sliding_window")
-    if family in ("qwen2", "qwen2_moe", "qwen3", "qwen3_moe") and not c.get_bool(
-        "use_sliding_window", False
-    ):
+    if family in _QWEN2_WINDOWS and not c.get_bool("use_sliding_window", False):
         window = None  # transformers drops sliding_window unless use_sliding_window
     kinds = _layer_kinds(c, family, n_layers, window)
     if kinds is None or all(k == "full" for k in kinds):
@@ -150,6 +152,12 @@ def _layer_list(c: _Config, key: str, n_layers: int) -> list[Any] | None:
     return value
 
 
+# q_norm and k_norm over head_dim, shared by the heads (Qwen3VLTextAttention is Qwen3's)
+_PER_HEAD_QK_NORM = frozenset(
+    {"qwen3", "qwen3_moe", "qwen3_vl_text", "qwen3_vl_moe_text", "gemma3", "gemma3_text"}
+)
+
+
 def _param_breakdown(c: _Config, family: str, attention: dict[str, Any]) -> ParamBreakdown:
     """Return exact parameter counts of the transformers model for this config."""
     h = c.get_int("hidden_size", "n_embd", "d_model")
@@ -183,7 +191,7 @@ def _param_breakdown(c: _Config, family: str, attention: dict[str, Any]) -> Para
         n_kv = attention.get("n_kv_heads", n_heads if attention["kind"] == "mha" else 1)
         q_out, kv_out = n_heads * d, n_kv * d
         attn = h * q_out + 2 * h * kv_out + q_out * h
-        if family in ("qwen2", "qwen2_moe"):
+        if family in ("qwen2", "qwen2_moe", "mimo"):
             attn += q_out + 2 * kv_out  # q, k, v biases; o_proj has none
         elif family == "starcoder2":
             attn += q_out + 2 * kv_out + h if c.get_bool("use_bias", True) else 0
@@ -191,7 +199,7 @@ def _param_breakdown(c: _Config, family: str, attention: dict[str, Any]) -> Para
             attn += q_out + 2 * kv_out if c.get_bool("attention_bias", False) else 0
         elif c.get_bool("attention_bias", family == "gpt_oss"):
             attn += q_out + 2 * kv_out + h
-        per_head_qk_norm = family in ("qwen3", "qwen3_moe", "gemma3", "gemma3_text") or (
+        per_head_qk_norm = family in _PER_HEAD_QK_NORM or (
             family == "glm4_moe" and c.get_bool("use_qk_norm", False)
         )
         if per_head_qk_norm:

@@ -118,6 +118,12 @@ _FAMILIES: list[Family] = [
     _standard("qwen2_moe", "Qwen2-MoE"),
     _standard("qwen3", "Qwen3: GQA with q/k norm"),
     _standard("qwen3_moe", "Qwen3 MoE"),
+    # Qwen3VLTextConfig has no sliding or layer_types keys (every layer is full GQA in
+    # transformers), so the family reads none and a config setting one is refused.
+    Family("qwen3_vl_text", "Qwen3-VL text model: GQA with q/k norm (the vision tower is not "
+           "counted)", frozenset(), aliases=("qwen3_vl",)),
+    Family("qwen3_vl_moe_text", "Qwen3-VL MoE text model: GQA with q/k norm, MoE (the vision "
+           "tower is not counted)", frozenset(), aliases=("qwen3_vl_moe",)),
     _standard("gemma", "Gemma: MHA/MQA"),
     _standard("gemma2", "Gemma 2: sliding and full layers alternate", "sliding_window_size"),
     _standard("gemma3_text", "Gemma 3: 5 sliding layers to 1 full", aliases=("gemma3",)),
@@ -171,6 +177,16 @@ _FAMILIES: list[Family] = [
     Family("nemotron-nas", "Llama-Nemotron NAS (DeciLM): per-layer GQA, no-op and linear "
            "attention blocks", _per_layer.NAS_READS, _per_layer.nemotron_nas, crosschecked=False,
            notes=("remote code (modeling_decilm.py), not in transformers: not cross-checked",)),
+    # MiMo-7B: XiaomiMiMo/MiMo-7B-Base's modeling_mimo.py subclasses transformers' Qwen2
+    # model and adds num_nextn_predict_layers MTP layers, each one more Qwen2 decoder layer
+    # (the same KV per token). use_sliding_window is not read, so a config setting it is
+    # refused (that path of the remote code is not modelled); unset, Qwen2 caches every
+    # layer in full whatever sliding_window and max_window_layers say.
+    Family("mimo", "MiMo-7B: Qwen2 body (GQA, q/k/v biases), MTP layers",
+           frozenset({"sliding_window", "max_window_layers", "num_nextn_predict_layers"}),
+           crosschecked=False,
+           notes=("remote code (modeling_mimo.py), not in transformers: its Qwen2 body is "
+                  "cross-checked as qwen2, its MTP layers are not; their weights are not counted",)),
     Family("mimo_v2_flash", "MiMo-V2-Flash: sliding layers with twice the KV heads, K ≠ V dims",
            _per_layer.MIMO_V2_READS, _per_layer.mimo_v2_flash),
     Family("minimax_m2", "MiniMax-M2.x: GQA MoE, q/k norm over all heads, MTP modules",
@@ -192,11 +208,6 @@ REFUSED: dict[str, str] = {
     "deepseek_v4": "compressed attention (compress_ratios per layer) is not modelled yet",
     "deepseek_ref": "DeepSeek-V4 reference config (compressed attention) is not modelled yet",
     "minimax": "lightning attention state is not modelled yet",
-    "mimo": "MiMo-7B is remote code (not in transformers): not modelled yet",
-    "qwen3_vl_text": "the Qwen3-VL text model is not cross-checked yet",
-    "qwen3_vl_moe_text": "the Qwen3-VL text model is not cross-checked yet",
-    "qwen3_vl": "the Qwen3-VL text model is not cross-checked yet",
-    "qwen3_vl_moe": "the Qwen3-VL text model is not cross-checked yet",
     "minimax_m3": "sparse attention (sparse_attention_config) is not modelled yet",
     "minimax_m3_vl": "sparse attention (sparse_attention_config) is not modelled yet",
 }

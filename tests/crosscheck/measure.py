@@ -81,6 +81,13 @@ def _legacy_to_current(model_type: str | None, d: dict) -> tuple[str | None, dic
     return _LEGACY_MODEL_TYPES[model_type], d
 
 
+# Multimodal model_types whose text model transformers registers no causal LM for
+# (qwen3_vl_text is only built inside Qwen3VLForConditionalGeneration): the whole model is
+# built, text-only input runs through it, and count_params leaves the vision tower out.
+_WHOLE_MODEL = frozenset({"qwen3_vl", "qwen3_vl_moe"})
+_VISION_PREFIX = "model.visual."
+
+
 def make_config(config: dict, attn_implementation: str = "eager"):
     """config.json dict -> PreTrainedConfig of the *text decoder* to build.
 
@@ -96,7 +103,7 @@ def make_config(config: dict, attn_implementation: str = "eager"):
     if model_type is None:
         raise ValueError("config dict has no 'model_type'")
     cfg = AutoConfig.for_model(model_type, **d)
-    if getattr(cfg, "text_config", None) is not None:
+    if getattr(cfg, "text_config", None) is not None and model_type not in _WHOLE_MODEL:
         # Let the parent config class parse/normalise the nested text_config
         # (it fills in model_type e.g. "gemma3_text" when the json omits it).
         cfg = cfg.get_text_config(decoder=True)
@@ -108,6 +115,14 @@ def make_config(config: dict, attn_implementation: str = "eager"):
 # Model building
 # --------------------------------------------------------------------------- #
 def _from_config(cfg, dtype: torch.dtype) -> nn.Module:
+    if cfg.model_type in _WHOLE_MODEL:
+        from transformers import AutoModelForImageTextToText
+
+        with torch.device("meta"):
+            model = AutoModelForImageTextToText.from_config(
+                cfg, dtype=dtype, attn_implementation=cfg._attn_implementation
+            )
+        return model.eval()
     with torch.device("meta"):
         try:
             model = AutoModelForCausalLM.from_config(
@@ -131,8 +146,13 @@ def build_meta_model(config: dict, dtype: torch.dtype = torch.bfloat16) -> nn.Mo
 
 
 def count_params(config: dict) -> int:
-    """sum(p.numel()) over model.parameters() (tied embeddings counted once)."""
+    """sum(p.numel()) over model.parameters() (tied embeddings counted once); a whole
+    multimodal model (_WHOLE_MODEL) without its vision tower, which kvcalc does not count."""
     model = build_meta_model(config)
+    if model.config.model_type in _WHOLE_MODEL:
+        return sum(
+            p.numel() for n, p in model.named_parameters() if not n.startswith(_VISION_PREFIX)
+        )
     return sum(p.numel() for p in model.parameters())
 
 
