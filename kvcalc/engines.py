@@ -150,6 +150,11 @@ ENGINES: dict[str, EngineProfile] = {
             sliding="vllm_planning",
             max_num_batched_tokens=8192,
             indexer_layout="fp8_scaled",
+            # Gemma 4 attention_k_eq_v: vllm/model_executor/models/gemma4.py Gemma4Attention
+            # loads the K weights into both the K and V slots of qkv_proj and calls
+            # Attention(q, k, v) like any layer, so the cache keeps both planes
+            # (FullAttentionSpec, page 2 · B · heads · head_dim · dtype)
+            k_eq_v="both",
             assumptions=(
                 "each sequence rounds up to whole 16-token blocks (64 for MLA: FlashMLA backend)",
                 "KV heads per GPU = max(1, n_kv // tp); MLA latent replicated on every TP rank",
@@ -174,6 +179,8 @@ ENGINES: dict[str, EngineProfile] = {
                 "vllm-project/vllm:vllm/platforms/cuda.py:CudaPlatform.check_and_update_config "
                 "(newer: vllm/platforms/interface.py:Platform.update_block_size_for_backend)",
                 "vllm-project/vllm:vllm/distributed/utils.py:get_pp_indices",
+                "vllm-project/vllm:vllm/model_executor/models/gemma4.py:Gemma4Attention "
+                "(attention_k_eq_v: K and V both cached)",
             ),
         ),
         EngineProfile(
@@ -349,6 +356,9 @@ ENGINES["vllm@v0"] = replace(
     version="0.6.4-0.6.x (V0 engine, no chunked prefill)",
     summary="vLLM V0 engine: as vllm, profile run over max(max_model_len, 2048) tokens",
     max_num_batched_tokens=None,
+    # Gemma 4 postdates the V0 engine (its KV-shared layers need V1): not read for V0
+    k_eq_v=None,
+    sources=tuple(s for s in ENGINES["vllm"].sources if "gemma4.py" not in s),
 )
 
 # llama-server: without -np it runs 4 slots with a unified KV cache (tools/server/server.cpp)

@@ -129,3 +129,40 @@ def test_presets_list_names_each_layer_kind() -> None:
     )
     assert "mamba×23 moe×23 full×6" in row
     assert "chunk=None" not in result.stdout
+
+
+GEMMA4 = CONFIGS / "gemma-4-26b-a4b.json"
+
+
+@pytest.mark.parametrize(
+    ("seq", "full_tokens", "sliding_tokens"),
+    [
+        # 8,192: full 8,192 / 32 = 256 blocks · 32 = 8,192; sliding min(1,023 + 8,192, 8,192)
+        # = 8,192 → 8,192 / 16 + 1 = 513 blocks · 16 = 8,208
+        (8192, 8192, 8208),
+        # 8,200: full cdiv(8,200, 32) = 257 blocks · 32 = 8,224 (16-token blocks would give
+        # 8,208); sliding cdiv(8,200, 16) + 1 = 514 blocks · 16 = 8,224
+        (8200, 8224, 8224),
+    ],
+)
+def test_gemma4_vllm_caches_k_and_v_on_k_eq_v_layers(
+    seq: int, full_tokens: int, sliding_tokens: int
+) -> None:
+    """Gemma-4-26B-A4B under vLLM (published config: 30 layers, 25 sliding + 5 full; sliding
+    num_key_value_heads 8 × head_dim 256, W = 1,024; full num_global_key_value_heads 2 ×
+    global_head_dim 512 with attention_k_eq_v; num_kv_shared_layers 0; bf16).
+
+    vllm/model_executor/models/gemma4.py Gemma4Attention builds an ordinary Attention for the
+    K = V layers (K weights loaded into the V slot too), so both planes are cached:
+    sliding 2 · 8 · 256 · 2 = 8,192 B per token per layer, full 2 · 2 · 512 · 2 = 4,096 B.
+    Pages at 16 tokens: sliding 131,072 B, full 65,536 B; unify_kv_cache_spec_page_size
+    (vllm/v1/core/kv_cache_utils.py) re-blocks the full layers to 16 · 131,072 / 65,536 = 32
+    tokens. Sliding layers hold vLLM's planning bound with max_num_batched_tokens 8,192."""
+    model = hf.import_config(json.loads(GEMMA4.read_text()), source="t").spec
+    result = kv_cache(model, Workload(seq_len=seq), ENGINES["vllm"])
+    assert result.bytes_per_token == 25 * 8192 + 5 * 4096  # 225,280
+    by_kind = {group.kind: group for group in result.groups}
+    assert by_kind["full"].tokens == full_tokens
+    assert by_kind["full"].block_size == 32
+    assert by_kind["sliding"].tokens == sliding_tokens
+    assert result.per_sequence_bytes == 5 * full_tokens * 4096 + 25 * sliding_tokens * 8192
