@@ -102,7 +102,12 @@ def _measured(
     for tensors in state.measure_layers(config, seq, batch, decode):
         found: dict[str, int] = {}
         for name, n_bytes in tensors.items():
-            key = {"keys": "kv", "values": "kv", "indexer_keys": "indexer"}.get(name)
+            key = {
+                "keys": "kv",
+                "values": "kv",
+                "indexer_keys": "indexer",
+                "idx_keys": "indexer",
+            }.get(name)
             key = key or ("conv" if name.startswith("conv") else "recurrent")
             found[key] = found.get(key, 0) + n_bytes
         layers.append(found)
@@ -144,3 +149,15 @@ def test_import_matches_transformers_on_other_families(path: Path) -> None:
     assert _measured(config, 300, 2, decode=True) == _predicted(spec, 301, 2), (
         f"{path.stem} after one decode step"
     )
+
+
+def test_minimax_m3_sparse_layers_cache_an_indexer_key_beside_gqa() -> None:
+    """What transformers caches for MiniMax-M3, which kvcalc refuses until GQA layers can
+    keep indexer keys (issue 7): at seq 300, batch 2, bf16, every layer holds K and V of
+    num_key_value_heads 4 × head_dim 128 (2 · 4 · 300 · 128 · 2 B = 614,400 each); the 57
+    sparse layers (sparse_attention_freq 1: layers 3-59) also hold the lightning indexer's
+    key, one head of sparse_index_dim 128 (2 · 1 · 300 · 128 · 2 B = 153,600)."""
+    config = json.loads((CONFIGS / "minimax-m3.json").read_text())
+    layers = state.measure_layers(config, 300, 2)
+    kv = {"keys": 2 * 4 * 300 * 128 * 2, "values": 2 * 4 * 300 * 128 * 2}
+    assert layers == [kv] * 3 + [{**kv, "idx_keys": 2 * 1 * 300 * 128 * 2}] * 57

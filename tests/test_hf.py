@@ -226,6 +226,22 @@ def test_known_but_unmodelled_family_is_refused_with_its_reason() -> None:
         hf.import_config(config, source="t")
 
 
+def test_minimax_m3_sparse_attention_is_refused_naming_what_is_missing() -> None:
+    """MiniMax-M3's sparse layers cache an indexer key beside GQA K/V: refused, naming the key."""
+    config = json.loads((DATA / "hf_configs" / "minimax-m3.json").read_text())
+    needle = r"'minimax_m3' is not supported: sparse attention \(sparse_attention_config\)"
+    with pytest.raises(KvcalcError, match=needle + r".*sparse_index_dim.*MLA only"):
+        hf.import_config(config, source="t")
+
+
+def test_kimi_k3_attention_residuals_are_refused() -> None:
+    """Kimi-K3 (kimi_linear text_config) sets attn_res_block_size, which no transformers model
+    reads: refused in one line naming it."""
+    config = json.loads((DATA / "hf_configs" / "kimi-k3.json").read_text())
+    with pytest.raises(KvcalcError, match="'attn_res_block_size' \\(Kimi-K3\\) is not modelled"):
+        hf.import_config(config, source="t")
+
+
 @pytest.mark.parametrize(
     ("patch", "needle"),
     [

@@ -136,7 +136,10 @@ def kimi_linear(c: _Config, family: str) -> dict[str, Any]:
         raise KvcalcError("config key 'linear_attn_config' must be a table")
     for key in _KIMI_UNMODELLED:
         if c.data.get(key) not in (None, False) or la.get(key) not in (None, False):
-            raise KvcalcError(f"config key {key!r} (Kimi-K3) is not modelled yet")
+            raise KvcalcError(
+                f"config key {key!r} (Kimi-K3) is not modelled yet: transformers has no "
+                "kimi_k3 model to check its cache and weights against"
+            )
     n_layers = c.get_int("num_hidden_layers")
     full = {int(i) - 1 for i in la.get("full_attn_layers") or []}
     kda = {int(i) - 1 for i in la.get("kda_layers") or []}

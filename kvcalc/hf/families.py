@@ -204,12 +204,21 @@ _FAMILIES: list[Family] = [
 ]  # fmt: skip
 
 # model_types kvcalc knows and refuses, each with the reason (what it cannot size yet).
+_MINIMAX_M3 = (
+    "sparse attention (sparse_attention_config) is not modelled yet: each sparse layer caches "
+    "a lightning-indexer key (sparse_index_dim, one head) per token beside its GQA K/V, and "
+    "kvcalc has indexer keys for MLA only"
+)
 REFUSED: dict[str, str] = {
     "deepseek_v4": "compressed attention (compress_ratios per layer) is not modelled yet",
     "deepseek_ref": "DeepSeek-V4 reference config (compressed attention) is not modelled yet",
     "minimax": "lightning attention state is not modelled yet",
-    "minimax_m3": "sparse attention (sparse_attention_config) is not modelled yet",
-    "minimax_m3_vl": "sparse attention (sparse_attention_config) is not modelled yet",
+    # transformers models/minimax_m3_vl (MiniMaxM3VLSparseCacheLayer): a sparse layer caches
+    # K and V [batch, num_key_value_heads, seq, head_dim] plus its lightning indexer's key
+    # idx_keys [batch, 1, seq, sparse_index_dim]; kvcalc keeps indexer keys beside MLA only.
+    "minimax_m3": _MINIMAX_M3,
+    "minimax_m3_vl": _MINIMAX_M3,
+    "minimax_m3_vl_text": _MINIMAX_M3,
 }
 
 

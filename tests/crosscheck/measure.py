@@ -66,6 +66,9 @@ _LEGACY_MODEL_TYPES = {
     "RefinedWebModel": "falcon",
     "RefinedWeb": "falcon",
     "kimi_k2": "deepseek_v3",
+    # MiniMax-M3's published config.json says minimax_m3; transformers implements its text
+    # model as minimax_m3_vl_text (reading the legacy sparse_attention_config keys).
+    "minimax_m3": "minimax_m3_vl_text",
 }
 _LEGACY_KEYS = {
     "n_head": "num_attention_heads",

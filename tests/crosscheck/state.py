@@ -15,7 +15,8 @@ import torch
 
 from tests.crosscheck.measure import _from_config, make_config, stub_feed_forward
 
-TENSORS = ("keys", "values", "indexer_keys")
+# indexer_keys: DeepSeek-V3.2 / GLM-5 (DynamicIndexedLayer); idx_keys: MiniMax-M3 sparse layers
+TENSORS = ("keys", "values", "indexer_keys", "idx_keys")
 STATES = ("conv_states", "recurrent_states")
 
 
