@@ -251,13 +251,20 @@ def _fail(message: str) -> int:
     return 2
 
 
-# Each command: its name -> (module of kvcalc/commands, function). A run imports only the
-# module of the command it runs (see main); `app` (for tests and docs) holds them all.
-_COMMANDS: dict[str, tuple[str, str]] = {
+# Each command, in --help order: its name -> (module of kvcalc/commands, function), or for a
+# group its help and sub-commands. A run imports only the module of the command it runs
+# (see main); `app` (for tests and docs) holds them all.
+_Where = tuple[str, str]
+_COMMANDS: dict[str, _Where | tuple[str, dict[str, _Where]]] = {
     "calc": ("calc", "calc"),
+    "presets": (
+        "List and show model presets.",
+        {"list": ("presets", "presets_list"), "show": ("presets", "presets_show")},
+    ),
     "engines": ("engines", "engines"),
     "import": ("import_", "import_"),
     "fit": ("fit", "fit_command"),
+    "gpus": ("List GPU presets.", {"list": ("gpus", "gpus_list")}),
     "check": ("check", "check_command"),
     "verify": ("verify", "verify_command"),
     "sweep": ("sweep", "sweep_command"),
@@ -265,15 +272,6 @@ _COMMANDS: dict[str, tuple[str, str]] = {
     "compare": ("compare", "compare_command"),
     "plot": ("plot", "plot_command"),
 }
-_GROUPS: dict[str, tuple[str, dict[str, tuple[str, str]]]] = {
-    "presets": (
-        "List and show model presets.",
-        {"list": ("presets", "presets_list"), "show": ("presets", "presets_show")},
-    ),
-    "gpus": ("List GPU presets.", {"list": ("gpus", "gpus_list")}),
-}
-_ORDER = ("calc", "presets", "engines", "import", "fit", "gpus", "check", "verify", "sweep",
-          "explain", "compare", "plot")  # fmt: skip
 
 
 def _version(value: bool) -> None:
@@ -313,15 +311,15 @@ def build_app(only: str | None = None) -> typer.Typer:
         rich_markup_mode=None,
     )
     root.callback()(_root)
-    for name in _ORDER if only is None else (only,):
-        if name in _GROUPS:
-            help_text, commands = _GROUPS[name]
-            group = typer.Typer(help=help_text, no_args_is_help=True)
+    for name in _COMMANDS if only is None else (only,):
+        first, second = _COMMANDS[name]
+        if isinstance(second, dict):  # a group: its help, its sub-commands
+            group = typer.Typer(help=first, no_args_is_help=True)
             root.add_typer(group, name=name)
-            for sub, where in commands.items():
+            for sub, where in second.items():
                 group.command(sub)(_function(where))
         else:
-            root.command(name)(_function(_COMMANDS[name]))
+            root.command(name)(_function((first, second)))
     return root
 
 
@@ -342,5 +340,4 @@ def main() -> None:
 
     first = sys.argv[1] if len(sys.argv) > 1 else None
     completing = any(key.endswith("_COMPLETE") for key in os.environ)
-    known = first in _COMMANDS or first in _GROUPS
-    build_app(first if known and not completing else None)()
+    build_app(first if first in _COMMANDS and not completing else None)()
