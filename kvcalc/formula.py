@@ -10,11 +10,11 @@ Bytes per token per layer on one GPU, by head layout (arXiv 2405.04434 Table 1):
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from kvcalc.dtypes import KV_DTYPES, KvDtype
 from kvcalc.engines import EngineProfile
 from kvcalc.errors import KvcalcError
-from kvcalc.llamacpp import LlamaCppOptions, check_cache_types, llama_context
 from kvcalc.specs import (
     GQA,
     MHA,
@@ -26,6 +26,9 @@ from kvcalc.specs import (
     StateKind,
     Window,
 )
+
+if TYPE_CHECKING:  # imported where a llama.cpp workload is sized: the other engines skip it
+    from kvcalc.llamacpp import LlamaCppOptions
 
 
 def cdiv(a: int, b: int) -> int:
@@ -414,6 +417,8 @@ def tokens_held(
     if workload.attention_windows is not None:
         sliding_rule = "window"  # windows the user gave the engine (TRT-LLM max_attention_window)
     if engine.sliding == "llama_cpp":  # one stream's cells (kvcalc/llamacpp.py)
+        from kvcalc.llamacpp import llama_context
+
         ctx = llama_context(workload.llamacpp, workload.seq_len, workload.batch)
         return ctx.stream_cells(None if sliding_rule == "full" else window)
     if window is None or sliding_rule == "full":
@@ -455,6 +460,8 @@ def _check_llama_cpp(
         dims = (attention.latent_dim, attention.kv_lora_rank)
     else:
         dims = (attention.head_dim_k, attention.v_dim)
+    from kvcalc.llamacpp import LlamaCppOptions, check_cache_types
+
     options = workload.llamacpp or LlamaCppOptions()
     check_cache_types(k_dtype, v_dtype, isinstance(attention, MLA), dims, options.flash_attn)
 

@@ -41,7 +41,7 @@ from kvcalc.formula import KvBreakdown, Workload, cdiv, kv_cache
 from kvcalc.specs import GpuSpec, ModelSpec, Window
 
 if TYPE_CHECKING:
-    from kvcalc.planner import Budget, Plan
+    from kvcalc.planner import Budget, Fit, Plan
 
 TokenRule = Callable[[int], int]
 
@@ -227,6 +227,7 @@ class KvKernel:
         )
         self.rules: tuple[TokenRule, ...] = ()
         self.probes: dict[int, KvBreakdown] = {1: first}
+        self._breakdowns: dict[tuple[int, int], KvBreakdown] = {}
         self._memo: dict[int, tuple[int, ...]] = {}
         self._slow: dict[tuple[int, int], KvAt] = {}
         self.exact_fast = False
@@ -253,6 +254,19 @@ class KvKernel:
             if w is not None:
                 probes.update({max(1, w.size - 1), w.size + 1, 2 * w.size + 513, 3 * w.size})
         return sorted(probes)
+
+    def breakdown(self, seq_len: int, batch: int) -> KvBreakdown:
+        """Return kv_cache at (seq_len, batch), the explained breakdown (memoised: fitting
+        one workload on every GPU explains it once)."""
+        key = (seq_len, batch)
+        found = self._breakdowns.get(key)
+        if found is None:
+            workload = replace(self.workload, seq_len=seq_len, batch=batch)
+            found = kv_cache(self.model, workload, self.engine)
+            if len(self._breakdowns) >= 64:
+                self._breakdowns.clear()
+            self._breakdowns[key] = found
+        return found
 
     def probe(self, seq_len: int) -> KvBreakdown:
         """Return kv_cache at (seq_len, batch 1), kept for the fit kernel's probes."""
@@ -459,7 +473,7 @@ class FitKernel:
             reserve_bytes,
         )
         self.budget: Budget = budget(self.plan)
-        self.max_tokens = max_tokens(self.plan, self.budget)
+        self.max_tokens = max_tokens(self.plan, self.budget, self.kv.first)
         self.limit = model.max_position_embeddings or 2**24
         self._batch_memo: dict[int, int] = {}
         self._seq_memo: dict[int, tuple[int, bool]] = {}
@@ -632,6 +646,32 @@ class FitKernel:
         )
 
 
+_FIT_KERNELS: dict[tuple[Any, ...], tuple[ModelSpec, GpuSpec, FitKernel]] = {}
+
+
+def fit_kernel(
+    model: ModelSpec,
+    gpu: GpuSpec,
+    engine: EngineProfile,
+    workload: Workload,
+    weights_dtype: WeightDtype | None = None,
+    util: float | None = None,
+    reserve_bytes: int | None = None,
+) -> FitKernel:
+    """Return the FitKernel of a plan shape, compiled once per process (as kv_kernel): fit
+    and both minimum-GPU searches of one GPU share their candidates' kernels."""
+    shape = replace(workload, seq_len=1, batch=1)
+    key = (id(model), id(gpu), engine, shape, weights_dtype, util, reserve_bytes)
+    found = _FIT_KERNELS.get(key)
+    if found is not None and found[0] is model and found[1] is gpu:
+        return found[2]
+    kernel = FitKernel(model, gpu, engine, shape, weights_dtype, util, reserve_bytes)
+    if len(_FIT_KERNELS) >= 4096:
+        _FIT_KERNELS.clear()
+    _FIT_KERNELS[key] = (model, gpu, kernel)
+    return kernel
+
+
 class MinGpus:
     """planner.min_gpus for one (model, gpu, engine, dtypes, budget knobs), per (seq, batch).
 
@@ -670,13 +710,10 @@ class MinGpus:
         if key not in self._kernels:
             kernel: FitKernel | None
             try:
-                kernel = FitKernel(
-                    self.model,
-                    self.gpu,
-                    self.engine,
-                    replace(self.workload, tp=tp, pp=pp),
+                kernel = fit_kernel(
+                    self.model, self.gpu, self.engine, replace(self.workload, tp=tp, pp=pp),
                     *self.knobs,
-                )
+                )  # fmt: skip
                 if kernel.budget.kv_budget_bytes <= 0:
                     kernel = None
             except KvcalcError:
@@ -839,3 +876,36 @@ class _Bound:
                 self._need_memo.clear()
             self._need_memo[seq_len] = need
         return max(1, cdiv(self.weights + need * batch, self.capacity))
+
+
+def fit_fast(plan: Plan) -> Fit:
+    """Return planner.fit(plan), its searches answered by a compiled FitKernel.
+
+    The FitKernel's KV kernel is shared by every plan of the same model, engine and workload
+    shape (kv_kernel), so fitting one workload on many GPUs compiles the KV once. Where the
+    kernel has no compiled form, planner.fit searches as usual.
+    """
+    from kvcalc.planner import Searched, fit
+
+    kernel = fit_kernel(
+        plan.model, plan.gpu, plan.engine, plan.workload,
+        plan.weights_dtype, plan.util, plan.reserve_bytes,
+    )  # fmt: skip
+    if not kernel.exact_fast:
+        return fit(plan)
+    seq_len, batch = plan.workload.seq_len, plan.workload.batch
+    max_seq, clamped = kernel.max_seq_len(batch)
+    searched = Searched(
+        kernel.budget, kernel.max_batch(seq_len), max_seq, clamped, kernel.max_tokens,
+        kernel.kv.breakdown(seq_len, batch), kernel.kv.breakdown(seq_len, 1),
+    )  # fmt: skip
+    return fit(plan, searched)
+
+
+def min_gpus_fast(plan: Plan, max_pp: int | None = None) -> tuple[int, int] | None:
+    """Return planner.min_gpus(plan, max_pp) through MinGpus's compiled candidates."""
+    search = MinGpus(
+        plan.model, plan.gpu, plan.engine, plan.workload,
+        plan.weights_dtype, plan.util, plan.reserve_bytes, max_pp,
+    )  # fmt: skip
+    return search(plan.workload.seq_len, plan.workload.batch)

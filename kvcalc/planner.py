@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
+from typing import NamedTuple
 
 from kvcalc.dtypes import WEIGHT_DTYPES, WeightDtype
 from kvcalc.engines import EngineProfile
@@ -23,8 +24,7 @@ from kvcalc.formula import (
     pp_partition,
 )
 from kvcalc.llamacpp import compute_reserve_terms
-from kvcalc.quant import PARTS
-from kvcalc.specs import MLA, GpuSpec, ModelSpec, Window
+from kvcalc.specs import MLA, PARTS, GpuSpec, ModelSpec, Window
 from kvcalc.units import MiB
 
 # CUDA context on an H100 (driver 580): 85,017,493,504 total − 84,465,090,560 free after
@@ -630,7 +630,7 @@ def max_seq_len(plan: Plan, budget_: Budget | None = None) -> tuple[int, bool]:
     return low, False
 
 
-def max_tokens(plan: Plan, budget_: Budget | None = None) -> int:
+def max_tokens(plan: Plan, budget_: Budget | None = None, kv: KvBreakdown | None = None) -> int:
     """Return the KV capacity in tokens per GPU (the tightest stage), as the engine reports it.
 
     vLLM: (num_blocks // num_groups) · block_size, num_blocks = budget // (page · group_size)
@@ -638,7 +638,8 @@ def max_tokens(plan: Plan, budget_: Budget | None = None) -> int:
     token of the stage's layers, rounded down to the engine's block.
     """
     budget_ = budget_ or budget(plan)
-    kv = kv_cache(plan.model, replace(plan.workload, batch=1), plan.engine)
+    if kv is None:  # any length does: the capacity is per token
+        kv = kv_cache(plan.model, replace(plan.workload, batch=1), plan.engine)
     result = None
     for stage, kv_budget in enumerate(budget_.stage_kv_budget_bytes):
         layers = _stage_layers(kv, stage)
@@ -663,11 +664,30 @@ def max_tokens(plan: Plan, budget_: Budget | None = None) -> int:
     return result or 0
 
 
-def fit(plan: Plan) -> Fit:
-    """Return the full answer for a plan: verdict, headroom, max batch, max context, capacity."""
-    budget_ = budget(plan)
-    kv = kv_cache(plan.model, plan.workload, plan.engine)
-    one = kv_cache(plan.model, replace(plan.workload, batch=1), plan.engine)
+class Searched(NamedTuple):
+    """fit's searched answers, when something faster found them (kernel.fit_fast)."""
+
+    budget: Budget
+    max_batch: int
+    max_seq_len: int
+    max_seq_len_clamped: bool
+    max_tokens: int
+    kv: KvBreakdown  # kv_cache at the plan's point
+    one: KvBreakdown  # kv_cache at the plan's seq_len, batch 1
+
+
+def fit(plan: Plan, searched: Searched | None = None) -> Fit:
+    """Return the full answer for a plan: verdict, headroom, max batch, max context, capacity.
+
+    `searched`: the budget, max batch, max context and capacity already found for this plan
+    (kernel.fit_fast, from compiled kernels equal to the searches here); else searched here.
+    """
+    if searched is None:
+        budget_ = budget(plan)
+        kv = kv_cache(plan.model, plan.workload, plan.engine)
+        one = kv_cache(plan.model, replace(plan.workload, batch=1), plan.engine)
+    else:
+        budget_, kv, one = searched.budget, searched.kv, searched.one
     stage_units = [_stage_units(one, s, b) for s, b in enumerate(budget_.stage_kv_budget_bytes)]
     needed = [u.per_request * plan.workload.batch * u.unit_bytes for u in stage_units]
     kv_bytes = max(needed)
@@ -675,9 +695,13 @@ def fit(plan: Plan) -> Fit:
     headroom = min(
         b - n - working for b, n in zip(budget_.stage_kv_budget_bytes, needed, strict=True)
     )
-    batch_max = max_batch(plan, budget_)
-    seq_max, clamped = max_seq_len(plan, budget_)
-    tokens = max_tokens(plan, budget_)
+    if searched is None:
+        batch_max = max_batch(plan, budget_)
+        seq_max, clamped = max_seq_len(plan, budget_)
+        tokens = max_tokens(plan, budget_)
+    else:
+        batch_max, seq_max = searched.max_batch, searched.max_seq_len
+        clamped, tokens = searched.max_seq_len_clamped, searched.max_tokens
     per_seq_working = _working_set(plan, one, plan.workload.seq_len)  # bytes (unit 1)
     concurrency = min(
         (u.available / (u.per_request + per_seq_working) for u in stage_units if u.per_request),

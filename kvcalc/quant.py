@@ -39,46 +39,12 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
-
 from kvcalc.errors import KvcalcError
-
-Part = Literal["attention", "mlp", "experts"]
-PARTS: tuple[Part, ...] = ("attention", "mlp", "experts")
-
-
-class _Frozen(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
+from kvcalc.specs import PARTS, Part, PartBytes, WeightsQuant
 
 
 class LayoutMismatch(KvcalcError):
     """The module layout listed for a family does not fit its parameter breakdown."""
-
-
-class PartBytes(_Frozen):
-    """Exact bytes of one parameter-breakdown part as published, and the weights they hold."""
-
-    weights: int = Field(ge=0, description="parameters of this part (as counted in params)")
-    quantized_weights: int = Field(ge=0, description="of which ship quantised")
-    bytes: int = Field(ge=0, description="bytes of the part in the checkpoint, scales included")
-
-
-class WeightsQuant(_Frozen):
-    """How a checkpoint's weights are published: its recipe and the exact bytes it gives.
-
-    `parts` holds the attention, MLP and expert parts (the only parts with quantised
-    linears); embeddings, the LM head, norms and the rest ship in the model's dtype.
-    """
-
-    method: str = Field(min_length=1, description="quant_method (modelopt: its quant_algo)")
-    summary: str = Field(min_length=1, description="what ships in which format, in words")
-    attention: PartBytes
-    mlp: PartBytes
-    experts: PartBytes
-
-    def part(self, name: Part) -> PartBytes:
-        """Return the bytes of one part."""
-        return {"attention": self.attention, "mlp": self.mlp, "experts": self.experts}[name]
 
 
 # ---- formats ------------------------------------------------------------------------------

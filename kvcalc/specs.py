@@ -6,8 +6,6 @@ from typing import Annotated, Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from kvcalc.quant import WeightsQuant
-
 PositiveInt = Annotated[int, Field(gt=0, strict=True)]
 NonNegativeInt = Annotated[int, Field(ge=0, strict=True)]
 
@@ -16,6 +14,38 @@ class _Spec(BaseModel):
     # defer_build: the validators are built on the first validation (a user's file), not at
     # import; bundled presets come pre-validated from kvcalc/presets_index.json
     model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
+
+
+# The parameter-breakdown parts that hold quantised linears (kvcalc/quant.py sizes them).
+Part = Literal["attention", "mlp", "experts"]
+PARTS: tuple[Part, ...] = ("attention", "mlp", "experts")
+
+
+class PartBytes(_Spec):
+    """Exact bytes of one parameter-breakdown part as published, and the weights they hold."""
+
+    weights: int = Field(ge=0, description="parameters of this part (as counted in params)")
+    quantized_weights: int = Field(ge=0, description="of which ship quantised")
+    bytes: int = Field(ge=0, description="bytes of the part in the checkpoint, scales included")
+
+
+class WeightsQuant(_Spec):
+    """How a checkpoint's weights are published: its recipe and the exact bytes it gives
+    (kvcalc/quant.py reads the recipe from quantization_config).
+
+    `parts` holds the attention, MLP and expert parts (the only parts with quantised
+    linears); embeddings, the LM head, norms and the rest ship in the model's dtype.
+    """
+
+    method: str = Field(min_length=1, description="quant_method (modelopt: its quant_algo)")
+    summary: str = Field(min_length=1, description="what ships in which format, in words")
+    attention: PartBytes
+    mlp: PartBytes
+    experts: PartBytes
+
+    def part(self, name: Part) -> PartBytes:
+        """Return the bytes of one part."""
+        return {"attention": self.attention, "mlp": self.mlp, "experts": self.experts}[name]
 
 
 class _HeadedAttention(_Spec):

@@ -18,7 +18,7 @@ from kvcalc.dtypes import KV_DTYPES, kv_dtype
 from kvcalc.engines import ENGINES
 from kvcalc.errors import KvcalcError
 from kvcalc.formula import Workload, kv_cache
-from kvcalc.kernel import FitKernel, KvKernel, MinGpus
+from kvcalc.kernel import FitKernel, KvKernel, MinGpus, fit_fast, min_gpus_fast
 from kvcalc.planner import Plan, fit, min_gpus, min_gpus_lower_bound
 from kvcalc.presets import load_all_gpus, load_all_models, load_gpu, load_model
 
@@ -187,6 +187,45 @@ def test_min_gpus_kernel_equals_planner(
     assert solver(seq, batch) == expected
     if expected is not None:
         assert expected[0] * expected[1] >= min_gpus_lower_bound(plan)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    name=st.sampled_from(sorted(MODELS)),
+    gpus=st.lists(st.sampled_from(sorted(GPUS)), min_size=1, max_size=3),
+    engine=st.sampled_from(sorted(ENGINES)),
+    points=st.lists(
+        st.tuples(st.integers(1, 300_000), st.integers(1, 512)), min_size=1, max_size=3
+    ),
+    tp=st.sampled_from([1, 2, 4]),
+    dtype=st.sampled_from([None, "fp8"]),
+)
+def test_fit_fast_equals_planner_fit(
+    name: str,
+    gpus: list[str],
+    engine: str,
+    points: list[tuple[int, int]],
+    tp: int,
+    dtype: str | None,
+) -> None:
+    """fit_fast and min_gpus_fast (what `kvcalc fit` runs, kernels shared between GPUs and
+    points) return planner.fit's whole answer and planner.min_gpus's, point after point."""
+    model, profile = MODELS[name], ENGINES[engine]
+    for gpu in gpus:
+        for seq, batch in points:
+            plan = Plan(
+                model,
+                GPUS[gpu],
+                profile,
+                replace(_workload(tp, 1, dtype), seq_len=seq, batch=batch),
+            )
+            try:
+                expected = fit(plan)
+            except KvcalcError:
+                return
+            assert fit_fast(plan) == expected
+            for max_pp in (1, 64):
+                assert min_gpus_fast(plan, max_pp) == min_gpus(plan, max_pp=max_pp)
 
 
 def test_min_gpus_bound_rules_out_a_million_sequences() -> None:

@@ -82,14 +82,6 @@ def llamacpp_workload(
     each slot's context (--seq) is -c / slots (-c with --kv-unified). llama-server without
     -np (and without --batch) runs 4 slots with a unified cache (tools/server/server.cpp).
     """
-    from kvcalc.llamacpp import (
-        SERVER_AUTO_SLOTS,
-        FlashAttn,
-        LlamaCppOptions,
-        check_cache_type_names,
-    )
-    from kvcalc.units import parse_count, parse_tokens
-
     given = {
         "--ctx-size": ctx_size,
         "--parallel": parallel,
@@ -107,6 +99,14 @@ def llamacpp_workload(
                 f"{', '.join(used)}: llama.cpp options, for --engine llama.cpp or llama-server"
             )
         return workload
+    from kvcalc.llamacpp import (
+        SERVER_AUTO_SLOTS,
+        FlashAttn,
+        LlamaCppOptions,
+        check_cache_type_names,
+    )
+    from kvcalc.units import parse_count, parse_tokens
+
     check_cache_type_names(workload.k_dtype, workload.v_dtype)
     slots = workload.batch
     if parallel is not None:

@@ -105,7 +105,8 @@ def fit_command(
     fmt: OutputFormat = FORMAT_OPTION,
 ) -> None:
     """Does it fit? Per-GPU budget, verdict, headroom, max batch, max context, minimum GPUs."""
-    from kvcalc.planner import Plan, fit, min_gpus
+    from kvcalc.kernel import fit_fast, min_gpus_fast
+    from kvcalc.planner import Plan
     from kvcalc.presets import canonical_gpu_name, canonical_model_name, load_all_gpus, load_gpu
     from kvcalc.report import FIT_CSV_COLUMNS, fit_report
 
@@ -129,13 +130,13 @@ def fit_command(
     model_label = hf_repo or canonical_model_name(str(model), presets)
     for label, gpu_spec in targets:
         plan = Plan(spec, _with_capacity(gpu_spec, gpu_mem), profile, workload, **extras)
-        result = fit(plan)
+        result = fit_fast(plan)
         report = fit_report(
             result,
             model_label,
             label,
-            min_gpus(plan),
-            min_gpus(plan, max_pp=1),
+            min_gpus_fast(plan),
+            min_gpus_fast(plan, max_pp=1),
         )
         llama_opts.add_llamacpp_fit(report, result, extras["reserve_bytes"] is None)
         reports.append(report)
