@@ -767,6 +767,20 @@ class MinGpus:
             return 1
         return self._bound.at(seq_len, batch)
 
+    def span(self, seq_len: int, batch: int) -> tuple[tuple[int, int] | None, int]:
+        """Return (the answer at (seq_len, batch), the largest batch with the same answer).
+
+        The answer stays for every larger batch up to that: the candidates before it did not
+        fit this batch (fitting is monotone in the batch), and it fits up to its max batch,
+        so the bounds that skip candidates (necessary conditions) cannot skip it. A sweep
+        over ascending batches asks once per step of the answer.
+        """
+        found = self(seq_len, batch)
+        if found is None:
+            return None, _NO_LIMIT
+        kernel = self._kernels.get((found[0], found[1]))
+        return found, batch if kernel is None else kernel.max_batch(seq_len)
+
     def __call__(self, seq_len: int, batch: int) -> tuple[int, int] | None:
         """Return the smallest (tp, pp) that fits batch sequences of seq_len, or None."""
         if not self.candidates:

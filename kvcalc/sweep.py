@@ -344,8 +344,8 @@ def _fit_rows(
         if len(solvers) > 4096:
             solvers.clear()
         args = (kernel.model, gpu, kernel.engine, kernel.workload, w_type, util, grid.reserve_bytes)
-        solvers[key] = (MinGpus(*args), MinGpus(*args, max_pp=1), {})
-    solver, solver_tp, memo = solvers[key]
+        solvers[key] = (MinGpus(*args), MinGpus(*args, max_pp=1))
+    solver, solver_tp = solvers[key]
     weights = w_type.name if w_type is not None else kernel.model.dtype
     heads: dict[int, tuple[Any, ...]] = {}  # by id of the budget: one per kernel, unless
     kv_at = kernel.at  # the budget follows the point (vLLM V0)
@@ -353,6 +353,9 @@ def _fit_rows(
     for seq in grid.seqs:
         first = (*head, seq)
         one = kv_at(seq, 1) if fast else None
+        # each minimum-GPU answer and the batches it holds for (MinGpus.span): [from, to]
+        least, least_from, least_to = None, 0, -1
+        alone, alone_from, alone_to = None, 0, -1
         for batch in grid.batches:
             if one is not None:  # linear in the batch, the budget fixed: no per-row objects
                 k = (one[0] * batch, one[1] * batch, one[2], one[3], one[4], one[5] * batch,
@@ -374,12 +377,10 @@ def _fit_rows(
                 if len(heads) > 64:
                     heads.clear()
                 heads[id(b)] = fit_head
-            found = memo.get((seq, batch))
-            if found is None:
-                found = (solver(seq, batch), solver_tp(seq, batch))
-                if len(memo) < 8192:
-                    memo[(seq, batch)] = found
-            least, alone = found
+            if not least_from <= batch <= least_to:
+                (least, least_to), least_from = solver.span(seq, batch), batch
+            if not alone_from <= batch <= alone_to:
+                (alone, alone_to), alone_from = solver_tp.span(seq, batch), batch
             yield (
                 *first,
                 batch,

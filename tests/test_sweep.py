@@ -15,6 +15,7 @@ import subprocess
 import sys
 import tracemalloc
 from collections.abc import Callable
+from dataclasses import replace
 from itertools import product
 from pathlib import Path
 from typing import Any
@@ -187,6 +188,28 @@ def test_fit_sweep_rows_equal_fit(
         for column in CALC_COLUMNS + FIT_COLUMNS:
             if column in expected:  # the calc-only columns are checked by the calc test
                 assert row[column] == expected[column], column
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    model=st.sampled_from(["llama-3.1-70b", "qwen3-30b-a3b", "gemma-3-27b", "llama-3.1-405b"]),
+    gpu=st.sampled_from(["l40s", "h100-80gb", "a10"]),
+    seq=st.sampled_from([4096, 32768, 131072]),
+    batches=st.lists(st.integers(1, 3000), min_size=5, max_size=30),
+)
+def test_min_gpus_columns_follow_every_batch_order(
+    model: str, gpu: str, seq: int, batches: list[int]
+) -> None:
+    """The sweep reuses a minimum-GPU answer over the batches it holds for (MinGpus.span):
+    over many batches in any order (rising, falling, repeated) every row is still
+    planner.min_gpus's at that point."""
+    grid = Grid(models=(model,), gpus=(gpu,), seqs=(seq,), batches=tuple(batches))
+    plan_of = Plan(load_model(model), load_gpu(gpu), ENGINES["vllm"], Workload(seq))
+    for row, batch in zip(rows(grid), batches, strict=True):
+        plan = replace(plan_of, workload=Workload(seq, batch))
+        least, alone = min_gpus(plan), min_gpus(plan, max_pp=1)
+        assert (row["min_tp"], row["min_pp"]) == (least or (None, None))
+        assert row["min_tp_alone"] == (None if alone is None else alone[0])
 
 
 def test_every_fit_column_is_a_fit_json_key_and_calc_columns_are_calc_keys() -> None:
