@@ -362,6 +362,25 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
+# Commands whose work grows with their input (a million-row sweep, 100,000 deployments, a
+# log): they run with the cycle collector on. The others answer one question.
+_GC_COMMANDS = frozenset({"sweep", "check", "plot", "verify", "compare", "import"})
+
+
+def _pause_gc() -> None:
+    """Switch the cycle collector off for a one-answer command.
+
+    Starting a command allocates tens of thousands of long-lived objects (typer's parameter
+    coercion imports pydantic; kvcalc's specs, formulas and profiles are classes), and the
+    collector walks them again and again, for nothing: they are modules and classes,
+    which live to the end. A one-answer command creates little garbage, and reference
+    counting frees it. (The interpreter frees everything at exit either way.)
+    """
+    import gc
+
+    gc.disable()
+
+
 def main() -> None:
     """Console-script entry point: builds only the command being run, when one is named.
 
@@ -371,5 +390,7 @@ def main() -> None:
     import os
 
     first = sys.argv[1] if len(sys.argv) > 1 else None
+    if first not in _GC_COMMANDS:
+        _pause_gc()
     completing = any(key.endswith("_COMPLETE") for key in os.environ)
     build_app(first if first in _COMMANDS and not completing else None)()
