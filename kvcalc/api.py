@@ -189,9 +189,9 @@ def fit(model: str | Path | ModelSpec, gpu: str | Path | GpuSpec, *args: Any, **
     >>> fit("llama-3.1-8b", "h100-80gb", seq="8k", batch=64, reserve="2GiB").max_batch
     54
     """
-    from kvcalc.planner import fit as _fit
+    from kvcalc.kernel import fit_fast
 
-    return _fit(plan(model, gpu, *args, **kw))
+    return fit_fast(plan(model, gpu, *args, **kw))
 
 
 def max_batch(
@@ -235,10 +235,9 @@ def min_gpus(
 
     max_pp=1 asks for tensor parallelism alone.
     """
-    from kvcalc.planner import MAX_PP
-    from kvcalc.planner import min_gpus as _min_gpus
+    from kvcalc.kernel import min_gpus_fast
 
-    found = _min_gpus(plan(model, gpu, *args, **kw), max_pp=MAX_PP if max_pp is None else max_pp)
+    found = min_gpus_fast(plan(model, gpu, *args, **kw), max_pp)
     return None if found is None else GpuCount(*found)
 
 
