@@ -93,6 +93,9 @@ class EngineProfile:
     # layers with K = V (Gemma 4 attention_k_eq_v): "both" caches K and V (transformers:
     # values hold a copy of the keys, measured), "k_only" caches K once, None: not read yet
     k_eq_v: Literal["both", "k_only"] | None = None
+    # GQA layers' own indexer keys (MiniMax-M3 sparse layers) cached one head wide in the KV
+    # dtype (transformers MiniMaxM3VLSparseCacheLayer.idx_keys); False: not read for this engine
+    gqa_indexer: bool = False
     assumptions: tuple[str, ...] = field(default_factory=tuple)
     sources: tuple[str, ...] = field(default_factory=tuple)
 
@@ -129,6 +132,7 @@ ENGINES: dict[str, EngineProfile] = {
             version="none (textbook formula)",
             summary="textbook: exactly seq tokens, sliding layers hold the window, MLA as latent",
             k_eq_v="both",
+            gqa_indexer=True,
             head_rule="replicate",
             sliding="window",
             assumptions=(
@@ -299,6 +303,7 @@ ENGINES: dict[str, EngineProfile] = {
             conv_dtype_rule="model",
             state_dtype_rule="fp32",
             k_eq_v="both",
+            gqa_indexer=True,
             expanded_kv_families=frozenset({"falcon"}),
             assumptions=(
                 "DynamicCache: exactly seq tokens per full layer, no paging",

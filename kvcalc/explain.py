@@ -22,7 +22,7 @@ from kvcalc.formula import (
     kv_cache,
     kv_heads_per_gpu,
 )
-from kvcalc.specs import MHA, MLA, MQA, ModelSpec
+from kvcalc.specs import MHA, MLA, MQA, AttentionKind, ModelSpec
 
 Origin = Literal["preset", "config", "spec"]
 
@@ -273,6 +273,14 @@ def _layout_step(
                 f"({_ratio(mha_rows, rows)}× less)."
             )
             values["mha_equivalent_elems"] = mha_rows
+        for name, layer_kind in (model.kinds or {}).items():
+            if isinstance(layer_kind, AttentionKind) and layer_kind.index_head_dim is not None:
+                count = model.layer_kind_names().count(name)
+                lines.append(
+                    f"{count} {name} layers also cache their sparse-attention indexer's key: "
+                    f"one head of index_head_dim {layer_kind.index_head_dim} elements per token "
+                    "(MiniMax-M3's lightning indexer), used to pick the key blocks attended."
+                )
     windows = {g.key for g in kv.groups if g.key is not None}
     for w in sorted(windows, key=lambda w: (w.kind, w.size)):
         count = kv.layer_windows.count(w)

@@ -264,6 +264,27 @@ def indexer_bytes_per_token(attention: MLA, engine: EngineProfile, k_dtype: KvDt
     return k_dtype.row_bytes(attention.index_head_dim)
 
 
+def kind_indexer_bytes_per_token(
+    kind: AttentionKind, engine: EngineProfile, k_dtype: KvDtype
+) -> tuple[int, str]:
+    """Return (bytes one token's indexer key takes in a GQA layer of `kind`, formula text).
+
+    MiniMax-M3 sparse layers: index_head_dim values, one head, in the cache dtype beside K
+    and V (transformers models/minimax_m3_vl/modeling_minimax_m3_vl.py:
+    MiniMaxM3VLSparseCacheLayer.idx_keys [batch, 1, seq, index_head_dim]); one head, so no
+    tensor-parallel split (replicated, as a single KV head is). (0, "") without one.
+    """
+    if kind.index_head_dim is None:
+        return 0, ""
+    if not engine.gqa_indexer:
+        raise KvcalcError(
+            f"engine {engine.name}: the indexer keys GQA sparse-attention layers cache "
+            "(MiniMax-M3) are not modelled for it (try --engine hf or formula)"
+        )
+    index = k_dtype.row_bytes(kind.index_head_dim)
+    return index, f" + {index} B indexer key ({kind.index_head_dim} {k_dtype.name}, one head)"
+
+
 def layer_bytes_per_token(
     model: ModelSpec,
     engine: EngineProfile,
@@ -551,11 +572,14 @@ def _layers(
                 cache[key] = _Layer(name, None, 0, 0, "", kind, conv, rec, text)
             elif isinstance(kind, StateKind):  # attention and a mixer side by side
                 conv, rec, state_text = state_bytes_per_sequence(model, engine, kind, workload.tp)
-                attention = kind_attention(model, kind.attention or AttentionKind(kind="attention"))
+                beside = kind.attention or AttentionKind(kind="attention")
+                attention = kind_attention(model, beside)
                 heads = kv_heads_per_gpu(model, engine, workload.tp, attention)
                 per, text = layer_bytes_per_token(model, engine, k_dtype, v_dtype, heads, attention)
                 one = kv_heads_per_gpu(model, engine, 1, attention)
                 logical, _ = layer_bytes_per_token(model, engine, k_dtype, v_dtype, one, attention)
+                index, index_text = kind_indexer_bytes_per_token(beside, engine, k_dtype)
+                per, logical, text = per + index, logical + index, text + index_text
                 cache[key] = _Layer(name, window, per, logical, text, kind, conv, rec, state_text)
             else:
                 if kind.k_eq_v and engine.k_eq_v is None:
@@ -568,6 +592,8 @@ def _layers(
                 per, text = layer_bytes_per_token(model, engine, k_dtype, v_dtype, heads, attention)
                 one = kv_heads_per_gpu(model, engine, 1, attention)
                 logical, _ = layer_bytes_per_token(model, engine, k_dtype, v_dtype, one, attention)
+                index, index_text = kind_indexer_bytes_per_token(kind, engine, k_dtype)
+                per, logical, text = per + index, logical + index, text + index_text
                 cache[key] = _Layer(name, window, per, logical, text)
         layers.append(cache[key])
     return layers

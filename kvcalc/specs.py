@@ -155,6 +155,11 @@ class AttentionKind(_Spec):
         default=True,
         description="False: keeps no DSA indexer keys (reuses another layer's top-k, GLM-5)",
     )
+    index_head_dim: PositiveInt | None = Field(
+        default=None,
+        description="GQA layers: the width of the one-head indexer key cached per token beside "
+        "K and V (MiniMax-M3 sparse layers' lightning indexer; None: no indexer)",
+    )
 
 
 class NoCacheKind(_Spec):
@@ -341,6 +346,11 @@ class ModelSpec(_Spec):
             )
             if overrides and isinstance(self.attention, MLA):
                 raise ValueError(f"kinds.{name}: MLA layers have no per-kind KV heads")
+            indexed = isinstance(kind, AttentionKind) and kind.index_head_dim
+            if indexed and isinstance(self.attention, MLA):
+                raise ValueError(
+                    f"kinds.{name}: MLA layers take index_head_dim from attention, not a kind"
+                )
         period = len(layers.pattern)
         if period > self.n_layers:
             raise ValueError(

@@ -82,6 +82,8 @@ def _predicted(spec: ModelSpec, seq: int, batch: int) -> list[dict[str, int]]:
         per_token = result.layer_bytes_per_token[i]
         kind = spec.layer_kind("full" if name == "mtp" else name)
         index = 0 if isinstance(kind, AttentionKind) and not kind.indexer else full_index
+        if isinstance(kind, AttentionKind) and kind.index_head_dim:
+            index = 2 * kind.index_head_dim  # a GQA layer's own indexer key (MiniMax-M3)
         if per_token:
             held = tokens[result.layer_windows[i]] * batch
             found["kv"] = held * (per_token - index)
@@ -152,12 +154,18 @@ def test_import_matches_transformers_on_other_families(path: Path) -> None:
 
 
 def test_minimax_m3_sparse_layers_cache_an_indexer_key_beside_gqa() -> None:
-    """What transformers caches for MiniMax-M3, which kvcalc refuses until GQA layers can
-    keep indexer keys (issue 7): at seq 300, batch 2, bf16, every layer holds K and V of
-    num_key_value_heads 4 × head_dim 128 (2 · 4 · 300 · 128 · 2 B = 614,400 each); the 57
-    sparse layers (sparse_attention_freq 1: layers 3-59) also hold the lightning indexer's
-    key, one head of sparse_index_dim 128 (2 · 1 · 300 · 128 · 2 B = 153,600)."""
+    """MiniMax-M3 in transformers, by hand and as kvcalc's `hf` profile predicts it (issue 7):
+    at seq 300, batch 2, bf16, every layer holds K and V of num_key_value_heads 4 × head_dim
+    128 (2 · 4 · 300 · 128 · 2 B = 614,400 each); the 57 sparse layers (sparse_attention_freq
+    1: layers 3-59) also hold the lightning indexer's key, one head of sparse_index_dim 128
+    (2 · 1 · 300 · 128 · 2 B = 153,600). After one decode step every tensor holds 301 tokens."""
     config = json.loads((CONFIGS / "minimax-m3.json").read_text())
+    spec = load_model("minimax-m3")
     layers = state.measure_layers(config, 300, 2)
     kv = {"keys": 2 * 4 * 300 * 128 * 2, "values": 2 * 4 * 300 * 128 * 2}
     assert layers == [kv] * 3 + [{**kv, "idx_keys": 2 * 1 * 300 * 128 * 2}] * 57
+    full, sparse = {"kv": 2 * 614_400}, {"kv": 2 * 614_400, "indexer": 153_600}
+    assert _predicted(spec, 300, 2) == [full] * 3 + [sparse] * 57
+    for seq, batch in ((300, 2), (5, 1), (1025, 3)):
+        assert _measured(config, seq, batch) == _predicted(spec, seq, batch), (seq, batch)
+    assert _measured(config, 300, 2, decode=True) == _predicted(spec, 301, 2)

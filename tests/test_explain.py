@@ -106,6 +106,16 @@ def test_gemma_sliding_textbook_and_engine_terms() -> None:
     assert any("padding layers" in t for t, _ in terms)  # vLLM pads the 10 full to 13 per group
 
 
+def test_minimax_m3_names_its_indexer_key() -> None:
+    """MiniMax-M3 under hf: the layout step names the 57 sparse layers' one-head indexer key
+    (sparse_index_dim 128), and the textbook bytes equal calc's at 8192 tokens:
+    (3 · 2,048 + 57 · 2,304) B · 8,192 = 1,126,170,624 B."""
+    kv = kv_cache(load_model("minimax-m3"), Workload(seq_len=8192), ENGINES["hf"])
+    e = explain(kv, "minimax-m3")
+    assert any("57 sparse layers also cache" in line for line in e.step("layout").lines)
+    assert e.textbook_bytes == kv.total_bytes == (3 * 2_048 + 57 * 2_304) * 8_192
+
+
 def test_tp_replication_term() -> None:
     """Llama-3.1-70B (8 KV heads) at tp 16: each head on 2 ranks doubles the textbook 80·2·8·128·2 B/token."""
     kv = kv_cache(load_model("llama-3.1-70b"), Workload(seq_len=8192, tp=16), ENGINES["vllm"])

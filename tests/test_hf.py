@@ -226,12 +226,120 @@ def test_known_but_unmodelled_family_is_refused_with_its_reason() -> None:
         hf.import_config(config, source="t")
 
 
-def test_minimax_m3_sparse_attention_is_refused_naming_what_is_missing() -> None:
-    """MiniMax-M3's sparse layers cache an indexer key beside GQA K/V: refused, naming the key."""
+def test_minimax_m3_from_published_config() -> None:
+    """MiniMax-M3 (MiniMaxAI/MiniMax-M3 config.json, read as transformers 5.24
+    MiniMaxM3VLTextConfig / MiniMaxM3VLForCausalLM): 60 GQA layers of num_key_value_heads 4 ×
+    head_dim 128; sparse_attention_freq 0 for layers 0-2, 1 for 3-59, so 57 sparse layers
+    also cache the lightning indexer's key, one head of sparse_index_dim 128.
+
+    Per token, bf16: a full layer 2 (K, V) · 4 · 128 · 2 B = 2,048 B; a sparse layer
+    2,048 + 128 · 2 B = 2,304 B; all layers 3 · 2,048 + 57 · 2,304 = 6,144 + 131,328 =
+    137,472 B. At seq 1000, batch 2 under hf: 137,472 · 1000 · 2 = 274,944,000 B.
+
+    Parameters (h 6144, vocab 200064, untied): embedding = lm_head = 200,064 · 6,144 =
+    1,229,193,216. Attention per layer q_proj and o_proj 2 · 6,144 · 64·128 = 100,663,296,
+    k_proj and v_proj 2 · 6,144 · 4·128 = 6,291,456, q_norm + k_norm 2 · 128 = 256:
+    106,955,008 × 60 = 6,417,300,480; the indexer per sparse layer q_proj 6,144 · 4·128 =
+    3,145,728 (sparse_num_index_heads 4), k_proj 6,144 · 128 = 786,432, two norms 256:
+    3,932,416 × 57 = 224,147,712; attention 6,641,448,192. MLP: 3 dense layers (moe_layer_freq
+    0) of 3 · 6,144 · 12,288 = 226,492,416 → 679,477,248, and 57 shared experts of
+    3 · 6,144 · 3,072 = 56,623,104 → 3,227,516,928: 3,906,994,176. Experts: 57 × (128 ·
+    56,623,104 + router 128 · 6,144 = 786,432) = 57 × 7,248,543,744 = 413,166,993,408.
+    Norms 60 · 2 · 6,144 + 6,144 = 743,424. Total 426,174,565,632."""
+    spec = load(DATA / "hf_configs" / "minimax-m3.json")
+    assert spec.family == "minimax_m3" and spec.attention.kind == "gqa"
+    assert spec.layers is not None and spec.layers.pattern == ["full"] * 3 + ["sparse"] * 57
+    assert spec.params is not None
+    assert spec.params.attention == 6_641_448_192
+    assert spec.params.mlp == 3_906_994_176
+    assert spec.params.experts == 413_166_993_408
+    assert spec.n_params == 426_174_565_632
+    assert per_token_bf16(spec) == 137_472
+    workload = Workload(seq_len=1000, batch=2)
+    assert kv_cache(spec, workload, ENGINES["hf"]).total_bytes == 274_944_000
+
+
+def test_minimax_m3_synthetic_flat_keys() -> None:
+    """transformers' own keys (layer_types, mlp_layer_types, index_head_dim 16, index_n_heads
+    2), tests/data/hf_synthetic/minimax_m3_vl_text.json: layers full, sparse, full, sparse of
+    2 KV heads × 32; per token bf16 2 · (2·2·32·2) + 2 · (256 + 16·2) = 512 + 576 = 1,088 B.
+
+    Parameters (h 256, vocab 1000): embedding + lm_head 512,000; attention per layer
+    2·256·256 + 2·256·64 + 64 = 163,904 × 4 = 655,616, indexer 256·32 + 256·16 + 32 = 12,320
+    × 2 = 24,640: 680,256; MLP one dense 3·256·128 = 98,304 + three shared 3·256·48 = 36,864
+    each: 208,896; experts 3 × (4·3·256·64 + 4·256) = 592,896; norms 4·2·256 + 256 = 2,304.
+    Total 1,996,352."""
+    spec = load(DATA / "hf_synthetic" / "minimax_m3_vl_text.json")
+    assert spec.family == "minimax_m3"
+    assert spec.layers is not None and spec.layers.pattern == ["full", "sparse"]
+    assert per_token_bf16(spec) == 1_088
+    assert spec.n_params == 1_996_352
+
+
+def test_minimax_m3_vl_outer_config_reads_its_text_config() -> None:
+    """A minimax_m3_vl config nests the text model in text_config (no model_type of its own):
+    it imports as the text model alone, the vision tower not counted; tie_word_embeddings
+    set on either config ties the lm_head (MiniMaxM3VLConfig.__post_init__)."""
+    text = json.loads((DATA / "hf_synthetic" / "minimax_m3_vl_text.json").read_text())
+    text.pop("model_type")
+    outer = {"model_type": "minimax_m3_vl", "text_config": text, "vision_config": {}}
+    spec = hf.import_config(outer, source="t").spec
+    assert spec.n_params == 1_996_352
+    tied = hf.import_config({**outer, "tie_word_embeddings": True}, source="t").spec
+    assert tied.n_params == 1_996_352 - 256_000
+
+
+@pytest.mark.parametrize(
+    ("patch", "needle"),
+    [
+        ({"attn_type_list": [0, 1]}, "config key 'attn_type_list' changes what"),
+        ({"lightning_attention_heads": 8}, "config key 'lightning_attention_heads' changes"),
+        ({"sliding_window": 4096}, "config key 'sliding_window' changes what"),
+        ({"attention_output_gate": True}, "'attention_output_gate'"),
+        ({"qk_norm_type": "per_layer"}, "'qk_norm_type' 'per_layer'"),
+        ({"n_shared_experts": 2}, "'n_shared_experts'"),
+        ({"moe_intermediate_size": 1024}, "'moe_intermediate_size'"),
+        ({"first_k_dense_replace": 1}, "'first_k_dense_replace' disagrees"),
+        ({"layer_types": ["full_attention"] * 59 + ["linear"]}, "layer type 'linear'"),
+    ],
+)
+def test_minimax_m3_keys_it_does_not_model_are_refused(
+    patch: dict[str, object], needle: str
+) -> None:
+    """Lightning-attention and other keys the MiniMax-M3 reading does not model are refused in
+    one line naming the key."""
     config = json.loads((DATA / "hf_configs" / "minimax-m3.json").read_text())
-    needle = r"'minimax_m3' is not supported: sparse attention \(sparse_attention_config\)"
-    with pytest.raises(KvcalcError, match=needle + r".*sparse_index_dim.*MLA only"):
+    config.update(patch)
+    with pytest.raises(KvcalcError, match=re.escape(needle)):
         hf.import_config(config, source="t")
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("sparse_index_value_dim", 128),
+        ("use_sparse_attention", False),
+        ("sparse_disable_index_value", [0] * 60),
+    ],
+)
+def test_minimax_m3_sparse_attention_keys_it_does_not_model_are_refused(
+    key: str, value: object
+) -> None:
+    """A sparse_attention_config key unknown to kvcalc, or one saying something transformers
+    does not build (an index-value path, sparse layers switched off), is refused by name."""
+    config = json.loads((DATA / "hf_configs" / "minimax-m3.json").read_text())
+    config["sparse_attention_config"] = {**config["sparse_attention_config"], key: value}
+    with pytest.raises(KvcalcError, match=re.escape(f"'sparse_attention_config.{key}'")):
+        hf.import_config(config, source="t")
+
+
+def test_minimax_m3_is_refused_under_engines_that_have_not_been_read() -> None:
+    """vLLM, SGLang, TensorRT-LLM and llama.cpp lay indexer keys out their own way (DSA: fp8 +
+    scales); their MiniMax-M3 layout has not been read, so they refuse it in one line."""
+    spec = load(DATA / "hf_configs" / "minimax-m3.json")
+    for name in ("vllm", "sglang", "trtllm", "llama.cpp", "hf@4"):
+        with pytest.raises(KvcalcError, match=f"engine {re.escape(name)}: the indexer keys GQA"):
+            kv_cache(spec, Workload(seq_len=1000), ENGINES[name])
 
 
 def test_kimi_k3_attention_residuals_are_refused() -> None:

@@ -166,3 +166,37 @@ def test_gemma4_vllm_caches_k_and_v_on_k_eq_v_layers(
     assert by_kind["full"].block_size == 32
     assert by_kind["sliding"].tokens == sliding_tokens
     assert result.per_sequence_bytes == 5 * full_tokens * 4096 + 25 * sliding_tokens * 8192
+
+
+def _gqa_with_indexed_kind(index_head_dim: int) -> dict[str, object]:
+    return {
+        "name": "toy", "source": "t", "n_layers": 4, "d_model": 256, "vocab_size": 1000,
+        "attention": {"kind": "gqa", "n_heads": 8, "n_kv_heads": 2, "head_dim": 32},
+        "layers": {"pattern": ["full", "sparse"]},
+        "kinds": {"sparse": {"kind": "attention", "index_head_dim": index_head_dim}},
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize("tp", [1, 2, 4, 8])
+def test_gqa_indexer_key_adds_one_head_per_token(tp: int) -> None:
+    """A GQA kind with index_head_dim 16 (MiniMax-M3's sparse layers) adds 16 · 2 B = 32 B per
+    token to each of its layers, one head, not split by tp (formula engine, bf16): per GPU at
+    tp 1 and 2, 2 full layers × 2·(2/tp)·32·2 B + 2 sparse × (that + 32) B; at tp 4 and 8
+    the 2 KV heads are replicated to one per rank."""
+    spec = ModelSpec.model_validate(_gqa_with_indexed_kind(16))
+    kv = kv_cache(spec, Workload(seq_len=10, tp=tp), ENGINES["formula"])
+    heads = max(1, 2 // tp)
+    kv_bytes = 2 * heads * 32 * 2
+    assert kv.per_gpu_bytes_per_token == 2 * kv_bytes + 2 * (kv_bytes + 32)
+    assert kv.bytes_per_token == 2 * 256 + 2 * (256 + 32)
+
+
+def test_indexer_key_width_on_an_mla_kind_is_refused() -> None:
+    """MLA models keep their DSA indexer width on `attention`; a kind giving one is an error."""
+    data = _gqa_with_indexed_kind(16)
+    data["attention"] = {
+        "kind": "mla", "n_heads": 8, "kv_lora_rank": 64, "qk_rope_head_dim": 16,
+        "qk_nope_head_dim": 32, "v_head_dim": 32,
+    }  # fmt: skip
+    with pytest.raises(ValueError, match="MLA layers take index_head_dim from attention"):
+        ModelSpec.model_validate(data)

@@ -39,6 +39,7 @@ _TEXT_FAMILY = {
     "gemma4": "gemma4_text",
     "qwen3_vl": "qwen3_vl_text",
     "qwen3_vl_moe": "qwen3_vl_moe_text",
+    "minimax_m3_vl": "minimax_m3_vl_text",
 }
 
 
@@ -46,6 +47,9 @@ _TEXT_FAMILY = {
 # False), whatever text_config says: Qwen3VLForConditionalGeneration ties through its own
 # config (PreTrainedModel.get_expanded_tied_weights_keys reads self.config).
 _OUTER_TIES = frozenset({"qwen3_vl_text", "qwen3_vl_moe_text"})
+# ... and those tied when either config says so: MiniMaxM3VLConfig.__post_init__ takes
+# text_config's tie_word_embeddings when its own is False.
+_EITHER_TIES = frozenset({"minimax_m3_vl_text"})
 
 
 @dataclass(frozen=True)
@@ -94,6 +98,9 @@ def import_config(
     family_name = resolve_family(config, data)
     if data is not config and family_name in _OUTER_TIES:
         data = {**data, "tie_word_embeddings": bool(config.get("tie_word_embeddings", False))}
+    if data is not config and family_name in _EITHER_TIES:
+        tied = config.get("tie_word_embeddings") or data.get("tie_word_embeddings")
+        data = {**data, "tie_word_embeddings": bool(tied)}
     table = families()
     family = table.get(family_name)
     if family is not None and family.model_type != family_name:

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from kvcalc.hf import _linear, _mamba, _per_layer
+from kvcalc.hf import _linear, _mamba, _minimax_m3, _per_layer
 
 if TYPE_CHECKING:
     from kvcalc.hf._config import _Config
@@ -191,6 +191,12 @@ _FAMILIES: list[Family] = [
            _per_layer.MIMO_V2_READS, _per_layer.mimo_v2_flash),
     Family("minimax_m2", "MiniMax-M2.x: GQA MoE, q/k norm over all heads, MTP modules",
            _per_layer.MINIMAX_M2_READS, _per_layer.minimax_m2),
+    Family("minimax_m3", "MiniMax-M3: GQA MoE; sparse layers also cache a lightning-indexer key "
+           "(one head) per token, sized under the hf and formula engines only (the VL model's "
+           "vision tower is not counted; the MTP modules, which transformers does not build, "
+           "are neither counted nor cached)",
+           _minimax_m3.MINIMAX_M3_READS, _minimax_m3.minimax_m3,
+           aliases=("minimax_m3_vl_text", "minimax_m3_vl")),
     Family("jamba", "Jamba: Mamba state layers, attention 1 in attn_layer_period, MoE",
            _mamba.JAMBA_READS, _mamba.jamba),
     Family("lfm2", "LFM2: short-convolution state layers and GQA attention",
@@ -204,21 +210,10 @@ _FAMILIES: list[Family] = [
 ]  # fmt: skip
 
 # model_types kvcalc knows and refuses, each with the reason (what it cannot size yet).
-_MINIMAX_M3 = (
-    "sparse attention (sparse_attention_config) is not modelled yet: each sparse layer caches "
-    "a lightning-indexer key (sparse_index_dim, one head) per token beside its GQA K/V, and "
-    "kvcalc has indexer keys for MLA only"
-)
 REFUSED: dict[str, str] = {
     "deepseek_v4": "compressed attention (compress_ratios per layer) is not modelled yet",
     "deepseek_ref": "DeepSeek-V4 reference config (compressed attention) is not modelled yet",
     "minimax": "lightning attention state is not modelled yet",
-    # transformers models/minimax_m3_vl (MiniMaxM3VLSparseCacheLayer): a sparse layer caches
-    # K and V [batch, num_key_value_heads, seq, head_dim] plus its lightning indexer's key
-    # idx_keys [batch, 1, seq, sparse_index_dim]; kvcalc keeps indexer keys beside MLA only.
-    "minimax_m3": _MINIMAX_M3,
-    "minimax_m3_vl": _MINIMAX_M3,
-    "minimax_m3_vl_text": _MINIMAX_M3,
 }
 
 
