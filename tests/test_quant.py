@@ -244,9 +244,9 @@ def test_weight_dtype_bits_from_block_layouts(name: str, bytes_per_256: int) -> 
     assert weight_dtype(name.upper()).bytes_for(256) == bytes_per_256
 
 
-@pytest.mark.parametrize("name", ["q4_k_m", "Q5_K_M", "q3_k_s", "iq3_m"])
+@pytest.mark.parametrize("name", ["q2_k_s", "IQ3_M", "iq3_xs", "iq2_m"])
 def test_gguf_mixes_are_refused_with_the_rule(name: str) -> None:
-    """llama.cpp's k-quant mixes give each tensor its own type: refused in one line."""
+    """llama.cpp mixes kvcalc does not model (importance-matrix types): refused in one line."""
     with pytest.raises(KvcalcError, match="per-tensor mix") as info:
         weight_dtype(name)
     assert "\n" not in str(info.value)
@@ -262,9 +262,9 @@ def test_gguf_weights_dtype_quantises_embeddings_and_keeps_norms_f32() -> None:
 
 
 def test_cli_refuses_a_mix_in_one_line() -> None:
-    """`--weights-dtype q4_k_m` is one error line and exit 2."""
+    """`--weights-dtype iq3_m` is one error line and exit 2."""
     result = CliRunner().invoke(
-        app, ["fit", "llama-3.1-8b", "--gpu", "h100", "--weights-dtype", "q4_k_m"]
+        app, ["fit", "llama-3.1-8b", "--gpu", "h100", "--weights-dtype", "iq3_m"]
     )
     assert result.exit_code == 2
     assert result.stderr.count("error:") == 1 and "Traceback" not in result.output

@@ -1,0 +1,194 @@
+"""llama.cpp k-quant file types sized tensor by tensor (kvcalc/gguf_mix.py).
+
+Expected bytes are derived by hand from the published config.json (tests/data/hf_configs)
+and ggml's block sizes (ggml/src/ggml-common.h: Q4_K 144 B, Q6_K 210 B per 256 weights);
+the per-tensor types are checked against llama.cpp's own snapshots of its type choice,
+tests/snapshots/*.schema of ggml-org/llama.cpp at commit
+0c1e57098bba43ac29e6e3b677cdceebdd22334f (the k-quant sections copied to
+tests/data/llamacpp_quant; MIT licence), which list each tensor whose type differs from the
+file type's default.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from kvcalc.cli import app
+from kvcalc.dtypes import WEIGHT_DTYPES, weight_dtype
+from kvcalc.engines import ENGINES
+from kvcalc.errors import KvcalcError
+from kvcalc.gguf_mix import FTYPES, GgufTensor, _fallback, gguf_mix
+from kvcalc.planner import weights_per_stage
+from kvcalc.presets import load_model
+
+SNAPSHOTS = Path(__file__).parent / "data" / "llamacpp_quant"
+
+
+def test_llama_3_1_8b_q4_k_m_tensor_by_tensor() -> None:
+    """Llama-3.1-8B (hidden 4096, 32 layers, 32 heads / 8 KV heads of 128, intermediate
+    14336, vocab 128256, untied) in Q4_K_M. Row bytes: Q4_K 4096/256·144 = 2,304,
+    14336/256·144 = 8,064; Q6_K 4096/256·210 = 3,360, 14336/256·210 = 11,760.
+    use_more_bits(i, 32): i < 4, i ≥ 28 or (i − 4) % 3 == 2: 16 layers (0-3, 6, 9 … 27,
+    28-31) take attn_v and ffn_down in Q6_K.
+      every layer, Q4_K: attn_q 4096·2,304 = 9,437,184, attn_k 1024·2,304 = 2,359,296,
+        attn_v 2,359,296, attn_output 9,437,184, ffn_gate = ffn_up = 14336·2,304 =
+        33,030,144, ffn_down 4096·8,064 = 33,030,144: 122,683,392; norms 2·4096·4 = 32,768
+      a use_more_bits layer adds attn_v 1024·(3,360 − 2,304) = 1,081,344 and ffn_down
+        4096·(11,760 − 8,064) = 15,138,816: 16,220,160
+      token_embd Q4_K 128256·2,304 = 295,501,824; output Q6_K 128256·3,360 = 430,940,160;
+      output_norm 16,384
+    32·122,716,160 + 16·16,220,160 + 295,501,824 + 430,940,160 + 16,384 = 4,912,898,048."""
+    spec = load_model("llama-3.1-8b")
+    expected = 32 * 122_716_160 + 16 * 16_220_160 + 295_501_824 + 430_940_160 + 16_384
+    assert expected == 4_912_898_048
+    dtype = weight_dtype("q4_k_m")
+    assert weights_per_stage(spec, ENGINES["llama.cpp"], 1, 1, dtype) == (expected,)
+    mix = gguf_mix(spec, "q4_k_m")
+    types = {t.tensor.name: t.ggml_type for t in mix.tensors}
+    assert types["output.weight"] == "q6_K" and types["token_embd.weight"] == "q4_K"
+    assert [i for i in range(32) if types[f"blk.{i}.ffn_down.weight"] == "q6_K"] == [
+        *range(4),
+        6,
+        9,
+        12,
+        15,
+        18,
+        21,
+        24,
+        27,
+        28,
+        29,
+        30,
+        31,
+    ]
+
+
+def test_llama_3_1_8b_q4_k_m_against_the_published_file() -> None:
+    """bartowski/Meta-Llama-3.1-8B-Instruct-GGUF, Meta-Llama-3.1-8B-Instruct-Q4_K_M.gguf at
+    revision bf5b95e96dac0462e2a09145ec66cae9a3f12067 is 4,920,739,232 B (its LFS pointer,
+    sha256 7b064f58…3557c). The tensors are 4,912,898,048 B plus rope_freqs.weight (64 f32,
+    256 B, which kvcalc does not count): 7,840,928 B remain for the GGUF header, the
+    metadata and the tensor index. The tokenizer alone takes more than 3.78 MB of it:
+    128,256 token strings and 280,147 merges with an 8-byte length each (3,267,224 B) plus
+    128,256 int32 token types (513,024 B); the rest is their characters (about 4 MB)."""
+    tensors = gguf_mix(load_model("llama-3.1-8b"), "q4_k_m").total_bytes + 256
+    metadata = 4_920_739_232 - tensors
+    assert metadata == 7_840_928
+    assert 8 * (128_256 + 280_147) + 4 * 128_256 < metadata < 8 * 2**20
+
+
+def test_qwen3_0_6b_q4_k_m_tied_embedding_takes_the_output_rule() -> None:
+    """Qwen3-0.6B (hidden 1024, 28 layers, 16 heads / 8 KV heads of 128, intermediate 3072,
+    vocab 151936, tied): no output.weight, so token_embd takes the output rule (Q6_K).
+    Row bytes: Q4_K 1024 → 576, 2048 → 1,152, 3072 → 1,728; Q6_K 1024 → 840, 3072 → 2,520.
+    use_more_bits(i, 28): i < 3, i ≥ 24 or (i − 3) % 3 == 2: 14 layers.
+      every layer: attn_q 2048·576 = 1,179,648, attn_k = attn_v = 1024·576 = 589,824,
+        attn_output 1024·1,152 = 1,179,648, ffn_gate = ffn_up = ffn_down = 1,769,472:
+        8,847,360; f32 norms (2·1024 + 2·128)·4 = 9,216
+      a use_more_bits layer adds 1024·(840 − 576) + 1024·(2,520 − 1,728) = 1,081,344
+      token_embd Q6_K 151936·840 = 127,626,240; output_norm 4,096
+    28·8,856,576 + 14·1,081,344 + 127,626,240 + 4,096 = 390,753,280."""
+    spec = load_model("qwen3-0.6b")
+    expected = 28 * 8_856_576 + 14 * 1_081_344 + 127_626_240 + 4_096
+    assert expected == 390_753_280
+    assert gguf_mix(spec, "q4_k_m").total_bytes == expected
+
+
+def _snapshot(path: Path) -> dict[str, tuple[str, dict[str, str]]]:
+    sections: dict[str, tuple[str, dict[str, str]]] = {}
+    current: dict[str, str] = {}
+    for line in path.read_text().splitlines():
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("["):
+            name, default = line[1:].split("] ")
+            current = {}
+            sections[name.lower()] = (default, current)
+        else:
+            tensor, kind = line.rsplit(" ", 1)
+            current[tensor] = kind
+    return sections
+
+
+@pytest.mark.parametrize(
+    ("preset", "snapshot"),
+    [("llama-3.1-70b", "meta-llama-3.1-70b-instruct"), ("qwen3-14b", "qwen3-14b")],
+)
+def test_types_match_llama_cpp_snapshots(preset: str, snapshot: str) -> None:
+    """Every k-quant file type gives each tensor the type llama.cpp's test snapshot lists
+    (tests/snapshots, generated by tests/test-quant-type-selection.cpp from the real GGUF
+    files: bartowski's Llama-3.1-70B-Instruct, ggml-org's Qwen3-14B): the 70B attn_v bump,
+    use_more_bits, Q3_K_M's first two attn_v and first sixteenth of ffn_down."""
+    sections = _snapshot(SNAPSHOTS / f"{snapshot}.schema")
+    assert set(sections) == set(FTYPES)
+    spec = load_model(preset)
+    for ftype, (default, listed) in sections.items():
+        mix = gguf_mix(spec, ftype)
+        assert FTYPES[ftype] == default
+        ours = {
+            t.tensor.name: t.ggml_type
+            for t in mix.tensors
+            if t.tensor.quantizable and t.ggml_type != default
+        }
+        assert ours == listed, ftype
+
+
+def test_mixtral_eight_experts_bump_attention() -> None:
+    """Mixtral-8x7B (n_expert 8) in Q4_K_M: attn_k and attn_v in Q8_0, attn_output in Q5_K
+    (llama_tensor_get_type_impl's 8-expert rules); ffn_down_exps takes use_more_bits by the
+    layer read from its name."""
+    mix = gguf_mix(load_model("mixtral-8x7b"), "q4_k_m")
+    types = {t.tensor.name: t.ggml_type for t in mix.tensors}
+    assert types["blk.5.attn_k.weight"] == types["blk.5.attn_v.weight"] == "q8_0"
+    assert types["blk.5.attn_output.weight"] == "q5_K"
+    assert types["blk.6.ffn_down_exps.weight"] == "q6_K"
+    assert types["blk.5.ffn_down_exps.weight"] == "q4_K"
+    assert types["blk.5.ffn_gate_inp.weight"] == "f32"
+
+
+def test_row_fallback() -> None:
+    """tensor_type_fallback: a 4000-wide row is not whole Q4_K blocks (256) but is whole
+    Q5_0 blocks (32): Q5_0; a 100-wide row fits neither: f16."""
+    assert _fallback(GgufTensor("blk.0.ffn_down.weight", (4000, 8), 0), "q4_K") == "q5_0"
+    assert _fallback(GgufTensor("blk.0.ffn_down.weight", (100, 8), 0), "q6_K") == "f16"
+    assert _fallback(GgufTensor("blk.0.ffn_down.weight", (4096, 8), 0), "q6_K") == "q6_K"
+
+
+def test_pipeline_stages_add_up_to_the_file() -> None:
+    """With pp 2 each stage holds its layers, the first token_embd, the last output: the
+    stages add up to the whole file's tensors."""
+    spec = load_model("llama-3.1-8b")
+    dtype = weight_dtype("q5_k_m")
+    whole = gguf_mix(spec, "q5_k_m").total_bytes
+    assert sum(weights_per_stage(spec, ENGINES["vllm"], 1, 2, dtype)) == whole
+
+
+def test_pure_names_keep_every_tensor_in_the_type() -> None:
+    """q6_k is the llama-quantize file type; q6_k-pure stays `--pure` (one type)."""
+    assert weight_dtype("q6_k").mix and not weight_dtype("q6_k-pure").mix
+    assert weight_dtype("Q6_K-pure") is WEIGHT_DTYPES["q6_k"]
+
+
+@pytest.mark.parametrize(
+    ("preset", "needle"),
+    [("deepseek-v3", "not 'deepseek_v3'"), ("gemma-3-4b", "not 'gemma3_text'")],
+)
+def test_unmodelled_families_are_refused_in_one_line(preset: str, needle: str) -> None:
+    """A family kvcalc does not lay out as GGUF tensors is refused, naming it."""
+    with pytest.raises(KvcalcError, match=needle) as info:
+        gguf_mix(load_model(preset), "q4_k_m")
+    assert "\n" not in str(info.value)
+
+
+def test_fit_says_which_tensors_get_which_type() -> None:
+    """`kvcalc fit … --weights-dtype q4_k_m` works and its note names the types by role."""
+    result = CliRunner().invoke(
+        app,
+        ["fit", "llama-3.1-8b", "--gpu", "h100", "-e", "llama.cpp", "--weights-dtype", "q4_k_m"],
+    )
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())
+    assert "llama.cpp Q4_K_M" in text and "q6_K 33 tensors" in text
