@@ -1,4 +1,4 @@
-"""llama.cpp's k-quant file types: the GGUF type of each tensor, and its exact bytes (pure).
+"""llama.cpp's file types (k-quant and IQ mixes): each tensor's GGUF type and exact bytes (pure).
 
 `llama-quantize in.gguf out.gguf Q4_K_M` does not store every tensor in Q4_K: it picks a
 type per tensor by its role, its layer and the model's shape. This module mirrors that
@@ -17,16 +17,21 @@ llama-cpp-python 0.3.36 sdist), src/llama-quant.cpp:
   `use_more_bits` layers (first and last eighth, every third between), n_gqa, the
   8-expert and 70B bumps; `layer_info` reads the layer from the name when n_expert > 1.
 - `tensor_type_fallback`: a row (ne[0]) that is not a whole number of the type's blocks
-  takes another type (Q2_K/Q3_K -> Q4_0, Q4_K -> Q5_0, Q5_K -> Q5_1, Q6_K -> Q8_0), or f16
+  takes another type (IQ types -> IQ4_NL, Q2_K/Q3_K -> Q4_0, Q4_K -> Q5_0, Q5_K -> Q5_1, Q6_K -> Q8_0), or f16
   when that does not fit either.
 - `llama_ftype_get_default_type`: the file type's base type.
 Block sizes: ggml/src/ggml.c type_traits (blck_size, sizeof(block_*) of ggml-common.h).
 
-Not modelled, and refused in one line: file types whose choice depends on an importance
-matrix (IQ*, Q2_K_S) or that are not k-quant mixes, families other than `ARCHS` (Falcon
-has its own rules; fused QKV, MLA, hybrid and sliding-window families are not laid out),
-`--tensor-type` / `--output-tensor-type` overrides. Not counted: the GGUF header and
-metadata, the 32-byte alignment padding between tensors, and `rope_freqs.weight` (f32,
+The importance matrix: the IQ1 / IQ2 / IQ3_XXS types and Q2_K_S cannot be made without
+one (tensor_requires_imatrix), so they are typed as made with one; the k-quants' choice does
+not read it; IQ4_XS / IQ4_NL are named with and without one (`iq4_xs_imatrix`,
+`iq4_xs_static`).
+
+Refused in one line: families other than `ARCHS` (Falcon has its own rules; fused QKV,
+MLA, hybrid and sliding-window families are not laid out). Not modelled: llama-quantize's
+`--tensor-type` / `--output-tensor-type` / `--token-embedding-type` overrides, and the
+Q4_0 … Q8_0 file types (kvcalc's q4_0 ... q8_0 are `--pure`). Not counted: the GGUF header
+and metadata, the 32-byte alignment padding between tensors, and `rope_freqs.weight` (f32,
 head_dim/2 values) that the converter adds for Llama 3.1's rope scaling.
 """
 
@@ -53,19 +58,57 @@ GGML_BLOCKS: dict[str, tuple[int, int]] = {
     "q4_K": (256, 144),
     "q3_K": (256, 110),
     "q2_K": (256, 84),
+    "iq4_nl": (32, 18),
+    "iq4_xs": (256, 136),
+    "iq3_s": (256, 110),
+    "iq3_xxs": (256, 98),
+    "iq2_s": (256, 82),
+    "iq2_xs": (256, 74),
+    "iq2_xxs": (256, 66),
+    "iq1_m": (256, 56),
+    "iq1_s": (256, 50),
 }
 
-# llama-quantize file type -> its default tensor type (llama_ftype_get_default_type)
-FTYPES: dict[str, str] = {
-    "q2_k": "q2_K",
-    "q3_k_s": "q3_K",
-    "q3_k_m": "q3_K",
-    "q3_k_l": "q3_K",
-    "q4_k_s": "q4_K",
-    "q4_k_m": "q4_K",
-    "q5_k_s": "q5_K",
-    "q5_k_m": "q5_K",
-    "q6_k": "q6_K",
+
+@dataclass(frozen=True)
+class FileType:
+    """A llama-quantize file type: its name there, its default tensor type
+    (llama_ftype_get_default_type) and whether an importance matrix was used."""
+
+    llama_name: str
+    default: str
+    imatrix: bool = False
+
+
+# kvcalc name -> file type. The k-quants' choice does not read the importance matrix; the
+# IQ1/IQ2/IQ3_XXS types and Q2_K_S cannot be made without one (tensor_requires_imatrix);
+# IQ4_XS / IQ4_NL can, and then differ (ffn_down of the first eighth in Q5_K), so they are
+# named either way.
+FTYPES: dict[str, FileType] = {
+    "q2_k": FileType("Q2_K", "q2_K"),
+    "q2_k_s": FileType("Q2_K_S", "q2_K", imatrix=True),
+    "q3_k_s": FileType("Q3_K_S", "q3_K"),
+    "q3_k_m": FileType("Q3_K_M", "q3_K"),
+    "q3_k_l": FileType("Q3_K_L", "q3_K"),
+    "q4_k_s": FileType("Q4_K_S", "q4_K"),
+    "q4_k_m": FileType("Q4_K_M", "q4_K"),
+    "q5_k_s": FileType("Q5_K_S", "q5_K"),
+    "q5_k_m": FileType("Q5_K_M", "q5_K"),
+    "q6_k": FileType("Q6_K", "q6_K"),
+    "iq4_xs_imatrix": FileType("IQ4_XS", "iq4_xs", imatrix=True),
+    "iq4_xs_static": FileType("IQ4_XS", "iq4_xs"),
+    "iq4_nl_imatrix": FileType("IQ4_NL", "iq4_nl", imatrix=True),
+    "iq4_nl_static": FileType("IQ4_NL", "iq4_nl"),
+    "iq3_m": FileType("IQ3_M", "iq3_s"),
+    "iq3_s": FileType("IQ3_S", "iq3_s"),
+    "iq3_xs": FileType("IQ3_XS", "iq3_s"),
+    "iq3_xxs": FileType("IQ3_XXS", "iq3_xxs", imatrix=True),
+    "iq2_m": FileType("IQ2_M", "iq2_s", imatrix=True),
+    "iq2_s": FileType("IQ2_S", "iq2_xs", imatrix=True),
+    "iq2_xs": FileType("IQ2_XS", "iq2_xs", imatrix=True),
+    "iq2_xxs": FileType("IQ2_XXS", "iq2_xxs", imatrix=True),
+    "iq1_m": FileType("IQ1_M", "iq1_m", imatrix=True),
+    "iq1_s": FileType("IQ1_S", "iq1_s", imatrix=True),
 }
 
 # HF model_type -> llama.cpp architecture (conversion/__init__.py: Mistral and Mixtral
@@ -79,7 +122,15 @@ ARCHS: dict[str, str] = {
     "qwen3_moe": "qwen3moe",
 }
 
-_FALLBACK = {"q2_K": "q4_0", "q3_K": "q4_0", "q4_K": "q5_0", "q5_K": "q5_1", "q6_K": "q8_0"}
+_FALLBACK = {
+    **dict.fromkeys(
+        ("iq1_s", "iq1_m", "iq2_xxs", "iq2_xs", "iq2_s", "iq3_xxs", "iq3_s", "iq4_xs"), "iq4_nl"
+    ),
+    **dict.fromkeys(("q2_K", "q3_K"), "q4_0"),
+    "q4_K": "q5_0",
+    "q5_K": "q5_1",
+    "q6_K": "q8_0",
+}
 
 
 @dataclass(frozen=True)
@@ -144,7 +195,7 @@ class GgufMix:
 
     def roles(self) -> str:
         """Return which roles leave the file type's default type, in words (layer ranges)."""
-        default = FTYPES[self.ftype]
+        default = FTYPES[self.ftype].default
         groups: dict[tuple[str, str], list[int]] = {}
         for t in self.tensors:
             if not t.tensor.quantizable or t.ggml_type == default:
@@ -305,15 +356,19 @@ def _use_more_bits(i_layer: int, n_layers: int) -> bool:
     )
 
 
-def gguf_mix(model: ModelSpec, ftype: str) -> GgufMix:
+def gguf_mix(model: ModelSpec, ftype: str, imatrix: bool | None = None) -> GgufMix:
     """Return every tensor of the model with the type `llama-quantize ... FTYPE` gives it.
 
     Mirrors llama_tensor_get_type / llama_tensor_get_type_impl / tensor_type_fallback of
-    llama.cpp src/llama-quant.cpp (commit LLAMA_CPP_COMMIT) for the k-quant file types,
-    without an importance matrix (these types' choice does not depend on one).
+    llama.cpp src/llama-quant.cpp (commit LLAMA_CPP_COMMIT), branch by branch, for the
+    file types in FTYPES. `imatrix` overrides the file type's own (llama.cpp's snapshot
+    test computes every type without one).
     """
     if ftype not in FTYPES:
         raise KvcalcError(f"unknown llama.cpp file type {ftype!r}")
+    file_type = FTYPES[ftype]
+    f = file_type.llama_name
+    has_imatrix = file_type.imatrix if imatrix is None else imatrix
     layout = gguf_tensors(model)
     arch, n_expert, tensors = layout.arch, layout.n_expert, layout.tensors
     n_gqa = layout.n_heads // layout.n_kv_heads
@@ -325,32 +380,65 @@ def gguf_mix(model: ModelSpec, ftype: str) -> GgufMix:
     )
     tied = model.tie_word_embeddings
     n_attention_wv = sum(1 for t in tensors if t.name.endswith("attn_v.weight"))
-    i_attention_wv = i_ffn_down = 0
-    default = FTYPES[ftype]
+    i_attention_wv = i_ffn_down = i_ffn_gate = i_ffn_up = 0
+    low_bit = f in ("IQ2_XXS", "IQ2_XS", "IQ1_S", "IQ2_S", "IQ2_M", "IQ1_M")
     out = []
     for t in tensors:
         if not t.quantizable:
             out.append(TypedTensor(t, "f32"))
             continue
-        new = default
+        new = file_type.default
         name = t.name
+        # layer_info: with experts the layer is read from the name, else the counter
+        by_name = n_expert > 1 and t.layer is not None
         if name == "output.weight" or (tied and name == "token_embd.weight"):
             if t.ne[0] % GGML_BLOCKS[new][0]:
                 new = "q8_0"
+            elif f in ("IQ2_XXS", "IQ2_XS", "IQ3_XXS", "IQ1_S", "IQ2_S", "IQ2_M", "IQ1_M"):
+                new = "q5_K"
             elif new != "q8_0":
                 new = "q6_K"
         elif name == "token_embd.weight":
-            pass
+            if f in ("IQ2_XXS", "IQ2_XS", "IQ1_S", "IQ1_M"):
+                new = "q2_K"
+            elif f in ("IQ2_S", "IQ2_M", "IQ3_XXS"):
+                new = "iq3_s"
+        elif low_bit:
+            if "attn_v.weight" in name:
+                if n_gqa >= 4 or n_expert >= 4:
+                    new = "q4_K"
+                else:
+                    new = "iq3_s" if f in ("IQ2_S", "IQ2_M") else "q2_K"
+                i_attention_wv += 1
+            elif n_expert == 8 and "attn_k.weight" in name:
+                new = "q4_K"
+            elif "ffn_down" in name:
+                if i_ffn_down < n_layer // 8:
+                    new = "iq3_s" if f in ("IQ2_S", "IQ2_M") else "q2_K"
+                i_ffn_down += 1
+            elif "attn_output.weight" in name:
+                if n_expert == 8:
+                    new = "q5_K"
+                elif f in ("IQ1_S", "IQ1_M"):
+                    new = "iq2_xxs"
+                elif f in ("IQ2_S", "IQ2_M"):
+                    new = "iq3_s"
         elif "attn_v.weight" in name:
-            if ftype == "q2_k":
+            if f == "Q2_K":
                 new = "q4_K" if n_gqa >= 4 else "q3_K"
-            elif ftype == "q3_k_m":
+            elif f == "Q2_K_S" and n_gqa >= 4:
+                new = "q4_K"
+            elif f == "IQ3_XXS":
+                new = "q4_K" if n_gqa >= 4 else "iq3_xxs" if has_imatrix else "iq3_s"
+            elif (f in ("IQ3_XS", "IQ3_S") and n_gqa >= 4) or f == "IQ3_M":
+                new = "q4_K"
+            elif f == "Q3_K_M":
                 new = "q5_K" if i_attention_wv < 2 else "q4_K"
-            elif ftype == "q3_k_l":
+            elif f == "Q3_K_L" or (f in ("IQ4_NL", "IQ4_XS") and n_gqa >= 4):
                 new = "q5_K"
-            elif ftype in ("q4_k_m", "q5_k_m") and _use_more_bits(i_attention_wv, n_attention_wv):
+            elif f in ("Q4_K_M", "Q5_K_M") and _use_more_bits(i_attention_wv, n_attention_wv):
                 new = "q6_K"
-            elif ftype == "q4_k_s" and i_attention_wv < 4:
+            elif f == "Q4_K_S" and i_attention_wv < 4:
                 new = "q5_K"
             if is_70b and new in ("q3_K", "q4_K"):
                 new = "q5_K"
@@ -360,35 +448,61 @@ def gguf_mix(model: ModelSpec, ftype: str) -> GgufMix:
         elif "attn_k.weight" in name:
             if n_expert == 8:
                 new = "q8_0"
+            elif f == "IQ3_XS":
+                new = "iq3_xxs"
+            elif f == "IQ3_XXS":
+                new = "iq2_s"
         elif "attn_q.weight" in name:
-            pass
+            if f == "IQ3_XS":
+                new = "iq3_xxs"
+            elif f == "IQ3_XXS":
+                new = "iq2_s"
         elif "attn_output.weight" in name:
             if n_expert == 8:
-                if ftype in ("q2_k", "q3_k_s", "q3_k_m", "q4_k_s", "q4_k_m"):
+                if f in (
+                    "Q2_K", "IQ3_XS", "IQ3_XXS", "Q3_K_S", "Q3_K_M", "IQ4_NL", "Q4_K_S",
+                    "Q4_K_M", "IQ3_S", "IQ3_M", "IQ4_XS",
+                ):  # fmt: skip
                     new = "q5_K"
-            elif ftype == "q2_k":
-                new = "q3_K"
-            elif ftype == "q3_k_m":
-                new = "q4_K"
-            elif ftype == "q3_k_l":
-                new = "q5_K"
+            else:
+                new = {
+                    "Q2_K": "q3_K", "IQ3_XXS": "iq3_s", "Q3_K_M": "q4_K", "Q3_K_L": "q5_K",
+                    "IQ3_M": "q4_K",
+                }.get(f, new)  # fmt: skip
         elif "ffn_up" in name or "ffn_gate" in name:
-            pass  # only IQ3_XS changes them
+            up = "ffn_up" in name
+            counter = i_ffn_up if up else i_ffn_gate
+            i_layer = t.layer if (by_name and t.layer is not None) else counter
+            if f == "IQ3_XS" and n_layer // 8 <= i_layer < 7 * n_layer // 8:
+                new = "iq3_xxs"
+            if up:
+                i_ffn_up += 1
+            else:
+                i_ffn_gate += 1
         elif "ffn_down" in name:
-            # layer_info: with experts the layer is read from the name, else the counter
-            i_layer = t.layer if (n_expert > 1 and t.layer is not None) else i_ffn_down
-            if ftype == "q2_k":
+            i_layer = t.layer if (by_name and t.layer is not None) else i_ffn_down
+            eighth = i_layer < n_layer // 8
+            if f == "Q2_K":
                 new = "q3_K"
-            elif ftype == "q3_k_m":
+            elif f == "Q2_K_S":
+                if eighth:
+                    new = "q4_K"
+            elif f == "IQ3_XXS" and not has_imatrix:
+                new = "q4_K" if eighth else "q3_K"
+            elif f == "Q3_K_M":
                 new = "q5_K" if i_layer < n_layer // 16 else "q4_K"  # not Falcon
-            elif ftype == "q3_k_l":
+            elif f == "IQ3_M" and (eighth or (n_expert == 8 and _use_more_bits(i_layer, n_layer))):
+                new = "q4_K"
+            elif f == "Q3_K_L":
                 new = "q5_K"
-            elif ftype == "q4_k_m":
+            elif f == "Q4_K_M":
                 if _use_more_bits(i_layer, n_layer):
                     new = "q6_K"
-            elif ftype == "q5_k_m" and _use_more_bits(i_layer, n_layer):
+            elif eighth and f in ("IQ4_NL", "IQ4_XS") and not has_imatrix:
+                new = "q5_K"
+            elif f == "Q5_K_M" and _use_more_bits(i_layer, n_layer):
                 new = "q6_K"
-            elif ftype == "q4_k_s" and i_layer < n_layer // 8:
+            elif f == "Q4_K_S" and eighth:
                 new = "q5_K"
             i_ffn_down += 1
         out.append(TypedTensor(t, _fallback(t, new)))
