@@ -97,6 +97,34 @@ def test_qwen3_0_6b_q4_k_m_tied_embedding_takes_the_output_rule() -> None:
     assert gguf_mix(spec, "q4_k_m").total_bytes == expected
 
 
+def test_qwen3_30b_a3b_q4_k_m_experts_tensor_by_tensor() -> None:
+    """Qwen3-30B-A3B (hidden 2048, 48 layers, 32 heads / 4 KV heads of 128, 128 experts of
+    768, vocab 151936, untied) in Q4_K_M. Row bytes: Q4_K 2048 → 1,152, 4096 → 2,304,
+    768 → 432; Q6_K 2048 → 1,680, 768 → 630. use_more_bits(i, 48): i < 6, i ≥ 42 or
+    (i − 6) % 3 == 2: 24 layers; ffn_down_exps reads its layer from the name (128 experts).
+      every layer: attn_q 4096·1,152 = 4,718,592, attn_k = attn_v = 512·1,152 = 589,824,
+        attn_output 2048·2,304 = 4,718,592, ffn_gate_exps = ffn_up_exps = 768·128·1,152 =
+        113,246,208, ffn_down_exps 2048·128·432 = 113,246,208: 350,355,456; f32: norms
+        2·2048 + 2·128 and the router 2048·128: 266,496·4 = 1,065,984
+      a use_more_bits layer adds 512·(1,680 − 1,152) + 2048·128·(630 − 432) = 52,174,848
+      token_embd Q4_K 151936·1,152 = 175,030,272; output Q6_K 151936·1,680 = 255,252,480;
+      output_norm 8,192
+    48·351,421,440 + 24·52,174,848 + 175,030,272 + 255,252,480 + 8,192 = 18,550,716,416.
+    Qwen/Qwen3-30B-A3B-GGUF's Qwen3-30B-A3B-Q4_K_M.gguf (revision
+    e4d4bafdfb96a411a163846265362aceb0b9c63a, sha256 0d003f66…aa8f5) is 18,556,685,824 B:
+    5,969,408 B of header and metadata, more than its tokenizer's fixed-size part (151,936
+    tokens and 151,387 merges with 8-byte lengths, 151,936 int32 types: 3,034,328 B)."""
+    spec = load_model("qwen3-30b-a3b")
+    expected = 48 * 351_421_440 + 24 * 52_174_848 + 175_030_272 + 255_252_480 + 8_192
+    assert expected == 18_550_716_416
+    assert weights_per_stage(spec, ENGINES["llama.cpp"], 1, 1, weight_dtype("q4_k_m")) == (
+        expected,
+    )
+    metadata = 18_556_685_824 - expected
+    assert metadata == 5_969_408
+    assert 8 * (151_936 + 151_387) + 4 * 151_936 < metadata < 8 * 2**20
+
+
 def _snapshot(path: Path) -> dict[str, tuple[str, dict[str, str]]]:
     sections: dict[str, tuple[str, dict[str, str]]] = {}
     current: dict[str, str] = {}
@@ -191,6 +219,15 @@ def test_file_type_tables_agree() -> None:
     assert set(GGUF_FILE_TYPES) == set(FTYPES)
     for name, base in GGUF_FILE_TYPES.items():
         assert FTYPES[name].default.lower() == base
+
+
+def test_tensor_parallel_ranks_split_matrices_and_keep_norms() -> None:
+    """With tp 2 (vLLM: 8 KV heads, 4 a rank) each rank holds half of every quantised
+    matrix (all of Llama-3.1-8B's are an even number of bytes) and every f32 norm:
+    (4,912,898,048 − 1,064,960) / 2 + 1,064,960 = 2,457,981,504."""
+    spec = load_model("llama-3.1-8b")
+    ranks = weights_per_stage(spec, ENGINES["vllm"], 2, 1, weight_dtype("q4_k_m"))
+    assert ranks == ((4_912_898_048 - 1_064_960) // 2 + 1_064_960,)
 
 
 def test_pure_names_keep_every_tensor_in_the_type() -> None:
