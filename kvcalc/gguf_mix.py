@@ -273,7 +273,11 @@ def gguf_tensors(model: ModelSpec) -> GgufLayout:
         )
     attention = model.attention
     p = model.params
-    if not isinstance(attention, MHA | GQA | MQA) or p is None or model.layers is not None:
+    # sliding-window layers keep the same tensors (Mistral-7B-v0.1); other kinds may not
+    uniform = model.layers is None or (
+        model.kinds is None and set(model.layers.pattern) <= {"full", "sliding"}
+    )
+    if not isinstance(attention, MHA | GQA | MQA) or p is None or not uniform:
         raise KvcalcError(
             f"{model.name}: a llama.cpp mix needs uniform attention layers with a parameter "
             "breakdown"

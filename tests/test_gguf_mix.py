@@ -80,6 +80,21 @@ def test_llama_3_1_8b_q4_k_m_against_the_published_file() -> None:
     assert 8 * (128_256 + 280_147) + 4 * 128_256 < metadata < 8 * 2**20
 
 
+def test_mistral_7b_v0_1_q4_k_m_against_the_published_file() -> None:
+    """Mistral-7B-v0.1 (sliding-window layers, the same tensors) has Llama-3.1-8B's layers
+    (hidden 4096, 32 layers, 32 / 8 heads of 128, intermediate 14336: 4,186,439,680 B of
+    layers in Q4_K_M, above) and a 32,000 vocab: token_embd Q4_K 32000·2,304 = 73,728,000,
+    output Q6_K 32000·3,360 = 107,520,000, output_norm 16,384: 4,367,704,064 B.
+    TheBloke/Mistral-7B-v0.1-GGUF's mistral-7b-v0.1.Q4_K_M.gguf (made in 2023) is
+    4,368,438,912 B (sha256 ce6253d2…be40c): 734,848 B for the header and metadata, of which
+    the 32,000 tokens' lengths, scores and types take 32000·(8 + 4 + 4) = 512,000 B."""
+    expected = 4_186_439_680 + 73_728_000 + 107_520_000 + 16_384
+    assert gguf_mix(load_model("mistral-7b-v0.1"), "q4_k_m").total_bytes == expected
+    metadata = 4_368_438_912 - expected
+    assert metadata == 734_848
+    assert 32_000 * (8 + 4 + 4) < metadata < 2**20
+
+
 def test_qwen3_0_6b_q4_k_m_tied_embedding_takes_the_output_rule() -> None:
     """Qwen3-0.6B (hidden 1024, 28 layers, 16 heads / 8 KV heads of 128, intermediate 3072,
     vocab 151936, tied): no output.weight, so token_embd takes the output rule (Q6_K).
