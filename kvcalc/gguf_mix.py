@@ -120,6 +120,7 @@ ARCHS: dict[str, str] = {
     "qwen2": "qwen2",
     "qwen3": "qwen3",
     "qwen3_moe": "qwen3moe",
+    "phi3": "phi3",
 }
 
 _FALLBACK = {
@@ -140,7 +141,7 @@ class GgufTensor:
     name: str
     ne: tuple[int, ...]
     layer: int | None = None
-    kv_rows: bool = False  # rows are K or V heads (attn_k, attn_v)
+    kv_rows: int = 0  # rows (ne[1]) that belong to K or V heads (attn_k, attn_v, attn_qkv)
 
     @property
     def elements(self) -> int:
@@ -267,7 +268,7 @@ def gguf_tensors(model: ModelSpec) -> GgufLayout:
     if arch is None:
         known = ", ".join(sorted(ARCHS))
         raise KvcalcError(
-            f"llama.cpp k-quant mixes are modelled for the families {known}, not "
+            f"llama.cpp file types (per-tensor mixes) are modelled for the families {known}, not "
             f"{model.family!r} ({model.name}); a single GGUF type (q4_k, q8_0, q6_k-pure ...) "
             "sizes every tensor in that type"
         )
@@ -309,24 +310,35 @@ def gguf_tensors(model: ModelSpec) -> GgufLayout:
         b = f"blk.{i}."
         layer = [
             GgufTensor(b + "attn_norm.weight", (d,), i),
-            GgufTensor(b + "attn_q.weight", (d, q_out), i),
-            GgufTensor(b + "attn_k.weight", (d, kv_k), i, kv_rows=True),
-            GgufTensor(b + "attn_v.weight", (d, kv_v), i, kv_rows=True),
             GgufTensor(b + "attn_output.weight", (o_in, d), i),
             GgufTensor(b + "ffn_norm.weight", (d,), i),
         ]
+        if arch == "phi3":  # fused qkv_proj and gate_up_proj (conversion/phi.py)
+            qkv = q_out + kv_k + kv_v
+            layer.append(GgufTensor(b + "attn_qkv.weight", (d, qkv), i, kv_rows=kv_k + kv_v))
+        else:
+            layer += [
+                GgufTensor(b + "attn_q.weight", (d, q_out), i),
+                GgufTensor(b + "attn_k.weight", (d, kv_k), i, kv_rows=kv_k),
+                GgufTensor(b + "attn_v.weight", (d, kv_v), i, kv_rows=kv_v),
+            ]
         if arch == "qwen2":
             layer += [
                 GgufTensor(b + "attn_q.bias", (q_out,), i),
-                GgufTensor(b + "attn_k.bias", (kv_k,), i, kv_rows=True),
-                GgufTensor(b + "attn_v.bias", (kv_v,), i, kv_rows=True),
+                GgufTensor(b + "attn_k.bias", (kv_k,), i),
+                GgufTensor(b + "attn_v.bias", (kv_v,), i),
             ]
         if arch in ("qwen3", "qwen3moe"):
             layer += [
                 GgufTensor(b + "attn_q_norm.weight", (attention.head_dim,), i),
                 GgufTensor(b + "attn_k_norm.weight", (attention.head_dim,), i),
             ]
-        if moe is None:
+        if arch == "phi3":
+            layer += [
+                GgufTensor(b + "ffn_up.weight", (d, 2 * ff), i),
+                GgufTensor(b + "ffn_down.weight", (ff, d), i),
+            ]
+        elif moe is None:
             layer += [
                 GgufTensor(b + "ffn_gate.weight", (d, ff), i),
                 GgufTensor(b + "ffn_up.weight", (d, ff), i),
@@ -350,6 +362,11 @@ def gguf_tensors(model: ModelSpec) -> GgufLayout:
 
 
 # ---- llama_tensor_get_type ---------------------------------------------------------------
+
+
+def _is_attn_v(name: str) -> bool:
+    """category_is_attn_v: attn_v, and the fused attn_qkv (tensor_get_category)."""
+    return "attn_v.weight" in name or "attn_qkv.weight" in name
 
 
 def _use_more_bits(i_layer: int, n_layers: int) -> bool:
@@ -383,7 +400,7 @@ def gguf_mix(model: ModelSpec, ftype: str, imatrix: bool | None = None) -> GgufM
         or arch == "qwen2"
     )
     tied = model.tie_word_embeddings
-    n_attention_wv = sum(1 for t in tensors if t.name.endswith("attn_v.weight"))
+    n_attention_wv = sum(1 for t in tensors if _is_attn_v(t.name))
     i_attention_wv = i_ffn_down = i_ffn_gate = i_ffn_up = 0
     low_bit = f in ("IQ2_XXS", "IQ2_XS", "IQ1_S", "IQ2_S", "IQ2_M", "IQ1_M")
     out = []
@@ -408,7 +425,7 @@ def gguf_mix(model: ModelSpec, ftype: str, imatrix: bool | None = None) -> GgufM
             elif f in ("IQ2_S", "IQ2_M", "IQ3_XXS"):
                 new = "iq3_s"
         elif low_bit:
-            if "attn_v.weight" in name:
+            if _is_attn_v(name):
                 if n_gqa >= 4 or n_expert >= 4:
                     new = "q4_K"
                 else:
@@ -427,7 +444,7 @@ def gguf_mix(model: ModelSpec, ftype: str, imatrix: bool | None = None) -> GgufM
                     new = "iq2_xxs"
                 elif f in ("IQ2_S", "IQ2_M"):
                     new = "iq3_s"
-        elif "attn_v.weight" in name:
+        elif _is_attn_v(name):
             if f == "Q2_K":
                 new = "q4_K" if n_gqa >= 4 else "q3_K"
             elif f == "Q2_K_S" and n_gqa >= 4:

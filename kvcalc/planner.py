@@ -227,7 +227,8 @@ def _mix_weights(
     Each tensor takes the type llama-quantize gives it (kvcalc/gguf_mix.py). A stage holds
     its layers' tensors, the first also token_embd, the last output and output_norm (and a
     tied embedding's second copy when pp > 1). Under tp each quantised tensor is split by
-    rows, rounded up, attn_k / attn_v by the KV heads a rank keeps; 1-D tensors are whole.
+    rows, rounded up, the K/V rows (attn_k, attn_v, attn_qkv's) by the KV heads a rank keeps;
+    1-D tensors are whole.
     """
     mix = gguf_mix(model, dtype.name)
     n_kv = model.attention.n_kv_heads
@@ -239,10 +240,11 @@ def _mix_weights(
         t = typed.tensor
         if not t.quantizable:
             share = typed.bytes
-        elif t.kv_rows:
-            share = cdiv(typed.bytes * heads, n_kv)
         else:
-            share = cdiv(typed.bytes, tp)
+            rows = t.elements // t.ne[0]
+            row_bytes = typed.bytes // rows
+            share = cdiv((rows - t.kv_rows) * row_bytes, tp)
+            share += cdiv(t.kv_rows * row_bytes * heads, n_kv)
         if t.layer is not None:
             index = next(k for k, (start, end) in enumerate(stages) if start <= t.layer < end)
             result[index] += share

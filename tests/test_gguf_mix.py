@@ -183,6 +183,24 @@ def test_types_match_llama_cpp_snapshots(preset: str, snapshot: str) -> None:
         assert ours == listed, ftype
 
 
+def test_phi3_fused_qkv_takes_the_attn_v_rules() -> None:
+    """Phi-3-mini-4k (hidden 3072, 32 layers, 32 heads of 96 and as many KV heads,
+    intermediate 8192, vocab 32064, untied) in Q4_K_M: llama.cpp stores the fused attn_qkv
+    (9216 rows) and ffn_up (gate and up, 16384 rows); attn_qkv is an attn_v category
+    (category_is_attn_v), so it takes Q6_K on the use_more_bits layers. Row bytes: Q4_K
+    3072 → 1,728, 8192 → 4,608; Q6_K 3072 → 2,520, 8192 → 6,720.
+      every layer: attn_qkv 9216·1,728 = 15,925,248, attn_output 3072·1,728 = 5,308,416,
+        ffn_up 16384·1,728 = 28,311,552, ffn_down 3072·4,608 = 14,155,776; norms 24,576
+      a use_more_bits layer adds 9216·(2,520 − 1,728) + 3072·(6,720 − 4,608) = 13,787,136
+      token_embd 32064·1,728 = 55,406,592; output 32064·2,520 = 80,801,280; norm 12,288
+    32·63,725,568 + 16·13,787,136 + 55,406,592 + 80,801,280 + 12,288 = 2,396,032,512."""
+    mix = gguf_mix(load_model("phi-3-mini-4k"), "q4_k_m")
+    expected = 32 * 63_725_568 + 16 * 13_787_136 + 55_406_592 + 80_801_280 + 12_288
+    assert mix.total_bytes == expected == 2_396_032_512
+    types = {t.tensor.name: t.ggml_type for t in mix.tensors}
+    assert types["blk.0.attn_qkv.weight"] == "q6_K" and types["blk.4.attn_qkv.weight"] == "q4_K"
+
+
 def test_mixtral_eight_experts_bump_attention() -> None:
     """Mixtral-8x7B (n_expert 8) in Q4_K_M: attn_k and attn_v in Q8_0, attn_output in Q5_K
     (llama_tensor_get_type_impl's 8-expert rules); ffn_down_exps takes use_more_bits by the
