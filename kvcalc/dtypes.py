@@ -115,6 +115,7 @@ class WeightDtype:
     den: int
     description: str = ""
     gguf: bool = False
+    mix: bool = False  # a llama.cpp file type: the type of each tensor is chosen by its role
 
     def bytes_for(self, n_weights: int) -> int:
         """Return the bytes of n_weights stored in this format, rounded up."""
@@ -188,45 +189,72 @@ _WEIGHT_ALIASES = {
     "f16": "fp16",
 }
 
-# llama.cpp's k-quant mixes give each tensor its own type by its role and layer
-# (src/llama-quant.cpp llama_tensor_get_type_impl): their bytes depend on every tensor's
-# name, layer and shape, which the spec does not carry. Refused, with the rule in words.
-_GGUF_MIXES = {
-    "q4_k_m": "attn_v and ffn_down in Q6_K on the use_more_bits layers (the first and last "
-    "eighth and every third between), output in Q6_K, the rest in Q4_K",
-    "q5_k_m": "attn_v and ffn_down in Q6_K on the use_more_bits layers, output in Q6_K, "
-    "the rest in Q5_K",
-    "q4_k_s": "attn_v in Q5_K on the first 4 layers, ffn_down in Q5_K on the first eighth, "
-    "output in Q6_K, the rest in Q4_K",
-    "q5_k_s": "output in Q6_K, the rest in Q5_K",
-    "q3_k_s": "output in Q6_K, the rest in Q3_K",
-    "q3_k_m": "attn_v in Q5_K (first 2) or Q4_K, ffn_down in Q5_K/Q4_K by layer, attn_output "
-    "in Q4_K, output in Q6_K, the rest in Q3_K",
-    "q3_k_l": "attn_v, ffn_down and attn_output in Q5_K, output in Q6_K, the rest in Q3_K",
-    "q2_k_s": "attn_v in Q4_K with GQA >= 4, ffn_down in Q4_K on the first eighth, output "
-    "in Q6_K, the rest in Q2_K",
-    "iq3_m": "attn_v in Q4_K, ffn_down in Q4_K by layer, attn_output in Q4_K, the rest in IQ3_S",
-    "iq2_m": "attn_v in Q4_K or IQ3_S, ffn_down in IQ3_S on the first eighth, the rest in IQ2_S",
-    "iq3_xs": "attn_q/attn_k/ffn_gate/ffn_up in IQ3_XXS by layer, the rest in IQ3_S",
+# llama.cpp file types that give each tensor its own type (src/llama-quant.cpp
+# llama_tensor_get_type_impl), sized tensor by tensor in kvcalc/gguf_mix.py (FTYPES there):
+# name -> the file type's default tensor type (llama_ftype_get_default_type).
+GGUF_FILE_TYPES = {
+    "q2_k": "q2_k",
+    "q2_k_s": "q2_k",
+    "q3_k_s": "q3_k",
+    "q3_k_m": "q3_k",
+    "q3_k_l": "q3_k",
+    "q4_k_s": "q4_k",
+    "q4_k_m": "q4_k",
+    "q5_k_s": "q5_k",
+    "q5_k_m": "q5_k",
+    "q6_k": "q6_k",
+    "iq4_xs_imatrix": "iq4_xs",
+    "iq4_xs_static": "iq4_xs",
+    "iq4_nl_imatrix": "iq4_nl",
+    "iq4_nl_static": "iq4_nl",
+    "iq3_m": "iq3_s",
+    "iq3_s": "iq3_s",
+    "iq3_xs": "iq3_s",
+    "iq3_xxs": "iq3_xxs",
+    "iq2_m": "iq2_s",
+    "iq2_s": "iq2_xs",
+    "iq2_xs": "iq2_xs",
+    "iq2_xxs": "iq2_xxs",
+    "iq1_m": "iq1_m",
+    "iq1_s": "iq1_s",
 }
+
+# File types whose tensor types depend on whether an importance matrix was used: the name
+# alone is refused, naming both.
+_IMATRIX_OR_NOT = ("iq4_xs", "iq4_nl")
 
 
 def weight_dtype(name: str) -> WeightDtype:
     """Return the weight format for a name or alias (case-insensitive); KvcalcError if unknown.
 
-    llama.cpp's k-quant mixes (q4_k_m, q5_k_m ...) are refused: each tensor has its own type.
+    llama.cpp's file types (q4_k_m, q5_k_s, q6_k, iq3_m ...) are a `mix`: each tensor's
+    type is chosen in kvcalc/gguf_mix.py. `<type>-pure` (q6_k-pure) is `llama-quantize
+    --pure`, every 2-D tensor in the type; so is a type that is no file type (q4_k, q8_0).
+    iq4_xs / iq4_nl alone are refused: their mix depends on the importance matrix.
     """
     key = name.strip().lower().replace("-", "_")
-    if key in _GGUF_MIXES:
-        base = key.rsplit("_", 1)[0]
-        hint = (
-            f"; --weights-dtype {base} sizes every tensor in {base.upper()}"
-            if (base in WEIGHT_DTYPES)
-            else ""
+    if key in GGUF_FILE_TYPES:
+        base = WEIGHT_DTYPES[GGUF_FILE_TYPES[key]]
+        return WeightDtype(
+            key,
+            base.num,
+            base.den,
+            f"llama.cpp {key.upper()} file type: a type per tensor (src/llama-quant.cpp)",
+            gguf=True,
+            mix=True,
         )
+    if key.endswith("_pure") and key.removesuffix("_pure") in WEIGHT_DTYPES:
+        pure = WEIGHT_DTYPES[key.removesuffix("_pure")]
+        if pure.gguf:
+            return pure
+    if key in _IMATRIX_OR_NOT:
         raise KvcalcError(
-            f"weights dtype {name!r} is a llama.cpp per-tensor mix ({_GGUF_MIXES[key]}; "
-            f"and more rules for MoE and 70B models, src/llama-quant.cpp), not one "
-            f"bits-per-weight figure{hint}"
+            f"weights dtype {name!r}: llama.cpp's {key.upper()} file type puts ffn_down of "
+            f"the first eighth of the layers in Q5_K unless an importance matrix was used; "
+            f"say which: {key}-imatrix or {key}-static ({key}-pure: every tensor in "
+            f"{key.upper()})"
         )
-    return _lookup(name, WEIGHT_DTYPES, _WEIGHT_ALIASES, "weights dtype", also=("auto",))
+    file_types = tuple(k for k in GGUF_FILE_TYPES if k not in WEIGHT_DTYPES)
+    return _lookup(
+        name, WEIGHT_DTYPES, _WEIGHT_ALIASES, "weights dtype", also=("auto", *file_types)
+    )

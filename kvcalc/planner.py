@@ -23,6 +23,7 @@ from kvcalc.formula import (
     kv_heads_per_gpu,
     pp_partition,
 )
+from kvcalc.gguf_mix import LLAMA_CPP_COMMIT, gguf_mix
 from kvcalc.llamacpp import compute_reserve_terms
 from kvcalc.specs import MLA, PARTS, GpuSpec, ModelSpec, Window
 from kvcalc.units import MiB
@@ -153,6 +154,8 @@ def _computed_weights(
             f"model {model.name} has no n_params, which the planner needs for its weights: "
             "add n_params to its spec, or import its config.json with `kvcalc import`"
         )
+    if dtype is not None and dtype.mix:
+        return _mix_weights(model, engine, tp, pp, dtype)
     own = WEIGHT_DTYPES[model.dtype]
     published = model.weights_quant if dtype is None else None
     dtype = dtype or own
@@ -214,6 +217,56 @@ def _computed_weights(
             kept += lm_head
         result.append(dtype.bytes_for(quantised) + dense.bytes_for(kept))
     return tuple(result)
+
+
+def _mix_weights(
+    model: ModelSpec, engine: EngineProfile, tp: int, pp: int, dtype: WeightDtype
+) -> tuple[int, ...]:
+    """Return weight bytes per stage of a llama.cpp k-quant file type, tensor by tensor.
+
+    Each tensor takes the type llama-quantize gives it (kvcalc/gguf_mix.py). A stage holds
+    its layers' tensors, the first also token_embd, the last output and output_norm (and a
+    tied embedding's second copy when pp > 1). Under tp each quantised tensor is split by
+    rows, rounded up, the K/V rows (attn_k, attn_v, attn_qkv's) by the KV heads a rank keeps;
+    1-D tensors are whole.
+    """
+    mix = gguf_mix(model, dtype.name)
+    n_kv = model.attention.n_kv_heads
+    heads = kv_heads_per_gpu(model, engine, tp)
+    stages = pp_partition(model.n_layers, pp)
+    result = [0] * len(stages)
+    last = len(stages) - 1
+    for typed in mix.tensors:
+        t = typed.tensor
+        if not t.quantizable:
+            share = typed.bytes
+        else:
+            rows = t.elements // t.ne[0]
+            row_bytes = typed.bytes // rows
+            share = cdiv((rows - t.kv_rows) * row_bytes, tp)
+            share += cdiv(t.kv_rows * row_bytes * heads, n_kv)
+        if t.layer is not None:
+            index = next(k for k, (start, end) in enumerate(stages) if start <= t.layer < end)
+            result[index] += share
+        elif t.name == "token_embd.weight":
+            result[0] += share
+            if model.tie_word_embeddings and pp > 1:
+                result[last] += share
+        else:
+            result[last] += share
+    return tuple(result)
+
+
+def weights_mix_note(model: ModelSpec, dtype: WeightDtype | None) -> str | None:
+    """Return, for a llama.cpp file type, which tensors take which ggml type, in words."""
+    if dtype is None or not dtype.mix:
+        return None
+    mix = gguf_mix(model, dtype.name)
+    types = ", ".join(f"{k} {n} tensors {b:,} B" for k, n, b in mix.by_type())
+    return (
+        f"weights as llama.cpp {dtype.name.upper()} (llama_tensor_get_type, src/llama-quant.cpp "
+        f"@{LLAMA_CPP_COMMIT[:7]}): {mix.roles()}; {types}"
+    )
 
 
 # ---- reserve and budget -------------------------------------------------------------------
@@ -737,6 +790,9 @@ def fit(plan: Plan, searched: Searched | None = None) -> Fit:
         )
     if plan.weights_dtype is None and plan.model.weights_quant is not None:
         notes.append(f"weights as published: {plan.model.weights_quant.summary}")
+    mix_note = weights_mix_note(plan.model, plan.weights_dtype)
+    if mix_note is not None:
+        notes.append(mix_note)
     if (plan.model.architecture or "").endswith("ForConditionalGeneration"):
         notes.append(
             f"{plan.model.architecture} is multimodal: its vision/audio tower is not counted "

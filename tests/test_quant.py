@@ -233,7 +233,7 @@ def test_ignore_patterns_match_as_published() -> None:
         ("q4_0", 8 * 18),  # block_q4_0: d + qs[16] per 32
         ("q3_k", 110),  # block_q3_K: hmask[32] + qs[64] + scales[12] + d
         ("q2_k", 84),  # block_q2_K: scales[16] + qs[64] + d, dmin
-        ("iq4_xs", 136),  # block_iq4_xs: d + scales_h + scales_l[4] + qs[128]
+        ("iq4_xs-pure", 136),  # block_iq4_xs: d + scales_h + scales_l[4] + qs[128]
         ("mxfp4", 8 * 17),  # 32 fp4 (16 B) + e8m0 scale
         ("nvfp4", 16 * 9),  # 16 fp4 (8 B) + fp8 scale
     ],
@@ -244,10 +244,10 @@ def test_weight_dtype_bits_from_block_layouts(name: str, bytes_per_256: int) -> 
     assert weight_dtype(name.upper()).bytes_for(256) == bytes_per_256
 
 
-@pytest.mark.parametrize("name", ["q4_k_m", "Q5_K_M", "q3_k_s", "iq3_m"])
-def test_gguf_mixes_are_refused_with_the_rule(name: str) -> None:
-    """llama.cpp's k-quant mixes give each tensor its own type: refused in one line."""
-    with pytest.raises(KvcalcError, match="per-tensor mix") as info:
+@pytest.mark.parametrize("name", ["iq4_xs", "IQ4_NL"])
+def test_gguf_mixes_that_need_the_imatrix_said_are_refused(name: str) -> None:
+    """IQ4_XS / IQ4_NL files differ with and without an importance matrix: one line, naming both."""
+    with pytest.raises(KvcalcError, match="-imatrix or") as info:
         weight_dtype(name)
     assert "\n" not in str(info.value)
 
@@ -262,9 +262,9 @@ def test_gguf_weights_dtype_quantises_embeddings_and_keeps_norms_f32() -> None:
 
 
 def test_cli_refuses_a_mix_in_one_line() -> None:
-    """`--weights-dtype q4_k_m` is one error line and exit 2."""
+    """`--weights-dtype iq4_xs` is one error line and exit 2."""
     result = CliRunner().invoke(
-        app, ["fit", "llama-3.1-8b", "--gpu", "h100", "--weights-dtype", "q4_k_m"]
+        app, ["fit", "llama-3.1-8b", "--gpu", "h100", "--weights-dtype", "iq4_xs"]
     )
     assert result.exit_code == 2
     assert result.stderr.count("error:") == 1 and "Traceback" not in result.output

@@ -63,7 +63,8 @@ def fit_command(
         "--weights-dtype",
         metavar="DTYPE",
         help="Weights: bf16, fp16, fp8, fp8-block, int8, int4-gptq, int4-awq, mxfp4, nvfp4, "
-        "or a GGUF type (q8_0, q6_k, q5_k, q4_k, q4_0 ...; docs/weights.md) (default: as "
+        "a GGUF type (q8_0, q5_k, q4_k, q4_0, q6_k-pure ...) or a llama.cpp file type "
+        "sized tensor by tensor (q4_k_m, q5_k_m, q6_k ...; docs/weights.md) (default: as "
         "published, from the checkpoint's quantization_config, else the model's dtype).",
     ),
     engine: str = typer.Option("vllm", "--engine", "-e", metavar="ENGINE", help="Engine profile."),
