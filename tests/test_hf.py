@@ -81,6 +81,20 @@ def test_deepseek_v3_from_published_config() -> None:
     assert per_token_bf16(spec) == 576 * 2 * 61
 
 
+def test_mistral_small_24b_from_published_config() -> None:
+    """mistralai/Mistral-Small-24B-Instruct-2501: 40 layers, 8 KV heads of head_dim 128 (read:
+    5,120/32 would be 160), sliding_window null: 2·8·128·2 B · 40 = 163,840 B/token. Params:
+    embedding and lm_head 131,072·5,120 = 671,088,640 each; per layer q 5,120·4,096 and o
+    4,096·5,120 (20,971,520 each) + k, v 2·5,120·1,024 = 10,485,760: 52,428,800 · 40 =
+    2,097,152,000; MLP 3·5,120·32,768 = 503,316,480 · 40 = 20,132,659,200; norms 40·2·5,120 +
+    5,120 = 414,720; total 23,572,403,200, the safetensors index's 47,144,806,400 B / 2."""
+    spec = load(DATA / "hf_configs" / "mistral-small-24b-2501.json")
+    assert spec.layers is None
+    assert per_token_bf16(spec) == 2 * 8 * 128 * 2 * 40 == 163_840
+    assert spec.n_params == 2 * 671_088_640 + 2_097_152_000 + 20_132_659_200 + 414_720
+    assert spec.n_params == 47_144_806_400 // 2
+
+
 def test_gemma3_text_config_nested_in_multimodal() -> None:
     """Gemma-3-27B's text_config (62 layers, 16 KV heads of 128, 5 sliding W=1024 : 1 full) is read,
     with transformers' default vocab 262,208 where the published file leaves it out."""
