@@ -50,6 +50,10 @@ def per_token_bf16(spec: ModelSpec) -> int:
         # use_sliding_window with max_window_layers 2: layers 0-1 full, 2-3 sliding
         ("qwen2_swa", "gqa", 2 * 2 * 32 * 2 * 4, ["full", "full", "sliding", "sliding"]),
         ("mistral_noswa", "mha", 2 * 8 * 32 * 2 * 2, None),
+        # OLMo 3, layer_types given: 2 KV heads of 256/8 = 32 over 8 layers, 3 sliding : 1 full
+        ("olmo3", "gqa", 2 * 2 * 32 * 2 * 8, ["sliding", "sliding", "sliding", "full"]),
+        # OLMo 3, no layer_types: Olmo3Config's default 3 sliding : 1 full, MHA 8 heads of 32
+        ("olmo3_defaults", "mha", 2 * 8 * 32 * 2 * 4, ["sliding", "sliding", "sliding", "full"]),
     ],
 )
 def test_family_mapping(name: str, kind: str, per_token: int, pattern: list[str] | None) -> None:
@@ -65,6 +69,28 @@ def test_gpt_neox_parameter_count() -> None:
     per layer 2 LayerNorms 1,024 + qkv 196,608+768 + dense 65,536+256 + MLP
     (262,144+1,024) + (262,144+256) = 789,760; ×3 + final norm 512 + 2·256,000 = 2,881,792."""
     assert load(DATA / "hf_synthetic" / "gpt_neox.json").n_params == 2_881_792
+
+
+def test_olmo3_window_defaults_and_parameter_count() -> None:
+    """OLMo 3 (transformers Olmo3Config): sliding_window 256 as given, 4096 when the key is
+    absent. Params of the layer_types config (hidden 256, 8 layers, 8 heads of 32, 2 KV
+    heads, d_ff 512, vocab 1000, untied): per layer q and o 256·256 = 65,536 each, k and v
+    2·256·64 = 32,768, q_norm over all heads 256 and k_norm 64, MLP 3·256·512 = 393,216,
+    post-attention and post-feedforward norms 2·256: 557,888; ×8 + final norm 256 +
+    2·256,000 = 4,975,360."""
+    given = load(DATA / "hf_synthetic" / "olmo3.json")
+    assert given.layers is not None and given.layers.sliding_window == 256
+    assert given.n_params == 8 * 557_888 + 256 + 2 * 256_000 == 4_975_360
+    default = load(DATA / "hf_synthetic" / "olmo3_defaults.json")
+    assert default.layers is not None and default.layers.sliding_window == 4096
+
+
+def test_olmo3_refuses_sliding_keys_it_does_not_have() -> None:
+    """Olmo3Config has no use_sliding_window / max_window_layers: a config setting one is
+    refused rather than read as Qwen2's would be."""
+    config = json.loads((DATA / "hf_synthetic" / "olmo3.json").read_text())
+    with pytest.raises(KvcalcError, match="'use_sliding_window' changes what a olmo3 model"):
+        hf.import_config({**config, "use_sliding_window": True}, source="test")
 
 
 def test_llama_31_8b_from_published_config() -> None:

@@ -153,6 +153,11 @@ _FAMILIES: list[Family] = [
     _standard("cohere2", "Command-R7B / A: 3 sliding layers to 1 full"),
     _standard("starcoder2", "StarCoder2: GQA, sliding window"),
     _standard("olmo2", "OLMo 2: q/k norm over all heads"),
+    # transformers models/olmo3 (Olmo3Config): only sliding_window (default 4096) and
+    # layer_types (default 3 sliding layers to 1 full) shape the cache; the other
+    # sliding keys are not Olmo3Config's, so a config setting one is refused.
+    Family("olmo3", "OLMo 3: 3 sliding layers to 1 full, q/k norm over all heads",
+           frozenset({"sliding_window", "layer_types"})),
     _standard("smollm3", "SmolLM3: GQA, some layers without RoPE"),
     _standard("granite", "Granite 3: GQA"),
     _standard("glm4_moe", "GLM-4.5 / 4.6: GQA MoE, MTP layer", "num_nextn_predict_layers"),
