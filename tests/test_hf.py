@@ -93,6 +93,25 @@ def test_olmo3_refuses_sliding_keys_it_does_not_have() -> None:
         hf.import_config({**config, "use_sliding_window": True}, source="test")
 
 
+def test_olmo_31_32b_from_published_config() -> None:
+    """allenai/Olmo-3.1-32B-Instruct: 64 layers in layer_types, 3 sliding (window 4096) to 1
+    full; 8 KV heads of 5,120/40 = 128: 2·8·128·2 = 4,096 B per layer per token. At 8,192
+    tokens the 16 full layers hold 8,192 tokens and the 48 sliding ones 4,096:
+    4,096·(16·8,192 + 48·4,096) = 1,342,177,280 B. Params: embedding and lm_head
+    100,278·5,120 = 513,423,360 each; per layer q and o 5,120·5,120 = 26,214,400 each, k and
+    v 2·5,120·1,024 = 10,485,760, q_norm 5,120 and k_norm 1,024 (over all heads), MLP
+    3·5,120·27,648 = 424,673,280, two norms 10,240: 487,604,224 · 64 = 31,206,670,336;
+    final norm 5,120; total 32,233,522,176."""
+    spec = load(DATA / "hf_configs" / "olmo-3.1-32b.json")
+    assert spec.family == "olmo3"
+    assert spec.layers is not None and spec.layers.sliding_window == 4096
+    assert spec.layers.pattern == ["sliding", "sliding", "sliding", "full"]
+    at_8k = Workload(seq_len=8192, k_dtype=kv_dtype("bf16"), v_dtype=kv_dtype("bf16"))
+    total = kv_cache(spec, at_8k, ENGINES["formula"]).total_bytes
+    assert total == 4096 * (16 * 8192 + 48 * 4096) == 1_342_177_280
+    assert spec.n_params == 2 * 513_423_360 + 64 * 487_604_224 + 5_120 == 32_233_522_176
+
+
 def test_llama_31_8b_from_published_config() -> None:
     """meta-llama/Llama-3.1-8B: 32 layers, 8 KV heads of 128: 131,072 B/token; 8,030,261,248 params."""
     spec = load(DATA / "hf_configs" / "llama-3.1-8b.json")
