@@ -54,6 +54,8 @@ def per_token_bf16(spec: ModelSpec) -> int:
         ("olmo3", "gqa", 2 * 2 * 32 * 2 * 8, ["sliding", "sliding", "sliding", "full"]),
         # OLMo 3, no layer_types: Olmo3Config's default 3 sliding : 1 full, MHA 8 heads of 32
         ("olmo3_defaults", "mha", 2 * 8 * 32 * 2 * 4, ["sliding", "sliding", "sliding", "full"]),
+        # Ministral 3 inside mistral3: 2 KV heads of head_dim 64 over 3 layers, all sliding
+        ("mistral3_tied", "gqa", 2 * 2 * 64 * 2 * 3, ["sliding"]),
     ],
 )
 def test_family_mapping(name: str, kind: str, per_token: int, pattern: list[str] | None) -> None:
@@ -110,6 +112,57 @@ def test_olmo_31_32b_from_published_config() -> None:
     total = kv_cache(spec, at_8k, ENGINES["formula"]).total_bytes
     assert total == 4096 * (16 * 8192 + 48 * 4096) == 1_342_177_280
     assert spec.n_params == 2 * 513_423_360 + 64 * 487_604_224 + 5_120 == 32_233_522_176
+
+
+def test_devstral_2_123b_from_published_config() -> None:
+    """mistralai/Devstral-2-123B-Instruct-2512 (flat ministral3): 88 layers, 8 KV heads of 128,
+    sliding_window null: 2·8·128·2 B · 88 = 360,448 B/token. Params: embedding and lm_head
+    131,072·12,288 = 1,610,612,736 each; per layer q and o 12,288·12,288 = 150,994,944 each,
+    k and v 2·12,288·1,024 = 25,165,824, MLP 3·12,288·28,672 = 1,056,964,608, two norms
+    24,576: 1,384,144,896 · 88 = 121,804,750,848; final norm 12,288; total 125,025,988,608.
+    fp8 per tensor, static: attention 88·327,155,712 = 28,789,702,656 one-byte weights plus a
+    fp32 weight and input scale (8 B) on each of 88·4 linears = 2,816 B."""
+    spec = load(DATA / "hf_configs" / "devstral-2-123b.json")
+    assert spec.family == "ministral3" and spec.layers is None
+    assert per_token_bf16(spec) == 2 * 8 * 128 * 2 * 88 == 360_448
+    assert spec.n_params == 2 * 1_610_612_736 + 88 * 1_384_144_896 + 12_288 == 125_025_988_608
+    assert spec.weights_quant is not None
+    assert spec.weights_quant.attention.bytes == 28_789_702_656 + 88 * 4 * 8
+
+
+def test_devstral_small_2_24b_text_model_inside_mistral3() -> None:
+    """mistralai/Devstral-Small-2-24B-Instruct-2512: model_type mistral3 around a ministral3
+    text_config (40 layers, 8 KV heads of 128): 2·8·128·2 B · 40 = 163,840 B/token; the outer
+    tie_word_embeddings false keeps lm_head, so the text model counts as Mistral-Small-24B's:
+    2·671,088,640 + 2,097,152,000 + 20,132,659,200 + 414,720 = 23,572,403,200."""
+    spec = load(DATA / "hf_configs" / "devstral-small-2-24b.json")
+    assert spec.family == "ministral3"
+    assert spec.architecture == "Mistral3ForConditionalGeneration"
+    assert per_token_bf16(spec) == 163_840
+    assert spec.params is not None and spec.params.lm_head == 671_088_640
+    assert spec.n_params == 23_572_403_200
+
+
+def test_mistral3_lm_head_is_tied_by_the_outer_config_default_true() -> None:
+    """Mistral3ForConditionalGeneration ties lm_head by its own config's tie_word_embeddings,
+    which Mistral3Config defaults to True (transformers models/mistral3; modeling_utils
+    get_expanded_tied_weights_keys reads self.config): the synthetic config (hidden 256, 3
+    layers, 8 heads and 2 KV heads of 64, d_ff 512, vocab 1000) has no outer key, so the
+    embedding 256,000 is counted once: per layer 256·512 + 2·256·128 + 512·256 = 327,680
+    and MLP 3·256·512 = 393,216; ×3 + norms 3·2·256 + 256 + 256,000 = 2,420,480."""
+    config = json.loads((DATA / "hf_synthetic" / "mistral3_tied.json").read_text())
+    tied = hf.import_config(config, source="test").spec
+    assert tied.tie_word_embeddings and tied.params is not None and tied.params.lm_head == 0
+    assert tied.n_params == 3 * (327_680 + 393_216) + 3 * 2 * 256 + 256 + 256_000 == 2_420_480
+    untied = hf.import_config({**config, "tie_word_embeddings": False}, source="test").spec
+    assert untied.n_params == 2_420_480 + 256_000
+
+
+def test_ministral3_refuses_layer_types() -> None:
+    """Ministral3Config has no layer_types (it warns and keeps the key): refused, not read."""
+    config = json.loads((DATA / "hf_configs" / "devstral-2-123b.json").read_text())
+    with pytest.raises(KvcalcError, match="'layer_types' changes what a ministral3 model"):
+        hf.import_config({**config, "layer_types": ["full_attention"] * 88}, source="test")
 
 
 def test_llama_31_8b_from_published_config() -> None:
@@ -459,6 +512,6 @@ def test_every_family_listed_imports_its_synthetic_config() -> None:
     }
     new = {"nemotron_h", "qwen3_next", "qwen3_5_text", "qwen3_5_moe_text", "deepseek_v32",
            "glm_moe_dsa", "gemma4_text", "mimo_v2_flash", "minimax_m2", "jamba", "lfm2",
-           "granitemoehybrid", "kimi_linear"}  # fmt: skip
+           "granitemoehybrid", "kimi_linear", "olmo3", "ministral3"}  # fmt: skip
     assert new <= {f.model_type for f in supported()}
     assert new <= synthetic

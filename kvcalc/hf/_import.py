@@ -39,6 +39,7 @@ _TEXT_FAMILY = {
     "gemma4": "gemma4_text",
     "qwen3_vl": "qwen3_vl_text",
     "qwen3_vl_moe": "qwen3_vl_moe_text",
+    "mistral3": "mistral",  # Mistral3Config's default text_config
 }
 
 
@@ -46,6 +47,9 @@ _TEXT_FAMILY = {
 # False), whatever text_config says: Qwen3VLForConditionalGeneration ties through its own
 # config (PreTrainedModel.get_expanded_tied_weights_keys reads self.config).
 _OUTER_TIES = frozenset({"qwen3_vl_text", "qwen3_vl_moe_text"})
+# Multimodal wrappers that tie lm_head the same way but whose own config defaults
+# tie_word_embeddings to True: Mistral3ForConditionalGeneration (Mistral3Config).
+_OUTER_TIES_DEFAULT_TRUE = frozenset({"mistral3"})
 
 
 @dataclass(frozen=True)
@@ -94,6 +98,8 @@ def import_config(
     family_name = resolve_family(config, data)
     if data is not config and family_name in _OUTER_TIES:
         data = {**data, "tie_word_embeddings": bool(config.get("tie_word_embeddings", False))}
+    if data is not config and config.get("model_type") in _OUTER_TIES_DEFAULT_TRUE:
+        data = {**data, "tie_word_embeddings": bool(config.get("tie_word_embeddings", True))}
     table = families()
     family = table.get(family_name)
     if family is not None and family.model_type != family_name:

@@ -114,6 +114,11 @@ _FAMILIES: list[Family] = [
     ),
     _standard("mistral", "Mistral: GQA, optional sliding window"),
     _standard("mixtral", "Mixtral MoE: GQA, optional sliding window"),
+    # transformers models/ministral3 (Ministral3Config): Mistral's attention, every layer
+    # sliding when sliding_window is set; Ministral3Config has no layer_types (it warns and
+    # keeps it), so the family reads sliding_window only and refuses the other keys.
+    Family("ministral3", "Ministral 3 / Devstral 2 (flat or inside mistral3): GQA, optional "
+           "sliding window on every layer", frozenset({"sliding_window"})),
     _standard("qwen2", "Qwen2 / Qwen2.5: GQA, sliding window above max_window_layers"),
     _standard("qwen2_moe", "Qwen2-MoE"),
     _standard("qwen3", "Qwen3: GQA with q/k norm"),
