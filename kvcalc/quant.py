@@ -445,7 +445,8 @@ _DEEPSEEK_LIKE = frozenset(
 _QWEN_MOE = frozenset({"qwen2_moe", "qwen3_moe", "qwen3_vl_moe_text"})
 _DENSE = frozenset(
     {"llama", "mistral", "qwen2", "qwen3", "gemma", "gemma2", "gemma3", "gemma3_text",
-     "granite", "olmo2", "smollm3", "cohere", "cohere2", "starcoder2", "qwen3_vl_text"}
+     "granite", "olmo2", "olmo3", "smollm3", "cohere", "cohere2", "starcoder2", "qwen3_vl_text",
+     "ministral3"}
 )  # fmt: skip
 
 

@@ -50,6 +50,12 @@ def per_token_bf16(spec: ModelSpec) -> int:
         # use_sliding_window with max_window_layers 2: layers 0-1 full, 2-3 sliding
         ("qwen2_swa", "gqa", 2 * 2 * 32 * 2 * 4, ["full", "full", "sliding", "sliding"]),
         ("mistral_noswa", "mha", 2 * 8 * 32 * 2 * 2, None),
+        # OLMo 3, layer_types given: 2 KV heads of 256/8 = 32 over 8 layers, 3 sliding : 1 full
+        ("olmo3", "gqa", 2 * 2 * 32 * 2 * 8, ["sliding", "sliding", "sliding", "full"]),
+        # OLMo 3, no layer_types: Olmo3Config's default 3 sliding : 1 full, MHA 8 heads of 32
+        ("olmo3_defaults", "mha", 2 * 8 * 32 * 2 * 4, ["sliding", "sliding", "sliding", "full"]),
+        # Ministral 3 inside mistral3: 2 KV heads of head_dim 64 over 3 layers, all sliding
+        ("mistral3_tied", "gqa", 2 * 2 * 64 * 2 * 3, ["sliding"]),
     ],
 )
 def test_family_mapping(name: str, kind: str, per_token: int, pattern: list[str] | None) -> None:
@@ -67,6 +73,98 @@ def test_gpt_neox_parameter_count() -> None:
     assert load(DATA / "hf_synthetic" / "gpt_neox.json").n_params == 2_881_792
 
 
+def test_olmo3_window_defaults_and_parameter_count() -> None:
+    """OLMo 3 (transformers Olmo3Config): sliding_window 256 as given, 4096 when the key is
+    absent. Params of the layer_types config (hidden 256, 8 layers, 8 heads of 32, 2 KV
+    heads, d_ff 512, vocab 1000, untied): per layer q and o 256·256 = 65,536 each, k and v
+    2·256·64 = 32,768, q_norm over all heads 256 and k_norm 64, MLP 3·256·512 = 393,216,
+    post-attention and post-feedforward norms 2·256: 557,888; ×8 + final norm 256 +
+    2·256,000 = 4,975,360."""
+    given = load(DATA / "hf_synthetic" / "olmo3.json")
+    assert given.layers is not None and given.layers.sliding_window == 256
+    assert given.n_params == 8 * 557_888 + 256 + 2 * 256_000 == 4_975_360
+    default = load(DATA / "hf_synthetic" / "olmo3_defaults.json")
+    assert default.layers is not None and default.layers.sliding_window == 4096
+
+
+def test_olmo3_refuses_sliding_keys_it_does_not_have() -> None:
+    """Olmo3Config has no use_sliding_window / max_window_layers: a config setting one is
+    refused rather than read as Qwen2's would be."""
+    config = json.loads((DATA / "hf_synthetic" / "olmo3.json").read_text())
+    with pytest.raises(KvcalcError, match="'use_sliding_window' changes what a olmo3 model"):
+        hf.import_config({**config, "use_sliding_window": True}, source="test")
+
+
+def test_olmo_31_32b_from_published_config() -> None:
+    """allenai/Olmo-3.1-32B-Instruct: 64 layers in layer_types, 3 sliding (window 4096) to 1
+    full; 8 KV heads of 5,120/40 = 128: 2·8·128·2 = 4,096 B per layer per token. At 8,192
+    tokens the 16 full layers hold 8,192 tokens and the 48 sliding ones 4,096:
+    4,096·(16·8,192 + 48·4,096) = 1,342,177,280 B. Params: embedding and lm_head
+    100,278·5,120 = 513,423,360 each; per layer q and o 5,120·5,120 = 26,214,400 each, k and
+    v 2·5,120·1,024 = 10,485,760, q_norm 5,120 and k_norm 1,024 (over all heads), MLP
+    3·5,120·27,648 = 424,673,280, two norms 10,240: 487,604,224 · 64 = 31,206,670,336;
+    final norm 5,120; total 32,233,522,176."""
+    spec = load(DATA / "hf_configs" / "olmo-3.1-32b.json")
+    assert spec.family == "olmo3"
+    assert spec.layers is not None and spec.layers.sliding_window == 4096
+    assert spec.layers.pattern == ["sliding", "sliding", "sliding", "full"]
+    at_8k = Workload(seq_len=8192, k_dtype=kv_dtype("bf16"), v_dtype=kv_dtype("bf16"))
+    total = kv_cache(spec, at_8k, ENGINES["formula"]).total_bytes
+    assert total == 4096 * (16 * 8192 + 48 * 4096) == 1_342_177_280
+    assert spec.n_params == 2 * 513_423_360 + 64 * 487_604_224 + 5_120 == 32_233_522_176
+
+
+def test_devstral_2_123b_from_published_config() -> None:
+    """mistralai/Devstral-2-123B-Instruct-2512 (flat ministral3): 88 layers, 8 KV heads of 128,
+    sliding_window null: 2·8·128·2 B · 88 = 360,448 B/token. Params: embedding and lm_head
+    131,072·12,288 = 1,610,612,736 each; per layer q and o 12,288·12,288 = 150,994,944 each,
+    k and v 2·12,288·1,024 = 25,165,824, MLP 3·12,288·28,672 = 1,056,964,608, two norms
+    24,576: 1,384,144,896 · 88 = 121,804,750,848; final norm 12,288; total 125,025,988,608.
+    fp8 per tensor, static: attention 88·327,155,712 = 28,789,702,656 one-byte weights plus a
+    fp32 weight and input scale (8 B) on each of 88·4 linears = 2,816 B."""
+    spec = load(DATA / "hf_configs" / "devstral-2-123b.json")
+    assert spec.family == "ministral3" and spec.layers is None
+    assert per_token_bf16(spec) == 2 * 8 * 128 * 2 * 88 == 360_448
+    assert spec.n_params == 2 * 1_610_612_736 + 88 * 1_384_144_896 + 12_288 == 125_025_988_608
+    assert spec.weights_quant is not None
+    assert spec.weights_quant.attention.bytes == 28_789_702_656 + 88 * 4 * 8
+
+
+def test_devstral_small_2_24b_text_model_inside_mistral3() -> None:
+    """mistralai/Devstral-Small-2-24B-Instruct-2512: model_type mistral3 around a ministral3
+    text_config (40 layers, 8 KV heads of 128): 2·8·128·2 B · 40 = 163,840 B/token; the outer
+    tie_word_embeddings false keeps lm_head, so the text model counts as Mistral-Small-24B's:
+    2·671,088,640 + 2,097,152,000 + 20,132,659,200 + 414,720 = 23,572,403,200."""
+    spec = load(DATA / "hf_configs" / "devstral-small-2-24b.json")
+    assert spec.family == "ministral3"
+    assert spec.architecture == "Mistral3ForConditionalGeneration"
+    assert per_token_bf16(spec) == 163_840
+    assert spec.params is not None and spec.params.lm_head == 671_088_640
+    assert spec.n_params == 23_572_403_200
+
+
+def test_mistral3_lm_head_is_tied_by_the_outer_config_default_true() -> None:
+    """Mistral3ForConditionalGeneration ties lm_head by its own config's tie_word_embeddings,
+    which Mistral3Config defaults to True (transformers models/mistral3; modeling_utils
+    get_expanded_tied_weights_keys reads self.config): the synthetic config (hidden 256, 3
+    layers, 8 heads and 2 KV heads of 64, d_ff 512, vocab 1000) has no outer key, so the
+    embedding 256,000 is counted once: per layer 256·512 + 2·256·128 + 512·256 = 327,680
+    and MLP 3·256·512 = 393,216; ×3 + norms 3·2·256 + 256 + 256,000 = 2,420,480."""
+    config = json.loads((DATA / "hf_synthetic" / "mistral3_tied.json").read_text())
+    tied = hf.import_config(config, source="test").spec
+    assert tied.tie_word_embeddings and tied.params is not None and tied.params.lm_head == 0
+    assert tied.n_params == 3 * (327_680 + 393_216) + 3 * 2 * 256 + 256 + 256_000 == 2_420_480
+    untied = hf.import_config({**config, "tie_word_embeddings": False}, source="test").spec
+    assert untied.n_params == 2_420_480 + 256_000
+
+
+def test_ministral3_refuses_layer_types() -> None:
+    """Ministral3Config has no layer_types (it warns and keeps the key): refused, not read."""
+    config = json.loads((DATA / "hf_configs" / "devstral-2-123b.json").read_text())
+    with pytest.raises(KvcalcError, match="'layer_types' changes what a ministral3 model"):
+        hf.import_config({**config, "layer_types": ["full_attention"] * 88}, source="test")
+
+
 def test_llama_31_8b_from_published_config() -> None:
     """meta-llama/Llama-3.1-8B: 32 layers, 8 KV heads of 128: 131,072 B/token; 8,030,261,248 params."""
     spec = load(DATA / "hf_configs" / "llama-3.1-8b.json")
@@ -79,6 +177,20 @@ def test_deepseek_v3_from_published_config() -> None:
     spec = load(DATA / "hf_configs" / "deepseek-v3.json")
     assert spec.attention.kind == "mla"
     assert per_token_bf16(spec) == 576 * 2 * 61
+
+
+def test_mistral_small_24b_from_published_config() -> None:
+    """mistralai/Mistral-Small-24B-Instruct-2501: 40 layers, 8 KV heads of head_dim 128 (read:
+    5,120/32 would be 160), sliding_window null: 2·8·128·2 B · 40 = 163,840 B/token. Params:
+    embedding and lm_head 131,072·5,120 = 671,088,640 each; per layer q 5,120·4,096 and o
+    4,096·5,120 (20,971,520 each) + k, v 2·5,120·1,024 = 10,485,760: 52,428,800 · 40 =
+    2,097,152,000; MLP 3·5,120·32,768 = 503,316,480 · 40 = 20,132,659,200; norms 40·2·5,120 +
+    5,120 = 414,720; total 23,572,403,200, the safetensors index's 47,144,806,400 B / 2."""
+    spec = load(DATA / "hf_configs" / "mistral-small-24b-2501.json")
+    assert spec.layers is None
+    assert per_token_bf16(spec) == 2 * 8 * 128 * 2 * 40 == 163_840
+    assert spec.n_params == 2 * 671_088_640 + 2_097_152_000 + 20_132_659_200 + 414_720
+    assert spec.n_params == 47_144_806_400 // 2
 
 
 def test_gemma3_text_config_nested_in_multimodal() -> None:
@@ -508,6 +620,6 @@ def test_every_family_listed_imports_its_synthetic_config() -> None:
     }
     new = {"nemotron_h", "qwen3_next", "qwen3_5_text", "qwen3_5_moe_text", "deepseek_v32",
            "glm_moe_dsa", "gemma4_text", "mimo_v2_flash", "minimax_m2", "jamba", "lfm2",
-           "granitemoehybrid", "kimi_linear"}  # fmt: skip
+           "granitemoehybrid", "kimi_linear", "olmo3", "ministral3"}  # fmt: skip
     assert new <= {f.model_type for f in supported()}
     assert new <= synthetic

@@ -40,6 +40,7 @@ _TEXT_FAMILY = {
     "qwen3_vl": "qwen3_vl_text",
     "qwen3_vl_moe": "qwen3_vl_moe_text",
     "minimax_m3_vl": "minimax_m3_vl_text",
+    "mistral3": "mistral",  # Mistral3Config's default text_config
 }
 
 
@@ -50,6 +51,9 @@ _OUTER_TIES = frozenset({"qwen3_vl_text", "qwen3_vl_moe_text"})
 # ... and those tied when either config says so: MiniMaxM3VLConfig.__post_init__ takes
 # text_config's tie_word_embeddings when its own is False.
 _EITHER_TIES = frozenset({"minimax_m3_vl_text"})
+# Multimodal wrappers that tie lm_head the same way but whose own config defaults
+# tie_word_embeddings to True: Mistral3ForConditionalGeneration (Mistral3Config).
+_OUTER_TIES_DEFAULT_TRUE = frozenset({"mistral3"})
 
 
 @dataclass(frozen=True)
@@ -101,6 +105,8 @@ def import_config(
     if data is not config and family_name in _EITHER_TIES:
         tied = config.get("tie_word_embeddings") or data.get("tie_word_embeddings")
         data = {**data, "tie_word_embeddings": bool(tied)}
+    if data is not config and config.get("model_type") in _OUTER_TIES_DEFAULT_TRUE:
+        data = {**data, "tie_word_embeddings": bool(config.get("tie_word_embeddings", True))}
     table = families()
     family = table.get(family_name)
     if family is not None and family.model_type != family_name:

@@ -83,6 +83,10 @@ def _layer_kinds(c: _Config, family: str, n_layers: int, window: int | None) -> 
         if len(kinds) != n_layers:
             raise KvcalcError(f"layer_types lists {len(kinds)} layers, not {n_layers}")
         return kinds
+    if family == "olmo3":
+        # Olmo3Config: layer_types defaults to 3 sliding layers to 1 full
+        kinds = ["sliding" if (i + 1) % 4 else "full" for i in range(n_layers)]
+        return kinds if window is not None else None
     if family == "llama4_text":
         # Llama4TextConfig: layers that use RoPE (no_rope_layers[i] == 1) are chunked
         interval = c.get_int("no_rope_layer_interval", default=4)
@@ -109,6 +113,8 @@ def _layers(c: _Config, family: str, n_layers: int) -> dict[str, Any] | None:
     """Return the spec's layer pattern (sliding and chunked layers), or None if all full."""
     _check_layer_types(c)
     window = _positive(c, "sliding_window")
+    if family == "olmo3" and "sliding_window" not in c.data:
+        window = 4096  # Olmo3Config default (an explicit null keeps sliding layers in full)
     if family in _QWEN2_WINDOWS and not c.get_bool("use_sliding_window", False):
         window = None  # transformers drops sliding_window unless use_sliding_window
     kinds = _layer_kinds(c, family, n_layers, window)
@@ -205,7 +211,7 @@ def _param_breakdown(c: _Config, family: str, attention: dict[str, Any]) -> Para
         if per_head_qk_norm:
             attn += 2 * d  # q_norm and k_norm over head_dim, shared by the heads
         elif (
-            family == "olmo2"
+            family in ("olmo2", "olmo3")
             or (family == "cohere" and c.get_bool("use_qk_norm", False))
             or (family == "minimax_m2" and c.get_bool("use_qk_norm", False))
         ):

@@ -114,6 +114,11 @@ _FAMILIES: list[Family] = [
     ),
     _standard("mistral", "Mistral: GQA, optional sliding window"),
     _standard("mixtral", "Mixtral MoE: GQA, optional sliding window"),
+    # transformers models/ministral3 (Ministral3Config): Mistral's attention, every layer
+    # sliding when sliding_window is set; Ministral3Config has no layer_types (it warns and
+    # keeps it), so the family reads sliding_window only and refuses the other keys.
+    Family("ministral3", "Ministral 3 / Devstral 2 (flat or inside mistral3): GQA, optional "
+           "sliding window on every layer", frozenset({"sliding_window"})),
     _standard("qwen2", "Qwen2 / Qwen2.5: GQA, sliding window above max_window_layers"),
     _standard("qwen2_moe", "Qwen2-MoE"),
     _standard("qwen3", "Qwen3: GQA with q/k norm"),
@@ -153,6 +158,11 @@ _FAMILIES: list[Family] = [
     _standard("cohere2", "Command-R7B / A: 3 sliding layers to 1 full"),
     _standard("starcoder2", "StarCoder2: GQA, sliding window"),
     _standard("olmo2", "OLMo 2: q/k norm over all heads"),
+    # transformers models/olmo3 (Olmo3Config): only sliding_window (default 4096) and
+    # layer_types (default 3 sliding layers to 1 full) shape the cache; the other
+    # sliding keys are not Olmo3Config's, so a config setting one is refused.
+    Family("olmo3", "OLMo 3: 3 sliding layers to 1 full, q/k norm over all heads",
+           frozenset({"sliding_window", "layer_types"})),
     _standard("smollm3", "SmolLM3: GQA, some layers without RoPE"),
     _standard("granite", "Granite 3: GQA"),
     _standard("glm4_moe", "GLM-4.5 / 4.6: GQA MoE, MTP layer", "num_nextn_predict_layers"),

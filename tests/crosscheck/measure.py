@@ -85,10 +85,12 @@ def _legacy_to_current(model_type: str | None, d: dict) -> tuple[str | None, dic
 
 
 # Multimodal model_types whose text model transformers registers no causal LM for
-# (qwen3_vl_text is only built inside Qwen3VLForConditionalGeneration): the whole model is
-# built, text-only input runs through it, and count_params leaves the vision tower out.
-_WHOLE_MODEL = frozenset({"qwen3_vl", "qwen3_vl_moe"})
-_VISION_PREFIX = "model.visual."
+# (qwen3_vl_text is only built inside Qwen3VLForConditionalGeneration), or whose lm_head
+# tying the wrapper decides (Mistral3ForConditionalGeneration reads the outer
+# tie_word_embeddings, default True): the whole model is built, text-only input runs
+# through it, and count_params leaves the vision tower and projector out.
+_WHOLE_MODEL = frozenset({"qwen3_vl", "qwen3_vl_moe", "mistral3"})
+_VISION_PREFIX = ("model.visual.", "model.vision_tower.", "model.multi_modal_projector.")
 
 
 def make_config(config: dict, attn_implementation: str = "eager"):
