@@ -625,7 +625,11 @@ def _stage_units(kv: KvBreakdown, stage: int, kv_budget: int) -> _StageUnits:
             return _StageUnits(max(0, kv_budget) // block_bytes, per_request, block_bytes)
         group_size = hybrid_group_size(counts_all)
         # one page size for every group (unify_kv_cache_spec_page_size re-blocks smaller ones)
-        page = max(blocks.get(w, kv.block_size) * max(per) for w, per in layers.attention.items())
+        # (a stage of state layers alone, under pipeline parallelism: its state page)
+        page = max(
+            [blocks.get(w, kv.block_size) * max(per) for w, per in layers.attention.items()]
+            + [state_page for _, state_page in layers.state.values()]
+        )
         block_bytes = page * group_size
         per_request = sum(
             cdiv(c, group_size) * (tokens[w] // blocks.get(w, kv.block_size))
