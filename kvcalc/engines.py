@@ -96,6 +96,9 @@ class EngineProfile:
     # GQA layers' own indexer keys (MiniMax-M3 sparse layers) cached one head wide in the KV
     # dtype (transformers MiniMaxM3VLSparseCacheLayer.idx_keys); False: not read for this engine
     gqa_indexer: bool = False
+    # DeepSeek-V4 compressed layers (CompressedKind): "hf", transformers 5.24's
+    # DeepseekV4CSACache / DeepseekV4HCACache tensors; None: not read for this engine yet
+    compressed_layout: Literal["hf"] | None = None
     assumptions: tuple[str, ...] = field(default_factory=tuple)
     sources: tuple[str, ...] = field(default_factory=tuple)
 
@@ -133,13 +136,21 @@ ENGINES: dict[str, EngineProfile] = {
             summary="textbook: exactly seq tokens, sliding layers hold the window, MLA as latent",
             k_eq_v="both",
             gqa_indexer=True,
+            # no other layout of DeepSeek-V4's compressed layers is read: transformers'
+            compressed_layout="hf",
             head_rule="replicate",
             sliding="window",
             assumptions=(
                 "no paging or padding: every layer holds exactly seq tokens (window for sliding)",
                 "KV heads per GPU = max(1, n_kv // tp)",
+                "[compressed] DeepSeek-V4 compressed layers as transformers 5.24 keeps them "
+                "(compressed entries, buffers, overlap; K = V held once), the window min(seq, W)",
             ),
-            sources=("arXiv 2405.04434 Table 1 (per-token KV elements by attention kind)",),
+            sources=(
+                "arXiv 2405.04434 Table 1 (per-token KV elements by attention kind)",
+                "huggingface/transformers:src/transformers/models/deepseek_v4/"
+                "modeling_deepseek_v4.py (compressed layers)",
+            ),
         ),
         EngineProfile(
             name="vllm",
@@ -304,6 +315,7 @@ ENGINES: dict[str, EngineProfile] = {
             state_dtype_rule="fp32",
             k_eq_v="both",
             gqa_indexer=True,
+            compressed_layout="hf",
             expanded_kv_families=frozenset({"falcon"}),
             assumptions=(
                 "DynamicCache: exactly seq tokens per full layer, no paging",
@@ -315,8 +327,16 @@ ENGINES: dict[str, EngineProfile] = {
                 "[falcon] Falcon new_decoder_architecture: K/V cached for every query head",
                 "[state] state layers (LinearAttentionLayer): conv state conv_kernel wide in the "
                 "model dtype, recurrent state in fp32 (measured: transformers 5.24, torch path)",
+                "[compressed] DeepSeek-V4 compressed layers (transformers 5.24 DeepseekV4CSACache "
+                "/ DeepseekV4HCACache): sliding keys min(seq, W-1) held once (values is the same "
+                "tensor), floor(seq/m) compressed entries, seq mod m buffered kv + gate rows, "
+                "CSA overlap kv + fp32 gate of m rows once seq >= m",
             ),
-            sources=("huggingface/transformers:src/transformers/cache_utils.py",),
+            sources=(
+                "huggingface/transformers:src/transformers/cache_utils.py",
+                "huggingface/transformers:src/transformers/models/deepseek_v4/"
+                "modeling_deepseek_v4.py:DeepseekV4CSACache, DeepseekV4HCACache",
+            ),
         ),
         EngineProfile(
             name="hf@4",

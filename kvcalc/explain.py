@@ -15,6 +15,7 @@ from typing import Any, Literal
 from kvcalc.dtypes import KvDtype
 from kvcalc.engines import ENGINES, EngineProfile
 from kvcalc.formula import (
+    COMPRESSED_PARTS,
     KvBreakdown,
     LayerGroup,
     Workload,
@@ -22,7 +23,7 @@ from kvcalc.formula import (
     kv_cache,
     kv_heads_per_gpu,
 )
-from kvcalc.specs import MHA, MLA, MQA, AttentionKind, ModelSpec
+from kvcalc.specs import MHA, MLA, MQA, AttentionKind, CompressedKind, ModelSpec
 
 Origin = Literal["preset", "config", "spec"]
 
@@ -163,6 +164,9 @@ def _kind_label(model: ModelSpec, name: str) -> str:
         return f"{name} ({kind.mixer} state)"
     if kind.kind == "none":
         return f"{name} (no cache: {kind.reason})"
+    if kind.kind == "compressed":
+        what = "CSA, indexer" if kind.index_head_dim else "HCA"
+        return f"{name} (compressed m={kind.rate}, {what})"
     return f"{name} ({kind.window} attention)"
 
 
@@ -282,6 +286,7 @@ def _layout_step(
                     "(MiniMax-M3's lightning indexer), used to pick the key blocks attended."
                 )
     windows = {g.key for g in kv.groups if g.key is not None}
+    windows = {w for w in windows if w.kind not in COMPRESSED_PARTS}
     for w in sorted(windows, key=lambda w: (w.kind, w.size)):
         count = kv.layer_windows.count(w)
         field_name = "layers.sliding_window" if w.kind == "sliding" else "layers.chunk_size"
@@ -290,8 +295,37 @@ def _layout_step(
             f"{count} of {model.n_layers} layers are {w.kind}: each attends to {what} of "
             f"{w.size:,} tokens ({src[field_name]}), so it needs at most that many cached."
         )
+    lines += _compressed_lines(kv)
     lines += [f"{line}" for line in _state_lines(kv)]
     return Step("layout", "Layout", tuple(lines), values=values)
+
+
+def _compressed_lines(kv: KvBreakdown) -> list[str]:
+    """Return a line per compressed layer kind (DeepSeek-V4 CSA / HCA), when there are any."""
+    lines = []
+    for name, kind in sorted((kv.model.kinds or {}).items()):
+        if not isinstance(kind, CompressedKind):
+            continue
+        overlap = (
+            ", and m overlap rows (kv + fp32 gate) once seq ≥ m" if kind.index_head_dim else ""
+        )
+        lines.append(
+            f"{kv.layer_kinds.count(name)} of {kv.model.n_layers} layers are {name} "
+            f"(compressed, m = {kind.rate}): beside their sliding keys (K = V, held once) they "
+            f"keep ⌊seq/m⌋ compressed entries and seq mod m buffered rows (kv + gate){overlap}."
+        )
+    return lines
+
+
+def _rows_rule(g: Any) -> str:
+    """Return how a group's held tokens (or rows) follow from seq, in words."""
+    if g.kind == "compressed":
+        return f"⌊seq/{g.window}⌋"
+    if g.kind == "buffered":
+        return f"seq mod {g.window}"
+    if g.kind == "overlap":
+        return f"{g.window} once seq ≥ {g.window}"
+    return f"min(seq, {g.window:,})" if g.window is not None else "seq"
 
 
 def _state_lines(kv: KvBreakdown) -> list[str]:
@@ -490,8 +524,10 @@ def _formula_step(
     else:
         terms = []
         for g, tokens in groups:
-            how = f"min(seq, {g.window:,})" if g.window is not None else "seq"
+            how = _rows_rule(g)
             name = str(getattr(g, "layer_kind", "") or g.kind)
+            if g.kind in COMPRESSED_PARTS:
+                name = f"{name} {g.kind}"
             each = "" if uniform else f" × {g.bytes_per_token_per_layer:,} B"
             terms.append(f"{g.count} {name} layers × {tokens:,} tokens ({how}){each}")
         lead = f"{per_layer_text} B per token per layer × " if uniform else ""
@@ -650,7 +686,8 @@ def _tokens_text(kv: KvBreakdown, t0: dict[Any, int], t1: dict[Any, int]) -> str
     for g in kv.groups:
         k = _group_key(g)
         if t0[k] != t1[k]:
-            parts.append(f"{g.kind} layers {t0[k]:,} → {t1[k]:,}")
+            name = f"{g.layer_kind} " if g.layer_kind else ""
+            parts.append(f"{name}{g.kind} layers {t0[k]:,} → {t1[k]:,}")
     block = f"block {kv.block_size} tokens" if kv.block_size > 1 else "no blocks"
     pad = f", context padded to {kv.engine.context_pad}" if kv.engine.context_pad > 1 else ""
     return f"{', '.join(parts)} ({block}{pad}, sliding rule {kv.engine.sliding})"
@@ -672,6 +709,8 @@ def _where_step(kv: KvBreakdown) -> Step:
     whole = kv.total_bytes + int(getattr(kv, "state_total_bytes", 0) or 0)
     for g in kv.groups:
         name = g.kind if g.window is None else f"{g.kind} (window {g.window:,})"
+        if g.kind in COMPRESSED_PARTS:
+            name = f"{g.layer_kind} {g.kind} (m = {g.window}, {_rows_rule(g)} rows)"
         share = Fraction(g.bytes, whole) if whole else Fraction(0)
         count = (
             f"{g.count}"

@@ -21,6 +21,7 @@ from kvcalc.specs import (
     MLA,
     MQA,
     AttentionKind,
+    CompressedKind,
     ModelSpec,
     NoCacheKind,
     StateKind,
@@ -141,6 +142,9 @@ class KvBreakdown:
     # bytes one token adds on one GPU, per layer (0 for layers without growing KV)
     layer_bytes_per_token: tuple[int, ...] = ()
     mtp_layers: int = 0  # MTP / next-n layers counted (speculative decoding on)
+    # each layer's parts beside its window's (compressed layers: (part window, bytes per
+    # part token) of the compressed, buffered and overlap tensors); () for other layers
+    layer_parts: tuple[tuple[tuple[Window, int], ...], ...] = ()
 
     @property
     def n_gpus(self) -> int:
@@ -431,6 +435,8 @@ def tokens_held(
     windows, except vLLM's ChunkedLocalAttentionSpec: cdiv(min(C + N, seq), B) blocks.
     """
     seq = round_up(workload.seq_len, engine.context_pad)
+    if local is not None and local.kind in COMPRESSED_PARTS:
+        return compressed_part_tokens(local, seq)
     window = None if local is None else local.size
     sliding_rule = engine.sliding
     if not engine.honours_window(model.family, model.architecture):
@@ -456,6 +462,81 @@ def tokens_held(
     # llama_cpp: GGML_PAD(min(kv_size, n_swa + n_ubatch), 256)
     ubatch = engine.ubatch or 512
     return round_up(min(seq, window + ubatch), engine.context_pad)
+
+
+# The parts of a compressed layer (CompressedKind) beside its sliding keys, as windows of
+# size m whose "tokens" are the rows a sequence of seq tokens keeps of them.
+COMPRESSED_PARTS = ("compressed", "buffered", "overlap")
+
+
+def compressed_part_tokens(part: Window, seq: int) -> int:
+    """Return the rows a compressed layer keeps of one part after seq tokens (rate m = size).
+
+    compressed: ⌊seq / m⌋ entries; buffered: the seq mod m tokens not compressed yet;
+    overlap: m rows once seq ≥ m (CSA's previous window), else none (transformers 5.24
+    models/deepseek_v4/modeling_deepseek_v4.py DeepseekV4CSACache / DeepseekV4HCACache).
+    """
+    m = part.size
+    if part.kind == "compressed":
+        return seq // m
+    if part.kind == "buffered":
+        return seq % m
+    return m if seq >= m else 0
+
+
+def compressed_parts(
+    model: ModelSpec,
+    engine: EngineProfile,
+    kind: CompressedKind,
+    k_dtype: KvDtype,
+    v_dtype: KvDtype,
+    name: str,
+) -> tuple[int, tuple[tuple[Window, int, str], ...], str]:
+    """Return (sliding-key bytes per token, the other parts, formula) of one compressed layer.
+
+    Per part token, D = head_dim, Di = index_head_dim, e = model dtype bytes (CompressedKind):
+    sliding keys D·e (values is the keys tensor, counted once); HCA compressed D·e,
+    buffered (kv + gate) 2·D·e; CSA compressed (D + Di)·e, buffered 2·(2D + 2Di)·e,
+    overlap (D + Di)·(e + 4) (the kv in the model dtype, the gate in fp32).
+    """
+    if engine.compressed_layout is None:
+        raise KvcalcError(
+            f"engine {engine.name}: DeepSeek-V4 compressed layers (kinds.{name}) are not "
+            "modelled for it yet (try --engine hf)"
+        )
+    for dtype in (k_dtype, v_dtype):
+        if dtype.name != model.dtype:
+            raise KvcalcError(
+                f"engine {engine.name}: compressed layers keep the model dtype "
+                f"({model.dtype}); a {dtype.name} KV cache is not modelled for them"
+            )
+    attention = model.attention
+    if isinstance(attention, MLA):  # specs.py refuses this; the check keeps mypy exact
+        raise KvcalcError("compressed layers need MQA attention")
+    d = kind.head_dim or attention.head_dim
+    e = k_dtype.row_bytes(1)
+    m = kind.rate
+    keys = d * e
+    parts: tuple[tuple[Window, int, str], ...]
+    if kind.index_head_dim is None:
+        parts = (
+            (Window("compressed", m), d * e, f"{d}·{e}"),
+            (Window("buffered", m), 2 * d * e, f"2 (kv, gate) × {d}·{e}"),
+        )
+        text = f"HCA m={m}: keys {d}·{e} B (= values) per window token"
+    else:
+        di = kind.index_head_dim
+        parts = (
+            (Window("compressed", m), (d + di) * e, f"({d} + {di})·{e}"),
+            (
+                Window("buffered", m),
+                2 * (2 * d + 2 * di) * e,
+                f"2 (kv, gate) × (2·{d} + 2·{di})·{e}",
+            ),
+            (Window("overlap", m), (d + di) * (e + 4), f"({d} + {di}) × ({e} kv + 4 fp32 gate)"),
+        )
+        text = f"CSA m={m}: keys {d}·{e} B (= values) per window token"
+    return keys, parts, text
 
 
 def _kv_streams(engine: EngineProfile, workload: Workload) -> int:
@@ -527,6 +608,8 @@ class _Layer:
     conv_bytes: int = 0  # state, one sequence, one GPU
     recurrent_bytes: int = 0
     state_text: str = ""
+    # compressed layers: (part window, bytes per part row, formula) beside the window's keys
+    extra: tuple[tuple[Window, int, str], ...] = ()
 
     @property
     def parts(self) -> list[tuple[int, Window | None, str]]:
@@ -536,6 +619,7 @@ class _Layer:
         if self.per_token:
             custom = "" if self.name in ("full", "sliding", "chunked") else self.name
             found.append((0, self.window, custom))
+        found.extend((0, window, self.name) for window, _, _ in self.extra)
         if self.state is not None:
             found.append((1, None, self.name))
         return found
@@ -556,6 +640,12 @@ def _layers(
 ) -> list[_Layer]:
     """Return every cached layer (MTP layers last when counted) with its bytes."""
     names = list(model.layer_kind_names())
+    compressed = any(isinstance(k, CompressedKind) for k in (model.kinds or {}).values())
+    if workload.mtp and model.mtp_layers and compressed and engine.compressed_layout:
+        raise KvcalcError(
+            f"engine {engine.name}: the MTP layers of a compressed-attention model are not "
+            "modelled (transformers builds none for deepseek_v4: drop --mtp)"
+        )
     if workload.mtp:
         names += ["mtp"] * model.mtp_layers
     windows = effective_windows(model, workload, engine) + (None,) * (len(names) - model.n_layers)
@@ -567,6 +657,14 @@ def _layers(
             kind = model.layer_kind("full" if name == "mtp" else name)
             if isinstance(kind, NoCacheKind):
                 cache[key] = _Layer(name, None, 0, 0, f"nothing cached ({kind.reason})")
+            elif isinstance(kind, CompressedKind):
+                per, extra, text = compressed_parts(model, engine, kind, k_dtype, v_dtype, name)
+                if workload.tp > 1:
+                    raise KvcalcError(
+                        f"engine {engine.name}: compressed layers under tensor parallelism "
+                        "are not modelled"
+                    )
+                cache[key] = _Layer(name, window, per, per, text, extra=extra)
             elif isinstance(kind, StateKind) and kind.attention is None:
                 conv, rec, text = state_bytes_per_sequence(model, engine, kind, workload.tp)
                 cache[key] = _Layer(name, None, 0, 0, "", kind, conv, rec, text)
@@ -667,21 +765,23 @@ def kv_cache(model: ModelSpec, workload: Workload, engine: EngineProfile) -> KvB
     windows = tuple(layer.window for layer in layers)
     if not engine.pads_hybrid_groups:
         window_blocks = {}
+    parts = {w for layer in layers for w, _, _ in layer.extra}
     held = {
         w: tokens_held(engine, model, workload, w, window_blocks.get(w, block))
-        for w in set(windows)
+        for w in set(windows) | parts
     }
     streams = _kv_streams(engine, workload)  # held is per stream: batch, or 1 (llama.cpp -kvu)
     stages = _stage_ranges(model, len(layers), pp)
     by_key = {key: layer for layer in layers for key in layer.parts}
+    part_bytes = {key: layer.per_token for layer in layers for key in layer.parts[:1]}
+    part_bytes |= {(0, w, layer.name): per for layer in layers for w, per, _ in layer.extra}
     keys = [key for layer in layers for key in layer.parts]
     stage_counts = [
         _padded_counts(engine, [k for layer in layers[a:b] for k in layer.parts]) for a, b in stages
     ]
 
     def kv_of(key: tuple[int, Window | None, str], n: int) -> int:
-        layer = by_key[key]
-        return 0 if key[0] == 1 else n * held[layer.window] * streams * layer.per_token
+        return 0 if key[0] == 1 else n * held[key[1]] * streams * part_bytes[key]
 
     def state_of(key: tuple[int, Window | None, str], n: int) -> int:
         layer = by_key[key]
@@ -721,7 +821,8 @@ def kv_cache(model: ModelSpec, workload: Workload, engine: EngineProfile) -> KvB
             continue
         if not layer.per_token:
             continue  # no-cache layers (NAS no-op, KV-shared) add nothing
-        window = layer.window
+        window = key[1]
+        per_token = part_bytes[key]
         groups.append(
             LayerGroup(
                 kind="full" if window is None else window.kind,
@@ -729,8 +830,8 @@ def kv_cache(model: ModelSpec, workload: Workload, engine: EngineProfile) -> KvB
                 count=count,
                 padded_count=allocated,
                 tokens=held[window],
-                bytes_per_token_per_layer=layer.per_token,
-                bytes=tp * allocated * held[window] * streams * layer.per_token,
+                bytes_per_token_per_layer=per_token,
+                bytes=tp * allocated * held[window] * streams * per_token,
                 key=window,
                 layer_kind=key[2],
                 block_size=window_blocks.get(window, block),
@@ -778,6 +879,9 @@ def kv_cache(model: ModelSpec, workload: Workload, engine: EngineProfile) -> KvB
         layer_kinds=tuple(layer.name for layer in layers),
         layer_bytes_per_token=tuple(layer.per_token for layer in layers),
         mtp_layers=model.mtp_layers if workload.mtp else 0,
+        layer_parts=(
+            tuple(tuple((w, per) for w, per, _ in layer.extra) for layer in layers) if parts else ()
+        ),
     )
 
 
@@ -907,14 +1011,15 @@ def _kind_text(group: LayerGroup) -> str:
     name = f"{group.layer_kind} " if group.layer_kind else ""
     if group.window is None:
         return name
-    label = "W" if group.kind == "sliding" else "chunk"
+    label = {"sliding": "W", "chunked": "chunk"}.get(group.kind, "m")
     return f"{name}{group.kind} ({label}={group.window}) "
 
 
 def _total_formula(groups: list[LayerGroup], batch: int, tp: int, total: int) -> str:
     terms = [
         f"{_layers_text(g)} {_kind_text(g)}layers × "
-        f"{g.tokens:,} tokens × {batch:,} seq × {g.bytes_per_token_per_layer:,} B"
+        f"{g.tokens:,} {'rows' if g.kind in COMPRESSED_PARTS else 'tokens'} × {batch:,} seq × "
+        f"{g.bytes_per_token_per_layer:,} B"
         for g in groups
     ]
     text = " + ".join(terms)
@@ -943,6 +1048,8 @@ def _assumptions(
         topics.update({"sliding", "chunked"})
     if is_mla:
         topics.add("mla")
+    if any(isinstance(k, CompressedKind) for k in (model.kinds or {}).values()):
+        topics.add("compressed")
     if model.family == "falcon" and isinstance(model.attention, GQA):
         topics.add("falcon")
     notes = list(engine.assumptions_for(topics))

@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from kvcalc.dtypes import WeightDtype
 from kvcalc.engines import EngineProfile
 from kvcalc.errors import KvcalcError
-from kvcalc.formula import KvBreakdown, Workload, cdiv, kv_cache
+from kvcalc.formula import COMPRESSED_PARTS, KvBreakdown, Workload, cdiv, kv_cache
 from kvcalc.specs import GpuSpec, ModelSpec, Window
 
 if TYPE_CHECKING:
@@ -71,6 +71,13 @@ def token_rule(
     Not for llama.cpp (its cells depend on the batch and the context flags: no kernel).
     """
     pad = engine.context_pad
+    if local is not None and local.kind in COMPRESSED_PARTS:  # formula.compressed_part_tokens
+        m = local.size
+        if local.kind == "compressed":
+            return lambda seq: -(-seq // pad) * pad // m
+        if local.kind == "buffered":
+            return lambda seq: -(-seq // pad) * pad % m
+        return lambda seq: m if -(-seq // pad) * pad >= m else 0
     window = None if local is None else local.size
     rule = engine.sliding
     if not engine.honours_window(model.family, model.architecture):
@@ -122,15 +129,16 @@ class _Linear(NamedTuple):
 class _Solver:
     """Exact linear fits q(t) = const + Σ coef_w · t_w through probes, one matrix for all q.
 
-    Token columns that agree at every probe (windows an engine sizes alike) are merged,
-    the rest must be independent; n independent probes are inverted once (rationals), and
-    each fit is then verified at every probe in integers.
+    Token columns that are linear combinations of earlier ones at every probe (windows an
+    engine sizes alike; the identities between compressed layers' ⌊S/m⌋ and S mod m) are
+    left out (coefficient 0); n independent probes are inverted once (rationals), and each
+    fit is then verified at every probe in integers.
     """
 
     def __init__(self, vectors: list[tuple[int, ...]], with_const: bool) -> None:
         self.vectors, self.with_const = vectors, with_const
         columns = list(zip(*vectors, strict=True)) if vectors and vectors[0] else []
-        self.keep = [i for i, c in enumerate(columns) if c not in columns[:i]]
+        self.keep = _independent(columns)
         self.width = len(columns)
         rows = [[v[i] for i in self.keep] + ([1] if with_const else []) for v in vectors]
         n = len(rows[0]) if rows else 0
@@ -176,6 +184,30 @@ class _Solver:
             if exact % denominator or exact // denominator != value:
                 return None
         return form
+
+
+def _independent(columns: list[tuple[int, ...]]) -> list[int]:
+    """Return the indices of columns, in order, that no earlier kept ones combine linearly to.
+
+    Equal columns (windows an engine sizes alike) are the common case; compressed layers add
+    identities: S mod 4 + 4·⌊S/4⌋ = S mod 128 + 128·⌊S/128⌋ = S, so of the columns of one
+    length split by two rates (and a full layer's S) one is left out. A dependency the
+    probes show but other lengths break would fail the kernels' tests, which compare them
+    with kv_cache at random points.
+    """
+    keep: list[int] = []
+    basis: list[list[Fraction]] = []
+    for index, column in enumerate(columns):
+        reduced = [Fraction(x) for x in column]
+        for b in basis:
+            lead = next(k for k, x in enumerate(b) if x)
+            if reduced[lead]:
+                factor = reduced[lead] / b[lead]
+                reduced = [x - factor * y for x, y in zip(reduced, b, strict=True)]
+        if any(reduced):
+            basis.append(reduced)
+            keep.append(index)
+    return keep
 
 
 def _invert(matrix: list[list[Fraction]]) -> list[list[Fraction]]:
@@ -253,6 +285,9 @@ class KvKernel:
         for w, _ in self.keys:
             if w is not None:
                 probes.update({max(1, w.size - 1), w.size + 1, 2 * w.size + 513, 3 * w.size})
+            if w is not None and w.kind in COMPRESSED_PARTS:  # seq < m, ≡ 0 and ≢ 0 mod m
+                m = w.size
+                probes.update({m, 2 * m + 1, 5 * m + 2, 7 * m + m - 1, 11 * m + 3})
         return sorted(probes)
 
     def breakdown(self, seq_len: int, batch: int) -> KvBreakdown:
@@ -595,20 +630,14 @@ class FitKernel:
         found = self._seq_memo.get(batch)
         if found is not None:
             return found
-        limit = self.limit
-        if self.max_batch(1) < batch:
-            found = (0, False)
-        elif self.max_batch(limit) >= batch:
-            found = (limit, True)
-        else:
-            low, high = 1, limit
-            while high - low > 1:  # unmemoised: the probed lengths are not the sweep's
-                mid = (low + high) // 2
-                if self._max_batch(mid) >= batch:
-                    low = mid
-                else:
-                    high = mid
-            found = (low, False)
+        from kvcalc.planner import compression_rates, largest_fitting_seq
+
+        # unmemoised: the probed lengths are not the sweep's
+        found = largest_fitting_seq(
+            lambda seq: self._max_batch(seq) >= batch,
+            self.limit,
+            compression_rates(self.kv.model),
+        )
         if len(self._seq_memo) < _MEMO:
             self._seq_memo[batch] = found
         return found
@@ -843,11 +872,15 @@ class _Bound:
                 (g.key, g.layer_kind): (index[self.kv.group_key(g)], g.bytes_per_token_per_layer)
                 for g in first.groups
             }
-            for w, kind in zip(first.layer_windows, first.layer_kinds, strict=True):
+            parts = first.layer_parts or ((),) * len(first.layer_kinds)
+            for w, kind, extra in zip(first.layer_windows, first.layer_kinds, parts, strict=True):
                 row = [0] * len(self.kv.keys)
                 found = per_group.get((w, "" if kind in _BUILTIN_KINDS else kind))
                 if found is not None:
                     row[found[0]] = found[1]
+                for part, _ in extra:  # a compressed layer's other tensors
+                    column, per = per_group[(part, kind)]
+                    row[column] += per
                 self.layer_coef.append(row)
         else:
             self.coef = None

@@ -7,14 +7,17 @@ is the minimum over stages, as vLLM's get_kv_cache_configs takes the minimum ove
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
+from math import lcm
 from typing import NamedTuple
 
 from kvcalc.dtypes import WEIGHT_DTYPES, WeightDtype
 from kvcalc.engines import EngineProfile
 from kvcalc.errors import KvcalcError
 from kvcalc.formula import (
+    COMPRESSED_PARTS,
     KvBreakdown,
     Workload,
     cdiv,
@@ -25,7 +28,7 @@ from kvcalc.formula import (
 )
 from kvcalc.gguf_mix import LLAMA_CPP_COMMIT, gguf_mix
 from kvcalc.llamacpp import compute_reserve_terms
-from kvcalc.specs import MLA, PARTS, GpuSpec, ModelSpec, Window
+from kvcalc.specs import MLA, PARTS, CompressedKind, GpuSpec, ModelSpec, Window
 from kvcalc.units import MiB
 
 # CUDA context on an H100 (driver 580): 85,017,493,504 total − 84,465,090,560 free after
@@ -600,6 +603,8 @@ def _stage_layers(kv: KvBreakdown, stage: int) -> _StageLayers:
             state[kinds[i]] = (n + 1, page)
         if per_token[i]:
             attention.setdefault(kv.layer_windows[i], []).append(per_token[i])
+        for part, per in kv.layer_parts[i] if kv.layer_parts else ():
+            attention.setdefault(part, []).append(per)  # a compressed layer's other tensors
     return _StageLayers(attention, state)
 
 
@@ -665,26 +670,62 @@ def max_batch(plan: Plan, budget_: Budget | None = None) -> int:
     return _max_batch_at(plan, plan.workload.seq_len, budget_ or budget(plan))[0]
 
 
-def max_seq_len(plan: Plan, budget_: Budget | None = None) -> tuple[int, bool]:
-    """Return (largest seq_len at plan.workload.batch that fits, clamped to the model's limit).
+def compression_rates(model: ModelSpec) -> tuple[int, ...]:
+    """Return the rates of the model's compressed layer kinds (none: bytes never fall)."""
+    kinds = (model.kinds or {}).values()
+    return tuple(sorted({k.rate for k in kinds if isinstance(k, CompressedKind)}))
 
-    Binary search: KV bytes never decrease as the sequence grows, under every engine.
+
+def largest_fitting_seq(
+    fits: Callable[[int], bool], limit: int, rates: tuple[int, ...] = ()
+) -> tuple[int, bool]:
+    """Return (largest S ≤ limit such that every length 1..S fits, S == limit), 0 if none.
+
+    Binary search on "every length up to S fits", which never turns true again once false.
+    Without compressed layers KV bytes never fall as the sequence grows, so that is "S
+    fits". A compressed layer's bytes fall where seq reaches a multiple of its rate m (its
+    seq mod m buffer empties into one compressed entry), and they are otherwise
+    non-decreasing, and bytes(S + P) ≥ bytes(S) for P = lcm of the rates (tests pin both).
+    So the most any length up to S needs is reached at S itself or just before one of the
+    drops in (S − P, S]: those lengths are the ones checked.
     """
-    budget_ = budget_ or budget(plan)
-    batch = plan.workload.batch
-    limit = plan.model.max_position_embeddings or 2**24
-    if not fits_at(plan, 1, batch, budget_):
+
+    def fits_up_to(seq: int) -> bool:
+        if not rates:
+            return fits(seq)
+        period = lcm(*rates)
+        peaks = {seq} | {
+            s for s in range(max(1, seq - period + 1), seq) if any((s + 1) % m == 0 for m in rates)
+        }
+        return all(fits(s) for s in sorted(peaks, reverse=True))
+
+    if not fits_up_to(1):
         return 0, False
-    if fits_at(plan, limit, batch, budget_):
+    if fits_up_to(limit):
         return limit, True
-    low, high = 1, limit  # fits(low), not fits(high)
+    low, high = 1, limit  # fits_up_to(low), not fits_up_to(high)
     while high - low > 1:
         mid = (low + high) // 2
-        if fits_at(plan, mid, batch, budget_):
+        if fits_up_to(mid):
             low = mid
         else:
             high = mid
     return low, False
+
+
+def max_seq_len(plan: Plan, budget_: Budget | None = None) -> tuple[int, bool]:
+    """Return (largest seq_len at plan.workload.batch that fits, clamped to the model's limit).
+
+    "Fits" means every length up to it fits, as a growing sequence needs: for every model
+    but compressed-attention ones (DeepSeek-V4) bytes never fall as the sequence grows,
+    so that is the largest length that fits (largest_fitting_seq).
+    """
+    budget_ = budget_ or budget(plan)
+    batch = plan.workload.batch
+    limit = plan.model.max_position_embeddings or 2**24
+    return largest_fitting_seq(
+        lambda seq: fits_at(plan, seq, batch, budget_), limit, compression_rates(plan.model)
+    )
 
 
 def max_tokens(plan: Plan, budget_: Budget | None = None, kv: KvBreakdown | None = None) -> int:
@@ -700,7 +741,11 @@ def max_tokens(plan: Plan, budget_: Budget | None = None, kv: KvBreakdown | None
     result = None
     for stage, kv_budget in enumerate(budget_.stage_kv_budget_bytes):
         layers = _stage_layers(kv, stage)
-        per_token = sum(sum(per) for per in layers.attention.values())
+        per_token = sum(
+            sum(per)
+            for w, per in layers.attention.items()
+            if w is None or w.kind not in COMPRESSED_PARTS  # rows per m tokens, not per token
+        )
         if not per_token:
             continue
         if kv.engine.pads_hybrid_groups:  # vLLM: one block pool shared by equal-size groups

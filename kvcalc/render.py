@@ -34,6 +34,11 @@ class _PipeConsole(Console):
         raise BrokenPipeError
 
 
+# a layer group's window label; other kinds are compressed-layer parts of rate m
+_WINDOW_LABELS = {"sliding": "W", "chunked": "chunk"}
+_COMPRESSED_PARTS = ("compressed", "buffered", "overlap")  # formula.COMPRESSED_PARTS
+
+
 def make_console() -> Console:
     """Return the CLI's stdout Console (no syntax highlighting; a closed pipe is not an error)."""
     return _PipeConsole(highlight=False)
@@ -254,9 +259,10 @@ def calc_sections(report: dict[str, Any]) -> list[Section]:
             f"{group['count']} {name}full layers"
             if group["kind"] == "full"
             else f"{group['count']} {name}{group['kind']} layers "
-            f"({'W' if group['kind'] == 'sliding' else 'chunk'}={group['window']:,})"
+            f"({_WINDOW_LABELS.get(group['kind'], 'm')}={group['window']:,})"
         )
-        whole.add(f"{label}, {group['tokens']:,} tokens held", group["bytes"])
+        rows = "rows" if group["kind"] in _COMPRESSED_PARTS else "tokens"
+        whole.add(f"{label}, {group['tokens']:,} {rows} held", group["bytes"])
     for group in state:  # fixed-size state: per sequence, not per token
         padding = group["padded_count"] - group["count"]
         count = f"{group['count']} (+{padding} padding)" if padding else f"{group['count']}"

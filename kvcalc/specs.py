@@ -212,7 +212,32 @@ class StateKind(_Spec):
         return self
 
 
-LayerKindSpec = Annotated[AttentionKind | NoCacheKind | StateKind, Field(discriminator="kind")]
+class CompressedKind(_Spec):
+    """DeepSeek-V4 compressed attention: a sliding window plus the sequence compressed m to 1.
+
+    transformers 5.24 models/deepseek_v4 (DeepseekV4HCACache, DeepseekV4CSACache), per
+    sequence after S tokens, D = head_dim, e = bytes of the model dtype (docs/deepseek-v4.md):
+      sliding branch: keys [min(S, W - 1), D] (values is the same tensor: held once);
+      HCA (no index_head_dim): compressed [⌊S/m⌋, D], buffered kv and gate [S mod m, D];
+      CSA (index_head_dim Di): compressed [⌊S/m⌋, D + Di], buffered kv and gate
+        [S mod m, 2D + 2Di], overlap kv (model dtype) and gate (fp32) [m, D + Di] once S ≥ m.
+    W is the pattern's sliding_window.
+    """
+
+    kind: Literal["compressed"]
+    rate: Annotated[int, Field(gt=1, strict=True)] = Field(
+        description="tokens compressed into one entry (m: 4 for CSA, 128 for HCA)"
+    )
+    head_dim: PositiveInt | None = Field(default=None, description="D (None: the model's)")
+    index_head_dim: PositiveInt | None = Field(
+        default=None,
+        description="CSA indexer width Di; None: HCA (no indexer, no overlap tensors)",
+    )
+
+
+LayerKindSpec = Annotated[
+    AttentionKind | NoCacheKind | StateKind | CompressedKind, Field(discriminator="kind")
+]
 
 # the built-in kinds as AttentionKind values (already valid: no validation at import)
 _BUILTIN_KINDS: dict[str, AttentionKind] = {
@@ -338,6 +363,9 @@ class ModelSpec(_Spec):
             raise ValueError("pattern has sliding layers but no sliding_window")
         if "chunked" in windows and layers.chunk_size is None:
             raise ValueError("pattern has chunked layers but no chunk_size")
+        compressed = any(isinstance(kind, CompressedKind) for kind in kinds.values())
+        if compressed and not isinstance(self.attention, MQA):
+            raise ValueError("compressed layers need MQA attention (one shared K = V head)")
         if isinstance(self.attention, MLA) and windows & {"sliding", "chunked"}:
             raise ValueError("sliding-window layers are not supported with MLA attention")
         for name, kind in kinds.items():
@@ -362,6 +390,8 @@ class ModelSpec(_Spec):
         if name in BUILTIN_KINDS:
             return name
         kind = (self.kinds or {})[name]
+        if isinstance(kind, CompressedKind):
+            return "sliding"  # the sliding branch; the compressed parts are the kind's own
         return kind.window if isinstance(kind, AttentionKind) else None
 
     def layer_kind_names(self) -> tuple[str, ...]:
@@ -371,7 +401,7 @@ class ModelSpec(_Spec):
         pattern = self.layers.pattern
         return tuple(pattern[i % len(pattern)] for i in range(self.n_layers))
 
-    def layer_kind(self, name: str) -> AttentionKind | NoCacheKind | StateKind:
+    def layer_kind(self, name: str) -> AttentionKind | NoCacheKind | StateKind | CompressedKind:
         """Return the kind a pattern name stands for (a built-in is plain attention)."""
         builtin = _BUILTIN_KINDS.get(name)
         if builtin is not None:

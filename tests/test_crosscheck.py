@@ -88,12 +88,25 @@ def _predicted(spec: ModelSpec, seq: int, batch: int) -> list[dict[str, int]]:
             held = tokens[result.layer_windows[i]] * batch
             found["kv"] = held * (per_token - index)
             found["indexer"] = held * index
+        for part, per in result.layer_parts[i] if result.layer_parts else ():
+            # a compressed layer's compressed entries, buffered kv + gate, overlap kv + gate
+            found[part.kind] = found.get(part.kind, 0) + tokens[part] * batch * per
         state = states.get(name)
         if state is not None:
             found["conv"] = state.conv_bytes_per_layer * batch
             found["recurrent"] = state.recurrent_bytes_per_layer * batch
         layers.append({k: v for k, v in found.items() if v})
     return layers
+
+
+# DeepSeek-V4's cache dicts (by branch: compressor, indexer) as kvcalc's compressed parts
+_COMPRESSED_DICTS = {
+    "compressed_kv": "compressed",
+    "buffer_kv": "buffered",
+    "buffer_gate": "buffered",
+    "overlap_kv": "overlap",
+    "overlap_gate": "overlap",
+}
 
 
 def _measured(
@@ -110,6 +123,9 @@ def _measured(
                 "indexer_keys": "indexer",
                 "idx_keys": "indexer",
             }.get(name)
+            for prefix, part in _COMPRESSED_DICTS.items():
+                if name.startswith(prefix):
+                    key = part
             key = key or ("conv" if name.startswith("conv") else "recurrent")
             found[key] = found.get(key, 0) + n_bytes
         layers.append(found)
@@ -150,6 +166,25 @@ def test_import_matches_transformers_on_other_families(path: Path) -> None:
         )
     assert _measured(config, 300, 2, decode=True) == _predicted(spec, 301, 2), (
         f"{path.stem} after one decode step"
+    )
+
+
+@pytest.mark.parametrize("stem", ["deepseek-v4-flash", "deepseek-v4-pro"])
+@pytest.mark.parametrize(
+    ("seq", "batch", "decode"),
+    [(1, 2, False), (3, 1, False), (3, 2, True), (4, 3, False), (64, 2, False), (127, 1, True),
+     (128, 1, False), (300, 2, True), (512, 1, False), (777, 3, False), (1031, 2, True)],
+)  # fmt: skip
+def test_deepseek_v4_compressed_layers_match_transformers(
+    stem: str, seq: int, batch: int, decode: bool
+) -> None:
+    """Every V4 layer's tensors (sliding keys held once, compressed entries, buffered kv and
+    gate, CSA overlap kv and fp32 gate) equal transformers' at seq < m, seq ≡ 0 mod m, seq
+    below and above m' = 128, and after a decode step (seq + 1 tokens then)."""
+    config = json.loads((CONFIGS / f"{stem}.json").read_text())
+    spec = load_model(stem)
+    assert _measured(config, seq, batch, decode) == _predicted(spec, seq + decode, batch), (
+        f"{stem} at seq {seq}, batch {batch}, decode {decode}"
     )
 
 

@@ -332,9 +332,9 @@ def test_keys_that_do_not_change_the_cache_are_accepted() -> None:
 
 
 def test_known_but_unmodelled_family_is_refused_with_its_reason() -> None:
-    """DeepSeek-V4 (compressed attention) is refused in one line that says why."""
-    config = {"model_type": "deepseek_v4", "num_hidden_layers": 2}
-    with pytest.raises(KvcalcError, match="'deepseek_v4' is not supported: compressed attention"):
+    """DeepSeek-V4's reference config (deepseek_ref) is refused in one line that says why."""
+    config = {"model_type": "deepseek_ref", "num_hidden_layers": 2}
+    with pytest.raises(KvcalcError, match="'deepseek_ref' is not supported: DeepSeek-V4 ref"):
         hf.import_config(config, source="t")
 
 

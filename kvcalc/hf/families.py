@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from kvcalc.hf import _linear, _mamba, _minimax_m3, _per_layer
+from kvcalc.hf import _compressed, _linear, _mamba, _minimax_m3, _per_layer
 
 if TYPE_CHECKING:
     from kvcalc.hf._config import _Config
@@ -180,6 +180,9 @@ _FAMILIES: list[Family] = [
            _linear.QWEN_GDN_READS, _linear.qwen_gated_deltanet, aliases=("qwen3_5_moe",)),
     Family("deepseek_v32", "DeepSeek-V3.2: MLA + sparse-attention indexer keys, MTP layer",
            _per_layer.DSA_READS, _per_layer.dsa),
+    Family("deepseek_v4", "DeepSeek-V4: shared-KV sliding window in every layer, CSA (m = 4, "
+           "indexer) and HCA (m' = 128) compressed layers", _compressed.DEEPSEEK_V4_READS,
+           _compressed.deepseek_v4),
     Family("glm_moe_dsa", "GLM-5: MLA + indexer keys (shared-indexer layers keep none)",
            _per_layer.DSA_READS, _per_layer.dsa),
     Family("gemma4_text", "Gemma 4: sliding layers, full layers of their own KV geometry, "
@@ -221,7 +224,6 @@ _FAMILIES: list[Family] = [
 
 # model_types kvcalc knows and refuses, each with the reason (what it cannot size yet).
 REFUSED: dict[str, str] = {
-    "deepseek_v4": "compressed attention (compress_ratios per layer) is not modelled yet",
     "deepseek_ref": "DeepSeek-V4 reference config (compressed attention) is not modelled yet",
     "minimax": "lightning attention state is not modelled yet",
 }

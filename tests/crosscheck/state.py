@@ -4,7 +4,8 @@
 does) and, optionally, one decode step with the returned cache; per decoder layer it
 returns the bytes of each tensor the layer's cache object holds: K, V, DSA indexer keys,
 conv and recurrent states (transformers 5.x LinearAttentionLayer keeps them in dicts by
-state index). A layer with no cache (DummyLayer: MLP-only, KV-shared) holds nothing.
+state index), DeepSeek-V4's compressor and indexer buffers, compressed entries and overlap
+tensors (dicts by branch). A V that is the K tensor itself (V4) is counted once. A layer with no cache (DummyLayer: MLP-only, KV-shared) holds nothing.
 """
 
 from __future__ import annotations
@@ -17,7 +18,12 @@ from tests.crosscheck.measure import _from_config, make_config, stub_feed_forwar
 
 # indexer_keys: DeepSeek-V3.2 / GLM-5 (DynamicIndexedLayer); idx_keys: MiniMax-M3 sparse layers
 TENSORS = ("keys", "values", "indexer_keys", "idx_keys")
-STATES = ("conv_states", "recurrent_states")
+# conv / recurrent states by state index (LinearAttentionLayer); DeepSeek-V4's compressed
+# layers' dicts by branch, "compressor" and "indexer" (DeepseekV4CSACache / HCACache)
+STATES = (
+    "conv_states", "recurrent_states",
+    "buffer_kv", "buffer_gate", "compressed_kv", "overlap_kv", "overlap_gate",
+)  # fmt: skip
 
 
 def _nbytes(t: Any) -> int:
@@ -28,6 +34,10 @@ def layer_tensors(layer: Any) -> dict[str, int]:
     """Return {tensor name: bytes} of one cache layer (empty tensors left out)."""
     found: dict[str, int] = {}
     for name in TENSORS:
+        if name == "values" and getattr(layer, "values", None) is getattr(layer, "keys", None):
+            # DeepSeek-V4 compressed layers: `self.values = self.keys`, one tensor held once
+            # (memory, not numel: a numel() sum would count it twice)
+            continue
         n = _nbytes(getattr(layer, name, None))
         if n:
             found[name] = n
