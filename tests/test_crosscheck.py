@@ -21,7 +21,7 @@ from kvcalc.engines import ENGINES
 from kvcalc.formula import Workload, kv_cache
 from kvcalc.hf.families import families
 from kvcalc.presets import load_model
-from kvcalc.specs import MLA, AttentionKind, ModelSpec
+from kvcalc.specs import MLA, AttentionKind, ModelSpec, StateKind
 
 if os.environ.get("KVCALC_SKIP_CROSSCHECK") == "1":
     pytest.importorskip("torch")
@@ -52,9 +52,16 @@ SYNTHETIC = sorted(
 
 
 def _points(stem: str) -> list[tuple[int, int]]:
-    """(seq, batch) points: odd sizes, a long one, and one past every sliding window or chunk."""
+    """(seq, batch) points: odd sizes, a long one, and one past every sliding window or chunk.
+
+    Models with recurrent state layers take shorter points: their state does not grow with
+    the sequence, and transformers' reference scans (Mamba's slow path, Gated DeltaNet's
+    chunked loop) run on the meta device in time proportional to it (Jamba at 8,192 tokens:
+    minutes), while the attention layers' KV is as linear in seq at 1,031 tokens.
+    """
     spec = load_model(stem)
-    points = [(777, 3), (8192, 1)]
+    has_state = any(isinstance(k, StateKind) for k in (spec.kinds or {}).values())
+    points = [(255, 3), (1031, 1)] if has_state else [(777, 3), (8192, 1)]
     if spec.layers is not None:
         span = max(spec.layers.sliding_window or 0, spec.layers.chunk_size or 0)
         points.append((span + 333, 2))
@@ -172,8 +179,8 @@ def test_import_matches_transformers_on_other_families(path: Path) -> None:
 @pytest.mark.parametrize("stem", ["deepseek-v4-flash", "deepseek-v4-pro"])
 @pytest.mark.parametrize(
     ("seq", "batch", "decode"),
-    [(1, 2, False), (3, 1, False), (3, 2, True), (4, 3, False), (64, 2, False), (127, 1, True),
-     (128, 1, False), (300, 2, True), (512, 1, False), (777, 3, False), (1031, 2, True)],
+    [(1, 2, False), (3, 2, True), (4, 3, False), (127, 1, True), (128, 1, False),
+     (777, 3, False), (1031, 2, True)],
 )  # fmt: skip
 def test_deepseek_v4_compressed_layers_match_transformers(
     stem: str, seq: int, batch: int, decode: bool

@@ -10,6 +10,8 @@ tensors (dicts by branch). A V that is the K tensor itself (V4) is counted once.
 
 from __future__ import annotations
 
+import functools
+import json
 from typing import Any
 
 import torch
@@ -61,17 +63,24 @@ def _run(model: Any, input_ids: torch.Tensor, cache: Any = None) -> Any:
     return found if found is not None else out.past_key_values
 
 
+@functools.lru_cache(maxsize=2)
+def _model(config_json: str, stub: bool) -> Any:
+    """The meta model of a config, built once for all its points (a forward leaves no state
+    in it: each prefill starts a new cache), its feed-forwards stubbed when `stub`."""
+    model = _from_config(make_config(json.loads(config_json)), torch.bfloat16)
+    if stub:
+        stub_feed_forward(model)
+    return model
+
+
 def measure_layers(
     config: dict[str, Any], seq: int, batch: int, decode: bool = False
 ) -> list[dict[str, int]]:
     """Return, per decoder layer, the bytes of every tensor its cache holds after a prefill of
     `seq` tokens (and one decoded token more when `decode`)."""
-    cfg = make_config(config)
     last: Exception | None = None
     for stub in (False, True):
-        model = _from_config(cfg, torch.bfloat16)
-        if stub:
-            stub_feed_forward(model)
+        model = _model(json.dumps(config, sort_keys=True), stub)
         try:
             ids = torch.zeros((batch, seq), dtype=torch.long, device="meta")
             cache = _run(model, ids)
