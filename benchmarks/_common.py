@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import statistics
 import subprocess
 import sys
 import time
@@ -28,15 +27,15 @@ def run(argv: list[str], stdout: int | None = subprocess.DEVNULL) -> tuple[float
     return wall, proc.returncode, usage.ru_maxrss * 1024  # Linux reports KiB
 
 
-def medians(commands: dict[str, list[str]], rounds: int) -> dict[str, float]:
-    """Return each command's median wall time over `rounds`, the commands interleaved."""
+def timings(commands: dict[str, list[str]], rounds: int) -> dict[str, list[float]]:
+    """Return each command's wall times over `rounds`, the commands interleaved."""
     times: dict[str, list[float]] = {name: [] for name in commands}
     for argv in commands.values():  # one untimed round writes the bytecode caches
         run(argv)
     for _ in range(rounds):
         for name, argv in commands.items():
             times[name].append(run(argv)[0])
-    return {name: statistics.median(t) for name, t in times.items()}
+    return times
 
 
 def load() -> str:

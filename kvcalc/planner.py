@@ -26,8 +26,6 @@ from kvcalc.formula import (
     kv_heads_per_gpu,
     pp_partition,
 )
-from kvcalc.gguf_mix import LLAMA_CPP_COMMIT, gguf_mix
-from kvcalc.llamacpp import compute_reserve_terms
 from kvcalc.specs import MLA, PARTS, CompressedKind, GpuSpec, ModelSpec, Window
 from kvcalc.units import MiB
 
@@ -233,6 +231,8 @@ def _mix_weights(
     rows, rounded up, the K/V rows (attn_k, attn_v, attn_qkv's) by the KV heads a rank keeps;
     1-D tensors are whole.
     """
+    from kvcalc.gguf_mix import gguf_mix  # the llama.cpp file types alone read it
+
     mix = gguf_mix(model, dtype.name)
     n_kv = model.attention.n_kv_heads
     heads = kv_heads_per_gpu(model, engine, tp)
@@ -264,6 +264,8 @@ def weights_mix_note(model: ModelSpec, dtype: WeightDtype | None) -> str | None:
     """Return, for a llama.cpp file type, which tensors take which ggml type, in words."""
     if dtype is None or not dtype.mix:
         return None
+    from kvcalc.gguf_mix import LLAMA_CPP_COMMIT, gguf_mix
+
     mix = gguf_mix(model, dtype.name)
     types = ", ".join(f"{k} {n} tensors {b:,} B" for k, n, b in mix.by_type())
     return (
@@ -298,6 +300,8 @@ def default_reserve(
             ("cuBLAS workspace", HF_CUBLAS_WORKSPACE_BYTES),
         )
     if engine.sliding == "llama_cpp":
+        from kvcalc.llamacpp import compute_reserve_terms
+
         terms = compute_reserve_terms(model, workload.llamacpp)
         return (("CUDA context", CUDA_CONTEXT_BYTES), *terms)
     if engine.budget_rule == "vllm":
