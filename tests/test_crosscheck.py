@@ -132,6 +132,26 @@ def test_parameter_count_matches_meta_model(stem: str) -> None:
     assert load_model(stem).n_params == measure.count_params(config)
 
 
+TOWER_STEMS = sorted(stem for stem in STEMS if load_model(stem).tower is not None)
+
+
+def test_every_qwen3_vl_preset_counts_its_tower() -> None:
+    """The tower check below covers every Qwen3-VL preset (dense and MoE), and only those."""
+    assert sorted(p.stem for p in PRESETS.glob("qwen3-vl-*.yaml")) == TOWER_STEMS
+
+
+@pytest.mark.parametrize("stem", TOWER_STEMS)
+def test_vision_tower_count_matches_meta_model(stem: str) -> None:
+    """The preset's vision tower equals sum(p.numel()) over transformers' model.visual, and
+    the part kvcalc holds whole on every tp rank equals its LayerNorms, patch and position
+    embeddings and the biases of its row-parallel linears (attn.proj, linear_fc2)."""
+    config = json.loads((CONFIGS / f"{stem}.json").read_text())
+    tower = load_model(stem).tower
+    assert tower is not None
+    assert tower.params == measure.count_tower_params(config)
+    assert tower.replicated == measure.count_tower_whole_on_every_rank(config)
+
+
 @pytest.mark.parametrize("path", SYNTHETIC, ids=lambda p: p.stem)
 def test_import_matches_transformers_on_other_families(path: Path) -> None:
     """Shape-only configs of every family: the parameter count, and every layer's cache tensors

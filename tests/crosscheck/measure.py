@@ -86,7 +86,8 @@ def _legacy_to_current(model_type: str | None, d: dict) -> tuple[str | None, dic
 
 # Multimodal model_types whose text model transformers registers no causal LM for
 # (qwen3_vl_text is only built inside Qwen3VLForConditionalGeneration): the whole model is
-# built, text-only input runs through it, and count_params leaves the vision tower out.
+# built, text-only input runs through it, and count_params leaves the vision tower out
+# (count_tower_params counts it).
 _WHOLE_MODEL = frozenset({"qwen3_vl", "qwen3_vl_moe"})
 _VISION_PREFIX = "model.visual."
 
@@ -150,13 +151,37 @@ def build_meta_model(config: dict, dtype: torch.dtype = torch.bfloat16) -> nn.Mo
 
 def count_params(config: dict) -> int:
     """sum(p.numel()) over model.parameters() (tied embeddings counted once); a whole
-    multimodal model (_WHOLE_MODEL) without its vision tower, which kvcalc does not count."""
+    multimodal model (_WHOLE_MODEL) without its vision tower, which kvcalc counts apart
+    (spec.tower, count_tower_params)."""
     model = build_meta_model(config)
     if model.config.model_type in _WHOLE_MODEL:
         return sum(
             p.numel() for n, p in model.named_parameters() if not n.startswith(_VISION_PREFIX)
         )
     return sum(p.numel() for p in model.parameters())
+
+
+def count_tower_params(config: dict) -> int:
+    """sum(p.numel()) over a whole multimodal model's vision tower (model.visual: patch and
+    position embeddings, blocks, merger, deepstack mergers), which kvcalc counts apart."""
+    model = build_meta_model(config)
+    return sum(p.numel() for n, p in model.named_parameters() if n.startswith(_VISION_PREFIX))
+
+
+def count_tower_whole_on_every_rank(config: dict) -> int:
+    """The tower's parameters vLLM keeps whole on every tensor-parallel rank: its LayerNorms,
+    the Conv3d patch embedding, the position embedding, and the biases of the linears vLLM
+    makes row-parallel (attn.proj, mlp.linear_fc2, the mergers' linear_fc2)."""
+    model = build_meta_model(config)
+    whole = 0
+    for name, module in model.named_modules():
+        if not name.startswith(_VISION_PREFIX):
+            continue
+        if isinstance(module, (nn.LayerNorm, nn.Conv3d, nn.Embedding)):
+            whole += sum(p.numel() for p in module.parameters())
+        elif isinstance(module, nn.Linear) and name.endswith(("attn.proj", "linear_fc2")):
+            whole += module.bias.numel() if module.bias is not None else 0
+    return whole
 
 
 # --------------------------------------------------------------------------- #

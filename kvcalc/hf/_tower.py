@@ -1,0 +1,127 @@
+"""A multimodal config's vision_config -> the exact parameter count of its vision tower.
+
+One reader per outer model_type; families without one leave the tower uncounted (the
+planner says so). Counts follow transformers' modeling code; the split of what every
+tensor-parallel rank holds whole follows vLLM's implementation of the same family.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kvcalc.errors import KvcalcError
+
+# Qwen3VLVisionConfig's keys (transformers 5.24,
+# huggingface/transformers:src/transformers/models/qwen3_vl/configuration_qwen3_vl.py);
+# those that change no parameter's shape are read and ignored.
+_QWEN3_VL_SHAPE_KEYS = frozenset(
+    {
+        "depth",
+        "hidden_size",
+        "intermediate_size",
+        "in_channels",
+        "patch_size",
+        "temporal_patch_size",
+        "spatial_merge_size",
+        "out_hidden_size",
+        "num_position_embeddings",
+        "deepstack_visual_indexes",
+    }
+)
+_QWEN3_VL_OTHER_KEYS = frozenset(
+    {
+        "model_type",
+        "hidden_act",
+        "num_heads",
+        "initializer_range",
+        "rope_parameters",
+        "dtype",
+        "torch_dtype",
+        "_name_or_path",
+    }
+)
+
+
+def _int(vision: dict[str, Any], key: str) -> int:
+    value = vision.get(key)
+    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+        raise KvcalcError(f"vision_config.{key} must be a positive integer, not {value!r}")
+    return value
+
+
+def qwen3_vl_tower(vision: dict[str, Any]) -> dict[str, int]:
+    """Return VisionTower fields for a Qwen3-VL vision_config (dense and MoE alike).
+
+    transformers' Qwen3VLVisionModel (modeling_qwen3_vl.py), with h = hidden_size,
+    i = intermediate_size, H = h · spatial_merge_size², o = out_hidden_size:
+      patch_embed  Conv3d(in_channels -> h, kernel t × p × p, bias)  c·t·p²·h + h
+      pos_embed    Embedding(num_position_embeddings, h)             n_pos·h
+      each of depth blocks: two LayerNorms 4h, qkv 3h² + 3h, proj h² + h,
+                   MLP fc1 h·i + i and fc2 i·h + h                   4h² + 2hi + 9h + i
+      merger       LayerNorm(h) 2h, fc1 H² + H, fc2 H·o + o
+      one deepstack merger per deepstack_visual_indexes entry:
+                   LayerNorm(H) 2H, fc1 H² + H, fc2 H·o + o
+    vLLM (vllm/model_executor/models/qwen3_vl.py) splits qkv, fc1 and the mergers' fc1
+    (column-parallel, bias too) and proj, fc2 and the mergers' fc2 (row-parallel, bias
+    whole) over tensor-parallel ranks; the patch and position embeddings and the norms
+    are whole on every rank.
+    """
+    unknown = sorted(set(vision) - _QWEN3_VL_SHAPE_KEYS - _QWEN3_VL_OTHER_KEYS)
+    if unknown:
+        raise KvcalcError(
+            f"vision_config key {unknown[0]!r} is not understood: kvcalc cannot count "
+            "this Qwen3-VL vision tower"
+        )
+    missing = sorted(k for k in _QWEN3_VL_SHAPE_KEYS if k not in vision)
+    if missing:
+        raise KvcalcError(f"vision_config has no {missing[0]!r}: cannot count the vision tower")
+    h, i = _int(vision, "hidden_size"), _int(vision, "intermediate_size")
+    c, t = _int(vision, "in_channels"), _int(vision, "temporal_patch_size")
+    p = _int(vision, "patch_size")
+    n_pos, o = _int(vision, "num_position_embeddings"), _int(vision, "out_hidden_size")
+    depth, merge = _int(vision, "depth"), _int(vision, "spatial_merge_size")
+    deepstack = vision["deepstack_visual_indexes"]
+    if not isinstance(deepstack, list) or not all(
+        isinstance(x, int) and not isinstance(x, bool) for x in deepstack
+    ):
+        raise KvcalcError(
+            f"vision_config.deepstack_visual_indexes must be a list of integers, not {deepstack!r}"
+        )
+    k = len(deepstack)
+    big = h * merge * merge
+    patch_embed = c * t * p * p * h + h
+    pos_embed = n_pos * h
+    block = 4 * h * h + 2 * h * i + 9 * h + i
+    merger_linears = big * big + big + big * o + o
+    params = (
+        patch_embed
+        + pos_embed
+        + depth * block
+        + (2 * h + merger_linears)
+        + k * (2 * big + merger_linears)
+    )
+    block_whole = 4 * h + h + h  # the two norms, proj's and fc2's biases
+    replicated = patch_embed + pos_embed + depth * block_whole + (2 * h + o) + k * (2 * big + o)
+    return {"params": params, "replicated": replicated}
+
+
+# Outer model_type -> its tower reader.
+TOWERS = {"qwen3_vl": qwen3_vl_tower, "qwen3_vl_moe": qwen3_vl_tower}
+
+
+def read_tower(config: dict[str, Any]) -> dict[str, int] | None:
+    """Return the vision tower's VisionTower fields, or None when kvcalc does not count it.
+
+    None for a family without a reader, a config without vision_config, or a checkpoint
+    published quantised (whether its tower ships quantised is the recipe's call, which
+    kvcalc does not read for towers yet).
+    """
+    reader = TOWERS.get(str(config.get("model_type") or ""))
+    vision = config.get("vision_config")
+    if reader is None or not isinstance(vision, dict):
+        return None
+    if config.get("quantization_config") or (config.get("text_config") or {}).get(
+        "quantization_config"
+    ):
+        return None
+    return reader(vision)
