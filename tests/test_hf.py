@@ -162,7 +162,37 @@ def test_qwen3_vl_tower_is_left_out_when_not_understood_or_quantised() -> None:
         "quantization_config": {"quant_method": "fp8", "weight_block_size": [128, 128]},
     }
     assert hf.import_config(fp8, source="t").spec.tower is None
-    assert load(DATA / "hf_configs" / "gemma-3-4b.json").tower is None
+    assert load(DATA / "hf_configs" / "gemma-3-1b.json").tower is None  # text-only Gemma 3
+
+
+def test_gemma_3_4b_vision_tower_from_published_config() -> None:
+    """google/gemma-3-4b-it's SigLIP vision_config: hidden h 1,152, intermediate i 4,304, 27
+    layers, patch 14, image 896 (64² = 4,096 positions), num_channels 3 (SiglipVisionConfig's
+    default), no pooling head; the text model's hidden_size d is 2,560.
+      patch embedding 3·14²·1,152 + 1,152 = 678,528; position embedding 4,096·1,152 = 4,718,592
+      layer: norms 4,608, q/k/v/out_proj 4·(1,152² + 1,152) = 5,313,024, fc1 + fc2
+        4,962,512 + 4,959,360: 15,239,504, · 27 = 411,466,608; post_layernorm 2,304
+      projector: mm_input_projection_weight 1,152·2,560 = 2,949,120, mm_soft_emb_norm 1,152
+      total 678,528 + 4,718,592 + 411,466,608 + 2,304 + 2,950,272 = 419,816,304
+    which is exactly Keras Hub's vision+text minus text-only figures for the same model,
+    4,299,915,632 − 3,880,099,328 (keras-team/keras-hub:keras_hub/src/models/gemma3/
+    gemma3_presets.py). Whole on every tp rank (vLLM splits the position embedding): patch
+    embedding, 27·6·1,152 = 186,624 of norms and row-parallel biases, post_layernorm and the
+    projector: 678,528 + 186,624 + 2,304 + 2,950,272 = 3,817,728."""
+    spec = load(DATA / "hf_configs" / "gemma-3-4b.json")
+    assert spec.tower is not None
+    assert spec.tower.params == 678_528 + 4_718_592 + 27 * 15_239_504 + 2_304 + 2_950_272
+    assert spec.tower.params == 4_299_915_632 - 3_880_099_328 == 419_816_304
+    assert spec.tower.replicated == 678_528 + 186_624 + 2_304 + 2_950_272 == 3_817_728
+
+
+def test_gemma_3_pooling_head_is_refused() -> None:
+    """A SigLIP vision_config with vision_use_head true (or left to its default, true) has a
+    pooling head kvcalc does not model: refused in one line naming the key."""
+    config = json.loads((DATA / "hf_configs" / "gemma-3-4b.json").read_text())
+    vision = {k: v for k, v in config["vision_config"].items() if k != "vision_use_head"}
+    with pytest.raises(KvcalcError, match=r"vision_config\.vision_use_head is not false"):
+        hf.import_config({**config, "vision_config": vision}, source="t")
 
 
 def test_qwen3_vl_sliding_key_is_refused() -> None:

@@ -88,6 +88,19 @@ def test_qwen3_vl_vision_tower_is_counted_in_the_weights() -> None:
     assert any("tower is not counted" in note for note in uncounted.notes)
 
 
+def test_gemma_3_vision_tower_is_counted_in_the_weights() -> None:
+    """Gemma-3-4B's tower (419,816,304 params, 3,817,728 whole on every rank; tests/test_hf.py)
+    at tp 2 in bf16: 2·(3,817,728 + (419,816,304 − 3,817,728)/2) = 2·211,817,016 =
+    423,634,032 B per GPU."""
+    model = load_model("gemma-3-4b")
+    bare = model.model_copy(update={"tower": None})
+    vllm = ENGINES["vllm"]
+    grown = (
+        weights_per_stage(model, vllm, 2, 1, None)[0] - weights_per_stage(bare, vllm, 2, 1, None)[0]
+    )
+    assert grown == 2 * (3_817_728 + 207_999_288) == 423_634_032
+
+
 def test_qwen3_vl_vision_tower_under_a_weights_dtype() -> None:
     """With --weights-dtype fp8 the tower's split linears take 1 B per param and what every
     rank holds whole stays bf16: at tp 2, (576,388,336 − 4,657,792)/2 · 1 + 4,657,792 · 2 =

@@ -105,8 +105,85 @@ def qwen3_vl_tower(vision: dict[str, Any]) -> dict[str, int]:
     return {"params": params, "replicated": replicated}
 
 
-# Outer model_type -> its tower reader.
-TOWERS = {"qwen3_vl": qwen3_vl_tower, "qwen3_vl_moe": qwen3_vl_tower}
+# SiglipVisionConfig's keys (huggingface/transformers:src/transformers/models/siglip/
+# configuration_siglip.py); num_channels defaults to 3 there, and Gemma 3's published
+# vision_config leaves it out.
+_SIGLIP_SHAPE_KEYS = frozenset(
+    {"hidden_size", "intermediate_size", "num_hidden_layers", "image_size", "patch_size"}
+)
+_SIGLIP_OTHER_KEYS = frozenset(
+    {
+        "model_type",
+        "num_channels",
+        "vision_use_head",
+        "num_attention_heads",
+        "hidden_act",
+        "layer_norm_eps",
+        "attention_dropout",
+        "dtype",
+        "torch_dtype",
+        "_name_or_path",
+    }
+)
+
+
+def gemma3_tower(vision: dict[str, Any], text_hidden: int) -> dict[str, int]:
+    """Return VisionTower fields for Gemma 3's SigLIP vision_config and its projector.
+
+    transformers' SiglipVisionModel (modeling_siglip.py) and Gemma3MultiModalProjector
+    (modeling_gemma3.py), with h = hidden_size, i = intermediate_size, p = patch_size,
+    d = the text model's hidden_size:
+      patch_embedding  Conv2d(num_channels -> h, kernel p × p, bias)  c·p²·h + h
+      position_embedding  Embedding((image_size // p)², h)          n_pos·h
+      each of num_hidden_layers layers: two LayerNorms 4h, q/k/v/out_proj 4(h² + h),
+                   fc1 h·i + i and fc2 i·h + h                      4h² + 2hi + 9h + i
+      post_layernorm 2h (vision_use_head false: no pooling head)
+      projector    mm_input_projection_weight h·d, mm_soft_emb_norm h
+    vLLM (vllm/model_executor/models/siglip.py, gemma3_mm.py) splits qkv and fc1
+    (column-parallel), out_proj and fc2 (row-parallel, bias whole) and the position
+    embedding (VocabParallelEmbedding) over tensor-parallel ranks; the patch embedding,
+    the norms and the projector are whole on every rank.
+    """
+    unknown = sorted(set(vision) - _SIGLIP_SHAPE_KEYS - _SIGLIP_OTHER_KEYS)
+    if unknown:
+        raise KvcalcError(
+            f"vision_config key {unknown[0]!r} is not understood: kvcalc cannot count "
+            "this Gemma 3 vision tower"
+        )
+    missing = sorted(k for k in _SIGLIP_SHAPE_KEYS if k not in vision)
+    if missing:
+        raise KvcalcError(f"vision_config has no {missing[0]!r}: cannot count the vision tower")
+    if vision.get("vision_use_head", True) is not False:
+        raise KvcalcError(
+            "vision_config.vision_use_head is not false: SigLIP's pooling head is not "
+            "modelled, so kvcalc cannot count this Gemma 3 vision tower"
+        )
+    h, i = _int(vision, "hidden_size"), _int(vision, "intermediate_size")
+    layers, p = _int(vision, "num_hidden_layers"), _int(vision, "patch_size")
+    c = _int(vision, "num_channels") if "num_channels" in vision else 3
+    n_pos = (_int(vision, "image_size") // p) ** 2
+    patch_embed = c * p * p * h + h
+    layer = 4 * h * h + 2 * h * i + 9 * h + i
+    projector = h * text_hidden + h
+    params = patch_embed + n_pos * h + layers * layer + 2 * h + projector
+    replicated = patch_embed + layers * (4 * h + h + h) + 2 * h + projector
+    return {"params": params, "replicated": replicated}
+
+
+def _qwen3_vl(config: dict[str, Any]) -> dict[str, int]:
+    return qwen3_vl_tower(config["vision_config"])
+
+
+def _gemma3(config: dict[str, Any]) -> dict[str, int]:
+    text = config.get("text_config") or {}
+    hidden = text.get("hidden_size", 2304)  # Gemma3TextConfig's default (configuration_gemma3.py)
+    if not isinstance(hidden, int) or isinstance(hidden, bool) or hidden <= 0:
+        raise KvcalcError(f"text_config.hidden_size must be a positive integer, not {hidden!r}")
+    return gemma3_tower(config["vision_config"], hidden)
+
+
+# Outer model_type -> its tower reader (given the whole config).
+TOWERS = {"qwen3_vl": _qwen3_vl, "qwen3_vl_moe": _qwen3_vl, "gemma3": _gemma3}
 
 
 def read_tower(config: dict[str, Any]) -> dict[str, int] | None:
@@ -124,4 +201,4 @@ def read_tower(config: dict[str, Any]) -> dict[str, int] | None:
         "quantization_config"
     ):
         return None
-    return reader(vision)
+    return reader(config)
