@@ -182,6 +182,7 @@ def _computed_weights(
         tied_copy = p.embedding if (p.lm_head == 0 and model.tie_word_embeddings and pp > 1) else 0
         lm_head = cdiv(p.lm_head or tied_copy, tp)
         first_extra = p.other
+    tower = tower_bytes_per_gpu(model, tp, dtype)
     stages = pp_partition(model.n_layers, pp)
     result = []
     for index, (start, end) in enumerate(stages):
@@ -202,7 +203,7 @@ def _computed_weights(
                 if shipped.weights:
                     weights = cdiv(on_stage[part] * share, model.n_layers)
                     part_bytes += cdiv(weights * shipped.bytes, shipped.weights)
-            result.append(part_bytes + own.bytes_for(kept))
+            result.append(part_bytes + own.bytes_for(kept) + tower)
             continue
         quantised = cdiv((layer_q + kv_proj_rank) * share, model.n_layers)
         kept = cdiv(layer_dense * share, model.n_layers)
@@ -216,7 +217,7 @@ def _computed_weights(
             kept += embedding + first_extra
         if index == len(stages) - 1:
             kept += lm_head
-        result.append(dtype.bytes_for(quantised) + dense.bytes_for(kept))
+        result.append(dtype.bytes_for(quantised) + dense.bytes_for(kept) + tower)
     return tuple(result)
 
 
@@ -272,6 +273,23 @@ def weights_mix_note(model: ModelSpec, dtype: WeightDtype | None) -> str | None:
         f"weights as llama.cpp {dtype.name.upper()} (llama_tensor_get_type, src/llama-quant.cpp "
         f"@{LLAMA_CPP_COMMIT[:7]}): {mix.roles()}; {types}"
     )
+
+
+def tower_bytes_per_gpu(model: ModelSpec, tp: int, dtype: WeightDtype) -> int:
+    """Return the bytes of a multimodal checkpoint's vision tower (spec.tower) on one GPU.
+
+    On every pipeline stage: vLLM builds the tower in the model's constructor on every
+    rank (vllm/model_executor/models/qwen3_vl.py, Qwen3VLForConditionalGeneration). Its
+    split linears take the weight dtype like the layers' (vLLM hands the tower the quant
+    config), the rest stays 16-bit. A GGUF weights dtype counts none: llama.cpp loads a
+    tower only from a separate --mmproj file.
+    """
+    tower = model.tower
+    if tower is None or dtype.gguf:
+        return 0
+    dense = dtype if Fraction(dtype.num, dtype.den) >= 2 else WEIGHT_DTYPES["bf16"]
+    split = cdiv(tower.params - tower.replicated, tp)
+    return dtype.bytes_for(split) + dense.bytes_for(tower.replicated)
 
 
 # ---- reserve and budget -------------------------------------------------------------------
@@ -846,11 +864,7 @@ def fit(plan: Plan, searched: Searched | None = None) -> Fit:
     mix_note = weights_mix_note(plan.model, plan.weights_dtype)
     if mix_note is not None:
         notes.append(mix_note)
-    if (plan.model.architecture or "").endswith("ForConditionalGeneration"):
-        notes.append(
-            f"{plan.model.architecture} is multimodal: its vision/audio tower is not counted "
-            "in the weights (the spec is the language model); --reserve can hold room for it"
-        )
+    notes += _tower_notes(plan)
     return Fit(
         plan=plan,
         kv=kv,
@@ -865,6 +879,29 @@ def fit(plan: Plan, searched: Searched | None = None) -> Fit:
         max_concurrency=concurrency,
         notes=tuple(notes),
     )
+
+
+def _tower_notes(plan: Plan) -> list[str]:
+    """Return fit's note on a multimodal checkpoint's tower: counted, and how, or not."""
+    model = plan.model
+    if model.tower is None:
+        if not (model.architecture or "").endswith("ForConditionalGeneration"):
+            return []
+        return [
+            f"{model.architecture} is multimodal: its vision/audio tower is not counted "
+            "in the weights (the spec is the language model); --reserve can hold room for it"
+        ]
+    dtype = plan.weights_dtype or WEIGHT_DTYPES[model.dtype]
+    if dtype.gguf:
+        return [
+            f"{model.architecture} is multimodal: its vision tower is not counted in "
+            f"{dtype.name} weights (llama.cpp loads a tower from a separate --mmproj file)"
+        ]
+    on_gpu = tower_bytes_per_gpu(model, plan.workload.tp, dtype)
+    return [
+        f"{model.architecture} is multimodal: its vision tower ({model.tower.params:,} "
+        f"params) is counted in the weights, {on_gpu:,} B per GPU on every pipeline stage"
+    ]
 
 
 def min_gpus_candidates(

@@ -293,6 +293,23 @@ class ParamBreakdown(_Spec):
         )
 
 
+class VisionTower(_Spec):
+    """Exact parameters of a multimodal checkpoint's vision tower (its projector included),
+    beside the language model that n_params counts; held in the model's dtype."""
+
+    params: PositiveInt = Field(description="every parameter of the tower and its projector")
+    replicated: NonNegativeInt = Field(
+        description="of which every tensor-parallel rank holds whole (norms, patch and "
+        "position embeddings, row-parallel biases); the rest is split by tp"
+    )
+
+    @model_validator(mode="after")
+    def _within(self) -> VisionTower:
+        if self.replicated > self.params:
+            raise ValueError(f"replicated {self.replicated:,} exceeds params {self.params:,}")
+        return self
+
+
 class MoE(_Spec):
     """Mixture-of-experts shape (informative: all experts are resident in memory)."""
 
@@ -314,6 +331,9 @@ class ModelSpec(_Spec):
     n_params: PositiveInt | None = None
     params: ParamBreakdown | None = None
     published_params: str | None = Field(default=None, description="the published figure")
+    tower: VisionTower | None = Field(
+        default=None, description="a multimodal checkpoint's vision tower, outside n_params"
+    )
     checkpoint_bytes: PositiveInt | None = Field(
         default=None, description="exact bytes of the published weights (safetensors), if known"
     )

@@ -157,6 +157,28 @@ def test_parameter_count_matches_meta_model(stem: str) -> None:
     assert load_model(stem).n_params == measure.count_params(config)
 
 
+TOWER_STEMS = sorted(stem for stem in STEMS if load_model(stem).tower is not None)
+
+
+def test_every_counted_tower_is_checked() -> None:
+    """The tower check below covers every Qwen3-VL preset (dense and MoE) and the multimodal
+    Gemma 3 presets, the families whose towers kvcalc counts."""
+    expected = [p.stem for p in PRESETS.glob("qwen3-vl-*.yaml")] + ["gemma-3-27b", "gemma-3-4b"]
+    assert sorted(expected) == TOWER_STEMS
+
+
+@pytest.mark.parametrize("stem", TOWER_STEMS)
+def test_vision_tower_count_matches_meta_model(stem: str) -> None:
+    """The preset's vision tower equals sum(p.numel()) over the whole transformers model
+    outside its language model, and the part kvcalc holds whole on every tp rank equals
+    what vLLM builds unsplit there (measure._WHOLE_ON_EVERY_RANK)."""
+    config = json.loads((CONFIGS / f"{stem}.json").read_text())
+    tower = load_model(stem).tower
+    assert tower is not None
+    assert tower.params == measure.count_tower_params(config)
+    assert tower.replicated == measure.count_tower_whole_on_every_rank(config)
+
+
 @pytest.mark.parametrize("path", SYNTHETIC, ids=lambda p: p.stem)
 def test_import_matches_transformers_on_other_families(path: Path) -> None:
     """Shape-only configs of every family: the parameter count, and every layer's cache tensors

@@ -206,7 +206,7 @@ def test_gemma3_text_config_nested_in_multimodal() -> None:
 
 def test_qwen3_vl_32b_text_model_from_published_config() -> None:
     """Qwen/Qwen3-VL-32B-Instruct's text_config (qwen3_vl_text): 64 layers, 8 KV heads of 128,
-    all full: 2·8·128·2 B · 64 = 262,144 B/token. Params (untied, vision tower not counted):
+    all full: 2·8·128·2 B · 64 = 262,144 B/token. Params (untied; the vision tower is spec.tower):
     embedding and lm_head 151,936·5,120 = 777,912,320 each; per layer q 5,120·8,192 =
     41,943,040, k+v 2·5,120·1,024 = 10,485,760, o 41,943,040, q/k norm 2·128 = 256, so
     attention 94,372,096 · 64 = 6,039,814,144; MLP 3·5,120·25,600 = 393,216,000 · 64 =
@@ -222,7 +222,7 @@ def test_qwen3_vl_32b_text_model_from_published_config() -> None:
 
 def test_qwen3_vl_235b_moe_text_model_from_published_config() -> None:
     """Qwen/Qwen3-VL-235B-A22B-Instruct's text_config (qwen3_vl_moe_text): 94 layers, 4 KV heads
-    of 128: 2·4·128·2 B · 94 = 192,512 B/token. Params (untied, vision tower not counted):
+    of 128: 2·4·128·2 B · 94 = 192,512 B/token. Params (untied; the vision tower is spec.tower):
     embedding and lm_head 151,936·4,096 = 622,329,856 each; per layer attention 4,096·8,192 ·2
     + 2·4,096·512 + 256 = 71,303,424 (· 94 = 6,702,521,856); 128 experts 3·4,096·1,536 each
     plus router 4,096·128: 2,416,443,392 (· 94 = 227,145,678,848); norms 94·2·4,096 + 4,096 =
@@ -236,6 +236,75 @@ def test_qwen3_vl_235b_moe_text_model_from_published_config() -> None:
     )
     assert spec.n_params == 2 * 622_329_856 + 6_702_521_856 + 227_145_678_848 + 774_144
     assert spec.n_params == 235_093_634_560
+
+
+def test_qwen3_vl_8b_vision_tower_from_published_config() -> None:
+    """Qwen/Qwen3-VL-8B-Instruct's vision_config: hidden h 1,152, intermediate i 4,304, depth
+    27, in_channels 3, temporal_patch_size 2, patch_size 16, 2,304 position embeddings,
+    spatial_merge_size 2 (H = 1,152·2² = 4,608), out_hidden_size o 4,096, 3 deepstack indexes.
+      patch embed 3·2·16²·1,152 + 1,152 = 1,770,624; position embedding 2,304·1,152 = 2,654,208
+      block: norms 4·1,152 = 4,608, qkv 3·1,152² + 3·1,152 = 3,984,768, proj 1,152² + 1,152 =
+        1,328,256, fc1 1,152·4,304 + 4,304 = 4,962,512, fc2 4,304·1,152 + 1,152 = 4,959,360:
+        15,239,504, · 27 = 411,466,608
+      merger: norm 2·1,152 = 2,304, fc1 4,608² + 4,608 = 21,238,272, fc2 4,608·4,096 + 4,096 =
+        18,878,464: 40,119,040; each deepstack merger: norm 2·4,608 = 9,216 instead: 40,125,952
+      total 1,770,624 + 2,654,208 + 411,466,608 + 40,119,040 + 3·40,125,952 = 576,388,336.
+    Whole on every tp rank: embeddings 4,424,832, per block norms and the proj / fc2 biases
+    6·1,152 = 6,912 (· 27 = 186,624), merger norm + fc2 bias 2,304 + 4,096 = 6,400, deepstack
+    9,216 + 4,096 = 13,312 each (39,936): 4,657,792. n_params stays the language model's."""
+    spec = load(DATA / "hf_configs" / "qwen3-vl-8b.json")
+    assert spec.tower is not None
+    assert (
+        spec.tower.params == 1_770_624 + 2_654_208 + 27 * 15_239_504 + 40_119_040 + 3 * 40_125_952
+    )
+    assert spec.tower.params == 576_388_336
+    assert spec.tower.replicated == 4_424_832 + 27 * 6_912 + 6_400 + 3 * 13_312 == 4_657_792
+    assert spec.params is not None and spec.n_params == spec.params.total
+
+
+def test_qwen3_vl_tower_is_left_out_when_not_understood_or_quantised() -> None:
+    """An unknown vision_config key is refused in one line naming it; a checkpoint published
+    quantised keeps its tower uncounted (whether the recipe quantises it is not read)."""
+    config = json.loads((DATA / "hf_configs" / "qwen3-vl-8b.json").read_text())
+    odd = {**config, "vision_config": {**config["vision_config"], "window_size": 112}}
+    with pytest.raises(KvcalcError, match="vision_config key 'window_size' is not understood"):
+        hf.import_config(odd, source="t")
+    fp8 = {
+        **config,
+        "quantization_config": {"quant_method": "fp8", "weight_block_size": [128, 128]},
+    }
+    assert hf.import_config(fp8, source="t").spec.tower is None
+    assert load(DATA / "hf_configs" / "gemma-3-1b.json").tower is None  # text-only Gemma 3
+
+
+def test_gemma_3_4b_vision_tower_from_published_config() -> None:
+    """google/gemma-3-4b-it's SigLIP vision_config: hidden h 1,152, intermediate i 4,304, 27
+    layers, patch 14, image 896 (64² = 4,096 positions), num_channels 3 (SiglipVisionConfig's
+    default), no pooling head; the text model's hidden_size d is 2,560.
+      patch embedding 3·14²·1,152 + 1,152 = 678,528; position embedding 4,096·1,152 = 4,718,592
+      layer: norms 4,608, q/k/v/out_proj 4·(1,152² + 1,152) = 5,313,024, fc1 + fc2
+        4,962,512 + 4,959,360: 15,239,504, · 27 = 411,466,608; post_layernorm 2,304
+      projector: mm_input_projection_weight 1,152·2,560 = 2,949,120, mm_soft_emb_norm 1,152
+      total 678,528 + 4,718,592 + 411,466,608 + 2,304 + 2,950,272 = 419,816,304
+    which is exactly Keras Hub's vision+text minus text-only figures for the same model,
+    4,299,915,632 − 3,880,099,328 (keras-team/keras-hub:keras_hub/src/models/gemma3/
+    gemma3_presets.py). Whole on every tp rank (vLLM splits the position embedding): patch
+    embedding, 27·6·1,152 = 186,624 of norms and row-parallel biases, post_layernorm and the
+    projector: 678,528 + 186,624 + 2,304 + 2,950,272 = 3,817,728."""
+    spec = load(DATA / "hf_configs" / "gemma-3-4b.json")
+    assert spec.tower is not None
+    assert spec.tower.params == 678_528 + 4_718_592 + 27 * 15_239_504 + 2_304 + 2_950_272
+    assert spec.tower.params == 4_299_915_632 - 3_880_099_328 == 419_816_304
+    assert spec.tower.replicated == 678_528 + 186_624 + 2_304 + 2_950_272 == 3_817_728
+
+
+def test_gemma_3_pooling_head_is_refused() -> None:
+    """A SigLIP vision_config with vision_use_head true (or left to its default, true) has a
+    pooling head kvcalc does not model: refused in one line naming the key."""
+    config = json.loads((DATA / "hf_configs" / "gemma-3-4b.json").read_text())
+    vision = {k: v for k, v in config["vision_config"].items() if k != "vision_use_head"}
+    with pytest.raises(KvcalcError, match=r"vision_config\.vision_use_head is not false"):
+        hf.import_config({**config, "vision_config": vision}, source="t")
 
 
 def test_qwen3_vl_sliding_key_is_refused() -> None:

@@ -56,6 +56,69 @@ def test_llama_8b_parameter_count() -> None:
     )
 
 
+def test_qwen3_vl_vision_tower_is_counted_in_the_weights() -> None:
+    """Qwen3-VL-8B's tower (576,388,336 params, 4,657,792 of them whole on every tp rank;
+    tests/test_hf.py derives both) adds 2 B per param in bf16 at tp 1, and at tp 2
+    2·(4,657,792 + (576,388,336 − 4,657,792)/2) = 2·290,523,064 = 581,046,128 B per GPU, on
+    every pipeline stage; fit says it is counted. Without the tower the note says it is not."""
+    model = load_model("qwen3-vl-8b")
+    assert model.tower is not None and model.tower.params == 576_388_336
+    bare = model.model_copy(update={"tower": None})
+    vllm = ENGINES["vllm"]
+    with_tower = weights_per_stage(model, vllm, 1, 1, None)[0]
+    assert with_tower - weights_per_stage(bare, vllm, 1, 1, None)[0] == 576_388_336 * 2
+    for pp in (1, 2):
+        grown = [
+            a - b
+            for a, b in zip(
+                weights_per_stage(model, vllm, 2, pp, None),
+                weights_per_stage(bare, vllm, 2, pp, None),
+                strict=True,
+            )
+        ]
+        assert grown == [581_046_128] * pp
+    counted = fit(plan("qwen3-vl-8b"))
+    assert counted.budget.weights_bytes == with_tower
+    assert any(
+        "vision tower (576,388,336 params) is counted in the weights, 1,152,776,672 B per GPU"
+        in note
+        for note in counted.notes
+    )
+    uncounted = fit(replace(plan("qwen3-vl-8b"), model=bare))
+    assert any("tower is not counted" in note for note in uncounted.notes)
+
+
+def test_gemma_3_vision_tower_is_counted_in_the_weights() -> None:
+    """Gemma-3-4B's tower (419,816,304 params, 3,817,728 whole on every rank; tests/test_hf.py)
+    at tp 2 in bf16: 2·(3,817,728 + (419,816,304 − 3,817,728)/2) = 2·211,817,016 =
+    423,634,032 B per GPU."""
+    model = load_model("gemma-3-4b")
+    bare = model.model_copy(update={"tower": None})
+    vllm = ENGINES["vllm"]
+    grown = (
+        weights_per_stage(model, vllm, 2, 1, None)[0] - weights_per_stage(bare, vllm, 2, 1, None)[0]
+    )
+    assert grown == 2 * (3_817_728 + 207_999_288) == 423_634_032
+
+
+def test_qwen3_vl_vision_tower_under_a_weights_dtype() -> None:
+    """With --weights-dtype fp8 the tower's split linears take 1 B per param and what every
+    rank holds whole stays bf16: at tp 2, (576,388,336 − 4,657,792)/2 · 1 + 4,657,792 · 2 =
+    285,865,272 + 9,315,584 = 295,180,856 B. A GGUF dtype counts none (llama.cpp reads a
+    tower only from its --mmproj file), and fit says so."""
+    model = load_model("qwen3-vl-8b")
+    bare = model.model_copy(update={"tower": None})
+    vllm = ENGINES["vllm"]
+    fp8, q4_0 = weight_dtype("fp8"), weight_dtype("q4_0")
+    grown = (
+        weights_per_stage(model, vllm, 2, 1, fp8)[0] - weights_per_stage(bare, vllm, 2, 1, fp8)[0]
+    )
+    assert grown == 285_865_272 + 2 * 4_657_792 == 295_180_856
+    assert weights_per_stage(model, vllm, 1, 1, q4_0) == weights_per_stage(bare, vllm, 1, 1, q4_0)
+    notes = fit(plan("qwen3-vl-8b", weights_dtype=q4_0)).notes
+    assert any("not counted in q4_0 weights" in note for note in notes)
+
+
 @pytest.mark.parametrize("reserve", [0, 2 * 2**30, 4_000_000_000])
 def test_vllm_kv_token_capacity_acceptance(reserve: int) -> None:
     """KV capacity = floor((ceil(H100 · 0.9) − weights − reserve) / 65,536 / 32) · 16 tokens.

@@ -10,6 +10,7 @@ from pydantic import ValidationError
 from kvcalc.errors import KvcalcError, did_you_mean
 from kvcalc.hf import _standard
 from kvcalc.hf._config import _Config, _dtype, _positive, text_config
+from kvcalc.hf._tower import read_tower
 from kvcalc.hf.families import REFUSED, Family, families, is_cache_key, is_set
 from kvcalc.quant import published_weights
 from kvcalc.specs import ModelSpec, format_validation_error
@@ -170,6 +171,7 @@ def import_config(
         "n_params": params.total,
         "params": params.model_dump(),
         "published_params": published_params,
+        "tower": read_tower(config) if data is not config else None,
         "checkpoint_bytes": checkpoint_bytes,
         "weights_quant": weights_quant,
         "max_position_embeddings": c.opt_int("max_position_embeddings", "n_positions"),

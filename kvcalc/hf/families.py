@@ -125,10 +125,10 @@ _FAMILIES: list[Family] = [
     _standard("qwen3_moe", "Qwen3 MoE"),
     # Qwen3VLTextConfig has no sliding or layer_types keys (every layer is full GQA in
     # transformers), so the family reads none and a config setting one is refused.
-    Family("qwen3_vl_text", "Qwen3-VL text model: GQA with q/k norm (the vision tower is not "
-           "counted)", frozenset(), aliases=("qwen3_vl",)),
+    Family("qwen3_vl_text", "Qwen3-VL text model: GQA with q/k norm (the vision tower is "
+           "counted apart, in tower)", frozenset(), aliases=("qwen3_vl",)),
     Family("qwen3_vl_moe_text", "Qwen3-VL MoE text model: GQA with q/k norm, MoE (the vision "
-           "tower is not counted)", frozenset(), aliases=("qwen3_vl_moe",)),
+           "tower is counted apart, in tower)", frozenset(), aliases=("qwen3_vl_moe",)),
     _standard("gemma", "Gemma: MHA/MQA"),
     _standard("gemma2", "Gemma 2: sliding and full layers alternate", "sliding_window_size"),
     _standard("gemma3_text", "Gemma 3: 5 sliding layers to 1 full", aliases=("gemma3",)),

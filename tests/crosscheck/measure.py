@@ -88,7 +88,8 @@ def _legacy_to_current(model_type: str | None, d: dict) -> tuple[str | None, dic
 # (qwen3_vl_text is only built inside Qwen3VLForConditionalGeneration), or whose lm_head
 # tying the wrapper decides (Mistral3ForConditionalGeneration reads the outer
 # tie_word_embeddings, default True): the whole model is built, text-only input runs
-# through it, and count_params leaves the vision tower and projector out.
+# through it, and count_params leaves the vision tower and projector out (kvcalc counts a
+# tower apart, spec.tower: count_tower_params).
 _WHOLE_MODEL = frozenset({"qwen3_vl", "qwen3_vl_moe", "mistral3"})
 _VISION_PREFIX = ("model.visual.", "model.vision_tower.", "model.multi_modal_projector.")
 
@@ -152,13 +153,73 @@ def build_meta_model(config: dict, dtype: torch.dtype = torch.bfloat16) -> nn.Mo
 
 def count_params(config: dict) -> int:
     """sum(p.numel()) over model.parameters() (tied embeddings counted once); a whole
-    multimodal model (_WHOLE_MODEL) without its vision tower, which kvcalc does not count."""
+    multimodal model (_WHOLE_MODEL) without its vision tower, which kvcalc counts apart
+    (spec.tower, count_tower_params)."""
     model = build_meta_model(config)
     if model.config.model_type in _WHOLE_MODEL:
         return sum(
             p.numel() for n, p in model.named_parameters() if not n.startswith(_VISION_PREFIX)
         )
     return sum(p.numel() for p in model.parameters())
+
+
+def build_whole_meta_model(config: dict, dtype: torch.dtype = torch.bfloat16) -> nn.Module:
+    """Build a multimodal config's whole model (AutoModelForImageTextToText: vision tower,
+    projector and language model) on the meta device."""
+    from transformers import AutoModelForImageTextToText
+
+    d = _clean(config)
+    for key in ("text_config", "vision_config"):
+        if isinstance(d.get(key), dict):
+            d[key] = _clean(d[key])
+    cfg = AutoConfig.for_model(d.pop("model_type"), **d)
+    with torch.device("meta"):
+        model = AutoModelForImageTextToText.from_config(cfg, dtype=dtype)
+    return model.eval()
+
+
+# The language model's parameters in a whole multimodal model; the rest is its tower.
+_LANGUAGE_PREFIXES = ("model.language_model.", "lm_head.")
+
+
+def count_tower_params(config: dict) -> int:
+    """sum(p.numel()) over a whole multimodal model outside its language model: the vision
+    tower and its projector (Qwen3-VL's model.visual, merger and deepstack mergers included;
+    Gemma 3's model.vision_tower and model.multi_modal_projector), which kvcalc counts apart."""
+    model = build_whole_meta_model(config)
+    return sum(
+        p.numel() for n, p in model.named_parameters() if not n.startswith(_LANGUAGE_PREFIXES)
+    )
+
+
+# What vLLM keeps whole on every tensor-parallel rank, by outer model_type: the module types
+# held whole (vLLM builds them unsplit) and the linears it makes row-parallel (bias whole).
+# Qwen3-VL: vllm/model_executor/models/qwen3_vl.py (pos_embed is an nn.Embedding); Gemma 3:
+# siglip.py (position_embedding is a VocabParallelEmbedding, split) and gemma3_mm.py (the
+# projector's weight is a plain nn.Parameter).
+_WHOLE_ON_EVERY_RANK = {
+    "qwen3_vl": ((nn.LayerNorm, nn.Conv3d, nn.Embedding), ("attn.proj", "linear_fc2"), ()),
+    "qwen3_vl_moe": ((nn.LayerNorm, nn.Conv3d, nn.Embedding), ("attn.proj", "linear_fc2"), ()),
+    "gemma3": ((nn.LayerNorm, nn.Conv2d), ("out_proj", "fc2"), ("model.multi_modal_projector",)),
+}
+
+
+def count_tower_whole_on_every_rank(config: dict) -> int:
+    """The tower's parameters vLLM keeps whole on every tensor-parallel rank
+    (_WHOLE_ON_EVERY_RANK): whole modules, whole prefixes and row-parallel linears' biases."""
+    types, row_parallel, prefixes = _WHOLE_ON_EVERY_RANK[config["model_type"]]
+    language = tuple(p.rstrip(".") for p in _LANGUAGE_PREFIXES)
+    whole = 0
+    for name, module in build_whole_meta_model(config).named_modules():
+        if not name or name.startswith(language):
+            continue
+        if prefixes and name.startswith(prefixes):
+            whole += sum(p.numel() for p in module.parameters(recurse=False))
+        elif isinstance(module, types):
+            whole += sum(p.numel() for p in module.parameters())
+        elif isinstance(module, nn.Linear) and name.endswith(row_parallel):
+            whole += module.bias.numel() if module.bias is not None else 0
+    return whole
 
 
 # --------------------------------------------------------------------------- #

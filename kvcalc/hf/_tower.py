@@ -1,0 +1,204 @@
+"""A multimodal config's vision_config -> the exact parameter count of its vision tower.
+
+One reader per outer model_type; families without one leave the tower uncounted (the
+planner says so). Counts follow transformers' modeling code; the split of what every
+tensor-parallel rank holds whole follows vLLM's implementation of the same family.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kvcalc.errors import KvcalcError
+
+# Qwen3VLVisionConfig's keys (transformers 5.24,
+# huggingface/transformers:src/transformers/models/qwen3_vl/configuration_qwen3_vl.py);
+# those that change no parameter's shape are read and ignored.
+_QWEN3_VL_SHAPE_KEYS = frozenset(
+    {
+        "depth",
+        "hidden_size",
+        "intermediate_size",
+        "in_channels",
+        "patch_size",
+        "temporal_patch_size",
+        "spatial_merge_size",
+        "out_hidden_size",
+        "num_position_embeddings",
+        "deepstack_visual_indexes",
+    }
+)
+_QWEN3_VL_OTHER_KEYS = frozenset(
+    {
+        "model_type",
+        "hidden_act",
+        "num_heads",
+        "initializer_range",
+        "rope_parameters",
+        "dtype",
+        "torch_dtype",
+        "_name_or_path",
+    }
+)
+
+
+def _int(vision: dict[str, Any], key: str) -> int:
+    value = vision.get(key)
+    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+        raise KvcalcError(f"vision_config.{key} must be a positive integer, not {value!r}")
+    return value
+
+
+def qwen3_vl_tower(vision: dict[str, Any]) -> dict[str, int]:
+    """Return VisionTower fields for a Qwen3-VL vision_config (dense and MoE alike).
+
+    transformers' Qwen3VLVisionModel (modeling_qwen3_vl.py), with h = hidden_size,
+    i = intermediate_size, H = h · spatial_merge_size², o = out_hidden_size:
+      patch_embed  Conv3d(in_channels -> h, kernel t × p × p, bias)  c·t·p²·h + h
+      pos_embed    Embedding(num_position_embeddings, h)             n_pos·h
+      each of depth blocks: two LayerNorms 4h, qkv 3h² + 3h, proj h² + h,
+                   MLP fc1 h·i + i and fc2 i·h + h                   4h² + 2hi + 9h + i
+      merger       LayerNorm(h) 2h, fc1 H² + H, fc2 H·o + o
+      one deepstack merger per deepstack_visual_indexes entry:
+                   LayerNorm(H) 2H, fc1 H² + H, fc2 H·o + o
+    vLLM (vllm/model_executor/models/qwen3_vl.py) splits qkv, fc1 and the mergers' fc1
+    (column-parallel, bias too) and proj, fc2 and the mergers' fc2 (row-parallel, bias
+    whole) over tensor-parallel ranks; the patch and position embeddings and the norms
+    are whole on every rank.
+    """
+    unknown = sorted(set(vision) - _QWEN3_VL_SHAPE_KEYS - _QWEN3_VL_OTHER_KEYS)
+    if unknown:
+        raise KvcalcError(
+            f"vision_config key {unknown[0]!r} is not understood: kvcalc cannot count "
+            "this Qwen3-VL vision tower"
+        )
+    missing = sorted(k for k in _QWEN3_VL_SHAPE_KEYS if k not in vision)
+    if missing:
+        raise KvcalcError(f"vision_config has no {missing[0]!r}: cannot count the vision tower")
+    h, i = _int(vision, "hidden_size"), _int(vision, "intermediate_size")
+    c, t = _int(vision, "in_channels"), _int(vision, "temporal_patch_size")
+    p = _int(vision, "patch_size")
+    n_pos, o = _int(vision, "num_position_embeddings"), _int(vision, "out_hidden_size")
+    depth, merge = _int(vision, "depth"), _int(vision, "spatial_merge_size")
+    deepstack = vision["deepstack_visual_indexes"]
+    if not isinstance(deepstack, list) or not all(
+        isinstance(x, int) and not isinstance(x, bool) for x in deepstack
+    ):
+        raise KvcalcError(
+            f"vision_config.deepstack_visual_indexes must be a list of integers, not {deepstack!r}"
+        )
+    k = len(deepstack)
+    big = h * merge * merge
+    patch_embed = c * t * p * p * h + h
+    pos_embed = n_pos * h
+    block = 4 * h * h + 2 * h * i + 9 * h + i
+    merger_linears = big * big + big + big * o + o
+    params = (
+        patch_embed
+        + pos_embed
+        + depth * block
+        + (2 * h + merger_linears)
+        + k * (2 * big + merger_linears)
+    )
+    block_whole = 4 * h + h + h  # the two norms, proj's and fc2's biases
+    replicated = patch_embed + pos_embed + depth * block_whole + (2 * h + o) + k * (2 * big + o)
+    return {"params": params, "replicated": replicated}
+
+
+# SiglipVisionConfig's keys (huggingface/transformers:src/transformers/models/siglip/
+# configuration_siglip.py); num_channels defaults to 3 there, and Gemma 3's published
+# vision_config leaves it out.
+_SIGLIP_SHAPE_KEYS = frozenset(
+    {"hidden_size", "intermediate_size", "num_hidden_layers", "image_size", "patch_size"}
+)
+_SIGLIP_OTHER_KEYS = frozenset(
+    {
+        "model_type",
+        "num_channels",
+        "vision_use_head",
+        "num_attention_heads",
+        "hidden_act",
+        "layer_norm_eps",
+        "attention_dropout",
+        "dtype",
+        "torch_dtype",
+        "_name_or_path",
+    }
+)
+
+
+def gemma3_tower(vision: dict[str, Any], text_hidden: int) -> dict[str, int]:
+    """Return VisionTower fields for Gemma 3's SigLIP vision_config and its projector.
+
+    transformers' SiglipVisionModel (modeling_siglip.py) and Gemma3MultiModalProjector
+    (modeling_gemma3.py), with h = hidden_size, i = intermediate_size, p = patch_size,
+    d = the text model's hidden_size:
+      patch_embedding  Conv2d(num_channels -> h, kernel p × p, bias)  c·p²·h + h
+      position_embedding  Embedding((image_size // p)², h)          n_pos·h
+      each of num_hidden_layers layers: two LayerNorms 4h, q/k/v/out_proj 4(h² + h),
+                   fc1 h·i + i and fc2 i·h + h                      4h² + 2hi + 9h + i
+      post_layernorm 2h (vision_use_head false: no pooling head)
+      projector    mm_input_projection_weight h·d, mm_soft_emb_norm h
+    vLLM (vllm/model_executor/models/siglip.py, gemma3_mm.py) splits qkv and fc1
+    (column-parallel), out_proj and fc2 (row-parallel, bias whole) and the position
+    embedding (VocabParallelEmbedding) over tensor-parallel ranks; the patch embedding,
+    the norms and the projector are whole on every rank.
+    """
+    unknown = sorted(set(vision) - _SIGLIP_SHAPE_KEYS - _SIGLIP_OTHER_KEYS)
+    if unknown:
+        raise KvcalcError(
+            f"vision_config key {unknown[0]!r} is not understood: kvcalc cannot count "
+            "this Gemma 3 vision tower"
+        )
+    missing = sorted(k for k in _SIGLIP_SHAPE_KEYS if k not in vision)
+    if missing:
+        raise KvcalcError(f"vision_config has no {missing[0]!r}: cannot count the vision tower")
+    if vision.get("vision_use_head", True) is not False:
+        raise KvcalcError(
+            "vision_config.vision_use_head is not false: SigLIP's pooling head is not "
+            "modelled, so kvcalc cannot count this Gemma 3 vision tower"
+        )
+    h, i = _int(vision, "hidden_size"), _int(vision, "intermediate_size")
+    layers, p = _int(vision, "num_hidden_layers"), _int(vision, "patch_size")
+    c = _int(vision, "num_channels") if "num_channels" in vision else 3
+    n_pos = (_int(vision, "image_size") // p) ** 2
+    patch_embed = c * p * p * h + h
+    layer = 4 * h * h + 2 * h * i + 9 * h + i
+    projector = h * text_hidden + h
+    params = patch_embed + n_pos * h + layers * layer + 2 * h + projector
+    replicated = patch_embed + layers * (4 * h + h + h) + 2 * h + projector
+    return {"params": params, "replicated": replicated}
+
+
+def _qwen3_vl(config: dict[str, Any]) -> dict[str, int]:
+    return qwen3_vl_tower(config["vision_config"])
+
+
+def _gemma3(config: dict[str, Any]) -> dict[str, int]:
+    text = config.get("text_config") or {}
+    hidden = text.get("hidden_size", 2304)  # Gemma3TextConfig's default (configuration_gemma3.py)
+    if not isinstance(hidden, int) or isinstance(hidden, bool) or hidden <= 0:
+        raise KvcalcError(f"text_config.hidden_size must be a positive integer, not {hidden!r}")
+    return gemma3_tower(config["vision_config"], hidden)
+
+
+# Outer model_type -> its tower reader (given the whole config).
+TOWERS = {"qwen3_vl": _qwen3_vl, "qwen3_vl_moe": _qwen3_vl, "gemma3": _gemma3}
+
+
+def read_tower(config: dict[str, Any]) -> dict[str, int] | None:
+    """Return the vision tower's VisionTower fields, or None when kvcalc does not count it.
+
+    None for a family without a reader, a config without vision_config, or a checkpoint
+    published quantised (whether its tower ships quantised is the recipe's call, which
+    kvcalc does not read for towers yet).
+    """
+    reader = TOWERS.get(str(config.get("model_type") or ""))
+    vision = config.get("vision_config")
+    if reader is None or not isinstance(vision, dict):
+        return None
+    if config.get("quantization_config") or (config.get("text_config") or {}).get(
+        "quantization_config"
+    ):
+        return None
+    return reader(config)
