@@ -135,7 +135,9 @@ measure kvcalc's reserve model against real start-ups: the "reserve" column is t
 close (docs/planning.md). Weights agree to a fraction of a percent for the dense 16-bit
 checkpoints; gpt-oss-120b on A100 (vLLM's Marlin path for mxfp4 on GPUs without FP4) loads
 more than its published bytes, and the multimodal checkpoints (llava, Qwen3-VL) also load a
-vision tower that no text preset counts.
+vision tower: the Qwen3-VL log is read with the qwen3-vl-30b-a3b preset, which counts its
+tower (`tower` in the spec, docs/weights.md: 2.0% under the logged weights, 3.7% with the
+text preset qwen3-30b-a3b); no llava preset counts one.
 """
 
 
