@@ -145,12 +145,7 @@ class _Solver:
         picked: list[int] = []
         basis: list[list[Fraction]] = []
         for index, row in enumerate(rows):
-            reduced = [Fraction(x) for x in row]
-            for b in basis:
-                lead = next(k for k, x in enumerate(b) if x)
-                if reduced[lead]:
-                    factor = reduced[lead] / b[lead]
-                    reduced = [x - factor * y for x, y in zip(reduced, b, strict=True)]
+            reduced = _reduce([Fraction(x) for x in row], basis)
             if any(reduced):
                 basis.append(reduced)
                 picked.append(index)
@@ -198,16 +193,22 @@ def _independent(columns: list[tuple[int, ...]]) -> list[int]:
     keep: list[int] = []
     basis: list[list[Fraction]] = []
     for index, column in enumerate(columns):
-        reduced = [Fraction(x) for x in column]
-        for b in basis:
-            lead = next(k for k, x in enumerate(b) if x)
-            if reduced[lead]:
-                factor = reduced[lead] / b[lead]
-                reduced = [x - factor * y for x, y in zip(reduced, b, strict=True)]
+        reduced = _reduce([Fraction(x) for x in column], basis)
         if any(reduced):
             basis.append(reduced)
             keep.append(index)
     return keep
+
+
+def _reduce(vector: list[Fraction], basis: list[list[Fraction]]) -> list[Fraction]:
+    """Return vector less its part along `basis` (rows with distinct leading entries, in the
+    order found): zero exactly when the basis combines to it."""
+    for b in basis:
+        lead = next(k for k, x in enumerate(b) if x)
+        if vector[lead]:
+            factor = vector[lead] / b[lead]
+            vector = [x - factor * y for x, y in zip(vector, b, strict=True)]
+    return vector
 
 
 def _invert(matrix: list[list[Fraction]]) -> list[list[Fraction]]:

@@ -7,6 +7,7 @@ tensor-parallel rank holds whole follows vLLM's implementation of the same famil
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from kvcalc.errors import KvcalcError
@@ -66,15 +67,7 @@ def qwen3_vl_tower(vision: dict[str, Any]) -> dict[str, int]:
     whole) over tensor-parallel ranks; the patch and position embeddings and the norms
     are whole on every rank.
     """
-    unknown = sorted(set(vision) - _QWEN3_VL_SHAPE_KEYS - _QWEN3_VL_OTHER_KEYS)
-    if unknown:
-        raise KvcalcError(
-            f"vision_config key {unknown[0]!r} is not understood: kvcalc cannot count "
-            "this Qwen3-VL vision tower"
-        )
-    missing = sorted(k for k in _QWEN3_VL_SHAPE_KEYS if k not in vision)
-    if missing:
-        raise KvcalcError(f"vision_config has no {missing[0]!r}: cannot count the vision tower")
+    _check_keys(vision, _QWEN3_VL_SHAPE_KEYS, _QWEN3_VL_OTHER_KEYS, "Qwen3-VL")
     h, i = _int(vision, "hidden_size"), _int(vision, "intermediate_size")
     c, t = _int(vision, "in_channels"), _int(vision, "temporal_patch_size")
     p = _int(vision, "patch_size")
@@ -144,15 +137,7 @@ def gemma3_tower(vision: dict[str, Any], text_hidden: int) -> dict[str, int]:
     embedding (VocabParallelEmbedding) over tensor-parallel ranks; the patch embedding,
     the norms and the projector are whole on every rank.
     """
-    unknown = sorted(set(vision) - _SIGLIP_SHAPE_KEYS - _SIGLIP_OTHER_KEYS)
-    if unknown:
-        raise KvcalcError(
-            f"vision_config key {unknown[0]!r} is not understood: kvcalc cannot count "
-            "this Gemma 3 vision tower"
-        )
-    missing = sorted(k for k in _SIGLIP_SHAPE_KEYS if k not in vision)
-    if missing:
-        raise KvcalcError(f"vision_config has no {missing[0]!r}: cannot count the vision tower")
+    _check_keys(vision, _SIGLIP_SHAPE_KEYS, _SIGLIP_OTHER_KEYS, "Gemma 3")
     if vision.get("vision_use_head", True) is not False:
         raise KvcalcError(
             "vision_config.vision_use_head is not false: SigLIP's pooling head is not "
@@ -202,3 +187,18 @@ def read_tower(config: dict[str, Any]) -> dict[str, int] | None:
     ):
         return None
     return reader(config)
+
+
+def _check_keys(
+    vision: Mapping[str, Any], shape: frozenset[str], other: frozenset[str], family: str
+) -> None:
+    """Refuse a vision_config with a key kvcalc does not read, or without a shape key."""
+    unknown = sorted(set(vision) - shape - other)
+    if unknown:
+        raise KvcalcError(
+            f"vision_config key {unknown[0]!r} is not understood: kvcalc cannot count "
+            f"this {family} vision tower"
+        )
+    missing = sorted(k for k in shape if k not in vision)
+    if missing:
+        raise KvcalcError(f"vision_config has no {missing[0]!r}: cannot count the vision tower")
