@@ -142,15 +142,7 @@ class _Solver:
         self.width = len(columns)
         rows = [[v[i] for i in self.keep] + ([1] if with_const else []) for v in vectors]
         n = len(rows[0]) if rows else 0
-        picked: list[int] = []
-        basis: list[list[Fraction]] = []
-        for index, row in enumerate(rows):
-            reduced = _reduce([Fraction(x) for x in row], basis)
-            if any(reduced):
-                basis.append(reduced)
-                picked.append(index)
-            if len(picked) == n:
-                break
+        picked = _independent(rows, limit=n)
         self.inverse: list[list[Fraction]] | None = None
         self.picked = picked
         if len(picked) == n and n:
@@ -181,8 +173,9 @@ class _Solver:
         return form
 
 
-def _independent(columns: list[tuple[int, ...]]) -> list[int]:
-    """Return the indices of columns, in order, that no earlier kept ones combine linearly to.
+def _independent(vectors: Sequence[Sequence[int]], limit: int | None = None) -> list[int]:
+    """Return the indices of vectors, in order, that no earlier kept ones combine linearly to
+    (the first `limit` of them, when given).
 
     Equal columns (windows an engine sizes alike) are the common case; compressed layers add
     identities: S mod 4 + 4·⌊S/4⌋ = S mod 128 + 128·⌊S/128⌋ = S, so of the columns of one
@@ -192,8 +185,10 @@ def _independent(columns: list[tuple[int, ...]]) -> list[int]:
     """
     keep: list[int] = []
     basis: list[list[Fraction]] = []
-    for index, column in enumerate(columns):
-        reduced = _reduce([Fraction(x) for x in column], basis)
+    for index, vector in enumerate(vectors):
+        if limit is not None and len(keep) == limit:
+            break
+        reduced = _reduce([Fraction(x) for x in vector], basis)
         if any(reduced):
             basis.append(reduced)
             keep.append(index)
