@@ -26,7 +26,7 @@ from kvcalc.formula import (
     kv_heads_per_gpu,
     pp_partition,
 )
-from kvcalc.specs import MLA, PARTS, CompressedKind, GpuSpec, ModelSpec, Window
+from kvcalc.specs import MLA, PARTS, CompressedKind, GpuSpec, ModelSpec, StateKind, Window
 from kvcalc.units import MiB
 
 # CUDA context on an H100 (driver 580): 85,017,493,504 total − 84,465,090,560 free after
@@ -854,9 +854,23 @@ def fit(plan: Plan, searched: Searched | None = None) -> Fit:
         notes.append("weights and reserve leave no memory for the KV cache")
     if working:
         per_seq = working // plan.workload.batch
+        unmeasured = sorted(
+            {
+                "compressed-attention" if isinstance(kind, CompressedKind) else "recurrent-state"
+                for kind in (plan.model.kinds or {}).values()
+                if isinstance(kind, CompressedKind | StateKind)
+            }
+        )
+        how = (
+            "transformers, measured"
+            if not unmeasured
+            else "transformers' rules for attention layers, measured on dense, sliding and "
+            f"MLA models; not measured with this model's {' and '.join(unmeasured)} layers: "
+            "an estimate"
+        )
         notes.append(
             f"decode step's working set counted beside the KV: {per_seq:,} B per sequence "
-            "(transformers, measured; PyTorch's default allocator can lose more to "
+            f"({how}; PyTorch's default allocator can lose more to "
             "fragmentation: PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True avoids it)"
         )
     if plan.weights_dtype is None and plan.model.weights_quant is not None:

@@ -392,3 +392,26 @@ def test_max_context_of_a_model_without_a_stated_limit() -> None:
     assert load_model("falcon-7b").max_position_embeddings is None
     assert (result.max_seq_len, result.max_seq_len_clamped) == (2**24, True)
     assert any("search limit" in note for note in result.notes)
+
+
+@pytest.mark.parametrize(
+    ("name", "kinds"),
+    [
+        ("llama-3.1-8b", None),
+        ("gemma-3-27b", None),
+        ("qwen3.5-27b", "recurrent-state"),
+        ("deepseek-v4-flash", "compressed-attention"),
+    ],
+)
+def test_decode_working_set_note_says_where_it_was_not_measured(
+    name: str, kinds: str | None
+) -> None:
+    """The transformers working set was measured on dense, sliding and MLA models only
+    (tests/data/hf_peak): for layers it was not measured with, fit's note says it is an
+    estimate and names them."""
+    plan = Plan(load_model(name), load_gpu("h200"), ENGINES["hf"], Workload(8192, 2))
+    (note,) = [n for n in fit(plan).notes if n.startswith("decode step's working set")]
+    if kinds is None:
+        assert "(transformers, measured;" in note
+    else:
+        assert f"not measured with this model's {kinds} layers: an estimate" in note
