@@ -982,6 +982,11 @@ def _state_assumptions(
     if model.mtp_layers:
         if workload.mtp:
             notes.append(f"{model.mtp_layers} MTP layer(s) cached (speculative decoding on)")
+        elif any(isinstance(k, CompressedKind) for k in (model.kinds or {}).values()):
+            notes.append(
+                f"the model's {model.mtp_layers} MTP layer(s) are not counted "
+                "(transformers builds none for DeepSeek-V4)"
+            )
         else:
             notes.append(
                 f"the model's {model.mtp_layers} MTP layer(s) are not counted "
