@@ -210,6 +210,14 @@ ENGINES: dict[str, EngineProfile] = {
             indexer_block_size=64,
             head_rule="replicate",
             sliding="window",
+            # Gemma 4 attention_k_eq_v: Gemma4ForCausalLM.load_weights loads each K = V
+            # layer's k_proj into both the "k" and "v" shards of qkv_proj, and the layer
+            # saves K and V like any other (sgl-project/sglang@03826cdd9594dba59282dd0411841506ff3a26ad
+            # python/sglang/srt/models/gemma4_causal.py); get_cell_size_per_token counts
+            # num_kv_heads · (head_dim + v_head_dim) for them, with head_dim / num_kv_heads
+            # remapped to global_head_dim / num_global_key_value_heads
+            # (python/sglang/srt/utils/hf_transformers/config.py, gemma4 branch)
+            k_eq_v="both",
             # is_hybrid_swa_model's architectures (sglang configs/model_config.py, read Nov 2026)
             sliding_families=frozenset(
                 {
@@ -230,13 +238,21 @@ ENGINES: dict[str, EngineProfile] = {
                 "KV heads per GPU = max(1, n_kv // attn_tp); MLA latent on every rank",
                 "[sliding] sliding windows only for its hybrid-SWA architectures "
                 "(not Mistral-7B-v0.1 or Gemma-2)",
-                "[state] state layers: one MambaPool slot per running request, conv (kernel - 1) "
-                "wide; the pool's own size (mamba_full_memory_ratio) is not modelled",
+                "[state] state layers: one MambaPool slot (mamba_cache_per_req) per request, "
+                "conv (kernel - 1) wide; no budget: the state pool's share of it "
+                "(mamba_full_memory_ratio, max_mamba_cache_size) is not modelled",
             ),
             sources=(
                 "sgl-project/sglang:python/sglang/srt/model_executor/model_runner_kv_cache_mixin.py"
                 ":get_cell_size_per_token",
                 "sgl-project/sglang:python/sglang/srt/configs/model_config.py:is_hybrid_swa_model",
+                "sgl-project/sglang:python/sglang/srt/models/gemma4_causal.py"
+                ":Gemma4ForCausalLM.load_weights (attention_k_eq_v: K and V both cached)",
+                "sgl-project/sglang:python/sglang/srt/utils/hf_transformers/config.py "
+                "(gemma4: head_dim, num_key_value_heads from global_head_dim, "
+                "num_global_key_value_heads)",
+                "sgl-project/sglang:python/sglang/srt/model_executor/model_runner_kv_cache_mixin.py"
+                ":handle_max_mamba_cache (state pool split, not modelled: refused)",
             ),
         ),
         EngineProfile(

@@ -502,6 +502,27 @@ def _times(value: int, fraction: Fraction, round_up: bool = False) -> int:
     return -(-product // fraction.denominator) if round_up else product // fraction.denominator
 
 
+def _refuse_sglang_state_pool(model: ModelSpec) -> None:
+    """Refuse SGLang budgets for models with recurrent / linear-attention state layers.
+
+    SGLang carves its Mamba state pool out of the KV budget before sizing the KV pool
+    (sgl-project/sglang@001ccef0072a4537d4ec6bdd50a73e6feb2c907d,
+    python/sglang/srt/model_executor/model_runner_kv_cache_mixin.py:
+    ModelRunnerKVCacheMixin.handle_max_mamba_cache): by default the pool takes
+    rest · mamba_full_memory_ratio / (1 + mamba_full_memory_ratio) (ratio 0.9) in whole
+    mamba_cache_per_req slots, and init_memory caps max_running_requests at
+    max_mamba_cache_size // calculate_mamba_ratio() (3, more with the mamba extra buffer or
+    speculative decoding). That split is not modelled yet, so no budget is given.
+    """
+    names = set(model.layer_kind_names())
+    if any(isinstance(model.layer_kind(name), StateKind) for name in names):
+        raise KvcalcError(
+            "engine sglang: its Mamba / linear-attention state pool and the KV pool split "
+            "the budget (mamba_full_memory_ratio, max_mamba_cache_size), which is not "
+            "modelled (try --engine vllm)"
+        )
+
+
 def budget(plan: Plan) -> Budget:
     """Return the memory budget of one GPU per pipeline stage, every term explicit.
 
@@ -527,6 +548,7 @@ def budget(plan: Plan) -> Budget:
     weights_label = f"weights ({weights_format(plan.model, plan.weights_dtype)})"
     heaviest = max(stage_weights)
     if rule == "sglang":
+        _refuse_sglang_state_pool(plan.model)
         util = (
             util
             if util is not None

@@ -517,15 +517,14 @@ def test_gemma4_26b_sliding_and_global_layers() -> None:
     Per token: 25 × 2·8·256·2 + 5 × 2·2·512·2 = 204,800 + 20,480 = 225,280 B.
     hf at 2,000 tokens (sliding keep W − 1 = 1,023; K = V still caches the values,
     measured): 25·1,023·8,192 + 5·2,000·4,096 = 209,510,400 + 40,960,000 = 250,470,400 B.
-    Engines whose K = V storage kvcalc has not read are refused (vLLM's is read: K and V
-    both cached, tests/test_layer_kinds.py)."""
+    Engines whose K = V storage kvcalc has not read are refused (vLLM's and SGLang's are
+    read: K and V both cached, tests/test_layer_kinds.py)."""
     model = _import("gemma-4-26b-a4b")
     hf_result = kv_cache(model, Workload(seq_len=2000, k_dtype=BF16), ENGINES["hf"])
     assert hf_result.bytes_per_token == 225_280
     assert hf_result.per_sequence_bytes == 250_470_400
-    for engine in ("sglang", "trtllm"):
-        with pytest.raises(KvcalcError, match="engine"):
-            kv_cache(model, Workload(seq_len=2000), ENGINES[engine])
+    with pytest.raises(KvcalcError, match="engine"):
+        kv_cache(model, Workload(seq_len=2000), ENGINES["trtllm"])
 
 
 def test_llama_nemotron_super_49b_nas_blocks() -> None:

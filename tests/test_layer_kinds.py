@@ -24,7 +24,8 @@ def _nano() -> ModelSpec:
     return hf.import_config(json.loads(NANO.read_text()), source="t").spec
 
 
-@pytest.mark.parametrize("engine", ["vllm", "sglang", "hf", "llama.cpp", "formula"])
+# (not sglang: its state pool split is refused, tests/test_planner.py)
+@pytest.mark.parametrize("engine", ["vllm", "hf", "llama.cpp", "formula"])
 @pytest.mark.parametrize("seq", [1, 8192, 100_000])
 def test_max_batch_counts_state(engine: str, seq: int) -> None:
     """Nemotron-3-Nano on an H100: max_batch sequences' KV plus state fit the KV budget of the
@@ -46,10 +47,10 @@ def test_max_batch_counts_state(engine: str, seq: int) -> None:
 
 
 def test_state_limits_batch_at_short_context() -> None:
-    """At 1 token per sequence the state (2,134,016 B × 23 layers per sequence under SGLang)
-    dominates: max batch is far below what the KV alone (6,144 B per sequence) would allow."""
+    """At 1 token per sequence the state (2,134,016 B × 23 layers per sequence under the formula
+    engine) dominates: max batch is far below what the KV alone (6,144 B per sequence) allows."""
     model, gpu = _nano(), load_gpu("h100")
-    answer = fit(Plan(model, gpu, ENGINES["sglang"], Workload(seq_len=1)))
+    answer = fit(Plan(model, gpu, ENGINES["formula"], Workload(seq_len=1)))
     per_sequence = 6_144 + 23 * 2_134_016
     assert answer.max_batch == answer.budget.kv_budget_bytes // per_sequence
 
@@ -166,6 +167,23 @@ def test_gemma4_vllm_caches_k_and_v_on_k_eq_v_layers(
     assert by_kind["full"].block_size == 32
     assert by_kind["sliding"].tokens == sliding_tokens
     assert result.per_sequence_bytes == 5 * full_tokens * 4096 + 25 * sliding_tokens * 8192
+
+
+def test_gemma4_sglang_caches_k_and_v_on_k_eq_v_layers() -> None:
+    """Gemma-4-26B-A4B under SGLang (published config: 30 layers, 25 sliding + 5 full; sliding
+    num_key_value_heads 8 × head_dim 256; full num_global_key_value_heads 2 × global_head_dim
+    512 with attention_k_eq_v; bf16).
+
+    sglang python/sglang/srt/models/gemma4_causal.py Gemma4ForCausalLM.load_weights copies each
+    K = V layer's k_proj into the "v" shard too, and the layer saves K and V; the gemma4 config
+    branch (python/sglang/srt/utils/hf_transformers/config.py) sets head_dim = v_head_dim = 512
+    and num_key_value_heads = 2 for full layers, swa_head_dim 256 and 8 heads for sliding ones.
+    get_cell_size_per_token (hybrid SWA): full 2 · (512 + 512) · 2 B = 4,096 B per layer,
+    sliding 8 · (256 + 256) · 2 B = 8,192 B; cell = 5 · 4,096 + 25 · 8,192 = 225,280 B/token."""
+    model = hf.import_config(json.loads(GEMMA4.read_text()), source="t").spec
+    result = kv_cache(model, Workload(seq_len=8192), ENGINES["sglang"])
+    assert result.bytes_per_token == 225_280
+    assert ENGINES["sglang"].k_eq_v == "both"
 
 
 def _gqa_with_indexed_kind(index_head_dim: int) -> dict[str, object]:

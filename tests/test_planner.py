@@ -197,6 +197,23 @@ def test_sglang_budget() -> None:
     assert budget(p).kv_budget_bytes == free_before * 4 // 5 - 2 * LLAMA_8B_PARAMS
 
 
+@pytest.mark.parametrize("model", ["qwen3.5-27b", "qwen3-next-80b-a3b", "nemotron-h-56b"])
+def test_sglang_budget_refused_for_state_layer_models(model: str) -> None:
+    """SGLang sizes its Mamba / linear-attention state pool out of the KV budget before the KV
+    pool (model_runner_kv_cache_mixin.py handle_max_mamba_cache: by default
+    rest · mamba_full_memory_ratio / (1 + ratio), ratio 0.9, in whole mamba_cache_per_req
+    slots, and max_running_requests ≤ max_mamba_cache_size // 3); kvcalc does not model that
+    split, so Gated DeltaNet (Qwen3.5, Qwen3-Next) and Mamba2 (NemotronH) models get no
+    SGLang budget, one line naming the setting, instead of a guess."""
+    with pytest.raises(KvcalcError, match=r"^engine sglang: .*mamba_full_memory_ratio"):
+        budget(plan(model, engine="sglang"))
+
+
+def test_sglang_budget_still_given_for_attention_only_models() -> None:
+    """The refusal is for state layers only: Llama-3.1-8B (no state) keeps its SGLang budget."""
+    assert budget(plan(engine="sglang", util=0.8)).kv_budget_bytes > 0
+
+
 def test_util_refused_where_it_does_not_apply() -> None:
     """llama.cpp uses the whole device: --util there is a user error."""
     with pytest.raises(KvcalcError, match="does not apply"):
