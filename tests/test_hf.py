@@ -298,6 +298,36 @@ def test_gemma_3_4b_vision_tower_from_published_config() -> None:
     assert spec.tower.replicated == 678_528 + 186_624 + 2_304 + 2_950_272 == 3_817_728
 
 
+def test_gemma_4_26b_a4b_vision_tower_from_published_config() -> None:
+    """google/gemma-4-26B-A4B's vision_config: hidden h 1,152, intermediate i 4,304, 27
+    layers, 16 query and 16 KV heads of head_dim 72 (q = kv = 1,152), patch 16, 10,240
+    position-table rows, no biases; the text model's hidden_size t is 2,816; no audio_config.
+      patch_embedder: input_proj 3·16²·1,152 = 884,736, position_embedding_table
+        2·10,240·1,152 = 23,592,960
+      layer: q/k/v/o_proj 4·1,152² = 5,308,416, q_norm + k_norm 2·72 = 144, gate/up/down_proj
+        3·1,152·4,304 = 14,874,624, four RMSNorms 4·1,152 = 4,608: 20,187,792, · 27 = 545,070,384
+      embed_vision: embedding_projection 1,152·2,816 = 3,244,032
+      total 884,736 + 23,592,960 + 545,070,384 + 3,244,032 = 572,792,112
+    vLLM holds all of it whole on every tp rank (gemma4_mm.py: ReplicatedLinear throughout)."""
+    spec = load(DATA / "hf_configs" / "gemma-4-26b-a4b.json")
+    assert spec.tower is not None
+    assert spec.tower.params == 884_736 + 23_592_960 + 27 * 20_187_792 + 3_244_032
+    assert spec.tower.params == spec.tower.replicated == 572_792_112
+
+
+def test_gemma_4_tower_is_left_out_with_audio_or_quantised_or_refused_when_not_understood() -> None:
+    """A Gemma 4 config with an audio_config (E2B / E4B) counts no tower, since its audio
+    tower is not modelled; the NVFP4 gemma-4-31b checkpoint counts none (published
+    quantised); an unknown vision_config key is refused in one line naming it."""
+    config = json.loads((DATA / "hf_configs" / "gemma-4-26b-a4b.json").read_text())
+    with_audio = {**config, "audio_config": {"model_type": "gemma4_audio"}}
+    assert hf.import_config(with_audio, source="t").spec.tower is None
+    assert load(DATA / "hf_configs" / "gemma-4-31b.json").tower is None
+    odd = {**config, "vision_config": {**config["vision_config"], "window_size": 112}}
+    with pytest.raises(KvcalcError, match="vision_config key 'window_size' is not understood"):
+        hf.import_config(odd, source="t")
+
+
 def test_gemma_3_pooling_head_is_refused() -> None:
     """A SigLIP vision_config with vision_use_head true (or left to its default, true) has a
     pooling head kvcalc does not model: refused in one line naming the key."""

@@ -185,7 +185,8 @@ _LANGUAGE_PREFIXES = ("model.language_model.", "lm_head.")
 def count_tower_params(config: dict) -> int:
     """sum(p.numel()) over a whole multimodal model outside its language model: the vision
     tower and its projector (Qwen3-VL's model.visual, merger and deepstack mergers included;
-    Gemma 3's model.vision_tower and model.multi_modal_projector), which kvcalc counts apart."""
+    Gemma 3's model.vision_tower and model.multi_modal_projector; Gemma 4's model.vision_tower
+    and model.embed_vision), which kvcalc counts apart."""
     model = build_whole_meta_model(config)
     return sum(
         p.numel() for n, p in model.named_parameters() if not n.startswith(_LANGUAGE_PREFIXES)
@@ -201,6 +202,10 @@ _WHOLE_ON_EVERY_RANK = {
     "qwen3_vl": ((nn.LayerNorm, nn.Conv3d, nn.Embedding), ("attn.proj", "linear_fc2"), ()),
     "qwen3_vl_moe": ((nn.LayerNorm, nn.Conv3d, nn.Embedding), ("attn.proj", "linear_fc2"), ()),
     "gemma3": ((nn.LayerNorm, nn.Conv2d), ("out_proj", "fc2"), ("model.multi_modal_projector",)),
+    # Gemma 4: gemma4_mm.py builds the tower with transformers' AutoModel.from_config, makes
+    # its linears ReplicatedLinear (recursive_replace_linear) and embed_vision's projection a
+    # ReplicatedLinear: all of it whole.
+    "gemma4": ((), (), ("model.vision_tower", "model.embed_vision")),
 }
 
 
