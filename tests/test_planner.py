@@ -119,6 +119,21 @@ def test_gemma_4_vision_tower_is_counted_whole_on_every_rank() -> None:
     assert any("vision tower (572,792,112 params) is counted" in note for note in notes)
 
 
+def test_llama_4_vision_tower_is_split_by_tp() -> None:
+    """Llama-4-Scout's tower (871,932,416 params, 1,106,688 whole on every rank;
+    tests/test_hf.py) at tp 8 in bf16: 2·(1,106,688 + (871,932,416 − 1,106,688)/8) =
+    2·(1,106,688 + 108,853,216) = 219,919,808 B per GPU; fit says it is counted."""
+    model = load_model("llama-4-scout")
+    bare = model.model_copy(update={"tower": None})
+    vllm = ENGINES["vllm"]
+    grown = (
+        weights_per_stage(model, vllm, 8, 1, None)[0] - weights_per_stage(bare, vllm, 8, 1, None)[0]
+    )
+    assert grown == 2 * (1_106_688 + 108_853_216) == 219_919_808
+    notes = fit(plan("llama-4-scout")).notes
+    assert any("vision tower (871,932,416 params) is counted" in note for note in notes)
+
+
 def test_qwen3_vl_vision_tower_under_a_weights_dtype() -> None:
     """With --weights-dtype fp8 the tower's split linears take 1 B per param and what every
     rank holds whole stays bf16: at tp 2, (576,388,336 − 4,657,792)/2 · 1 + 4,657,792 · 2 =

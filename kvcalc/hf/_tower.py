@@ -236,6 +236,82 @@ def gemma4_tower(vision: dict[str, Any], text_hidden: int) -> dict[str, int]:
     return {"params": params, "replicated": params}
 
 
+# Llama4VisionConfig's keys (transformers 5.24,
+# huggingface/transformers:src/transformers/models/llama4/configuration_llama4.py); those
+# that change no parameter's shape are read and ignored.
+_LLAMA4_SHAPE_KEYS = frozenset(
+    {
+        "hidden_size",
+        "intermediate_size",
+        "num_hidden_layers",
+        "num_channels",
+        "image_size",
+        "patch_size",
+        "projector_input_dim",
+        "projector_output_dim",
+        "vision_output_dim",
+        "multi_modal_projector_bias",
+    }
+)
+_LLAMA4_OTHER_KEYS = frozenset(
+    {
+        "model_type",
+        "attention_dropout",
+        "hidden_act",
+        "initializer_range",
+        "norm_eps",
+        "num_attention_heads",
+        "pixel_shuffle_ratio",
+        "projector_dropout",
+        "rope_theta",
+        "rope_parameters",
+        "vision_feature_layer",
+        "vision_feature_select_strategy",
+        "dtype",
+        "torch_dtype",
+        "_name_or_path",
+    }
+)
+
+
+def llama4_tower(vision: dict[str, Any], text_hidden: int) -> dict[str, int]:
+    """Return VisionTower fields for Llama 4's vision_config and its multi_modal_projector.
+
+    transformers' Llama4VisionModel and Llama4MultiModalProjector (modeling_llama4.py), with
+    h = hidden_size, i = intermediate_size, c = num_channels, p = patch_size,
+    n = (image_size // p)² + 1 positions (the class token's included), a = projector_input_dim,
+    b = projector_output_dim, o = vision_output_dim and t = the text model's hidden_size:
+      patch_embedding  linear c·p²·h (no bias); class_embedding h; positional_embedding_vlm n·h
+      layernorm_pre, layernorm_post  4h
+      each of num_hidden_layers layers: q/k/v/o_proj 4(h² + h), fc1 h·i + i, fc2 i·h + h,
+                   two LayerNorms 4h                                4h² + 2hi + 9h + i
+      vision_adapter  fc1 i·a, fc2 b·b (no biases)
+      projector    linear_1 o·t (no bias)
+    vLLM (vllm/model_executor/models/mllama4.py, mm_encoder_tp_mode "weights") splits the
+    patch embedding, qkv, fc1, the adapter's fc1 and the projector (column-parallel) and
+    o_proj, fc2 and the adapter's fc2 (row-parallel, bias whole) over tensor-parallel ranks;
+    the class and position embeddings and the LayerNorms are whole on every rank.
+    """
+    _check_keys(vision, _LLAMA4_SHAPE_KEYS, _LLAMA4_OTHER_KEYS, "Llama 4")
+    if vision["multi_modal_projector_bias"] is not False:
+        raise KvcalcError(
+            "vision_config.multi_modal_projector_bias is not false: transformers builds the "
+            "vision adapter without biases and vLLM with them, so kvcalc cannot count this "
+            "Llama 4 vision tower"
+        )
+    h, i = _int(vision, "hidden_size"), _int(vision, "intermediate_size")
+    layers, c = _int(vision, "num_hidden_layers"), _int(vision, "num_channels")
+    p = _int(vision, "patch_size")
+    n_pos = (_int(vision, "image_size") // p) ** 2 + 1
+    a, b = _int(vision, "projector_input_dim"), _int(vision, "projector_output_dim")
+    o = _int(vision, "vision_output_dim")
+    whole = h + n_pos * h + 4 * h  # class and position embeddings, the two outer LayerNorms
+    layer = 4 * h * h + 2 * h * i + 9 * h + i
+    params = c * p * p * h + whole + layers * layer + i * a + b * b + o * text_hidden
+    replicated = whole + layers * (4 * h + h + h)  # the norms, o_proj's and fc2's biases
+    return {"params": params, "replicated": replicated}
+
+
 def _text_hidden(config: dict[str, Any], default: int) -> int:
     text = config.get("text_config") or {}
     hidden = text.get("hidden_size", default)
@@ -260,12 +336,18 @@ def _gemma4(config: dict[str, Any]) -> dict[str, int] | None:
     return gemma4_tower(config["vision_config"], _text_hidden(config, 2304))
 
 
+def _llama4(config: dict[str, Any]) -> dict[str, int]:
+    # 5120: Llama4TextConfig's default (configuration_llama4.py)
+    return llama4_tower(config["vision_config"], _text_hidden(config, 5120))
+
+
 # Outer model_type -> its tower reader (given the whole config); None: not counted.
 TOWERS: dict[str, Callable[[dict[str, Any]], dict[str, int] | None]] = {
     "qwen3_vl": _qwen3_vl,
     "qwen3_vl_moe": _qwen3_vl,
     "gemma3": _gemma3,
     "gemma4": _gemma4,
+    "llama4": _llama4,
 }
 
 
