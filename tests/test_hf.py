@@ -298,6 +298,75 @@ def test_gemma_3_4b_vision_tower_from_published_config() -> None:
     assert spec.tower.replicated == 678_528 + 186_624 + 2_304 + 2_950_272 == 3_817_728
 
 
+def test_gemma_4_26b_a4b_vision_tower_from_published_config() -> None:
+    """google/gemma-4-26B-A4B's vision_config: hidden h 1,152, intermediate i 4,304, 27
+    layers, 16 query and 16 KV heads of head_dim 72 (q = kv = 1,152), patch 16, 10,240
+    position-table rows, no biases; the text model's hidden_size t is 2,816; no audio_config.
+      patch_embedder: input_proj 3·16²·1,152 = 884,736, position_embedding_table
+        2·10,240·1,152 = 23,592,960
+      layer: q/k/v/o_proj 4·1,152² = 5,308,416, q_norm + k_norm 2·72 = 144, gate/up/down_proj
+        3·1,152·4,304 = 14,874,624, four RMSNorms 4·1,152 = 4,608: 20,187,792, · 27 = 545,070,384
+      embed_vision: embedding_projection 1,152·2,816 = 3,244,032
+      total 884,736 + 23,592,960 + 545,070,384 + 3,244,032 = 572,792,112
+    vLLM holds all of it whole on every tp rank (gemma4_mm.py: ReplicatedLinear throughout)."""
+    spec = load(DATA / "hf_configs" / "gemma-4-26b-a4b.json")
+    assert spec.tower is not None
+    assert spec.tower.params == 884_736 + 23_592_960 + 27 * 20_187_792 + 3_244_032
+    assert spec.tower.params == spec.tower.replicated == 572_792_112
+
+
+def test_llama_4_scout_vision_tower_from_published_config() -> None:
+    """meta-llama/Llama-4-Scout-17B-16E's vision_config: hidden h 1,408, intermediate i 5,632,
+    34 layers, 3 channels, patch 14, image 336 ((336/14)² + 1 = 577 positions with the class
+    token), projector input / output 4,096, vision_output_dim 4,096, no projector bias; the
+    text model's hidden_size t is 5,120.
+      patch_embedding 3·14²·1,408 = 827,904; class_embedding 1,408; positional_embedding_vlm
+        577·1,408 = 812,416; layernorm_pre + layernorm_post 4·1,408 = 5,632
+      layer: q/k/v/o_proj 4·(1,408² + 1,408) = 7,935,488, fc1 1,408·5,632 + 5,632 =
+        7,935,488, fc2 5,632·1,408 + 1,408 = 7,931,264, two LayerNorms 5,632: 23,807,872,
+        · 34 = 809,467,648
+      vision_adapter: fc1 5,632·4,096 = 23,068,672, fc2 4,096² = 16,777,216
+      multi_modal_projector: linear_1 4,096·5,120 = 20,971,520
+      total 827,904 + 1,408 + 812,416 + 5,632 + 809,467,648 + 23,068,672 + 16,777,216 +
+        20,971,520 = 871,932,416
+    Whole on every tp rank (vLLM's mllama4.py): the class and position embeddings, the outer
+    norms and, per layer, two LayerNorms and the o_proj and fc2 biases 6·1,408 = 8,448:
+    1,408 + 812,416 + 5,632 + 34·8,448 = 1,106,688. Maverick's vision_config is the same."""
+    for stem in ("llama-4-scout", "llama-4-maverick"):
+        spec = load(DATA / "hf_configs" / f"{stem}.json")
+        assert spec.tower is not None
+        assert (
+            spec.tower.params
+            == (827_904 + 1_408 + 812_416 + 5_632 + 34 * 23_807_872 + 23_068_672 + 16_777_216)
+            + 20_971_520
+        )
+        assert spec.tower.params == 871_932_416
+        assert spec.tower.replicated == 1_408 + 812_416 + 5_632 + 34 * 8_448 == 1_106_688
+
+
+def test_llama_4_tower_refuses_a_projector_bias() -> None:
+    """multi_modal_projector_bias true is refused in one line naming the key: transformers
+    builds the vision adapter without biases, vLLM with them."""
+    config = json.loads((DATA / "hf_configs" / "llama-4-scout.json").read_text())
+    biased = {**config, "vision_config": {**config["vision_config"]}}
+    biased["vision_config"]["multi_modal_projector_bias"] = True
+    with pytest.raises(KvcalcError, match="multi_modal_projector_bias is not false"):
+        hf.import_config(biased, source="t")
+
+
+def test_gemma_4_tower_is_left_out_with_audio_or_quantised_or_refused_when_not_understood() -> None:
+    """A Gemma 4 config with an audio_config (E2B / E4B) counts no tower, since its audio
+    tower is not modelled; the NVFP4 gemma-4-31b checkpoint counts none (published
+    quantised); an unknown vision_config key is refused in one line naming it."""
+    config = json.loads((DATA / "hf_configs" / "gemma-4-26b-a4b.json").read_text())
+    with_audio = {**config, "audio_config": {"model_type": "gemma4_audio"}}
+    assert hf.import_config(with_audio, source="t").spec.tower is None
+    assert load(DATA / "hf_configs" / "gemma-4-31b.json").tower is None
+    odd = {**config, "vision_config": {**config["vision_config"], "window_size": 112}}
+    with pytest.raises(KvcalcError, match="vision_config key 'window_size' is not understood"):
+        hf.import_config(odd, source="t")
+
+
 def test_gemma_3_pooling_head_is_refused() -> None:
     """A SigLIP vision_config with vision_use_head true (or left to its default, true) has a
     pooling head kvcalc does not model: refused in one line naming the key."""

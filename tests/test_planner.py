@@ -101,6 +101,39 @@ def test_gemma_3_vision_tower_is_counted_in_the_weights() -> None:
     assert grown == 2 * (3_817_728 + 207_999_288) == 423_634_032
 
 
+def test_gemma_4_vision_tower_is_counted_whole_on_every_rank() -> None:
+    """Gemma-4-26B-A4B's tower (572,792,112 params, all whole on every rank; tests/test_hf.py)
+    adds 572,792,112 · 2 = 1,145,584,224 B per GPU in bf16 at tp 1 and tp 2 alike, and stays
+    bf16 under --weights-dtype fp8 (vLLM leaves it unquantised: intermediate 4,304 is not a
+    multiple of 64, gemma4_mm.py); fit says it is counted."""
+    model = load_model("gemma-4-26b-a4b")
+    bare = model.model_copy(update={"tower": None})
+    vllm = ENGINES["vllm"]
+    for tp, dtype in ((1, None), (2, None), (2, weight_dtype("fp8"))):
+        grown = (
+            weights_per_stage(model, vllm, tp, 1, dtype)[0]
+            - weights_per_stage(bare, vllm, tp, 1, dtype)[0]
+        )
+        assert grown == 572_792_112 * 2 == 1_145_584_224
+    notes = fit(plan("gemma-4-26b-a4b")).notes
+    assert any("vision tower (572,792,112 params) is counted" in note for note in notes)
+
+
+def test_llama_4_vision_tower_is_split_by_tp() -> None:
+    """Llama-4-Scout's tower (871,932,416 params, 1,106,688 whole on every rank;
+    tests/test_hf.py) at tp 8 in bf16: 2·(1,106,688 + (871,932,416 − 1,106,688)/8) =
+    2·(1,106,688 + 108,853,216) = 219,919,808 B per GPU; fit says it is counted."""
+    model = load_model("llama-4-scout")
+    bare = model.model_copy(update={"tower": None})
+    vllm = ENGINES["vllm"]
+    grown = (
+        weights_per_stage(model, vllm, 8, 1, None)[0] - weights_per_stage(bare, vllm, 8, 1, None)[0]
+    )
+    assert grown == 2 * (1_106_688 + 108_853_216) == 219_919_808
+    notes = fit(plan("llama-4-scout")).notes
+    assert any("vision tower (871,932,416 params) is counted" in note for note in notes)
+
+
 def test_qwen3_vl_vision_tower_under_a_weights_dtype() -> None:
     """With --weights-dtype fp8 the tower's split linears take 1 B per param and what every
     rank holds whole stays bf16: at tp 2, (576,388,336 − 4,657,792)/2 · 1 + 4,657,792 · 2 =

@@ -7,7 +7,7 @@ tensor-parallel rank holds whole follows vLLM's implementation of the same famil
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from kvcalc.errors import KvcalcError
@@ -155,26 +155,207 @@ def gemma3_tower(vision: dict[str, Any], text_hidden: int) -> dict[str, int]:
     return {"params": params, "replicated": replicated}
 
 
+# Gemma4VisionConfig's keys (transformers 5.24,
+# huggingface/transformers:src/transformers/models/gemma4/configuration_gemma4.py) and the
+# generic PreTrainedConfig keys a saved vision_config carries; those that change no
+# parameter's shape are read and ignored (use_clipped_linears and standardize add buffers
+# only, no parameters).
+_GEMMA4_SHAPE_KEYS = frozenset(
+    {
+        "hidden_size",
+        "intermediate_size",
+        "num_hidden_layers",
+        "num_attention_heads",
+        "num_key_value_heads",
+        "head_dim",
+        "patch_size",
+        "position_embedding_size",
+    }
+)
+_GEMMA4_OTHER_KEYS = frozenset(
+    {
+        "model_type",
+        "attention_bias",
+        "attention_dropout",
+        "default_output_length",
+        "global_head_dim",
+        "hidden_activation",
+        "image_seq_length",
+        "video_seq_length",
+        "initializer_range",
+        "max_position_embeddings",
+        "pooling_kernel_size",
+        "rms_norm_eps",
+        "rope_parameters",
+        "standardize",
+        "use_clipped_linears",
+        "dtype",
+        "torch_dtype",
+        "_name_or_path",
+        "architectures",
+        "chunk_size_feed_forward",
+        "id2label",
+        "label2id",
+        "is_encoder_decoder",
+        "output_attentions",
+        "output_hidden_states",
+        "problem_type",
+        "return_dict",
+    }
+)
+
+
+def gemma4_tower(vision: dict[str, Any], text_hidden: int) -> dict[str, int]:
+    """Return VisionTower fields for Gemma 4's vision_config and its embed_vision projector.
+
+    transformers' Gemma4VisionModel and Gemma4MultimodalEmbedder (modeling_gemma4.py), with
+    h = hidden_size, i = intermediate_size, d = head_dim, q = num_attention_heads · d,
+    kv = num_key_value_heads · d, p = patch_size, P = position_embedding_size and
+    t = the text model's hidden_size (every linear is bias-free):
+      patch_embedder  input_proj 3p²·h, position_embedding_table 2·P·h
+      each of num_hidden_layers layers: q_proj h·q, k_proj and v_proj h·kv each,
+                   o_proj q·h, q_norm and k_norm d each (v_norm has no scale),
+                   gate/up/down_proj 3hi, four RMSNorms 4h
+      pooler       no parameters
+      embed_vision embedding_projection h·t (its norm has no scale)
+    The standardize buffers (std_bias, std_scale: 2h) are buffers, not parameters, and
+    are left out. vLLM (vllm/model_executor/models/gemma4_mm.py) builds the tower with
+    transformers' AutoModel.from_config, turns its linears into ReplicatedLinear
+    (recursive_replace_linear) and the projector is a ReplicatedLinear: the whole tower
+    is held on every tensor-parallel rank.
+    """
+    _check_keys(vision, _GEMMA4_SHAPE_KEYS, _GEMMA4_OTHER_KEYS, "Gemma 4")
+    h, i = _int(vision, "hidden_size"), _int(vision, "intermediate_size")
+    layers, d = _int(vision, "num_hidden_layers"), _int(vision, "head_dim")
+    q = _int(vision, "num_attention_heads") * d
+    kv = _int(vision, "num_key_value_heads") * d
+    p, n_pos = _int(vision, "patch_size"), _int(vision, "position_embedding_size")
+    patch_embedder = 3 * p * p * h + 2 * n_pos * h
+    layer = h * q + 2 * h * kv + q * h + 2 * d + 3 * h * i + 4 * h
+    params = patch_embedder + layers * layer + h * text_hidden
+    return {"params": params, "replicated": params}
+
+
+# Llama4VisionConfig's keys (transformers 5.24,
+# huggingface/transformers:src/transformers/models/llama4/configuration_llama4.py); those
+# that change no parameter's shape are read and ignored.
+_LLAMA4_SHAPE_KEYS = frozenset(
+    {
+        "hidden_size",
+        "intermediate_size",
+        "num_hidden_layers",
+        "num_channels",
+        "image_size",
+        "patch_size",
+        "projector_input_dim",
+        "projector_output_dim",
+        "vision_output_dim",
+        "multi_modal_projector_bias",
+    }
+)
+_LLAMA4_OTHER_KEYS = frozenset(
+    {
+        "model_type",
+        "attention_dropout",
+        "hidden_act",
+        "initializer_range",
+        "norm_eps",
+        "num_attention_heads",
+        "pixel_shuffle_ratio",
+        "projector_dropout",
+        "rope_theta",
+        "rope_parameters",
+        "vision_feature_layer",
+        "vision_feature_select_strategy",
+        "dtype",
+        "torch_dtype",
+        "_name_or_path",
+    }
+)
+
+
+def llama4_tower(vision: dict[str, Any], text_hidden: int) -> dict[str, int]:
+    """Return VisionTower fields for Llama 4's vision_config and its multi_modal_projector.
+
+    transformers' Llama4VisionModel and Llama4MultiModalProjector (modeling_llama4.py), with
+    h = hidden_size, i = intermediate_size, c = num_channels, p = patch_size,
+    n = (image_size // p)² + 1 positions (the class token's included), a = projector_input_dim,
+    b = projector_output_dim, o = vision_output_dim and t = the text model's hidden_size:
+      patch_embedding  linear c·p²·h (no bias); class_embedding h; positional_embedding_vlm n·h
+      layernorm_pre, layernorm_post  4h
+      each of num_hidden_layers layers: q/k/v/o_proj 4(h² + h), fc1 h·i + i, fc2 i·h + h,
+                   two LayerNorms 4h                                4h² + 2hi + 9h + i
+      vision_adapter  fc1 i·a, fc2 b·b (no biases)
+      projector    linear_1 o·t (no bias)
+    vLLM (vllm/model_executor/models/mllama4.py, mm_encoder_tp_mode "weights") splits the
+    patch embedding, qkv, fc1, the adapter's fc1 and the projector (column-parallel) and
+    o_proj, fc2 and the adapter's fc2 (row-parallel, bias whole) over tensor-parallel ranks;
+    the class and position embeddings and the LayerNorms are whole on every rank.
+    """
+    _check_keys(vision, _LLAMA4_SHAPE_KEYS, _LLAMA4_OTHER_KEYS, "Llama 4")
+    if vision["multi_modal_projector_bias"] is not False:
+        raise KvcalcError(
+            "vision_config.multi_modal_projector_bias is not false: transformers builds the "
+            "vision adapter without biases and vLLM with them, so kvcalc cannot count this "
+            "Llama 4 vision tower"
+        )
+    h, i = _int(vision, "hidden_size"), _int(vision, "intermediate_size")
+    layers, c = _int(vision, "num_hidden_layers"), _int(vision, "num_channels")
+    p = _int(vision, "patch_size")
+    n_pos = (_int(vision, "image_size") // p) ** 2 + 1
+    a, b = _int(vision, "projector_input_dim"), _int(vision, "projector_output_dim")
+    o = _int(vision, "vision_output_dim")
+    whole = h + n_pos * h + 4 * h  # class and position embeddings, the two outer LayerNorms
+    layer = 4 * h * h + 2 * h * i + 9 * h + i
+    params = c * p * p * h + whole + layers * layer + i * a + b * b + o * text_hidden
+    replicated = whole + layers * (4 * h + h + h)  # the norms, o_proj's and fc2's biases
+    return {"params": params, "replicated": replicated}
+
+
+def _text_hidden(config: dict[str, Any], default: int) -> int:
+    text = config.get("text_config") or {}
+    hidden = text.get("hidden_size", default)
+    if not isinstance(hidden, int) or isinstance(hidden, bool) or hidden <= 0:
+        raise KvcalcError(f"text_config.hidden_size must be a positive integer, not {hidden!r}")
+    return hidden
+
+
 def _qwen3_vl(config: dict[str, Any]) -> dict[str, int]:
     return qwen3_vl_tower(config["vision_config"])
 
 
 def _gemma3(config: dict[str, Any]) -> dict[str, int]:
-    text = config.get("text_config") or {}
-    hidden = text.get("hidden_size", 2304)  # Gemma3TextConfig's default (configuration_gemma3.py)
-    if not isinstance(hidden, int) or isinstance(hidden, bool) or hidden <= 0:
-        raise KvcalcError(f"text_config.hidden_size must be a positive integer, not {hidden!r}")
-    return gemma3_tower(config["vision_config"], hidden)
+    # 2304: Gemma3TextConfig's default (configuration_gemma3.py)
+    return gemma3_tower(config["vision_config"], _text_hidden(config, 2304))
 
 
-# Outer model_type -> its tower reader (given the whole config).
-TOWERS = {"qwen3_vl": _qwen3_vl, "qwen3_vl_moe": _qwen3_vl, "gemma3": _gemma3}
+def _gemma4(config: dict[str, Any]) -> dict[str, int] | None:
+    if config.get("audio_config") is not None:
+        return None  # the audio tower (Gemma 4 E2B / E4B) is not counted yet: count neither
+    # 2304: Gemma4TextConfig's default (configuration_gemma4.py)
+    return gemma4_tower(config["vision_config"], _text_hidden(config, 2304))
+
+
+def _llama4(config: dict[str, Any]) -> dict[str, int]:
+    # 5120: Llama4TextConfig's default (configuration_llama4.py)
+    return llama4_tower(config["vision_config"], _text_hidden(config, 5120))
+
+
+# Outer model_type -> its tower reader (given the whole config); None: not counted.
+TOWERS: dict[str, Callable[[dict[str, Any]], dict[str, int] | None]] = {
+    "qwen3_vl": _qwen3_vl,
+    "qwen3_vl_moe": _qwen3_vl,
+    "gemma3": _gemma3,
+    "gemma4": _gemma4,
+    "llama4": _llama4,
+}
 
 
 def read_tower(config: dict[str, Any]) -> dict[str, int] | None:
     """Return the vision tower's VisionTower fields, or None when kvcalc does not count it.
 
-    None for a family without a reader, a config without vision_config, or a checkpoint
+    None for a family without a reader, a config without vision_config, a Gemma 4 config
+    with an audio_config (its audio tower is not counted yet), or a checkpoint
     published quantised (whether its tower ships quantised is the recipe's call, which
     kvcalc does not read for towers yet).
     """

@@ -179,13 +179,15 @@ def build_whole_meta_model(config: dict, dtype: torch.dtype = torch.bfloat16) ->
 
 
 # The language model's parameters in a whole multimodal model; the rest is its tower.
-_LANGUAGE_PREFIXES = ("model.language_model.", "lm_head.")
+_LANGUAGE_PREFIXES = ("model.language_model.", "lm_head.", "language_model.")
 
 
 def count_tower_params(config: dict) -> int:
     """sum(p.numel()) over a whole multimodal model outside its language model: the vision
     tower and its projector (Qwen3-VL's model.visual, merger and deepstack mergers included;
-    Gemma 3's model.vision_tower and model.multi_modal_projector), which kvcalc counts apart."""
+    Gemma 3's model.vision_tower and model.multi_modal_projector; Gemma 4's model.vision_tower
+    and model.embed_vision; Llama 4's vision_model and multi_modal_projector, its language
+    model under language_model), which kvcalc counts apart."""
     model = build_whole_meta_model(config)
     return sum(
         p.numel() for n, p in model.named_parameters() if not n.startswith(_LANGUAGE_PREFIXES)
@@ -193,27 +195,46 @@ def count_tower_params(config: dict) -> int:
 
 
 # What vLLM keeps whole on every tensor-parallel rank, by outer model_type: the module types
-# held whole (vLLM builds them unsplit) and the linears it makes row-parallel (bias whole).
+# held whole (vLLM builds them unsplit), the linears it makes row-parallel (bias whole), the
+# prefixes held whole and the modules whose own (direct) parameters are whole.
 # Qwen3-VL: vllm/model_executor/models/qwen3_vl.py (pos_embed is an nn.Embedding); Gemma 3:
 # siglip.py (position_embedding is a VocabParallelEmbedding, split) and gemma3_mm.py (the
 # projector's weight is a plain nn.Parameter).
 _WHOLE_ON_EVERY_RANK = {
-    "qwen3_vl": ((nn.LayerNorm, nn.Conv3d, nn.Embedding), ("attn.proj", "linear_fc2"), ()),
-    "qwen3_vl_moe": ((nn.LayerNorm, nn.Conv3d, nn.Embedding), ("attn.proj", "linear_fc2"), ()),
-    "gemma3": ((nn.LayerNorm, nn.Conv2d), ("out_proj", "fc2"), ("model.multi_modal_projector",)),
+    "qwen3_vl": ((nn.LayerNorm, nn.Conv3d, nn.Embedding), ("attn.proj", "linear_fc2"), (), ()),
+    "qwen3_vl_moe": (
+        (nn.LayerNorm, nn.Conv3d, nn.Embedding),
+        ("attn.proj", "linear_fc2"),
+        (),
+        (),
+    ),
+    "gemma3": (
+        (nn.LayerNorm, nn.Conv2d),
+        ("out_proj", "fc2"),
+        ("model.multi_modal_projector",),
+        (),
+    ),
+    # Gemma 4: gemma4_mm.py builds the tower with transformers' AutoModel.from_config, makes
+    # its linears ReplicatedLinear (recursive_replace_linear) and embed_vision's projection a
+    # ReplicatedLinear: all of it whole.
+    "gemma4": ((), (), ("model.vision_tower", "model.embed_vision"), ()),
+    # Llama 4: mllama4.py makes the patch embedding, qkv, fc1s and the projector
+    # column-parallel and o_proj and the fc2s row-parallel; vision_model's own
+    # class_embedding and positional_embedding_vlm are plain nn.Parameters, whole.
+    "llama4": ((nn.LayerNorm,), ("o_proj", "fc2"), (), ("vision_model",)),
 }
 
 
 def count_tower_whole_on_every_rank(config: dict) -> int:
     """The tower's parameters vLLM keeps whole on every tensor-parallel rank
     (_WHOLE_ON_EVERY_RANK): whole modules, whole prefixes and row-parallel linears' biases."""
-    types, row_parallel, prefixes = _WHOLE_ON_EVERY_RANK[config["model_type"]]
+    types, row_parallel, prefixes, own = _WHOLE_ON_EVERY_RANK[config["model_type"]]
     language = tuple(p.rstrip(".") for p in _LANGUAGE_PREFIXES)
     whole = 0
     for name, module in build_whole_meta_model(config).named_modules():
         if not name or name.startswith(language):
             continue
-        if prefixes and name.startswith(prefixes):
+        if (prefixes and name.startswith(prefixes)) or name in own:
             whole += sum(p.numel() for p in module.parameters(recurse=False))
         elif isinstance(module, types):
             whole += sum(p.numel() for p in module.parameters())
