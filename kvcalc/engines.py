@@ -266,8 +266,20 @@ ENGINES: dict[str, EngineProfile] = {
             indexer_layout="unmodelled",  # src/llama-kv-cache-dsa.cpp: not read closely yet
             conv_dtype_rule="fp32",
             state_dtype_rule="fp32",
+            # olmo3: convert_hf_to_gguf writes Olmo3ForCausalLM as the olmo2 architecture with
+            # its sliding window and layer_types pattern (conversion/olmo.py Olmo2Model), and
+            # src/models/olmo2.cpp loads it as LLAMA_SWA_TYPE_STANDARD (iSWA cache)
             sliding_families=frozenset(
-                {"gemma2", "gemma3", "gemma3_text", "cohere2", "gpt_oss", "llama4", "llama4_text"}
+                {
+                    "gemma2",
+                    "gemma3",
+                    "gemma3_text",
+                    "cohere2",
+                    "gpt_oss",
+                    "llama4",
+                    "llama4_text",
+                    "olmo3",
+                }
             ),
             ubatch=512,
             assumptions=(

@@ -338,3 +338,17 @@ def test_separate_slots_are_linear(name: str, seq: int, slots: int, ubatch: int 
 
     one_slot_ubatch = llama_context(LlamaCppOptions(n_ubatch=ubatch), seq, 1).n_ubatch
     assert total(slots, one_slot_ubatch) == slots * total(1, ubatch)
+
+
+def test_olmo3_sliding_layers_are_iswa_in_llama_cpp() -> None:
+    """OLMo 3 converts to llama.cpp's olmo2 architecture with its window and layer_types
+    (conversion/olmo.py Olmo2Model), loaded as standard SWA (src/models/olmo2.cpp): its
+    sliding layers hold n_swa + n_ubatch cells, not the context.
+
+    allenai/Olmo-3.1-32B-Instruct config.json: 64 layers, 3 sliding (window 4,096) to 1
+    full, 8 KV heads of 128, fp16 cache: 2·8·128·2 B = 4,096 B per token and layer. At
+    -c 32768, one slot: 16 full layers × 32,768 cells + 48 sliding layers ×
+    GGML_PAD(4,096 + 512, 256) = 4,608 cells.
+    """
+    kv = kv_cache(load_model("olmo-3.1-32b"), Workload(seq_len=32768, batch=1), LLAMA)
+    assert kv.total_bytes == (16 * 32768 + 48 * 4608) * 4096 == 3_053_453_312
