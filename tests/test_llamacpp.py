@@ -352,3 +352,11 @@ def test_olmo3_sliding_layers_are_iswa_in_llama_cpp() -> None:
     """
     kv = kv_cache(load_model("olmo-3.1-32b"), Workload(seq_len=32768, batch=1), LLAMA)
     assert kv.total_bytes == (16 * 32768 + 48 * 4608) * 4096 == 3_053_453_312
+
+
+@pytest.mark.parametrize("engine", ["llama.cpp", "llama-server"])
+def test_llama_cpp_refuses_iswa_families_it_has_not_read(engine: str) -> None:
+    """MiMo-V2-Flash's sliding layers are an iSWA cache in llama.cpp (src/models/mimo2.cpp):
+    refused in one line rather than sized as full attention."""
+    with pytest.raises(KvcalcError, match=r"mimo_v2_flash's sliding layers .* iSWA"):
+        kv_cache(load_model("mimo-v2-flash"), Workload(seq_len=8192), engine_profile(engine))
