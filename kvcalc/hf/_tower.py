@@ -15,6 +15,25 @@ from kvcalc.errors import KvcalcError
 # Qwen3VLVisionConfig's keys (transformers 5.24,
 # huggingface/transformers:src/transformers/models/qwen3_vl/configuration_qwen3_vl.py);
 # those that change no parameter's shape are read and ignored.
+# PretrainedConfig's own keys, in any vision_config: they name or steer the config object,
+# not the tower's shape
+_CONFIG_BOOKKEEPING = frozenset(
+    {
+        "model_type",
+        "dtype",
+        "torch_dtype",
+        "_name_or_path",
+        "architectures",
+        "chunk_size_feed_forward",
+        "id2label",
+        "label2id",
+        "is_encoder_decoder",
+        "output_attentions",
+        "output_hidden_states",
+        "problem_type",
+        "return_dict",
+    }
+)
 _QWEN3_VL_SHAPE_KEYS = frozenset(
     {
         "depth",
@@ -31,14 +50,10 @@ _QWEN3_VL_SHAPE_KEYS = frozenset(
 )
 _QWEN3_VL_OTHER_KEYS = frozenset(
     {
-        "model_type",
         "hidden_act",
         "num_heads",
         "initializer_range",
         "rope_parameters",
-        "dtype",
-        "torch_dtype",
-        "_name_or_path",
     }
 )
 
@@ -106,16 +121,12 @@ _SIGLIP_SHAPE_KEYS = frozenset(
 )
 _SIGLIP_OTHER_KEYS = frozenset(
     {
-        "model_type",
         "num_channels",
         "vision_use_head",
         "num_attention_heads",
         "hidden_act",
         "layer_norm_eps",
         "attention_dropout",
-        "dtype",
-        "torch_dtype",
-        "_name_or_path",
     }
 )
 
@@ -174,7 +185,6 @@ _GEMMA4_SHAPE_KEYS = frozenset(
 )
 _GEMMA4_OTHER_KEYS = frozenset(
     {
-        "model_type",
         "attention_bias",
         "attention_dropout",
         "default_output_length",
@@ -189,18 +199,6 @@ _GEMMA4_OTHER_KEYS = frozenset(
         "rope_parameters",
         "standardize",
         "use_clipped_linears",
-        "dtype",
-        "torch_dtype",
-        "_name_or_path",
-        "architectures",
-        "chunk_size_feed_forward",
-        "id2label",
-        "label2id",
-        "is_encoder_decoder",
-        "output_attentions",
-        "output_hidden_states",
-        "problem_type",
-        "return_dict",
     }
 )
 
@@ -255,7 +253,6 @@ _LLAMA4_SHAPE_KEYS = frozenset(
 )
 _LLAMA4_OTHER_KEYS = frozenset(
     {
-        "model_type",
         "attention_dropout",
         "hidden_act",
         "initializer_range",
@@ -267,9 +264,6 @@ _LLAMA4_OTHER_KEYS = frozenset(
         "rope_parameters",
         "vision_feature_layer",
         "vision_feature_select_strategy",
-        "dtype",
-        "torch_dtype",
-        "_name_or_path",
     }
 )
 
@@ -374,7 +368,7 @@ def _check_keys(
     vision: Mapping[str, Any], shape: frozenset[str], other: frozenset[str], family: str
 ) -> None:
     """Refuse a vision_config with a key kvcalc does not read, or without a shape key."""
-    unknown = sorted(set(vision) - shape - other)
+    unknown = sorted(set(vision) - shape - other - _CONFIG_BOOKKEEPING)
     if unknown:
         raise KvcalcError(
             f"vision_config key {unknown[0]!r} is not understood: kvcalc cannot count "
