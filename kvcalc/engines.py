@@ -65,6 +65,9 @@ class EngineProfile:
     # None: every model's sliding layers follow `sliding`; otherwise only models whose HF
     # model_type or architecture is listed do, and the rest are cached in full.
     sliding_families: frozenset[str] | None = None
+    # (model_type, what the engine does with it) for families whose cache layout this
+    # profile has not read: refused in one line rather than sized by the rules above
+    unread_families: tuple[tuple[str, str], ...] = ()
     max_num_batched_tokens: int | None = None
     ubatch: int | None = None
     # HF model_types whose implementation caches GQA K/V expanded to every query head
@@ -280,6 +283,13 @@ ENGINES: dict[str, EngineProfile] = {
                     "llama4_text",
                     "olmo3",
                 }
+            ),
+            unread_families=(
+                (
+                    "mimo_v2_flash",
+                    "its sliding layers are an iSWA cache (src/models/mimo2.cpp, "
+                    "LLAMA_SWA_TYPE_STANDARD) whose window and per-layer heads kvcalc has not read",
+                ),
             ),
             ubatch=512,
             assumptions=(

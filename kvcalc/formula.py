@@ -547,11 +547,6 @@ def _kv_streams(engine: EngineProfile, workload: Workload) -> int:
     return workload.batch
 
 
-# Families llama.cpp sizes with an iSWA cache whose window and per-layer heads kvcalc has
-# not read from its source (llama.cpp 0c1e570): refused, not sized as full attention.
-_LLAMA_CPP_UNREAD_ISWA = {"mimo_v2_flash": "src/models/mimo2.cpp, LLAMA_SWA_TYPE_STANDARD"}
-
-
 def _check_llama_cpp(
     model: ModelSpec, workload: Workload, engine: EngineProfile, k_dtype: KvDtype, v_dtype: KvDtype
 ) -> None:
@@ -562,13 +557,6 @@ def _check_llama_cpp(
                 f"llama.cpp context options apply to --engine llama.cpp, not {engine.name}"
             )
         return
-    unread = _LLAMA_CPP_UNREAD_ISWA.get(model.family or "")
-    if unread is not None:
-        raise KvcalcError(
-            f"engine {engine.name}: llama.cpp sizes {model.family}'s sliding layers with its "
-            f"iSWA cache ({unread}), whose window and per-layer heads kvcalc has not read "
-            "(try --engine hf or vllm)"
-        )
     attention = model.attention
     if isinstance(attention, MLA):
         dims = (attention.latent_dim, attention.kv_lora_rank)
@@ -756,6 +744,9 @@ def kv_cache(model: ModelSpec, workload: Workload, engine: EngineProfile) -> KvB
     v_dtype = workload.v_dtype or KV_DTYPES[engine.default_kv_dtype or model.dtype]
     is_mla = isinstance(model.attention, MLA)
     tp, pp, batch = workload.tp, workload.pp, workload.batch
+    unread = dict(engine.unread_families).get(model.family or "")
+    if unread is not None:
+        raise KvcalcError(f"engine {engine.name}: {model.family}: {unread} (try --engine hf)")
     _check_llama_cpp(model, workload, engine, k_dtype, v_dtype)
     layers = _layers(model, workload, engine, k_dtype, v_dtype)
     has_state = any(layer.state is not None for layer in layers)
