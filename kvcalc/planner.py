@@ -667,6 +667,15 @@ def _stage_units(kv: KvBreakdown, stage: int, kv_budget: int) -> _StageUnits:
     if kv.engine.pads_hybrid_groups:  # vLLM: one block pool shared by equal-size groups
         counts = {w: len(b) for w, b in layers.attention.items()}
         counts_all = list(counts.values()) + [n for n, _ in layers.state.values()]
+        if not counts_all:
+            # each worker's groups are the global ones with its own layers
+            # (kv_cache_utils.get_kv_cache_configs); with none of them, vLLM's page and
+            # block count for that worker are not read, so refuse rather than guess
+            start, end = kv.stage_layers[stage]
+            raise KvcalcError(
+                f"pipeline stage {stage} holds no cache layer (layers {start}-{end - 1}); "
+                "vLLM with a cache-free stage is not modelled: choose another pp"
+            )
         if len(counts_all) == 1 and layers.attention:  # one group (UniformTypeKVCacheSpecs)
             ((window, per_layer),) = layers.attention.items()
             block_bytes = kv.block_size * sum(per_layer)

@@ -465,3 +465,20 @@ def test_decode_working_set_note_says_where_it_was_not_measured(
         assert "(transformers, measured;" in note
     else:
         assert f"not measured with this model's {kinds} layers: an estimate" in note
+
+
+def test_vllm_refuses_a_pipeline_stage_without_cache_layers() -> None:
+    """Llama-3.3-Nemotron-Super-49B (published config.json block_configs): attention is no_op
+    in layers 6, 7, 11, 42-51 and 53-70. Under pp 8, vLLM's get_pp_indices gives 80 // 8 =
+    10 layers a stage, so stage 6 holds layers 60-69: no cache layer at all. kvcalc has not
+    read what vLLM sizes for such a worker, so it refuses that pp, and the minimum-GPU search
+    passes over it instead of crashing (hypothesis found the crash: a10, batch 239)."""
+    model = load_model("llama-3.3-nemotron-super-49b")
+    gpu = load_gpu("a10")
+    workload = Workload(seq_len=161, batch=239, pp=8)
+    plan = Plan(model, gpu, ENGINES["vllm"], workload)
+    with pytest.raises(KvcalcError, match=r"stage 6 holds no cache layer \(layers 60-69\)"):
+        fit(plan)
+    # pp 4 (20 layers a stage: 0-19, 20-39, 40-59, 60-79) keeps a cache layer on every stage
+    fit(replace(plan, workload=replace(workload, pp=4)))
+    assert min_gpus(replace(plan, workload=replace(workload, pp=1)), max_pp=64) is not None
