@@ -9,9 +9,10 @@ and engines by name. Errors are KvcalcError with the CLI's one-line message.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from kvcalc.records import record
 
 if TYPE_CHECKING:
     from kvcalc.formula import KvBreakdown, Workload
@@ -212,7 +213,7 @@ def max_context(
     return max_seq_len(plan(model, gpu, *args, **kw))[0]
 
 
-@dataclass(frozen=True)
+@record
 class GpuCount:
     """The fewest GPUs that fit a workload: tp × pp of them."""
 

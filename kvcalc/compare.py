@@ -7,7 +7,7 @@ as a ratio.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from fractions import Fraction
 
 from kvcalc.dtypes import KvDtype
@@ -15,10 +15,11 @@ from kvcalc.engines import EngineProfile
 from kvcalc.explain import layout_text
 from kvcalc.formula import KvBreakdown, Workload, kv_cache
 from kvcalc.planner import Plan, fit
+from kvcalc.records import record
 from kvcalc.specs import MHA, MLA, GpuSpec, ModelSpec
 
 
-@dataclass(frozen=True)
+@record
 class Column:
     """One compared point: a model (or its MHA equivalent) under an engine and KV dtype."""
 
@@ -29,7 +30,7 @@ class Column:
     as_mha: bool = False
 
 
-@dataclass(frozen=True)
+@record
 class Compared:
     """The numbers of one column; ratios are to the first column, exact fractions.
 

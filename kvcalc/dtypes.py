@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TypeVar
 
 from kvcalc.errors import KvcalcError, did_you_mean
+from kvcalc.records import record
 
 _T = TypeVar("_T")
 
 
-@dataclass(frozen=True)
+@record
 class KvDtype:
     """A KV-cache element type, stored in blocks of `block_elems` values taking `block_bytes`.
 
@@ -96,7 +96,7 @@ def kv_dtype(name: str) -> KvDtype:
     return _lookup(name, KV_DTYPES, _ALIASES, "KV dtype", also=("auto", "fp8"))
 
 
-@dataclass(frozen=True)
+@record
 class WeightDtype:
     """A weight storage format: bytes per quantised weight as a fraction num/den.
 

@@ -20,11 +20,12 @@ Each builder maps kvcalc's settings to the engine's own flags, as the engines sp
 from __future__ import annotations
 
 import shlex
-from dataclasses import dataclass, field
+from dataclasses import field
 
 from kvcalc.errors import KvcalcError
 from kvcalc.llamacpp import LlamaCppOptions
 from kvcalc.planner import Fit, Plan
+from kvcalc.records import record
 
 EMIT_ENGINES = ("vllm", "sglang", "llama.cpp", "trtllm")
 
@@ -44,7 +45,7 @@ _GGML_KV = {
 }
 
 
-@dataclass(frozen=True)
+@record
 class ServeSettings:
     """What the command must carry: the plan's model, lengths, memory fraction and layout."""
 
@@ -64,7 +65,7 @@ class ServeSettings:
     notes: tuple[str, ...] = field(default_factory=tuple)
 
 
-@dataclass(frozen=True)
+@record
 class EngineCommand:
     """An engine's argv and what could not be said in it."""
 

@@ -7,10 +7,11 @@ entry here, not a branch in the formulas.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import field, replace
 from typing import Literal
 
 from kvcalc.errors import KvcalcError, did_you_mean
+from kvcalc.records import record
 
 # How KV heads are spread over tensor-parallel ranks.
 #   replicate: max(1, n_kv // tp), heads copied when tp > n_kv (vLLM, SGLang)
@@ -50,7 +51,7 @@ ConvWidth = Literal["kernel", "kernel_minus_one"]
 StateDtypeRule = Literal["config", "fp32", "model"]
 
 
-@dataclass(frozen=True)
+@record
 class EngineProfile:
     """One engine's KV-cache layout rules, with the sources they were read from."""
 

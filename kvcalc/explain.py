@@ -8,7 +8,7 @@ exactly: the textbook bytes plus every engine addition equal the breakdown's tot
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import field, replace
 from fractions import Fraction
 from typing import Any, Literal
 
@@ -23,6 +23,7 @@ from kvcalc.formula import (
     kv_cache,
     kv_heads_per_gpu,
 )
+from kvcalc.records import record
 from kvcalc.specs import MHA, MLA, MQA, AttentionKind, CompressedKind, ModelSpec
 
 Origin = Literal["preset", "config", "spec"]
@@ -58,7 +59,7 @@ _DERIVED = {
 _HF_DTYPES = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
 
 
-@dataclass(frozen=True)
+@record
 class Factor:
     """One factor of the formula: its value, what it is, and where the value came from."""
 
@@ -68,7 +69,7 @@ class Factor:
     source: str
 
 
-@dataclass(frozen=True)
+@record
 class Step:
     """One step of the explanation: a title, lines of text, and the numbers behind them."""
 
@@ -80,7 +81,7 @@ class Step:
     terms: tuple[tuple[str, int], ...] = ()  # signed byte terms (the engine's additions)
 
 
-@dataclass(frozen=True)
+@record
 class Explanation:
     """Every step that explains one KV breakdown, in reading order."""
 

@@ -9,12 +9,13 @@ Bytes per token per layer on one GPU, by head layout (arXiv 2405.04434 Table 1):
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import TYPE_CHECKING
 
 from kvcalc.dtypes import KV_DTYPES, KvDtype
 from kvcalc.engines import EngineProfile
 from kvcalc.errors import KvcalcError
+from kvcalc.records import record
 from kvcalc.specs import (
     GQA,
     MHA,
@@ -42,7 +43,7 @@ def round_up(a: int, multiple: int) -> int:
     return cdiv(a, multiple) * multiple
 
 
-@dataclass(frozen=True)
+@record
 class Workload:
     """What is being served: tokens per sequence, concurrent sequences, cache dtypes, parallelism."""
 
@@ -77,7 +78,7 @@ class Workload:
             raise KvcalcError("attention windows must be positive token counts")
 
 
-@dataclass(frozen=True)
+@record
 class LayerGroup:
     """Layers of one kind (full, or sliding with one window) and what they hold."""
 
@@ -93,7 +94,7 @@ class LayerGroup:
     block_size: int = 0  # tokens per block of these layers (vLLM re-blocks smaller pages); 0: kv's
 
 
-@dataclass(frozen=True)
+@record
 class StateGroup:
     """Recurrent / linear-attention layers of one kind: a fixed state per sequence, not per token."""
 
@@ -108,7 +109,7 @@ class StateGroup:
     formula: str
 
 
-@dataclass(frozen=True)
+@record
 class KvBreakdown:
     """The KV-cache size of a workload, with everything needed to explain it."""
 
@@ -595,7 +596,7 @@ def _layers_text(group: LayerGroup) -> str:
     return f"({group.count} + {group.padded_count - group.count} padding)"
 
 
-@dataclass(frozen=True)
+@record
 class _Layer:
     """One layer as the engine caches it."""
 

@@ -38,9 +38,9 @@ head_dim/2 values) that the converter adds for Llama 3.1's rope scaling.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
 
 from kvcalc.errors import KvcalcError
+from kvcalc.records import record
 from kvcalc.specs import GQA, MHA, MQA, ModelSpec
 
 LLAMA_CPP_COMMIT = "0c1e57098bba43ac29e6e3b677cdceebdd22334f"
@@ -70,7 +70,7 @@ GGML_BLOCKS: dict[str, tuple[int, int]] = {
 }
 
 
-@dataclass(frozen=True)
+@record
 class FileType:
     """A llama-quantize file type: its name there, its default tensor type
     (llama_ftype_get_default_type) and whether an importance matrix was used."""
@@ -134,7 +134,7 @@ _FALLBACK = {
 }
 
 
-@dataclass(frozen=True)
+@record
 class GgufTensor:
     """One tensor of the GGUF file: its name, ggml shape (ne[0] is the row) and layer."""
 
@@ -161,7 +161,7 @@ class GgufTensor:
         )
 
 
-@dataclass(frozen=True)
+@record
 class TypedTensor:
     """A tensor with the ggml type llama-quantize gives it, and its bytes."""
 
@@ -173,7 +173,7 @@ class TypedTensor:
         return tensor_bytes(self.tensor, self.ggml_type)
 
 
-@dataclass(frozen=True)
+@record
 class GgufMix:
     """Every tensor of a model quantised to a llama.cpp file type."""
 
@@ -247,7 +247,7 @@ def _fallback(tensor: GgufTensor, ggml_type: str) -> str:
 # ---- the model as GGUF tensors -----------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@record
 class GgufLayout:
     """A model as llama.cpp lays it out: its architecture, hparams and tensors."""
 

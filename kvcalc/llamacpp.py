@@ -24,11 +24,11 @@ llama-server without -np runs 4 slots with a unified cache.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Literal
 
 from kvcalc.dtypes import KvDtype
 from kvcalc.errors import KvcalcError
+from kvcalc.records import record
 from kvcalc.specs import MLA, ModelSpec
 
 FlashAttn = Literal["auto", "on", "off"]
@@ -43,7 +43,7 @@ def _pad(n: int) -> int:
     return -(-n // PAD) * PAD
 
 
-@dataclass(frozen=True)
+@record
 class LlamaCppOptions:
     """The llama.cpp flags that change what the KV cache allocates (None: the tools' default)."""
 
@@ -65,7 +65,7 @@ class LlamaCppOptions:
             raise KvcalcError(f"flash attention must be on, off or auto, got {self.flash_attn!r}")
 
 
-@dataclass(frozen=True)
+@record
 class LlamaCppContext:
     """What llama_context derives from the options: cells, streams and batch sizes."""
 

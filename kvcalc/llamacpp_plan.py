@@ -13,7 +13,7 @@ This module answers exactly with formula.kv_cache at each candidate:
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 from kvcalc.formula import Workload, kv_cache
 from kvcalc.llamacpp import (
@@ -24,12 +24,13 @@ from kvcalc.llamacpp import (
     llama_context,
 )
 from kvcalc.planner import Fit
+from kvcalc.records import record
 from kvcalc.specs import ModelSpec
 
 MAX_SLOTS = 256  # LLAMA_MAX_SEQ (src/llama-cparams.h)
 
 
-@dataclass(frozen=True)
+@record
 class LlamaCppFit:
     """llama.cpp's view of a fit: its context and slots, KV and compute buffer, and limits."""
 

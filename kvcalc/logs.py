@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import field
 from fractions import Fraction
 
 from kvcalc.errors import KvcalcError
+from kvcalc.records import record
 from kvcalc.units import GiB, MiB
 
 ENGINES = ("vllm", "sglang", "llama.cpp", "trtllm")
@@ -29,7 +30,7 @@ _RECORD_START = re.compile(
 _WRAP_WIDTH = 100
 
 
-@dataclass(frozen=True)
+@record
 class Figure:
     """A number the engine printed, exactly as an interval: value, and what rounding allows."""
 
@@ -45,7 +46,7 @@ class Figure:
         return round(self.value)
 
 
-@dataclass(frozen=True)
+@record
 class KvCacheLine:
     """One llama.cpp KV cache as it reports itself (llama_kv_cache: size = ...)."""
 
@@ -60,7 +61,7 @@ class KvCacheLine:
     v_size: Figure
 
 
-@dataclass(frozen=True)
+@record
 class EngineLog:
     """What one engine start-up log says: settings, KV-cache figures, and where they came from."""
 

@@ -8,7 +8,7 @@ is the minimum over stages, as vLLM's get_kv_cache_configs takes the minimum ove
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import field, replace
 from fractions import Fraction
 from math import lcm
 from typing import NamedTuple
@@ -26,6 +26,7 @@ from kvcalc.formula import (
     kv_heads_per_gpu,
     pp_partition,
 )
+from kvcalc.records import record
 from kvcalc.specs import MLA, PARTS, CompressedKind, GpuSpec, ModelSpec, StateKind, Window
 from kvcalc.units import MiB
 
@@ -51,7 +52,7 @@ TP_CANDIDATES = (1, 2, 4, 8, 16, 32, 64)
 MAX_PP = 64
 
 
-@dataclass(frozen=True)
+@record
 class Plan:
     """What is planned: a model on GPUs of one kind under an engine, with its budget knobs."""
 
@@ -64,7 +65,7 @@ class Plan:
     reserve_bytes: int | None = None  # None: the documented default model
 
 
-@dataclass(frozen=True)
+@record
 class Budget:
     """How one GPU's memory splits into weights, reserve and KV, for each pipeline stage."""
 
@@ -89,7 +90,7 @@ class Budget:
         return min(self.stage_kv_budget_bytes)
 
 
-@dataclass(frozen=True)
+@record
 class Fit:
     """The answer for one plan: does the workload fit, and how far it can be pushed."""
 
@@ -613,7 +614,7 @@ def budget(plan: Plan) -> Budget:
 # ---- capacity in engine units -------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@record
 class _StageUnits:
     available: int  # blocks (vLLM) or bytes (others) a stage can hold
     per_request: int  # what one sequence of the asked length needs
@@ -626,7 +627,7 @@ def _stage_groups(windows: tuple[Window | None, ...]) -> tuple[dict[Window | Non
     return counts, hybrid_group_size(list(counts.values()))
 
 
-@dataclass(frozen=True)
+@record
 class _StageLayers:
     """A stage's cached layers by vLLM group type: attention by window, state by kind."""
 

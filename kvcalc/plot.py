@@ -9,13 +9,14 @@ a file: the command saves the Figure.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Literal
 
 from kvcalc.engines import EngineProfile
 from kvcalc.errors import KvcalcError
 from kvcalc.formula import KvBreakdown, Workload, kv_cache
 from kvcalc.planner import Budget, Plan, budget, max_batch, max_seq_len
+from kvcalc.records import record
 from kvcalc.specs import GpuSpec, ModelSpec
 from kvcalc.units import GiB, parse_tokens
 
@@ -26,7 +27,7 @@ Axis = Literal["seq", "batch"]
 MAX_POINTS = 4096
 
 
-@dataclass(frozen=True)
+@record
 class Series:
     """One curve: bytes on the busiest GPU at each x (tokens per sequence, or sequences)."""
 
@@ -38,7 +39,7 @@ class Series:
     y: tuple[int, ...]
 
 
-@dataclass(frozen=True)
+@record
 class Capacity:
     """A GPU's memory as its driver reports it: a horizontal line."""
 
@@ -46,7 +47,7 @@ class Capacity:
     capacity_bytes: int
 
 
-@dataclass(frozen=True)
+@record
 class Boundary:
     """The largest x that fits for a model on a GPU (max context or max batch), and its total."""
 
@@ -67,7 +68,7 @@ class Boundary:
         return f"{self.model} on {self.gpu}: max {what} {self.x:,}{limit}"
 
 
-@dataclass(frozen=True)
+@record
 class PlotData:
     """Everything a plot shows, as integers."""
 

@@ -36,10 +36,10 @@ import fnmatch
 import functools
 import re
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any, Literal
 
 from kvcalc.errors import KvcalcError
+from kvcalc.records import record
 from kvcalc.specs import PARTS, Part, PartBytes, WeightsQuant
 
 
@@ -50,7 +50,7 @@ class LayoutMismatch(KvcalcError):
 # ---- formats ------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@record
 class Format:
     """One quantised linear format: how many bytes a weight matrix of out × in takes."""
 
@@ -110,7 +110,7 @@ NVFP4_W4A16 = Format("nvfp4 weight-only (fp8 scale per 16)", "nvfp4", 4, 16, per
 # ---- module names and rules ---------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@record
 class Linear:
     """A linear layer's weight: `name` from 'layers.' on (HF module path), `count` stacked
     copies (routed experts: name has the expert index 0 standing for all of them)."""
@@ -176,7 +176,7 @@ def _matches(name: str, pattern: str) -> bool:
     return _Matcher([pattern])(name)
 
 
-@dataclass(frozen=True)
+@record
 class Recipe:
     """A parsed quantisation recipe: the format each linear ships in (None: unquantised)."""
 

@@ -20,6 +20,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from kvcalc.records import record
 from kvcalc.units import format_binary, format_decimal
 
 
@@ -47,7 +48,7 @@ def make_console() -> Console:
 ColumnKind = Literal["name", "number", "text"]
 
 
-@dataclass(frozen=True)
+@record
 class Column:
     """A table column: its header and its kind (see the module docstring)."""
 
@@ -55,7 +56,7 @@ class Column:
     kind: ColumnKind = "text"
 
 
-@dataclass(frozen=True)
+@record
 class Row:
     """A table row: formatted cells; a heading row names a group of the rows under it."""
 

@@ -1,7 +1,5 @@
 """Validated model and workload specs (pydantic v2, frozen, unknown keys rejected)."""
 
-from __future__ import annotations
-
 from typing import Annotated, Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -79,7 +77,7 @@ class GQA(_HeadedAttention):
     n_kv_heads: PositiveInt
 
     @model_validator(mode="after")
-    def _heads_group_evenly(self) -> GQA:
+    def _heads_group_evenly(self) -> "GQA":
         if self.n_kv_heads > self.n_heads:
             raise ValueError(
                 f"n_kv_heads ({self.n_kv_heads}) must not exceed n_heads ({self.n_heads})"
@@ -204,7 +202,7 @@ class StateKind(_Spec):
         return self.conv_inner + self.conv_groups * self.conv_group_channels
 
     @model_validator(mode="after")
-    def _holds_something(self) -> StateKind:
+    def _holds_something(self) -> "StateKind":
         if not (self.conv_kernel and self.conv_channels) and not (
             self.state_heads and self.state_head_elems
         ):
@@ -304,7 +302,7 @@ class VisionTower(_Spec):
     )
 
     @model_validator(mode="after")
-    def _within(self) -> VisionTower:
+    def _within(self) -> "VisionTower":
         if self.replicated > self.params:
             raise ValueError(f"replicated {self.replicated:,} exceeds params {self.params:,}")
         return self
@@ -355,7 +353,7 @@ class ModelSpec(_Spec):
     notes: str | None = None
 
     @model_validator(mode="after")
-    def _consistent(self) -> ModelSpec:
+    def _consistent(self) -> "ModelSpec":
         if self.params is not None:
             if self.n_params is None:
                 raise ValueError("params given without n_params")

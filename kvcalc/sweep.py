@@ -16,12 +16,12 @@ from __future__ import annotations
 import re
 import types
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from math import prod
 from pathlib import Path
 from typing import Any
 
 from kvcalc.errors import KvcalcError
+from kvcalc.records import record
 
 CALC_COLUMNS: tuple[str, ...] = (
     "model",
@@ -130,7 +130,7 @@ def split_names(items: list[str] | tuple[str, ...]) -> list[str]:
     return [name.strip() for item in items for name in item.split(",") if name.strip()]
 
 
-@dataclass(frozen=True)
+@record
 class Grid:
     """What a sweep crosses. Strings are resolved by `resolve`; an empty `gpus`: calc only.
 
@@ -176,7 +176,7 @@ class Grid:
         )
 
 
-@dataclass(frozen=True)
+@record
 class _Resolved:
     models: tuple[tuple[str, Any], ...]  # (canonical name, spec)
     gpus: tuple[tuple[str, Any], ...]

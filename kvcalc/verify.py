@@ -18,7 +18,7 @@ figure (0 when they overlap).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import field, replace
 from fractions import Fraction
 from typing import Any
 
@@ -29,6 +29,7 @@ from kvcalc.formula import Workload, kv_cache
 from kvcalc.llamacpp import LlamaCppOptions
 from kvcalc.logs import EngineLog, Figure, KvCacheLine
 from kvcalc.planner import Plan, budget, fit, max_tokens, weights_per_stage
+from kvcalc.records import record
 from kvcalc.specs import GpuSpec, ModelSpec
 
 # vLLM's and the planner's model dtype names for a log's torch dtype
@@ -40,7 +41,7 @@ _GGML_TYPES = {"f16": "fp16", "bf16": "bf16", "f32": "fp32"}
 _NO_GPU_CAPACITY = 2**50
 
 
-@dataclass(frozen=True)
+@record
 class Setting:
     """One setting the comparison used, and where its value came from."""
 
@@ -49,7 +50,7 @@ class Setting:
     source: str  # "log", "option", "engine default", "model"
 
 
-@dataclass(frozen=True)
+@record
 class Term:
     """One compared quantity: the engine's figure, kvcalc's, and how kvcalc got it."""
 
@@ -77,7 +78,7 @@ class Term:
         return None if error is None else abs(error) <= tolerance
 
 
-@dataclass(frozen=True)
+@record
 class VerifyOptions:
     """The settings a user gives on the command line; None: the log's, else the default."""
 
@@ -93,7 +94,7 @@ class VerifyOptions:
     tolerance: Fraction = Fraction(1, 100)
 
 
-@dataclass(frozen=True)
+@record
 class Verification:
     """The whole comparison: what was compared, with what, and the verdict."""
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any
 
 from pydantic import ValidationError
@@ -13,6 +13,7 @@ from kvcalc.hf._config import _Config, _dtype, _positive, text_config
 from kvcalc.hf._tower import read_tower
 from kvcalc.hf.families import REFUSED, Family, families, is_cache_key, is_set
 from kvcalc.quant import published_weights
+from kvcalc.records import record
 from kvcalc.specs import ModelSpec, format_validation_error
 
 # Defaults that transformers' config classes fill in when a published config.json leaves a
@@ -57,7 +58,7 @@ _EITHER_TIES = frozenset({"minimax_m3_vl_text"})
 _OUTER_TIES_DEFAULT_TRUE = frozenset({"mistral3"})
 
 
-@dataclass(frozen=True)
+@record
 class Imported:
     """An imported spec and the warnings met on the way."""
 

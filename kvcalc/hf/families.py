@@ -10,10 +10,11 @@ lists, rope scaling ...) are accepted as they are.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import TYPE_CHECKING, Any
 
 from kvcalc.hf import _compressed, _linear, _mamba, _minimax_m3, _per_layer
+from kvcalc.records import record
 
 if TYPE_CHECKING:
     from kvcalc.hf._config import _Config
@@ -82,7 +83,7 @@ STANDARD_READS = frozenset(
 MLA_READS = frozenset({"kv_lora_rank", "qk_rope_head_dim", "v_head_dim"})
 
 
-@dataclass(frozen=True)
+@record
 class Family:
     """One supported model_type: what it is, which cache keys it reads, how it is read.
 
