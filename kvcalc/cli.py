@@ -4,8 +4,6 @@ This module and kvcalc/commands/ are the only ones that import typer. Every user
 KvcalcError (or a click usage error) and becomes one `error: ...` line on stderr, exit code 2.
 """
 
-from __future__ import annotations
-
 import sys
 from typing import Any
 

@@ -52,10 +52,14 @@ def preset_files(kind: str, presets_dir: str | Path | None = None) -> dict[str, 
             candidates.append(d)
     candidates.append(bundled_presets_dir() / kind)
     for directory in candidates:
-        if not directory.is_dir():
+        try:
+            names = sorted(os.listdir(directory))
+        except (FileNotFoundError, NotADirectoryError):
             continue
-        for path in sorted(directory.glob("*.y*ml")):
-            found.setdefault(path.stem.lower(), path)
+        for file_name in names:
+            stem, dot, suffix = file_name.rpartition(".")
+            if dot and suffix in ("yaml", "yml"):
+                found.setdefault(stem.lower(), directory / file_name)
     return found
 
 
@@ -464,7 +468,7 @@ def _from_index(kind: str, path: Path) -> BaseModel | None:
         return None
     key = (kind, digest)
     if key not in _built:
-        _built[key] = construct(_INDEX_KINDS[kind], entry["data"])
+        _built[key] = construct(_INDEX_KINDS[kind], json.loads(entry["data"]))
     return _built[key]
 
 
@@ -540,7 +544,13 @@ def build_index() -> dict[str, Any]:
             spec = validate(model, read_yaml(path), path)
             entries[path.stem] = {
                 "sha256": hashlib.sha256(content).hexdigest(),
-                "data": spec.model_dump(mode="json", exclude_unset=True),
+                # a JSON text of its own: parsed only for the preset asked for
+                "data": json.dumps(
+                    spec.model_dump(mode="json", exclude_unset=True),
+                    sort_keys=True,
+                    separators=(",", ":"),
+                    ensure_ascii=False,
+                ),
             }
         index[kind] = entries
     return index

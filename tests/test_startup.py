@@ -154,3 +154,18 @@ def test_yaml_falls_back_to_the_pure_python_loader(
     with_c = read_yaml(path)
     monkeypatch.delattr(yaml, "CSafeLoader", raising=False)
     assert read_yaml(path) == with_c == {"a": 1, "b": ["x", 2.5]}
+
+
+# Modules whose annotations are read at start-up: typer reads every command's signature and
+# pydantic every spec field; postponed (string) annotations would be compiled and evaluated
+# one by one on each run (about 2 ms for `calc`'s 25 parameters, 2.5 ms for specs.py).
+_EAGER_ANNOTATIONS = [
+    ROOT / "kvcalc" / "specs.py",
+    ROOT / "kvcalc" / "cli.py",
+    *sorted((ROOT / "kvcalc" / "commands").glob("*.py")),
+]
+
+
+@pytest.mark.parametrize("path", _EAGER_ANNOTATIONS, ids=lambda p: p.name)
+def test_start_up_modules_do_not_postpone_annotations(path: Path) -> None:
+    assert "from __future__ import annotations" not in path.read_text(encoding="utf-8")

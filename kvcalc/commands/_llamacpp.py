@@ -1,7 +1,5 @@
 """llama.cpp's own flags on calc and fit: -c, -np, --kv-unified, -b/-ub, --swa-full, -fa."""
 
-from __future__ import annotations
-
 from dataclasses import replace
 from typing import Any, cast
 

@@ -1,7 +1,5 @@
 """What the commands share: output formats and emitters, option definitions, option parsing."""
 
-from __future__ import annotations
-
 import csv
 import io
 import json

@@ -1,7 +1,5 @@
 """kvcalc calc: exact KV-cache bytes of one workload."""
 
-from __future__ import annotations
-
 from pathlib import Path
 
 import typer

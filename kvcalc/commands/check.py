@@ -1,7 +1,5 @@
 """kvcalc check: CI sanity check over deployment files."""
 
-from __future__ import annotations
-
 import sys
 from pathlib import Path
 from typing import Any

@@ -1,7 +1,5 @@
 """kvcalc compare: models (and KV dtypes, engines) side by side, with ratios and a bar chart."""
 
-from __future__ import annotations
-
 from pathlib import Path
 
 import typer

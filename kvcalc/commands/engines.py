@@ -1,7 +1,5 @@
 """kvcalc engines: the engine profiles and their assumptions."""
 
-from __future__ import annotations
-
 from typing import Any
 
 from kvcalc.commands._shared import (

@@ -1,7 +1,5 @@
 """kvcalc explain: the derivation of one workload's KV cache, in words and numbers."""
 
-from __future__ import annotations
-
 from pathlib import Path
 from typing import Any, Literal
 

@@ -1,7 +1,5 @@
 """kvcalc fit: does a workload fit on a GPU, and the largest batch and context that do."""
 
-from __future__ import annotations
-
 import sys
 from pathlib import Path
 from typing import Any

@@ -1,7 +1,5 @@
 """kvcalc gpus list."""
 
-from __future__ import annotations
-
 from pathlib import Path
 
 from kvcalc.commands._shared import (

@@ -1,7 +1,5 @@
 """kvcalc import: a Hugging Face config.json as a kvcalc preset."""
 
-from __future__ import annotations
-
 import sys
 from pathlib import Path
 

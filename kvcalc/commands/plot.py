@@ -1,7 +1,5 @@
 """kvcalc plot: KV and total memory against context or batch, to a PNG/SVG or the terminal."""
 
-from __future__ import annotations
-
 import sys
 from enum import Enum
 from pathlib import Path

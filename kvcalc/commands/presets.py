@@ -1,7 +1,5 @@
 """kvcalc presets list / show."""
 
-from __future__ import annotations
-
 from pathlib import Path
 
 import typer

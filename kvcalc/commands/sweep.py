@@ -1,7 +1,5 @@
 """kvcalc sweep: calc (and, with --gpu, fit) over the cross product of the given values."""
 
-from __future__ import annotations
-
 import sys
 from pathlib import Path
 from typing import IO, Any

@@ -1,7 +1,5 @@
 """kvcalc verify: an engine's start-up log beside kvcalc's prediction, term by term."""
 
-from __future__ import annotations
-
 import sys
 from fractions import Fraction
 from pathlib import Path
