@@ -1,7 +1,5 @@
 """KV-cache and weight dtypes: exact storage per element, with block scales counted."""
 
-from __future__ import annotations
-
 from typing import TypeVar
 
 from kvcalc.errors import KvcalcError, did_you_mean

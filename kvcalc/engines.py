@@ -5,8 +5,6 @@ Each profile is a handful of settings read from the engine's source (each profil
 entry here, not a branch in the formulas.
 """
 
-from __future__ import annotations
-
 from dataclasses import field, replace
 from typing import Literal
 

@@ -1,7 +1,5 @@
 """The one user-error type: anything the user got wrong becomes a KvcalcError."""
 
-from __future__ import annotations
-
 
 class KvcalcError(Exception):
     """A user error: its message is one line naming the problem and, where possible, the fix."""

@@ -7,8 +7,6 @@ Bytes per token per layer on one GPU, by head layout (arXiv 2405.04434 Table 1):
   about the window, by the engine's rule), times batch.
 """
 
-from __future__ import annotations
-
 from dataclasses import field
 from typing import TYPE_CHECKING
 
@@ -61,7 +59,7 @@ class Workload:
     # speculative decoding with the model's MTP / next-n layers: the engine caches them too
     mtp: bool = False
     # llama.cpp's context flags (-c, -kvu, -b, -ub, --swa-full, -fa): engine llama.cpp only
-    llamacpp: LlamaCppOptions | None = None
+    llamacpp: "LlamaCppOptions | None" = None
 
     def __post_init__(self) -> None:
         for name in ("seq_len", "batch", "tp", "pp"):

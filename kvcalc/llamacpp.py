@@ -22,8 +22,6 @@ model's training context), -b 2048, -ub 512, --swa-full off, --kv-unified off, -
 llama-server without -np runs 4 slots with a unified cache.
 """
 
-from __future__ import annotations
-
 from typing import Literal
 
 from kvcalc.dtypes import KvDtype

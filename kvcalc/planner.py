@@ -5,8 +5,6 @@ parallelism each stage is planned on its own (its layers' KV, its weights) and c
 is the minimum over stages, as vLLM's get_kv_cache_configs takes the minimum over workers.
 """
 
-from __future__ import annotations
-
 from collections.abc import Callable
 from dataclasses import field, replace
 from fractions import Fraction

@@ -1,7 +1,5 @@
 """The only file reader: bundled and user presets (YAML), and Hugging Face config.json files."""
 
-from __future__ import annotations
-
 import functools
 import json
 import os

@@ -10,8 +10,6 @@ and shares generic, `attrgetter`-based methods for the rest: about 0.2 ms a clas
 hash values, repr and frozenness are the dataclass's (tests/test_records.py).
 """
 
-from __future__ import annotations
-
 import dataclasses
 from collections.abc import Callable
 from operator import attrgetter

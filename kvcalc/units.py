@@ -1,7 +1,5 @@
 """Exact sizes and token counts: parse "80GiB" / "80GB" / "8k", format as GB (10^9) and GiB (2^30)."""
 
-from __future__ import annotations
-
 import re
 from fractions import Fraction
 
