@@ -280,12 +280,15 @@ def tower_bytes_per_gpu(model: ModelSpec, tp: int, dtype: WeightDtype) -> int:
     On every pipeline stage: vLLM builds the tower in the model's constructor on every
     rank (vllm/model_executor/models/qwen3_vl.py, Qwen3VLForConditionalGeneration). Its
     split linears take the weight dtype like the layers' (vLLM hands the tower the quant
-    config), the rest stays 16-bit. A GGUF weights dtype counts none: llama.cpp loads a
+    config), the rest stays 16-bit; a tower built without the quant config (tower.quantized
+    false: Llama 4) stays 16-bit whole. A GGUF weights dtype counts none: llama.cpp loads a
     tower only from a separate --mmproj file.
     """
     tower = model.tower
     if tower is None or dtype.gguf:
         return 0
+    if not tower.quantized:
+        dtype = WEIGHT_DTYPES["bf16"]
     dense = dtype if Fraction(dtype.num, dtype.den) >= 2 else WEIGHT_DTYPES["bf16"]
     split = cdiv(tower.params - tower.replicated, tp)
     return dtype.bytes_for(split) + dense.bytes_for(tower.replicated)
@@ -942,9 +945,10 @@ def _tower_notes(plan: Plan) -> list[str]:
             f"{dtype.name} weights (llama.cpp loads a tower from a separate --mmproj file)"
         ]
     on_gpu = tower_bytes_per_gpu(model, plan.workload.tp, dtype)
+    kept = "" if model.tower.quantized or Fraction(dtype.num, dtype.den) >= 2 else ", in 16 bits"
     return [
         f"{model.architecture} is multimodal: its vision tower ({model.tower.params:,} "
-        f"params) is counted in the weights, {on_gpu:,} B per GPU on every pipeline stage"
+        f"params) is counted in the weights{kept}, {on_gpu:,} B per GPU on every pipeline stage"
     ]
 
 

@@ -300,6 +300,11 @@ class VisionTower(_Spec):
         description="of which every tensor-parallel rank holds whole (norms, patch and "
         "position embeddings, row-parallel biases); the rest is split by tp"
     )
+    quantized: bool = Field(
+        default=True,
+        description="whether the engines build the tower with the model's quant config, so "
+        "that --weights-dtype applies to its linears; false: 16-bit whatever the weights dtype",
+    )
 
     @model_validator(mode="after")
     def _within(self) -> "VisionTower":

@@ -344,6 +344,27 @@ def test_llama_4_scout_vision_tower_from_published_config() -> None:
         assert spec.tower.replicated == 1_408 + 812_416 + 5_632 + 34 * 8_448 == 1_106_688
 
 
+def test_llama_4_tower_stays_16_bit_under_a_weights_dtype() -> None:
+    """vLLM builds Llama 4's vision model and projector with quant_config None
+    (vllm/model_executor/models/mllama4.py at 00dd549), so --weights-dtype fp8 leaves the
+    tower in bf16: 871,932,416 params × 2 B = 1,743,864,832 B per GPU at tp 1, and at tp 2
+    the split part cdiv(871,932,416 − 1,106,688, 2) = 435,412,864 × 2 B plus the whole
+    1,106,688 × 2 B = 873,039,104 B. Qwen3-VL's tower takes the quant config: its split
+    linears do follow fp8."""
+    from kvcalc.dtypes import weight_dtype
+    from kvcalc.planner import tower_bytes_per_gpu
+
+    spec = load(DATA / "hf_configs" / "llama-4-scout.json")
+    assert spec.tower is not None and spec.tower.quantized is False
+    fp8 = weight_dtype("fp8")
+    assert tower_bytes_per_gpu(spec, 1, fp8) == 871_932_416 * 2 == 1_743_864_832
+    assert tower_bytes_per_gpu(spec, 2, fp8) == 435_412_864 * 2 + 1_106_688 * 2 == 873_039_104
+    qwen = load(DATA / "hf_configs" / "qwen3-vl-30b-a3b.json")
+    assert qwen.tower is not None and qwen.tower.quantized is True
+    split = qwen.tower.params - qwen.tower.replicated
+    assert tower_bytes_per_gpu(qwen, 1, fp8) == split + 2 * qwen.tower.replicated
+
+
 def test_llama_4_tower_refuses_a_projector_bias() -> None:
     """multi_modal_projector_bias true is refused in one line naming the key: transformers
     builds the vision adapter without biases, vLLM with them."""

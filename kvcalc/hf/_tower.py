@@ -284,7 +284,10 @@ def llama4_tower(vision: dict[str, Any], text_hidden: int) -> dict[str, int]:
     vLLM (vllm/model_executor/models/mllama4.py, mm_encoder_tp_mode "weights") splits the
     patch embedding, qkv, fc1, the adapter's fc1 and the projector (column-parallel) and
     o_proj, fc2 and the adapter's fc2 (row-parallel, bias whole) over tensor-parallel ranks;
-    the class and position embeddings and the LayerNorms are whole on every rank.
+    the class and position embeddings and the LayerNorms are whole on every rank. vLLM
+    (mllama4.py at 00dd549: Llama4VisionModel and Llama4MultiModalProjector get None for
+    quant_config) and SGLang (python/sglang/srt/models/mllama4.py: built without one) keep
+    the tower 16-bit under any weights dtype: quantized false.
     """
     _check_keys(vision, _LLAMA4_SHAPE_KEYS, _LLAMA4_OTHER_KEYS, "Llama 4")
     if vision["multi_modal_projector_bias"] is not False:
@@ -303,7 +306,7 @@ def llama4_tower(vision: dict[str, Any], text_hidden: int) -> dict[str, int]:
     layer = 4 * h * h + 2 * h * i + 9 * h + i
     params = c * p * p * h + whole + layers * layer + i * a + b * b + o * text_hidden
     replicated = whole + layers * (4 * h + h + h)  # the norms, o_proj's and fc2's biases
-    return {"params": params, "replicated": replicated}
+    return {"params": params, "replicated": replicated, "quantized": False}
 
 
 def _text_hidden(config: dict[str, Any], default: int) -> int:
