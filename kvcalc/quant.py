@@ -201,6 +201,10 @@ class Recipe:
         globs = tuple((_Matcher([p]), f) for p, f in self.per_module if _GLOB & set(p))
         return exact, globs
 
+    def ignores(self, module: str) -> bool:
+        """Return True when the ignore list names this module or a parent of it."""
+        return self._ignored(module)
+
     def format_for(self, linear: Linear) -> Format | None:
         """Return the format this linear ships in, or None when it ships unquantised."""
         if linear.router:

@@ -377,15 +377,40 @@ def test_llama_4_tower_refuses_a_projector_bias() -> None:
 
 def test_gemma_4_tower_is_left_out_with_audio_or_quantised_or_refused_when_not_understood() -> None:
     """A Gemma 4 config with an audio_config (E2B / E4B) counts no tower, since its audio
-    tower is not modelled; the NVFP4 gemma-4-31b checkpoint counts none (published
-    quantised); an unknown vision_config key is refused in one line naming it."""
+    tower is not modelled; a quantised checkpoint whose ignore list does not leave the
+    whole tower unquantised counts none; an unknown vision_config key is refused in one
+    line naming it."""
     config = json.loads((DATA / "hf_configs" / "gemma-4-26b-a4b.json").read_text())
     with_audio = {**config, "audio_config": {"model_type": "gemma4_audio"}}
     assert hf.import_config(with_audio, source="t").spec.tower is None
-    assert load(DATA / "hf_configs" / "gemma-4-31b.json").tower is None
+    published = json.loads((DATA / "hf_configs" / "gemma-4-31b.json").read_text())
+    quant = published["quantization_config"]
+    for kept in (
+        [e for e in quant["ignore"] if e != "model.embed_vision*"],  # the projector quantised
+        ["lm_head", "model.vision_tower.encoder*"],  # part of the tower only
+    ):
+        partly = {**published, "quantization_config": {**quant, "ignore": kept}}
+        assert hf.import_config(partly, source="t").spec.tower is None
+    # compressed-tensors' regular expressions name modules too (kvcalc/quant.py _Matcher)
+    regex = {**quant, "ignore": ["re:.*vision_tower.*", "re:.*embed_vision.*"]}
+    tower = hf.import_config({**published, "quantization_config": regex}, source="t").spec.tower
+    assert tower is not None and tower.quantized is False
     odd = {**config, "vision_config": {**config["vision_config"], "window_size": 112}}
     with pytest.raises(KvcalcError, match="vision_config key 'window_size' is not understood"):
         hf.import_config(odd, source="t")
+
+
+def test_gemma_4_31b_nvfp4_counts_its_tower_16_bit_as_its_ignore_list_leaves_it() -> None:
+    """nvidia/Gemma-4-31B-IT-NVFP4's quantization_config ignores "model.vision_tower*" and
+    "model.embed_vision*": the tower ships unquantised, so it is counted, 16-bit. Its
+    vision_config equals Gemma-4-26B-A4B's (27 layers, hidden 1,152, intermediate 4,304);
+    only embed_vision's projection 1,152 × text hidden differs, 5,376 here against 2,816:
+    572,792,112 + 1,152 · (5,376 − 2,816) = 575,741,232, all whole on every rank (vLLM's
+    gemma4_mm.py ReplicatedLinear)."""
+    tower = load(DATA / "hf_configs" / "gemma-4-31b.json").tower
+    assert tower is not None and tower.quantized is False
+    assert tower.params == tower.replicated == 572_792_112 + 1_152 * (5_376 - 2_816)
+    assert tower.params == 575_741_232
 
 
 def test_gemma_3_pooling_head_is_refused() -> None:

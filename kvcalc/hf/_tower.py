@@ -348,23 +348,41 @@ TOWERS: dict[str, Callable[[dict[str, Any]], dict[str, int] | None]] = {
 }
 
 
+# Outer model_type -> the checkpoint's module names of its tower and projector, as a
+# published recipe's ignore list names them (nvidia/Gemma-4-31B-IT-NVFP4 config.json:
+# "model.vision_tower*", "model.embed_vision*"). Only families whose names were read.
+TOWER_MODULES: dict[str, tuple[str, ...]] = {
+    "gemma4": ("model.vision_tower", "model.embed_vision"),
+}
+
+
 def read_tower(config: dict[str, Any]) -> dict[str, int] | None:
     """Return the vision tower's VisionTower fields, or None when kvcalc does not count it.
 
     None for a family without a reader, a config without vision_config, a Gemma 4 config
-    with an audio_config (its audio tower is not counted yet), or a checkpoint
-    published quantised (whether its tower ships quantised is the recipe's call, which
-    kvcalc does not read for towers yet).
+    with an audio_config (its audio tower is not counted yet), or a checkpoint published
+    quantised whose recipe may quantise the tower: counted only when its ignore list (as
+    kvcalc/quant.py reads each method's) names every tower module or a parent of it, and
+    then 16-bit whatever --weights-dtype says (quantized false).
     """
-    reader = TOWERS.get(str(config.get("model_type") or ""))
+    model_type = str(config.get("model_type") or "")
+    reader = TOWERS.get(model_type)
     vision = config.get("vision_config")
     if reader is None or not isinstance(vision, dict):
         return None
-    if config.get("quantization_config") or (config.get("text_config") or {}).get(
+    quant = config.get("quantization_config") or (config.get("text_config") or {}).get(
         "quantization_config"
-    ):
+    )
+    if not quant:
+        return reader(config)
+    from kvcalc.quant import parse_recipe  # quantised checkpoints alone need it
+
+    modules = TOWER_MODULES.get(model_type, ())
+    recipe = parse_recipe(quant)
+    if not modules or not all(recipe.ignores(module) for module in modules):
         return None
-    return reader(config)
+    fields = reader(config)
+    return None if fields is None else {**fields, "quantized": False}
 
 
 def _check_keys(
