@@ -239,7 +239,8 @@ ENGINES: dict[str, EngineProfile] = {
                 "page size 1 (the pool's one extra dummy page is not counted)",
                 "KV heads per GPU = max(1, n_kv // attn_tp); MLA latent on every rank",
                 "[sliding] sliding windows only for its hybrid-SWA architectures "
-                "(not Mistral-7B-v0.1 or Gemma-2)",
+                "(not Mistral-7B-v0.1 or Gemma-2); their budget, split into full and "
+                "sliding-window pools by swa_full_tokens_ratio, is not modelled: refused",
                 "[state] state layers: one MambaPool slot (mamba_cache_per_req) per request, "
                 "conv (kernel - 1) wide; no budget: the state pool's share of it "
                 "(mamba_full_memory_ratio, max_mamba_cache_size) is not modelled",
@@ -255,6 +256,8 @@ ENGINES: dict[str, EngineProfile] = {
                 "num_global_key_value_heads)",
                 "sgl-project/sglang:python/sglang/srt/model_executor/model_runner_kv_cache_mixin.py"
                 ":handle_max_mamba_cache (state pool split, not modelled: refused)",
+                "sgl-project/sglang:python/sglang/srt/model_executor/model_runner_kv_cache_mixin.py"
+                ":set_num_tokens_hybrid_swa (full / SWA pool split, not modelled: refused)",
             ),
         ),
         EngineProfile(

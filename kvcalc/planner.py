@@ -525,6 +525,31 @@ def _refuse_sglang_state_pool(model: ModelSpec) -> None:
         )
 
 
+def _refuse_sglang_swa_pools(plan: Plan) -> None:
+    """Refuse SGLang budgets for its hybrid sliding-window models.
+
+    SGLang splits such a model's KV budget into a full-attention pool and a sliding-window
+    pool (sgl-project/sglang@001ccef0072a4537d4ec6bdd50a73e6feb2c907d,
+    python/sglang/srt/model_executor/model_runner_kv_cache_mixin.py:
+    set_num_tokens_hybrid_swa): with M = rest // (F·n_full + S·n_swa) tokens profiled,
+    full_tokens = int(M·(F·n_full + S·n_swa) / (F·n_full + r·S·n_swa)) and swa_tokens =
+    int(full_tokens · r), r = --swa-full-tokens-ratio (0.8 by default). A request then
+    needs its tokens in the first pool and its window in the second, so the pools, not one
+    budget, bound the batch: kvcalc's one-pool reading overstates gpt-oss-120b's batch at
+    8k tokens by about 1.8×. Not modelled yet, so no budget is given.
+    """
+    model, engine = plan.model, plan.engine
+    if model.layers is None or not engine.honours_window(model.family, model.architecture):
+        return
+    kv = kv_cache(model, replace(plan.workload, batch=1), engine)
+    if any(w is not None for w in kv.layer_windows):
+        raise KvcalcError(
+            f"engine sglang: {model.architecture or model.name} is a hybrid sliding-window "
+            "model, whose KV budget SGLang splits into full and sliding-window pools "
+            "(swa_full_tokens_ratio), which is not modelled (try --engine vllm)"
+        )
+
+
 def budget(plan: Plan) -> Budget:
     """Return the memory budget of one GPU per pipeline stage, every term explicit.
 
@@ -551,6 +576,7 @@ def budget(plan: Plan) -> Budget:
     heaviest = max(stage_weights)
     if rule == "sglang":
         _refuse_sglang_state_pool(plan.model)
+        _refuse_sglang_swa_pools(plan)
         util = (
             util
             if util is not None
