@@ -6,7 +6,7 @@ traceback and no hang; `import -o` never leaves a partial or clobbered file.
 
 Profiles (hypothesis): "ci" (the default, 2,000 random command lines per command, the whole
 file in about two minutes on two cores) and "long" (50,000 per command and more file cases):
-    KVCALC_FUZZ=long python -m pytest tests/test_fuzz.py --no-cov
+    KVCALC_FUZZ=long python -m pytest tests/test_fuzz.py
 The bulk runs through the click command in this process (no subprocess per example); the
 special files (FIFO, symlink loop, huge, deep, alias bomb) are explicit cases.
 
