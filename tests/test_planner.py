@@ -508,7 +508,7 @@ def test_sglang_hybrid_sliding_window_budgets_are_refused() -> None:
     architecture), still gets its budget."""
     gpu = load_gpu("h100-80gb")
     plan = Plan(load_model("gpt-oss-120b"), gpu, ENGINES["sglang"], Workload(seq_len=8192))
-    with pytest.raises(KvcalcError, match="hybrid sliding-window model.*swa_full_tokens_ratio"):
+    with pytest.raises(KvcalcError, match=r"hybrid sliding-window model.*swa_full_tokens_ratio"):
         fit(plan)
     assert min_gpus(plan) is None  # no candidate has a budget
     gemma = Plan(load_model("gemma-3-27b"), gpu, ENGINES["sglang"], Workload(seq_len=8192))
