@@ -427,25 +427,25 @@ def canonical_gpu_name(name: str, presets_dir: str | Path | None = None) -> str:
 
 # ---- the pre-validated index of bundled presets ----------------------------------------
 #
-# kvcalc/presets_index.json holds every bundled preset already validated, keyed by kind and
+# kvcalc/presets_index.py holds every bundled preset already validated, keyed by kind and
 # file stem, with the SHA-256 of the file it came from. A bundled file whose bytes match
 # its entry is built from the entry without YAML parsing or pydantic validation; any
 # other file (a user's, or a bundled one edited since) is read and validated as usual, so
 # a stale index is only slower, never wrong. tests/test_startup.py fails when it is stale:
 # regenerate it with `python scripts/make_presets_index.py`.
 
-INDEX_FILE = Path(__file__).parent / "presets_index.json"
+INDEX_FILE = Path(__file__).parent / "presets_index.py"
 _INDEX_KINDS: dict[str, type[BaseModel]] = {"models": ModelSpec, "gpus": GpuSpec}
 _built: dict[tuple[str, str], BaseModel] = {}
 
 
 @functools.cache
-def _index() -> dict[str, Any]:
+def _index() -> dict[str, dict[str, tuple[str, str]]]:
     try:
-        data = json.loads(INDEX_FILE.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        from kvcalc.presets_index import INDEX
+    except ImportError:  # not generated yet: every preset is read and validated
         return {}
-    return data if isinstance(data, dict) else {}
+    return INDEX
 
 
 def _from_index(kind: str, path: Path) -> BaseModel | None:
@@ -462,11 +462,12 @@ def _from_index(kind: str, path: Path) -> BaseModel | None:
     import hashlib
 
     digest = hashlib.sha256(content).hexdigest()
-    if entry.get("sha256") != digest:
+    sha256, data = entry
+    if sha256 != digest:
         return None
     key = (kind, digest)
     if key not in _built:
-        _built[key] = construct(_INDEX_KINDS[kind], json.loads(entry["data"]))
+        _built[key] = construct(_INDEX_KINDS[kind], json.loads(data))
     return _built[key]
 
 

@@ -10,7 +10,7 @@ NonNegativeInt = Annotated[int, Field(ge=0, strict=True)]
 
 class _Spec(BaseModel):
     # defer_build: the validators are built on the first validation (a user's file), not at
-    # import; bundled presets come pre-validated from kvcalc/presets_index.json
+    # import; bundled presets come pre-validated from kvcalc/presets_index.py
     model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
 

@@ -2,7 +2,7 @@
 
 `kvcalc --version` and `--help` must not import pydantic's model machinery (specs.py's
 models are what made start-up slow); a command on a bundled preset builds its specs from
-kvcalc/presets_index.json without YAML parsing or pydantic validation. Measured in a
+kvcalc/presets_index.py without YAML parsing or pydantic validation. Measured in a
 fresh interpreter (a subprocess), never timed.
 """
 
@@ -96,7 +96,7 @@ def test_bundled_presets_skip_yaml_and_validation(args: list[str]) -> None:
 
 
 def test_presets_index_is_current() -> None:
-    """kvcalc/presets_index.json is what scripts/make_presets_index.py writes now.
+    """kvcalc/presets_index.py is what scripts/make_presets_index.py writes now.
 
     When this fails: python scripts/make_presets_index.py (a stale entry is only slower:
     the file is then read and validated as a user file would be).
