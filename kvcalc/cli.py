@@ -4,7 +4,10 @@ This module and kvcalc/commands/ are the only ones that import typer. Every user
 KvcalcError (or a click usage error) and becomes one `error: ...` line on stderr, exit code 2.
 """
 
+import functools
 import sys
+from enum import EnumMeta
+from pathlib import Path
 from typing import Any
 
 import typer
@@ -298,40 +301,114 @@ def _function(where: tuple[str, str]) -> Any:
     return getattr(import_module(f"kvcalc.commands.{module}"), name)
 
 
-def _share_coercion() -> None:
-    """Build one typer coercion per parameter type, not one per parameter.
+def _coerce_without_adapters() -> None:
+    """Coerce kvcalc's option types without building a pydantic TypeAdapter for each.
 
     typer 0.29 coerces every parsed parameter through a pydantic TypeAdapter built for it
     (typer/_coercion.py build_runtime_param, about 1 ms each: a third of `calc`'s start-up
-    over a bare typer command). For str and bool parameters without a parser the adapter
-    does not depend on the parameter (typer/_adapters.py build_leaf_adapter returns the same
-    `Annotated[str | bool, BeforeValidator(...)]` for all), and the coercion reads the
-    parameter from its call arguments, so one per type serves them all. Any other
-    parameter, or a typer without this function, is left to typer.
+    over a bare typer command, and the first one imports pydantic's schema machinery).
+    For str, bool, enum and Path parameters without a parser the adapter is
+    `Annotated[..., BeforeValidator(f)]` (typer/_adapters.py build_leaf_adapter) around a
+    value click has already parsed, f being typer's own `_parse_cli_str`, bool parsing,
+    `coerce_cli_choice` or `coerce_cli_path`, and `_PlainParam` calls f itself; an int or
+    float without bounds is int() / float(). Any other parameter (lists, dicts, bounded
+    numbers), or a typer without these functions, is left to typer.
     """
     from typer import core
 
     original = getattr(core, "build_runtime_param", None)
     if original is None or getattr(original, "kvcalc_shared", False):
         return
-    shared: dict[type, Any] = {}
 
     def build_runtime_param(descriptor: Any) -> Any:
         annotation = descriptor.annotation
-        plain = annotation in (str, bool) and descriptor.file_annotation is None
-        if not plain or getattr(descriptor.parameter_info, "parser", None) is not None:
+        plain = _plain_param_class()  # built on first use: typer._adapters imports pydantic
+        if (
+            plain is None
+            or not (
+                annotation in (str, bool)
+                or (annotation in (int, float) and _unbounded(descriptor.parameter_info))
+                or isinstance(annotation, EnumMeta)
+                or (isinstance(annotation, type) and issubclass(annotation, Path))
+            )
+            or descriptor.file_annotation is not None
+            or getattr(descriptor.parameter_info, "parser", None) is not None
+        ):
             return original(descriptor)
-        if annotation not in shared:
-            shared[annotation] = original(descriptor)
-        return shared[annotation]
+        return plain(parameter_info=descriptor.parameter_info, annotation=annotation)
 
     build_runtime_param.kvcalc_shared = True  # type: ignore[attr-defined]
     core.build_runtime_param = build_runtime_param  # type: ignore[attr-defined]
 
 
+def _unbounded(info: Any) -> bool:
+    """True for a number option without typer's min, max or clamp (a plain int() / float())."""
+    return all(getattr(info, key, None) in (None, False) for key in ("min", "max", "clamp"))
+
+
+# pydantic's lax bool strings (what typer's bool adapter accepts), lower-cased
+_BOOL_WORDS = {
+    **dict.fromkeys(("1", "on", "t", "true", "y", "yes"), True),
+    **dict.fromkeys(("0", "off", "f", "false", "n", "no"), False),
+}
+
+
+@functools.cache
+def _plain_param_class() -> Any:
+    """Return a typer RuntimeParam coercing without an adapter (None: this typer has none)."""
+    from dataclasses import dataclass
+
+    try:
+        from typer import _adapters
+        from typer._click.exceptions import BadParameter
+        from typer._coercion import RuntimeParam
+        from typer._param_types import coerce_cli_choice, coerce_cli_path
+    except ImportError:
+        return None
+
+    @dataclass(frozen=True)
+    class _PlainParam(RuntimeParam):
+        def _coerce_value(self, value: Any, param: Any, ctx: Any) -> Any:
+            if self.annotation is str:
+                try:
+                    return _adapters._parse_cli_str(value)
+                except ValueError as exc:
+                    raise BadParameter(str(exc), ctx=ctx, param=param) from exc
+            if isinstance(self.annotation, type) and issubclass(self.annotation, Path):
+                path_type = self.parameter_info.path_type or self.annotation
+                return coerce_cli_path(
+                    value, self.parameter_info, path_type=path_type, param=param, ctx=ctx
+                )
+            if self.annotation in (int, float):
+                if isinstance(value, self.annotation) and not isinstance(value, bool):
+                    return value
+                try:
+                    return self.annotation(value)
+                except (TypeError, ValueError):
+                    kind = "an integer" if self.annotation is int else "a number"
+                    raise BadParameter(f"{value!r} is not {kind}.", ctx=ctx, param=param) from None
+            if self.annotation is not bool:
+                choices = list(self.annotation)
+                sensitive = self.parameter_info.case_sensitive
+                try:
+                    return coerce_cli_choice(
+                        value, choices=choices, case_sensitive=sensitive, ctx=ctx
+                    )
+                except ValueError as exc:
+                    raise BadParameter(str(exc), ctx=ctx, param=param) from exc
+            parsed = _adapters._parse_cli_bool(value)
+            if isinstance(parsed, bool):
+                return parsed
+            if isinstance(parsed, str) and parsed.lower() in _BOOL_WORDS:
+                return _BOOL_WORDS[parsed.lower()]
+            raise BadParameter(f"{value!r} is not a valid boolean.", ctx=ctx, param=param)
+
+    return _PlainParam
+
+
 def build_app(only: str | None = None) -> typer.Typer:
     """Return the typer app with every command, or with the one named `only` alone."""
-    _share_coercion()
+    _coerce_without_adapters()
     root = typer.Typer(
         cls=_Group,
         help="Exact KV-cache memory calculator and capacity planner for LLM inference.",

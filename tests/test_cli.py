@@ -56,6 +56,29 @@ def test_hardened_messages(run_cli: Run, args: list[str], needle: str) -> None:
     assert result.stderr.count("\n") == 1 and needle in result.stderr, result.stderr
 
 
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["calc", "opt-30b", "--format", "xml"], "'xml' is not one of 'table', 'json', 'csv'"),
+        (["calc", "opt-30b", "--format", "JSON"], "'JSON' is not one of"),
+        (["calc", "opt-30b", "--presets", "/nonexistent/dir"], "/nonexistent/dir"),
+    ],
+)
+def test_coerced_options_refuse_in_one_line(run_cli: Run, args: list[str], needle: str) -> None:
+    """Enum and Path options, coerced by kvcalc without typer's adapters, still refuse bad
+    values in one line, exit 2, naming the value."""
+    result = run_cli(*args)
+    assert result.exit_code == 2
+    assert result.stderr.count("\n") == 1 and needle in result.stderr, result.stderr
+
+
+def test_coerced_options_parse_as_typer_did(run_cli: Run, tmp_path: Path) -> None:
+    """str, bool flags, enum and Path options reach the command as typer would give them."""
+    result = run_cli("calc", "opt-30b", "-f", "csv", "--mtp", "--presets", str(tmp_path))
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.startswith("model,engine,")
+
+
 def test_negative_hidden_size_is_one_error(run_cli: Run, tmp_path: Path) -> None:
     """A config.json with hidden_size -4096 (was a pydantic traceback, exit 1) is exit 2."""
     from tests.conftest import HF_CONFIGS

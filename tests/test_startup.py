@@ -12,6 +12,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -30,7 +31,16 @@ ROOT = Path(__file__).resolve().parent.parent
 
 _PROBE = """
 import contextlib, io, json, sys
+COUNT = len(sys.argv) > 2
 sys.argv = ["kvcalc", *json.loads(sys.argv[1])]
+ADAPTERS = []
+if COUNT:  # count typer's adapters (importing typer._adapters imports pydantic)
+    from typer import _adapters
+    _build = _adapters.build_adapter
+    def _counted(annotation, info):
+        ADAPTERS.append(getattr(annotation, "__name__", repr(annotation)))
+        return _build(annotation, info)
+    _adapters.build_adapter = _counted
 from kvcalc.cli import main
 with contextlib.redirect_stdout(io.StringIO()):
     try:
@@ -44,19 +54,20 @@ print(json.dumps({
     "yaml": "yaml" in sys.modules,
     "rich": "rich" in sys.modules,
     "schema_built": bool(specs and specs.ModelSpec.__pydantic_complete__),
+    "adapters": sorted(ADAPTERS),
 }), file=sys.stderr)
 """
 
 
-def _imports(*args: str) -> dict[str, bool]:
+def _imports(*args: str, count_adapters: bool = False) -> dict[str, Any]:
     out = subprocess.run(
-        [sys.executable, "-c", _PROBE, json.dumps(list(args))],
+        [sys.executable, "-c", _PROBE, json.dumps(list(args)), *(["count"] * count_adapters)],
         capture_output=True,
         text=True,
         cwd=ROOT,
         check=True,
     )
-    result: dict[str, bool] = json.loads(out.stderr.strip().splitlines()[-1])
+    result: dict[str, Any] = json.loads(out.stderr.strip().splitlines()[-1])
     return result
 
 
@@ -70,6 +81,7 @@ def test_version_and_help_build_no_pydantic_models(args: list[str]) -> None:
         "yaml": False,
         "rich": False,
         "schema_built": False,
+        "adapters": [],
     }
 
 
@@ -93,6 +105,20 @@ def test_bundled_presets_skip_yaml_and_validation(args: list[str]) -> None:
     found = _imports(*args)
     assert found["yaml"] is False
     assert found["schema_built"] is False
+
+
+@pytest.mark.parametrize(
+    ("args", "adapters"),
+    [
+        (["calc", "llama-3.1-8b", "--format", "json", "--presets", "presets"], []),
+        (["fit", "llama-3.1-8b", "--gpu", "h100", "--util", "0.9", "--mtp"], []),
+    ],
+)
+def test_commands_build_no_adapter_for_plain_options(args: list[str], adapters: list[str]) -> None:
+    """typer builds a pydantic TypeAdapter per parsed option (~1 ms each); kvcalc coerces its
+    str, bool, enum and Path options itself (kvcalc/cli.py _coerce_without_adapters), so
+    only the rest (sweep's list options) get one."""
+    assert _imports(*args, count_adapters=True)["adapters"] == adapters
 
 
 def test_presets_index_is_current() -> None:
