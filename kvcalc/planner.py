@@ -958,7 +958,9 @@ def _tower_notes(plan: Plan) -> list[str]:
     """Return fit's note on a multimodal checkpoint's tower: counted, and how, or not."""
     model = plan.model
     if model.tower is None:
-        if not (model.architecture or "").endswith("ForConditionalGeneration"):
+        if not (
+            model.multimodal or (model.architecture or "").endswith("ForConditionalGeneration")
+        ):
             return []
         return [
             f"{model.architecture} is multimodal: its vision/audio tower is not counted "

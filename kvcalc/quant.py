@@ -205,6 +205,23 @@ class Recipe:
         """Return True when the ignore list names this module or a parent of it."""
         return self._ignored(module)
 
+    def leaves_unquantised(self, module: str) -> bool:
+        """Return True when no linear under this module ships quantised: the ignore list
+        names it (or a parent), or the recipe lists the modules it quantises by name (ModelOpt
+        MIXED_PRECISION's quantized_layers, or targets that are all module paths) and none is
+        this module, under it or above it. A glob, a regex or a class-name target may name it:
+        False."""
+        if self.ignores(module):
+            return True
+        names = [p for p, _ in self.per_module]
+        if not names and all("." in t for t in self.targets):  # module paths, not "Linear"
+            names = list(self.targets)
+        if not names or any(_GLOB & set(n) or n.startswith("re:") for n in names):
+            return False
+        return not any(
+            n == module or n.startswith(module + ".") or module.startswith(n + ".") for n in names
+        )
+
     def format_for(self, linear: Linear) -> Format | None:
         """Return the format this linear ships in, or None when it ships unquantised."""
         if linear.router:

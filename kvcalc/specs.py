@@ -337,6 +337,11 @@ class ModelSpec(_Spec):
     tower: VisionTower | None = Field(
         default=None, description="a multimodal checkpoint's vision tower, outside n_params"
     )
+    multimodal: bool = Field(
+        default=False,
+        description="the checkpoint also holds a vision or audio tower (its config's "
+        "vision_config / audio_config); with no `tower` kvcalc does not count it, and says so",
+    )
     checkpoint_bytes: PositiveInt | None = Field(
         default=None, description="exact bytes of the published weights (safetensors), if known"
     )
@@ -434,8 +439,9 @@ class ModelSpec(_Spec):
     def to_data(self) -> dict[str, object]:
         """Return the spec as plain data for YAML/JSON, unset fields left out, attention kind first."""
         data = self.model_dump(mode="json", exclude_none=True)
-        if not data.get("mtp_layers"):
-            data.pop("mtp_layers", None)
+        for default_off in ("mtp_layers", "multimodal"):
+            if not data.get(default_off):
+                data.pop(default_off, None)
         attention = data["attention"]
         data["attention"] = {"kind": attention.pop("kind"), **attention}
         return data

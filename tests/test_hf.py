@@ -277,6 +277,57 @@ def test_qwen3_vl_tower_is_left_out_when_not_understood_or_quantised() -> None:
     assert load(DATA / "hf_configs" / "gemma-3-1b.json").tower is None  # text-only Gemma 3
 
 
+def test_qwen3_5_27b_vision_tower_from_published_config() -> None:
+    """Qwen/Qwen3.5-27B's vision_config is Qwen3-VL-8B's (h 1,152, i 4,304, depth 27, patch
+    16, temporal 2, 2,304 positions, merge 2) with out_hidden_size o 5,120 and no deepstack
+    mergers (deepstack_visual_indexes []; transformers' Qwen3_5VisionModel deletes them):
+      patch embed 1,770,624, position embedding 2,654,208, blocks 27·15,239,504 (as Qwen3-VL)
+      merger: norm 2,304, fc1 4,608² + 4,608 = 21,238,272, fc2 4,608·5,120 + 5,120 =
+        23,598,080: 44,838,656
+      total 1,770,624 + 2,654,208 + 411,466,608 + 44,838,656 = 460,730,096.
+    Whole on every tp rank: 4,424,832 + 27·6,912 + (2,304 + 5,120) = 4,618,880."""
+    spec = load(DATA / "hf_configs" / "qwen3.5-27b.json")
+    assert spec.tower is not None and spec.multimodal
+    assert spec.tower.params == 1_770_624 + 2_654_208 + 27 * 15_239_504 + 44_838_656
+    assert spec.tower.params == 460_730_096
+    assert spec.tower.replicated == 4_424_832 + 27 * 6_912 + 7_424 == 4_618_880
+    config = json.loads((DATA / "hf_configs" / "qwen3.5-27b.json").read_text())
+    odd = {**config, "vision_config": {**config["vision_config"], "deepstack_visual_indexes": [8]}}
+    with pytest.raises(KvcalcError, match="deepstack_visual_indexes is \\[8\\]"):
+        hf.import_config(odd, source="t")
+
+
+@pytest.mark.parametrize(
+    ("stem", "why"),
+    [
+        ("qwen3.5-397b-a17b-nvfp4", "its ignore list names model.visual*"),
+        ("qwen3.6-35b-a3b", "its ModelOpt quantized_layers name language-model modules only"),
+    ],
+)
+def test_nvfp4_qwen_towers_stay_16_bit(stem: str, why: str) -> None:
+    """NVIDIA's NVFP4 Qwen3.5 / Qwen3.6 checkpoints leave the tower unquantised, so kvcalc
+    counts it 16-bit whatever --weights-dtype says (quantized false)."""
+    spec = load(DATA / "hf_configs" / f"{stem}.json")
+    assert spec.tower is not None and spec.tower.quantized is False, why
+
+
+def test_uncounted_tower_is_said_from_the_config() -> None:
+    """moonshotai/Kimi-K2.5 has a vision_config (MoonViT) kvcalc has no reader for, and its
+    text_config names DeepseekV3ForCausalLM: the spec records the checkpoint as multimodal,
+    so fit says the tower is not counted (it said nothing before)."""
+    from kvcalc.planner import Plan, fit
+    from kvcalc.presets import load_gpu, load_model
+
+    spec = load(DATA / "hf_configs" / "kimi-k2.5.json")
+    assert spec.tower is None and spec.multimodal
+    assert spec.architecture == "DeepseekV3ForCausalLM"
+    preset = load_model("kimi-k2.5")
+    assert preset.multimodal
+    notes = fit(Plan(preset, load_gpu("h200"), ENGINES["vllm"], Workload(seq_len=1024))).notes
+    assert any("vision/audio tower is not counted" in note for note in notes), notes
+    assert not load(DATA / "hf_configs" / "llama-3.1-8b.json").multimodal
+
+
 def test_gemma_3_4b_vision_tower_from_published_config() -> None:
     """google/gemma-3-4b-it's SigLIP vision_config: hidden h 1,152, intermediate i 4,304, 27
     layers, patch 14, image 896 (64² = 4,096 positions), num_channels 3 (SiglipVisionConfig's

@@ -173,6 +173,8 @@ def import_config(
         "params": params.model_dump(),
         "published_params": published_params,
         "tower": read_tower(config) if data is not config else None,
+        "multimodal": data is not config
+        and any(isinstance(config.get(k), dict) for k in ("vision_config", "audio_config")),
         "checkpoint_bytes": checkpoint_bytes,
         "weights_quant": weights_quant,
         "max_position_embeddings": c.opt_int("max_position_embeddings", "n_positions"),

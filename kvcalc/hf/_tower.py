@@ -321,6 +321,21 @@ def _qwen3_vl(config: dict[str, Any]) -> dict[str, int]:
     return qwen3_vl_tower(config["vision_config"])
 
 
+def _qwen3_5(config: dict[str, Any]) -> dict[str, int]:
+    """Qwen3.5's tower is Qwen3-VL's without the deepstack mergers: transformers'
+    Qwen3_5VisionModel (models/qwen3_5/modular_qwen3_5.py) deletes them and its config has
+    no deepstack_visual_indexes; vLLM builds the same Qwen3_VisionTransformer as for Qwen3-VL
+    (vllm/model_executor/models/qwen3_5.py), which makes one merger per listed index."""
+    vision = dict(config["vision_config"])
+    deepstack = vision.pop("deepstack_visual_indexes", [])
+    if deepstack != []:
+        raise KvcalcError(
+            f"vision_config.deepstack_visual_indexes is {deepstack!r}: Qwen3.5's tower has no "
+            "deepstack mergers in transformers, and kvcalc cannot tell which count is built"
+        )
+    return qwen3_vl_tower({**vision, "deepstack_visual_indexes": []})
+
+
 def _gemma3(config: dict[str, Any]) -> dict[str, int]:
     # 2304: Gemma3TextConfig's default (configuration_gemma3.py)
     return gemma3_tower(config["vision_config"], _text_hidden(config, 2304))
@@ -342,6 +357,8 @@ def _llama4(config: dict[str, Any]) -> dict[str, int]:
 TOWERS: dict[str, Callable[[dict[str, Any]], dict[str, int] | None]] = {
     "qwen3_vl": _qwen3_vl,
     "qwen3_vl_moe": _qwen3_vl,
+    "qwen3_5": _qwen3_5,
+    "qwen3_5_moe": _qwen3_5,
     "gemma3": _gemma3,
     "gemma4": _gemma4,
     "llama4": _llama4,
@@ -353,6 +370,9 @@ TOWERS: dict[str, Callable[[dict[str, Any]], dict[str, int] | None]] = {
 # "model.vision_tower*", "model.embed_vision*"). Only families whose names were read.
 TOWER_MODULES: dict[str, tuple[str, ...]] = {
     "gemma4": ("model.vision_tower", "model.embed_vision"),
+    # nvidia/Qwen3.5-397B-A17B-NVFP4 and -122B-A10B-NVFP4 config.json: "model.visual*"
+    "qwen3_5": ("model.visual",),
+    "qwen3_5_moe": ("model.visual",),
 }
 
 
@@ -361,9 +381,10 @@ def read_tower(config: dict[str, Any]) -> dict[str, int] | None:
 
     None for a family without a reader, a config without vision_config, a Gemma 4 config
     with an audio_config (its audio tower is not counted yet), or a checkpoint published
-    quantised whose recipe may quantise the tower: counted only when its ignore list (as
-    kvcalc/quant.py reads each method's) names every tower module or a parent of it, and
-    then 16-bit whatever --weights-dtype says (quantized false).
+    quantised whose recipe may quantise the tower: counted only when the recipe leaves every
+    tower module unquantised (quant.Recipe.leaves_unquantised: its ignore list names it, or
+    it lists the modules it quantises and the tower is not among them), and then 16-bit
+    whatever --weights-dtype says (quantized false).
     """
     model_type = str(config.get("model_type") or "")
     reader = TOWERS.get(model_type)
@@ -379,7 +400,7 @@ def read_tower(config: dict[str, Any]) -> dict[str, int] | None:
 
     modules = TOWER_MODULES.get(model_type, ())
     recipe = parse_recipe(quant)
-    if not modules or not all(recipe.ignores(module) for module in modules):
+    if not modules or not all(recipe.leaves_unquantised(module) for module in modules):
         return None
     fields = reader(config)
     return None if fields is None else {**fields, "quantized": False}

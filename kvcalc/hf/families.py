@@ -152,7 +152,10 @@ _FAMILIES: list[Family] = [
         "deepseek_v3", "DeepSeek-V3 / R1: MLA, MTP layer", *MLA_READS, "num_nextn_predict_layers"
     ),
     _standard(
-        "kimi_k2", "Kimi-K2: DeepSeek-V3 architecture", *MLA_READS, "num_nextn_predict_layers"
+        "kimi_k2",
+        "Kimi-K2: DeepSeek-V3 architecture (Kimi-K2.5's MoonViT vision tower is not counted)",
+        *MLA_READS,
+        "num_nextn_predict_layers",
     ),
     _standard("gpt_oss", "gpt-oss: sliding and full layers alternate, attention sinks"),
     _standard("cohere", "Command-R: MHA/GQA"),
@@ -175,9 +178,11 @@ _FAMILIES: list[Family] = [
     ),
     Family("qwen3_next", "Qwen3-Next: Gated DeltaNet state, gated full attention 1 in 4, MoE",
            _linear.QWEN_GDN_READS, _linear.qwen_gated_deltanet),
-    Family("qwen3_5_text", "Qwen3.5 / 3.6 dense: Gated DeltaNet state, full attention 1 in 4",
+    Family("qwen3_5_text", "Qwen3.5 / 3.6 dense: Gated DeltaNet state, full attention 1 in 4 (the vision "
+           "tower is counted apart, in tower)",
            _linear.QWEN_GDN_READS, _linear.qwen_gated_deltanet, aliases=("qwen3_5",)),
-    Family("qwen3_5_moe_text", "Qwen3.5 / 3.6 MoE: Gated DeltaNet state, full attention 1 in 4",
+    Family("qwen3_5_moe_text", "Qwen3.5 / 3.6 MoE: Gated DeltaNet state, full attention 1 in 4 (the vision "
+           "tower is counted apart, in tower)",
            _linear.QWEN_GDN_READS, _linear.qwen_gated_deltanet, aliases=("qwen3_5_moe",)),
     Family("deepseek_v32", "DeepSeek-V3.2: MLA + sparse-attention indexer keys, MTP layer",
            _per_layer.DSA_READS, _per_layer.dsa),

@@ -208,6 +208,15 @@ _WHOLE_ON_EVERY_RANK = {
         (),
         (),
     ),
+    # Qwen3.5: vllm/model_executor/models/qwen3_5.py builds qwen3_vl.py's
+    # Qwen3_VisionTransformer for both, so the split is Qwen3-VL's
+    "qwen3_5": ((nn.LayerNorm, nn.Conv3d, nn.Embedding), ("attn.proj", "linear_fc2"), (), ()),
+    "qwen3_5_moe": (
+        (nn.LayerNorm, nn.Conv3d, nn.Embedding),
+        ("attn.proj", "linear_fc2"),
+        (),
+        (),
+    ),
     "gemma3": (
         (nn.LayerNorm, nn.Conv2d),
         ("out_proj", "fc2"),
