@@ -376,9 +376,12 @@ def _plain_param_class() -> Any:
                     raise BadParameter(str(exc), ctx=ctx, param=param) from exc
             if isinstance(self.annotation, type) and issubclass(self.annotation, Path):
                 path_type = self.parameter_info.path_type or self.annotation
-                return coerce_cli_path(
-                    value, self.parameter_info, path_type=path_type, param=param, ctx=ctx
-                )
+                try:  # os.stat refuses a NUL byte with ValueError
+                    return coerce_cli_path(
+                        value, self.parameter_info, path_type=path_type, param=param, ctx=ctx
+                    )
+                except ValueError as exc:
+                    raise BadParameter(str(exc), ctx=ctx, param=param) from exc
             if self.annotation in (int, float):
                 if isinstance(value, self.annotation) and not isinstance(value, bool):
                     return value

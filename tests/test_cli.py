@@ -62,6 +62,7 @@ def test_hardened_messages(run_cli: Run, args: list[str], needle: str) -> None:
         (["calc", "opt-30b", "--format", "xml"], "'xml' is not one of 'table', 'json', 'csv'"),
         (["calc", "opt-30b", "--format", "JSON"], "'JSON' is not one of"),
         (["calc", "opt-30b", "--presets", "/nonexistent/dir"], "/nonexistent/dir"),
+        (["calc", "opt-30b", "--presets", "a\x00b"], "embedded null byte"),
     ],
 )
 def test_coerced_options_refuse_in_one_line(run_cli: Run, args: list[str], needle: str) -> None:
