@@ -239,11 +239,18 @@ ENGINES: dict[str, EngineProfile] = {
                 "page size 1 (the pool's one extra dummy page is not counted)",
                 "KV heads per GPU = max(1, n_kv // attn_tp); MLA latent on every rank",
                 "[sliding] sliding windows only for its hybrid-SWA architectures "
-                "(not Mistral-7B-v0.1 or Gemma-2); their budget, split into full and "
-                "sliding-window pools by swa_full_tokens_ratio, is not modelled: refused",
+                "(not Mistral-7B-v0.1 or Gemma-2); their budget splits into a full-attention "
+                "pool and a sliding-window pool of --swa-full-tokens-ratio (0.8, SGLang's "
+                "default) times its tokens; a request holds its tokens in the first and "
+                "between its window and 2·W + 2 pages in the second (the eviction "
+                "schedule): where that range decides the batch (short sequences), and with "
+                "pipeline parallelism, refused",
                 "[state] state layers: one MambaPool slot (mamba_cache_per_req) per request, "
-                "conv (kernel - 1) wide; no budget: the state pool's share of it "
-                "(mamba_full_memory_ratio, max_mamba_cache_size) is not modelled",
+                "conv (kernel - 1) wide; the state pool takes rest · 0.9 / 1.9 "
+                "(--mamba-full-memory-ratio 0.9, SGLang's default) in whole slots and "
+                "running requests are capped at slots // 3 (radix cache on, "
+                "--mamba-scheduler-strategy no_buffer, no speculative decoding); with "
+                "pipeline parallelism refused",
             ),
             sources=(
                 "sgl-project/sglang:python/sglang/srt/model_executor/model_runner_kv_cache_mixin.py"
@@ -254,10 +261,14 @@ ENGINES: dict[str, EngineProfile] = {
                 "sgl-project/sglang:python/sglang/srt/utils/hf_transformers/config.py "
                 "(gemma4: head_dim, num_key_value_heads from global_head_dim, "
                 "num_global_key_value_heads)",
-                "sgl-project/sglang:python/sglang/srt/model_executor/model_runner_kv_cache_mixin.py"
-                ":handle_max_mamba_cache (state pool split, not modelled: refused)",
-                "sgl-project/sglang:python/sglang/srt/model_executor/model_runner_kv_cache_mixin.py"
-                ":set_num_tokens_hybrid_swa (full / SWA pool split, not modelled: refused)",
+                "sgl-project/sglang@001ccef0072a4537d4ec6bdd50a73e6feb2c907d:python/sglang/srt/"
+                "model_executor/model_runner_kv_cache_mixin.py:handle_max_mamba_cache, "
+                "profile_max_num_token, init_memory, calculate_mamba_ratio (state pool)",
+                "sgl-project/sglang@001ccef0072a4537d4ec6bdd50a73e6feb2c907d:python/sglang/srt/"
+                "model_executor/model_runner_kv_cache_mixin.py:set_num_tokens_hybrid_swa "
+                "(full / sliding-window pools)",
+                "sgl-project/sglang:python/sglang/srt/mem_cache/swa_memory_pool.py"
+                ":SWATokenToKVPoolAllocator (every token in both pools; free_swa)",
             ),
         ),
         EngineProfile(

@@ -517,7 +517,14 @@ class FitKernel:
         self._last_need: tuple[int, ...] = ()
         # some budgets depend on the asked point (vLLM V0 profiles max(seq, 2048) tokens):
         # then every point is planner.fit's own
-        self.exact_fast = self.kv.exact_fast and self._budget_is_constant() and self._compile()
+        # SGLang's split pools (planner.SglangPools) bound the batch per pool, not by one
+        # budget: every point is planner.fit's own
+        self.exact_fast = (
+            self.budget.pools is None
+            and self.kv.exact_fast
+            and self._budget_is_constant()
+            and self._compile()
+        )
         self._slow: dict[tuple[int, int], FitAnswer] = {}
 
     def _budget_is_constant(self) -> bool:

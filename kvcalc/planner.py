@@ -63,6 +63,88 @@ class Plan:
     reserve_bytes: int | None = None  # None: the documented default model
 
 
+# ---- SGLang's split pools ------------------------------------------------------------------
+
+# --swa-full-tokens-ratio default (server_args.py ServerArgs.swa_full_tokens_ratio, 0.8)
+SWA_FULL_TOKENS_RATIO = Fraction(4, 5)
+# --mamba-full-memory-ratio default (server_args.py ServerArgs.mamba_full_memory_ratio, 0.9)
+MAMBA_FULL_MEMORY_RATIO = Fraction(9, 10)
+# model_runner_kv_cache_mixin.py calculate_mamba_ratio with the radix cache on, no mamba
+# extra buffer (--mamba-scheduler-strategy auto resolves to no_buffer) and no speculative
+# decoding: MAMBA_CACHE_SIZE_MAX_RUNNING_REQUESTS_RATIO
+MAMBA_SLOTS_PER_REQUEST = 3
+_SGLANG_MIXIN = (
+    "sgl-project/sglang@001ccef0072a4537d4ec6bdd50a73e6feb2c907d:"
+    "python/sglang/srt/model_executor/model_runner_kv_cache_mixin.py"
+)
+
+
+@record
+class SglangPools:
+    """SGLang's pools on one GPU: the full-attention KV pool and a sliding-window or state pool.
+
+    Hybrid sliding-window models (set_num_tokens_hybrid_swa): `kv_tokens` full-layer
+    tokens and `swa_tokens` sliding-layer tokens. Mamba / linear-attention hybrids
+    (handle_max_mamba_cache): `state_slots` slots of `state_bytes_per_slot` beside a KV pool
+    of `kv_tokens` tokens of the attention layers.
+    """
+
+    kv_tokens: int  # the full-attention pool (SGLang's max_total_num_tokens)
+    kv_bytes_per_token: int  # F·n_full (Mamba hybrids: the attention layers' cell size)
+    swa_tokens: int = 0
+    swa_bytes_per_token: int = 0  # S·n_swa
+    window: int = 0
+    page: int = 1
+    state_slots: int = 0  # max_mamba_cache_size
+    state_bytes_per_slot: int = 0  # mamba_cache_per_req
+    slots_per_request: int = 0
+
+    def swa_residency(self, full_tokens: int, window_tokens: int) -> tuple[int, int]:
+        """Return (least, most) sliding-pool tokens one decoding request holds.
+
+        Every new token takes a slot in both pools (swa_memory_pool.py
+        SWATokenToKVPoolAllocator.alloc / alloc_extend / alloc_decode); the scheduler frees
+        the sliding slots of tokens older than seq − W − page (ScheduleBatch._evict_swa)
+        every W decode steps (maybe_evict_swa), so a request holds at least its window and
+        at most 2·W + 2·page of them (never more than its tokens).
+        """
+        return window_tokens, min(full_tokens, 2 * self.window + 2 * self.page)
+
+    def max_batch(self, full_tokens: int, window_tokens: int) -> int:
+        """Return the most requests of full_tokens (window_tokens in a window) both pools hold.
+
+        Raises KvcalcError where the answer depends on the sliding pool's per-request
+        residency between its bounds (swa_residency), which is not modelled.
+        """
+        if full_tokens <= 0:
+            return 2**62
+        best = self.kv_tokens // full_tokens
+        if self.state_slots or self.state_bytes_per_slot:
+            best = min(best, self.state_slots // self.slots_per_request)
+        if not self.swa_bytes_per_token:
+            return best
+        least, most = self.swa_residency(full_tokens, window_tokens)
+        optimistic = min(best, self.swa_tokens // least) if least else best
+        pessimistic = min(best, self.swa_tokens // most) if most else best
+        if optimistic != pessimistic:
+            raise KvcalcError(
+                f"engine sglang: at {full_tokens:,} tokens the sliding-window pool "
+                f"({self.swa_tokens:,} tokens) bounds the batch, and what a request holds "
+                f"there (between {least:,} and {most:,} tokens, set by SGLang's SWA eviction "
+                "schedule) is not modelled (try a longer --seq, or --engine vllm)"
+            )
+        return optimistic
+
+    def concurrency(self, full_tokens: int, window_tokens: int) -> float:
+        """Return requests of full_tokens the pools hold, as a fraction (fit's concurrency)."""
+        found = [self.kv_tokens / full_tokens] if full_tokens else []
+        if self.state_bytes_per_slot:
+            found.append(self.state_slots / self.slots_per_request)
+        if self.swa_bytes_per_token and window_tokens:
+            found.append(self.swa_tokens / window_tokens)
+        return min(found, default=0.0)
+
+
 @record
 class Budget:
     """How one GPU's memory splits into weights, reserve and KV, for each pipeline stage."""
@@ -76,6 +158,9 @@ class Budget:
     stage_kv_budget_bytes: tuple[int, ...]
     rule: str  # the budget formula in words
     terms: tuple[tuple[str, int], ...] = ()  # signed steps: capacity + Σ = kv_budget_bytes
+    # SGLang's split pools (hybrid sliding-window, Mamba hybrids), None for one pool
+    pools: SglangPools | None = None
+    pool_terms: tuple[tuple[str, int], ...] = ()  # the pools' bytes: Σ = kv_budget_bytes
 
     @property
     def weights_bytes(self) -> int:
@@ -504,50 +589,117 @@ def _times(value: int, fraction: Fraction, round_up: bool = False) -> int:
     return -(-product // fraction.denominator) if round_up else product // fraction.denominator
 
 
-def _refuse_sglang_state_pool(model: ModelSpec) -> None:
-    """Refuse SGLang budgets for models with recurrent / linear-attention state layers.
+def _sglang_pools(
+    plan: Plan, kv_budget: int
+) -> tuple[SglangPools, tuple[tuple[str, int], ...]] | None:
+    """Return SGLang's pools for this plan and their bytes as (term, bytes) summing to kv_budget.
 
-    SGLang carves its Mamba state pool out of the KV budget before sizing the KV pool
-    (sgl-project/sglang@001ccef0072a4537d4ec6bdd50a73e6feb2c907d,
-    python/sglang/srt/model_executor/model_runner_kv_cache_mixin.py:
-    ModelRunnerKVCacheMixin.handle_max_mamba_cache): by default the pool takes
-    rest · mamba_full_memory_ratio / (1 + mamba_full_memory_ratio) (ratio 0.9) in whole
-    mamba_cache_per_req slots, and init_memory caps max_running_requests at
-    max_mamba_cache_size // calculate_mamba_ratio() (3, more with the mamba extra buffer or
-    speculative decoding). That split is not modelled yet, so no budget is given.
-    """
-    names = set(model.layer_kind_names())
-    if any(isinstance(model.layer_kind(name), StateKind) for name in names):
-        raise KvcalcError(
-            "engine sglang: its Mamba / linear-attention state pool and the KV pool split "
-            "the budget (mamba_full_memory_ratio, max_mamba_cache_size), which is not "
-            "modelled (try --engine vllm)"
-        )
-
-
-def _refuse_sglang_swa_pools(plan: Plan) -> None:
-    """Refuse SGLang budgets for its hybrid sliding-window models.
-
-    SGLang splits such a model's KV budget into a full-attention pool and a sliding-window
-    pool (sgl-project/sglang@001ccef0072a4537d4ec6bdd50a73e6feb2c907d,
-    python/sglang/srt/model_executor/model_runner_kv_cache_mixin.py:
-    set_num_tokens_hybrid_swa): with M = rest // (F·n_full + S·n_swa) tokens profiled,
-    full_tokens = int(M·(F·n_full + S·n_swa) / (F·n_full + r·S·n_swa)) and swa_tokens =
-    int(full_tokens · r), r = --swa-full-tokens-ratio (0.8 by default). A request then
-    needs its tokens in the first pool and its window in the second, so the pools, not one
-    budget, bound the batch: kvcalc's one-pool reading overstates gpt-oss-120b's batch at
-    8k tokens by about 1.8×. Not modelled yet, so no budget is given.
+    None for a model of one pool. Refused in one line where the split is not read: pipeline
+    parallelism, compressed or chunked layers, more than one window, windows with state.
+    Arithmetic is exact (rational) where SGLang's is in floats.
     """
     model, engine = plan.model, plan.engine
-    if model.layers is None or not engine.honours_window(model.family, model.architecture):
-        return
-    kv = kv_cache(model, replace(plan.workload, batch=1), engine)
-    if any(w is not None for w in kv.layer_windows):
-        raise KvcalcError(
-            f"engine sglang: {model.architecture or model.name} is a hybrid sliding-window "
-            "model, whose KV budget SGLang splits into full and sliding-window pools "
-            "(swa_full_tokens_ratio), which is not modelled (try --engine vllm)"
+    kv = kv_cache(model, replace(plan.workload, batch=1, seq_len=1), engine)
+    layers = _stage_layers(kv, 0)
+    if not engine.honours_window(model.family, model.architecture):  # cached in full
+        layers = _StageLayers(
+            {None: [b for per in layers.attention.values() for b in per]}, layers.state
         )
+    windows = [w for w in layers.attention if w is not None]
+    if not windows and not layers.state:
+        return None
+    name = model.architecture or model.name
+    if plan.workload.pp > 1:
+        raise KvcalcError(
+            f"engine sglang: {name} has split memory pools, which are not modelled with "
+            "pipeline parallelism (use --pp 1, or --engine vllm)"
+        )
+    if kv.layer_parts or any(w.kind != "sliding" for w in windows) or len(windows) > 1:
+        raise KvcalcError(
+            f"engine sglang: {name} is a hybrid sliding-window model whose layers (compressed, "
+            "chunked or of several windows) SGLang pools in a way that is not modelled "
+            "(try --engine vllm)"
+        )
+    page = max(1, kv.block_size)
+    full_per_token = sum(layers.attention.get(None, []))
+    budget_ = max(0, kv_budget)
+    if windows and layers.state:
+        raise KvcalcError(
+            f"engine sglang: {name} has both sliding-window and state layers, whose pools "
+            "are not modelled (try --engine vllm)"
+        )
+    if windows:
+        (window,) = windows
+        swa_per_token = sum(layers.attention[window])
+        if not full_per_token:  # all layers sliding: one pool (set_num_tokens_hybrid_swa)
+            return None
+        # set_num_tokens_hybrid_swa: M = rest // cell (profile_max_num_token), then
+        # full = int(M·cell / (F·n_full + r·S·n_swa)), swa = int(full · r), page-aligned
+        cell = full_per_token + swa_per_token
+        profiled = budget_ // cell
+        profiled -= profiled % page  # init_memory pages max_total_num_tokens first
+        r = SWA_FULL_TOKENS_RATIO
+        full = (profiled * cell * r.denominator) // (
+            full_per_token * r.denominator + r.numerator * swa_per_token
+        )
+        swa = full * r.numerator // r.denominator
+        full -= full % page
+        swa -= swa % page
+        pools = SglangPools(
+            kv_tokens=full,
+            kv_bytes_per_token=full_per_token,
+            swa_tokens=swa,
+            swa_bytes_per_token=swa_per_token,
+            window=window.size,
+            page=page,
+        )
+        used = full * full_per_token + swa * swa_per_token
+        terms = (
+            (f"full-attention pool: {full:,} tokens × {full_per_token:,} B", full * full_per_token),
+            (
+                f"sliding-window pool: {swa:,} tokens × {swa_per_token:,} B "
+                f"(--swa-full-tokens-ratio {float(r)})",
+                swa * swa_per_token,
+            ),
+            ("left unallocated (whole tokens, page rounding)", kv_budget - used),
+        )
+        return pools, terms
+    if not full_per_token:
+        raise KvcalcError(
+            f"engine sglang: {name} has no attention layer on which to size SGLang's KV pool "
+            "(try --engine vllm)"
+        )
+    per_slot = sum(n * page_bytes for n, page_bytes in layers.state.values())
+    # handle_max_mamba_cache: mamba memory = rest · ratio / (1 + ratio), in whole
+    # mamba_cache_per_req slots; profile_max_num_token: KV tokens = the rest // cell, the
+    # cell summed over the attention layers only
+    q = MAMBA_FULL_MEMORY_RATIO
+    slots = budget_ * q.numerator // ((q.denominator + q.numerator) * per_slot)
+    kv_room = budget_ - slots * per_slot
+    tokens = kv_room // full_per_token
+    tokens -= tokens % page
+    pools = SglangPools(
+        kv_tokens=tokens,
+        kv_bytes_per_token=full_per_token,
+        page=page,
+        state_slots=slots,
+        state_bytes_per_slot=per_slot,
+        slots_per_request=MAMBA_SLOTS_PER_REQUEST,
+    )
+    terms = (
+        (
+            f"Mamba state pool: {slots:,} slots × {per_slot:,} B "
+            f"(--mamba-full-memory-ratio {float(q)}; ≤ {slots // MAMBA_SLOTS_PER_REQUEST:,} "
+            "running requests)",
+            slots * per_slot,
+        ),
+        (f"KV pool: {tokens:,} tokens × {full_per_token:,} B", tokens * full_per_token),
+        (
+            "left unallocated (whole tokens, page rounding)",
+            kv_budget - slots * per_slot - tokens * full_per_token,
+        ),
+    )
+    return pools, terms
 
 
 def budget(plan: Plan) -> Budget:
@@ -575,8 +727,6 @@ def budget(plan: Plan) -> Budget:
     weights_label = f"weights ({weights_format(plan.model, plan.weights_dtype)})"
     heaviest = max(stage_weights)
     if rule == "sglang":
-        _refuse_sglang_state_pool(plan.model)
-        _refuse_sglang_swa_pools(plan)
         util = (
             util
             if util is not None
@@ -625,6 +775,7 @@ def budget(plan: Plan) -> Budget:
         steps.append((weights_label, -heaviest))
         steps += [(label, -b) for label, b in reserve_terms]
         text = "capacity − weights − reserve"
+    split = _sglang_pools(plan, min(kv)) if rule == "sglang" else None
     return Budget(
         capacity_bytes=capacity,
         usable_bytes=usable,
@@ -635,6 +786,8 @@ def budget(plan: Plan) -> Budget:
         stage_kv_budget_bytes=kv,
         rule=text,
         terms=tuple(steps),
+        pools=split[0] if split else None,
+        pool_terms=split[1] if split else (),
     )
 
 
@@ -727,8 +880,17 @@ def _stage_units(kv: KvBreakdown, stage: int, kv_budget: int) -> _StageUnits:
     return _StageUnits(max(0, kv_budget), per_request, 1)
 
 
+def _pool_tokens(kv: KvBreakdown) -> tuple[int, int]:
+    """Return (tokens a request holds in full layers, in its sliding layers) at kv's point."""
+    tokens = {g.key: g.tokens for g in kv.groups}
+    windowed = [t for key, t in tokens.items() if key is not None]
+    return tokens.get(None, 0), max(windowed, default=0)
+
+
 def _max_batch_at(plan: Plan, seq_len: int, budget_: Budget) -> tuple[int, KvBreakdown]:
     kv = kv_cache(plan.model, replace(plan.workload, seq_len=seq_len, batch=1), plan.engine)
+    if budget_.pools is not None:  # SGLang's split pools
+        return budget_.pools.max_batch(*_pool_tokens(kv)), kv
     best = None
     for stage, kv_budget in enumerate(budget_.stage_kv_budget_bytes):
         units = _stage_units(kv, stage, kv_budget)
@@ -739,6 +901,23 @@ def _max_batch_at(plan: Plan, seq_len: int, budget_: Budget) -> tuple[int, KvBre
         fit = units.available // per_request
         best = fit if best is None else min(best, fit)
     return (best if best is not None else 2**62), kv
+
+
+def _pools_headroom(pools: SglangPools, one: KvBreakdown, batch: int) -> int:
+    """Return the bytes left in SGLang's tightest pool with batch requests of one's length.
+
+    A request holds its tokens in the full-attention pool, its window in the sliding pool
+    (the least it holds: SglangPools.swa_residency) and one state slot per
+    slots_per_request (init_memory's cap on running requests) in the state pool.
+    """
+    full_tokens, window_tokens = _pool_tokens(one)
+    rooms = [(pools.kv_tokens - batch * full_tokens) * pools.kv_bytes_per_token]
+    if pools.swa_bytes_per_token:
+        rooms.append((pools.swa_tokens - batch * window_tokens) * pools.swa_bytes_per_token)
+    if pools.state_bytes_per_slot:
+        spare = pools.state_slots - batch * pools.slots_per_request
+        rooms.append(spare * pools.state_bytes_per_slot)
+    return min(rooms)
 
 
 def fits_at(plan: Plan, seq_len: int, batch: int, budget_: Budget | None = None) -> bool:
@@ -817,6 +996,8 @@ def max_tokens(plan: Plan, budget_: Budget | None = None, kv: KvBreakdown | None
     token of the stage's layers, rounded down to the engine's block.
     """
     budget_ = budget_ or budget(plan)
+    if budget_.pools is not None:  # SGLang's split pools: the full-attention pool's tokens
+        return budget_.pools.kv_tokens
     if kv is None:  # any length does: the capacity is per token
         kv = kv_cache(plan.model, replace(plan.workload, batch=1), plan.engine)
     result = None
@@ -878,6 +1059,8 @@ def fit(plan: Plan, searched: Searched | None = None) -> Fit:
     headroom = min(
         b - n - working for b, n in zip(budget_.stage_kv_budget_bytes, needed, strict=True)
     )
+    if budget_.pools is not None:  # the tightest pool's room at the asked point
+        headroom = _pools_headroom(budget_.pools, one, plan.workload.batch)
     if searched is None:
         batch_max = max_batch(plan, budget_)
         seq_max, clamped = max_seq_len(plan, budget_)
@@ -890,6 +1073,8 @@ def fit(plan: Plan, searched: Searched | None = None) -> Fit:
         (u.available / (u.per_request + per_seq_working) for u in stage_units if u.per_request),
         default=0.0,
     )
+    if budget_.pools is not None:
+        concurrency = budget_.pools.concurrency(*_pool_tokens(one))
     notes = []
     if clamped and plan.model.max_position_embeddings is not None:
         notes.append(

@@ -372,6 +372,8 @@ def render_fit(console: Console, report: dict[str, Any]) -> None:
         sign = "−" if term["bytes"] <= 0 else "+"
         budget.add(f"{sign} {term['term']}", abs(term["bytes"]))
     budget.add("= KV budget", report["kv_budget_bytes"], "bold")
+    for term in report.get("pool_terms", ()):  # SGLang's split pools: they add up to it
+        budget.add(f"  {term['term']}", term["bytes"])
     need = Section(
         f"this workload (per GPU, seq {report['seq_len']:,} × batch {report['batch']:,})"
     )

@@ -150,6 +150,7 @@ def fit_report(
         "reserve_terms": [{"term": t, "bytes": b} for t, b in budget.reserve_terms],
         "budget_terms": [{"term": t, "bytes": b} for t, b in budget.terms],
         "kv_budget_bytes": budget.kv_budget_bytes,
+        "pool_terms": [{"term": t, "bytes": b} for t, b in budget.pool_terms],
         "stage_weights_bytes": list(budget.stage_weights_bytes),
         "stage_kv_budget_bytes": list(budget.stage_kv_budget_bytes),
         "budget_rule": budget.rule,
