@@ -162,14 +162,15 @@ TOWER_STEMS = sorted(stem for stem in STEMS if load_model(stem).tower is not Non
 
 def test_every_counted_tower_is_checked() -> None:
     """The tower check below covers every Qwen3-VL, Qwen3.5 and Qwen3.6 preset (dense and
-    MoE) and the multimodal Gemma 3, Gemma 4 and Llama 4 presets, the families whose towers
-    kvcalc counts (NVIDIA's NVFP4 checkpoints too: gemma-4-31b's and Qwen3.5's ignore lists
+    MoE) and the multimodal Devstral (Pixtral), Gemma 3, Gemma 4 and Llama 4 presets, the
+    families whose towers kvcalc counts (NVIDIA's NVFP4 checkpoints too: gemma-4-31b's and Qwen3.5's ignore lists
     name the tower, Qwen3.6's per-module lists leave it out, so it stays 16-bit)."""
     expected = [
         p.stem
         for pattern in ("qwen3-vl-*", "qwen3.5-*", "qwen3.6-*")
         for p in PRESETS.glob(f"{pattern}.yaml")
     ] + [
+        "devstral-small-2-24b",
         "gemma-3-27b",
         "gemma-3-4b",
         "gemma-4-26b-a4b",

@@ -328,6 +328,30 @@ def test_uncounted_tower_is_said_from_the_config() -> None:
     assert not load(DATA / "hf_configs" / "llama-3.1-8b.json").multimodal
 
 
+def test_devstral_small_2_pixtral_tower_from_published_config() -> None:
+    """mistralai/Devstral-Small-2-24B-Instruct-2512: Pixtral vision_config h 1,024, i 4,096,
+    24 layers, 3 channels, patch 14; text hidden T 5,120; spatial_merge_size 2, no projector
+    bias. The checkpoint is fp8 with model.vision_tower and model.multi_modal_projector in
+    modules_to_not_convert, so the tower is counted 16-bit (quantized false):
+      patch_conv 3·14²·1,024 = 602,112; ln_pre 1,024
+      each layer: norms 2,048, q/k/v/o 4·1,024² = 4,194,304, MLP 3·1,024·4,096 = 12,582,912:
+        16,779,264, · 24 = 402,702,336
+      projector: norm 1,024, patch merger 1,024·4·1,024 = 4,194,304, linear_1 1,024·5,120 =
+        5,242,880, linear_2 5,120² = 26,214,400
+      total 438,958,080. Whole on every tp rank (vLLM: norms, patch_conv, patch merger):
+      602,112 + 1,024 + 24·2,048 + 1,024 + 4,194,304 = 4,847,616."""
+    spec = load(DATA / "hf_configs" / "devstral-small-2-24b.json")
+    assert spec.tower is not None and spec.tower.quantized is False
+    assert spec.tower.params == (
+        602_112 + 1_024 + 24 * 16_779_264 + 1_024 + 4_194_304 + 5_242_880 + 26_214_400
+    )
+    assert spec.tower.params == 438_958_080
+    assert spec.tower.replicated == 602_112 + 1_024 + 24 * 2_048 + 1_024 + 4_194_304
+    config = json.loads((DATA / "hf_configs" / "devstral-small-2-24b.json").read_text())
+    with pytest.raises(KvcalcError, match="vision_feature_layer -2 is not understood"):
+        hf.import_config({**config, "vision_feature_layer": -2}, source="t")
+
+
 def test_gemma_3_4b_vision_tower_from_published_config() -> None:
     """google/gemma-3-4b-it's SigLIP vision_config: hidden h 1,152, intermediate i 4,304, 27
     layers, patch 14, image 896 (64² = 4,096 positions), num_channels 3 (SiglipVisionConfig's

@@ -336,7 +336,7 @@ def test_max_context_fits_and_one_more_does_not(
 ) -> None:
     """At the reported max context the batch fits; one more token does not (unless clamped)."""
     p = plan(model, gpu, engine, batch=batch, reserve_bytes=reserve)
-    if _sglang_swa_pools(p):
+    if _sglang_unmodelled(p, max_seq_len):
         return
     b = budget(p)
     best, clamped = max_seq_len(p, b)

@@ -309,6 +309,57 @@ def llama4_tower(vision: dict[str, Any], text_hidden: int) -> dict[str, int]:
     return {"params": params, "replicated": replicated, "quantized": False}
 
 
+# PixtralVisionConfig's keys (transformers 5.24, models/pixtral/configuration_pixtral.py)
+_PIXTRAL_SHAPE_KEYS = frozenset({"hidden_size", "intermediate_size", "num_hidden_layers"})
+_PIXTRAL_OTHER_KEYS = frozenset(
+    {
+        "num_channels",
+        "patch_size",
+        "head_dim",
+        "num_attention_heads",
+        "image_size",
+        "hidden_act",
+        "attention_dropout",
+        "rope_parameters",
+        "rope_theta",
+        "initializer_range",
+    }
+)
+
+
+def pixtral_tower(
+    vision: dict[str, Any], text_hidden: int, merge: int, bias: bool
+) -> dict[str, int]:
+    """Return VisionTower fields for Mistral 3's Pixtral vision_config and its projector.
+
+    transformers' PixtralVisionModel (models/pixtral/modeling_pixtral.py) and
+    Mistral3MultiModalProjector (models/mistral3/modeling_mistral3.py), with h = hidden_size,
+    i = intermediate_size, L = num_hidden_layers, T = the text model's hidden size, m =
+    spatial_merge_size, no linear biases in the tower:
+      patch_conv   Conv2d(num_channels -> h, kernel p × p, no bias)  c·p²·h
+      ln_pre       RMSNorm(h)                                        h
+      each layer:  two RMSNorms 2h, q/k/v/o 4h², MLP gate/up/down 3hi
+      projector:   RMSNorm(h) h, patch merger Linear(h·m² -> h) h²·m², linear_1 h·T,
+                   linear_2 T² (+ T each with multimodal_projector_bias)
+    vLLM (vllm/model_executor/models/pixtral.py PixtralHFVisionModel, mistral3.py) makes
+    qkv and gate_up column-parallel and o_proj and down_proj row-parallel, linear_1
+    column- and linear_2 row-parallel; patch_conv, the norms and the patch merger (an
+    nn.Linear) are whole on every rank, and linear_2's bias.
+    """
+    _check_keys(vision, _PIXTRAL_SHAPE_KEYS, _PIXTRAL_OTHER_KEYS, "Pixtral")
+    h, i = _int(vision, "hidden_size"), _int(vision, "intermediate_size")
+    layers = _int(vision, "num_hidden_layers")
+    # PixtralVisionConfig's defaults: 3 channels, patch 16
+    c = _int({**vision, "num_channels": vision.get("num_channels", 3)}, "num_channels")
+    p = _int({**vision, "patch_size": vision.get("patch_size", 16)}, "patch_size")
+    patch, merger = c * p * p * h, h * h * merge * merge
+    block = 2 * h + 4 * h * h + 3 * h * i
+    projector = h + merger + h * text_hidden + text_hidden * text_hidden + 2 * text_hidden * bias
+    params = patch + h + layers * block + projector
+    replicated = patch + h + layers * 2 * h + h + merger + text_hidden * bias
+    return {"params": params, "replicated": replicated}
+
+
 def _text_hidden(config: dict[str, Any], default: int) -> int:
     text = config.get("text_config") or {}
     hidden = text.get("hidden_size", default)
@@ -336,6 +387,28 @@ def _qwen3_5(config: dict[str, Any]) -> dict[str, int]:
     return qwen3_vl_tower({**vision, "deepstack_visual_indexes": []})
 
 
+def _mistral3(config: dict[str, Any]) -> dict[str, int]:
+    # Mistral3Config's defaults (models/mistral3/configuration_mistral3.py): merge 2, no
+    # projector bias, the last layer's features
+    feature_layer = config.get("vision_feature_layer", -1)
+    if feature_layer != -1:
+        raise KvcalcError(
+            f"vision_feature_layer {feature_layer!r} is not understood: transformers builds "
+            "every vision layer and a wider projector for a list, vLLM only the layers up to "
+            "it; kvcalc counts the tower for -1 (the last layer) only"
+        )
+    merge = _int(
+        {**config, "spatial_merge_size": config.get("spatial_merge_size", 2)}, "spatial_merge_size"
+    )
+    bias = config.get("multimodal_projector_bias", False)
+    if not isinstance(bias, bool):
+        raise KvcalcError(f"multimodal_projector_bias must be true or false, not {bias!r}")
+    text = config.get("text_config") or {}
+    if "hidden_size" not in text:
+        raise KvcalcError("text_config has no 'hidden_size': cannot count the projector")
+    return pixtral_tower(config["vision_config"], _text_hidden(config, 0), merge, bias)
+
+
 def _gemma3(config: dict[str, Any]) -> dict[str, int]:
     # 2304: Gemma3TextConfig's default (configuration_gemma3.py)
     return gemma3_tower(config["vision_config"], _text_hidden(config, 2304))
@@ -359,6 +432,7 @@ TOWERS: dict[str, Callable[[dict[str, Any]], dict[str, int] | None]] = {
     "qwen3_vl_moe": _qwen3_vl,
     "qwen3_5": _qwen3_5,
     "qwen3_5_moe": _qwen3_5,
+    "mistral3": _mistral3,
     "gemma3": _gemma3,
     "gemma4": _gemma4,
     "llama4": _llama4,
@@ -373,6 +447,8 @@ TOWER_MODULES: dict[str, tuple[str, ...]] = {
     # nvidia/Qwen3.5-397B-A17B-NVFP4 and -122B-A10B-NVFP4 config.json: "model.visual*"
     "qwen3_5": ("model.visual",),
     "qwen3_5_moe": ("model.visual",),
+    # mistralai/Devstral-Small-2-24B-Instruct-2512 config.json modules_to_not_convert
+    "mistral3": ("model.vision_tower", "model.multi_modal_projector"),
 }
 
 

@@ -119,7 +119,8 @@ _FAMILIES: list[Family] = [
     # sliding when sliding_window is set; Ministral3Config has no layer_types (it warns and
     # keeps it), so the family reads sliding_window only and refuses the other keys.
     Family("ministral3", "Ministral 3 / Devstral 2 (flat or inside mistral3): GQA, optional "
-           "sliding window on every layer", frozenset({"sliding_window"})),
+           "sliding window on every layer (inside mistral3 the Pixtral vision tower is counted "
+           "apart, in tower)", frozenset({"sliding_window"})),
     _standard("qwen2", "Qwen2 / Qwen2.5: GQA, sliding window above max_window_layers"),
     _standard("qwen2_moe", "Qwen2-MoE"),
     _standard("qwen3", "Qwen3: GQA with q/k norm"),

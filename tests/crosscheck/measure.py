@@ -23,6 +23,8 @@ import torch
 import transformers
 from torch import nn
 from transformers import AutoConfig, AutoModelForCausalLM
+from transformers.models.mistral3.modeling_mistral3 import Mistral3RMSNorm
+from transformers.models.pixtral.modeling_pixtral import PixtralRMSNorm
 
 __all__ = [
     "build_meta_model",
@@ -221,6 +223,16 @@ _WHOLE_ON_EVERY_RANK = {
         (nn.LayerNorm, nn.Conv2d),
         ("out_proj", "fc2"),
         ("model.multi_modal_projector",),
+        (),
+    ),
+    # Mistral 3 (Pixtral): pixtral.py PixtralHFVisionModel makes qkv and gate_up
+    # column-parallel and o_proj and down_proj row-parallel, mistral3.py linear_1 column-
+    # and linear_2 row-parallel; patch_conv, the RMSNorms and the patch merger (nn.Linear)
+    # are whole
+    "mistral3": (
+        (nn.Conv2d, PixtralRMSNorm, Mistral3RMSNorm),
+        ("o_proj", "down_proj", "linear_2"),
+        ("model.multi_modal_projector.patch_merger",),
         (),
     ),
     # Gemma 4: gemma4_mm.py builds the tower with transformers' AutoModel.from_config, makes
