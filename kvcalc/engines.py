@@ -42,6 +42,13 @@ BudgetRule = Literal["vllm", "sglang", "trtllm", "whole"]
 # MambaStateShapeCalculator, SGLang's Mamba pool, llama.cpp n_embd_r).
 ConvWidth = Literal["kernel", "kernel_minus_one"]
 
+# How tensor parallelism splits a conv state's channels:
+#   parts: the inner channels evenly, the groups by whole groups, replicated when fewer
+#          than the ranks (vLLM MambaStateShapeCalculator, SGLang)
+#   whole: all the channels together, conv_dim // tp, which must divide (TensorRT-LLM's
+#          mamba cache managers: conv_dim = d_inner + 2 · n_groups · d_state)
+ConvSplit = Literal["parts", "whole"]
+
 # Which dtype a state tensor takes:
 #   config: the config's own (mamba_ssm_cache_dtype), else the model's dtype (vLLM, SGLang)
 #   fp32:   always float32 (llama.cpp type_r / type_s; transformers' recurrent state)
@@ -88,6 +95,13 @@ class EngineProfile:
     conv_width: ConvWidth = "kernel_minus_one"
     conv_dtype_rule: StateDtypeRule = "config"
     state_dtype_rule: StateDtypeRule = "config"
+    conv_split: ConvSplit = "parts"
+    # None: state layers of every family are sized by the rules above; otherwise only those
+    # of the listed HF model_types are, and the rest are refused (the engine cannot cache them)
+    state_families: frozenset[str] | None = None
+    # the engine reserves state for this many slots beyond the batch out of the KV budget
+    # (TensorRT-LLM: one CUDA-graph padding slot)
+    state_spare_slots: int = 0
     # bytes the engine stores per DSA indexer key: "bf16" (the model's keys as computed)
     # or "fp8_scaled" (fp8 e4m3 + one fp32 scale per 128 values: vLLM, SGLang)
     indexer_layout: Literal["model", "fp8_scaled", "unmodelled"] = "model"
@@ -341,16 +355,42 @@ ENGINES: dict[str, EngineProfile] = {
             # DSACacheManager: fp8 indexer K + fp32 scale per 128 (tensorrt_llm/_torch/attention_backend/sparse/dsa.py)
             indexer_layout="fp8_scaled",
             sliding="full",
+            # state layers: extract_mamba_kv_cache_params maps only Nemotron-H and Qwen3-Next
+            # / Qwen3.5 configs (others raise "not a supported hybrid Mamba config"); the conv
+            # state is in the model dtype (resolve_hf_torch_dtype), the SSM state in
+            # mamba_ssm_cache_dtype (KvCacheConfig, else the config's, else the model dtype)
+            conv_dtype_rule="model",
+            state_dtype_rule="config",
+            conv_split="whole",
+            state_families=frozenset(
+                {"nemotron_h", "qwen3_next", "qwen3_5_text", "qwen3_5_moe_text"}
+            ),
+            state_spare_slots=1,
             assumptions=(
                 "each sequence rounds up to whole 32-token blocks (tokens_per_block)",
                 "KV heads per GPU = ceil(n_kv / tp); MLA latent (kv_factor 1) on every rank",
                 "[sliding] sliding layers sized for the full context unless max_attention_window is "
                 "given (--max-attention-window, cycled over layers)",
+                "[state] state layers (CppMambaHybridCacheManager, use_kv_cache_manager_v2 "
+                "false): conv (conv_dim / tp) × (kernel - 1) in the model dtype, SSM "
+                "heads/tp × head_dim × d_state in mamba_ssm_cache_dtype; the KV budget pays "
+                "(max_batch_size + 1) state slots before tokens (one CUDA-graph padding slot; "
+                "no speculative decoding, no attention DP, no periodic state snapshots), so "
+                "max batch is the max_batch_size to set (TRT-LLM's default 2048 reserves 2049)",
             ),
             sources=(
                 "NVIDIA/TensorRT-LLM:tensorrt_llm/_torch/pyexecutor/resource_manager.py"
                 ":KVCacheManager.get_cache_size_per_token",
                 "NVIDIA/TensorRT-LLM:tensorrt_llm/llmapi/llm_args.py:KvCacheConfig",
+                "NVIDIA/TensorRT-LLM@00bce92cbb90929bc2357a7d5855858604e1ac7e:tensorrt_llm/"
+                "_torch/pyexecutor/mamba_cache_manager.py:CppMambaHybridCacheManager.__init__, "
+                "get_cache_size_per_token, _estimate_mamba_hybrid_cache_cost (state slots)",
+                "NVIDIA/TensorRT-LLM@0004396720054fd8e205cbf616f21f0b57c6b412:tensorrt_llm/"
+                "_torch/pyexecutor/_util.py:get_kv_cache_manager_cls, CacheCost.tokens_for_budget "
+                "(tokens = (budget - intercept) // slope)",
+                "NVIDIA/TensorRT-LLM@00679c66c3e38f6d2651ad0a5bef0f94d862e36c:tensorrt_llm/"
+                "_torch/pyexecutor/config_utils.py:extract_mamba_kv_cache_params, "
+                "MambaKVCacheParams.get_states_bytes_per_layer (shapes, dtypes, tp split)",
             ),
         ),
         EngineProfile(

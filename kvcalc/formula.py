@@ -386,7 +386,15 @@ def state_bytes_per_sequence(
         )
     conv = recurrent = 0
     parts = []
-    if kind.conv_kernel and kind.conv_channels:
+    if kind.conv_kernel and kind.conv_channels and engine.conv_split == "whole":
+        # TensorRT-LLM: conv_dim = d_inner + 2 · n_groups · d_state split as a whole
+        # (mamba_cache_manager.py asserts conv_dim % tp == 0; no group replication)
+        width = kind.conv_kernel if engine.conv_width == "kernel" else kind.conv_kernel - 1
+        channels = _split(kind.conv_channels, tp, "conv channels", model)
+        size = _state_dtype_size(engine.conv_dtype_rule, kind.conv_dtype, model)
+        conv = channels * width * size
+        parts.append(f"conv {channels:,} ch × {width} × {size} B")
+    elif kind.conv_kernel and kind.conv_channels:
         width = kind.conv_kernel if engine.conv_width == "kernel" else kind.conv_kernel - 1
         inner = _split(kind.conv_inner, tp, "conv channels", model)
         groups = kind.conv_groups
@@ -748,11 +756,7 @@ def kv_cache(model: ModelSpec, workload: Workload, engine: EngineProfile) -> KvB
         raise KvcalcError(f"engine {engine.name}: {model.family}: {unread} (try --engine hf)")
     _check_llama_cpp(model, workload, engine, k_dtype, v_dtype)
     layers = _layers(model, workload, engine, k_dtype, v_dtype)
-    has_state = any(layer.state is not None for layer in layers)
-    if has_state and engine.name.startswith("trtllm"):
-        raise KvcalcError(
-            f"engine {engine.name}: recurrent / linear-attention state is not modelled"
-        )
+    _check_state_support(model, workload, engine, layers)
     state_page: int | None = None
     if engine.pads_hybrid_groups:
         block, state_page = _vllm_block(engine, workload, layers, is_mla)
@@ -885,6 +889,30 @@ def kv_cache(model: ModelSpec, workload: Workload, engine: EngineProfile) -> KvB
             tuple(tuple((w, per) for w, per, _ in layer.extra) for layer in layers) if parts else ()
         ),
     )
+
+
+def _check_state_support(
+    model: ModelSpec, workload: Workload, engine: EngineProfile, layers: list[_Layer]
+) -> None:
+    """Refuse state layers the engine cannot cache, or whose layout under it is not read."""
+    mixers = {layer.state.mixer for layer in layers if layer.state is not None}
+    if not mixers or engine.state_families is None:
+        return
+    if model.family not in engine.state_families:
+        raise KvcalcError(
+            f"engine {engine.name}: {model.family or model.name}'s {'/'.join(sorted(mixers))} "
+            "state layers are not modelled (its mamba cache managers read only Nemotron-H "
+            "and Qwen3-Next / Qwen3.5 configs)"
+        )
+    if any(layer.state is not None and layer.per_token for layer in layers):
+        raise KvcalcError(
+            f"engine {engine.name}: layers with attention beside a state mixer are not modelled"
+        )
+    if workload.pp > 1:
+        raise KvcalcError(
+            f"engine {engine.name}: state layers under pipeline parallelism are not modelled "
+            "(its per-rank state slots, max_batch_size × pp, are not read): use --pp 1"
+        )
 
 
 def _sort_key(key: tuple[int, Window | None, str]) -> tuple[int, str, int, str]:

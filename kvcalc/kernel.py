@@ -505,6 +505,11 @@ class FitKernel:
         )
         self.budget: Budget = budget(self.plan)
         self.max_tokens = max_tokens(self.plan, self.budget, self.kv.first)
+        # TensorRT-LLM reserves each sequence's state (max_batch_size slots) before tokens:
+        # its capacity in tokens follows the batch (planner.max_tokens)
+        self._tokens_follow_batch = bool(engine.state_spare_slots) and bool(
+            self.kv.first.state_groups
+        )
         self.limit = model.max_position_embeddings or 2**24
         self._batch_memo: dict[int, int] = {}
         self._seq_memo: dict[int, tuple[int, bool]] = {}
@@ -527,6 +532,15 @@ class FitKernel:
         )
         self._slow: dict[tuple[int, int], FitAnswer] = {}
 
+    def max_tokens_at(self, batch: int) -> int:
+        """Return planner.max_tokens for a plan of this batch (the same at every batch unless
+        the engine reserves the batch's state before tokens)."""
+        if not self._tokens_follow_batch:
+            return self.max_tokens
+        from kvcalc.planner import max_tokens
+
+        return max_tokens(self._plan_at(1, batch), self.budget, self.kv.first)
+
     def _budget_is_constant(self) -> bool:
         from kvcalc.planner import budget
 
@@ -540,7 +554,7 @@ class FitKernel:
         if self.exact_fast:
             max_seq, clamped = self.max_seq_len(batch)
             return FitAnswer(
-                self.at(seq_len, batch), max_seq, clamped, self.max_tokens, self.budget
+                self.at(seq_len, batch), max_seq, clamped, self.max_tokens_at(batch), self.budget
             )
         key = (seq_len, batch)
         found = self._slow.get(key)
@@ -946,7 +960,7 @@ def fit_fast(plan: Plan) -> Fit:
     seq_len, batch = plan.workload.seq_len, plan.workload.batch
     max_seq, clamped = kernel.max_seq_len(batch)
     searched = Searched(
-        kernel.budget, kernel.max_batch(seq_len), max_seq, clamped, kernel.max_tokens,
+        kernel.budget, kernel.max_batch(seq_len), max_seq, clamped, kernel.max_tokens_at(batch),
         kernel.kv.breakdown(seq_len, batch), kernel.kv.breakdown(seq_len, 1),
     )  # fmt: skip
     return fit(plan, searched)

@@ -769,6 +769,13 @@ def budget(plan: Plan) -> Budget:
         if capacity - heaviest - reserve < 0:
             steps.append(("(no room left: budget floors at 0)", -(capacity - heaviest - reserve)))
         text = "(capacity − weights − reserve) × free_gpu_memory_fraction"
+        spare = spare_state_bytes(plan)
+        if any(spare):
+            room = min(kv)
+            kv = tuple(max(0, b - s) for b, s in zip(kv, spare, strict=True))
+            slots = engine.state_spare_slots
+            steps.append((f"state of {slots} CUDA-graph padding slot(s)", -(room - min(kv))))
+            text += f" − {slots} padding state slot(s)"
     elif rule == "whole":
         usable = capacity
         kv = tuple(capacity - w - reserve for w in stage_weights)
@@ -789,6 +796,25 @@ def budget(plan: Plan) -> Budget:
         pools=split[0] if split else None,
         pool_terms=split[1] if split else (),
     )
+
+
+def spare_state_bytes(plan: Plan) -> tuple[int, ...]:
+    """Return the state bytes per GPU of each stage for the engine's spare state slots.
+
+    TensorRT-LLM (CppMambaHybridCacheManager.get_cache_size_per_token,
+    _estimate_mamba_hybrid_cache_cost): intercept = (max_batch_size · pp + 1) · local
+    state layers · state bytes per layer, paid out of the KV budget before tokens
+    (CacheCost.tokens_for_budget: (budget − intercept) // slope). The batch's own slots are
+    each sequence's state (planner._stage_units); this is the one padding slot beyond them.
+    """
+    engine, model = plan.engine, plan.model
+    zero = (0,) * plan.workload.pp
+    if not engine.state_spare_slots or not any(
+        isinstance(k, StateKind) for k in (model.kinds or {}).values()
+    ):
+        return zero
+    one = kv_cache(model, replace(plan.workload, seq_len=1, batch=1), engine)
+    return tuple(engine.state_spare_slots * b for b in one.stage_state_bytes) or zero
 
 
 # ---- capacity in engine units -------------------------------------------------------------
@@ -1022,7 +1048,12 @@ def max_tokens(plan: Plan, budget_: Budget | None = None, kv: KvBreakdown | None
             )
             tokens = units.available // n_groups * smallest
         else:
-            tokens = max(0, kv_budget) // per_token
+            # engines that reserve state slots out of the KV budget (TensorRT-LLM: one per
+            # sequence of max_batch_size = the plan's batch) report the tokens beside them
+            state = 0
+            if kv.engine.state_spare_slots:
+                state = plan.workload.batch * sum(n * page for n, page in layers.state.values())
+            tokens = max(0, kv_budget - state) // per_token
             tokens -= tokens % kv.block_size
         result = tokens if result is None else min(result, tokens)
     return result or 0

@@ -605,6 +605,53 @@ def test_sglang_nemotron_3_nano_state_pool_bounds_the_batch() -> None:
     assert fit_fast(p).max_batch == 23
 
 
+def test_trtllm_nemotron_3_nano_state_slots_come_out_of_the_kv_budget() -> None:
+    """NVIDIA-Nemotron-3-Nano-30B-A3B under TensorRT-LLM (tests/data/hf_configs/
+    nemotron-3-nano-30b-a3b.json: 23 Mamba2 layers "M", 6 attention layers "*", 2 KV heads,
+    head_dim 128, bf16; mamba_num_heads 64, mamba_head_dim 64, n_groups 8, ssm_state_size
+    128, conv_kernel 4, mamba_ssm_cache_dtype float32). NVIDIA/TensorRT-LLM@00679c66c3e3
+    tensorrt_llm/_torch/pyexecutor/config_utils.py MambaKVCacheParams.get_states_bytes_per_layer
+    (the shapes of @00bce92cbb90 mamba_cache_manager.py CppMambaHybridCacheManager.__init__):
+    conv_dim = (64 · 64 + 2 · 8 · 128) // tp = 6,144, conv [6,144, 4 − 1] in the model dtype
+    = 36,864 B; SSM [64, 64, 128] in float32 = 2,097,152 B; one slot of 23 layers =
+    49,082,368 B. At tp 2: conv 3,072 · 3 · 2 = 18,432 B, SSM 32 · 64 · 128 · 4 =
+    1,048,576 B, 23 · 1,067,008 = 24,541,184 B per GPU. KV per token 6 · 2 · 2 · 128 · 2 =
+    6,144 B. get_cache_size_per_token (_estimate_mamba_hybrid_cache_cost,
+    num_reserved_dummy_slots 1) gives slope 6,144 and intercept (max_batch_size + 1) ·
+    49,082,368, and _util.py CacheCost.tokens_for_budget (@0004396720054f) takes
+    (budget − intercept) // slope. H200 150,109,880,320 B − weights 63,155,874,688 B (as
+    the SGLang test above) − reserve 1,000,000,000 B = 85,954,005,632 B; × 0.9 =
+    77,358,605,068 B; less the padding slot 49,082,368 B = 77,309,522,700 B. At 8,192
+    tokens a sequence needs 8,192 · 6,144 + 49,082,368 = 99,414,016 B: max batch
+    77,309,522,700 // 99,414,016 = 777 (777 · 99,414,016 = 77,244,690,432 B). With
+    max_batch_size 777 the pool holds (77,309,522,700 − 777 · 49,082,368) // 6,144 =
+    6,375,736 tokens, 6,375,712 in whole 32-token blocks."""
+    p = plan("nemotron-3-nano-30b-a3b", gpu="h200", engine="trtllm", reserve_bytes=10**9)
+    one = fit(replace(p, workload=replace(p.workload, batch=1)))
+    assert one.kv.state_bytes_per_sequence == 23 * (36_864 + 2_097_152) == 49_082_368
+    assert one.kv.per_sequence_bytes == 8192 * 6_144
+    assert budget(p).kv_budget_bytes == 77_309_522_700
+    result = fit(replace(p, workload=replace(p.workload, batch=777)))
+    assert result.max_batch == 777
+    assert result.fits
+    assert not fits_at(p, 8192, 778)
+    assert result.max_tokens == 6_375_712
+    assert fit_fast(replace(p, workload=replace(p.workload, batch=777))) == result
+    tp2 = plan("nemotron-3-nano-30b-a3b", gpu="h200", engine="trtllm", tp=2)
+    assert fit(tp2).kv.state_per_gpu_bytes == 23 * (18_432 + 1_048_576) == 24_541_184
+
+
+def test_trtllm_refuses_state_it_does_not_cache() -> None:
+    """TensorRT-LLM's extract_mamba_kv_cache_params reads Nemotron-H and Qwen3-Next /
+    Qwen3.5 configs only (others raise): Granite-4.0-H, Jamba and LFM2 are refused in one
+    line, as is a state model under pipeline parallelism (per-rank slots not read)."""
+    for name in ("granite-4.0-h-350m", "jamba-1.5-mini", "lfm2.5-2.6b"):
+        with pytest.raises(KvcalcError, match=r"^engine trtllm: .* state layers are not modelled"):
+            fit(plan(name, gpu="h200", engine="trtllm"))
+    with pytest.raises(KvcalcError, match=r"^engine trtllm: state layers under pipeline"):
+        fit(plan("nemotron-3-nano-30b-a3b", gpu="h200", engine="trtllm", pp=2))
+
+
 def test_sglang_split_pools_refused_with_pipeline_parallelism() -> None:
     """With pp > 1 SGLang's pool split per stage is not read: one line, not a guess; the
     min-GPU search skips such candidates and still finds tp 1 for gpt-oss-120b at 8k."""
