@@ -273,7 +273,13 @@ def settings_for_plan(
         model=model,
         model_dtype=plan.model.dtype,
         max_model_len=workload.seq_len,
-        max_num_seqs=workload.batch if workload.batch > 1 else None,
+        # TensorRT-LLM reserves state for max_batch_size + 1 slots before the KV pool (its
+        # default 2048 would take them all): state models always carry the batch
+        max_num_seqs=(
+            workload.batch
+            if workload.batch > 1 or (plan.engine.state_spare_slots and result.kv.state_groups)
+            else None
+        ),
         util=result.budget.util if plan.engine.budget_rule != "whole" else None,
         k_dtype=k,
         v_dtype=v,

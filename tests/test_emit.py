@@ -120,6 +120,18 @@ def test_trtllm_command_and_the_dtype_it_cannot_say() -> None:
     assert "kv_cache_config.dtype" in err
 
 
+def test_trtllm_command_for_a_state_model_always_sets_max_batch_size() -> None:
+    """TensorRT-LLM reserves state for max_batch_size + 1 slots before its KV pool, so a
+    state model's command carries --max_batch_size even at batch 1 (the default 2048 would
+    reserve 2,049 slots of 49 MB for NVIDIA-Nemotron-3-Nano, more than an H200's budget)."""
+    code, out, err = _fit(
+        "nemotron-3-nano-30b-a3b", "--engine", "trtllm", "--gpu", "h200", "--emit", "trtllm",
+    )  # fmt: skip
+    assert code == 0, err
+    flags = _flags(shlex.split(out)[2:])
+    assert flags["--max_batch_size"] == "1"
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
