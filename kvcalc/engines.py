@@ -102,6 +102,9 @@ class EngineProfile:
     # the engine reserves state for this many slots beyond the batch out of the KV budget
     # (TensorRT-LLM: one CUDA-graph padding slot)
     state_spare_slots: int = 0
+    # mixers whose config-declared SSM dtype this engine may not read the way kvcalc's adapter
+    # does (the spec keeps one dtype, not which key set it): refused when one is declared
+    unread_state_dtype_mixers: frozenset[str] = frozenset()
     # bytes the engine stores per DSA indexer key: "bf16" (the model's keys as computed)
     # or "fp8_scaled" (fp8 e4m3 + one fp32 scale per 128 values: vLLM, SGLang)
     indexer_layout: Literal["model", "fp8_scaled", "unmodelled"] = "model"
@@ -366,6 +369,10 @@ ENGINES: dict[str, EngineProfile] = {
                 {"nemotron_h", "qwen3_next", "qwen3_5_text", "qwen3_5_moe_text"}
             ),
             state_spare_slots=1,
+            # config_utils.resolve_ssm_cache_dtype honours only mamba_ssm_cache_dtype and
+            # ignores Qwen3.5's mamba_ssm_dtype (cache in the model dtype); kvcalc's spec
+            # cannot tell the two keys apart
+            unread_state_dtype_mixers=frozenset({"gated_deltanet"}),
             assumptions=(
                 "each sequence rounds up to whole 32-token blocks (tokens_per_block)",
                 "KV heads per GPU = ceil(n_kv / tp); MLA latent (kv_factor 1) on every rank",
@@ -373,7 +380,8 @@ ENGINES: dict[str, EngineProfile] = {
                 "given (--max-attention-window, cycled over layers)",
                 "[state] state layers (CppMambaHybridCacheManager, use_kv_cache_manager_v2 "
                 "false): conv (conv_dim / tp) × (kernel - 1) in the model dtype, SSM "
-                "heads/tp × head_dim × d_state in mamba_ssm_cache_dtype; the KV budget pays "
+                "heads/tp × head_dim × d_state in mamba_ssm_cache_dtype (else the model "
+                "dtype); the KV budget pays "
                 "(max_batch_size + 1) state slots before tokens (one CUDA-graph padding slot; "
                 "no speculative decoding, no attention DP, no periodic state snapshots), so "
                 "max batch is the max_batch_size to set (TRT-LLM's default 2048 reserves 2049)",

@@ -904,6 +904,21 @@ def _check_state_support(
             "state layers are not modelled (its mamba cache managers read only Nemotron-H "
             "and Qwen3-Next / Qwen3.5 configs)"
         )
+    declared = sorted(
+        {
+            layer.state.mixer
+            for layer in layers
+            if layer.state is not None
+            and layer.state.mixer in engine.unread_state_dtype_mixers
+            and layer.state.state_dtype != "model"
+        }
+    )
+    if declared:
+        raise KvcalcError(
+            f"engine {engine.name}: {model.family or model.name}'s {'/'.join(declared)} state "
+            "dtype is not modelled (its config declares one, and kvcalc does not keep which "
+            "key: TensorRT-LLM reads mamba_ssm_cache_dtype but ignores mamba_ssm_dtype)"
+        )
     if any(layer.state is not None and layer.per_token for layer in layers):
         raise KvcalcError(
             f"engine {engine.name}: layers with attention beside a state mixer are not modelled"

@@ -453,6 +453,39 @@ def test_state_splits_over_tensor_parallel_ranks() -> None:
         kv_cache(model, Workload(seq_len=100, tp=128, k_dtype=BF16), ENGINES["sglang"])
 
 
+def test_trtllm_state_shapes_split_conv_dim_whole() -> None:
+    """TensorRT-LLM (NVIDIA/TensorRT-LLM@00679c66c3e3 config_utils.py
+    extract_mamba_kv_cache_params, MambaKVCacheParams.get_states_bytes_per_layer):
+    conv_dim = head_dim · num_heads + 2 · n_groups · d_state split as a whole over tp,
+    conv_kernel − 1 columns in the model dtype; SSM [num_heads/tp, head_dim, d_state] in
+    mamba_ssm_cache_dtype (resolve_ssm_cache_dtype: that key only), else the model dtype.
+    Qwen3-Next-80B-A3B (config.json: 48 layers, full_attention_interval 4 → 36 linear;
+    linear_num_value_heads 32 × linear_value_head_dim 128, linear_num_key_heads 16 ×
+    linear_key_head_dim 128, linear_conv_kernel_dim 4, bfloat16, no SSM dtype key) at tp 2:
+    conv (32·128 + 2·16·128) / 2 = 4,096 × 3 × 2 B = 24,576 B; SSM 16 × 128 × 128 × 2 B =
+    524,288 B; 36 · 548,864 = 19,759,104 B per GPU and sequence. Nemotron-3-Nano under tp 16:
+    conv_dim 6,144 / 16 = 384 (vLLM replicates its 8 groups instead). Qwen3.5's config sets
+    mamba_ssm_dtype, which TensorRT-LLM ignores and kvcalc's spec does not tell from
+    mamba_ssm_cache_dtype: refused in one line."""
+    qwen = kv_cache(
+        load_model("qwen3-next-80b-a3b"), Workload(seq_len=100, tp=2), ENGINES["trtllm"]
+    )
+    group = qwen.state_groups[0]
+    assert (group.count, group.conv_bytes_per_layer, group.recurrent_bytes_per_layer) == (
+        36,
+        24_576,
+        524_288,
+    )
+    assert qwen.state_per_gpu_bytes == 36 * (24_576 + 524_288) == 19_759_104
+    nano = kv_cache(
+        _import("nemotron-3-nano-30b-a3b"), Workload(seq_len=100, tp=16), ENGINES["trtllm"]
+    )
+    assert nano.state_groups[0].conv_bytes_per_layer == 384 * 3 * 2
+    assert nano.state_groups[0].recurrent_bytes_per_layer == 4 * 64 * 128 * 4
+    with pytest.raises(KvcalcError, match=r"^engine trtllm: .*gated_deltanet state dtype"):
+        kv_cache(load_model("qwen3.5-27b"), Workload(seq_len=100), ENGINES["trtllm"])
+
+
 def test_qwen35_27b_full_attention_and_gated_deltanet_state() -> None:
     """Qwen3.5-27B (published config: 64 layers, layer_types 3 linear_attention : 1
     full_attention; 4 KV heads × head_dim 256; GDN linear_num_key_heads 16 × 128,
