@@ -102,9 +102,10 @@ class EngineProfile:
     # the engine reserves state for this many slots beyond the batch out of the KV budget
     # (TensorRT-LLM: one CUDA-graph padding slot)
     state_spare_slots: int = 0
-    # mixers whose config-declared SSM dtype this engine may not read the way kvcalc's adapter
-    # does (the spec keeps one dtype, not which key set it): refused when one is declared
-    unread_state_dtype_mixers: frozenset[str] = frozenset()
+    # the config keys whose state dtype the engine honours (StateKind.state_dtype_key);
+    # a state dtype from another key, or from no key (a default), gives the model's dtype.
+    # None: every key
+    state_dtype_keys: frozenset[str] | None = None
     # bytes the engine stores per DSA indexer key: "bf16" (the model's keys as computed)
     # or "fp8_scaled" (fp8 e4m3 + one fp32 scale per 128 values: vLLM, SGLang)
     indexer_layout: Literal["model", "fp8_scaled", "unmodelled"] = "model"
@@ -370,9 +371,9 @@ ENGINES: dict[str, EngineProfile] = {
             ),
             state_spare_slots=1,
             # config_utils.resolve_ssm_cache_dtype honours only mamba_ssm_cache_dtype and
-            # ignores Qwen3.5's mamba_ssm_dtype (cache in the model dtype); kvcalc's spec
-            # cannot tell the two keys apart
-            unread_state_dtype_mixers=frozenset({"gated_deltanet"}),
+            # ignores Qwen3.5's mamba_ssm_dtype (cache in the model dtype), and without it
+            # keeps the model dtype (not vLLM's float32 default for Nemotron-H)
+            state_dtype_keys=frozenset({"mamba_ssm_cache_dtype"}),
             assumptions=(
                 "each sequence rounds up to whole 32-token blocks (tokens_per_block)",
                 "KV heads per GPU = ceil(n_kv / tp); MLA latent (kv_factor 1) on every rank",
@@ -381,7 +382,7 @@ ENGINES: dict[str, EngineProfile] = {
                 "[state] state layers (CppMambaHybridCacheManager, use_kv_cache_manager_v2 "
                 "false): conv (conv_dim / tp) × (kernel - 1) in the model dtype, SSM "
                 "heads/tp × head_dim × d_state in mamba_ssm_cache_dtype (else the model "
-                "dtype); the KV budget pays "
+                "dtype: Qwen3.5's mamba_ssm_dtype is not read); the KV budget pays "
                 "(max_batch_size + 1) state slots before tokens (one CUDA-graph padding slot; "
                 "no speculative decoding, no attention DP, no periodic state snapshots), so "
                 "max batch is the max_batch_size to set (TRT-LLM's default 2048 reserves 2049)",

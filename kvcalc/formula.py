@@ -413,7 +413,11 @@ def state_bytes_per_sequence(
         parts.append(f"conv {channels:,} ch × {width} × {size} B")
     if kind.state_heads and kind.state_head_elems:
         heads = _split(kind.state_heads, tp, "state heads", model)
-        size = _state_dtype_size(engine.state_dtype_rule, kind.state_dtype, model)
+        declared = kind.state_dtype
+        keys = engine.state_dtype_keys
+        if keys is not None and kind.state_dtype_key not in keys:
+            declared = "model"  # a key (or a default) this engine does not read
+        size = _state_dtype_size(engine.state_dtype_rule, declared, model)
         recurrent = heads * kind.state_head_elems * size
         parts.append(f"state {heads} heads × {kind.state_head_elems:,} × {size} B")
     return conv, recurrent, " + ".join(parts)
@@ -903,21 +907,6 @@ def _check_state_support(
             f"engine {engine.name}: {model.family or model.name}'s {'/'.join(sorted(mixers))} "
             "state layers are not modelled (its mamba cache managers read only Nemotron-H "
             "and Qwen3-Next / Qwen3.5 configs)"
-        )
-    declared = sorted(
-        {
-            layer.state.mixer
-            for layer in layers
-            if layer.state is not None
-            and layer.state.mixer in engine.unread_state_dtype_mixers
-            and layer.state.state_dtype != "model"
-        }
-    )
-    if declared:
-        raise KvcalcError(
-            f"engine {engine.name}: {model.family or model.name}'s {'/'.join(declared)} state "
-            "dtype is not modelled (its config declares one, and kvcalc does not keep which "
-            "key: TensorRT-LLM reads mamba_ssm_cache_dtype but ignores mamba_ssm_dtype)"
         )
     if any(layer.state is not None and layer.per_token for layer in layers):
         raise KvcalcError(

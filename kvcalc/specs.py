@@ -192,6 +192,12 @@ class StateKind(_Spec):
     state_head_elems: NonNegativeInt = 0
     conv_dtype: StateDtype = "model"
     state_dtype: StateDtype = "model"
+    state_dtype_key: str | None = Field(
+        default=None,
+        description="the config key state_dtype was read from (mamba_ssm_cache_dtype, "
+        "mamba_ssm_dtype); an engine that honours only some keys keeps the model dtype for "
+        "the others",
+    )
     attention: AttentionKind | None = Field(
         default=None,
         description="attention beside the mixer in the same layer (Falcon-H1): KV per token too",

@@ -464,9 +464,16 @@ def test_trtllm_state_shapes_split_conv_dim_whole() -> None:
     linear_key_head_dim 128, linear_conv_kernel_dim 4, bfloat16, no SSM dtype key) at tp 2:
     conv (32·128 + 2·16·128) / 2 = 4,096 × 3 × 2 B = 24,576 B; SSM 16 × 128 × 128 × 2 B =
     524,288 B; 36 · 548,864 = 19,759,104 B per GPU and sequence. Nemotron-3-Nano under tp 16:
-    conv_dim 6,144 / 16 = 384 (vLLM replicates its 8 groups instead). Qwen3.5's config sets
-    mamba_ssm_dtype, which TensorRT-LLM ignores and kvcalc's spec does not tell from
-    mamba_ssm_cache_dtype: refused in one line."""
+    conv_dim 6,144 / 16 = 384 (vLLM replicates its 8 groups instead).
+
+    The SSM dtype comes from mamba_ssm_cache_dtype only (StateKind.state_dtype_key).
+    Qwen3.5-27B's config sets mamba_ssm_dtype float32, which TensorRT-LLM ignores: 48 linear
+    layers of Hv 48 × Dv 128, Hk 16 × Dk 128, kernel 4, bf16: conv (48·128 + 2·16·128) ×
+    3 × 2 B = 61,440 B, SSM 48 × 128 × 128 × 2 B = 1,572,864 B, 48 · 1,634,304 =
+    78,446,592 B per sequence (SGLang, which reads mamba_ssm_dtype, keeps the SSM in fp32:
+    48 · (61,440 + 3,145,728) = 153,944,064 B). Nemotron-H-56B's config has no SSM dtype
+    key: vLLM's NemotronH default is float32, TensorRT-LLM keeps the model dtype: SSM 256 ×
+    64 × 256 × 2 B = 8,388,608 B a layer (vLLM 16,777,216)."""
     qwen = kv_cache(
         load_model("qwen3-next-80b-a3b"), Workload(seq_len=100, tp=2), ENGINES["trtllm"]
     )
@@ -482,8 +489,19 @@ def test_trtllm_state_shapes_split_conv_dim_whole() -> None:
     )
     assert nano.state_groups[0].conv_bytes_per_layer == 384 * 3 * 2
     assert nano.state_groups[0].recurrent_bytes_per_layer == 4 * 64 * 128 * 4
-    with pytest.raises(KvcalcError, match=r"^engine trtllm: .*gated_deltanet state dtype"):
-        kv_cache(load_model("qwen3.5-27b"), Workload(seq_len=100), ENGINES["trtllm"])
+    qwen35 = load_model("qwen3.5-27b")
+    trt = kv_cache(qwen35, Workload(seq_len=100), ENGINES["trtllm"])
+    assert trt.state_groups[0].recurrent_bytes_per_layer == 48 * 128 * 128 * 2
+    assert trt.state_per_gpu_bytes == 48 * (61_440 + 1_572_864) == 78_446_592
+    sglang = kv_cache(qwen35, Workload(seq_len=100), ENGINES["sglang"])
+    assert sglang.state_per_gpu_bytes == 48 * (61_440 + 3_145_728) == 153_944_064
+    h56 = load_model("nemotron-h-56b")
+    ssm = {
+        e: kv_cache(h56, Workload(seq_len=100), ENGINES[e]).state_groups[0]
+        for e in ("trtllm", "vllm")
+    }
+    assert ssm["trtllm"].recurrent_bytes_per_layer == 256 * 64 * 256 * 2 == 8_388_608
+    assert ssm["vllm"].recurrent_bytes_per_layer == 256 * 64 * 256 * 4
 
 
 def test_qwen35_27b_full_attention_and_gated_deltanet_state() -> None:

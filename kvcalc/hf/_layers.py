@@ -12,14 +12,21 @@ from kvcalc.specs import ParamBreakdown
 _DTYPES = {"float32": "fp32", "float16": "fp16", "bfloat16": "bf16"}
 
 
-def _state_dtype(c: _Config, *keys: str) -> str:
+def _state_dtype_fields(c: _Config, *keys: str) -> dict[str, str]:
+    """Return a state kind's state_dtype and, when a config key set it, state_dtype_key."""
+    dtype, key = _state_dtype_from(c, *keys)
+    return {"state_dtype": dtype} if key is None else {"state_dtype": dtype, "state_dtype_key": key}
+
+
+def _state_dtype_from(c: _Config, *keys: str) -> tuple[str, str | None]:
+    """Return the state dtype the first set key gives, and that key (model dtype: None)."""
     for key in keys:
         raw = c.data.get(key)
         if raw not in (None, "auto"):
             if str(raw) not in _DTYPES:
                 raise KvcalcError(f"config key {key!r}: unknown dtype {raw!r}")
-            return _DTYPES[str(raw)]
-    return "model"
+            return _DTYPES[str(raw)], key
+    return "model", None
 
 
 def _period(names: list[str]) -> list[str]:

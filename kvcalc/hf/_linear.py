@@ -12,7 +12,13 @@ from typing import Any
 
 from kvcalc.errors import KvcalcError
 from kvcalc.hf._config import _Config
-from kvcalc.hf._layers import _attn_params, _breakdown, _gqa, _period, _state_dtype
+from kvcalc.hf._layers import (
+    _attn_params,
+    _breakdown,
+    _gqa,
+    _period,
+    _state_dtype_fields,
+)
 
 # ---- Qwen3-Next, Qwen3.5 / 3.6 (qwen3_next, qwen3_5_text, qwen3_5_moe_text) ----------------
 
@@ -54,7 +60,7 @@ def qwen_gated_deltanet(c: _Config, family: str) -> dict[str, Any]:
             "kind": "state", "mixer": "gated_deltanet", "conv_kernel": kernel,
             "conv_inner": hv * dv, "conv_groups": hk, "conv_group_channels": 2 * dk,
             "state_heads": hv, "state_head_elems": dk * dv,
-            "state_dtype": _state_dtype(c, "mamba_ssm_dtype", "mamba_ssm_cache_dtype"),
+            **_state_dtype_fields(c, "mamba_ssm_dtype", "mamba_ssm_cache_dtype"),
         }
     }  # fmt: skip
     gated = family == "qwen3_next" or c.get_bool("attn_output_gate", True)

@@ -12,7 +12,13 @@ from typing import Any
 
 from kvcalc.errors import KvcalcError
 from kvcalc.hf._config import _Config
-from kvcalc.hf._layers import _attn_params, _breakdown, _gqa, _period, _state_dtype
+from kvcalc.hf._layers import (
+    _attn_params,
+    _breakdown,
+    _gqa,
+    _period,
+    _state_dtype_fields,
+)
 from kvcalc.specs import ParamBreakdown
 
 # ---- NVIDIA Nemotron-H (nemotron_h) -----------------------------------------------------
@@ -71,9 +77,11 @@ def nemotron_h(c: _Config, family: str) -> dict[str, Any]:
             "state_head_elems": m_dim * d_state,
             # absent: float32, vLLM's NemotronHForCausalLMConfig.DEFAULT_MAMBA_SSM_CACHE_DTYPE
             # (vllm/model_executor/models/config.py), "the only dtype known to be accurate"
-            "state_dtype": _state_dtype(c, "mamba_ssm_cache_dtype")
-            if c.has("mamba_ssm_cache_dtype")
-            else "fp32",
+            **(
+                _state_dtype_fields(c, "mamba_ssm_cache_dtype")
+                if c.has("mamba_ssm_cache_dtype")
+                else {"state_dtype": "fp32"}
+            ),
         },
         "mlp": {"kind": "none", "reason": "no_attention"},
         "moe": {"kind": "none", "reason": "no_attention"},
