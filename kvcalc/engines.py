@@ -298,16 +298,24 @@ ENGINES: dict[str, EngineProfile] = {
             head_rule="none",
             sliding="llama_cpp",
             indexer_layout="unmodelled",  # src/llama-kv-cache-dsa.cpp: not read closely yet
+            # Gemma 4 attention_k_eq_v: src/models/gemma4.cpp builds Vcur = Kcur where a layer
+            # has no v_proj and build_attn stores K and V in their own cache tensors; the
+            # converter (conversion/gemma.py Gemma4Model) writes the full layers' head count
+            # (num_global_key_value_heads) and head length (global_head_dim) per layer, and
+            # the num_kv_shared_layers last layers get no KV (n_layer_kv_from_start)
+            k_eq_v="both",
             conv_dtype_rule="fp32",
             state_dtype_rule="fp32",
             # olmo3: convert_hf_to_gguf writes Olmo3ForCausalLM as the olmo2 architecture with
             # its sliding window and layer_types pattern (conversion/olmo.py Olmo2Model), and
-            # src/models/olmo2.cpp loads it as LLAMA_SWA_TYPE_STANDARD (iSWA cache)
+            # src/models/olmo2.cpp loads it as LLAMA_SWA_TYPE_STANDARD (iSWA cache); gemma4:
+            # src/models/gemma4.cpp loads LLAMA_SWA_TYPE_STANDARD and its pattern
             sliding_families=frozenset(
                 {
                     "gemma2",
                     "gemma3",
                     "gemma3_text",
+                    "gemma4_text",
                     "cohere2",
                     "gpt_oss",
                     "llama4",
@@ -342,6 +350,8 @@ ENGINES: dict[str, EngineProfile] = {
                 "ggml-org/llama.cpp:src/llama-hparams.cpp:n_embd_r, n_embd_s",
                 "ggml-org/llama.cpp:src/llama-model.cpp:create_memory (type_r, type_s F32)",
                 "ggml-org/llama.cpp:src/llama-kv-cache-iswa.cpp:llama_kv_cache_iswa",
+                "ggml-org/llama.cpp:src/models/gemma4.cpp (Vcur = Kcur without v_proj; "
+                "n_layer_kv_from_start) and conversion/gemma.py:Gemma4Model.set_gguf_parameters",
                 "ggml-org/llama.cpp:src/llama-context.cpp:llama_context (GGML_PAD(n_ctx, 256))",
                 "ggml-org/llama.cpp:src/llama-context.cpp:llama_init_from_model (K/V type rules)",
                 "checked against llama.cpp 0c1e57098: tests/data/llamacpp/cases.json",

@@ -141,6 +141,30 @@ def test_llama_server_default_on_gemma_3_4b() -> None:
     assert one_slot.total_bytes == (5 * 8192 + 29 * 1536) * 4096 == 350_224_384
 
 
+def test_gemma_4_k_eq_v_layers_keep_k_and_v() -> None:
+    """`llama-cli -m gemma-4-31b -c 8192`: src/models/gemma4.cpp sets Vcur = Kcur in the full
+    layers (attention_k_eq_v, no v_proj) and build_attn stores V in its own cache tensor, so
+    K and V are both held; conversion/gemma.py writes the full layers' KV heads and head
+    length (num_global_key_value_heads, global_head_dim) per layer, and gemma4 is an iSWA
+    model (LLAMA_SWA_TYPE_STANDARD). google/gemma-4-31B-it config.json: 60 layers, 50
+    sliding (16 KV heads of 256, window 1,024) and 10 full (4 KV heads of 512), f16 cache:
+    sliding 2·16·256·2 B = 16,384 B a token and layer over GGML_PAD(1,024 + 512, 256) =
+    1,536 cells; full 2·4·512·2 B = 8,192 B over 8,192 cells:
+    50·1,536·16,384 + 10·8,192·8,192 = 1,929,379,840 B. Gemma-4-26B-A4B (25 sliding of 8
+    heads × 256, 5 full of 2 × 512): 25·1,536·8,192 + 5·8,192·4,096 = 482,344,960 B."""
+    one = Workload(seq_len=8192, batch=1)
+    assert (
+        kv_cache(load_model("gemma-4-31b"), one, LLAMA).total_bytes
+        == (50 * 1536 * 16_384 + 10 * 8192 * 8192)
+        == 1_929_379_840
+    )
+    assert (
+        kv_cache(load_model("gemma-4-26b-a4b"), one, LLAMA).total_bytes
+        == (25 * 1536 * 8192 + 5 * 8192 * 4096)
+        == 482_344_960
+    )
+
+
 def test_llama_server_default_on_llama_4_scout() -> None:
     """`llama-server -m Llama-4-Scout -c 32768`: chunked layers hold the whole context.
 
