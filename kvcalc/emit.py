@@ -24,7 +24,7 @@ from dataclasses import field
 
 from kvcalc.errors import KvcalcError
 from kvcalc.llamacpp import LlamaCppOptions
-from kvcalc.planner import Fit, Plan
+from kvcalc.planner import Fit, Plan, reserves_state_slots
 from kvcalc.records import record
 
 EMIT_ENGINES = ("vllm", "sglang", "llama.cpp", "trtllm")
@@ -277,7 +277,7 @@ def settings_for_plan(
         # default 2048 would take them all): state models always carry the batch
         max_num_seqs=(
             workload.batch
-            if workload.batch > 1 or (plan.engine.state_spare_slots and result.kv.state_groups)
+            if workload.batch > 1 or reserves_state_slots(plan.engine, result.kv)
             else None
         ),
         util=result.budget.util if plan.engine.budget_rule != "whole" else None,

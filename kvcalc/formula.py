@@ -386,28 +386,25 @@ def state_bytes_per_sequence(
         )
     conv = recurrent = 0
     parts = []
-    if kind.conv_kernel and kind.conv_channels and engine.conv_split == "whole":
-        # TensorRT-LLM: conv_dim = d_inner + 2 · n_groups · d_state split as a whole
-        # (mamba_cache_manager.py asserts conv_dim % tp == 0; no group replication)
+    if kind.conv_kernel and kind.conv_channels:
         width = kind.conv_kernel if engine.conv_width == "kernel" else kind.conv_kernel - 1
-        channels = _split(kind.conv_channels, tp, "conv channels", model)
-        size = _state_dtype_size(engine.conv_dtype_rule, kind.conv_dtype, model)
-        conv = channels * width * size
-        parts.append(f"conv {channels:,} ch × {width} × {size} B")
-    elif kind.conv_kernel and kind.conv_channels:
-        width = kind.conv_kernel if engine.conv_width == "kernel" else kind.conv_kernel - 1
-        inner = _split(kind.conv_inner, tp, "conv channels", model)
-        groups = kind.conv_groups
-        if groups:
-            if groups % tp == 0:
-                groups //= tp
-            elif kind.mixer == "mamba2" and tp % groups == 0:
-                groups = 1
-            else:
-                raise KvcalcError(
-                    f"tp {tp} does not divide the {groups} state groups of {model.name}"
-                )
-        channels = inner + groups * kind.conv_group_channels
+        if engine.conv_split == "whole":
+            # TensorRT-LLM: conv_dim = d_inner + 2 · n_groups · d_state split as a whole
+            # (mamba_cache_manager.py asserts conv_dim % tp == 0; no group replication)
+            channels = _split(kind.conv_channels, tp, "conv channels", model)
+        else:
+            inner = _split(kind.conv_inner, tp, "conv channels", model)
+            groups = kind.conv_groups
+            if groups:
+                if groups % tp == 0:
+                    groups //= tp
+                elif kind.mixer == "mamba2" and tp % groups == 0:
+                    groups = 1
+                else:
+                    raise KvcalcError(
+                        f"tp {tp} does not divide the {groups} state groups of {model.name}"
+                    )
+            channels = inner + groups * kind.conv_group_channels
         size = _state_dtype_size(engine.conv_dtype_rule, kind.conv_dtype, model)
         conv = channels * width * size
         parts.append(f"conv {channels:,} ch × {width} × {size} B")
@@ -905,8 +902,8 @@ def _check_state_support(
     if model.family not in engine.state_families:
         raise KvcalcError(
             f"engine {engine.name}: {model.family or model.name}'s {'/'.join(sorted(mixers))} "
-            "state layers are not modelled (its mamba cache managers read only Nemotron-H "
-            "and Qwen3-Next / Qwen3.5 configs)"
+            "state layers are not modelled (it caches state for "
+            f"{', '.join(sorted(engine.state_families))} only)"
         )
     if any(layer.state is not None and layer.per_token for layer in layers):
         raise KvcalcError(
@@ -915,7 +912,7 @@ def _check_state_support(
     if workload.pp > 1:
         raise KvcalcError(
             f"engine {engine.name}: state layers under pipeline parallelism are not modelled "
-            "(its per-rank state slots, max_batch_size × pp, are not read): use --pp 1"
+            "(its per-rank state slots are not read): use --pp 1"
         )
 
 

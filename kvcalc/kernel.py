@@ -491,7 +491,7 @@ class FitKernel:
         reserve_bytes: int | None = None,
         kv: KvKernel | None = None,
     ) -> None:
-        from kvcalc.planner import Plan, budget, max_tokens
+        from kvcalc.planner import Plan, budget, max_tokens, reserves_state_slots
 
         self.kv = kv or kv_kernel(model, engine, workload)
         self.plan = Plan(
@@ -507,9 +507,7 @@ class FitKernel:
         self.max_tokens = max_tokens(self.plan, self.budget, self.kv.first)
         # TensorRT-LLM reserves each sequence's state (max_batch_size slots) before tokens:
         # its capacity in tokens follows the batch (planner.max_tokens)
-        self._tokens_follow_batch = bool(engine.state_spare_slots) and bool(
-            self.kv.first.state_groups
-        )
+        self._tokens_follow_batch = reserves_state_slots(engine, self.kv.first)
         self.limit = model.max_position_embeddings or 2**24
         self._batch_memo: dict[int, int] = {}
         self._seq_memo: dict[int, tuple[int, bool]] = {}

@@ -798,6 +798,13 @@ def budget(plan: Plan) -> Budget:
     )
 
 
+def reserves_state_slots(engine: EngineProfile, kv: KvBreakdown) -> bool:
+    """True where the engine pays every sequence's state slot out of the KV budget before
+    tokens (TensorRT-LLM: max_batch_size slots) and the model has state layers: its
+    capacity in tokens then follows the batch (max_tokens)."""
+    return bool(engine.state_spare_slots and kv.state_groups)
+
+
 def spare_state_bytes(plan: Plan) -> tuple[int, ...]:
     """Return the state bytes per GPU of each stage for the engine's spare state slots.
 
@@ -1051,7 +1058,7 @@ def max_tokens(plan: Plan, budget_: Budget | None = None, kv: KvBreakdown | None
             # engines that reserve state slots out of the KV budget (TensorRT-LLM: one per
             # sequence of max_batch_size = the plan's batch) report the tokens beside them
             state = 0
-            if kv.engine.state_spare_slots:
+            if reserves_state_slots(kv.engine, kv):
                 state = plan.workload.batch * sum(n * page for n, page in layers.state.values())
             tokens = max(0, kv_budget - state) // per_token
             tokens -= tokens % kv.block_size

@@ -58,10 +58,13 @@ _QWEN3_VL_OTHER_KEYS = frozenset(
 )
 
 
-def _int(vision: dict[str, Any], key: str) -> int:
-    value = vision.get(key)
+def _int(
+    config: dict[str, Any], key: str, default: int | None = None, where: str = "vision_config."
+) -> int:
+    """Return config[key] (default when absent) as a positive int, else refuse naming it."""
+    value = config.get(key, default)
     if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-        raise KvcalcError(f"vision_config.{key} must be a positive integer, not {value!r}")
+        raise KvcalcError(f"{where}{key} must be a positive integer, not {value!r}")
     return value
 
 
@@ -350,8 +353,7 @@ def pixtral_tower(
     h, i = _int(vision, "hidden_size"), _int(vision, "intermediate_size")
     layers = _int(vision, "num_hidden_layers")
     # PixtralVisionConfig's defaults: 3 channels, patch 16
-    c = _int({**vision, "num_channels": vision.get("num_channels", 3)}, "num_channels")
-    p = _int({**vision, "patch_size": vision.get("patch_size", 16)}, "patch_size")
+    c, p = _int(vision, "num_channels", 3), _int(vision, "patch_size", 16)
     patch, merger = c * p * p * h, h * h * merge * merge
     block = 2 * h + 4 * h * h + 3 * h * i
     projector = h + merger + h * text_hidden + text_hidden * text_hidden + 2 * text_hidden * bias
@@ -397,9 +399,7 @@ def _mistral3(config: dict[str, Any]) -> dict[str, int]:
             "every vision layer and a wider projector for a list, vLLM only the layers up to "
             "it; kvcalc counts the tower for -1 (the last layer) only"
         )
-    merge = _int(
-        {**config, "spatial_merge_size": config.get("spatial_merge_size", 2)}, "spatial_merge_size"
-    )
+    merge = _int(config, "spatial_merge_size", 2, where="")
     bias = config.get("multimodal_projector_bias", False)
     if not isinstance(bias, bool):
         raise KvcalcError(f"multimodal_projector_bias must be true or false, not {bias!r}")
