@@ -135,6 +135,40 @@ class SglangPools:
             )
         return optimistic
 
+    def terms(self, kv_budget: int) -> tuple[tuple[str, int], ...]:
+        """Return the pools' bytes as (term, bytes), with what is left: Σ = kv_budget."""
+        if self.state_bytes_per_slot:
+            state = self.state_slots * self.state_bytes_per_slot
+            running = self.state_slots // self.slots_per_request
+            pools = (
+                (
+                    f"Mamba state pool: {self.state_slots:,} slots × "
+                    f"{self.state_bytes_per_slot:,} B (--mamba-full-memory-ratio "
+                    f"{float(MAMBA_FULL_MEMORY_RATIO)}; ≤ {running:,} running requests)",
+                    state,
+                ),
+                (
+                    f"KV pool: {self.kv_tokens:,} tokens × {self.kv_bytes_per_token:,} B",
+                    self.kv_tokens * self.kv_bytes_per_token,
+                ),
+            )
+        else:
+            pools = (
+                (
+                    f"full-attention pool: {self.kv_tokens:,} tokens × "
+                    f"{self.kv_bytes_per_token:,} B",
+                    self.kv_tokens * self.kv_bytes_per_token,
+                ),
+                (
+                    f"sliding-window pool: {self.swa_tokens:,} tokens × "
+                    f"{self.swa_bytes_per_token:,} B "
+                    f"(--swa-full-tokens-ratio {float(SWA_FULL_TOKENS_RATIO)})",
+                    self.swa_tokens * self.swa_bytes_per_token,
+                ),
+            )
+        left = kv_budget - sum(b for _, b in pools)
+        return (*pools, ("left unallocated (whole tokens, page rounding)", left))
+
     def concurrency(self, full_tokens: int, window_tokens: int) -> float:
         """Return requests of full_tokens the pools hold, as a fraction (fit's concurrency)."""
         found = [self.kv_tokens / full_tokens] if full_tokens else []
@@ -160,7 +194,6 @@ class Budget:
     terms: tuple[tuple[str, int], ...] = ()  # signed steps: capacity + Σ = kv_budget_bytes
     # SGLang's split pools (hybrid sliding-window, Mamba hybrids), None for one pool
     pools: SglangPools | None = None
-    pool_terms: tuple[tuple[str, int], ...] = ()  # the pools' bytes: Σ = kv_budget_bytes
 
     @property
     def weights_bytes(self) -> int:
@@ -171,6 +204,11 @@ class Budget:
     def kv_budget_bytes(self) -> int:
         """KV budget of the tightest stage."""
         return min(self.stage_kv_budget_bytes)
+
+    @property
+    def pool_terms(self) -> tuple[tuple[str, int], ...]:
+        """SGLang's split pools as (term, bytes) adding up to kv_budget_bytes; () for one."""
+        return self.pools.terms(self.kv_budget_bytes) if self.pools else ()
 
 
 @record
@@ -589,10 +627,8 @@ def _times(value: int, fraction: Fraction, round_up: bool = False) -> int:
     return -(-product // fraction.denominator) if round_up else product // fraction.denominator
 
 
-def _sglang_pools(
-    plan: Plan, kv_budget: int
-) -> tuple[SglangPools, tuple[tuple[str, int], ...]] | None:
-    """Return SGLang's pools for this plan and their bytes as (term, bytes) summing to kv_budget.
+def _sglang_pools(plan: Plan, kv_budget: int) -> SglangPools | None:
+    """Return SGLang's pools for this plan's KV budget (Budget.pool_terms shows their bytes).
 
     None for a model of one pool. Refused in one line where the split is not read: pipeline
     parallelism, compressed or chunked layers, more than one window, windows with state.
@@ -630,76 +666,56 @@ def _sglang_pools(
         )
     if windows:
         (window,) = windows
-        swa_per_token = sum(layers.attention[window])
         if not full_per_token:  # all layers sliding: one pool (set_num_tokens_hybrid_swa)
             return None
-        # set_num_tokens_hybrid_swa: M = rest // cell (profile_max_num_token), then
-        # full = int(M·cell / (F·n_full + r·S·n_swa)), swa = int(full · r), page-aligned
-        cell = full_per_token + swa_per_token
-        profiled = budget_ // cell
-        profiled -= profiled % page  # init_memory pages max_total_num_tokens first
-        r = SWA_FULL_TOKENS_RATIO
-        full = (profiled * cell * r.denominator) // (
-            full_per_token * r.denominator + r.numerator * swa_per_token
-        )
-        swa = full * r.numerator // r.denominator
-        full -= full % page
-        swa -= swa % page
-        pools = SglangPools(
-            kv_tokens=full,
-            kv_bytes_per_token=full_per_token,
-            swa_tokens=swa,
-            swa_bytes_per_token=swa_per_token,
-            window=window.size,
-            page=page,
-        )
-        used = full * full_per_token + swa * swa_per_token
-        terms = (
-            (f"full-attention pool: {full:,} tokens × {full_per_token:,} B", full * full_per_token),
-            (
-                f"sliding-window pool: {swa:,} tokens × {swa_per_token:,} B "
-                f"(--swa-full-tokens-ratio {float(r)})",
-                swa * swa_per_token,
-            ),
-            ("left unallocated (whole tokens, page rounding)", kv_budget - used),
-        )
-        return pools, terms
+        return _swa_pools(budget_, full_per_token, sum(layers.attention[window]), window, page)
     if not full_per_token:
         raise KvcalcError(
             f"engine sglang: {name} has no attention layer on which to size SGLang's KV pool "
             "(try --engine vllm)"
         )
     per_slot = sum(n * page_bytes for n, page_bytes in layers.state.values())
-    # handle_max_mamba_cache: mamba memory = rest · ratio / (1 + ratio), in whole
-    # mamba_cache_per_req slots; profile_max_num_token: KV tokens = the rest // cell, the
-    # cell summed over the attention layers only
+    return _mamba_pools(budget_, full_per_token, per_slot, page)
+
+
+def _swa_pools(
+    budget_: int, full_per_token: int, swa_per_token: int, window: Window, page: int
+) -> SglangPools:
+    """set_num_tokens_hybrid_swa: M = rest // cell tokens profiled (profile_max_num_token),
+    then full = int(M·cell / (F·n_full + r·S·n_swa)), swa = int(full · r), page-aligned."""
+    cell = full_per_token + swa_per_token
+    profiled = budget_ // cell
+    profiled -= profiled % page  # init_memory pages max_total_num_tokens first
+    r = SWA_FULL_TOKENS_RATIO
+    full = (profiled * cell * r.denominator) // (
+        full_per_token * r.denominator + r.numerator * swa_per_token
+    )
+    swa = full * r.numerator // r.denominator
+    return SglangPools(
+        kv_tokens=full - full % page,
+        kv_bytes_per_token=full_per_token,
+        swa_tokens=swa - swa % page,
+        swa_bytes_per_token=swa_per_token,
+        window=window.size,
+        page=page,
+    )
+
+
+def _mamba_pools(budget_: int, full_per_token: int, per_slot: int, page: int) -> SglangPools:
+    """handle_max_mamba_cache: mamba memory = rest · ratio / (1 + ratio), in whole
+    mamba_cache_per_req slots; profile_max_num_token: KV tokens = the rest // cell, the cell
+    summed over the attention layers only."""
     q = MAMBA_FULL_MEMORY_RATIO
     slots = budget_ * q.numerator // ((q.denominator + q.numerator) * per_slot)
-    kv_room = budget_ - slots * per_slot
-    tokens = kv_room // full_per_token
-    tokens -= tokens % page
-    pools = SglangPools(
-        kv_tokens=tokens,
+    tokens = (budget_ - slots * per_slot) // full_per_token
+    return SglangPools(
+        kv_tokens=tokens - tokens % page,
         kv_bytes_per_token=full_per_token,
         page=page,
         state_slots=slots,
         state_bytes_per_slot=per_slot,
         slots_per_request=MAMBA_SLOTS_PER_REQUEST,
     )
-    terms = (
-        (
-            f"Mamba state pool: {slots:,} slots × {per_slot:,} B "
-            f"(--mamba-full-memory-ratio {float(q)}; ≤ {slots // MAMBA_SLOTS_PER_REQUEST:,} "
-            "running requests)",
-            slots * per_slot,
-        ),
-        (f"KV pool: {tokens:,} tokens × {full_per_token:,} B", tokens * full_per_token),
-        (
-            "left unallocated (whole tokens, page rounding)",
-            kv_budget - slots * per_slot - tokens * full_per_token,
-        ),
-    )
-    return pools, terms
 
 
 def budget(plan: Plan) -> Budget:
@@ -782,7 +798,7 @@ def budget(plan: Plan) -> Budget:
         steps.append((weights_label, -heaviest))
         steps += [(label, -b) for label, b in reserve_terms]
         text = "capacity − weights − reserve"
-    split = _sglang_pools(plan, min(kv)) if rule == "sglang" else None
+    pools = _sglang_pools(plan, min(kv)) if rule == "sglang" else None
     return Budget(
         capacity_bytes=capacity,
         usable_bytes=usable,
@@ -793,8 +809,7 @@ def budget(plan: Plan) -> Budget:
         stage_kv_budget_bytes=kv,
         rule=text,
         terms=tuple(steps),
-        pools=split[0] if split else None,
-        pool_terms=split[1] if split else (),
+        pools=pools,
     )
 
 
