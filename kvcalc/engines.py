@@ -214,9 +214,10 @@ TRTLLM_GEMMA4 = FamilyRules(
         "TensorRT-LLM's pools (the manager is built for every layer), which is not modelled"
     ),
     no_capacity=(
-        "Gemma 4's KVCacheManagerV2 splits the KV budget between its window pools by a "
-        "ratio taken from a 2,049-token typical request and rebalanced at run time, so "
-        "max batch and fit are not modelled (calc sizes a batch exactly)"
+        "Gemma 4's KVCacheManagerV2 splits the KV budget between its window pools (a "
+        "ratio from a 2,049-token typical request, pools rounded to 2-32 MiB, rebalanced at "
+        "run time in newer releases), which is not modelled: no max batch or fit (calc "
+        "sizes a batch exactly)"
     ),
 )
 TRTLLM_GEMMA4_SOURCES = (
@@ -235,7 +236,7 @@ TRTLLM_GEMMA4_SOURCES = (
     "_core/_kv_cache_manager.py:KVCacheManager._try_update_target_ratios",
     f"NVIDIA/TensorRT-LLM@00f6bd61f297eaefd98fcabd562d3a8e3df12a96:{_TRTLLM_V2}"
     "_storage_manager.py:StorageManager.__init__ (initial pool ratio from a "
-    "capacity-2,049 request), adjust_cache_level",
+    "capacity-2,049 request), CacheLevelManager.cache_tier_granularity, adjust_cache_level",
 )
 
 
@@ -455,7 +456,8 @@ ENGINES: dict[str, EngineProfile] = {
             budget_rule="trtllm",
             accepts_attention_windows=True,
             default_util=0.9,
-            summary="TensorRT-LLM: 32-token blocks, ceil(n_kv / tp) heads, no window unless given",
+            summary="TensorRT-LLM: 32-token blocks, ceil(n_kv / tp) heads, no window unless given "
+            "(Gemma 4: its own)",
             block_size=32,
             head_rule="ceil",
             # DSACacheManager: fp8 indexer K + fp32 scale per 128 (tensorrt_llm/_torch/attention_backend/sparse/dsa.py)

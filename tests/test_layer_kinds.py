@@ -268,7 +268,7 @@ def test_gemma4_trtllm_refuses_what_it_does_not_model() -> None:
         kv_cache(model, Workload(seq_len=8192, pp=2), TRTLLM)
     with pytest.raises(KvcalcError, match="KV-shared layers"):
         kv_cache(_gemma4(SYNTHETIC_GEMMA4), Workload(seq_len=8192), TRTLLM)
-    with pytest.raises(KvcalcError, match="max batch and fit are not modelled"):
+    with pytest.raises(KvcalcError, match="no max batch or fit"):
         fit(Plan(model, load_gpu("h200"), TRTLLM, Workload(seq_len=8192)))
     result = CliRunner().invoke(app, ["fit", "gemma-4-31b", "--engine", "trtllm", "--gpu", "h200"])
     assert result.exit_code == 2
