@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from kvcalc import hf
@@ -246,6 +248,19 @@ def test_gemma4_trtllm_heads_per_layer_ceil_over_tp(path: Path, tp: int, per_gpu
     4 full-layer heads stop shrinking once tp passes them (one sequence of 8,192 tokens)."""
     result = kv_cache(_gemma4(path), Workload(seq_len=8192, tp=tp), TRTLLM)
     assert result.per_gpu_bytes == per_gpu
+
+
+@settings(max_examples=200, deadline=None)
+@given(seq=st.integers(1, 300_000))
+def test_gemma4_trtllm_sliding_layers_hold_the_window_and_one_block_at_most(seq: int) -> None:
+    """Under TensorRT-LLM a Gemma 4 sliding layer (W = 1,024, 32-token blocks) holds every
+    token up to the window and never more than W + 32 tokens after it; a full layer holds
+    cdiv(seq, 32) blocks."""
+    by_kind = {
+        g.kind: g.tokens for g in kv_cache(_gemma4(GEMMA4), Workload(seq_len=seq), TRTLLM).groups
+    }
+    assert min(seq, 1024) <= by_kind["sliding"] <= min(-(-seq // 32) * 32, 1024 + 32)
+    assert by_kind["full"] == -(-seq // 32) * 32
 
 
 def test_gemma4_trtllm_given_windows_free_blocks_too() -> None:
