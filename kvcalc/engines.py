@@ -23,7 +23,11 @@ HeadRule = Literal["replicate", "ceil", "none"]
 #   window_minus_one: min(seq, W - 1) (transformers' DynamicSlidingWindowLayer)
 #   vllm_planning:    (cdiv(min(W - 1 + N, seq), B) + 1) · B, N = max_num_batched_tokens
 #   llama_cpp:        GGML_PAD(min(n_ctx, W + n_ubatch), 256)
-SlidingRule = Literal["full", "window", "window_minus_one", "vllm_planning", "llama_cpp"]
+#   freed_blocks:     (cdiv(seq, B) − max(0, (seq − W) // B)) · B: blocks wholly behind the
+#                     window are freed (TensorRT-LLM KVCacheManagerV2, AttnLifeCycle)
+SlidingRule = Literal[
+    "full", "window", "window_minus_one", "vllm_planning", "llama_cpp", "freed_blocks"
+]
 
 # How MLA is cached: the joint latent (kv_lora_rank + qk_rope_head_dim, one "head"), or
 # expanded per head as K = n_heads·(nope + rope), V = n_heads·v_head_dim (transformers 4.x).
@@ -54,6 +58,22 @@ ConvSplit = Literal["parts", "whole"]
 #   fp32:   always float32 (llama.cpp type_r / type_s; transformers' recurrent state)
 #   model:  the model's dtype
 StateDtypeRule = Literal["config", "fp32", "model"]
+
+
+@record
+class FamilyRules:
+    """How an engine treats one model family apart from its general rules.
+
+    Each reason is the one line kvcalc refuses with ("": not refused).
+    """
+
+    family: str  # HF model_type
+    # the rule for the family's sliding layers, windows given (--max-attention-window) or not
+    sliding: SlidingRule | None = None
+    note: str = ""  # what the engine does with the family, listed with the assumptions
+    no_pp: str = ""  # why pipeline parallelism is refused
+    no_kv_shared: str = ""  # why KV-shared layers (NoCacheKind kv_shared) are refused
+    no_capacity: str = ""  # why budget, max batch and fit are refused
 
 
 @record
@@ -119,6 +139,7 @@ class EngineProfile:
     # DeepSeek-V4 compressed layers (CompressedKind): "hf", transformers 5.24's
     # DeepseekV4CSACache / DeepseekV4HCACache tensors; None: not read for this engine yet
     compressed_layout: Literal["hf"] | None = None
+    family_rules: tuple[FamilyRules, ...] = ()
     assumptions: tuple[str, ...] = field(default_factory=tuple)
     sources: tuple[str, ...] = field(default_factory=tuple)
 
@@ -127,6 +148,27 @@ class EngineProfile:
         if self.sliding_families is None:
             return True
         return family in self.sliding_families or architecture in self.sliding_families
+
+    def rules_for(self, family: str | None) -> FamilyRules | None:
+        """Return this engine's rules for a model family, if it has any."""
+        return next((r for r in self.family_rules if r.family == family), None)
+
+    def sliding_rule(
+        self, family: str | None, architecture: str | None, windows_given: bool
+    ) -> SlidingRule:
+        """Return how this engine sizes a model's sliding layers.
+
+        windows_given: the user gave TRT-LLM's max_attention_window, which sizes every
+        model's layers by those windows (the C++ manager's min(seq, W)).
+        """
+        rules = self.rules_for(family)
+        if rules is not None and rules.sliding is not None:
+            return rules.sliding
+        if windows_given:
+            return "window"
+        if not self.honours_window(family, architecture):
+            return "full"
+        return self.sliding
 
     def assumptions_for(self, topics: set[str]) -> tuple[str, ...]:
         """Return the assumptions that apply: untagged ones, and '[topic] ...' ones in topics."""
@@ -145,6 +187,57 @@ class EngineProfile:
         if is_mla and self.mla_block_size is not None:
             return self.mla_block_size
         return self.block_size
+
+
+_TRTLLM = "NVIDIA/TensorRT-LLM@7d49440385133045fb433480e79d37cd691586d2:tensorrt_llm/"
+_TRTLLM_V2 = "tensorrt_llm/runtime/kv_cache_manager_v2/"
+
+# TensorRT-LLM serves Gemma 4 (global_head_dim != head_dim: config_utils.is_gemma4_hybrid)
+# on KVCacheManagerV2 (_util.py _non_hybrid_kv_cache_manager_cls), built with per-layer KV
+# heads and head_dim and, unless max_attention_window is given, the window sliding_window
+# for sliding layers and max_seq_len (no window) for full ones (_create_kv_cache_manager).
+TRTLLM_GEMMA4 = FamilyRules(
+    family="gemma4_text",
+    sliding="freed_blocks",
+    note=(
+        "Gemma 4 runs on KVCacheManagerV2 (per-layer KV heads and head_dim): each layer "
+        "holds cdiv(seq, 32) blocks, less, in a sliding layer, the blocks wholly behind its "
+        "window (sliding_window, or --max-attention-window), which are freed; K = V full "
+        "layers cache both K and V (k_proj copied into v_proj)"
+    ),
+    no_pp=(
+        "Gemma 4 under pipeline parallelism: TensorRT-LLM asserts pp_size == 1 "
+        "(Gemma4ForCausalLM); use --tp"
+    ),
+    no_kv_shared=(
+        "Gemma 4's KV-shared layers (num_kv_shared_layers) keep their own unused slots in "
+        "TensorRT-LLM's pools (the manager is built for every layer), which is not modelled"
+    ),
+    no_capacity=(
+        "Gemma 4's KVCacheManagerV2 splits the KV budget between its window pools (a "
+        "ratio from a 2,049-token typical request, pools rounded to 2-32 MiB, rebalanced at "
+        "run time in newer releases), which is not modelled: no max batch or fit (calc "
+        "sizes a batch exactly)"
+    ),
+)
+TRTLLM_GEMMA4_SOURCES = (
+    f"{_TRTLLM}_torch/models/modeling_gemma4.py:Gemma4Attention (per-layer heads, "
+    "head_dim; K = V layers: k_proj copied into v_proj)",
+    f"{_TRTLLM}_torch/pyexecutor/_util.py:_non_hybrid_kv_cache_manager_cls, "
+    "_create_kv_cache_manager (Gemma 4: KVCacheManagerV2, per-layer windows)",
+    f"{_TRTLLM}_torch/pyexecutor/resource_manager.py:KVCacheManagerV2.__init__, "
+    "_build_cache_config, get_layer_bytes_per_token (ceil(n_kv / tp) heads per layer)",
+    "NVIDIA/TensorRT-LLM@00e7d1037d247c72af2da216998cd7cf9e846461:tensorrt_llm/_torch/"
+    "models/modeling_gemma4.py:Gemma4ForCausalLM.__init__ (asserts pp_size == 1)",
+    f"NVIDIA/TensorRT-LLM@1548780d8b82c1d5fb3c8052d2127179a88e18b7:{_TRTLLM_V2}"
+    "_life_cycle_registry.py:AttnLifeCycle.get_stale_range (blocks freed behind the window)",
+    f"NVIDIA/TensorRT-LLM@0004396720054fd8e205cbf616f21f0b57c6b412:{_TRTLLM_V2}"
+    "_config.py:KVCacheManagerConfig (typical_step, rebalance_*), "
+    "_core/_kv_cache_manager.py:KVCacheManager._try_update_target_ratios",
+    f"NVIDIA/TensorRT-LLM@00f6bd61f297eaefd98fcabd562d3a8e3df12a96:{_TRTLLM_V2}"
+    "_storage_manager.py:StorageManager.__init__ (initial pool ratio from a "
+    "capacity-2,049 request), CacheLevelManager.cache_tier_granularity, adjust_cache_level",
+)
 
 
 ENGINES: dict[str, EngineProfile] = {
@@ -363,7 +456,8 @@ ENGINES: dict[str, EngineProfile] = {
             budget_rule="trtllm",
             accepts_attention_windows=True,
             default_util=0.9,
-            summary="TensorRT-LLM: 32-token blocks, ceil(n_kv / tp) heads, no window unless given",
+            summary="TensorRT-LLM: 32-token blocks, ceil(n_kv / tp) heads, no window unless given "
+            "(Gemma 4: its own)",
             block_size=32,
             head_rule="ceil",
             # DSACacheManager: fp8 indexer K + fp32 scale per 128 (tensorrt_llm/_torch/attention_backend/sparse/dsa.py)
@@ -384,6 +478,11 @@ ENGINES: dict[str, EngineProfile] = {
             # ignores Qwen3.5's mamba_ssm_dtype (cache in the model dtype), and without it
             # keeps the model dtype (not vLLM's float32 default for Nemotron-H)
             state_dtype_keys=frozenset({"mamba_ssm_cache_dtype"}),
+            # Gemma 4 attention_k_eq_v: Gemma4Attention builds the full layers with
+            # num_global_key_value_heads × global_head_dim and the weight mapper copies k_proj
+            # into v_proj, so the cache (CacheType.SELF, kv_factor 2) keeps both planes
+            k_eq_v="both",
+            family_rules=(TRTLLM_GEMMA4,),
             assumptions=(
                 "each sequence rounds up to whole 32-token blocks (tokens_per_block)",
                 "KV heads per GPU = ceil(n_kv / tp); MLA latent (kv_factor 1) on every rank",
@@ -410,6 +509,7 @@ ENGINES: dict[str, EngineProfile] = {
                 "NVIDIA/TensorRT-LLM@00679c66c3e38f6d2651ad0a5bef0f94d862e36c:tensorrt_llm/"
                 "_torch/pyexecutor/config_utils.py:extract_mamba_kv_cache_params, "
                 "MambaKVCacheParams.get_states_bytes_per_layer (shapes, dtypes, tp split)",
+                *TRTLLM_GEMMA4_SOURCES,
             ),
         ),
         EngineProfile(

@@ -691,7 +691,10 @@ def _tokens_text(kv: KvBreakdown, t0: dict[Any, int], t1: dict[Any, int]) -> str
             parts.append(f"{name}{g.kind} layers {t0[k]:,} → {t1[k]:,}")
     block = f"block {kv.block_size} tokens" if kv.block_size > 1 else "no blocks"
     pad = f", context padded to {kv.engine.context_pad}" if kv.engine.context_pad > 1 else ""
-    return f"{', '.join(parts)} ({block}{pad}, sliding rule {kv.engine.sliding})"
+    rule = kv.engine.sliding_rule(
+        kv.model.family, kv.model.architecture, kv.workload.attention_windows is not None
+    )
+    return f"{', '.join(parts)} ({block}{pad}, sliding rule {rule})"
 
 
 def _scale_line(kv: KvBreakdown) -> str | None:

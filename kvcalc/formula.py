@@ -446,11 +446,9 @@ def tokens_held(
     if local is not None and local.kind in COMPRESSED_PARTS:
         return compressed_part_tokens(local, seq)
     window = None if local is None else local.size
-    sliding_rule = engine.sliding
-    if not engine.honours_window(model.family, model.architecture):
-        sliding_rule = "full"
-    if workload.attention_windows is not None:
-        sliding_rule = "window"  # windows the user gave the engine (TRT-LLM max_attention_window)
+    sliding_rule = engine.sliding_rule(
+        model.family, model.architecture, workload.attention_windows is not None
+    )
     if engine.sliding == "llama_cpp":  # one stream's cells (kvcalc/llamacpp.py)
         from kvcalc.llamacpp import llama_context
 
@@ -462,6 +460,8 @@ def tokens_held(
         return round_up(min(seq, window), block)
     if sliding_rule == "window_minus_one":
         return min(seq, window - 1)
+    if sliding_rule == "freed_blocks":
+        return freed_blocks_tokens(seq, window, block)
     if sliding_rule == "vllm_planning":
         n_batched = workload.max_num_batched_tokens or engine.max_num_batched_tokens or seq
         if local is not None and local.kind == "chunked":
@@ -470,6 +470,19 @@ def tokens_held(
     # llama_cpp: GGML_PAD(min(kv_size, n_swa + n_ubatch), 256)
     ubatch = engine.ubatch or 512
     return round_up(min(seq, window + ubatch), engine.context_pad)
+
+
+def freed_blocks_tokens(seq: int, window: int, block: int) -> int:
+    """Return the tokens of the blocks a sliding layer holds once seq tokens are cached,
+    when the engine frees the blocks wholly behind the window.
+
+    TensorRT-LLM's KVCacheManagerV2 (tensorrt_llm/runtime/kv_cache_manager_v2/
+    _life_cycle_registry.py AttnLifeCycle.get_stale_range): blocks [0, (h + 1 − W) // B)
+    are stale at history h; at the step that computes token seq, h = seq − 1 and the
+    capacity is seq, so cdiv(seq, B) − max(0, (seq − W) // B) blocks are held (W = 1,024,
+    B = 32: 32 or 33 blocks once seq passes the window).
+    """
+    return (cdiv(seq, block) - max(0, (seq - window) // block)) * block
 
 
 # The parts of a compressed layer (CompressedKind) beside its sliding keys, as windows of
@@ -664,6 +677,9 @@ def _layers(
         if key not in cache:
             kind = model.layer_kind("full" if name == "mtp" else name)
             if isinstance(kind, NoCacheKind):
+                rules = engine.rules_for(model.family)
+                if kind.reason == "kv_shared" and rules is not None and rules.no_kv_shared:
+                    raise KvcalcError(f"engine {engine.name}: {rules.no_kv_shared}")
                 cache[key] = _Layer(name, None, 0, 0, f"nothing cached ({kind.reason})")
             elif isinstance(kind, CompressedKind):
                 per, extra, text = compressed_parts(model, engine, kind, k_dtype, v_dtype, name)
@@ -755,6 +771,9 @@ def kv_cache(model: ModelSpec, workload: Workload, engine: EngineProfile) -> KvB
     unread = dict(engine.unread_families).get(model.family or "")
     if unread is not None:
         raise KvcalcError(f"engine {engine.name}: {model.family}: {unread} (try --engine hf)")
+    rules = engine.rules_for(model.family)
+    if pp > 1 and rules is not None and rules.no_pp:
+        raise KvcalcError(f"engine {engine.name}: {rules.no_pp}")
     _check_llama_cpp(model, workload, engine, k_dtype, v_dtype)
     layers = _layers(model, workload, engine, k_dtype, v_dtype)
     _check_state_support(model, workload, engine, layers)
@@ -1088,7 +1107,12 @@ def _assumptions(
         topics.add("compressed")
     if model.family == "falcon" and isinstance(model.attention, GQA):
         topics.add("falcon")
+    rules = engine.rules_for(model.family)
+    if rules is not None and rules.sliding is not None:
+        topics.discard("sliding")  # the family's own rule, in its note, replaces the engine's
     notes = list(engine.assumptions_for(topics))
+    if rules is not None and rules.note:
+        notes.append(rules.note)
     no_window = not engine.honours_window(model.family, model.architecture)
     if model.layers is not None and no_window:
         notes.append(

@@ -37,7 +37,14 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from kvcalc.dtypes import WeightDtype
 from kvcalc.engines import EngineProfile
 from kvcalc.errors import KvcalcError
-from kvcalc.formula import COMPRESSED_PARTS, KvBreakdown, Workload, cdiv, kv_cache
+from kvcalc.formula import (
+    COMPRESSED_PARTS,
+    KvBreakdown,
+    Workload,
+    cdiv,
+    freed_blocks_tokens,
+    kv_cache,
+)
 from kvcalc.specs import GpuSpec, ModelSpec, Window
 
 if TYPE_CHECKING:
@@ -79,11 +86,9 @@ def token_rule(
             return lambda seq: -(-seq // pad) * pad % m
         return lambda seq: m if -(-seq // pad) * pad >= m else 0
     window = None if local is None else local.size
-    rule = engine.sliding
-    if not engine.honours_window(model.family, model.architecture):
-        rule = "full"
-    if workload.attention_windows is not None:
-        rule = "window"
+    rule = engine.sliding_rule(
+        model.family, model.architecture, workload.attention_windows is not None
+    )
     if window is None or rule == "full":
         if pad == 1:
             if block == 1:
@@ -95,6 +100,8 @@ def token_rule(
         return lambda seq: -(-min(-(-seq // pad) * pad, w) // block) * block
     if rule == "window_minus_one":
         return lambda seq: min(-(-seq // pad) * pad, w - 1)
+    if rule == "freed_blocks" and pad == 1:
+        return lambda seq: freed_blocks_tokens(seq, w, block)
     if rule == "vllm_planning":
         fixed_n = workload.max_num_batched_tokens or engine.max_num_batched_tokens
         chunked = local is not None and local.kind == "chunked"

@@ -725,6 +725,9 @@ def budget(plan: Plan) -> Budget:
     the KV budget: capacity + Σ terms = kv_budget_bytes.
     """
     engine, workload, capacity = plan.engine, plan.workload, plan.gpu.memory_bytes
+    rules = engine.rules_for(plan.model.family)
+    if rules is not None and rules.no_capacity:
+        raise KvcalcError(f"engine {engine.name}: {rules.no_capacity}")
     stage_weights = weights_per_stage(
         plan.model, engine, workload.tp, workload.pp, plan.weights_dtype
     )

@@ -568,14 +568,20 @@ def test_gemma4_26b_sliding_and_global_layers() -> None:
     Per token: 25 × 2·8·256·2 + 5 × 2·2·512·2 = 204,800 + 20,480 = 225,280 B.
     hf at 2,000 tokens (sliding keep W − 1 = 1,023; K = V still caches the values,
     measured): 25·1,023·8,192 + 5·2,000·4,096 = 209,510,400 + 40,960,000 = 250,470,400 B.
-    Engines whose K = V storage kvcalc has not read are refused (vLLM's and SGLang's are
-    read: K and V both cached, tests/test_layer_kinds.py)."""
+    trtllm at 2,000 tokens (KVCacheManagerV2, 32-token blocks; blocks behind the window
+    freed): full cdiv(2,000, 32) = 63 blocks = 2,016 tokens, sliding 63 − (2,000 − 1,024) // 32
+    = 33 blocks = 1,056: 5·2,016·4,096 + 25·1,056·8,192 = 41,287,680 + 216,268,800 =
+    257,556,480 B. Engines whose K = V storage kvcalc has not read (vLLM's V0 engine) are
+    refused (vLLM's, SGLang's and TensorRT-LLM's: K and V both cached,
+    tests/test_layer_kinds.py)."""
     model = _import("gemma-4-26b-a4b")
     hf_result = kv_cache(model, Workload(seq_len=2000, k_dtype=BF16), ENGINES["hf"])
     assert hf_result.bytes_per_token == 225_280
     assert hf_result.per_sequence_bytes == 250_470_400
-    with pytest.raises(KvcalcError, match="engine"):
-        kv_cache(model, Workload(seq_len=2000), ENGINES["trtllm"])
+    trtllm = kv_cache(model, Workload(seq_len=2000), ENGINES["trtllm"])
+    assert trtllm.per_sequence_bytes == 257_556_480
+    with pytest.raises(KvcalcError, match="attention_k_eq_v"):
+        kv_cache(model, Workload(seq_len=2000), ENGINES["vllm@v0"])
 
 
 def test_llama_nemotron_super_49b_nas_blocks() -> None:

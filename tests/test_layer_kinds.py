@@ -6,11 +6,14 @@ import json
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from kvcalc import hf
 from kvcalc.cli import app
 from kvcalc.engines import ENGINES
+from kvcalc.errors import KvcalcError
 from kvcalc.formula import Workload, kv_cache
 from kvcalc.planner import Plan, fit, hf_decode_working_set
 from kvcalc.presets import load_gpu
@@ -184,6 +187,108 @@ def test_gemma4_sglang_caches_k_and_v_on_k_eq_v_layers() -> None:
     result = kv_cache(model, Workload(seq_len=8192), ENGINES["sglang"])
     assert result.bytes_per_token == 225_280
     assert ENGINES["sglang"].k_eq_v == "both"
+
+
+GEMMA4_31B = CONFIGS / "gemma-4-31b.json"
+SYNTHETIC_GEMMA4 = Path(__file__).parent / "data" / "hf_synthetic" / "gemma4.json"
+TRTLLM = ENGINES["trtllm"]
+
+
+def _gemma4(path: Path) -> ModelSpec:
+    return hf.import_config(json.loads(path.read_text()), source="t").spec
+
+
+# Gemma-4-31B (published config): 60 layers, 50 sliding (num_key_value_heads 16 ×
+# head_dim 256, W = 1,024) + 10 full (num_global_key_value_heads 4 × global_head_dim 512,
+# attention_k_eq_v), bf16. TensorRT-LLM (KVCacheManagerV2, 32-token blocks) keeps K and V
+# in every layer: sliding 2 · 16 · 256 · 2 = 16,384 B per token per layer, full
+# 2 · 4 · 512 · 2 = 8,192 B. A full layer holds cdiv(seq, 32) blocks; a sliding layer
+# cdiv(seq, 32) − max(0, (seq − 1,024) // 32) (AttnLifeCycle.get_stale_range at history
+# seq − 1: the blocks wholly behind the window are freed).
+@pytest.mark.parametrize(
+    ("seq", "per_sequence"),
+    [
+        # below the window: 16 blocks everywhere, 512 · (50 · 16,384 + 10 · 8,192)
+        (512, 512 * 901_120),
+        # at the window: 32 blocks everywhere, nothing stale yet
+        (1024, 1024 * 901_120),
+        # full cdiv(2,000, 32) = 63 blocks (2,016 tokens); sliding 63 − 976 // 32 = 33 (1,056)
+        (2000, 10 * 2016 * 8192 + 50 * 1056 * 16384),  # 1,030,225,920
+        # full 256 blocks (8,192 tokens); sliding 256 − 7,168 // 32 = 32 (1,024)
+        (8192, 10 * 8192 * 8192 + 50 * 1024 * 16384),  # 1,509,949,440
+        # full 257 blocks (8,224 tokens); sliding 257 − 7,169 // 32 = 33 (1,056)
+        (8193, 10 * 8224 * 8192 + 50 * 1056 * 16384),  # 1,538,785,280
+    ],
+)
+def test_gemma4_trtllm_v2_frees_blocks_behind_the_window(seq: int, per_sequence: int) -> None:
+    """Gemma-4-31B under TensorRT-LLM: K = V full layers cache K and V, sliding layers hold
+    only the blocks their window still reaches (KVCacheManagerV2), below and above W."""
+    result = kv_cache(_gemma4(GEMMA4_31B), Workload(seq_len=seq), TRTLLM)
+    assert result.bytes_per_token == 50 * 16384 + 10 * 8192  # 901,120
+    assert result.per_sequence_bytes == per_sequence
+
+
+@pytest.mark.parametrize(
+    ("path", "tp", "per_gpu"),
+    [
+        # 31B tp 8: sliding ceil(16/8) = 2 heads → 2,048 B; full ceil(4/8) = 1 head (each on
+        # 2 ranks) → 2 · 1 · 512 · 2 = 2,048 B; at 8,192: 10 · 8,192 + 50 · 1,024 tokens
+        (GEMMA4_31B, 8, 10 * 8192 * 2048 + 50 * 1024 * 2048),  # 272,629,760
+        # 26B-A4B (30 layers: 25 sliding 8 × 256, 5 full 2 × 512): tp 1, sliding
+        # 2 · 8 · 256 · 2 = 8,192 B, full 2 · 2 · 512 · 2 = 4,096 B
+        (GEMMA4, 1, 5 * 8192 * 4096 + 25 * 1024 * 8192),  # 377,487,360
+        # tp 2: sliding 4 heads → 4,096 B, full 1 head → 2,048 B
+        (GEMMA4, 2, 5 * 8192 * 2048 + 25 * 1024 * 4096),  # 188,743,680
+        # tp 4: sliding 2 heads → 2,048 B, full ceil(2/4) = 1 head → 2,048 B
+        (GEMMA4, 4, 5 * 8192 * 2048 + 25 * 1024 * 2048),  # 136,314,880
+    ],
+)
+def test_gemma4_trtllm_heads_per_layer_ceil_over_tp(path: Path, tp: int, per_gpu: int) -> None:
+    """KVCacheManagerV2 gives each layer ceil(n_kv / tp) of its own KV heads: Gemma 4's 2 or
+    4 full-layer heads stop shrinking once tp passes them (one sequence of 8,192 tokens)."""
+    result = kv_cache(_gemma4(path), Workload(seq_len=8192, tp=tp), TRTLLM)
+    assert result.per_gpu_bytes == per_gpu
+
+
+@settings(max_examples=200, deadline=None)
+@given(seq=st.integers(1, 300_000))
+def test_gemma4_trtllm_sliding_layers_hold_the_window_and_one_block_at_most(seq: int) -> None:
+    """Under TensorRT-LLM a Gemma 4 sliding layer (W = 1,024, 32-token blocks) holds every
+    token up to the window and never more than W + 32 tokens after it; a full layer holds
+    cdiv(seq, 32) blocks."""
+    by_kind = {
+        g.kind: g.tokens for g in kv_cache(_gemma4(GEMMA4), Workload(seq_len=seq), TRTLLM).groups
+    }
+    assert min(seq, 1024) <= by_kind["sliding"] <= min(-(-seq // 32) * 32, 1024 + 32)
+    assert by_kind["full"] == -(-seq // 32) * 32
+
+
+def test_gemma4_trtllm_given_windows_free_blocks_too() -> None:
+    """--max-attention-window replaces Gemma 4's windows in TensorRT-LLM's KVCacheManagerV2 and
+    blocks behind them are freed: windows (4,096 ×5, 8,192) cycled over 60 layers put 4,096
+    on the 50 sliding layers (256 − 4,096 // 32 = 128 blocks at 8,192 tokens) and 8,192 =
+    seq (no window) on the 10 full ones."""
+    windows = (4096, 4096, 4096, 4096, 4096, 8192)
+    workload = Workload(seq_len=8192, attention_windows=windows)
+    result = kv_cache(_gemma4(GEMMA4_31B), workload, TRTLLM)
+    assert result.per_sequence_bytes == 10 * 8192 * 8192 + 50 * 4096 * 16384  # 4,026,531,840
+
+
+def test_gemma4_trtllm_refuses_what_it_does_not_model() -> None:
+    """TensorRT-LLM with Gemma 4: pipeline parallelism (Gemma4ForCausalLM asserts pp_size ==
+    1), KV-shared layers (slots kept for every layer) and the pool split behind max batch
+    (rebalanced at run time) are each refused in one line."""
+    model = _gemma4(GEMMA4_31B)
+    with pytest.raises(KvcalcError, match="pp_size == 1"):
+        kv_cache(model, Workload(seq_len=8192, pp=2), TRTLLM)
+    with pytest.raises(KvcalcError, match="KV-shared layers"):
+        kv_cache(_gemma4(SYNTHETIC_GEMMA4), Workload(seq_len=8192), TRTLLM)
+    with pytest.raises(KvcalcError, match="no max batch or fit"):
+        fit(Plan(model, load_gpu("h200"), TRTLLM, Workload(seq_len=8192)))
+    result = CliRunner().invoke(app, ["fit", "gemma-4-31b", "--engine", "trtllm", "--gpu", "h200"])
+    assert result.exit_code == 2
+    assert result.stderr.count("error:") == 1
+    assert "Traceback" not in result.output
 
 
 def _gqa_with_indexed_kind(index_head_dim: int) -> dict[str, object]:
