@@ -137,8 +137,9 @@ class EngineProfile:
     # dtype (transformers MiniMaxM3VLSparseCacheLayer.idx_keys); False: not read for this engine
     gqa_indexer: bool = False
     # DeepSeek-V4 compressed layers (CompressedKind): "hf", transformers 5.24's
-    # DeepseekV4CSACache / DeepseekV4HCACache tensors; None: not read for this engine yet
-    compressed_layout: Literal["hf"] | None = None
+    # DeepseekV4CSACache / DeepseekV4HCACache tensors; "vllm", vLLM's per-layer specs in
+    # KV-cache groups sharing one block pool (kvcalc/vllm_compressed.py); None: not read
+    compressed_layout: Literal["hf", "vllm"] | None = None
     family_rules: tuple[FamilyRules, ...] = ()
     assumptions: tuple[str, ...] = field(default_factory=tuple)
     sources: tuple[str, ...] = field(default_factory=tuple)
@@ -240,6 +241,29 @@ TRTLLM_GEMMA4_SOURCES = (
 )
 
 
+# where vLLM's DeepSeek-V4 cache layout was read (kvcalc/vllm_compressed.py); the index
+# stores each file at its own commit, so each is cited at the commit it was read at
+VLLM_DEEPSEEK_V4_SOURCES = (
+    "vllm-project/vllm@b92a330e057db9b8c2895ba862de2a03589adce8:vllm/model_executor/layers/"
+    "deepseek_v4_attention.py:DeepseekV4MLAAttention.get_kv_cache_spec, "
+    "DeepseekV4IndexerCache.get_kv_cache_spec, DeepseekV4Indexer (fp8 assert, C4A / C128A / "
+    "C4I pages)",
+    "vllm-project/vllm@023da1fc828eb07787cf0734a1ba32f0a0f11887:vllm/model_executor/models/"
+    "deepseek_v4.py:DeepseekV4Attention (compress_ratio = max(1, compress_ratios[i]), "
+    "indexer for ratio 4 only)",
+    "vllm-project/vllm@0de10a276eced6036e9752a223cba53c996d31cd:vllm/model_executor/layers/"
+    "deepseek_compressor.py:CompressorStateCache (fp32 kv + score state, 4 / 8-token blocks)",
+    "vllm-project/vllm@03dc564956172b5b2835be7a84ddde5de1d5dba6:vllm/v1/attention/backends/"
+    "mla/sparse_swa.py:DeepseekV4SWACache (SWA 64-token blocks, 584 B a token)",
+    "vllm-project/vllm:vllm/v1/kv_cache_interface.py:MLAAttentionSpec, SlidingWindowMLASpec, "
+    "_apply_alignment_padding (the DeepSeek-V4 version; the index names no commit for it)",
+    "vllm-project/vllm@fc23e695549c20902e1500441a56745396b9bdd0:vllm/v1/core/"
+    "kv_cache_planning.py:group_and_unify_kv_cache_specs, _approximate_gcd, "
+    "_get_kv_cache_groups_uniform_groups, _get_kv_cache_config_deepseek_v4, "
+    "_max_memory_usage_bytes_from_groups, _report_kv_cache_config",
+)
+
+
 ENGINES: dict[str, EngineProfile] = {
     p.name: p
     for p in (
@@ -278,6 +302,7 @@ ENGINES: dict[str, EngineProfile] = {
             sliding="vllm_planning",
             max_num_batched_tokens=8192,
             indexer_layout="fp8_scaled",
+            compressed_layout="vllm",
             # Gemma 4 attention_k_eq_v: vllm/model_executor/models/gemma4.py Gemma4Attention
             # loads the K weights into both the K and V slots of qkv_proj and calls
             # Attention(q, k, v) like any layer, so the cache keeps both planes
@@ -293,6 +318,12 @@ ENGINES: dict[str, EngineProfile] = {
                 "[pp] pipeline stages hold their own layers (get_pp_indices split)",
                 "[state] state layers: conv (kernel - 1) × channels/tp in the model dtype, "
                 "recurrent heads/tp × elems in mamba_ssm_cache_dtype (MambaStateShapeCalculator)",
+                "[compressed] DeepSeek-V4: fp8_ds_mla cache (--kv-cache-dtype fp8*; auto fails "
+                "vLLM's assert), every layer on every TP rank; a full-MLA KV-cache group "
+                "(256-token blocks: C4A, C4I, C128A pages) and sliding groups (SWA 64-token, "
+                "compressor states 4 / 8-token blocks) draw blocks from one pool whose block "
+                "is layer_tuples × the full-MLA pages; sliding groups at the planning bound "
+                "cdiv(min(W-1+N, seq), B) + 1 blocks; hybrid KV cache manager on",
             ),
             sources=(
                 "vllm-project/vllm:vllm/v1/kv_cache_interface.py:AttentionSpec.real_page_size_bytes",
@@ -309,6 +340,7 @@ ENGINES: dict[str, EngineProfile] = {
                 "vllm-project/vllm:vllm/distributed/utils.py:get_pp_indices",
                 "vllm-project/vllm:vllm/model_executor/models/gemma4.py:Gemma4Attention "
                 "(attention_k_eq_v: K and V both cached)",
+                *VLLM_DEEPSEEK_V4_SOURCES,
             ),
         ),
         EngineProfile(
@@ -591,9 +623,15 @@ ENGINES["vllm@v0"] = replace(
     version="0.6.4-0.6.x (V0 engine, no chunked prefill)",
     summary="vLLM V0 engine: as vllm, profile run over max(max_model_len, 2048) tokens",
     max_num_batched_tokens=None,
-    # Gemma 4 postdates the V0 engine (its KV-shared layers need V1): not read for V0
+    # Gemma 4 and DeepSeek-V4 postdate the V0 engine: not read for V0
     k_eq_v=None,
-    sources=tuple(s for s in ENGINES["vllm"].sources if "gemma4.py" not in s),
+    compressed_layout=None,
+    assumptions=tuple(a for a in ENGINES["vllm"].assumptions if not a.startswith("[compressed]")),
+    sources=tuple(
+        s
+        for s in ENGINES["vllm"].sources
+        if "gemma4.py" not in s and s not in VLLM_DEEPSEEK_V4_SOURCES
+    ),
 )
 
 # llama-server: without -np it runs 4 slots with a unified KV cache (tools/server/server.cpp)

@@ -108,6 +108,38 @@ class StateGroup:
 
 
 @record
+class PoolGroup:
+    """vLLM KV-cache groups of one shape drawing blocks from the shared pool (DeepSeek-V4)."""
+
+    name: str  # what its layers cache, e.g. "SWA" or "C4 state (kv + score, C4I)"
+    layers: int  # cache layers in these groups (one per attention layer and tensor)
+    groups: int  # vLLM KV-cache groups of this shape
+    block_size: int  # tokens per block
+    window: int | None  # sliding window in tokens; None: full attention (blocks for every token)
+    pages: tuple[int, ...]  # each layer's page bytes as allocated (after padding)
+    blocks: int  # blocks one sequence holds in each such group
+
+
+@record
+class BlockPool:
+    """vLLM's one block pool for DeepSeek-V4 (kv_cache_utils._get_kv_cache_config_deepseek_v4).
+
+    Every block is one page of each page size of the full-MLA group, times the layer tuples:
+    block_bytes = layer_tuples · tuple_page_bytes, whichever group holds the block.
+    """
+
+    tuple_pages: tuple[int, ...]  # the full-MLA group's distinct page sizes (bytes)
+    layer_tuples: int
+    block_bytes: int
+    groups: tuple[PoolGroup, ...]
+
+    @property
+    def blocks_per_sequence(self) -> int:
+        """Blocks one sequence takes from the pool: the sum over every KV-cache group."""
+        return sum(g.groups * g.blocks for g in self.groups)
+
+
+@record
 class KvBreakdown:
     """The KV-cache size of a workload, with everything needed to explain it."""
 
@@ -144,6 +176,8 @@ class KvBreakdown:
     # each layer's parts beside its window's (compressed layers: (part window, bytes per
     # part token) of the compressed, buffered and overlap tensors); () for other layers
     layer_parts: tuple[tuple[tuple[Window, int], ...], ...] = ()
+    # vLLM's DeepSeek-V4 block pool: what a block costs and how many a sequence takes
+    block_pool: BlockPool | None = None
 
     @property
     def n_gpus(self) -> int:
@@ -445,6 +479,9 @@ def tokens_held(
     seq = round_up(workload.seq_len, engine.context_pad)
     if local is not None and local.kind in COMPRESSED_PARTS:
         return compressed_part_tokens(local, seq)
+    if local is not None and local.kind in POOL_KINDS:
+        n_batched = workload.max_num_batched_tokens or engine.max_num_batched_tokens
+        return pool_blocks(local, block, seq, n_batched)
     window = None if local is None else local.size
     sliding_rule = engine.sliding_rule(
         model.family, model.architecture, workload.attention_windows is not None
@@ -503,6 +540,24 @@ def compressed_part_tokens(part: Window, seq: int) -> int:
     if part.kind == "buffered":
         return seq % m
     return m if seq >= m else 0
+
+
+# vLLM's DeepSeek-V4 KV-cache groups as windows whose "tokens" are the blocks a sequence
+# holds: pool_full (size = block size) for every token, pool_sliding (size = the window)
+POOL_KINDS = ("pool_full", "pool_sliding")
+
+
+def pool_blocks(group: Window, block: int, seq: int, n_batched: int | None) -> int:
+    """Return the blocks one sequence of seq tokens holds in a vLLM KV-cache group.
+
+    pool_full: cdiv(seq, B) (FullAttentionSpec.max_memory_usage_bytes); pool_sliding of
+    window W: cdiv(min(W - 1 + N, seq), B) + 1, N = max_num_batched_tokens (else seq)
+    (SlidingWindowSpec.max_admission_blocks_per_request, the planning bound).
+    """
+    if group.kind == "pool_full":
+        return cdiv(seq, block)
+    n = n_batched or seq
+    return cdiv(min(group.size - 1 + n, seq), block) + 1
 
 
 def compressed_parts(
@@ -775,6 +830,11 @@ def kv_cache(model: ModelSpec, workload: Workload, engine: EngineProfile) -> KvB
     if pp > 1 and rules is not None and rules.no_pp:
         raise KvcalcError(f"engine {engine.name}: {rules.no_pp}")
     _check_llama_cpp(model, workload, engine, k_dtype, v_dtype)
+    compressed = any(isinstance(k, CompressedKind) for k in (model.kinds or {}).values())
+    if compressed and engine.compressed_layout == "vllm":
+        from kvcalc.vllm_compressed import compressed_cache
+
+        return compressed_cache(model, workload, engine, k_dtype, v_dtype)
     layers = _layers(model, workload, engine, k_dtype, v_dtype)
     _check_state_support(model, workload, engine, layers)
     state_page: int | None = None

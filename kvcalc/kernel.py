@@ -39,11 +39,13 @@ from kvcalc.engines import EngineProfile
 from kvcalc.errors import KvcalcError
 from kvcalc.formula import (
     COMPRESSED_PARTS,
+    POOL_KINDS,
     KvBreakdown,
     Workload,
     cdiv,
     freed_blocks_tokens,
     kv_cache,
+    pool_blocks,
 )
 from kvcalc.specs import GpuSpec, ModelSpec, Window
 
@@ -78,6 +80,10 @@ def token_rule(
     Not for llama.cpp (its cells depend on the batch and the context flags: no kernel).
     """
     pad = engine.context_pad
+    if local is not None and local.kind in POOL_KINDS:  # formula.pool_blocks (vLLM, no pad)
+        n_batched = workload.max_num_batched_tokens or engine.max_num_batched_tokens
+        group = local
+        return lambda seq: pool_blocks(group, block, seq, n_batched)
     if local is not None and local.kind in COMPRESSED_PARTS:  # formula.compressed_part_tokens
         m = local.size
         if local.kind == "compressed":
@@ -359,6 +365,8 @@ class KvKernel:
 
     def _per_token_by_stage(self, kv: KvBreakdown) -> tuple[int, ...]:
         """Return Σ bytes per token of each stage's layers (per_gpu_bytes_per_token)."""
+        if kv.block_pool is not None:  # its groups are pool blocks, not layers' tokens
+            return tuple(sum(kv.layer_bytes_per_token[a:b]) for a, b in kv.stage_layers)
         per_group = {(g.key, g.layer_kind): g.bytes_per_token_per_layer for g in kv.groups}
         per_layer = [
             per_group.get((w, "" if k in _BUILTIN_KINDS else k), 0)
@@ -537,13 +545,16 @@ class FitKernel:
         )
         self._slow: dict[tuple[int, int], FitAnswer] = {}
 
-    def max_tokens_at(self, batch: int) -> int:
-        """Return planner.max_tokens for a plan of this batch (the same at every batch unless
-        the engine reserves the batch's state before tokens)."""
-        if not self._tokens_follow_batch:
-            return self.max_tokens
+    def max_tokens_at(self, seq_len: int, batch: int) -> int:
+        """Return planner.max_tokens for a plan of this length and batch (the same at every
+        point unless the engine reserves the batch's state before tokens, or reports its
+        capacity at the length asked: vLLM's DeepSeek-V4 pool)."""
         from kvcalc.planner import max_tokens
 
+        if self.kv.first.block_pool is not None:
+            return max_tokens(self._plan_at(seq_len, 1), self.budget, self.kv.breakdown(seq_len, 1))
+        if not self._tokens_follow_batch:
+            return self.max_tokens
         return max_tokens(self._plan_at(1, batch), self.budget, self.kv.first)
 
     def _budget_is_constant(self) -> bool:
@@ -559,7 +570,11 @@ class FitKernel:
         if self.exact_fast:
             max_seq, clamped = self.max_seq_len(batch)
             return FitAnswer(
-                self.at(seq_len, batch), max_seq, clamped, self.max_tokens_at(batch), self.budget
+                self.at(seq_len, batch),
+                max_seq,
+                clamped,
+                self.max_tokens_at(seq_len, batch),
+                self.budget,
             )
         key = (seq_len, batch)
         found = self._slow.get(key)
@@ -965,7 +980,7 @@ def fit_fast(plan: Plan) -> Fit:
     seq_len, batch = plan.workload.seq_len, plan.workload.batch
     max_seq, clamped = kernel.max_seq_len(batch)
     searched = Searched(
-        kernel.budget, kernel.max_batch(seq_len), max_seq, clamped, kernel.max_tokens_at(batch),
+        kernel.budget, kernel.max_batch(seq_len), max_seq, clamped, kernel.max_tokens_at(seq_len, batch),
         kernel.kv.breakdown(seq_len, batch), kernel.kv.breakdown(seq_len, 1),
     )  # fmt: skip
     return fit(plan, searched)

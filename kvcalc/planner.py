@@ -16,6 +16,7 @@ from kvcalc.engines import EngineProfile
 from kvcalc.errors import KvcalcError
 from kvcalc.formula import (
     COMPRESSED_PARTS,
+    BlockPool,
     KvBreakdown,
     Workload,
     cdiv,
@@ -893,6 +894,11 @@ def _stage_units(kv: KvBreakdown, stage: int, kv_budget: int) -> _StageUnits:
     attention group and one block per state group (kv_cache_utils.get_num_blocks,
     v1/core/single_type_kv_cache_manager.py MambaManager).
     """
+    if kv.block_pool is not None:  # vLLM's DeepSeek-V4 pool: blocks of every group alike
+        pool = kv.block_pool
+        return _StageUnits(
+            max(0, kv_budget) // pool.block_bytes, pool.blocks_per_sequence, pool.block_bytes
+        )
     layers = _stage_layers(kv, stage)
     tokens = {g.key: g.tokens for g in kv.groups}
     blocks = {g.key: g.block_size or kv.block_size for g in kv.groups}
@@ -1051,6 +1057,9 @@ def max_tokens(plan: Plan, budget_: Budget | None = None, kv: KvBreakdown | None
         return budget_.pools.kv_tokens
     if kv is None:  # any length does: the capacity is per token
         kv = kv_cache(plan.model, replace(plan.workload, batch=1), plan.engine)
+    if kv.block_pool is not None:  # one stage: pipeline parallelism is refused for it
+        pool_budget = budget_.stage_kv_budget_bytes[0]
+        return _pool_tokens_reported(kv.block_pool, kv.workload.seq_len, pool_budget)
     result = None
     for stage, kv_budget in enumerate(budget_.stage_kv_budget_bytes):
         layers = _stage_layers(kv, stage)
@@ -1082,6 +1091,17 @@ def max_tokens(plan: Plan, budget_: Budget | None = None, kv: KvBreakdown | None
             tokens -= tokens % kv.block_size
         result = tokens if result is None else min(result, tokens)
     return result or 0
+
+
+def _pool_tokens_reported(pool: BlockPool, seq_len: int, kv_budget: int) -> int:
+    """Return vLLM's "GPU KV cache size" for a DeepSeek-V4 pool at a length L = seq_len.
+
+    kv_cache_planning._report_kv_cache_config: int(max_concurrency · L), max_concurrency =
+    num_blocks / the blocks one sequence of L takes (get_max_concurrency_for_kv_cache_config),
+    num_blocks = budget // block bytes; here as the exact floor of the rational.
+    """
+    num_blocks = max(0, kv_budget) // pool.block_bytes
+    return num_blocks * seq_len // pool.blocks_per_sequence
 
 
 class Searched(NamedTuple):

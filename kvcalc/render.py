@@ -38,6 +38,7 @@ class _PipeConsole(Console):
 # a layer group's window label; other kinds are compressed-layer parts of rate m
 _WINDOW_LABELS = {"sliding": "W", "chunked": "chunk"}
 _COMPRESSED_PARTS = ("compressed", "buffered", "overlap")  # formula.COMPRESSED_PARTS
+_POOL_KINDS = ("pool_full", "pool_sliding")  # formula.POOL_KINDS
 
 
 def make_console() -> Console:
@@ -255,6 +256,11 @@ def calc_sections(report: dict[str, Any]) -> list[Section]:
     batch = report["batch"]
     whole = Section(f"whole workload ({batch:,} sequence{'s' if batch != 1 else ''}, all GPUs)")
     for group in report["layers"]:
+        if group["kind"] in _POOL_KINDS:  # vLLM's DeepSeek-V4 KV-cache groups: pool blocks
+            groups = f"{group['count']} KV-cache group{'s' if group['count'] != 1 else ''}"
+            held = f"{group['tokens']:,} blocks held each"
+            whole.add(f"{groups} {group['layer_kind']}, {held}", group["bytes"])
+            continue
         name = f"{group['layer_kind']} " if group.get("layer_kind") else ""
         label = (
             f"{group['count']} {name}full layers"

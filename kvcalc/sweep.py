@@ -362,7 +362,7 @@ def _fit_rows(
                      one[6] * batch, one[7])  # fmt: skip
                 at = fk.at(seq, batch)
                 max_seq, clamped = fk.max_seq_len(batch)
-                b, max_tokens = fk.budget, fk.max_tokens_at(batch)
+                b, max_tokens = fk.budget, fk.max_tokens_at(seq, batch)
             else:
                 k = kv_at(seq, batch)
                 answer = fk.answer(seq, batch)
