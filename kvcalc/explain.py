@@ -802,6 +802,11 @@ def explain(
     """
     from kvcalc.errors import KvcalcError
 
+    if kv.block_pool is not None:
+        raise KvcalcError(
+            f"explain: {kv.engine.name}'s DeepSeek-V4 block pool is not explained yet (the "
+            "textbook reference keeps the model dtype, vLLM needs fp8): use calc, or --engine hf"
+        )
     seq = kv.workload.seq_len
     output = min(256, seq - 1) if output_tokens is None else output_tokens
     if output < 0 or output >= seq:

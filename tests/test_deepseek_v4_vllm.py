@@ -119,6 +119,16 @@ def test_flash_bytes_by_hand(flash: ModelSpec, seq: int, blocks: int) -> None:
     assert {100: 49_433_472, 777: 343_930_752, 131_072: 4_066_166_016}[seq] == kv.total_bytes
 
 
+def test_per_token_counts_the_token_indexed_caches(flash: ModelSpec, pro: ModelSpec) -> None:
+    """ "Per token" is what one token writes into the caches indexed by token (they stop at
+    their windows): 584 B of SWA per layer, fp32 compressor states 2·2·(512 + 128)·4 =
+    10,240 B per CSA layer and 2·512·4 = 4,096 B per HCA layer."""
+    flash_kv = kv_cache(flash, _workload(777), VLLM)
+    assert flash_kv.bytes_per_token == 43 * 584 + 21 * 10_240 + 20 * 4_096 == 322_072
+    pro_kv = kv_cache(pro, _workload(777), VLLM)
+    assert pro_kv.bytes_per_token == 61 * 584 + 30 * 10_240 + 31 * 4_096 == 469_800
+
+
 def test_flash_batch_and_tensor_parallelism(flash: ModelSpec) -> None:
     """Bytes scale with the batch; under tp 4 every rank holds the whole cache (4× in total)."""
     one = kv_cache(flash, _workload(777), VLLM).total_bytes
@@ -202,7 +212,8 @@ def test_refusals(flash: ModelSpec, workload: Workload, engine: str, message: st
 
 
 def test_cli_calc_vllm(flash: ModelSpec) -> None:
-    """calc --engine vllm --kv-dtype fp8 lists the pool's groups in JSON; without it, one error."""
+    """calc --engine vllm --kv-dtype fp8 lists the pool's groups in JSON; without it, and
+    explain (not written for the pool), one error line each."""
     import json
 
     from typer.testing import CliRunner
@@ -226,3 +237,6 @@ def test_cli_calc_vllm(flash: ModelSpec) -> None:
     refused = runner.invoke(app, args)
     assert refused.exit_code == 2 and refused.stderr.count("error:") == 1
     assert "Traceback" not in refused.output
+    explain = runner.invoke(app, ["explain", *args[1:], "--kv-dtype", "fp8"])
+    assert explain.exit_code == 2 and explain.stderr.count("error:") == 1
+    assert "block pool is not explained yet" in explain.stderr
