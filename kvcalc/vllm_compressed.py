@@ -134,9 +134,7 @@ def _names(caches: Sequence[_Cache]) -> str:
     return " + ".join(dict.fromkeys(c.name for c in caches))
 
 
-def block_pool(
-    model: ModelSpec, caches: Sequence[_Cache], seq: int, n_batched: int | None
-) -> BlockPool:
+def block_pool(caches: Sequence[_Cache], seq: int, n_batched: int | None) -> BlockPool:
     """Return the pool vLLM builds from these per-layer caches, and one sequence's blocks."""
     full = [c for c in caches if c.window is None]
     if not full:
@@ -150,9 +148,13 @@ def block_pool(
     full_tuples = max(full_counts.values())  # UniformTypeKVCacheSpecs.get_num_layer_tuples
     counts = [max(Counter(c.page for c in group).values()) for group in sliding.values()]
     tuples = approximate_gcd([full_tuples, *counts], lower_bound=full_tuples)
-    groups = [
-        PoolGroup(_names(full), len(full), 1, MLA_BLOCK, None, tuple_pages, 0),
-    ]
+
+    def sized(name: str, layers: int, split: int, block: int, window: int | None,
+              pages: tuple[int, ...]) -> PoolGroup:  # fmt: skip
+        blocks = pool_blocks(_key(block, window), block, seq, n_batched)
+        return PoolGroup(name, layers, split, block, window, pages, blocks)
+
+    groups = [sized(_names(full), len(full), 1, MLA_BLOCK, None, tuple_pages)]
     longest = full_tuples  # the longest page bucket of any group: the pool's layer tuples
     for (block, window), group in sliding.items():
         padded = []
@@ -173,29 +175,16 @@ def block_pool(
         n = next(iter(per_page.values()))
         split = cdiv(n, tuples)  # sub-groups of layer_tuples[i::split]
         longest = max(longest, cdiv(n, split))
-        groups.append(
-            PoolGroup(_names(group), len(group), split, block, window, tuple(sorted(per_page)), 0)
-        )
-    sized = tuple(
-        PoolGroup(
-            g.name,
-            g.layers,
-            g.groups,
-            g.block_size,
-            g.window,
-            g.pages,
-            pool_blocks(_key(g), g.block_size, seq, n_batched),
-        )
-        for g in groups
-    )
-    return BlockPool(tuple_pages, longest, longest * sum(tuple_pages), sized)
+        pages = tuple(sorted(per_page))
+        groups.append(sized(_names(group), len(group), split, block, window, pages))
+    return BlockPool(tuple_pages, longest, longest * sum(tuple_pages), tuple(groups))
 
 
-def _key(group: PoolGroup) -> Window:
+def _key(block: int, window: int | None) -> Window:
     """The window a group's blocks follow (formula.POOL_KINDS)."""
-    if group.window is None:
-        return Window("pool_full", group.block_size)
-    return Window("pool_sliding", group.window)
+    if window is None:
+        return Window("pool_full", block)
+    return Window("pool_sliding", window)
 
 
 def _check(model: ModelSpec, workload: Workload, k_dtype: KvDtype, v_dtype: KvDtype) -> int:
@@ -252,17 +241,17 @@ def compressed_cache(
     per_kind = {name: layer_caches(model, name, window) for name in set(names)}
     caches = [c for name in names for c in per_kind[name]]
     n_batched = workload.max_num_batched_tokens or engine.max_num_batched_tokens
-    pool = block_pool(model, caches, workload.seq_len, n_batched)
+    pool = block_pool(caches, workload.seq_len, n_batched)
     groups = tuple(
         LayerGroup(
-            kind=_key(g).kind,
+            kind=_key(g.block_size, g.window).kind,
             window=g.window,
             count=g.groups,
             padded_count=g.groups,
             tokens=g.blocks,
             bytes_per_token_per_layer=pool.block_bytes,
             bytes=tp * g.groups * g.blocks * batch * pool.block_bytes,
-            key=_key(g),
+            key=_key(g.block_size, g.window),
             layer_kind=_group_text(g),
             block_size=g.block_size,
         )

@@ -82,7 +82,7 @@ def test_pages_per_layer_kind(flash: ModelSpec) -> None:
 def test_flash_pool_layout(flash: ModelSpec) -> None:
     """Flash: 22 layer tuples, a 1,051,776 B block, five KV-cache groups (SWA split in two)."""
     caches = [c for name in flash.layer_kind_names() for c in layer_caches(flash, name, 128)]
-    pool = block_pool(flash, caches, 777, 8_192)
+    pool = block_pool(caches, 777, 8_192)
     assert pool.tuple_pages == (1_728, 8_640, 37_440)
     assert (pool.layer_tuples, pool.block_bytes) == (22, FLASH_BLOCK) == (22, 1_051_776)
     shape = [(g.name, g.layers, g.groups, g.block_size, g.window, g.pages) for g in pool.groups]
