@@ -69,6 +69,13 @@ _KIMI_K3_HF = (
     "transformers has no kimi_k3 model: Kimi-K3 runs the checkpoint's remote code "
     "(modeling_kimi_linear.py with its own KimiDynamicCache), whose cache kvcalc has not read",
 )
+_KIMI_K3_TRTLLM = (
+    "kimi_k3",
+    "TensorRT-LLM keeps Kimi-K3's KDA state in a MixedMambaHybridCacheManager (conv "
+    "[3 · heads · head_dim, W] bf16, recurrent [heads, head_dim, head_dim] fp32: "
+    "NVIDIA/TensorRT-LLM@cf328e85fdf629a94e4c6ff576af97f3f412aa6a:tensorrt_llm/_torch/models/"
+    "modeling_kimi_linear.py), whose slots and budget kvcalc has not read",
+)
 _KIMI_K3_LLAMA_CPP = (
     "kimi_k3",
     "no llama.cpp Kimi-K3 architecture has been read (Attention Residuals, latent MoE, KDA state)",
@@ -408,6 +415,7 @@ ENGINES: dict[str, EngineProfile] = {
                 {"nemotron_h", "qwen3_next", "qwen3_5_text", "qwen3_5_moe_text"}
             ),
             state_spare_slots=1,
+            unread_families=(_KIMI_K3_TRTLLM,),
             # config_utils.resolve_ssm_cache_dtype honours only mamba_ssm_cache_dtype and
             # ignores Qwen3.5's mamba_ssm_dtype (cache in the model dtype), and without it
             # keeps the model dtype (not vLLM's float32 default for Nemotron-H)

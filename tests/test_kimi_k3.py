@@ -183,7 +183,7 @@ def test_k3_keys_in_a_bare_kimi_linear_config_are_refused() -> None:
         ("hf", "transformers has no kimi_k3 model"),
         ("hf@4", "transformers has no kimi_k3 model"),
         ("llama.cpp", "no llama.cpp Kimi-K3 architecture"),
-        ("trtllm", "kimi_k3's kda state layers are not modelled"),
+        ("trtllm", "MixedMambaHybridCacheManager"),
     ],
 )
 def test_engines_that_have_not_been_read_refuse(k3: ModelSpec, engine: str, needle: str) -> None:

@@ -159,7 +159,8 @@ def kimi_k3(c: _Config, family: str) -> dict[str, Any]:
     e_score_correction_bias, num_experts experts of SiTU gate/up/down in the
     routed_expert_hidden_size latent, routed_expert_down_proj hidden → latent,
     routed_expert_norm (latent_moe_use_norm), routed_expert_up_proj latent → hidden, shared
-    experts of num_shared_experts · moe_intermediate_size in the hidden space);
+    experts of num_shared_experts · moe_intermediate_size in the hidden space; the router and
+    DeepseekV2AttentionMLA from models/deepseek_v2.py);
     KimiK3DeltaAttention (A_log one per head: the checkpoint's head_dim-long A_log is cut to
     num_heads on load); KimiK3MLAAttention (DeepseekV2AttentionMLA + g_proj);
     KimiK3DecoderLayer (input/post-attention norms, self_attention_res_norm/_proj and
@@ -169,7 +170,11 @@ def kimi_k3(c: _Config, family: str) -> dict[str, Any]:
     [tokens, blocks, hidden] snapshot bank per forward pass, over the layers of the tokens in
     that pass, and nothing of it outlives the pass.
     """
-    return _kimi(c, _linear_attn_config(c), router_bias=True)
+    # models/deepseek_v2.py MoEGate (stored at 00114aef19bbb7431b9cfc5a77dce64b9c53ed95): an
+    # e_score_correction_bias parameter per expert under topk_method noaux_tc
+    # (KimiLinearConfig's default)
+    noaux = c.data.get("topk_method", "noaux_tc") == "noaux_tc"
+    return _kimi(c, _linear_attn_config(c), router_bias=noaux)
 
 
 def _linear_attn_config(c: _Config) -> dict[str, Any]:
