@@ -60,9 +60,9 @@ StateDtypeRule = Literal["config", "fp32", "model"]
 # models/kimi_k3.py); these engines refuse it, each saying why.
 _KIMI_K3_VLLM = (
     "kimi_k3",
-    "vLLM has no Kimi-K3 model (vllm-project/vllm holds no "
-    "vllm/model_executor/models/kimi_k3.py and its registry no KimiK3ForConditionalGeneration; "
-    "out-of-tree plugins that add one are not read)",
+    "vLLM's own Kimi-K3 model (vllm-project/vllm@055e47c28003156421365af985d676fc921cb075:"
+    "vllm/models/kimi_k3/nvidia/kda.py: KimiK3DeltaAttention.get_state_shape / get_state_dtype) "
+    "has not been read: its KDA state pages, MLA block size and hybrid groups are not modelled",
 )
 _KIMI_K3_HF = (
     "kimi_k3",

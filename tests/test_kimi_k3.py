@@ -178,8 +178,8 @@ def test_k3_keys_in_a_bare_kimi_linear_config_are_refused() -> None:
 @pytest.mark.parametrize(
     ("engine", "needle"),
     [
-        ("vllm", "vLLM has no Kimi-K3 model"),
-        ("vllm@main", "vLLM has no Kimi-K3 model"),
+        ("vllm", "vLLM's own Kimi-K3 model"),
+        ("vllm@main", "has not been read: its KDA state pages"),
         ("hf", "transformers has no kimi_k3 model"),
         ("hf@4", "transformers has no kimi_k3 model"),
         ("llama.cpp", "no llama.cpp Kimi-K3 architecture"),
@@ -206,3 +206,15 @@ def test_kernel_equals_kv_cache(k3: ModelSpec, seq: int, batch: int, tp: int) ->
         kv.state_total_bytes,
         kv.state_per_gpu_bytes,
     )
+
+
+def test_kimi_linear_kda_recurrent_state_is_fp32_under_vllm_and_sglang() -> None:
+    """Kimi Linear's KDA layers share the reading: the recurrent state is float32 whatever
+    the model dtype (vLLM MambaStateDtypeCalculator.kda_state_dtype; SGLang's
+    KimiLinearCacheParams default), the conv state in bf16. The shape-only config
+    tests/data/hf_synthetic/kimi_linear.json: 3 KDA layers of 4 heads × 32, kernel 4."""
+    config = json.loads((CONFIG.parent.parent / "hf_synthetic" / "kimi_linear.json").read_text())
+    spec = hf.import_config(config, source="t").spec
+    conv, recurrent = (4 - 1) * 3 * 4 * 32 * 2, 4 * 32 * 32 * 4  # 2,304 + 16,384
+    result = kv_cache(spec, Workload(seq_len=100), SGLANG)
+    assert result.state_bytes_per_sequence == 3 * (conv + recurrent) == 56_064
