@@ -60,6 +60,32 @@ ConvSplit = Literal["parts", "whole"]
 StateDtypeRule = Literal["config", "fp32", "model"]
 
 
+# Kimi-K3 (kimi_k3) is sized only where its implementation was read (SGLang's
+# models/kimi_k3.py); these engines refuse it, each saying why.
+_KIMI_K3_VLLM = (
+    "kimi_k3",
+    "vLLM's own Kimi-K3 model (vllm-project/vllm@055e47c28003156421365af985d676fc921cb075:"
+    "vllm/models/kimi_k3/nvidia/kda.py: KimiK3DeltaAttention.get_state_shape / get_state_dtype) "
+    "has not been read: its KDA state pages, MLA block size and hybrid groups are not modelled",
+)
+_KIMI_K3_HF = (
+    "kimi_k3",
+    "transformers has no kimi_k3 model: Kimi-K3 runs the checkpoint's remote code "
+    "(modeling_kimi_linear.py with its own KimiDynamicCache), whose cache kvcalc has not read",
+)
+_KIMI_K3_TRTLLM = (
+    "kimi_k3",
+    "TensorRT-LLM keeps Kimi-K3's KDA state in a MixedMambaHybridCacheManager (conv "
+    "[3 · heads · head_dim, W] bf16, recurrent [heads, head_dim, head_dim] fp32: "
+    "NVIDIA/TensorRT-LLM@cf328e85fdf629a94e4c6ff576af97f3f412aa6a:tensorrt_llm/_torch/models/"
+    "modeling_kimi_linear.py), whose slots and budget kvcalc has not read",
+)
+_KIMI_K3_LLAMA_CPP = (
+    "kimi_k3",
+    "no llama.cpp Kimi-K3 architecture has been read (Attention Residuals, latent MoE, KDA state)",
+)
+
+
 @record
 class FamilyRules:
     """How an engine treats one model family apart from its general rules.
@@ -301,6 +327,7 @@ ENGINES: dict[str, EngineProfile] = {
             head_rule="replicate",
             sliding="vllm_planning",
             max_num_batched_tokens=8192,
+            unread_families=(_KIMI_K3_VLLM,),
             indexer_layout="fp8_scaled",
             compressed_layout="vllm",
             # Gemma 4 attention_k_eq_v: vllm/model_executor/models/gemma4.py Gemma4Attention
@@ -412,6 +439,13 @@ ENGINES: dict[str, EngineProfile] = {
                 "(full / sliding-window pools)",
                 "sgl-project/sglang:python/sglang/srt/mem_cache/swa_memory_pool.py"
                 ":SWATokenToKVPoolAllocator (every token in both pools; free_swa)",
+                "sgl-project/sglang@e44a41c1c413ce470c66445745f380a50203c286:python/sglang/srt/"
+                "models/kimi_k3.py:KimiK3DecoderLayer, KimiK3MLAAttention, KimiK3DeltaAttention "
+                "(Kimi-K3: MLA latent in the full layers, KDA state in the others; the "
+                "Attention-Residual bank lives one forward pass)",
+                "sgl-project/sglang:python/sglang/srt/configs/mamba_utils.py:KimiLinearStateShape, "
+                "mamba2_state_dtype (stored at 02e208ded6769bd3332cbdc6cf0da939f541514f: KDA "
+                "conv (kernel - 1) × 3 · heads · head_dim / tp in bf16, recurrent state fp32)",
             ),
         ),
         EngineProfile(
@@ -454,6 +488,7 @@ ENGINES: dict[str, EngineProfile] = {
                     "its sliding layers are an iSWA cache (src/models/mimo2.cpp, "
                     "LLAMA_SWA_TYPE_STANDARD) whose window and per-layer heads kvcalc has not read",
                 ),
+                _KIMI_K3_LLAMA_CPP,
             ),
             ubatch=512,
             assumptions=(
@@ -506,6 +541,7 @@ ENGINES: dict[str, EngineProfile] = {
                 {"nemotron_h", "qwen3_next", "qwen3_5_text", "qwen3_5_moe_text"}
             ),
             state_spare_slots=1,
+            unread_families=(_KIMI_K3_TRTLLM,),
             # config_utils.resolve_ssm_cache_dtype honours only mamba_ssm_cache_dtype and
             # ignores Qwen3.5's mamba_ssm_dtype (cache in the model dtype), and without it
             # keeps the model dtype (not vLLM's float32 default for Nemotron-H)
@@ -546,6 +582,7 @@ ENGINES: dict[str, EngineProfile] = {
         ),
         EngineProfile(
             name="hf",
+            unread_families=(_KIMI_K3_HF,),
             version="5.17.0 (decode working set measured; cache layout 5.x)",
             decode_working_set=True,
             summary="Hugging Face transformers 5.x DynamicCache: exact tokens, sliding keep W-1",
@@ -582,6 +619,7 @@ ENGINES: dict[str, EngineProfile] = {
         ),
         EngineProfile(
             name="hf@4",
+            unread_families=(_KIMI_K3_HF,),
             version="4.x (MLA expanded); decode working set as measured on 5.17.0",
             decode_working_set=True,
             summary="transformers 4.x: as hf, but DeepSeek MLA cached expanded per head (71x)",

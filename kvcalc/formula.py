@@ -11,7 +11,7 @@ from dataclasses import field
 from typing import TYPE_CHECKING
 
 from kvcalc.dtypes import KV_DTYPES, KvDtype
-from kvcalc.engines import EngineProfile
+from kvcalc.engines import ENGINES, EngineProfile
 from kvcalc.errors import KvcalcError
 from kvcalc.records import record
 from kvcalc.specs import (
@@ -825,7 +825,12 @@ def kv_cache(model: ModelSpec, workload: Workload, engine: EngineProfile) -> KvB
     tp, pp, batch = workload.tp, workload.pp, workload.batch
     unread = dict(engine.unread_families).get(model.family or "")
     if unread is not None:
-        raise KvcalcError(f"engine {engine.name}: {model.family}: {unread} (try --engine hf)")
+        other = next(
+            name
+            for name in ("hf", "sglang")
+            if model.family not in dict(ENGINES[name].unread_families)
+        )
+        raise KvcalcError(f"engine {engine.name}: {model.family}: {unread} (try --engine {other})")
     rules = engine.rules_for(model.family)
     if pp > 1 and rules is not None and rules.no_pp:
         raise KvcalcError(f"engine {engine.name}: {rules.no_pp}")

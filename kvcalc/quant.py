@@ -494,6 +494,8 @@ def hf_linears(c: Mapping[str, Any], family: str) -> tuple[Linear, ...] | None:
         return _mimo_v2_flash_linears(c)
     if family in ("qwen3_next", "qwen3_5_text", "qwen3_5_moe_text", "qwen3_5", "qwen3_5_moe"):
         return _qwen_gdn_linears(c, family)
+    if family == "kimi_k3":
+        return _kimi_k3_linears(c)
     if family not in _DENSE | _DEEPSEEK_LIKE | _QWEN_MOE | {
         "mixtral",
         "minimax_m2",
@@ -791,6 +793,77 @@ def _qwen_gdn_linears(c: Mapping[str, Any], family: str) -> tuple[Linear, ...]:
                 out.append(Linear(m + "shared_expert_gate", "mlp", 1, h, router=True))
         else:
             out += _gated(m, "mlp", h, _int(c, "intermediate_size"))
+    return tuple(out)
+
+
+def _kimi_k3_linears(c: Mapping[str, Any]) -> tuple[Linear, ...]:
+    """Kimi-K3's linears under the checkpoint's module names (language_model.model.layers.N.
+    self_attn.*, block_sparse_moe.gate / experts.N.w1, w3, w2 / shared_experts.*, mlp.* in
+    the dense layers), as SGLang's models/kimi_k3.py loads them
+    (sgl-project/sglang@e44a41c1c413ce470c66445745f380a50203c286,
+    KimiK3LinearForCausalLM.load_weights; its hf_to_sglang_mapper renames block_sparse_moe
+    to mlp). The routed experts work in the routed_expert_hidden_size latent.
+
+    Not listed, so counted in the model dtype whatever the recipe's targets: the latent
+    routed_expert_down_proj / routed_expert_up_proj and the Attention-Residual pseudo-queries
+    (*_res_proj). SGLang builds them as ReplicatedLinear with quant_config=None and loads the
+    checkpoint's tensors into those bf16 weights as they are (a packed tensor would not fit).
+    """
+    h = _int(c, "hidden_size")
+    n_layers = _int(c, "num_hidden_layers")
+    n_heads = _int(c, "num_attention_heads")
+    la = c.get("linear_attn_config")
+    if not isinstance(la, dict):
+        raise KvcalcError("config key 'linear_attn_config' must be a table")
+    kda = {int(i) - 1 for i in la.get("kda_layers") or []}
+    heads, dim = int(la.get("num_heads") or n_heads), int(la.get("head_dim") or 128)
+    proj = heads * dim
+    n_experts = _int(c, "num_experts")
+    first_dense = _int(c, "first_k_dense_replace", default=0)
+    step = _int(c, "moe_layer_freq", default=1)
+    moe_inter = _int(c, "moe_intermediate_size")
+    latent = _int(c, "routed_expert_hidden_size", default=h)
+    shared = _int(c, "num_shared_experts", default=0)
+    v_dim = _int(c, "v_head_dim")
+    out: list[Linear] = []
+    for i in range(n_layers):
+        a = f"layers.{i}.self_attn."
+        if i in kda:
+            gate = (
+                [Linear(a + "g_proj", "attention", proj, h)]
+                if la.get("use_full_rank_gate")
+                else [
+                    Linear(a + "g_a_proj", "attention", dim, h),
+                    Linear(a + "g_b_proj", "attention", proj, dim),
+                ]
+            )
+            out += [
+                Linear(a + "q_proj", "attention", proj, h),
+                Linear(a + "k_proj", "attention", proj, h),
+                Linear(a + "v_proj", "attention", proj, h),
+                Linear(a + "f_a_proj", "attention", dim, h),
+                Linear(a + "f_b_proj", "attention", proj, dim),
+                Linear(a + "b_proj", "attention", heads, h),
+                *gate,
+                Linear(a + "o_proj", "attention", h, proj),
+            ]
+        else:
+            out += _attention_linears(c, "kimi_k3", i, h, n_heads)
+            if c.get("mla_use_output_gate"):
+                out.append(Linear(a + "g_proj", "attention", n_heads * v_dim, h))
+        if i >= first_dense and i % step == 0:
+            b = f"layers.{i}.block_sparse_moe."
+            e = b + "experts.0."
+            out += [
+                Linear(b + "gate", "experts", n_experts, h, router=True),
+                Linear(e + "w1", "experts", moe_inter, latent, n_experts, True),
+                Linear(e + "w3", "experts", moe_inter, latent, n_experts, True),
+                Linear(e + "w2", "experts", latent, moe_inter, n_experts, True),
+            ]
+            if shared:
+                out += _gated(b + "shared_experts.", "mlp", h, moe_inter * shared)
+        else:
+            out += _gated(f"layers.{i}.mlp.", "mlp", h, _int(c, "intermediate_size"))
     return tuple(out)
 
 

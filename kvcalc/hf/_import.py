@@ -66,8 +66,16 @@ class Imported:
     warnings: tuple[str, ...] = field(default_factory=tuple)
 
 
+# Outer (multimodal) model_types whose language model is read by their own family, whatever
+# text_config's model_type says: Kimi-K3's text_config says kimi_linear, but its layers are
+# not transformers' kimi_linear ones (kvcalc/hf/_linear.py kimi_k3).
+_OUTER_FAMILIES = frozenset({"kimi_k3"})
+
+
 def resolve_family(config: dict[str, Any], data: dict[str, Any]) -> str:
     """Return the model_type of the language model a config describes."""
+    if data is not config and config.get("model_type") in _OUTER_FAMILIES:
+        return str(config["model_type"])
     family = str(data.get("model_type") or config.get("model_type") or "")
     if data is not config and not data.get("model_type"):
         family = _TEXT_FAMILY.get(family, family)
@@ -160,6 +168,8 @@ def import_config(
     )
     warnings += quant_warnings
     architectures = data.get("architectures") or config.get("architectures") or [None]
+    if data is not config and config.get("model_type") in _OUTER_FAMILIES:
+        architectures = config.get("architectures") or architectures
     spec_data: dict[str, Any] = {
         "name": name
         or str(data.get("_name_or_path") or config.get("_name_or_path") or family_name),

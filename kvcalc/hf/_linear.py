@@ -121,12 +121,12 @@ QWEN_GDN_READS = frozenset(
 )  # fmt: skip
 
 
-# ---- Moonshot Kimi Linear (kimi_linear) ---------------------------------------------------
+# ---- Moonshot Kimi Linear (kimi_linear) and Kimi-K3 (kimi_k3) ----------------------------
 
-# Kimi-K3 keys that KimiLinearConfig does not know: its weights (and possibly its cache) are
-# laid out differently from the transformers model, so they are refused, not guessed.
-_KIMI_UNMODELLED = ("attn_res_block_size", "routed_expert_hidden_size", "latent_moe_use_norm",
-                    "use_full_rank_gate")  # fmt: skip
+# Kimi-K3's keys, which KimiLinearConfig does not know: read inside a kimi_k3 config only (its
+# reading follows SGLang's models/kimi_k3.py), refused in a bare kimi_linear one.
+_KIMI_K3_KEYS = ("attn_res_block_size", "routed_expert_hidden_size", "latent_moe_use_norm",
+                 "use_full_rank_gate", "mla_use_output_gate")  # fmt: skip
 
 
 def kimi_linear(c: _Config, family: str) -> dict[str, Any]:
@@ -137,15 +137,81 @@ def kimi_linear(c: _Config, family: str) -> dict[str, Any]:
     transformers models/kimi_linear/modeling_kimi_linear.py (KimiDeltaAttention: q/k/v
     projections, conv1d, forget gate f_a/f_b with dt_bias and A_log, beta b_proj, output
     gate g_a/g_b, o_norm, o_proj; MLA as DeepSeek-V3's; MoE with shared experts)."""
+    la = _linear_attn_config(c)
+    for key in _KIMI_K3_KEYS:
+        if c.data.get(key) not in (None, False) or la.get(key) not in (None, False):
+            raise KvcalcError(
+                f"config key {key!r} is Kimi-K3's, which transformers' kimi_linear model does "
+                "not build: kvcalc reads it inside a kimi_k3 config (model_type kimi_k3) only"
+            )
+    return _kimi(c, la, router_bias=False)
+
+
+def kimi_k3(c: _Config, family: str) -> dict[str, Any]:
+    """Kimi-K3 (model_type kimi_k3, its text_config a kimi_linear one): Kimi Linear's MLA and
+    KDA layers with an output gate on MLA (g_proj, hidden → heads · v_head_dim), a full-rank
+    KDA output gate (g_proj, hidden → heads · head_dim, for g_a/g_b), latent MoE and
+    Attention Residuals.
+
+    Counted from SGLang's implementation (transformers has no kimi_k3 model):
+    sgl-project/sglang@e44a41c1c413ce470c66445745f380a50203c286
+    python/sglang/srt/models/kimi_k3.py: KimiK3MoE (the router MoEGate with its
+    e_score_correction_bias, num_experts experts of SiTU gate/up/down in the
+    routed_expert_hidden_size latent, routed_expert_down_proj hidden → latent,
+    routed_expert_norm (latent_moe_use_norm), routed_expert_up_proj latent → hidden, shared
+    experts of num_shared_experts · moe_intermediate_size in the hidden space; the router and
+    DeepseekV2AttentionMLA from models/deepseek_v2.py);
+    KimiK3DeltaAttention (A_log one per head: the checkpoint's head_dim-long A_log is cut to
+    num_heads on load); KimiK3MLAAttention (DeepseekV2AttentionMLA + g_proj);
+    KimiK3DecoderLayer (input/post-attention norms, self_attention_res_norm/_proj and
+    mlp_res_norm/_proj: an RMSNorm and a hidden → 1 pseudo-query per aggregation point);
+    KimiK3LinearModel (final norm, output_attn_res_norm/_proj). SiTU has no parameters. Attention
+    Residuals keep no cache: python/sglang/srt/layers/attn_residual.py AttnResidual builds its
+    [tokens, blocks, hidden] snapshot bank per forward pass, over the layers of the tokens in
+    that pass, and nothing of it outlives the pass.
+    """
+    # models/deepseek_v2.py MoEGate (stored at 00114aef19bbb7431b9cfc5a77dce64b9c53ed95): an
+    # e_score_correction_bias parameter per expert under topk_method noaux_tc
+    # (KimiLinearConfig's default)
+    noaux = c.data.get("topk_method", "noaux_tc") == "noaux_tc"
+    return _kimi(c, _linear_attn_config(c), router_bias=noaux)
+
+
+def _linear_attn_config(c: _Config) -> dict[str, Any]:
     la = c.data.get("linear_attn_config")
     if not isinstance(la, dict):
         raise KvcalcError("config key 'linear_attn_config' must be a table")
-    for key in _KIMI_UNMODELLED:
-        if c.data.get(key) not in (None, False) or la.get(key) not in (None, False):
-            raise KvcalcError(
-                f"config key {key!r} (Kimi-K3) is not modelled yet: transformers has no "
-                "kimi_k3 model to check its cache and weights against"
-            )
+    return la
+
+
+def _mla_params(c: _Config, h: int, n_heads: int) -> int:
+    """DeepSeek-V3's MLA (q_a/q_b with q_a_layernorm, or q_proj; kv_a_proj_with_mqa,
+    kv_a_layernorm, kv_b_proj, o_proj), plus Kimi-K3's output gate g_proj when
+    mla_use_output_gate is set."""
+    kv_lora, rope = c.get_int("kv_lora_rank"), c.get_int("qk_rope_head_dim")
+    nope, v_dim = c.get_int("qk_nope_head_dim"), c.get_int("v_head_dim")
+    q_lora = c.opt_int("q_lora_rank")
+    if q_lora:
+        q = h * q_lora + q_lora + q_lora * n_heads * (nope + rope)
+    else:
+        q = h * n_heads * (nope + rope)
+    kv = h * (kv_lora + rope) + kv_lora + kv_lora * n_heads * (nope + v_dim)
+    gate = h * n_heads * v_dim if c.get_bool("mla_use_output_gate", False) else 0
+    return q + kv + n_heads * v_dim * h + gate
+
+
+def _kda_params(h: int, heads: int, dim: int, kernel: int, full_rank_gate: bool) -> int:
+    """KDA: q/k/v projections and their conv taps, forget gate f_a/f_b with dt_bias and A_log
+    (one per head), beta b_proj, output gate (g_proj full rank, else g_a/g_b), o_norm,
+    o_proj."""
+    proj = heads * dim
+    qkv = 3 * h * proj + 3 * proj * kernel
+    forget = h * dim + dim * proj + proj + heads
+    gate = h * proj if full_rank_gate else h * dim + dim * proj
+    return qkv + forget + h * heads + gate + dim + proj * h
+
+
+def _kimi(c: _Config, la: dict[str, Any], *, router_bias: bool) -> dict[str, Any]:
     n_layers = c.get_int("num_hidden_layers")
     full = {int(i) - 1 for i in la.get("full_attn_layers") or []}
     kda = {int(i) - 1 for i in la.get("kda_layers") or []}
@@ -158,24 +224,20 @@ def kimi_linear(c: _Config, family: str) -> dict[str, Any]:
     kernel = int(la.get("short_conv_kernel_size") or 4)
     h = c.get_int("hidden_size")
     n_heads = c.get_int("num_attention_heads")
-    kv_lora, rope = c.get_int("kv_lora_rank"), c.get_int("qk_rope_head_dim")
-    nope, v_dim = c.get_int("qk_nope_head_dim"), c.get_int("v_head_dim")
-    q_lora = c.opt_int("q_lora_rank")
-    proj = heads * dim
-    if q_lora:
-        mla_q = h * q_lora + q_lora + q_lora * n_heads * (nope + rope)
-    else:
-        mla_q = h * n_heads * (nope + rope)
-    mla = mla_q + h * (kv_lora + rope) + kv_lora + kv_lora * n_heads * (nope + v_dim)
-    mla += n_heads * v_dim * h
-    kda_params = 3 * h * proj + 3 * proj * kernel + proj + heads + h * dim + dim * proj
-    kda_params += h * heads + h * dim + dim * proj + dim + proj * h
+    mla = _mla_params(c, h, n_heads)
+    kda_params = _kda_params(h, heads, dim, kernel, bool(la.get("use_full_rank_gate")))
     n_experts = c.get_int("num_experts", default=0)
     first_dense = c.get_int("first_k_dense_replace", default=0)
     step = c.get_int("moe_layer_freq", default=1)
     inter, moe_inter = c.get_int("intermediate_size"), c.get_int("moe_intermediate_size", default=0)
     n_shared = c.get_int("num_shared_experts", default=0)
-    attention = mixer = mlp = experts = 0
+    latent = c.opt_int("routed_expert_hidden_size")
+    expert_width = latent or h
+    latent_norm = latent if latent and c.get_bool("latent_moe_use_norm", False) else 0
+    # Attention Residuals: per layer an RMSNorm and a hidden -> 1 pseudo-query before the
+    # attention and before the MLP, and one pair before the final norm
+    attn_res = c.opt_int("attn_res_block_size") is not None
+    attention = mixer = mlp = experts = norms = other = 0
     names = []
     for i in range(n_layers):
         if i in full:
@@ -185,10 +247,17 @@ def kimi_linear(c: _Config, family: str) -> dict[str, Any]:
             names.append("kda")
             mixer += kda_params
         if n_experts and i >= first_dense and i % step == 0:
-            experts += n_experts * 3 * h * moe_inter + n_experts * h
+            experts += n_experts * 3 * expert_width * moe_inter + n_experts * h
+            experts += n_experts if router_bias else 0  # MoEGate.e_score_correction_bias
             mlp += n_shared * 3 * h * moe_inter
+            mlp += 2 * h * latent if latent else 0  # routed_expert_down_proj, _up_proj
+            norms += latent_norm
         else:
             mlp += 3 * h * inter
+    norms += n_layers * 2 * h + h
+    if attn_res:
+        norms += n_layers * 2 * h + h
+        other += n_layers * 2 * h + h
     params = _breakdown(
         c,
         h,
@@ -196,12 +265,19 @@ def kimi_linear(c: _Config, family: str) -> dict[str, Any]:
         attention=attention + mixer,
         mlp=mlp,
         experts=experts,
-        norms=n_layers * 2 * h + h,
+        norms=norms,
+        other=other,
     )
     kinds = {
         "kda": {
-            "kind": "state", "mixer": "kda", "conv_kernel": kernel, "conv_inner": 3 * proj,
+            "kind": "state", "mixer": "kda", "conv_kernel": kernel, "conv_inner": 3 * heads * dim,
             "state_heads": heads, "state_head_elems": dim * dim,
+            # the recurrent state is float32 whatever the model dtype: vLLM
+            # mamba_utils.py MambaStateDtypeCalculator.kda_state_dtype returns float32 for
+            # it; SGLang's KimiLinearConfig.mamba2_cache_params builds KimiLinearCacheParams
+            # without a dtype, so mamba2_state_dtype(None) gives float32 (configs/mamba_utils.py;
+            # --mamba-ssm-dtype / SGLANG_MAMBA_SSM_DTYPE override it)
+            "state_dtype": "fp32",
         }
     }  # fmt: skip
     moe = None
@@ -214,8 +290,10 @@ def kimi_linear(c: _Config, family: str) -> dict[str, Any]:
             "n_shared_experts": n_shared,
         }
     attention_spec = {
-        "kind": "mla", "n_heads": n_heads, "kv_lora_rank": kv_lora, "qk_rope_head_dim": rope,
-        "qk_nope_head_dim": nope, "v_head_dim": v_dim, "q_lora_rank": q_lora,
+        "kind": "mla", "n_heads": n_heads, "kv_lora_rank": c.get_int("kv_lora_rank"),
+        "qk_rope_head_dim": c.get_int("qk_rope_head_dim"),
+        "qk_nope_head_dim": c.get_int("qk_nope_head_dim"), "v_head_dim": c.get_int("v_head_dim"),
+        "q_lora_rank": c.opt_int("q_lora_rank"),
     }  # fmt: skip
     return {
         "n_layers": n_layers,

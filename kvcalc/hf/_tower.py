@@ -362,6 +362,81 @@ def pixtral_tower(
     return {"params": params, "replicated": replicated}
 
 
+# KimiK3VisionConfig's keys (sgl-project/sglang python/sglang/srt/configs/kimi_k3.py); the
+# layout keys must name the one layout SGLang builds
+_KIMI_K3_SHAPE_KEYS = frozenset(
+    {
+        "patch_size", "init_pos_emb_height", "init_pos_emb_width", "vt_hidden_size",
+        "vt_intermediate_size", "vt_num_hidden_layers", "qkv_hidden_size", "merge_kernel_size",
+        "attn_bias", "linear_bias", "patch_embed_proj_bias", "norm_type",
+    }
+)  # fmt: skip
+_KIMI_K3_LAYOUT = {
+    "pos_emb_type": "divided_fixed",
+    "merge_type": "sd2_tpool",
+    "mm_projector_type": "patchmergerv2",
+    "mlp_type": "mlp2",
+}
+_KIMI_K3_OTHER_KEYS = frozenset(
+    {
+        *_KIMI_K3_LAYOUT, "mm_hidden_size", "text_hidden_size", "vt_num_attention_heads",
+        "init_pos_emb_time", "activation_func", "projector_hidden_act", "projector_ln_eps",
+        "pos_emb_interpolation_mode", "_attn_implementation",
+    }
+)  # fmt: skip
+
+
+def kimi_k3_tower(vision: dict[str, Any], text_hidden: int) -> dict[str, int]:
+    """Return VisionTower fields for Kimi-K3's MoonViT3d vision_config and its projector.
+
+    SGLang's port of the checkpoint's modeling_kimi_k3.py
+    (sgl-project/sglang python/sglang/srt/models/kimi_k3_vl.py, stored at
+    0c82983489411f901481560abb9519bb2a75252b: KimiK3VisionTower, MoonViTEncoderLayer,
+    KimiK3MultiModalProjector), with h = vt_hidden_size, i = vt_intermediate_size,
+    q = qkv_hidden_size, L = vt_num_hidden_layers, m = mm_hidden_size · merge_h · merge_w,
+    T = text_hidden_size, n = h (rmsnorm) or 2h (layernorm):
+      patch_embed  Conv2d(3 -> h, p × p) 3·p²·h (+ h with patch_embed_proj_bias) and the
+                   learnt position embedding init_pos_emb_height × _width × h (the time
+                   embedding is a fixed buffer, the 2D RoPE has no weights)
+      each layer:  norm0, norm1 2n, wqkv h·3q, wo q·h (+ 3q + h with attn_bias), MLP fc0
+                   h·i, fc1 i·h (+ i + h with linear_bias)
+      final norm n; projector proj.0 m², proj.2 m·T (no biases), post_norm RMSNorm(T) T.
+    SGLang runs the tower replicated on every rank (KimiK3ForConditionalGeneration
+    use_data_parallel: images are split across ranks, not weights).
+    """
+    _check_keys(vision, _KIMI_K3_SHAPE_KEYS, _KIMI_K3_OTHER_KEYS, "Kimi-K3 MoonViT3d")
+    for key, built in _KIMI_K3_LAYOUT.items():
+        if vision.get(key, built) != built:
+            raise KvcalcError(
+                f"vision_config.{key} {vision[key]!r} is not understood: SGLang's Kimi-K3 tower "
+                f"builds {built!r} only"
+            )
+    flags = {k: vision[k] for k in ("attn_bias", "linear_bias", "patch_embed_proj_bias")}
+    if not all(isinstance(v, bool) for v in flags.values()):
+        raise KvcalcError(f"vision_config bias flags must be true or false, not {flags!r}")
+    norm = {"rmsnorm": 1, "layernorm": 2}.get(str(vision["norm_type"]))
+    if norm is None:
+        raise KvcalcError(f"vision_config.norm_type {vision['norm_type']!r} is not understood")
+    merge = vision["merge_kernel_size"]
+    if not (isinstance(merge, list) and len(merge) == 2 and all(isinstance(x, int) for x in merge)):
+        raise KvcalcError(f"vision_config.merge_kernel_size must be two integers, not {merge!r}")
+    h, i = _int(vision, "vt_hidden_size"), _int(vision, "vt_intermediate_size")
+    q, layers = _int(vision, "qkv_hidden_size"), _int(vision, "vt_num_hidden_layers")
+    p = _int(vision, "patch_size")
+    pos = _int(vision, "init_pos_emb_height") * _int(vision, "init_pos_emb_width") * h
+    m = _int(vision, "mm_hidden_size", h) * merge[0] * merge[1]
+    text = _int(vision, "text_hidden_size", text_hidden)
+    patch = 3 * p * p * h + h * flags["patch_embed_proj_bias"]
+    block = 2 * norm * h + 3 * h * q + q * h + 2 * h * i
+    block += (3 * q + h) * flags["attn_bias"] + (i + h) * flags["linear_bias"]
+    params = patch + pos + layers * block + norm * h + m * m + m * text + text
+    return {"params": params, "replicated": params}
+
+
+def _kimi_k3(config: dict[str, Any]) -> dict[str, int]:
+    return kimi_k3_tower(config["vision_config"], _text_hidden(config, 7168))
+
+
 def _text_hidden(config: dict[str, Any], default: int) -> int:
     text = config.get("text_config") or {}
     hidden = text.get("hidden_size", default)
@@ -436,6 +511,7 @@ TOWERS: dict[str, Callable[[dict[str, Any]], dict[str, int] | None]] = {
     "gemma3": _gemma3,
     "gemma4": _gemma4,
     "llama4": _llama4,
+    "kimi_k3": _kimi_k3,
 }
 
 
@@ -449,6 +525,9 @@ TOWER_MODULES: dict[str, tuple[str, ...]] = {
     "qwen3_5_moe": ("model.visual",),
     # mistralai/Devstral-Small-2-24B-Instruct-2512 config.json modules_to_not_convert
     "mistral3": ("model.vision_tower", "model.multi_modal_projector"),
+    # moonshotai/Kimi-K3 config.json ignore list: "re:.*vision_tower.*", "re:.*mm_projector.*"
+    # (SGLang's encoder_only_safetensors_weight_prefixes: "vision_tower.", "mm_projector.")
+    "kimi_k3": ("vision_tower", "mm_projector"),
 }
 
 

@@ -225,6 +225,11 @@ _FAMILIES: list[Family] = [
            _mamba.GRANITE_H_READS, _mamba.granitemoehybrid),
     Family("kimi_linear", "Kimi Linear: MLA layers and Kimi Delta Attention state layers, MoE",
            _linear.KIMI_LINEAR_READS, _linear.kimi_linear),
+    Family("kimi_k3", "Kimi-K3: Kimi Linear's MLA and KDA state layers with output gates, "
+           "latent MoE and Attention Residuals (no cache of their own); the MoonViT3d vision "
+           "tower is counted apart, in tower", _linear.KIMI_LINEAR_READS, _linear.kimi_k3,
+           crosschecked=False,
+           notes=("remote code, not in transformers: counted from SGLang's models/kimi_k3.py",)),
     Family("falcon_h1", "Falcon-H1: attention and Mamba2 side by side in every layer (KV + state)",
            _mamba.FALCON_H1_READS, _mamba.falcon_h1),
 ]  # fmt: skip
