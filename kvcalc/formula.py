@@ -253,15 +253,12 @@ def indexer_bytes_per_token(attention: MLA, engine: EngineProfile, k_dtype: KvDt
     vllm/model_executor/models/deepseek_v2.py:DeepseekV32IndexerCache, head_dim =
     index_head_dim + index_head_dim // quant_block_size · 4; SGLang
     python/sglang/srt/mem_cache/memory_pool.py:NSATokenToKVPool index_k_with_scale_buffer);
-    model: index_head_dim values in the cache dtype (transformers DynamicIndexedLayer).
+    model: index_head_dim values in the K cache dtype (transformers DynamicIndexedLayer;
+    llama.cpp src/llama-kv-cache-dsa.cpp:llama_kv_cache_dsa, one head of indexer_head_size
+    in type_k).
     """
     if attention.index_head_dim is None:
         return 0
-    if engine.indexer_layout == "unmodelled":
-        raise KvcalcError(
-            f"engine {engine.name}: the sparse-attention indexer cache is not modelled "
-            "(try --engine vllm, sglang or hf)"
-        )
     if engine.indexer_layout == "fp8_scaled":
         return attention.index_head_dim + cdiv(attention.index_head_dim, 128) * 4
     return k_dtype.row_bytes(attention.index_head_dim)
@@ -570,10 +567,19 @@ def _check_llama_cpp(
         dims = (attention.latent_dim, attention.kv_lora_rank)
     else:
         dims = (attention.head_dim_k, attention.v_dim)
-    from kvcalc.llamacpp import LlamaCppOptions, check_cache_types
+    from kvcalc.llamacpp import LlamaCppOptions, check_cache_types, check_layers
 
     options = workload.llamacpp or LlamaCppOptions()
     check_cache_types(k_dtype, v_dtype, isinstance(attention, MLA), dims, options.flash_attn)
+    v_widths = set()
+    for name in set(model.layer_kind_names()):
+        kind = model.layer_kind(name)
+        if isinstance(kind, StateKind):
+            kind = kind.attention
+        if isinstance(kind, AttentionKind) and not isinstance(attention, MLA):
+            geometry = kind_attention(model, kind)
+            v_widths.add(geometry.n_kv_heads * geometry.v_dim)
+    check_layers(model, options.flash_attn, len(v_widths) > 1, workload.mtp)
 
 
 def hybrid_group_size(counts: list[int]) -> int:
@@ -1029,10 +1035,11 @@ def _state_assumptions(
 def effective_windows(
     model: ModelSpec, workload: Workload, engine: EngineProfile
 ) -> tuple[Window | None, ...]:
-    """Return each layer's window: the model's, or TRT-LLM max_attention_window when given."""
+    """Return each layer's window: the model's (its config's own where the engine reads that),
+    or TRT-LLM max_attention_window when given."""
     given = workload.attention_windows
     if given is None:
-        return model.layer_windows()
+        return model.layer_windows(config_window=engine.window_source == "config")
     if not engine.accepts_attention_windows:
         raise KvcalcError(f"--max-attention-window applies to engine trtllm, not {engine.name}")
     return tuple(
@@ -1084,13 +1091,17 @@ def _assumptions(
         topics.update({"sliding", "chunked"})
     if is_mla:
         topics.add("mla")
+    if isinstance(model.attention, MLA) and model.attention.index_head_dim:
+        topics.add("indexer")
+    if model.layers is not None and model.layers.config_sliding_window is not None:
+        topics.add("config_window")
     if any(isinstance(k, CompressedKind) for k in (model.kinds or {}).values()):
         topics.add("compressed")
     if model.family == "falcon" and isinstance(model.attention, GQA):
         topics.add("falcon")
     notes = list(engine.assumptions_for(topics))
     no_window = not engine.honours_window(model.family, model.architecture)
-    if model.layers is not None and no_window:
+    if no_window and any(w is not None for w in model.layer_windows()):
         notes.append(
             f"{engine.name} gives {model.family or 'this model'} no sliding-window savings"
         )

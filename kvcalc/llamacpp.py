@@ -27,7 +27,7 @@ from typing import Literal
 from kvcalc.dtypes import KvDtype
 from kvcalc.errors import KvcalcError
 from kvcalc.records import record
-from kvcalc.specs import MLA, ModelSpec
+from kvcalc.specs import MLA, AttentionKind, ModelSpec
 
 FlashAttn = Literal["auto", "on", "off"]
 
@@ -166,6 +166,74 @@ def check_cache_types(
                 f"llama.cpp: {role} cache type {dtype.name} with block size {dtype.block_elems} "
                 f"does not divide the head dim {dim}"
             )
+
+
+# src/models/glm-dsa.cpp GLM_5_2_DEFAULT_INDEXER_TYPES: layers 0 and 1, then every fourth
+# from layer 2, run their own indexer; the array ends at layer 77 (the rest are 0)
+_GLM_5_2_INDEXER_LAYERS = 78
+GLM_5_2_CONTEXT = 1_048_576  # n_ctx_train below this: GLM-5 / 5.1, every layer indexed
+
+
+def indexer_layers(model: ModelSpec) -> tuple[bool, ...] | None:
+    """Return which trunk layers llama.cpp keeps indexer keys for, or None (kvcalc cannot say).
+
+    src/llama-model.cpp:create_memory filter_lid: DEEPSEEK32 every trunk layer; GLM_DSA the
+    is_indexer_full ones, which src/models/glm-dsa.cpp:load_arch_hparams reads from the
+    GGUF's indexer_types (conversion/glm.py writes it only when config.json lists
+    indexer_types) or, without it, takes as every layer when n_ctx_train (the converter's
+    max_position_embeddings) < 1,048,576, else GLM_5_2_DEFAULT_INDEXER_TYPES.
+    """
+    n = model.n_layers
+    if model.family != "glm_moe_dsa":
+        return (True,) * n
+    if model.max_position_embeddings is None:
+        return None
+    if model.max_position_embeddings < GLM_5_2_CONTEXT:
+        return (True,) * n
+    return tuple(
+        i < 2 or (i < _GLM_5_2_INDEXER_LAYERS and (i - 2) % 4 == 0) for i in range(n)
+    )
+
+
+def check_layers(model: ModelSpec, flash_attn: FlashAttn, v_widths_vary: bool, mtp: bool) -> None:
+    """Refuse what kvcalc has not modelled of llama.cpp's caches for this model; KvcalcError.
+
+    v_widths_vary: the layers' V rows (KV heads × V head dim) differ in width; without
+    flash attention llama_kv_cache pads every layer's V to the widest (V is stored
+    transposed: src/llama-kv-cache.cpp TAG_V_CACHE_VARIABLE, n_embd_v_gqa_max).
+    """
+    if v_widths_vary and flash_attn == "off":
+        raise KvcalcError(
+            "llama.cpp without flash attention pads every layer's V cache to the widest "
+            "layer's (n_embd_v_gqa_max): not modelled (use -fa on or auto)"
+        )
+    attention = model.attention
+    if not isinstance(attention, MLA) or attention.index_head_dim is None:
+        return
+    if mtp and model.mtp_layers:
+        raise KvcalcError(
+            "llama.cpp runs a DSA model's NextN/MTP layers in their own context (dense MLA, "
+            "no indexer cache): not modelled (drop --mtp)"
+        )
+    indexed = tuple(_kind_indexed(model, name) for name in model.layer_kind_names())
+    if indexer_layers(model) == indexed:
+        return
+    if model.family != "glm_moe_dsa":
+        raise KvcalcError(
+            f"llama.cpp keeps indexer keys in every layer of {model.family} (deepseek32), "
+            "but this config shares some layers' indexer: not modelled"
+        )
+    raise KvcalcError(
+        "llama.cpp (glm-dsa) keeps indexer keys where the GGUF's indexer_types says (written "
+        "only when config.json lists them), else in every layer below a 1,048,576 context "
+        "and in GLM-5.2's pattern above; this config's pattern is neither fallback (or its "
+        "context is unknown), and which one its GGUF carries is not known"
+    )
+
+
+def _kind_indexed(model: ModelSpec, name: str) -> bool:
+    kind = model.layer_kind(name)
+    return isinstance(kind, AttentionKind) and kind.indexer
 
 
 def _ffn_elems_per_token(model: ModelSpec) -> int:
