@@ -571,15 +571,43 @@ def _check_llama_cpp(
 
     options = workload.llamacpp or LlamaCppOptions()
     check_cache_types(k_dtype, v_dtype, isinstance(attention, MLA), dims, options.flash_attn)
-    v_widths = set()
+    check_layers(model, workload.mtp)
+
+
+def _padded_v_elems(model: ModelSpec, workload: Workload, engine: EngineProfile) -> int | None:
+    """Return the V row every layer takes under llama.cpp without flash attention when the
+    layers' V rows differ (n_embd_v_gqa_max), else None.
+
+    src/llama-kv-cache.cpp:llama_kv_cache::llama_kv_cache [TAG_V_CACHE_VARIABLE]: with V
+    stored transposed (no flash attention) every layer's V tensor is n_embd_v_gqa_max wide.
+    """
+    options = workload.llamacpp
+    if engine.sliding != "llama_cpp" or options is None or options.flash_attn != "off":
+        return None
+    if isinstance(model.attention, MLA):
+        return None
+    widths = set()
     for name in set(model.layer_kind_names()):
         kind = model.layer_kind(name)
         if isinstance(kind, StateKind):
             kind = kind.attention
-        if isinstance(kind, AttentionKind) and not isinstance(attention, MLA):
+        if isinstance(kind, AttentionKind):
             geometry = kind_attention(model, kind)
-            v_widths.add(geometry.n_kv_heads * geometry.v_dim)
-    check_layers(model, options.flash_attn, len(v_widths) > 1, workload.mtp)
+            widths.add(geometry.n_kv_heads * geometry.v_dim)
+    return max(widths) if len(widths) > 1 else None
+
+
+def _pad_v(
+    per: int, text: str, attention: MHA | GQA | MQA | MLA, v_dtype: KvDtype, v_elems: int | None
+) -> tuple[int, str]:
+    """Return (bytes per token, formula) with V widened to v_elems (llama.cpp, no FA)."""
+    if v_elems is None or isinstance(attention, MLA):
+        return per, text
+    own = attention.n_kv_heads * attention.v_dim
+    if own == v_elems:
+        return per, text
+    extra = v_dtype.row_bytes(v_elems) - v_dtype.row_bytes(own)
+    return per + extra, f"{text} + {extra} B V padding to {v_elems} (n_embd_v_gqa_max, no FA)"
 
 
 def hybrid_group_size(counts: list[int]) -> int:
@@ -663,6 +691,7 @@ def _layers(
     if workload.mtp:
         names += ["mtp"] * model.mtp_layers
     windows = effective_windows(model, workload, engine) + (None,) * (len(names) - model.n_layers)
+    v_elems = _padded_v_elems(model, workload, engine)
     cache: dict[tuple[str, Window | None], _Layer] = {}
     layers = []
     for name, window in zip(names, windows, strict=True):
@@ -690,6 +719,8 @@ def _layers(
                 per, text = layer_bytes_per_token(model, engine, k_dtype, v_dtype, heads, attention)
                 one = kv_heads_per_gpu(model, engine, 1, attention)
                 logical, _ = layer_bytes_per_token(model, engine, k_dtype, v_dtype, one, attention)
+                per, text = _pad_v(per, text, attention, v_dtype, v_elems)
+                logical, _ = _pad_v(logical, text, attention, v_dtype, v_elems)
                 index, index_text = kind_indexer_bytes_per_token(beside, engine, k_dtype)
                 per, logical, text = per + index, logical + index, text + index_text
                 cache[key] = _Layer(name, window, per, logical, text, kind, conv, rec, state_text)
@@ -704,6 +735,8 @@ def _layers(
                 per, text = layer_bytes_per_token(model, engine, k_dtype, v_dtype, heads, attention)
                 one = kv_heads_per_gpu(model, engine, 1, attention)
                 logical, _ = layer_bytes_per_token(model, engine, k_dtype, v_dtype, one, attention)
+                per, text = _pad_v(per, text, attention, v_dtype, v_elems)
+                logical, _ = _pad_v(logical, text, attention, v_dtype, v_elems)
                 index, index_text = kind_indexer_bytes_per_token(kind, engine, k_dtype)
                 per, logical, text = per + index, logical + index, text + index_text
                 cache[key] = _Layer(name, window, per, logical, text)

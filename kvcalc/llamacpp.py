@@ -195,18 +195,8 @@ def indexer_layers(model: ModelSpec) -> tuple[bool, ...] | None:
     )
 
 
-def check_layers(model: ModelSpec, flash_attn: FlashAttn, v_widths_vary: bool, mtp: bool) -> None:
-    """Refuse what kvcalc has not modelled of llama.cpp's caches for this model; KvcalcError.
-
-    v_widths_vary: the layers' V rows (KV heads × V head dim) differ in width; without
-    flash attention llama_kv_cache pads every layer's V to the widest (V is stored
-    transposed: src/llama-kv-cache.cpp TAG_V_CACHE_VARIABLE, n_embd_v_gqa_max).
-    """
-    if v_widths_vary and flash_attn == "off":
-        raise KvcalcError(
-            "llama.cpp without flash attention pads every layer's V cache to the widest "
-            "layer's (n_embd_v_gqa_max): not modelled (use -fa on or auto)"
-        )
+def check_layers(model: ModelSpec, mtp: bool) -> None:
+    """Refuse what kvcalc has not modelled of a DSA model's llama.cpp caches; KvcalcError."""
     attention = model.attention
     if not isinstance(attention, MLA) or attention.index_head_dim is None:
         return
@@ -273,6 +263,25 @@ def _compute_parts(model: ModelSpec, n_ubatch: int, n_kv: int, flash: bool) -> t
     return output, mask, ffn, attn
 
 
+def compute_buffer_modelled(model: ModelSpec) -> bool:
+    """Return False for models whose compute buffer the estimate leaves out a part of.
+
+    DSA models (deepseek32, glm-dsa): the lightning indexer's score tensors; llama.cpp's
+    buffer measured 1.2-3.9× the estimate at n_ubatch 512 on the CPU for DeepSeek-V3.2 and
+    GLM-5 (tests/data/llamacpp/cases.json).
+    """
+    attention = model.attention
+    return not (isinstance(attention, MLA) and attention.index_head_dim is not None)
+
+
+def _check_compute_modelled(model: ModelSpec) -> None:
+    if not compute_buffer_modelled(model):
+        raise KvcalcError(
+            "llama.cpp's compute buffer of DSA models (the lightning indexer's scores) is "
+            "not modelled: pass --reserve with its size (llama.cpp's 'compute buffer size')"
+        )
+
+
 def compute_buffer_bytes(model: ModelSpec, ctx: LlamaCppContext) -> int:
     """Return an estimate of llama.cpp's compute buffer (its "compute buffer size"), bytes.
 
@@ -285,8 +294,9 @@ def compute_buffer_bytes(model: ModelSpec, ctx: LlamaCppContext) -> int:
       FFN             = n_ubatch · (ffn activations + 2·d_model) · 4 B
       attention       = n_ubatch · (2·d_model + q + k + v) · 4 B
                         + n_heads · n_kv · n_ubatch · 4 B without flash attention (KQ)
-    n_kv: the full layers' cells of one stream.
+    n_kv: the full layers' cells of one stream. DSA models are refused (KvcalcError).
     """
+    _check_compute_modelled(model)
     output, mask, ffn, attn = _compute_parts(model, ctx.n_ubatch, ctx.n_ctx_seq, ctx.flash_attn)
     return max(output, mask + max(ffn, attn))
 
@@ -300,6 +310,7 @@ def compute_reserve_terms(
     attention, KQ are left out), so the planner's reserve is one figure for every seq and
     batch; kvcalc/llamacpp_plan.py counts the whole buffer at each context it tries.
     """
+    _check_compute_modelled(model)
     opts = options or LlamaCppOptions()
     n_ubatch = min(opts.n_batch or DEFAULT_N_BATCH, opts.n_ubatch or DEFAULT_N_UBATCH)
     output, _, ffn, attn = _compute_parts(model, n_ubatch, 0, opts.flash_attn != "off")
