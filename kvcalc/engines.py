@@ -365,6 +365,17 @@ ENGINES: dict[str, EngineProfile] = {
                 "ggml-org/llama.cpp:src/llama-kv-cache-iswa.cpp:llama_kv_cache_iswa",
                 "ggml-org/llama.cpp:src/models/gemma4.cpp (Vcur = Kcur without v_proj; "
                 "n_layer_kv_from_start) and conversion/gemma.py:Gemma4Model.set_gguf_parameters",
+                "ggml-org/llama.cpp@0c1e57098:src/llama-kv-cache-dsa.cpp:llama_kv_cache_dsa "
+                "(indexer keys: n_head_kv 1, indexer_head_size, type_k) and src/llama-model.cpp"
+                ":create_memory (filter_mla / filter_lid: trunk layers, GLM is_indexer_full)",
+                "ggml-org/llama.cpp@0c1e57098:src/models/glm-dsa.cpp:load_arch_hparams "
+                "(indexer_types, else every layer below n_ctx_train 1,048,576, else "
+                "GLM_5_2_DEFAULT_INDEXER_TYPES) and conversion/glm.py:GlmMoeDsaModel",
+                "ggml-org/llama.cpp@0c1e57098:src/models/mimo2.cpp:load_arch_hparams "
+                "(LLAMA_SWA_TYPE_STANDARD) and conversion/mimo.py:MimoV2Model."
+                "set_gguf_parameters (head_count_kv per layer, sliding_window as n_swa)",
+                "ggml-org/llama.cpp@0c1e57098:src/llama-kv-cache.cpp:llama_kv_cache::"
+                "llama_kv_cache (TAG_V_CACHE_VARIABLE: n_embd_v_gqa_max without flash attention)",
                 "ggml-org/llama.cpp:src/llama-context.cpp:llama_context (GGML_PAD(n_ctx, 256))",
                 "ggml-org/llama.cpp:src/llama-context.cpp:llama_init_from_model (K/V type rules)",
                 "checked against llama.cpp 0c1e57098: tests/data/llamacpp/cases.json",

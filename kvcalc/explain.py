@@ -481,7 +481,7 @@ def _group_key(
     g: LayerGroup, renamed: Mapping[Window, Window] | None = None
 ) -> tuple[str, int | None, str]:
     window = g.window
-    if renamed and g.key in renamed:
+    if renamed and g.key is not None and g.key in renamed:
         window = renamed[g.key].size
     return g.kind, window, str(getattr(g, "layer_kind", "") or "")
 

@@ -589,11 +589,11 @@ def _padded_v_elems(model: ModelSpec, workload: Workload, engine: EngineProfile)
     widths = set()
     for name in set(model.layer_kind_names()):
         kind = model.layer_kind(name)
-        if isinstance(kind, StateKind):
-            kind = kind.attention
-        if isinstance(kind, AttentionKind):
-            geometry = kind_attention(model, kind)
-            widths.add(geometry.n_kv_heads * geometry.v_dim)
+        attention = kind.attention if isinstance(kind, StateKind) else kind
+        if isinstance(attention, AttentionKind):
+            geometry = kind_attention(model, attention)
+            if not isinstance(geometry, MLA):
+                widths.add(geometry.n_kv_heads * geometry.v_dim)
     return max(widths) if len(widths) > 1 else None
 
 

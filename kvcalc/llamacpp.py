@@ -190,9 +190,7 @@ def indexer_layers(model: ModelSpec) -> tuple[bool, ...] | None:
         return None
     if model.max_position_embeddings < GLM_5_2_CONTEXT:
         return (True,) * n
-    return tuple(
-        i < 2 or (i < _GLM_5_2_INDEXER_LAYERS and (i - 2) % 4 == 0) for i in range(n)
-    )
+    return tuple(i < 2 or (i < _GLM_5_2_INDEXER_LAYERS and (i - 2) % 4 == 0) for i in range(n))
 
 
 def check_layers(model: ModelSpec, mtp: bool) -> None:
