@@ -1057,6 +1057,11 @@ def _state_assumptions(
                 f"the model's {model.mtp_layers} MTP layer(s) are not counted "
                 "(transformers builds none for DeepSeek-V4)"
             )
+        elif engine.sliding == "llama_cpp" and getattr(model.attention, "index_head_dim", None):
+            notes.append(
+                f"the model's {model.mtp_layers} MTP layer(s) are not counted (llama.cpp "
+                "keeps them out of the trunk's caches)"
+            )
         else:
             notes.append(
                 f"the model's {model.mtp_layers} MTP layer(s) are not counted "
