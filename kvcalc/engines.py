@@ -117,6 +117,11 @@ class EngineProfile:
     # None: every model's sliding layers follow `sliding`; otherwise only models whose HF
     # model_type or architecture is listed do, and the rest are cached in full.
     sliding_families: frozenset[str] | None = None
+    # which size a sliding layer's window takes: "attention", the span the model attends
+    # (LayerPattern.sliding_window); "config", the checkpoint config's own sliding_window
+    # where it records another (LayerPattern.config_sliding_window: llama.cpp's converter
+    # copies it into n_swa)
+    window_source: Literal["attention", "config"] = "attention"
     # (model_type, what the engine does with it) for families whose cache layout this
     # profile has not read: refused in one line rather than sized by the rules above
     unread_families: tuple[tuple[str, str], ...] = ()
@@ -152,9 +157,10 @@ class EngineProfile:
     # a state dtype from another key, or from no key (a default), gives the model's dtype.
     # None: every key
     state_dtype_keys: frozenset[str] | None = None
-    # bytes the engine stores per DSA indexer key: "bf16" (the model's keys as computed)
-    # or "fp8_scaled" (fp8 e4m3 + one fp32 scale per 128 values: vLLM, SGLang)
-    indexer_layout: Literal["model", "fp8_scaled", "unmodelled"] = "model"
+    # bytes the engine stores per DSA indexer key: "model" (index_head_dim values in the K
+    # cache dtype: transformers, llama.cpp) or "fp8_scaled" (fp8 e4m3 + one fp32 scale per
+    # 128 values: vLLM, SGLang, TensorRT-LLM)
+    indexer_layout: Literal["model", "fp8_scaled"] = "model"
     indexer_block_size: int | None = None  # page size for DSA (indexer) models, if different
     # layers with K = V (Gemma 4 attention_k_eq_v): "both" caches K and V (transformers:
     # values hold a copy of the keys, measured), "k_only" caches K once, None: not read yet
@@ -456,7 +462,11 @@ ENGINES: dict[str, EngineProfile] = {
             default_kv_dtype="fp16",  # --cache-type-k/-v default f16
             head_rule="none",
             sliding="llama_cpp",
-            indexer_layout="unmodelled",  # src/llama-kv-cache-dsa.cpp: not read closely yet
+            # DeepSeek-V3.2 / GLM-5 (deepseek32, glm-dsa): llama_kv_cache_dsa keeps the MLA
+            # latent in one llama_kv_cache and the lightning indexer's keys in a second one
+            # built from the model's hparams with n_head_kv 1 and head size
+            # indexer_head_size, in the same type_k and cells (K only: is_mla)
+            indexer_layout="model",
             # Gemma 4 attention_k_eq_v: src/models/gemma4.cpp builds Vcur = Kcur where a layer
             # has no v_proj and build_attn stores K and V in their own cache tensors; the
             # converter (conversion/gemma.py Gemma4Model) writes the full layers' head count
@@ -468,7 +478,9 @@ ENGINES: dict[str, EngineProfile] = {
             # olmo3: convert_hf_to_gguf writes Olmo3ForCausalLM as the olmo2 architecture with
             # its sliding window and layer_types pattern (conversion/olmo.py Olmo2Model), and
             # src/models/olmo2.cpp loads it as LLAMA_SWA_TYPE_STANDARD (iSWA cache); gemma4:
-            # src/models/gemma4.cpp loads LLAMA_SWA_TYPE_STANDARD and its pattern
+            # src/models/gemma4.cpp loads LLAMA_SWA_TYPE_STANDARD and its pattern;
+            # mimo_v2_flash: src/models/mimo2.cpp loads LLAMA_SWA_TYPE_STANDARD with the
+            # converter's sliding_window and hybrid_layer_pattern (conversion/mimo.py)
             sliding_families=frozenset(
                 {
                     "gemma2",
@@ -479,17 +491,12 @@ ENGINES: dict[str, EngineProfile] = {
                     "gpt_oss",
                     "llama4",
                     "llama4_text",
+                    "mimo_v2_flash",
                     "olmo3",
                 }
             ),
-            unread_families=(
-                (
-                    "mimo_v2_flash",
-                    "its sliding layers are an iSWA cache (src/models/mimo2.cpp, "
-                    "LLAMA_SWA_TYPE_STANDARD) whose window and per-layer heads kvcalc has not read",
-                ),
-                _KIMI_K3_LLAMA_CPP,
-            ),
+            unread_families=(_KIMI_K3_LLAMA_CPP,),
+            window_source="config",
             ubatch=512,
             assumptions=(
                 "-c padded to 256 cells; without --kv-unified each of the -np slots holds "
@@ -497,6 +504,12 @@ ENGINES: dict[str, EngineProfile] = {
                 "[sliding] iSWA layers hold GGML_PAD(min(n_ctx_seq, n_swa·(np if --kv-unified "
                 "else 1) + n_ubatch), 256) cells per stream, n_ubatch = min(-c, -b, -ub) (512)",
                 "[mla] MLA GGUFs store the 576-wide latent as K and no V; K and V types must match",
+                "[indexer] DSA (deepseek32, glm-dsa): the lightning indexer's keys in a second "
+                "cache of the same cells, one head of index_head_dim in the K type, in every "
+                "trunk layer (GLM-5.2's shared-indexer layers keep none)",
+                "[config_window] n_swa is config.json's own sliding_window (MiMo-V2-Flash: 128, "
+                "transformers' window 129 less the query), which convert_hf_to_gguf copies "
+                "(its pinned transformers 4.57.6 has no config class for the model)",
                 "a quantised V cache needs flash attention (-fa auto turns it on)",
                 "compute buffer: an estimate fitted to llama.cpp's own (CPU) figures, see "
                 "docs/engines.md",
@@ -512,6 +525,17 @@ ENGINES: dict[str, EngineProfile] = {
                 "ggml-org/llama.cpp:src/llama-kv-cache-iswa.cpp:llama_kv_cache_iswa",
                 "ggml-org/llama.cpp:src/models/gemma4.cpp (Vcur = Kcur without v_proj; "
                 "n_layer_kv_from_start) and conversion/gemma.py:Gemma4Model.set_gguf_parameters",
+                "ggml-org/llama.cpp@0c1e57098:src/llama-kv-cache-dsa.cpp:llama_kv_cache_dsa "
+                "(indexer keys: n_head_kv 1, indexer_head_size, type_k) and src/llama-model.cpp"
+                ":create_memory (filter_mla / filter_lid: trunk layers, GLM is_indexer_full)",
+                "ggml-org/llama.cpp@0c1e57098:src/models/glm-dsa.cpp:load_arch_hparams "
+                "(indexer_types, else every layer below n_ctx_train 1,048,576, else "
+                "GLM_5_2_DEFAULT_INDEXER_TYPES) and conversion/glm.py:GlmMoeDsaModel",
+                "ggml-org/llama.cpp@0c1e57098:src/models/mimo2.cpp:load_arch_hparams "
+                "(LLAMA_SWA_TYPE_STANDARD) and conversion/mimo.py:MimoV2Model."
+                "set_gguf_parameters (head_count_kv per layer, sliding_window as n_swa)",
+                "ggml-org/llama.cpp@0c1e57098:src/llama-kv-cache.cpp:llama_kv_cache::"
+                "llama_kv_cache (TAG_V_CACHE_VARIABLE: n_embd_v_gqa_max without flash attention)",
                 "ggml-org/llama.cpp:src/llama-context.cpp:llama_context (GGML_PAD(n_ctx, 256))",
                 "ggml-org/llama.cpp:src/llama-context.cpp:llama_init_from_model (K/V type rules)",
                 "checked against llama.cpp 0c1e57098: tests/data/llamacpp/cases.json",

@@ -24,7 +24,7 @@ from kvcalc.formula import (
     kv_heads_per_gpu,
 )
 from kvcalc.records import record
-from kvcalc.specs import MHA, MLA, MQA, AttentionKind, CompressedKind, ModelSpec
+from kvcalc.specs import MHA, MLA, MQA, AttentionKind, CompressedKind, ModelSpec, Window
 
 Origin = Literal["preset", "config", "spec"]
 
@@ -42,6 +42,7 @@ CONFIG_KEYS: dict[str, tuple[str, ...]] = {
     "attention.v_head_dim": ("v_head_dim",),
     "attention.index_head_dim": ("index_head_dim",),
     "layers.sliding_window": ("sliding_window",),
+    "layers.config_sliding_window": ("sliding_window",),
     "layers.chunk_size": ("attention_chunk_size",),
     "dtype": ("torch_dtype", "dtype"),
     "max_position_embeddings": ("max_position_embeddings", "n_positions"),
@@ -290,7 +291,7 @@ def _layout_step(
     windows = {w for w in windows if w.kind not in COMPRESSED_PARTS}
     for w in sorted(windows, key=lambda w: (w.kind, w.size)):
         count = kv.layer_windows.count(w)
-        field_name = "layers.sliding_window" if w.kind == "sliding" else "layers.chunk_size"
+        field_name = _window_field(model, w.kind, w.size)
         what = "a sliding window" if w.kind == "sliding" else "a chunk"
         lines.append(
             f"{count} of {model.n_layers} layers are {w.kind}: each attends to {what} of "
@@ -476,8 +477,35 @@ def _elem_factor(dtype: KvDtype, source: str) -> list[Factor]:
     return []  # block types are counted per row in the row factor
 
 
-def _group_key(g: LayerGroup) -> tuple[str, int | None, str]:
-    return g.kind, g.window, str(getattr(g, "layer_kind", "") or "")
+def _group_key(
+    g: LayerGroup, renamed: Mapping[Window, Window] | None = None
+) -> tuple[str, int | None, str]:
+    window = g.window
+    if renamed and g.key is not None and g.key in renamed:
+        window = renamed[g.key].size
+    return g.kind, window, str(getattr(g, "layer_kind", "") or "")
+
+
+def _window_field(model: ModelSpec, kind: str, size: int) -> str:
+    """Return the spec field a window of this kind and size was read from."""
+    if kind != "sliding":
+        return "layers.chunk_size"
+    layers = model.layers
+    if layers is not None and layers.config_sliding_window == size != layers.sliding_window:
+        return "layers.config_sliding_window"
+    return "layers.sliding_window"
+
+
+def _renamed_windows(textbook_kv: KvBreakdown, kv: KvBreakdown) -> dict[Window, Window]:
+    """Return the engine's window for each textbook window it sizes otherwise, layer by layer
+    (llama.cpp's n_swa is the config's own sliding_window); {} unless one to one."""
+    pairs = {
+        (t, e)
+        for t, e in zip(textbook_kv.layer_windows, kv.layer_windows, strict=False)
+        if t is not None and e is not None and t != e and t.kind == e.kind
+    }
+    renamed = dict(pairs)
+    return renamed if len(renamed) == len(pairs) else {}
 
 
 def _reference(kv: KvBreakdown, engine: EngineProfile) -> KvBreakdown:
@@ -587,7 +615,7 @@ def _tokens_factor(
     seq = kv.workload.seq_len
     if group.window is None:
         return Factor("seq", seq, "tokens per sequence", f"--seq {seq}")
-    field_name = "layers.sliding_window" if group.kind == "sliding" else "layers.chunk_size"
+    field_name = _window_field(kv.model, group.kind, group.window)
     return Factor(
         "tokens",
         tokens,
@@ -605,8 +633,9 @@ def _engine_step(kv: KvBreakdown, textbook_kv: KvBreakdown, engine_kv: KvBreakdo
     """
     engine, w = kv.engine, kv.workload
     keys = [_group_key(g) for g in kv.groups]
-    t0 = {_group_key(g): g.tokens for g in textbook_kv.groups}
-    b0 = {_group_key(g): g.bytes_per_token_per_layer for g in textbook_kv.groups}
+    renamed = _renamed_windows(textbook_kv, kv)
+    t0 = {_group_key(g, renamed): g.tokens for g in textbook_kv.groups}
+    b0 = {_group_key(g, renamed): g.bytes_per_token_per_layer for g in textbook_kv.groups}
     b1 = {_group_key(g): g.bytes_per_token_per_layer for g in engine_kv.groups}
     t0 = {k: t0.get(k, 0) for k in keys}
     t1 = {_group_key(g): g.tokens for g in kv.groups}

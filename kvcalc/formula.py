@@ -287,15 +287,12 @@ def indexer_bytes_per_token(attention: MLA, engine: EngineProfile, k_dtype: KvDt
     vllm/model_executor/models/deepseek_v2.py:DeepseekV32IndexerCache, head_dim =
     index_head_dim + index_head_dim // quant_block_size · 4; SGLang
     python/sglang/srt/mem_cache/memory_pool.py:NSATokenToKVPool index_k_with_scale_buffer);
-    model: index_head_dim values in the cache dtype (transformers DynamicIndexedLayer).
+    model: index_head_dim values in the K cache dtype (transformers DynamicIndexedLayer;
+    llama.cpp src/llama-kv-cache-dsa.cpp:llama_kv_cache_dsa, one head of indexer_head_size
+    in type_k).
     """
     if attention.index_head_dim is None:
         return 0
-    if engine.indexer_layout == "unmodelled":
-        raise KvcalcError(
-            f"engine {engine.name}: the sparse-attention indexer cache is not modelled "
-            "(try --engine vllm, sglang or hf)"
-        )
     if engine.indexer_layout == "fp8_scaled":
         return attention.index_head_dim + cdiv(attention.index_head_dim, 128) * 4
     return k_dtype.row_bytes(attention.index_head_dim)
@@ -638,10 +635,47 @@ def _check_llama_cpp(
         dims = (attention.latent_dim, attention.kv_lora_rank)
     else:
         dims = (attention.head_dim_k, attention.v_dim)
-    from kvcalc.llamacpp import LlamaCppOptions, check_cache_types
+    from kvcalc.llamacpp import LlamaCppOptions, check_cache_types, check_layers
 
     options = workload.llamacpp or LlamaCppOptions()
     check_cache_types(k_dtype, v_dtype, isinstance(attention, MLA), dims, options.flash_attn)
+    check_layers(model, workload.mtp)
+
+
+def _padded_v_elems(model: ModelSpec, workload: Workload, engine: EngineProfile) -> int | None:
+    """Return the V row every layer takes under llama.cpp without flash attention when the
+    layers' V rows differ (n_embd_v_gqa_max), else None.
+
+    src/llama-kv-cache.cpp:llama_kv_cache::llama_kv_cache [TAG_V_CACHE_VARIABLE]: with V
+    stored transposed (no flash attention) every layer's V tensor is n_embd_v_gqa_max wide.
+    """
+    options = workload.llamacpp
+    if engine.sliding != "llama_cpp" or options is None or options.flash_attn != "off":
+        return None
+    if isinstance(model.attention, MLA):
+        return None
+    widths = set()
+    for name in set(model.layer_kind_names()):
+        kind = model.layer_kind(name)
+        attention = kind.attention if isinstance(kind, StateKind) else kind
+        if isinstance(attention, AttentionKind):
+            geometry = kind_attention(model, attention)
+            if not isinstance(geometry, MLA):
+                widths.add(geometry.n_kv_heads * geometry.v_dim)
+    return max(widths) if len(widths) > 1 else None
+
+
+def _pad_v(
+    per: int, text: str, attention: MHA | GQA | MQA | MLA, v_dtype: KvDtype, v_elems: int | None
+) -> tuple[int, str]:
+    """Return (bytes per token, formula) with V widened to v_elems (llama.cpp, no FA)."""
+    if v_elems is None or isinstance(attention, MLA):
+        return per, text
+    own = attention.n_kv_heads * attention.v_dim
+    if own == v_elems:
+        return per, text
+    extra = v_dtype.row_bytes(v_elems) - v_dtype.row_bytes(own)
+    return per + extra, f"{text} + {extra} B V padding to {v_elems} (n_embd_v_gqa_max, no FA)"
 
 
 def hybrid_group_size(counts: list[int]) -> int:
@@ -725,6 +759,7 @@ def _layers(
     if workload.mtp:
         names += ["mtp"] * model.mtp_layers
     windows = effective_windows(model, workload, engine) + (None,) * (len(names) - model.n_layers)
+    v_elems = _padded_v_elems(model, workload, engine)
     cache: dict[tuple[str, Window | None], _Layer] = {}
     layers = []
     for name, window in zip(names, windows, strict=True):
@@ -755,6 +790,8 @@ def _layers(
                 per, text = layer_bytes_per_token(model, engine, k_dtype, v_dtype, heads, attention)
                 one = kv_heads_per_gpu(model, engine, 1, attention)
                 logical, _ = layer_bytes_per_token(model, engine, k_dtype, v_dtype, one, attention)
+                per, text = _pad_v(per, text, attention, v_dtype, v_elems)
+                logical, _ = _pad_v(logical, text, attention, v_dtype, v_elems)
                 index, index_text = kind_indexer_bytes_per_token(beside, engine, k_dtype)
                 per, logical, text = per + index, logical + index, text + index_text
                 cache[key] = _Layer(name, window, per, logical, text, kind, conv, rec, state_text)
@@ -769,6 +806,8 @@ def _layers(
                 per, text = layer_bytes_per_token(model, engine, k_dtype, v_dtype, heads, attention)
                 one = kv_heads_per_gpu(model, engine, 1, attention)
                 logical, _ = layer_bytes_per_token(model, engine, k_dtype, v_dtype, one, attention)
+                per, text = _pad_v(per, text, attention, v_dtype, v_elems)
+                logical, _ = _pad_v(logical, text, attention, v_dtype, v_elems)
                 index, index_text = kind_indexer_bytes_per_token(kind, engine, k_dtype)
                 per, logical, text = per + index, logical + index, text + index_text
                 cache[key] = _Layer(name, window, per, logical, text)
@@ -1102,6 +1141,11 @@ def _state_assumptions(
                 f"the model's {model.mtp_layers} MTP layer(s) are not counted "
                 "(transformers builds none for DeepSeek-V4)"
             )
+        elif engine.sliding == "llama_cpp" and getattr(model.attention, "index_head_dim", None):
+            notes.append(
+                f"the model's {model.mtp_layers} MTP layer(s) are not counted (llama.cpp "
+                "keeps them out of the trunk's caches)"
+            )
         else:
             notes.append(
                 f"the model's {model.mtp_layers} MTP layer(s) are not counted "
@@ -1113,10 +1157,11 @@ def _state_assumptions(
 def effective_windows(
     model: ModelSpec, workload: Workload, engine: EngineProfile
 ) -> tuple[Window | None, ...]:
-    """Return each layer's window: the model's, or TRT-LLM max_attention_window when given."""
+    """Return each layer's window: the model's (its config's own where the engine reads that),
+    or TRT-LLM max_attention_window when given."""
     given = workload.attention_windows
     if given is None:
-        return model.layer_windows()
+        return model.layer_windows(config_window=engine.window_source == "config")
     if not engine.accepts_attention_windows:
         raise KvcalcError(f"--max-attention-window applies to engine trtllm, not {engine.name}")
     return tuple(
@@ -1168,6 +1213,10 @@ def _assumptions(
         topics.update({"sliding", "chunked"})
     if is_mla:
         topics.add("mla")
+    if isinstance(model.attention, MLA) and model.attention.index_head_dim:
+        topics.add("indexer")
+    if model.layers is not None and model.layers.config_sliding_window is not None:
+        topics.add("config_window")
     if any(isinstance(k, CompressedKind) for k in (model.kinds or {}).values()):
         topics.add("compressed")
     if model.family == "falcon" and isinstance(model.attention, GQA):
@@ -1179,7 +1228,7 @@ def _assumptions(
     if rules is not None and rules.note:
         notes.append(rules.note)
     no_window = not engine.honours_window(model.family, model.architecture)
-    if model.layers is not None and no_window:
+    if no_window and any(w is not None for w in model.layer_windows()):
         notes.append(
             f"{engine.name} gives {model.family or 'this model'} no sliding-window savings"
         )

@@ -27,7 +27,7 @@ from typing import Literal
 from kvcalc.dtypes import KvDtype
 from kvcalc.errors import KvcalcError
 from kvcalc.records import record
-from kvcalc.specs import MLA, ModelSpec
+from kvcalc.specs import MLA, AttentionKind, ModelSpec
 
 FlashAttn = Literal["auto", "on", "off"]
 
@@ -168,6 +168,62 @@ def check_cache_types(
             )
 
 
+# src/models/glm-dsa.cpp GLM_5_2_DEFAULT_INDEXER_TYPES: layers 0 and 1, then every fourth
+# from layer 2, run their own indexer; the array ends at layer 77 (the rest are 0)
+_GLM_5_2_INDEXER_LAYERS = 78
+GLM_5_2_CONTEXT = 1_048_576  # n_ctx_train below this: GLM-5 / 5.1, every layer indexed
+
+
+def indexer_layers(model: ModelSpec) -> tuple[bool, ...] | None:
+    """Return which trunk layers llama.cpp keeps indexer keys for, or None (kvcalc cannot say).
+
+    src/llama-model.cpp:create_memory filter_lid: DEEPSEEK32 every trunk layer; GLM_DSA the
+    is_indexer_full ones, which src/models/glm-dsa.cpp:load_arch_hparams reads from the
+    GGUF's indexer_types (conversion/glm.py writes it only when config.json lists
+    indexer_types) or, without it, takes as every layer when n_ctx_train (the converter's
+    max_position_embeddings) < 1,048,576, else GLM_5_2_DEFAULT_INDEXER_TYPES.
+    """
+    n = model.n_layers
+    if model.family != "glm_moe_dsa":
+        return (True,) * n
+    if model.max_position_embeddings is None:
+        return None
+    if model.max_position_embeddings < GLM_5_2_CONTEXT:
+        return (True,) * n
+    return tuple(i < 2 or (i < _GLM_5_2_INDEXER_LAYERS and (i - 2) % 4 == 0) for i in range(n))
+
+
+def check_layers(model: ModelSpec, mtp: bool) -> None:
+    """Refuse what kvcalc has not modelled of a DSA model's llama.cpp caches; KvcalcError."""
+    attention = model.attention
+    if not isinstance(attention, MLA) or attention.index_head_dim is None:
+        return
+    if mtp and model.mtp_layers:
+        raise KvcalcError(
+            "llama.cpp runs a DSA model's NextN/MTP layers in their own context (dense MLA, "
+            "no indexer cache): not modelled (drop --mtp)"
+        )
+    indexed = tuple(_kind_indexed(model, name) for name in model.layer_kind_names())
+    if indexer_layers(model) == indexed:
+        return
+    if model.family != "glm_moe_dsa":
+        raise KvcalcError(
+            f"llama.cpp keeps indexer keys in every layer of {model.family} (deepseek32), "
+            "but this config shares some layers' indexer: not modelled"
+        )
+    raise KvcalcError(
+        "llama.cpp (glm-dsa) keeps indexer keys where the GGUF's indexer_types says (written "
+        "only when config.json lists them), else in every layer below a 1,048,576 context "
+        "and in GLM-5.2's pattern above; this config's pattern is neither fallback (or its "
+        "context is unknown), and which one its GGUF carries is not known"
+    )
+
+
+def _kind_indexed(model: ModelSpec, name: str) -> bool:
+    kind = model.layer_kind(name)
+    return isinstance(kind, AttentionKind) and kind.indexer
+
+
 def _ffn_elems_per_token(model: ModelSpec) -> int:
     """Return the FFN activations one token holds at once, in elements (gate, up, act, mul).
 
@@ -205,6 +261,25 @@ def _compute_parts(model: ModelSpec, n_ubatch: int, n_kv: int, flash: bool) -> t
     return output, mask, ffn, attn
 
 
+def compute_buffer_modelled(model: ModelSpec) -> bool:
+    """Return False for models whose compute buffer the estimate leaves out a part of.
+
+    DSA models (deepseek32, glm-dsa): the lightning indexer's score tensors; llama.cpp's
+    buffer measured 1.2-3.9× the estimate at n_ubatch 512 on the CPU for DeepSeek-V3.2 and
+    GLM-5 (tests/data/llamacpp/cases.json).
+    """
+    attention = model.attention
+    return not (isinstance(attention, MLA) and attention.index_head_dim is not None)
+
+
+def _check_compute_modelled(model: ModelSpec) -> None:
+    if not compute_buffer_modelled(model):
+        raise KvcalcError(
+            "llama.cpp's compute buffer of DSA models (the lightning indexer's scores) is "
+            "not modelled: pass --reserve with its size (llama.cpp's 'compute buffer size')"
+        )
+
+
 def compute_buffer_bytes(model: ModelSpec, ctx: LlamaCppContext) -> int:
     """Return an estimate of llama.cpp's compute buffer (its "compute buffer size"), bytes.
 
@@ -217,8 +292,9 @@ def compute_buffer_bytes(model: ModelSpec, ctx: LlamaCppContext) -> int:
       FFN             = n_ubatch · (ffn activations + 2·d_model) · 4 B
       attention       = n_ubatch · (2·d_model + q + k + v) · 4 B
                         + n_heads · n_kv · n_ubatch · 4 B without flash attention (KQ)
-    n_kv: the full layers' cells of one stream.
+    n_kv: the full layers' cells of one stream. DSA models are refused (KvcalcError).
     """
+    _check_compute_modelled(model)
     output, mask, ffn, attn = _compute_parts(model, ctx.n_ubatch, ctx.n_ctx_seq, ctx.flash_attn)
     return max(output, mask + max(ffn, attn))
 
@@ -232,6 +308,7 @@ def compute_reserve_terms(
     attention, KQ are left out), so the planner's reserve is one figure for every seq and
     batch; kvcalc/llamacpp_plan.py counts the whole buffer at each context it tries.
     """
+    _check_compute_modelled(model)
     opts = options or LlamaCppOptions()
     n_ubatch = min(opts.n_batch or DEFAULT_N_BATCH, opts.n_ubatch or DEFAULT_N_UBATCH)
     output, _, ffn, attn = _compute_parts(model, n_ubatch, 0, opts.flash_attn != "off")

@@ -20,6 +20,7 @@ from kvcalc.llamacpp import (
     LlamaCppContext,
     LlamaCppOptions,
     compute_buffer_bytes,
+    compute_buffer_modelled,
     compute_reserve_terms,
     llama_context,
 )
@@ -49,7 +50,8 @@ def _context(workload: Workload) -> LlamaCppContext:
 
 
 def _compute(model: ModelSpec, ctx: LlamaCppContext) -> int:
-    return compute_buffer_bytes(model, ctx)
+    """The compute buffer's estimate; 0 where it is not modelled (then --reserve holds it)."""
+    return compute_buffer_bytes(model, ctx) if compute_buffer_modelled(model) else 0
 
 
 def _needed(fit: Fit, workload: Workload, with_compute: bool) -> tuple[tuple[int, ...], int]:
@@ -70,8 +72,9 @@ def llamacpp_fit(fit: Fit, compute_in_reserve: bool) -> LlamaCppFit:
     """
     plan = fit.plan
     workload = plan.workload
-    reserved = sum(b for _, b in compute_reserve_terms(plan.model, workload.llamacpp))
-    add_back = reserved if compute_in_reserve else 0
+    add_back = 0
+    if compute_in_reserve:
+        add_back = sum(b for _, b in compute_reserve_terms(plan.model, workload.llamacpp))
     rooms = tuple(b + add_back for b in fit.budget.stage_kv_budget_bytes)
 
     def fits(w: Workload) -> bool:

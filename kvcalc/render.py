@@ -423,9 +423,11 @@ def _llamacpp_fit_lines(report: dict[str, Any]) -> list[str]:
     flags = f"-c {ll['n_ctx']:,} -np {ll['slots']}" + (" --kv-unified" if ll["kv_unified"] else "")
     streams = "1 unified KV stream" if ll["n_stream"] == 1 else f"{ll['n_stream']} KV streams"
     gib = ll["compute_bytes"] / 2**30
+    # 0: not estimated for this model (DSA), --reserve holds it
+    compute = f"compute buffer {gib:.2f} GiB (estimate)" if gib else "compute buffer in --reserve"
     return [
         f"llama.cpp {flags}: {streams} of {ll['n_ctx_seq']:,} cells, n_ubatch {ll['n_ubatch']}, "
-        f"compute buffer {gib:.2f} GiB (estimate)",
+        f"{compute}",
         f"max context (-c) with -np {ll['slots']}: {ll['max_ctx_size']:,} cells",
         f"max slots (-np) with {report['seq_len']:,} tokens each: {ll['max_slots']:,}",
     ]

@@ -267,6 +267,12 @@ class LayerPattern(_Spec):
     """
 
     sliding_window: PositiveInt | None = None
+    config_sliding_window: PositiveInt | None = Field(
+        default=None,
+        description="the sliding_window the checkpoint's config records where it differs from "
+        "the span attended (MiMo-V2-Flash: 128 previous tokens, 129 with the query); "
+        "converters that copy the key (llama.cpp's n_swa) size the cache by it",
+    )
     chunk_size: PositiveInt | None = None
     pattern: Annotated[list[str], Field(min_length=1)] = Field(
         description="full, sliding, chunked, or a name of the model's `kinds`"
@@ -395,6 +401,8 @@ class ModelSpec(_Spec):
         windows = {self._window_name(name) for name in layers.pattern}
         if "sliding" in windows and layers.sliding_window is None:
             raise ValueError("pattern has sliding layers but no sliding_window")
+        if layers.config_sliding_window is not None and layers.sliding_window is None:
+            raise ValueError("config_sliding_window given without sliding_window")
         if "chunked" in windows and layers.chunk_size is None:
             raise ValueError("pattern has chunked layers but no chunk_size")
         compressed = any(isinstance(kind, CompressedKind) for kind in kinds.values())
@@ -452,17 +460,21 @@ class ModelSpec(_Spec):
         data["attention"] = {"kind": attention.pop("kind"), **attention}
         return data
 
-    def layer_windows(self) -> tuple[Window | None, ...]:
+    def layer_windows(self, config_window: bool = False) -> tuple[Window | None, ...]:
         """Return each layer's local-attention window, or None for a full-attention layer.
 
         Layers that cache no attention KV (state or no-cache kinds) are None too: use
-        layer_kind_names() to tell them apart.
+        layer_kind_names() to tell them apart. config_window: sliding layers take the
+        config's own sliding_window where it records another (config_sliding_window).
         """
         if self.layers is None:
             return (None,) * self.n_layers
         spans: dict[str | None, Window | None] = {"full": None, None: None}
-        if self.layers.sliding_window is not None:
-            spans["sliding"] = Window("sliding", self.layers.sliding_window)
+        sliding = self.layers.sliding_window
+        if config_window and self.layers.config_sliding_window is not None:
+            sliding = self.layers.config_sliding_window
+        if sliding is not None:
+            spans["sliding"] = Window("sliding", sliding)
         if self.layers.chunk_size is not None:
             spans["chunked"] = Window("chunked", self.layers.chunk_size)
         return tuple(spans[self._window_name(n)] for n in self.layer_kind_names())

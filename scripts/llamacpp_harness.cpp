@@ -11,6 +11,7 @@
 #define protected public
 #include "llama-kv-cache.h"
 #include "llama-kv-cache-iswa.h"
+#include "llama-kv-cache-dsa.h"
 #include "llama-memory-hybrid.h"
 #include "llama-memory-hybrid-iswa.h"
 #include "llama-memory-recurrent.h"
@@ -22,6 +23,7 @@
 #include "ggml-backend.h"
 
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <iostream>
 #include <sstream>
@@ -30,9 +32,14 @@
 
 static std::string g_log;
 
+static bool g_echo = false;  // HARNESS_LOG set: the log on stderr too (a crash keeps it)
+
 static void log_cb(ggml_log_level level, const char * text, void *) {
     (void) level;
     g_log += text;
+    if (g_echo) {
+        std::fputs(text, stderr);
+    }
 }
 
 static ggml_type type_from_name(const std::string & name) {
@@ -81,7 +88,10 @@ static void caches_json(llama_memory_i * mem, std::vector<std::string> & out) {
     if (!mem) {
         return;
     }
-    if (auto * m = dynamic_cast<llama_kv_cache_iswa *>(mem)) {
+    if (auto * m = dynamic_cast<llama_kv_cache_dsa *>(mem)) {
+        out.push_back(kv_json("base", m->get_mla()));
+        out.push_back(kv_json("indexer", m->get_lid()));
+    } else if (auto * m = dynamic_cast<llama_kv_cache_iswa *>(mem)) {
         out.push_back(kv_json("base", m->get_base()));
         out.push_back(kv_json("swa", m->get_swa()));
     } else if (auto * m = dynamic_cast<llama_memory_hybrid_iswa *>(mem)) {
@@ -105,6 +115,7 @@ int main(int argc, char ** argv) {
         std::fprintf(stderr, "usage: %s MODEL.gguf < configs\n", argv[0]);
         return 2;
     }
+    g_echo = std::getenv("HARNESS_LOG") != nullptr;
     llama_log_set(log_cb, nullptr);
     llama_backend_init();
 

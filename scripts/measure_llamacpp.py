@@ -9,6 +9,7 @@ tests/data/llamacpp/cases.json (state_cases.json for recurrent/hybrid models).
 
 usage:
   python scripts/measure_llamacpp.py --llama-cpp DIR [--build DIR] [--out tests/data/llamacpp]
+      [--only PRESET ...]  (re-record these presets' cases in cases.json, keep the others)
 
 DIR is a llama.cpp source tree (for example the one vendored in the llama-cpp-python
 sdist, vendor/llama.cpp) built with `cmake -B build -DLLAMA_BUILD_TESTS=OFF
@@ -39,6 +40,14 @@ def hf_config(name: str) -> dict[str, Any]:
     return cfg.get("text_config", cfg)
 
 
+# glm-dsa's indexer tensors are optional to the loader (shared layers have none), needed
+# by the graph of the full ones (src/models/glm-dsa.cpp)
+GLM_DSA_INDEXER = [
+    f"indexer.{t}" for t in ("k_norm.weight", "k_norm.bias", "proj.weight", "attn_k.weight",
+                             "attn_q_b.weight")
+]  # fmt: skip
+
+
 # One entry per geometry: the kvcalc preset (whose attention geometry, layer pattern and
 # source URL are used), the llama.cpp architecture, and the FFN/expert shapes.
 def geometries() -> list[dict[str, Any]]:
@@ -57,6 +66,17 @@ def geometries() -> list[dict[str, Any]]:
         {"preset": "deepseek-v2-lite", "arch": "deepseek2"},
         {"preset": "gpt-oss-20b", "arch": "gpt-oss"},
         {"preset": "llama-4-scout", "arch": "llama4"},
+        # DSA and MiMo-V2 GGUFs from convert_hf_to_gguf append the NextN/MTP blocks; these
+        # leave them out (a context on such a file crashed, SIGSEGV, in this no_alloc mode);
+        # create_memory filters them from the trunk's cache (il < n_layer()) either way
+        {"preset": "deepseek-v3.2", "arch": "deepseek32"},
+        {"preset": "glm-5", "arch": "glm-dsa", "seed": GLM_DSA_INDEXER},
+        {"preset": "glm-5.2", "arch": "glm-dsa", "seed": GLM_DSA_INDEXER},
+        {
+            "preset": "mimo-v2-flash",
+            "arch": "mimo2",  # the FFN tensors are optional to the loader, needed by the graph
+            "seed": [f"ffn_{t}.weight" for t in ("gate_inp", "gate_exps", "up_exps", "down_exps")],
+        },
     ]
 
 
@@ -98,19 +118,39 @@ def gguf_metadata(entry: dict[str, Any]) -> tuple[dict[str, Any], int, int]:
         kv["expert_shared_count"] = cfg["n_shared_experts"]
         kv["expert_feed_forward_length"] = cfg["moe_intermediate_size"]
         kv["expert_weights_scale"] = float(cfg.get("routed_scaling_factor", 1.0))
+        if att.index_head_dim is not None:  # DSA: conversion/deepseek.py, conversion/glm.py
+            kv["attention.q_lora_rank"] = cfg["q_lora_rank"]
+            kv["attention.indexer.head_count"] = cfg["index_n_heads"]
+            kv["attention.indexer.key_length"] = cfg["index_head_dim"]
+            kv["attention.indexer.top_k"] = cfg["index_topk"]
+            kv["expert_gating_func"] = 2  # sigmoid
+            if "indexer_types" in cfg:
+                kv["attention.indexer.types"] = [t == "full" for t in cfg["indexer_types"]]
     else:
         kv["attention.head_count_kv"] = att.n_kv_heads
         kv["attention.key_length"] = att.head_dim
         kv["attention.value_length"] = att.head_dim_v or att.head_dim
         kv["rope.dimension_count"] = att.head_dim
-    if spec.layers is not None:
-        windows = spec.layer_windows()
+    windows = spec.layer_windows()
+    if any(w is not None for w in windows):
         size = next(w.size for w in windows if w is not None)
         kv["attention.sliding_window"] = size
         if entry["arch"] != "llama4":
             kv["attention.sliding_window_pattern"] = [w is not None for w in windows]
         else:
             kv["attention.sliding_window_pattern"] = [w is not None for w in windows]
+    if entry["arch"] == "mimo2":  # conversion/mimo.py MimoV2Model.set_gguf_parameters
+        hybrid = list(cfg["hybrid_layer_pattern"])
+        kv["attention.head_count_kv"] = [
+            cfg["swa_num_key_value_heads"] if swa else cfg["num_key_value_heads"] for swa in hybrid
+        ]
+        kv["attention.sliding_window"] = cfg["sliding_window"]
+        kv["attention.sliding_window_pattern"] = [bool(swa) for swa in hybrid]
+        kv["attention.value_length"] = cfg["v_head_dim"]
+        kv["rope.dimension_count"] = int(cfg["head_dim"] * cfg["partial_rotary_factor"])
+        kv["expert_count"] = cfg["n_routed_experts"]
+        kv["expert_used_count"] = cfg["num_experts_per_tok"]
+        kv["expert_feed_forward_length"] = cfg["moe_intermediate_size"]
     if entry["preset"] == "phi-3-mini-4k":
         kv["attention.sliding_window"] = cfg["sliding_window"]  # llama.cpp disables it
     if entry["arch"] == "gpt-oss":
@@ -123,7 +163,8 @@ def gguf_metadata(entry: dict[str, Any]) -> tuple[dict[str, Any], int, int]:
         kv["expert_feed_forward_length"] = cfg["intermediate_size"]
         kv["interleave_moe_layer_step"] = cfg["interleave_moe_layer_step"]
         kv["expert_shared_count"] = 1
-    return kv, spec.n_layers, spec.vocab_size
+    return kv, kv["block_count"], spec.vocab_size
+
 
 
 def state_geometries() -> list[dict[str, Any]]:
@@ -475,8 +516,12 @@ def main() -> int:
         "cases": cases,
     }
     args.out.mkdir(parents=True, exist_ok=True)
-    if not args.only:
-        (args.out / "cases.json").write_text(json.dumps(doc, indent=1) + "\n")
+    recorded = args.out / "cases.json"
+    if args.only and cases and recorded.is_file():  # replace these presets' cases, keep the rest
+        kept = [c for c in json.loads(recorded.read_text())["cases"] if c["preset"] not in args.only]
+        doc["cases"] = kept + cases
+    if cases or not args.only:
+        recorded.write_text(json.dumps(doc, indent=1) + "\n")
     states: list[dict[str, Any]] = []
     for entry in state_geometries():
         if args.only and entry["preset"] not in args.only:

@@ -537,7 +537,8 @@ def test_deepseek_v32_indexer_keys_by_engine() -> None:
       hf (DynamicIndexedLayer, bf16 indexer keys): 576·2 + 128·2 = 1,408 → × 61 = 85,888 B;
       vLLM / SGLang / TRT-LLM (indexer key fp8 + one fp32 scale per 128 = 132 B):
       576·2 + 132 = 1,284 → × 61 = 78,324 B; with fp8_ds_mla (656 B) 788 × 61 = 48,068 B.
-    SGLang's NSA pool pages 64 tokens: 1,000 tokens hold 1,024 cells."""
+    SGLang's NSA pool pages 64 tokens: 1,000 tokens hold 1,024 cells. llama.cpp keeps the
+    indexer keys in the fp16 K type: 576·2 + 128·2 = 1,408 → × 61 = 85,888 B, as hf."""
     model = _import("deepseek-v3.2")
     workload = Workload(seq_len=1000)
     assert kv_cache(model, workload, ENGINES["hf"]).bytes_per_token == 85_888
@@ -547,8 +548,7 @@ def test_deepseek_v32_indexer_keys_by_engine() -> None:
     assert sglang.per_sequence_bytes == 1024 * 78_324
     ds = Workload(seq_len=1000, k_dtype=kv_dtype("fp8_ds_mla"), v_dtype=kv_dtype("fp8_ds_mla"))
     assert kv_cache(model, ds, ENGINES["vllm"]).bytes_per_token == 48_068
-    with pytest.raises(KvcalcError, match="indexer cache is not modelled"):
-        kv_cache(model, workload, ENGINES["llama.cpp"])
+    assert kv_cache(model, workload, ENGINES["llama.cpp"]).bytes_per_token == 85_888
 
 
 def test_glm52_shared_indexer_layers_keep_no_indexer_keys() -> None:

@@ -86,7 +86,13 @@ def test_kv_bytes_match_real_llama_cpp(case: dict[str, Any]) -> None:
     windowed = LLAMA.honours_window(model.family, model.architecture)
     full = [g for g in kv.groups if g.kind == "full" or not windowed]
     local = [g for g in kv.groups if g.kind != "full" and windowed]
-    assert sum(g.bytes for g in full) == by_role["base"]["k_bytes"] + by_role["base"]["v_bytes"]
+    base = by_role["base"]["k_bytes"] + by_role["base"]["v_bytes"]
+    # DSA: the indexer keys are a second cache (llama_kv_cache_dsa); kvcalc counts them in
+    # their layers' bytes per token
+    indexer = by_role.get("indexer", {"k_bytes": 0, "v_bytes": 0, "layers": []})
+    assert sum(g.bytes for g in full) == base + indexer["k_bytes"] + indexer["v_bytes"]
+    indexed = [i for i, n in enumerate(model.layer_kind_names()) if _indexed(model, n)]
+    assert indexer["layers"] == indexed
     assert sum(g.count for g in full) == by_role["base"]["n_layers"]
     if "swa" in by_role:
         swa = by_role["swa"]
@@ -96,6 +102,13 @@ def test_kv_bytes_match_real_llama_cpp(case: dict[str, Any]) -> None:
     else:
         assert not local
     assert {g.tokens for g in full} == {by_role["base"]["cells"]}
+
+
+def _indexed(model: Any, name: str) -> bool:
+    """True for a layer that keeps DSA indexer keys (an MLA model's indexer, kind not shared)."""
+    kind = model.layer_kind(name)
+    index = getattr(model.attention, "index_head_dim", None)
+    return index is not None and getattr(kind, "indexer", False)
 
 
 @pytest.mark.parametrize("case", [c for c in CASES if not c["refused"]], ids=_case_id)
@@ -229,8 +242,8 @@ def test_compute_buffer_estimate_tracks_llama_cpp() -> None:
     """
     errors = []
     for case in CASES:
-        if case["refused"]:
-            continue
+        if case["refused"] or case["gguf_arch"] in ("deepseek32", "glm-dsa"):
+            continue  # not estimated: test_dsa_compute_buffer_is_refused_without_reserve
         ctx = _ctx_of(case)
         estimate = compute_buffer_bytes(load_model(case["preset"]), ctx)
         error = (estimate - case["compute_bytes"]) / case["compute_bytes"]
@@ -378,9 +391,139 @@ def test_olmo3_sliding_layers_are_iswa_in_llama_cpp() -> None:
     assert kv.total_bytes == (16 * 32768 + 48 * 4608) * 4096 == 3_053_453_312
 
 
+HF_CONFIGS = Path(__file__).parent / "data" / "hf_configs"
+
+
+def _import(stem: str, **overrides: Any) -> Any:
+    from kvcalc import hf
+
+    config = {**json.loads((HF_CONFIGS / f"{stem}.json").read_text()), **overrides}
+    return hf.import_config(config, stem).spec
+
+
+def test_deepseek_v32_indexer_keys_are_a_second_cache_in_llama_cpp() -> None:
+    """DeepSeek-V3.2 (deepseek32): llama_kv_cache_dsa (src/llama-kv-cache-dsa.cpp) keeps the
+    MLA latent in one llama_kv_cache and the lightning indexer's keys in a second one built
+    from the model's hparams with n_head_kv 1 and head size indexer_head_size, same type_k
+    and cells, K only (is_mla); both filtered to the trunk layers (src/llama-model.cpp
+    create_memory: il < n_layer(), the converter's appended MTP block left out).
+
+    Published config: 61 layers, kv_lora_rank 512 + qk_rope_head_dim 64, index_head_dim 128.
+    f16, -c 8192: latent 576·2 = 1,152 B + indexer 128·2 = 256 B = 1,408 B per token and
+    layer; 61 × 8,192 × 1,408 = 703,594,496 B (575,668,224 latent + 127,926,272 indexer).
+    q8_0 K and V (-fa on): 576/32·34 = 612 B + 128/32·34 = 136 B = 748 B;
+    61 × 8,192 × 748 = 373,784,576 B.
+    """
+    model = load_model("deepseek-v3.2")
+    kv = kv_cache(model, Workload(seq_len=8192), LLAMA)
+    assert kv.bytes_per_token == 61 * (576 * 2 + 128 * 2) == 85_888
+    assert kv.total_bytes == 61 * 8192 * 1408 == 575_668_224 + 127_926_272 == 703_594_496
+    q8 = kv_dtype("q8_0")
+    w = Workload(seq_len=8192, k_dtype=q8, v_dtype=q8)
+    assert kv_cache(model, w, LLAMA).total_bytes == 61 * 8192 * (612 + 136) == 373_784_576
+
+
+def test_glm5_indexer_layers_follow_llama_cpps_glm_dsa_rule() -> None:
+    """GLM-5 (glm-dsa): its config lists no indexer_types, so conversion/glm.py writes none
+    and src/models/glm-dsa.cpp keeps indexer keys in every layer (n_ctx_train 202,752 <
+    1,048,576): 78 × 8,192 × (576·2 + 128·2) = 899,678,208 B at -c 8192.
+
+    GLM-5.2 lists indexer_types (21 full: layers 0, 1, then every fourth from 2; 57 shared),
+    which the converter writes and llama.cpp reads: 8,192 × (21 × 1,408 + 57 × 1,152) =
+    8,192 × 95,232 = 780,140,544 B.
+    """
+    glm5 = kv_cache(load_model("glm-5"), Workload(seq_len=8192), LLAMA)
+    assert glm5.total_bytes == 78 * 8192 * 1408 == 899_678_208
+    glm52 = kv_cache(load_model("glm-5.2"), Workload(seq_len=8192), LLAMA)
+    assert glm52.total_bytes == 8192 * (21 * 1408 + 57 * 1152) == 780_140_544
+
+
+def test_glm_dsa_pattern_llama_cpp_cannot_tell_is_refused() -> None:
+    """A GLM config whose shared-indexer layers come from index_topk_freq alone (no
+    indexer_types: the converter writes none) below a 1,048,576 context: llama.cpp indexes
+    every layer, kvcalc's reading of transformers shares some; refused in one line. The
+    same keys at GLM-5.2's context give GLM_5_2_DEFAULT_INDEXER_TYPES, which they match."""
+    shared = _import("glm-5", index_topk_freq=4, index_skip_topk_offset=3)
+    assert shared.layer_kind_names().count("shared") == 57
+    with pytest.raises(KvcalcError, match="neither fallback") as err:
+        kv_cache(shared, Workload(seq_len=8192), LLAMA)
+    assert "\n" not in str(err.value)
+    long = _import(
+        "glm-5", index_topk_freq=4, index_skip_topk_offset=3, max_position_embeddings=1048576
+    )
+    assert kv_cache(long, Workload(seq_len=8192), LLAMA).total_bytes == 780_140_544
+
+
+def test_dsa_mtp_layers_are_refused_under_llama_cpp() -> None:
+    """llama.cpp runs a DSA model's NextN block in its own MTP context (dense MLA, no
+    indexer cache: src/llama-model.cpp create_memory), which kvcalc has not sized."""
+    with pytest.raises(KvcalcError, match="drop --mtp"):
+        kv_cache(load_model("deepseek-v3.2"), Workload(seq_len=8192, mtp=True), LLAMA)
+
+
 @pytest.mark.parametrize("engine", ["llama.cpp", "llama-server"])
-def test_llama_cpp_refuses_iswa_families_it_has_not_read(engine: str) -> None:
-    """MiMo-V2-Flash's sliding layers are an iSWA cache in llama.cpp (src/models/mimo2.cpp):
-    refused in one line rather than sized as full attention."""
-    with pytest.raises(KvcalcError, match=r"mimo_v2_flash: its sliding layers are an iSWA cache"):
-        kv_cache(load_model("mimo-v2-flash"), Workload(seq_len=8192), engine_profile(engine))
+def test_mimo_v2_flash_sliding_layers_are_iswa_in_llama_cpp(engine: str) -> None:
+    """MiMo-V2-Flash (mimo2) loads as LLAMA_SWA_TYPE_STANDARD (src/models/mimo2.cpp) with
+    what conversion/mimo.py writes: head_count_kv per layer (num_key_value_heads 4 for the
+    9 full layers, swa_num_key_value_heads 8 for the 39 sliding), key_length head_dim 192,
+    value_length v_head_dim 128 in every layer, n_swa = config.json's sliding_window 128
+    (not transformers' 129 = sliding_window_size + 1: the converter's pinned transformers
+    4.57.6 has no MiMo-V2 config class, so it reads config.json), and the pattern; the 3
+    appended MTP blocks are filtered out (il < n_layer()).
+
+    f16: full 4·(192+128)·2 = 2,560 B and sliding 8·(192+128)·2 = 5,120 B per token. One
+    slot at -c 8192, n_ubatch 512: sliding cells GGML_PAD(min(8192, 128 + 512), 256) = 768;
+    9 × 8,192 × 2,560 + 39 × 768 × 5,120 = 188,743,680 + 153,354,240 = 342,097,920 B.
+    Two slots, --kv-unified, -c 16384: GGML_PAD(128·2 + 512, 256) = 768 cells (129 would
+    give 770 → 1,024); 9 × 16,384 × 2,560 + 153,354,240 = 530,841,600 B.
+    """
+    model = load_model("mimo-v2-flash")
+    profile = engine_profile(engine)
+    kv = kv_cache(model, Workload(seq_len=8192, llamacpp=LlamaCppOptions()), profile)
+    assert kv.total_bytes == 9 * 8192 * 2560 + 39 * 768 * 5120 == 342_097_920
+    unified = LlamaCppOptions(ctx_size=16384, kv_unified=True)
+    kv = kv_cache(model, Workload(seq_len=8192, batch=2, llamacpp=unified), profile)
+    assert kv.total_bytes == 9 * 16384 * 2560 + 39 * 768 * 5120 == 530_841_600
+
+
+def test_mimo_v2_flash_keeps_its_config_window_beside_the_attended_span() -> None:
+    """The import keeps transformers' window (sliding_window_size + 1 = 129) for the engines
+    that attend by it, and config.json's own sliding_window (128) for llama.cpp's n_swa."""
+    layers = load_model("mimo-v2-flash").layers
+    assert layers is not None
+    assert (layers.sliding_window, layers.config_sliding_window) == (128 + 1, 128)
+    sglang = kv_cache(load_model("mimo-v2-flash"), Workload(seq_len=8192), engine_profile("sglang"))
+    assert {g.window for g in sglang.groups} == {None, 129}
+
+
+def test_variable_v_widths_without_flash_attention_are_padded() -> None:
+    """Without flash attention llama_kv_cache stores V transposed and makes every layer's V
+    n_embd_v_gqa_max wide (src/llama-kv-cache.cpp TAG_V_CACHE_VARIABLE): MiMo-V2-Flash's
+    full layers' V rows, 4·128 = 512, take the sliding layers' 8·128 = 1,024. -c 8192 f16:
+    full 4·192·2 + 1,024·2 = 3,584 B per token; 9 × 8,192 × 3,584 + 39 × 768 × 5,120 =
+    264,241,152 + 153,354,240 = 417,595,392 B (what llama.cpp allocated, cases.json)."""
+    off = Workload(seq_len=8192, llamacpp=LlamaCppOptions(flash_attn="off"))
+    kv = kv_cache(load_model("mimo-v2-flash"), off, LLAMA)
+    assert kv.total_bytes == 9 * 8192 * 3584 + 39 * 768 * 5120 == 417_595_392
+    assert kv_cache(load_model("llama-3.1-8b"), off, LLAMA).total_bytes == 1_073_741_824
+
+
+def test_dsa_compute_buffer_is_refused_without_reserve(run_cli: Run) -> None:
+    """The estimate leaves out a DSA model's lightning-indexer scores (llama.cpp measured
+    557,922,304 to 1,220,622,336 B at n_ubatch 512 with flash attention for DeepSeek-V3.2,
+    1.9-3.9× the estimate: cases.json),
+    so fit without --reserve refuses in one line; with --reserve the fit runs and says the
+    compute buffer is in it."""
+    args = ["fit", "deepseek-v3.2", "--gpu", "h200", "--pp", "8", "-e", "llama.cpp", "-s", "32k"]
+    refused = run_cli(*args)
+    assert refused.exit_code == 2
+    assert refused.stderr.count("error:") == 1 and "pass --reserve" in refused.stderr
+    given = run_cli(*args, "--reserve", "8GiB")
+    assert given.exit_code == 0 and "compute buffer in --reserve" in given.stdout
+    measured = [
+        c["compute_bytes"]
+        for c in CASES
+        if c["preset"] == "deepseek-v3.2" and not c["refused"] and c["measured"]["n_ubatch"] == 512
+        and c["options"]["flash_attn"] != "off"
+    ]  # fmt: skip
+    assert (min(measured), max(measured)) == (557_922_304, 1_220_622_336)

@@ -299,7 +299,9 @@ def mimo_v2_flash(c: _Config, family: str) -> dict[str, Any]:
     layer 0 and every 6th full; sliding_window = sliding_window_size + 1) and
     modeling_mimo_v2_flash.py (MiMoV2FlashAttention: SWA layers num_key_value_heads · 2, sinks;
     MiMoV2FlashMoE: no shared experts). hybrid_layer_pattern (1 = sliding) and the swa_* keys
-    are read and must agree with that model.
+    are read and must agree with that model. The config's own sliding_window (128, without
+    the query) is kept beside it as config_sliding_window: llama.cpp's converter writes that
+    key as n_swa (conversion/mimo.py MimoV2Model.set_gguf_parameters).
     """
     n_layers = c.get_int("num_hidden_layers")
     types = c.data.get("layer_types")
@@ -364,10 +366,14 @@ def mimo_v2_flash(c: _Config, family: str) -> dict[str, Any]:
         norms=n_layers * 2 * h + h,
     )
     names = ["swa" if t == "sliding_attention" else "full" for t in types]
+    layers: dict[str, Any] = {"sliding_window": window, "pattern": _period(names)}
+    if c.has("sliding_window") and c.get_int("sliding_window") != window:
+        # the config's own key (sliding_window_size, no query), as converters copy it
+        layers["config_sliding_window"] = c.get_int("sliding_window")
     return {
         "n_layers": n_layers,
         "attention": _gqa(n_heads, n_kv, d, dv),
-        "layers": {"sliding_window": window, "pattern": _period(names)},
+        "layers": layers,
         "kinds": {"swa": {"kind": "attention", "window": "sliding", "n_kv_heads": 2 * n_kv}},
         "params": params,
         "moe": {
