@@ -303,10 +303,10 @@ def test_gqa_indexer_layouts_not_modelled_are_refused_in_one_line() -> None:
     indexer cache covers the layers past the leading dense ones, so indexer layers that are not
     the last ones (full, sparse, full, sparse) are refused there."""
     nvfp4 = KV_DTYPES["nvfp4"]
-    with pytest.raises(KvcalcError, match="^engine sglang: KV dtype nvfp4 in a MiniMax-M3 pool"):
+    with pytest.raises(KvcalcError, match=r"^engine sglang: KV dtype nvfp4 in a MiniMax-M3 pool"):
         kv_cache(_m3(), Workload(seq_len=64, k_dtype=nvfp4, v_dtype=nvfp4), ENGINES["sglang"])
     toy = ModelSpec.model_validate(_gqa_with_indexed_kind(16))
     with pytest.raises(
-        KvcalcError, match="^engine llama.cpp: indexer layers that are not the last"
+        KvcalcError, match=r"^engine llama\.cpp: indexer layers that are not the last"
     ):
         kv_cache(toy, Workload(seq_len=64), ENGINES["llama.cpp"])
