@@ -165,9 +165,13 @@ class EngineProfile:
     # layers with K = V (Gemma 4 attention_k_eq_v): "both" caches K and V (transformers:
     # values hold a copy of the keys, measured), "k_only" caches K once, None: not read yet
     k_eq_v: Literal["both", "k_only"] | None = None
-    # GQA layers' own indexer keys (MiniMax-M3 sparse layers) cached one head wide in the KV
-    # dtype (transformers MiniMaxM3VLSparseCacheLayer.idx_keys); False: not read for this engine
-    gqa_indexer: bool = False
+    # GQA layers' own indexer keys (MiniMax-M3 sparse layers), one head of index_head_dim per
+    # token beside K and V: "kv" in the K cache dtype (transformers
+    # MiniMaxM3VLSparseCacheLayer.idx_keys), "model" in the model's dtype whatever the KV
+    # dtype (SGLang MiniMaxSparseKVPool index_dtype), "llama_cpp" in a one-head cache that
+    # also keeps an unused V row (llama_kv_cache_msa); None: not read for this engine
+    gqa_indexer_dtype: Literal["kv", "model", "llama_cpp"] | None = None
+    gqa_indexer_block_size: int | None = None  # page size for GQA-indexer models, if different
     # DeepSeek-V4 compressed layers (CompressedKind): "hf", transformers 5.24's
     # DeepseekV4CSACache / DeepseekV4HCACache tensors; "vllm", vLLM's per-layer specs in
     # KV-cache groups sharing one block pool (kvcalc/vllm_compressed.py); None: not read
@@ -304,7 +308,7 @@ ENGINES: dict[str, EngineProfile] = {
             version="none (textbook formula)",
             summary="textbook: exactly seq tokens, sliding layers hold the window, MLA as latent",
             k_eq_v="both",
-            gqa_indexer=True,
+            gqa_indexer_dtype="kv",
             # no other layout of DeepSeek-V4's compressed layers is read: transformers'
             compressed_layout="hf",
             head_rule="replicate",
@@ -333,7 +337,16 @@ ENGINES: dict[str, EngineProfile] = {
             head_rule="replicate",
             sliding="vllm_planning",
             max_num_batched_tokens=8192,
-            unread_families=(_KIMI_K3_VLLM,),
+            unread_families=(
+                _KIMI_K3_VLLM,
+                (
+                    "minimax_m3",
+                    "vLLM runs it (vllm-project/vllm@0484480bc73081c4a5133b3cb53018323fce632d:"
+                    "vllm/models/minimax_m3/common/indexer.py) with each sparse layer's indexer "
+                    "keys in a MiniMaxM3IndexerCache side cache (an MLAAttentionSpec) whose "
+                    "KV-cache group and block size kvcalc has not read",
+                ),
+            ),
             indexer_layout="fp8_scaled",
             compressed_layout="vllm",
             # Gemma 4 attention_k_eq_v: vllm/model_executor/models/gemma4.py Gemma4Attention
@@ -386,6 +399,15 @@ ENGINES: dict[str, EngineProfile] = {
             indexer_layout="fp8_scaled",
             # NSATokenToKVPool asserts page_size 64 (python/sglang/srt/mem_cache/memory_pool.py)
             indexer_block_size=64,
+            # MiniMax-M3 (MiniMaxSparseKVPool): K/V for every layer in the KV dtype, and each
+            # sparse layer's one-head indexer key (K only: sparse_disable_index_value) in the
+            # model dtype whatever --kv-cache-dtype (index_dtype=model_dtype; fp8 only in the
+            # SM100 fp8_e4m3 + trtllm_mha mode, whose token count the pool configurator still
+            # sizes with the model dtype), not split by tp (head_num=1)
+            gqa_indexer_dtype="model",
+            # the page_size its MiniMax-M3 overrides set when none is given: Hopper (fa3) and
+            # Blackwell (fa4, trtllm_mha) (arg_groups/model_overrides/minimax_m3.py)
+            gqa_indexer_block_size=128,
             head_rule="replicate",
             sliding="window",
             # Gemma 4 attention_k_eq_v: Gemma4ForCausalLM.load_weights loads each K = V
@@ -412,7 +434,8 @@ ENGINES: dict[str, EngineProfile] = {
                 }
             ),
             assumptions=(
-                "page size 1 (the pool's one extra dummy page is not counted)",
+                "page size 1 (DSA models 64, MiniMax-M3 128; the pool's one extra dummy page is not "
+                "counted)",
                 "KV heads per GPU = max(1, n_kv // attn_tp); MLA latent on every rank",
                 "[sliding] sliding windows only for its hybrid-SWA architectures "
                 "(not Mistral-7B-v0.1 or Gemma-2); their budget splits into a full-attention "
@@ -427,10 +450,24 @@ ENGINES: dict[str, EngineProfile] = {
                 "running requests are capped at slots // 3 (radix cache on, "
                 "--mamba-scheduler-strategy no_buffer, no speculative decoding); with "
                 "pipeline parallelism refused",
+                "[gqa_indexer] MiniMax-M3: pages of 128 tokens, the page_size SGLang sets for it "
+                "on Hopper and Blackwell (ROCm's triton backend keeps 1: --block-size 1); each "
+                "sparse layer adds one index_head_dim key per token in the model dtype (bf16) "
+                "whatever the KV dtype, on every TP rank",
             ),
             sources=(
                 "sgl-project/sglang:python/sglang/srt/model_executor/model_runner_kv_cache_mixin.py"
                 ":get_cell_size_per_token",
+                "sgl-project/sglang@003fca8027387a3d6565b2c08e497e3020ac6211:python/sglang/srt/"
+                "model_executor/pool_configurator.py:DefaultPoolConfigurator._compute_cell_size "
+                "(is_minimax_sparse: main pool + one-head indexer pool)",
+                "sgl-project/sglang@003fca8027387a3d6565b2c08e497e3020ac6211:python/sglang/srt/"
+                "mem_cache/kv_cache_configurator.py:KVCacheConfigurator."
+                "_build_minimax_sparse_kv_pool (index_dtype, head_num)",
+                "sgl-project/sglang@1ee3fb2aa1cae4ae576917b6ac10c0a0e6512298:python/sglang/srt/"
+                "arg_groups/model_overrides/minimax_m3.py:_minimax_m3_overrides (page_size 128)",
+                "sgl-project/sglang@73353bf69e0f908e98a74e45b5c1c90fcd511f24:python/sglang/srt/"
+                "models/minimax_m3.py:MiniMaxM3Attention (idx_k one head of sparse_index_dim)",
                 "sgl-project/sglang:python/sglang/srt/configs/model_config.py:is_hybrid_swa_model",
                 "sgl-project/sglang:python/sglang/srt/models/gemma4_causal.py"
                 ":Gemma4ForCausalLM.load_weights (attention_k_eq_v: K and V both cached)",
@@ -467,6 +504,11 @@ ENGINES: dict[str, EngineProfile] = {
             # built from the model's hparams with n_head_kv 1 and head size
             # indexer_head_size, in the same type_k and cells (K only: is_mla)
             indexer_layout="model",
+            # MiniMax-M3 (src/models/minimax-m3.cpp): llama_kv_cache_msa keeps the usual
+            # cache for every layer and a second llama_kv_cache, one KV head, K of
+            # indexer_head_size, for the layers past n_layer_dense_lead; that cache's V
+            # tensor keeps n_embd_head_v per cell (src/llama-kv-cache-msa.cpp)
+            gqa_indexer_dtype="llama_cpp",
             # Gemma 4 attention_k_eq_v: src/models/gemma4.cpp builds Vcur = Kcur where a layer
             # has no v_proj and build_attn stores K and V in their own cache tensors; the
             # converter (conversion/gemma.py Gemma4Model) writes the full layers' head count
@@ -516,6 +558,10 @@ ENGINES: dict[str, EngineProfile] = {
                 "no tensor parallelism: layers are split across GPUs (use --pp)",
                 "[state] recurrent layers: one state cell per sequence (n_seq_max), r = "
                 "(d_conv - 1) × channels and s = state elems, both f32",
+                "[gqa_indexer] MiniMax-M3: the indexer cache (llama_kv_cache_msa) has the main "
+                "cache's cells; per cell and sparse layer a K row of index_head_dim in the K "
+                "type and a V row of head_dim in the V type (allocated, unused); its layers "
+                "(past the leading dense ones of moe_layer_freq) taken to be the sparse ones",
             ),
             sources=(
                 "ggml-org/llama.cpp:src/llama-kv-cache.cpp:llama_kv_cache::llama_kv_cache",
@@ -539,6 +585,9 @@ ENGINES: dict[str, EngineProfile] = {
                 "ggml-org/llama.cpp:src/llama-context.cpp:llama_context (GGML_PAD(n_ctx, 256))",
                 "ggml-org/llama.cpp:src/llama-context.cpp:llama_init_from_model (K/V type rules)",
                 "checked against llama.cpp 0c1e57098: tests/data/llamacpp/cases.json",
+                "ggml-org/llama.cpp@0c1e57098bba43ac29e6e3b677cdceebdd22334f (vendored by "
+                "llama-cpp-python 0.3.36):src/llama-kv-cache-msa.cpp:llama_kv_cache_msa, "
+                "src/llama-model.cpp:create_memory (LLM_ARCH_MINIMAX_M3 filter_idx)",
             ),
         ),
         EngineProfile(
@@ -553,6 +602,16 @@ ENGINES: dict[str, EngineProfile] = {
             head_rule="ceil",
             # DSACacheManager: fp8 indexer K + fp32 scale per 128 (tensorrt_llm/_torch/attention_backend/sparse/dsa.py)
             indexer_layout="fp8_scaled",
+            unread_families=(
+                _KIMI_K3_TRTLLM,
+                (
+                    "minimax_m3",
+                    "TensorRT-LLM runs it (NVIDIA/TensorRT-LLM@c0261efa8a466afd645d71ffe1d1867e81e19303"
+                    ":tensorrt_llm/_torch/models/modeling_minimaxm3.py) with each sparse layer's "
+                    "indexer keys as an INDEX_KEY buffer of MiniMaxM3KVCacheManagerV2 (bf16 or fp8 "
+                    "by indexer_kv_dtype), a KVCacheManagerV2 pool kvcalc has not modelled",
+                ),
+            ),
             sliding="full",
             # state layers: extract_mamba_kv_cache_params maps only Nemotron-H and Qwen3-Next
             # / Qwen3.5 configs (others raise "not a supported hybrid Mamba config"); the conv
@@ -565,7 +624,6 @@ ENGINES: dict[str, EngineProfile] = {
                 {"nemotron_h", "qwen3_next", "qwen3_5_text", "qwen3_5_moe_text"}
             ),
             state_spare_slots=1,
-            unread_families=(_KIMI_K3_TRTLLM,),
             # config_utils.resolve_ssm_cache_dtype honours only mamba_ssm_cache_dtype and
             # ignores Qwen3.5's mamba_ssm_dtype (cache in the model dtype), and without it
             # keeps the model dtype (not vLLM's float32 default for Nemotron-H)
@@ -617,7 +675,7 @@ ENGINES: dict[str, EngineProfile] = {
             conv_dtype_rule="model",
             state_dtype_rule="fp32",
             k_eq_v="both",
-            gqa_indexer=True,
+            gqa_indexer_dtype="kv",
             compressed_layout="hf",
             expanded_kv_families=frozenset({"falcon"}),
             assumptions=(

@@ -647,15 +647,20 @@ def _engine_step(kv: KvBreakdown, textbook_kv: KvBreakdown, engine_kv: KvBreakdo
     def total(per_layer: dict[Any, int], tokens: dict[Any, int], counts: dict[Any, int]) -> int:
         return sum(counts[k] * tokens[k] * w.batch * per_layer[k] for k in keys)
 
-    first = next(iter(keys), None)
+    changed = [k for k in keys if p1[k] != b0.get(k, 0)]  # name a layer kind that differs
+    first = changed[0] if changed else next(iter(keys), None)
     why = ""
     if isinstance(kv.model.attention, MLA) and engine.mla_layout == "expanded":
         why = " (MLA expanded per head: K n_h·(nope + rope) + V n_h·v)"
     elif kv.model.family in engine.expanded_kv_families:
         why = " (K/V heads repeated to every query head before caching)"
+    elif engine.gqa_indexer_dtype == "model" and first is not None and first[2]:
+        why = f" (its indexer key in the model dtype, {kv.model.dtype})"
+    elif engine.gqa_indexer_dtype == "llama_cpp" and first is not None and first[2]:
+        why = " (its indexer cache also keeps a V row)"
     layout = (
-        f"layout: {engine.name} caches {p1[first]:,} B per token per layer, not "
-        f"{b0.get(first, 0):,}{why}"
+        f"layout: {engine.name} caches {p1[first]:,} B per token per {first[2] or first[0]} "
+        f"layer, not {b0.get(first, 0):,}{why}"
         if first is not None
         else "layout"
     )

@@ -298,25 +298,73 @@ def indexer_bytes_per_token(attention: MLA, engine: EngineProfile, k_dtype: KvDt
     return k_dtype.row_bytes(attention.index_head_dim)
 
 
+def has_gqa_indexer(model: ModelSpec) -> bool:
+    """Return True when some GQA layer kind caches its own indexer key (MiniMax-M3)."""
+    kinds = (model.kinds or {}).values()
+    return any(isinstance(k, AttentionKind) and k.index_head_dim is not None for k in kinds)
+
+
 def kind_indexer_bytes_per_token(
-    kind: AttentionKind, engine: EngineProfile, k_dtype: KvDtype
+    kind: AttentionKind,
+    attention: MHA | GQA | MQA | MLA,
+    engine: EngineProfile,
+    dtypes: tuple[KvDtype, KvDtype, KvDtype],
 ) -> tuple[int, str]:
     """Return (bytes one token's indexer key takes in a GQA layer of `kind`, formula text).
 
-    MiniMax-M3 sparse layers: index_head_dim values, one head, in the cache dtype beside K
-    and V (transformers models/minimax_m3_vl/modeling_minimax_m3_vl.py:
-    MiniMaxM3VLSparseCacheLayer.idx_keys [batch, 1, seq, index_head_dim]); one head, so no
-    tensor-parallel split (replicated, as a single KV head is). (0, "") without one.
+    MiniMax-M3 sparse layers cache one head of index_head_dim beside K and V, so no
+    tensor-parallel split (replicated, as a single KV head is). `dtypes` are the K, V and
+    model dtypes; by the engine's gqa_indexer_dtype the key is stored
+      kv:        in the K dtype (transformers models/minimax_m3_vl/modeling_minimax_m3_vl.py:
+                 MiniMaxM3VLSparseCacheLayer.idx_keys [batch, 1, seq, index_head_dim]);
+      model:     in the model's dtype whatever the KV dtype (SGLang MiniMaxSparseKVPool:
+                 index_dtype=model_dtype, head_num=1; pool_configurator
+                 DefaultPoolConfigurator._compute_cell_size adds num_indexer_k_only ·
+                 sparse_index_dim · element_size(model_dtype));
+      llama_cpp: in a second llama_kv_cache with one KV head whose K row is index_head_dim
+                 in the K type and whose V row keeps the layer's V head dim in the V type
+                 (src/llama-kv-cache-msa.cpp: hparams_idx sets n_head_kv 1 and
+                 n_embd_head_k_full only; llama_kv_cache allocates K and V for non-MLA).
+    (0, "") without one.
     """
     if kind.index_head_dim is None:
         return 0, ""
-    if not engine.gqa_indexer:
+    k_dtype, v_dtype, model_dtype = dtypes
+    layout = engine.gqa_indexer_dtype
+    if layout is None:
         raise KvcalcError(
             f"engine {engine.name}: the indexer keys GQA sparse-attention layers cache "
-            "(MiniMax-M3) are not modelled for it (try --engine hf or formula)"
+            "(MiniMax-M3) are not modelled for it (try --engine sglang, hf or formula)"
         )
-    index = k_dtype.row_bytes(kind.index_head_dim)
-    return index, f" + {index} B indexer key ({kind.index_head_dim} {k_dtype.name}, one head)"
+    if layout == "model" and (k_dtype.block_elems > 1 or k_dtype.scale_bytes_per_head):
+        # the pool counts element_size(kv_cache_dtype) per K/V value, no block scales
+        raise KvcalcError(
+            f"engine {engine.name}: KV dtype {k_dtype.name} in a MiniMax-M3 pool "
+            "(MiniMaxSparseKVPool) is not modelled (bf16, fp16 or fp8 are)"
+        )
+    dtype = model_dtype if layout == "model" else k_dtype
+    index = dtype.row_bytes(kind.index_head_dim)
+    text = f" + {index} B indexer key ({kind.index_head_dim} {dtype.name}, one head)"
+    if layout == "llama_cpp" and not isinstance(attention, MLA):  # MLA kinds have no index key
+        unused_v = v_dtype.row_bytes(attention.v_dim)
+        text += f" + {unused_v} B its cache's V row ({attention.v_dim} {v_dtype.name})"
+        index += unused_v
+    return index, text
+
+
+def _check_trailing_indexer_layers(model: ModelSpec, engine: EngineProfile) -> None:
+    """Refuse indexer layers other than one trailing run: llama.cpp's MiniMax-M3 caches
+    indexer keys in every layer from n_layer_dense_lead on (src/llama-model.cpp
+    create_memory filter_idx; conversion/minimax.py counts the leading dense layers)."""
+    indexed = []
+    for name in model.layer_kind_names():
+        kind = model.layer_kind(name)
+        indexed.append(isinstance(kind, AttentionKind) and kind.index_head_dim is not None)
+    if indexed != sorted(indexed):
+        raise KvcalcError(
+            f"engine {engine.name}: indexer layers that are not the last ones (it caches "
+            "indexer keys in every layer past the leading dense ones) are not modelled"
+        )
 
 
 def layer_bytes_per_token(
@@ -750,6 +798,7 @@ def _layers(
 ) -> list[_Layer]:
     """Return every cached layer (MTP layers last when counted) with its bytes."""
     names = list(model.layer_kind_names())
+    dtypes = (k_dtype, v_dtype, KV_DTYPES[model.dtype])
     compressed = any(isinstance(k, CompressedKind) for k in (model.kinds or {}).values())
     if workload.mtp and model.mtp_layers and compressed and engine.compressed_layout:
         raise KvcalcError(
@@ -792,7 +841,7 @@ def _layers(
                 logical, _ = layer_bytes_per_token(model, engine, k_dtype, v_dtype, one, attention)
                 per, text = _pad_v(per, text, attention, v_dtype, v_elems)
                 logical, _ = _pad_v(logical, text, attention, v_dtype, v_elems)
-                index, index_text = kind_indexer_bytes_per_token(beside, engine, k_dtype)
+                index, index_text = kind_indexer_bytes_per_token(beside, attention, engine, dtypes)
                 per, logical, text = per + index, logical + index, text + index_text
                 cache[key] = _Layer(name, window, per, logical, text, kind, conv, rec, state_text)
             else:
@@ -808,7 +857,7 @@ def _layers(
                 logical, _ = layer_bytes_per_token(model, engine, k_dtype, v_dtype, one, attention)
                 per, text = _pad_v(per, text, attention, v_dtype, v_elems)
                 logical, _ = _pad_v(logical, text, attention, v_dtype, v_elems)
-                index, index_text = kind_indexer_bytes_per_token(kind, engine, k_dtype)
+                index, index_text = kind_indexer_bytes_per_token(kind, attention, engine, dtypes)
                 per, logical, text = per + index, logical + index, text + index_text
                 cache[key] = _Layer(name, window, per, logical, text)
         layers.append(cache[key])
@@ -890,6 +939,10 @@ def kv_cache(model: ModelSpec, workload: Workload, engine: EngineProfile) -> KvB
         indexed = isinstance(model.attention, MLA) and model.attention.index_head_dim
         if indexed and engine.indexer_block_size and not workload.block_size:
             block = engine.indexer_block_size
+        if engine.gqa_indexer_block_size and not workload.block_size and has_gqa_indexer(model):
+            block = engine.gqa_indexer_block_size
+    if engine.gqa_indexer_dtype == "llama_cpp" and has_gqa_indexer(model):
+        _check_trailing_indexer_layers(model, engine)
     heads = kv_heads_per_gpu(model, engine, tp)
 
     windows = tuple(layer.window for layer in layers)
@@ -1224,6 +1277,8 @@ def _assumptions(
     rules = engine.rules_for(model.family)
     if rules is not None and rules.sliding is not None:
         topics.discard("sliding")  # the family's own rule, in its note, replaces the engine's
+    if has_gqa_indexer(model):
+        topics.add("gqa_indexer")
     notes = list(engine.assumptions_for(topics))
     if rules is not None and rules.note:
         notes.append(rules.note)

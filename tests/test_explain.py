@@ -116,6 +116,18 @@ def test_minimax_m3_names_its_indexer_key() -> None:
     assert e.textbook_bytes == kv.total_bytes == (3 * 2_048 + 57 * 2_304) * 8_192
 
 
+def test_minimax_m3_sglang_layout_term_names_the_bf16_indexer_key() -> None:
+    """MiniMax-M3 under SGLang with fp8 KV at 8,192 tokens (64 whole pages of 128): the
+    textbook keeps the indexer key in the KV dtype, 2 · 4 · 128 + 128 = 1,152 B per sparse
+    layer, SGLang in bf16, 1,280 B; the layout term is 57 · 8,192 · 128 = 59,768,832 B and
+    names the sparse layers and the model dtype."""
+    fp8 = KV_DTYPES["fp8_e4m3"]
+    kv = kv_cache(load_model("minimax-m3"), Workload(8192, 1, fp8, fp8), ENGINES["sglang"])
+    [(text, extra)] = explain(kv, "minimax-m3").step("engine").terms
+    assert extra == 57 * 8192 * 128 == 59_768_832
+    assert "1,280 B per token per sparse layer, not 1,152" in text and "bf16" in text
+
+
 def test_tp_replication_term() -> None:
     """Llama-3.1-70B (8 KV heads) at tp 16: each head on 2 ranks doubles the textbook 80·2·8·128·2 B/token."""
     kv = kv_cache(load_model("llama-3.1-70b"), Workload(seq_len=8192, tp=16), ENGINES["vllm"])

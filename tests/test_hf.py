@@ -705,12 +705,21 @@ def test_minimax_m3_sparse_attention_keys_it_does_not_model_are_refused(
 
 
 def test_minimax_m3_is_refused_under_engines_that_have_not_been_read() -> None:
-    """vLLM, SGLang, TensorRT-LLM and llama.cpp lay indexer keys out their own way (DSA: fp8 +
-    scales); their MiniMax-M3 layout has not been read, so they refuse it in one line."""
+    """vLLM and TensorRT-LLM run MiniMax-M3 with the indexer keys in caches of their own
+    (vLLM's MiniMaxM3IndexerCache side cache, TensorRT-LLM's MiniMaxM3KVCacheManagerV2) that
+    kvcalc has not read: each refuses it in one line saying so. transformers 4.x has no
+    MiniMax-M3 at all, and hf@4 keeps the plain refusal."""
     spec = load(DATA / "hf_configs" / "minimax-m3.json")
-    for name in ("vllm", "sglang", "trtllm", "llama.cpp", "hf@4"):
-        with pytest.raises(KvcalcError, match=f"engine {re.escape(name)}: the indexer keys GQA"):
+    expected = {
+        "vllm": "engine vllm: minimax_m3: vLLM runs it (vllm-project/vllm@",
+        "vllm@main": "engine vllm@main: minimax_m3: vLLM runs it",
+        "trtllm": "engine trtllm: minimax_m3: TensorRT-LLM runs it (NVIDIA/TensorRT-LLM@",
+        "hf@4": "engine hf@4: the indexer keys GQA sparse-attention layers cache (MiniMax-M3)",
+    }
+    for name, start in expected.items():
+        with pytest.raises(KvcalcError) as err:
             kv_cache(spec, Workload(seq_len=1000), ENGINES[name])
+        assert str(err.value).startswith(start) and "\n" not in str(err.value)
 
 
 def test_kimi_k3_is_read_by_its_own_family() -> None:

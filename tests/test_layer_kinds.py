@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 
 from kvcalc import hf
 from kvcalc.cli import app
+from kvcalc.dtypes import KV_DTYPES
 from kvcalc.engines import ENGINES
 from kvcalc.errors import KvcalcError
 from kvcalc.formula import Workload, kv_cache
@@ -323,3 +324,93 @@ def test_indexer_key_width_on_an_mla_kind_is_refused() -> None:
     }  # fmt: skip
     with pytest.raises(ValueError, match="MLA layers take index_head_dim from attention"):
         ModelSpec.model_validate(data)
+
+
+# MiniMax-M3 (tests/data/hf_configs/minimax-m3.json): 60 layers, sparse_attention_freq 0 for
+# layers 0-2 and 1 for 3-59 (3 full + 57 sparse), 4 KV heads of head_dim 128, bf16,
+# sparse_index_dim 128, sparse_disable_index_value 1 on every sparse layer (K-only indexer).
+M3 = CONFIGS / "minimax-m3.json"
+
+
+def _m3() -> ModelSpec:
+    return hf.import_config(json.loads(M3.read_text()), source="t").spec
+
+
+@pytest.mark.parametrize(
+    ("tp", "kv_dtype", "cell"),
+    [
+        (1, "bf16", 60 * 2 * 4 * 128 * 2 + 57 * 128 * 2),  # 122,880 + 14,592 = 137,472
+        (4, "bf16", 60 * 2 * 1 * 128 * 2 + 57 * 128 * 2),  # 30,720 + 14,592 = 45,312
+        (8, "fp8_e4m3", 60 * 2 * 1 * 128 * 1 + 57 * 128 * 2),  # 15,360 + 14,592 = 29,952
+    ],
+)
+def test_minimax_m3_sglang_cell_size(tp: int, kv_dtype: str, cell: int) -> None:
+    """SGLang's MiniMax-M3 cell (sgl-project/sglang@003fca8027387a3d6565b2c08e497e3020ac6211
+    pool_configurator.py DefaultPoolConfigurator._compute_cell_size, is_minimax_sparse):
+    (num_dense + num_sparse) · 2 · kv_heads · head_dim · kv_size, kv_heads = max(1, 4 // tp)
+    (at tp 8 the 4 heads are replicated, one a rank), plus num_indexer_k_only ·
+    sparse_index_dim · element_size(model_dtype) = 57 · 128 · 2 B, bf16 whatever the KV dtype
+    and on every rank (kv_cache_configurator.py _build_minimax_sparse_kv_pool: index_dtype
+    model_dtype, index pools head_num 1)."""
+    dtype = KV_DTYPES[kv_dtype]
+    workload = Workload(seq_len=8192, tp=tp, k_dtype=dtype, v_dtype=dtype)
+    kv = kv_cache(_m3(), workload, ENGINES["sglang"])
+    assert kv.per_gpu_bytes_per_token == cell
+    assert kv.per_gpu_bytes == cell * 8192  # 8,192 tokens are 64 whole pages of 128
+
+
+def test_minimax_m3_sglang_holds_whole_128_token_pages() -> None:
+    """SGLang sets page_size 128 for MiniMax-M3 on Hopper (fa3) and Blackwell (fa4,
+    trtllm_mha) when none is given (sgl-project/sglang@1ee3fb2aa1cae4ae576917b6ac10c0a0e6512298
+    arg_groups/model_overrides/minimax_m3.py): 8,000 tokens take cdiv(8000, 128) = 63 pages =
+    8,064 tokens; at tp 8, fp8 KV, 29,952 B a token: 8,064 · 29,952 = 241,532,928 B a GPU.
+    --block-size 1 (ROCm's triton backend) holds the 8,000: 239,616,000 B."""
+    fp8 = KV_DTYPES["fp8_e4m3"]
+    workload = Workload(seq_len=8000, tp=8, k_dtype=fp8, v_dtype=fp8)
+    kv = kv_cache(_m3(), workload, ENGINES["sglang"])
+    assert (kv.block_size, kv.per_gpu_bytes) == (128, 8064 * 29_952)
+    assert kv.per_gpu_bytes == 241_532_928
+    paged_1 = kv_cache(
+        _m3(),
+        Workload(seq_len=8000, tp=8, k_dtype=fp8, v_dtype=fp8, block_size=1),
+        ENGINES["sglang"],
+    )
+    assert paged_1.per_gpu_bytes == 8000 * 29_952 == 239_616_000
+
+
+@pytest.mark.parametrize(
+    ("kv_dtype", "cell"),
+    [
+        # f16 (llama.cpp's default): per layer 2 · 4 · 128 · 2 = 2,048; per sparse layer the
+        # indexer cache's K 128 · 2 and its V 128 · 2: 3 · 2,048 + 57 · (2,048 + 512)
+        ("fp16", 3 * 2048 + 57 * (2048 + 256 + 256)),  # 6,144 + 145,920 = 152,064
+        # q8_0: 128 values are 4 blocks of 34 B = 136 B a row
+        ("q8_0", 60 * 2 * 4 * 136 + 57 * (136 + 136)),  # 65,280 + 15,504 = 80,784
+    ],
+)
+def test_minimax_m3_llama_cpp_indexer_cache_keeps_a_v_row(kv_dtype: str, cell: int) -> None:
+    """llama.cpp 0c1e57098 (vendored by llama-cpp-python 0.3.36): llama_kv_cache_msa keeps the
+    usual cache for all 60 layers and a second llama_kv_cache (src/llama-kv-cache-msa.cpp)
+    with n_head_kv 1 and n_embd_head_k_full = indexer_head_size 128 for the layers past
+    n_layer_dense_lead = 3 (src/llama-model.cpp create_memory); its hparams keep
+    n_embd_head_v 128, and llama_kv_cache allocates a V tensor for every non-MLA layer, so
+    each of the 57 sparse layers adds a K row of 128 and a V row of 128 per cell, both in the
+    cache types. 8,192 tokens, one slot: 8,192 cells (a multiple of 256)."""
+    dtype = KV_DTYPES[kv_dtype]
+    kv = kv_cache(_m3(), Workload(seq_len=8192, k_dtype=dtype, v_dtype=dtype), ENGINES["llama.cpp"])
+    assert kv.per_gpu_bytes_per_token == cell
+    assert kv.total_bytes == cell * 8192
+
+
+def test_gqa_indexer_layouts_not_modelled_are_refused_in_one_line() -> None:
+    """SGLang's MiniMax-M3 pool takes whole-byte KV dtypes (nvfp4 is refused), and llama.cpp's
+    indexer cache covers the layers past the leading dense ones, so indexer layers that are not
+    the last ones (full, sparse, full, sparse) are refused there."""
+    nvfp4 = KV_DTYPES["nvfp4"]
+    with pytest.raises(KvcalcError, match=r"^engine sglang: KV dtype nvfp4 in a MiniMax-M3 pool"):
+        kv_cache(_m3(), Workload(seq_len=64, k_dtype=nvfp4, v_dtype=nvfp4), ENGINES["sglang"])
+    toy = ModelSpec.model_validate(_gqa_with_indexed_kind(16))
+    with pytest.raises(
+        KvcalcError, match=r"^engine llama\.cpp: indexer layers that are not the last"
+    ):
+        kv_cache(toy, Workload(seq_len=64), ENGINES["llama.cpp"])

@@ -660,3 +660,19 @@ def test_sglang_split_pools_refused_with_pipeline_parallelism() -> None:
     assert min_gpus(plan("gpt-oss-120b", engine="sglang")) == (1, 1)
     gemma = plan("gemma-3-27b", engine="sglang")  # not a hybrid-SWA architecture: one pool
     assert budget(gemma).pools is None
+
+
+def test_sglang_minimax_m3_pool_holds_whole_pages() -> None:
+    """SGLang sizes MiniMax-M3's pool as available // cell_size rounded down to the page
+    (sgl-project/sglang@003fca8027387a3d6565b2c08e497e3020ac6211 pool_configurator.py
+    DefaultPoolConfigurator.calculate_pool_sizes; page 128, model_overrides/minimax_m3.py).
+    At tp 8, bf16 (tests/data/hf_configs/minimax-m3.json: 60 layers, 57 sparse, 4 KV heads
+    of 128 → one a rank, sparse_index_dim 128): cell = 60 · 2 · 1 · 128 · 2 + 57 · 128 · 2
+    = 45,312 B. A 10 GiB budget: 10,737,418,240 // 45,312 = 236,966 → 236,928 tokens (1,851
+    pages). Requests of 8,000 tokens hold 63 pages: 1,851 // 63 = 29 fit, 30 do not."""
+    p = plan("minimax-m3", "h200", engine="sglang", seq_len=8000, tp=8)
+    given = replace(budget(p), stage_kv_budget_bytes=(10 * 2**30,))
+    cell = 60 * 2 * 1 * 128 * 2 + 57 * 128 * 2
+    assert cell == 45_312 and 10 * 2**30 // cell == 236_966
+    assert max_tokens(p, given) == 236_966 // 128 * 128 == 236_928
+    assert fits_at(p, 8000, 29, given) and not fits_at(p, 8000, 30, given)

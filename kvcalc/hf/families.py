@@ -212,9 +212,10 @@ _FAMILIES: list[Family] = [
     Family("minimax_m2", "MiniMax-M2.x: GQA MoE, q/k norm over all heads, MTP modules",
            _per_layer.MINIMAX_M2_READS, _per_layer.minimax_m2),
     Family("minimax_m3", "MiniMax-M3: GQA MoE; sparse layers also cache a lightning-indexer key "
-           "(one head) per token, sized under the hf and formula engines only (the VL model's "
-           "vision tower is not counted; the MTP modules, which transformers does not build, "
-           "are neither counted nor cached)",
+           "(one head) per token, sized under the hf, formula, sglang and llama.cpp engines "
+           "(vllm and trtllm refuse it: their caches for it not read; the VL model's vision "
+           "tower is not counted; the MTP modules, which transformers does not build, are "
+           "neither counted nor cached)",
            _minimax_m3.MINIMAX_M3_READS, _minimax_m3.minimax_m3,
            aliases=("minimax_m3_vl_text", "minimax_m3_vl")),
     Family("jamba", "Jamba: Mamba state layers, attention 1 in attn_layer_period, MoE",
