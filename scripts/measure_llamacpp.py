@@ -166,7 +166,6 @@ def gguf_metadata(entry: dict[str, Any]) -> tuple[dict[str, Any], int, int]:
     return kv, kv["block_count"], spec.vocab_size
 
 
-
 def state_geometries() -> list[dict[str, Any]]:
     """Return hybrid (recurrent + attention) geometries, GGUF keys built from the config."""
     out = []
@@ -518,7 +517,9 @@ def main() -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     recorded = args.out / "cases.json"
     if args.only and cases and recorded.is_file():  # replace these presets' cases, keep the rest
-        kept = [c for c in json.loads(recorded.read_text())["cases"] if c["preset"] not in args.only]
+        kept = [
+            c for c in json.loads(recorded.read_text())["cases"] if c["preset"] not in args.only
+        ]
         doc["cases"] = kept + cases
     if cases or not args.only:
         recorded.write_text(json.dumps(doc, indent=1) + "\n")
