@@ -154,9 +154,10 @@ class EngineProfile:
     # (TensorRT-LLM: one CUDA-graph padding slot)
     state_spare_slots: int = 0
     # the config keys whose state dtype the engine honours (StateKind.state_dtype_key);
-    # a state dtype from another key, or from no key (a default), gives the model's dtype.
+    # a state dtype from another key, or from no key (a default), gives state_dtype_default.
     # None: every key
     state_dtype_keys: frozenset[str] | None = None
+    state_dtype_default: Literal["model", "fp32", "bf16", "fp16"] = "model"  # specs.StateDtype
     # bytes the engine stores per DSA indexer key: "model" (index_head_dim values in the K
     # cache dtype: transformers, llama.cpp) or "fp8_scaled" (fp8 e4m3 + one fp32 scale per
     # 128 values: vLLM, SGLang, TensorRT-LLM)
@@ -392,6 +393,12 @@ ENGINES: dict[str, EngineProfile] = {
         EngineProfile(
             name="sglang",
             version="main, read Nov 2026",
+            # SSM / recurrent state dtype: SGLANG_MAMBA_SSM_DTYPE, else the config's
+            # mamba_ssm_dtype, else float32 (configs/mamba_utils.py mamba2_state_dtype; the
+            # conv state is bf16 unless SGLANG_MAMBA_CONV_DTYPE says otherwise, the model
+            # dtype of every state preset); mamba_ssm_cache_dtype (Nemotron-H) is not read
+            state_dtype_keys=frozenset({"mamba_ssm_dtype"}),
+            state_dtype_default="fp32",
             budget_rule="sglang",
             default_util=None,
             summary="SGLang: token pages (page 1), window only for hybrid-SWA architectures",

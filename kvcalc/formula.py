@@ -492,7 +492,7 @@ def state_bytes_per_sequence(
         declared = kind.state_dtype
         keys = engine.state_dtype_keys
         if keys is not None and kind.state_dtype_key not in keys:
-            declared = "model"  # a key (or a default) this engine does not read
+            declared = engine.state_dtype_default  # a key (or a default) it does not read
         size = _state_dtype_size(engine.state_dtype_rule, declared, model)
         recurrent = heads * kind.state_head_elems * size
         parts.append(f"state {heads} heads × {kind.state_head_elems:,} × {size} B")

@@ -73,11 +73,16 @@ def test_kda_state_per_sequence_bf16_conv_and_fp32_recurrent_under_sglang(k3: Mo
     result = kv_cache(k3, Workload(seq_len=8192, batch=3), SGLANG)
     assert result.state_bytes_per_sequence == KDA_LAYERS * 6_512_640 == 449_372_160
     assert result.state_total_bytes == 3 * 449_372_160
-    # a bf16 recurrent state (SGLang's --mamba-ssm-dtype bfloat16) holds half the bytes
+    # a bf16 recurrent state (a config's mamba_ssm_dtype: bfloat16, which SGLang reads)
+    # holds half the bytes
     bf16_state = KDA_LAYERS * (conv + KDA_HEADS * KDA_DIM * KDA_DIM * 2)
     assert bf16_state == 69 * (221_184 + 3_145_728) == 232_316_928
     assert k3.kinds is not None
-    kinds = {"kda": k3.kinds["kda"].model_copy(update={"state_dtype": "bf16"})}
+    kinds = {
+        "kda": k3.kinds["kda"].model_copy(
+            update={"state_dtype": "bf16", "state_dtype_key": "mamba_ssm_dtype"}
+        )
+    }
     bf16 = kv_cache(k3.model_copy(update={"kinds": kinds}), Workload(seq_len=8192), SGLANG)
     assert bf16.state_bytes_per_sequence == bf16_state
     tp8 = kv_cache(k3, Workload(seq_len=8192, batch=1, tp=8), SGLANG)

@@ -414,3 +414,24 @@ def test_gqa_indexer_layouts_not_modelled_are_refused_in_one_line() -> None:
         KvcalcError, match=r"^engine llama\.cpp: indexer layers that are not the last"
     ):
         kv_cache(toy, Workload(seq_len=64), ENGINES["llama.cpp"])
+
+
+def test_sglang_keeps_recurrent_state_fp32_unless_the_config_says_mamba_ssm_dtype() -> None:
+    """SGLang's configs/mamba_utils.py mamba2_state_dtype: the SSM / recurrent state is
+    SGLANG_MAMBA_SSM_DTYPE, else the config's mamba_ssm_dtype, else float32; the conv state
+    bf16. Qwen3-Next-80B-A3B (no mamba_ssm_dtype; config.json: 48 layers, full attention
+    every 4th, so 36 Gated DeltaNet layers; 16 key heads and 32 value heads of 128, conv
+    kernel 4): conv (2 · 16 · 128 + 32 · 128) channels × 3 × 2 B = 49,152 B, recurrent
+    32 × 128 × 128 × 4 B = 2,097,152 B a layer (kvcalc said the model dtype's 2 B)."""
+    config = json.loads((CONFIGS / "qwen3-next-80b-a3b.json").read_text())
+    model = hf.import_config(config, source="t").spec
+    conv = (2 * 16 * 128 + 32 * 128) * 3 * 2
+    assert conv == 49_152
+    sglang = kv_cache(model, Workload(seq_len=8192), ENGINES["sglang"])
+    assert sglang.state_bytes_per_sequence == 36 * (conv + 32 * 128 * 128 * 4) == 77_266_944
+    # a config that names a dtype is read: Qwen3.5-27B's mamba_ssm_dtype float32 stays fp32,
+    # and one saying bfloat16 halves the recurrent part
+    config["mamba_ssm_dtype"] = "bfloat16"
+    bf16 = kv_cache(hf.import_config(config, source="t").spec, Workload(seq_len=8192),
+                    ENGINES["sglang"])  # fmt: skip
+    assert bf16.state_bytes_per_sequence == 39_518_208
