@@ -269,8 +269,9 @@ def _computed_weights(
 
     Without a weights dtype, a checkpoint published quantised (spec.weights_quant) takes
     each part's exact published bytes (kvcalc/quant.py): all of them on one GPU, and a
-    stage's share of a part's weights at the part's bytes per weight otherwise, rounded up.
-    A GGUF weights dtype stores embeddings and the LM head in the type too and norms in
+    stage's share of a part's weights at the part's bytes per weight otherwise, rounded up;
+    the `other` parameters at their published bytes where it sizes them (DeepSeek-V4's fp32
+    hyper-connections), on the first stage as ever. A GGUF weights dtype stores embeddings and the LM head in the type too and norms in
     f32, as `llama-quantize --pure` does (kvcalc/dtypes.py WeightDtype).
     """
     if model.n_params is None:
@@ -311,8 +312,9 @@ def _computed_weights(
     for index, (start, end) in enumerate(stages):
         share = end - start
         if published is not None and p is not None:
+            other = published.other  # the `other` parameters in a dtype of their own
             kept = cdiv(p.norms * share, model.n_layers)
-            kept += (embedding + first_extra if index == 0 else 0) + (
+            kept += (embedding + (first_extra if other is None else 0) if index == 0 else 0) + (
                 lm_head if index == len(stages) - 1 else 0
             )
             on_stage = {
@@ -326,6 +328,8 @@ def _computed_weights(
                 if shipped.weights:
                     weights = cdiv(on_stage[part] * share, model.n_layers)
                     part_bytes += cdiv(weights * shipped.bytes, shipped.weights)
+            if index == 0 and other is not None:
+                part_bytes += other.bytes
             result.append(part_bytes + own.bytes_for(kept) + tower)
             continue
         quantised = cdiv((layer_q + kv_proj_rank) * share, model.n_layers)

@@ -7,6 +7,7 @@ tensors, counted here in the dtypes they ship in. For a linear of `out` × `in` 
 | format | tensors in the checkpoint | bytes |
 |---|---|---|
 | fp8 block (bn × bk) | fp8 weight + fp32 `weight_scale_inv` per block | out·in + ⌈out/bn⌉·⌈in/bk⌉·4 |
+| fp8 block, ue8m0 (DeepSeek-V4) | fp8 weight + e8m0 `scale` per block | out·in + ⌈out/bn⌉·⌈in/bk⌉ |
 | fp8 per tensor (ModelOpt FP8) | fp8 weight + fp32 `weight_scale` + fp32 `input_scale` | out·in + 8 |
 | mxfp4 (gpt-oss experts) | 4-bit `_blocks` + e8m0 `_scales`, one per 32 inputs | out·in/2 + out·⌈in/32⌉ |
 | nvfp4 (ModelOpt) | 4-bit weight + fp8 `weight_scale` per 16 + fp32 `weight_scale_2` + fp32 `input_scale` | out·in/2 + out·⌈in/16⌉ + 8 |
@@ -23,7 +24,8 @@ and ModelOptFp8LinearMethod (fp32 per-tensor scales); compressed-tensors
 create_weights. Everything that is not a quantised linear weight (embeddings, LM head,
 norms, biases, MoE routers, convolutions) ships in the checkpoint's own dtype. MoE routers
 stay unquantised in every published recipe read (listed in the ignore lists, or kept out
-by the engine's MoE gate with quant_config=None).
+by the engine's MoE gate with quant_config=None). DeepSeek-V4 also keeps tensors in a dtype
+of its own (`Stored`: fp32 sinks and hyper-connections, int64 hash-routing tables).
 
 This module reads the HF `quantization_config` keys and, in `hf_linears`, the config's
 shape keys (it sits on the HF edge, like kvcalc/hf); the rest of the program sees only
@@ -60,6 +62,7 @@ class Format:
     group: int = 0  # group / block size along the input dimension
     block_out: int = 0  # fp8 block: rows per block
     per_tensor_bytes: int = 0  # fp32 per-tensor scales (weight_scale_2, input_scale ...)
+    scale_bytes: int = 4  # fp8 block: bytes of one block scale (fp32; e8m0 in DeepSeek-V4)
 
     def matrix_bytes(self, out_features: int, in_features: int) -> int:
         """Return the bytes of one out × in weight matrix and its scales in this format."""
@@ -68,7 +71,7 @@ class Format:
         groups = 1 if self.group < 0 else (-(-in_features // self.group) if self.group else 0)
         if self.kind == "fp8_block":
             blocks = -(-out_features // self.block_out) * groups
-            return n + 4 * blocks + self.per_tensor_bytes
+            return n + self.scale_bytes * blocks + self.per_tensor_bytes
         if self.kind == "fp8_tensor":
             return n + self.per_tensor_bytes
         if self.kind == "mxfp4":
@@ -88,16 +91,17 @@ class Format:
         return packed + zeros + scales + g_idx
 
 
-def _fp8_block(block: Sequence[int], static: bool) -> Format:
+def _fp8_block(block: Sequence[int], static: bool, scale_bytes: int = 4) -> Format:
     if len(block) != 2 or not all(isinstance(b, int) and b > 0 for b in block):
         raise KvcalcError(f"quantization_config weight_block_size must be two sizes, got {block!r}")
     return Format(
-        f"fp8 ({block[0]}x{block[1]} blocks, fp32 scales)",
+        f"fp8 ({block[0]}x{block[1]} blocks, {'e8m0' if scale_bytes == 1 else 'fp32'} scales)",
         "fp8_block",
         8,
         block[1],
         block[0],
         per_tensor_bytes=4 if static else 0,  # a static activation scheme adds input_scale
+        scale_bytes=scale_bytes,
     )
 
 
@@ -186,6 +190,7 @@ class Recipe:
     targets: tuple[str, ...] = ()  # module patterns; empty: every linear
     experts_only: bool = False  # mxfp4: the quantizer replaces the MoE experts only
     per_module: tuple[tuple[str, Format], ...] = ()  # ModelOpt MIXED_PRECISION
+    expert_format: Format | None = None  # routed experts' own format (DeepSeek-V4 fp4)
 
     @functools.cached_property
     def _ignored(self) -> _Matcher:
@@ -244,7 +249,21 @@ class Recipe:
             return None
         if self.targets and not self._targeted(linear.name):
             return None
+        if linear.expert and self.expert_format is not None:
+            return self.expert_format
         return self.default
+
+
+@record
+class Stored:
+    """Tensors a model keeps in a dtype of its own whatever the recipe: `weights` of a part's
+    parameters (0 for buffers the checkpoint holds outside the parameter breakdown) taking
+    `bytes`; `what` names them and their dtype."""
+
+    what: str
+    part: Part | Literal["other"]
+    weights: int
+    bytes: int
 
 
 def _strings(value: Any, key: str) -> tuple[str, ...]:
@@ -389,13 +408,16 @@ def weights_quant(
     linears: Sequence[Linear],
     part_weights: Mapping[str, int],
     dtype_bytes: int,
+    stored: Sequence[Stored] = (),
 ) -> WeightsQuant:
     """Return the exact published bytes of each part: its quantised linears in their formats,
-    every other weight of the part (biases, norms, routers, unquantised linears) at
-    dtype_bytes. KvcalcError when the linears do not fit in the part's weights."""
-    quantized = dict.fromkeys(PARTS, 0)
-    quant_bytes = dict.fromkeys(PARTS, 0)
-    listed = dict.fromkeys(PARTS, 0)
+    the stored tensors at their own bytes, every other weight of the part (biases, norms,
+    routers, unquantised linears) at dtype_bytes. The `other` part is sized only when stored
+    tensors fall in it. KvcalcError when the listed weights do not fit in the part's."""
+    sized: tuple[str, ...] = PARTS + (("other",) if any(t.part == "other" for t in stored) else ())
+    quantized = dict.fromkeys(sized, 0)
+    quant_bytes = dict.fromkeys(sized, 0)
+    listed = dict.fromkeys(sized, 0)
     used: dict[str, int] = {}
     formats = [(linear, recipe.format_for(linear)) for linear in linears]
     for linear, fmt in formats:
@@ -406,28 +428,37 @@ def weights_quant(
         matrix = fmt.matrix_bytes(linear.out_features, linear.in_features)
         quant_bytes[linear.part] += matrix * linear.count
         used[fmt.name] = used.get(fmt.name, 0) + linear.weights
+    kept = dict.fromkeys(sized, 0)
+    kept_bytes = dict.fromkeys(sized, 0)
+    for tensors in stored:
+        kept[tensors.part] += tensors.weights
+        kept_bytes[tensors.part] += tensors.bytes
     parts = {}
-    for part in PARTS:
+    for part in sized:
         total = part_weights.get(part, 0)
-        if listed[part] > total:
+        if listed[part] + kept[part] > total:
             raise LayoutMismatch(
-                f"its {part} linears hold {listed[part]:,} weights, more than the "
-                f"parameter breakdown's {total:,}"
+                f"its {part} linears and stored tensors hold {listed[part] + kept[part]:,} "
+                f"weights, more than the parameter breakdown's {total:,}"
             )
-        rest = total - quantized[part]
+        rest = total - quantized[part] - kept[part]
         parts[part] = PartBytes(
             weights=total,
             quantized_weights=quantized[part],
-            bytes=quant_bytes[part] + rest * dtype_bytes,
+            bytes=quant_bytes[part] + kept_bytes[part] + rest * dtype_bytes,
         )
-    return WeightsQuant(method=recipe.method, summary=_summary(recipe, formats, used), **parts)
+    summary = _summary(recipe, formats, used, [t.what for t in stored])
+    return WeightsQuant(method=recipe.method, summary=summary, **parts)
 
 
 def _summary(
-    recipe: Recipe, formats: Sequence[tuple[Linear, Format | None]], used: Mapping[str, int]
+    recipe: Recipe,
+    formats: Sequence[tuple[Linear, Format | None]],
+    used: Mapping[str, int],
+    stored: Sequence[str] = (),
 ) -> str:
     """Return which kinds of linear ship in which format, in words ('some' where a kind is
-    split between formats), quantised formats first."""
+    split between formats), quantised formats first, then the stored tensors."""
     if not used:
         return f"{recipe.method}: no linear of this model is quantised"
     where: dict[str, list[str]] = {}
@@ -444,6 +475,7 @@ def _summary(
         + f" in {label}"
         for label in order
     )
+    described += "".join(f"; {what}" for what in dict.fromkeys(stored))
     return f"{recipe.method}: {described}; embeddings, LM head, norms and biases in the model dtype"
 
 
@@ -867,6 +899,138 @@ def _kimi_k3_linears(c: Mapping[str, Any]) -> tuple[Linear, ...]:
     return tuple(out)
 
 
+# DeepSeek-V4 as its fp8 release ships (quant_method fp8, overridden to deepseek_v4_fp8).
+# vllm-project/vllm@023da1fc828eb07787cf0734a1ba32f0a0f11887:vllm/model_executor/models/
+# deepseek_v4.py:DeepseekV4FP8Config (expert_dtype "fp4", the default: routed experts MXFP4
+# by Mxfp4MoEMethod and the fp8 linears' block scales e8m0, is_scale_e8m0; "fp8": fp8-block
+# experts, fp32 scales), DeepseekV4Attention and DeepseekV4MLP (q, kv, o and shared-expert
+# linears built with the quant config), DeepseekV4MoE (router: NormGateLinear's GateLinear,
+# no quant config); vllm@0de10a276eced6036e9752a223cba53c996d31cd:vllm/model_executor/layers/
+# deepseek_compressor.py:DeepseekCompressor.fused_wkv_wgate and
+# vllm@b92a330e057db9b8c2895ba862de2a03589adce8:vllm/model_executor/layers/
+# deepseek_v4_attention.py:DeepseekV4Indexer.weights_proj (quant_config=None; its wq_b with
+# the quant config). The unquantised projections are transformers 5.24 modeling_deepseek_v4.py
+# DeepseekV4PreTrainedModel._keep_in_fp32_modules ("ship in BF16 with no companion scale_inv").
+# Dtypes in the checkpoint: deepseek-ai/DeepSeek-V4-Flash@60d8d70770c6776ff598c94bb586a859a38244f1:
+# inference/model.py (Linear: e8m0 scale per 128×128 block, fp4 two to a byte with an e8m0
+# scale per 32; RMSNorm, ParallelHead and Compressor.wkv / wgate "stored in bf16";
+# Attention.attn_sink, Compressor.ape, Gate.bias and Block / Transformer hc_* in fp32) and
+# ByteDance-Seed/VeOmni@fd412c7f9c68a8e09e59bc5df83a2b361a185de5:scripts/deepseek_v4/
+# merge_dcp_to_deepseek.py:OutputFormat, whose release schema read from the safetensors headers
+# holds 67,612 tensors for V4-Flash (the count the modules below give), tid2eid int64.
+_DEEPSEEK_V4_EXPERT_DTYPES = ("fp4", "fp8")
+_DEEPSEEK_V4_UNQUANTISED = (
+    "self_attn.compressor.kv_proj",
+    "self_attn.compressor.gate_proj",
+    "self_attn.compressor.indexer.kv_proj",
+    "self_attn.compressor.indexer.gate_proj",
+    "self_attn.compressor.indexer.scorer.weights_proj",
+)
+
+
+def _deepseek_v4_recipe(q: Mapping[str, Any], expert_dtype: str) -> Recipe:
+    """Return DeepSeek-V4's fp8 release recipe as vLLM's DeepseekV4FP8Config reads it: the
+    linears built with the quant config in fp8 blocks, the routed experts by expert_dtype."""
+    block = q.get("weight_block_size")
+    if block is None:
+        raise KvcalcError("DeepSeek-V4 fp8 without weight_block_size is not modelled")
+    static = q.get("activation_scheme") == "static"
+    ignore = _strings(q.get("modules_to_not_convert", q.get("ignored_layers")), "modules")
+    ignore += _DEEPSEEK_V4_UNQUANTISED
+    if expert_dtype == "fp4":
+        linear = _fp8_block(block, static, scale_bytes=1)
+        return Recipe("fp8 + mxfp4 experts", linear, ignore, expert_format=MXFP4)
+    return Recipe("fp8", _fp8_block(block, static), ignore)
+
+
+def _deepseek_v4_linears(c: Mapping[str, Any]) -> tuple[Linear, ...]:
+    """DeepSeek-V4's linears by transformers 5.24's module names (modeling_deepseek_v4.py; the
+    checkpoint's names in brackets): each layer's q_a_proj [attn.wq_a], q_b_proj [wq_b],
+    kv_proj [wkv], o_a_proj [wo_a, og·ol × nh·D/og] and o_b_proj [wo_b]; a compressor's
+    kv_proj and gate_proj [compressor.wkv, wgate] of 2·D rows in CSA layers, D in HCA; a CSA
+    layer's indexer q_b_proj [indexer.wq_b], kv_proj and gate_proj of 2·Di rows
+    [indexer.compressor.wkv, wgate] and scorer.weights_proj; every layer's router [ffn.gate],
+    experts [ffn.experts.N.w1, w3: 2·E matrices I × H; w2] and shared expert."""
+    from kvcalc.hf._compressed import compressed_layers
+
+    h = _int(c, "hidden_size")
+    nh, d = _int(c, "num_attention_heads"), _int(c, "head_dim")
+    q_lora, groups, o_lora = _int(c, "q_lora_rank"), _int(c, "o_groups"), _int(c, "o_lora_rank")
+    index_heads, index_dim = _int(c, "index_n_heads"), _int(c, "index_head_dim")
+    n_experts, inter = _int(c, "n_routed_experts"), _int(c, "moe_intermediate_size")
+    shared = _int(c, "n_shared_experts", default=0)
+    kinds, _, _ = compressed_layers(dict(c))
+    out: list[Linear] = []
+    for i, kind in enumerate(kinds):
+        a = f"layers.{i}.self_attn."
+        out += [
+            Linear(a + "q_a_proj", "attention", q_lora, h),
+            Linear(a + "q_b_proj", "attention", nh * d, q_lora),
+            Linear(a + "kv_proj", "attention", d, h),
+            Linear(a + "o_a_proj", "attention", groups * o_lora, nh * d // groups),
+            Linear(a + "o_b_proj", "attention", h, groups * o_lora),
+        ]
+        if kind != "sliding":
+            rows = 2 * d if kind == "csa" else d
+            out += [
+                Linear(a + "compressor.kv_proj", "attention", rows, h),
+                Linear(a + "compressor.gate_proj", "attention", rows, h),
+            ]
+        if kind == "csa":
+            x = a + "compressor.indexer."
+            out += [
+                Linear(x + "q_b_proj", "attention", index_heads * index_dim, q_lora),
+                Linear(x + "kv_proj", "attention", 2 * index_dim, h),
+                Linear(x + "gate_proj", "attention", 2 * index_dim, h),
+                Linear(x + "scorer.weights_proj", "attention", index_heads, h),
+            ]
+        m = f"layers.{i}.mlp."
+        out += [
+            Linear(m + "gate", "experts", n_experts, h, router=True),
+            Linear(m + "experts.gate_up_proj", "experts", inter, h, 2 * n_experts, True),
+            Linear(m + "experts.down_proj", "experts", h, inter, n_experts, True),
+        ]
+        if shared:
+            out += _gated(m + "shared_experts.", "mlp", h, inter * shared)
+    return tuple(out)
+
+
+def _deepseek_v4_stored(c: Mapping[str, Any]) -> tuple[Stored, ...]:
+    """DeepSeek-V4's tensors in a dtype of their own: fp32 attention sinks (nh a layer) and
+    compressor position biases (m·2D + m·2Di a CSA layer, m'·D an HCA one); the fp32
+    hyper-connections (2 × ((2 + hc)·hc·hc·H + (2 + hc)·hc + 3) a layer, and the head's
+    hc·hc·H + hc + 1); the router's buffers: an int64 tid2eid of V × top-k in each hash
+    layer (mlp_layer_types' hash_moe, else the first num_hash_layers, 3 by default as in
+    transformers' DeepseekV4Config), an fp32 bias of E in the others."""
+    from kvcalc.hf._compressed import compressed_layers
+
+    kinds, rate, rate_hca = compressed_layers(dict(c))
+    n_layers = len(kinds)
+    h, hc = _int(c, "hidden_size"), _int(c, "hc_mult")
+    d, index_dim = _int(c, "head_dim"), _int(c, "index_head_dim")
+    biases = n_layers * _int(c, "num_attention_heads")
+    biases += kinds.count("csa") * rate * 2 * (d + index_dim) + kinds.count("hca") * rate_hca * d
+    hyper = n_layers * 2 * ((2 + hc) * hc * hc * h + (2 + hc) * hc + 3) + hc * hc * h + hc + 1
+    given = c.get("mlp_layer_types")
+    n_hash = (
+        list(given[:n_layers]).count("hash_moe")
+        if isinstance(given, list)
+        else min(_int(c, "num_hash_layers", default=3), n_layers)
+    )
+    table = _int(c, "vocab_size") * _int(c, "num_experts_per_tok")
+    buffers = n_hash * table * 8 + (n_layers - n_hash) * _int(c, "n_routed_experts") * 4
+    return (
+        Stored(
+            "attention sinks and compressor position biases in float32",
+            "attention",
+            biases,
+            4 * biases,
+        ),
+        Stored("hyper-connections in float32", "other", hyper, 4 * hyper),
+        Stored("hash-routing tables in int64, router biases in float32", "experts", 0, buffers),
+    )
+
+
 def _nemotron_h_linears(c: Mapping[str, Any]) -> tuple[Linear, ...] | None:
     """Nemotron-H's linears by hybrid_override_pattern letter (transformers
     modeling_nemotron_h.py: Mamba2 mixer in_proj/out_proj, attention, relu² MLP and MoE
@@ -944,11 +1108,25 @@ def published_weights(
         return None, ()
     if not isinstance(q, dict):
         raise KvcalcError("config key 'quantization_config' must be a table")
+    deepseek_v4 = family == "deepseek_v4" and q.get("quant_method") in ("fp8", "deepseek_v4_fp8")
+    # transformers' DeepseekV4Config copies the top-level expert_dtype into the
+    # quantization_config; vLLM reads it with the default "fp4" and refuses any other
+    expert_dtype = q.get("expert_dtype", text.get("expert_dtype", "fp4"))
+    if deepseek_v4 and expert_dtype not in _DEEPSEEK_V4_EXPERT_DTYPES:
+        raise KvcalcError(
+            f"DeepSeek-V4 expert_dtype {expert_dtype!r} is not modelled (vLLM's "
+            "DeepseekV4FP8Config reads 'fp4' and 'fp8')"
+        )
+    stored: tuple[Stored, ...] = ()
     try:
-        recipe = parse_recipe(q)
+        recipe = _deepseek_v4_recipe(q, expert_dtype) if deepseek_v4 else parse_recipe(q)
     except KvcalcError as exc:
         return None, (f"weights counted in the model dtype, an upper bound: {exc}",)
-    linears = hf_linears(text, family)
+    if deepseek_v4:
+        linears: tuple[Linear, ...] | None = _deepseek_v4_linears(text)
+        stored = _deepseek_v4_stored(text)
+    else:
+        linears = hf_linears(text, family)
     if linears is None:
         return None, (
             f"weights counted in the model dtype, an upper bound: the {recipe.method} "
@@ -956,7 +1134,7 @@ def published_weights(
             "modelled); pass --weights-dtype to choose",
         )
     try:
-        return weights_quant(recipe, linears, part_weights, dtype_bytes), ()
+        return weights_quant(recipe, linears, part_weights, dtype_bytes, stored), ()
     except LayoutMismatch as exc:
         return None, (
             f"weights counted in the model dtype, an upper bound: the {recipe.method} "

@@ -32,7 +32,9 @@ class WeightsQuant(_Spec):
     (kvcalc/quant.py reads the recipe from quantization_config).
 
     `parts` holds the attention, MLP and expert parts (the only parts with quantised
-    linears); embeddings, the LM head, norms and the rest ship in the model's dtype.
+    linears); embeddings, the LM head, norms and the rest ship in the model's dtype, but
+    for `other` when the model keeps those parameters in a dtype of its own (DeepSeek-V4's
+    fp32 hyper-connections).
     """
 
     method: str = Field(min_length=1, description="quant_method (modelopt: its quant_algo)")
@@ -40,6 +42,9 @@ class WeightsQuant(_Spec):
     attention: PartBytes
     mlp: PartBytes
     experts: PartBytes
+    other: PartBytes | None = Field(
+        default=None, description="the `other` parameters, when not in the model dtype"
+    )
 
     def part(self, name: Part) -> PartBytes:
         """Return the bytes of one part."""

@@ -121,11 +121,7 @@ def test_bundled_presets_dir_holds_models_and_gpus() -> None:
 
 # Published quantisations whose module layout kvcalc has not read: counted in the model
 # dtype (an upper bound) with a warning at import, each with the reason.
-UNSIZED_QUANT = {
-    # fp8 128 × 128 blocks with fp4 experts (expert_dtype): docs/deepseek-v4.md
-    "deepseek-v4-flash": "deepseek_v4",
-    "deepseek-v4-pro": "deepseek_v4",
-}
+UNSIZED_QUANT: dict[str, str] = {}  # none now: DeepSeek-V4 is sized (docs/deepseek-v4.md)
 
 
 @pytest.mark.parametrize("name", sorted(UNSIZED_QUANT))

@@ -395,3 +395,119 @@ def test_an_implausibly_deep_config_is_not_listed_module_by_module() -> None:
     config = {**_config("deepseek-v3"), "num_hidden_layers": 10**9}
     wq, warnings = published_weights(config, config, "deepseek_v3", {}, 2)
     assert wq is None and "not sized" in warnings[0]
+
+
+# DeepSeek-V4-Flash (deepseek-ai/DeepSeek-V4-Flash config.json): hidden H 4096, 43 layers
+# (compress_ratios: 2 sliding, then CSA (4) on the even layers 2..42 = 21, HCA (128) on the
+# odd 3..41 = 20), 64 heads × D 512, q_lora 1024, o_groups 8 × o_lora 1024, indexer 64 heads
+# × Di 128, 256 routed experts + 1 shared of I 2048, top-6, 3 hash layers, hc_mult 4, vocab
+# 129280; quant_method fp8 with 128×128 blocks, expert_dtype fp4: fp8 linears with one e8m0
+# byte per block, experts mxfp4, the compressor and indexer kv / gate / weights projections
+# and the router bf16, sinks / position biases / hyper-connections fp32 (kvcalc/quant.py
+# names the vLLM, transformers and DeepSeek inference sources).
+#   attention fp8 per layer, out·in + ⌈out/128⌉·⌈in/128⌉:
+#     q_a 1024×4096 + 8·32; q_b 32768×1024 + 256·8; kv 512×4096 + 4·32;
+#     o_a 8192×4096 + 64·32; o_b 4096×8192 + 32·64
+DSV4_ATTENTION_FP8 = (1024 * 4096 + 256) + (32768 * 1024 + 2048) + (512 * 4096 + 128)
+DSV4_ATTENTION_FP8 += (8192 * 4096 + 2048) + (4096 * 8192 + 2048)
+#     + each CSA layer's indexer q_b 8192×1024 + 64·8
+DSV4_INDEXER_Q_FP8 = 8192 * 1024 + 512
+#   fp32: 64 sinks a layer; position biases 4·1024 + 4·256 (CSA), 128·512 (HCA)
+DSV4_FP32_ATTENTION = 43 * 64 + 21 * (4 * 1024 + 4 * 256) + 20 * 128 * 512
+#   bf16: q_norm 1024 + kv_norm 512 a layer; CSA: compressor kv + gate 2·(1024×4096), norm
+#     512, indexer kv + gate 2·(256×4096), norm 128, weights_proj 64×4096; HCA: kv + gate
+#     2·(512×4096), norm 512
+DSV4_BF16_ATTENTION = 43 * (1024 + 512)
+DSV4_BF16_ATTENTION += 21 * (2 * 1024 * 4096 + 512 + 2 * 256 * 4096 + 128 + 64 * 4096)
+DSV4_BF16_ATTENTION += 20 * (2 * 512 * 4096 + 512)
+DSV4_ATTENTION = 43 * DSV4_ATTENTION_FP8 + 21 * DSV4_INDEXER_Q_FP8
+DSV4_ATTENTION += 4 * DSV4_FP32_ATTENTION + 2 * DSV4_BF16_ATTENTION
+#   shared expert: w1, w3 2048×4096 + 16·32, w2 4096×2048 + 32·16, × 43
+DSV4_MLP = 43 * 3 * (2048 * 4096 + 512)
+#   routed experts mxfp4: 43 layers × 256 × 3 matrices × (4096·2048/2 + 4096·2048/32);
+#   router 256×4096 bf16 a layer; tid2eid 129280 × 6 int64 in the 3 hash layers, an fp32
+#   bias of 256 in the other 40
+DSV4_EXPERTS = 43 * 256 * 3 * (4096 * 2048 // 2 + 4096 * 2048 // 32) + 43 * 2 * 256 * 4096
+DSV4_EXPERTS += 3 * 129280 * 6 * 8 + 40 * 256 * 4
+#   hyper-connections fp32: 43 × 2 × ((2 + 4)·4·4·4096 + (2 + 4)·4 + 3) + 4·4·4096 + 4 + 1
+DSV4_OTHER = 4 * (43 * 2 * (6 * 4 * 4 * 4096 + 6 * 4 + 3) + 4 * 4 * 4096 + 4 + 1)
+#   bf16: embedding and LM head 129280×4096 each, norms (2·43 + 1)·4096
+DSV4_BYTES = DSV4_ATTENTION + DSV4_MLP + DSV4_EXPERTS + DSV4_OTHER
+DSV4_BYTES += 2 * (2 * 129280 * 4096 + 87 * 4096)
+
+
+def test_deepseek_v4_flash_ships_fp8_blocks_and_mxfp4_experts() -> None:
+    """DeepSeek-V4-Flash's published weights, part by part: 156,015,698,140 B in all."""
+    spec = load_model("deepseek-v4-flash")
+    wq = spec.weights_quant
+    assert wq is not None and wq.method == "fp8 + mxfp4 experts"
+    assert wq.attention.bytes == DSV4_ATTENTION == 5_400_554_112
+    assert wq.mlp.bytes == DSV4_MLP == 1_082_196_480
+    assert wq.experts.bytes == DSV4_EXPERTS == 147_278_573_568
+    assert wq.other is not None and wq.other.bytes == DSV4_OTHER == 135_537_756
+    #  quantised: the fp8 attention linears and indexer q_b, the shared and routed experts
+    assert wq.attention.quantized_weights == 43 * 106_954_752 + 21 * 8192 * 1024
+    assert wq.experts.quantized_weights == 43 * 256 * 3 * 2048 * 4096
+    assert weights_per_stage(spec, ENGINES["vllm"], 1, 1, None) == (DSV4_BYTES,)
+    assert DSV4_BYTES == 156_015_698_140
+
+
+def test_deepseek_v4_pro_experts_in_mxfp4() -> None:
+    """DeepSeek-V4-Pro (hidden 7168, 61 layers, 384 experts of 3072, top-6, 3 hash layers):
+    61 · 384 · 3 · (7168·3072/2 + 7168·3072/32) mxfp4, the router 61 · 384×7168 bf16,
+    tid2eid 3 · 129280 · 6 int64 and a 384 fp32 bias in the other 58 layers."""
+    wq = load_model("deepseek-v4-pro").weights_quant
+    assert wq is not None
+    mxfp4 = 61 * 384 * 3 * (7168 * 3072 // 2 + 7168 * 3072 // 32)
+    buffers = 3 * 129280 * 6 * 8 + 58 * 384 * 4
+    assert wq.experts.bytes == mxfp4 + 61 * 2 * 384 * 7168 + buffers == 822_408_735_744
+
+
+def test_fit_deepseek_v4_flash_tp4_counts_the_published_weights() -> None:
+    """`fit deepseek-v4-flash --engine vllm --kv-dtype fp8 --gpu h200 -tp 4`: each GPU holds
+    a quarter of each part at its published bytes per weight (docs/weights.md), the MQA K = V
+    projection 43·4096·(512 + 512) counted replicated as the planner does for one KV head,
+    the norms and the fp32 hyper-connections whole, a quarter of the embedding and LM head."""
+    attention = -(-(5_086_317_888 - 180_355_072) // 4) + 180_355_072
+    expected = -(-attention * DSV4_ATTENTION // 5_086_317_888)
+    expected += DSV4_MLP // 4 + DSV4_EXPERTS // 4 + DSV4_OTHER
+    expected += 2 * (87 * 4096 + 2 * (129280 * 4096 // 4))
+    args = ["fit", "deepseek-v4-flash", "--engine", "vllm", "--kv-dtype", "fp8", "--gpu", "h200"]
+    result = CliRunner().invoke(app, [*args, "-tp", "4", "--format", "json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["weights_bytes"] == expected == 39_249_735_530
+    assert data["weights_dtype"] == "published fp8 + mxfp4 experts"
+
+
+def test_deepseek_v4_fp8_experts_keep_fp32_block_scales() -> None:
+    """expert_dtype "fp8" (V4-Flash-Base): experts in fp8 blocks and every block scale fp32,
+    4 B (vLLM DeepseekV4FP8Config.is_scale_e8m0 is False): 43 · 256 · 3 · (2048·4096 +
+    4·16·32) for the experts, 3 B more per block of each fp8 linear than under fp4."""
+    config = {**_config("deepseek-v4-flash"), "expert_dtype": "fp8"}
+    params = load_model("deepseek-v4-flash").params
+    assert params is not None
+    wq, warnings = published_weights(config, config, "deepseek_v4", params.model_dump(), 2)
+    assert warnings == () and wq is not None and wq.method == "fp8"
+    buffers = 3 * 129280 * 6 * 8 + 40 * 256 * 4
+    router = 43 * 2 * 256 * 4096
+    assert wq.experts.bytes == 43 * 256 * 3 * (2048 * 4096 + 4 * 16 * 32) + router + buffers
+    #  per layer 256 + 2048 + 128 + 2048 + 2048 blocks, each CSA indexer q_b 512
+    assert wq.attention.bytes == DSV4_ATTENTION + 3 * (43 * 6528 + 21 * 512)
+    assert wq.mlp.bytes == DSV4_MLP + 3 * 43 * 3 * 512
+
+
+def test_deepseek_v4_unknown_expert_dtype_is_refused() -> None:
+    """An expert_dtype vLLM does not read is refused in one line, not sized by a guess."""
+    config = {**_config("deepseek-v4-flash"), "expert_dtype": "nvfp4"}
+    with pytest.raises(KvcalcError, match="expert_dtype 'nvfp4' is not modelled") as caught:
+        published_weights(config, config, "deepseek_v4", {}, 2)
+    assert "\n" not in str(caught.value)
+
+
+def test_deepseek_v4_other_recipes_are_not_sized() -> None:
+    """A DeepSeek-V4 checkpoint in another recipe than DeepSeek's fp8 (its layout is listed
+    for that one only) warns and keeps the model dtype."""
+    config = {**_config("deepseek-v4-flash"), "quantization_config": {"quant_method": "awq"}}
+    wq, warnings = published_weights(config, config, "deepseek_v4", {}, 2)
+    assert wq is None and "module layout is not modelled" in warnings[0]

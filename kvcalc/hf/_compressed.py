@@ -72,6 +72,14 @@ def _rates(c: _Config) -> dict[str, int]:
     return rates
 
 
+def compressed_layers(data: dict[str, Any]) -> tuple[list[str], int, int]:
+    """Return each layer's attention type (sliding / csa / hca) and the CSA and HCA rates."""
+    c = _Config(data)
+    rates = _rates(c)
+    types = _layer_types(c, c.get_int("num_hidden_layers"))
+    return [_KIND_NAMES[t] for t in types], rates[_CSA], rates[_HCA]
+
+
 def deepseek_v4(c: _Config, family: str) -> dict[str, Any]:
     """DeepSeek-V4: every layer a shared-KV MQA sliding window (one head of head_dim, K = V);
     CSA layers add the sequence compressed m to 1 with an indexer, HCA layers m' to 1.
