@@ -533,7 +533,11 @@ def sglang_v4_row_bytes(page: int) -> int:
 
 
 def sglang_compressed_parts(
-    model: ModelSpec, kind: CompressedKind, k_dtype: KvDtype, page: int, name: str
+    model: ModelSpec,
+    kind: CompressedKind,
+    dtypes: tuple[KvDtype, KvDtype],
+    page: int,
+    name: str,
 ) -> tuple[int, tuple[tuple[Window, int, str], ...], str]:
     """Return (sliding-pool bytes per window token, the other parts, formula) under SGLang.
 
@@ -545,11 +549,12 @@ def sglang_compressed_parts(
     2·D·4 B (4,096 B) per request. mem_cache/deepseek_v4_memory_pool.py
     (DeepSeekV4TokenToKVPool), model_executor/pool_configurator.py (DSV4PoolConfigurator).
     """
-    if k_dtype.name != "fp8_e4m3":
-        raise KvcalcError(
-            f"engine sglang: DeepSeek-V4 caches its KV as fp8_e4m3 FlashMLA rows on CUDA "
-            f"(bfloat16 only on NPU); a {k_dtype.name} KV cache is not modelled"
-        )
+    for dtype in dtypes:  # K = V: one row
+        if dtype.name != "fp8_e4m3":
+            raise KvcalcError(
+                f"engine sglang: DeepSeek-V4 caches its KV as fp8_e4m3 FlashMLA rows on CUDA "
+                f"(bfloat16 only on NPU); a {dtype.name} KV cache is not modelled"
+            )
     attention = model.attention
     if isinstance(attention, MLA):  # specs.py refuses this; the check keeps mypy exact
         raise KvcalcError("compressed layers need MQA attention")
@@ -612,7 +617,7 @@ def compressed_parts(
         )
     if engine.compressed_layout == "sglang":
         return sglang_compressed_parts(
-            model, kind, k_dtype, engine.compressed_block_size or 1, name
+            model, kind, (k_dtype, v_dtype), engine.compressed_block_size or 1, name
         )
     for dtype in (k_dtype, v_dtype):
         if dtype.name != model.dtype:

@@ -666,8 +666,9 @@ def _times(value: int, fraction: Fraction, round_up: bool = False) -> int:
 def _sglang_pools(plan: Plan, kv_budget: int) -> SglangPools | None:
     """Return SGLang's pools for this plan's KV budget (Budget.pool_terms shows their bytes).
 
-    None for a model of one pool. Refused in one line where the split is not read: pipeline
-    parallelism, compressed or chunked layers, more than one window, windows with state.
+    None for a model of one pool. DeepSeek-V4's compressed layers get their own split
+    (_dsv4_pools). Refused in one line where the split is not read: pipeline parallelism,
+    other compressed or chunked layers, more than one window, windows with state.
     Arithmetic is exact (rational) where SGLang's is in floats.
     """
     model, engine = plan.model, plan.engine
@@ -767,7 +768,7 @@ def _dsv4_pools(kv: KvBreakdown, layers: "_StageLayers", budget_: int) -> Sglang
         round_up(slots * w.size + w.size + 1, w.size) * per for w, per in parts if w.kind == "ring"
     )
     per_full_token = r * swa_per_token + compressed
-    full = int((max(0, budget_ - fixed)) / per_full_token) if per_full_token else 0
+    full = int(max(0, budget_ - fixed) / per_full_token) if per_full_token else 0
     full -= full % page
     swa = int(full * r)
     swa -= swa % page
