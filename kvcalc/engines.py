@@ -284,7 +284,9 @@ ENGINES: dict[str, EngineProfile] = {
                 "the sliding pool (585 B a layer, + 320 B of C4 compress state a CSA layer; "
                 "counted here at the least, one page), a C4 row (585 B KV + 132 B indexer) "
                 "per 4 paged tokens, a C128 row (864 B) per 128, and a 128-row fp32 C128 "
-                "compress-state ring; attention TP replicates it on every rank",
+                "compress-state ring; attention TP replicates it on every rank; the pools' "
+                "reserved page each and ring padding, which DSV4PoolConfigurator leaves out "
+                "of its budget too, are not counted",
             ),
             sources=(
                 "sgl-project/sglang:python/sglang/srt/model_executor/model_runner_kv_cache_mixin.py"

@@ -37,7 +37,15 @@ from kvcalc.errors import KvcalcError
 from kvcalc.explain import explain
 from kvcalc.formula import KvBreakdown, Workload, kv_cache
 from kvcalc.kernel import KvKernel
-from kvcalc.planner import CUDA_CONTEXT_BYTES, Plan, budget, fit, fits_at, max_batch
+from kvcalc.planner import (
+    CUDA_CONTEXT_BYTES,
+    Plan,
+    _sglang_pools,
+    budget,
+    fit,
+    fits_at,
+    max_batch,
+)
 from kvcalc.presets import load_gpu, load_model
 from kvcalc.specs import ModelSpec
 from tests.conftest import Result
@@ -283,3 +291,17 @@ def test_cli_calc_and_fit(run_cli: Callable[..., Result]) -> None:
     result = run_cli("calc", "deepseek-v4-flash", "--engine", "sglang", "--kv-dtype", "bf16")
     assert result.exit_code == 2
     assert result.stderr.count("error:") == 1 and "Traceback" not in result.stderr
+
+
+def test_pro_pools_on_a_given_budget(pro: ModelSpec) -> None:
+    """Pro, 63,143,129,320 B of KV budget: bytes_per_full_token = 0.1 · 45,285 + 30 · 717 / 4
+    + 31 · 864 / 128 = 4,528.5 + 5,377.5 + 209.25 = 10,115.25 B; rings 33,152 · 4,096 · 31 =
+    4,209,508,352 B; full = ⌊58,933,620,968 / 10,115.25⌋ = 5,826,214 → 5,826,048, sliding
+    ⌊582,604.8⌋ → 582,400 (what SGLang's DSV4PoolConfigurator returns for this budget)."""
+    p = Plan(pro, load_gpu("h200"), SGLANG, Workload(seq_len=1000, tp=8))
+    pools = _sglang_pools(p, 63_143_129_320)
+    assert pools is not None
+    assert (63_143_129_320 - 33_152 * 4_096 * 31) * 4 // 40_461 == 5_826_214
+    assert (pools.kv_tokens, pools.swa_tokens) == (5_826_048, 582_400)
+    assert pools.fixed_state_bytes == 4_209_508_352
+    assert pools.compressed_bytes == 5_826_048 * (30 * 717 * 32 + 31 * 864) // 128
