@@ -175,8 +175,12 @@ class EngineProfile:
     gqa_indexer_block_size: int | None = None  # page size for GQA-indexer models, if different
     # DeepSeek-V4 compressed layers (CompressedKind): "hf", transformers 5.24's
     # DeepseekV4CSACache / DeepseekV4HCACache tensors; "vllm", vLLM's per-layer specs in
-    # KV-cache groups sharing one block pool (kvcalc/vllm_compressed.py); None: not read
-    compressed_layout: Literal["hf", "vllm"] | None = None
+    # KV-cache groups sharing one block pool (kvcalc/vllm_compressed.py); "sglang", SGLang's
+    # DeepSeekV4TokenToKVPool (fp8 FlashMLA rows in paged SWA / C4 / C128 pools, fp32
+    # compress-state rings); None: not read for this engine yet
+    compressed_layout: Literal["hf", "vllm", "sglang"] | None = None
+    # the page size the engine forces for compressed-attention models (SGLang: 256)
+    compressed_block_size: int | None = None
     family_rules: tuple[FamilyRules, ...] = ()
     assumptions: tuple[str, ...] = field(default_factory=tuple)
     sources: tuple[str, ...] = field(default_factory=tuple)
@@ -425,6 +429,10 @@ ENGINES: dict[str, EngineProfile] = {
             # remapped to global_head_dim / num_global_key_value_heads
             # (python/sglang/srt/utils/hf_transformers/config.py, gemma4 branch)
             k_eq_v="both",
+            # DeepSeek-V4 (formula.sglang_compressed_parts, planner._dsv4_pools): sglang
+            # v0.5.23's model_overrides/deepseek_v4.py forces page_size 256
+            compressed_layout="sglang",
+            compressed_block_size=256,
             # is_hybrid_swa_model's architectures (sglang configs/model_config.py, read Nov 2026)
             sliding_families=frozenset(
                 {
@@ -441,8 +449,8 @@ ENGINES: dict[str, EngineProfile] = {
                 }
             ),
             assumptions=(
-                "page size 1 (DSA models 64, MiniMax-M3 128; the pool's one extra dummy page is not "
-                "counted)",
+                "[uncompressed] page size 1 (DSA models 64, MiniMax-M3 128; the pool's one extra "
+                "dummy page is not counted)",
                 "KV heads per GPU = max(1, n_kv // attn_tp); MLA latent on every rank",
                 "[sliding] sliding windows only for its hybrid-SWA architectures "
                 "(not Mistral-7B-v0.1 or Gemma-2); their budget splits into a full-attention "
@@ -461,6 +469,16 @@ ENGINES: dict[str, EngineProfile] = {
                 "on Hopper and Blackwell (ROCm's triton backend keeps 1: --block-size 1); each "
                 "sparse layer adds one index_head_dim key per token in the model dtype (bf16) "
                 "whatever the KV dtype, on every TP rank",
+                "[compressed] DeepSeek-V4 as sglang 0.5.23 pools it (CUDA, FlashMLA V4 rows, "
+                "fp8_e4m3 KV, page 256, --swa-full-tokens-ratio 0.1, "
+                "max_running_requests 256, fp32 compress state, no MTP): a request holds "
+                "whole 256-token pages of the logical full pool, its window's page(s) of "
+                "the sliding pool (585 B a layer, + 320 B of C4 compress state a CSA layer; "
+                "counted here at the least, one page), a C4 row (585 B KV + 132 B indexer) "
+                "per 4 paged tokens, a C128 row (864 B) per 128, and a 128-row fp32 C128 "
+                "compress-state ring; attention TP replicates it on every rank; the pools' "
+                "reserved page each and ring padding, which DSV4PoolConfigurator leaves out "
+                "of its budget too, are not counted",
             ),
             sources=(
                 "sgl-project/sglang:python/sglang/srt/model_executor/model_runner_kv_cache_mixin.py"
@@ -496,6 +514,15 @@ ENGINES: dict[str, EngineProfile] = {
                 "sgl-project/sglang:python/sglang/srt/configs/mamba_utils.py:KimiLinearStateShape, "
                 "mamba2_state_dtype (stored at 02e208ded6769bd3332cbdc6cf0da939f541514f: KDA "
                 "conv (kernel - 1) × 3 · heads · head_dim / tp in bf16, recurrent state fp32)",
+                "sgl-project/sglang@v0.5.23 (PyPI wheel sglang 0.5.23):python/sglang/srt/"
+                "model_executor/pool_configurator.py:DSV4PoolConfigurator (DeepSeek-V4 pools)",
+                "sgl-project/sglang@v0.5.23:python/sglang/srt/mem_cache/deepseek_v4_memory_pool.py"
+                ":DeepSeekV4TokenToKVPool, DeepSeekV4SingleKVPool, DeepSeekV4IndexerPool",
+                "sgl-project/sglang@v0.5.23:python/sglang/kernels/ops/attention/dsv4/kv_layout.py"
+                ":KVLayout.V4 (584 B rows, pages padded to 576 B)",
+                "sgl-project/sglang@v0.5.23:python/sglang/srt/arg_groups/model_overrides/"
+                "deepseek_v4.py, deepseek_v4_hook.py, overrides.py:_deepseek_v4_kv_cache_dtype "
+                "(page 256, swa ratio 0.1, max_running_requests 256, fp8_e4m3)",
             ),
         ),
         EngineProfile(

@@ -847,6 +847,11 @@ def explain(
         raise KvcalcError(
             f"--output-tokens must be from 0 to seq − 1 ({seq - 1:,}), got {output:,}"
         )
+    if kv.engine.compressed_layout == "sglang" and any(g.kind == "paged" for g in kv.groups):
+        raise KvcalcError(
+            "explain: SGLang's DeepSeek-V4 pools (fp8 FlashMLA rows, paged compressed rows) "
+            "have no textbook counterpart to explain against (use calc, or --engine hf)"
+        )
     textbook_kv = _reference(kv, ENGINES["formula"])
     formula, textbook = _formula_step(kv, textbook_kv, origin, model_label, config)
     steps = (

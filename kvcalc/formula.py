@@ -523,7 +523,7 @@ def tokens_held(
     """
     seq = round_up(workload.seq_len, engine.context_pad)
     if local is not None and local.kind in COMPRESSED_PARTS:
-        return compressed_part_tokens(local, seq)
+        return compressed_part_tokens(local, seq, block)
     if local is not None and local.kind in POOL_KINDS:
         n_batched = workload.max_num_batched_tokens or engine.max_num_batched_tokens
         return pool_blocks(local, block, seq, n_batched)
@@ -568,22 +568,30 @@ def freed_blocks_tokens(seq: int, window: int, block: int) -> int:
 
 
 # The parts of a compressed layer (CompressedKind) beside its sliding keys, as windows of
-# size m whose "tokens" are the rows a sequence of seq tokens keeps of them.
-COMPRESSED_PARTS = ("compressed", "buffered", "overlap")
+# size m whose "tokens" are the rows a sequence of seq tokens keeps of them: transformers'
+# compressed / buffered / overlap tensors, SGLang's paged compressed rows and state ring.
+COMPRESSED_PARTS = ("compressed", "buffered", "overlap", "paged", "ring")
 
 
-def compressed_part_tokens(part: Window, seq: int) -> int:
+def compressed_part_tokens(part: Window, seq: int, block: int = 1) -> int:
     """Return the rows a compressed layer keeps of one part after seq tokens (rate m = size).
 
     compressed: ⌊seq / m⌋ entries; buffered: the seq mod m tokens not compressed yet;
     overlap: m rows once seq ≥ m (CSA's previous window), else none (transformers 5.24
     models/deepseek_v4/modeling_deepseek_v4.py DeepseekV4CSACache / DeepseekV4HCACache).
+    paged: the rows of the whole pages the sequence's tokens take, round_up(seq, block) / m
+    (SGLang: a full page owns its C4 / C128 pages); ring: size rows, whatever seq (SGLang's
+    per-request compress-state ring).
     """
     m = part.size
     if part.kind == "compressed":
         return seq // m
     if part.kind == "buffered":
         return seq % m
+    if part.kind == "paged":
+        return round_up(seq, block) // m
+    if part.kind == "ring":
+        return m
     return m if seq >= m else 0
 
 
@@ -605,6 +613,101 @@ def pool_blocks(group: Window, block: int, seq: int, n_batched: int | None) -> i
     return cdiv(min(group.size - 1 + n, seq), block) + 1
 
 
+# SGLang's DeepSeek-V4 cache (sgl-project/sglang@v0.5.23, PyPI wheel sglang 0.5.23):
+# DeepSeekV4SingleKVPool keeps each token as one FlashMLA KVLayout.V4 row of 584 B (the
+# 448 no-RoPE dims in fp8, the 64 RoPE dims in bf16, 448 / 64 = 7 fp8 scales, 1 pad;
+# mem_cache/deepseek_v4_memory_pool.py asserts exactly this shape, so head_dim 512 with
+# qk_rope_head_dim 64), its pages padded to a multiple of 576 B
+# (kernels/ops/attention/dsv4/kv_layout.py KVLayout.page_bytes); the C4 indexer keeps
+# Di fp8 values + one fp32 scale per 128 (get_dsv4_indexer_bytes_per_token); compress
+# state is fp32 (SGLANG_DSV4_COMPRESS_STATE_DTYPE default) rows of 2·(1 + overlap) head
+# widths (kv and score), C4 in a ring of 8 rows per sliding-window page, C128 in a ring of
+# 128 rows per request slot (get_compress_state_ring_size without speculative decoding).
+SGLANG_V4_ROW_BYTES = 584
+SGLANG_V4_PAGE_ALIGN = 576
+SGLANG_V4_HEAD_DIM = 512
+SGLANG_V4_STATE_DTYPE_BYTES = 4
+SGLANG_V4_RING_ROWS = {4: 8, 128: 128}
+
+
+def sglang_v4_row_bytes(page: int) -> int:
+    """Return bytes per token of a DeepSeek-V4 KV row in pages of `page` rows (SGLang).
+
+    KVLayout.V4.page_bytes(page) / page = ceil(page · 584 / 576) · 576 / page: 585 for pages
+    of 256 (sliding window) and 64 (C4), 864 for pages of 2 (C128).
+    """
+    page_bytes = round_up(page * SGLANG_V4_ROW_BYTES, SGLANG_V4_PAGE_ALIGN)
+    if page_bytes % page:
+        raise KvcalcError(
+            f"engine sglang: DeepSeek-V4 pages of {page} rows ({page_bytes:,} B) do not "
+            "split into whole bytes per row (use the default page size 256)"
+        )
+    return page_bytes // page
+
+
+def sglang_compressed_parts(
+    model: ModelSpec,
+    kind: CompressedKind,
+    dtypes: tuple[KvDtype, KvDtype],
+    page: int,
+    name: str,
+) -> tuple[int, tuple[tuple[Window, int, str], ...], str]:
+    """Return (sliding-pool bytes per window token, the other parts, formula) under SGLang.
+
+    Per layer, page P (256): the sliding pool's row sglang_v4_row_bytes(P) (585 B), plus
+    for a CSA layer its C4 compress state, 8 ring rows per sliding page of
+    (4·D + 4·Di)·4 B (8 · 10,240 / 256 = 320 B a token); CSA: a C4 row per 4 paged tokens,
+    585 B KV (pages of P / 4) + Di + Di / 128 · 4 = 132 B indexer; HCA: a C128 row per 128
+    paged tokens, 864 B (pages of P / 128), and its compress-state ring of 128 rows of
+    2·D·4 B (4,096 B) per request. mem_cache/deepseek_v4_memory_pool.py
+    (DeepSeekV4TokenToKVPool), model_executor/pool_configurator.py (DSV4PoolConfigurator).
+    """
+    for dtype in dtypes:  # K = V: one row
+        if dtype.name != "fp8_e4m3":
+            raise KvcalcError(
+                f"engine sglang: DeepSeek-V4 caches its KV as fp8_e4m3 FlashMLA rows on CUDA "
+                f"(bfloat16 only on NPU); a {dtype.name} KV cache is not modelled"
+            )
+    attention = model.attention
+    if isinstance(attention, MLA):  # specs.py refuses this; the check keeps mypy exact
+        raise KvcalcError("compressed layers need MQA attention")
+    d = kind.head_dim or attention.head_dim
+    m = kind.rate
+    csa = kind.index_head_dim is not None
+    if d != SGLANG_V4_HEAD_DIM or m != (4 if csa else 128):
+        raise KvcalcError(
+            f"engine sglang: kinds.{name} (head_dim {d}, rate {m}) is not DeepSeek-V4's "
+            "512-wide CSA m=4 / HCA m=128 layout, the only one SGLang's pool builds"
+        )
+    state = SGLANG_V4_STATE_DTYPE_BYTES
+    swa = sglang_v4_row_bytes(page)
+    ring = SGLANG_V4_RING_ROWS[m]
+    if csa:
+        di = kind.index_head_dim or 0
+        state_row = (4 * d + 4 * di) * state
+        if (ring * state_row) % page:
+            raise KvcalcError(
+                f"engine sglang: C4 compress state does not split per token in pages of {page}"
+            )
+        keys = swa + ring * state_row // page
+        index = di + di // 128 * 4
+        row = sglang_v4_row_bytes(page // m)
+        parts: tuple[tuple[Window, int, str], ...] = (
+            (Window("paged", m), row + index, f"{row} B C4 row + {index} B indexer"),
+        )
+        text = (
+            f"CSA m={m}: {swa} B sliding row + {ring}·{state_row:,} B / {page} C4 state "
+            "per window token"
+        )
+        return keys, parts, text
+    row = sglang_v4_row_bytes(page // m)
+    parts = (
+        (Window("paged", m), row, f"{row} B C128 row"),
+        (Window("ring", ring), 2 * d * state, f"2·{d}·{state} B fp32 compress state"),
+    )
+    return swa, parts, f"HCA m={m}: {swa} B sliding row per window token"
+
+
 def compressed_parts(
     model: ModelSpec,
     engine: EngineProfile,
@@ -624,6 +727,10 @@ def compressed_parts(
         raise KvcalcError(
             f"engine {engine.name}: DeepSeek-V4 compressed layers (kinds.{name}) are not "
             "modelled for it yet (try --engine hf)"
+        )
+    if engine.compressed_layout == "sglang":
+        return sglang_compressed_parts(
+            model, kind, (k_dtype, v_dtype), engine.compressed_block_size or 1, name
         )
     for dtype in (k_dtype, v_dtype):
         if dtype.name != model.dtype:
@@ -801,10 +908,16 @@ def _layers(
     dtypes = (k_dtype, v_dtype, KV_DTYPES[model.dtype])
     compressed = any(isinstance(k, CompressedKind) for k in (model.kinds or {}).values())
     if workload.mtp and model.mtp_layers and compressed and engine.compressed_layout:
+        why = (
+            "SGLang's speculative rings and draft worker are not read"
+            if engine.compressed_layout == "sglang"
+            else "transformers builds none for deepseek_v4"
+        )
         raise KvcalcError(
             f"engine {engine.name}: the MTP layers of a compressed-attention model are not "
-            "modelled (transformers builds none for deepseek_v4: drop --mtp)"
+            f"modelled ({why}: drop --mtp)"
         )
+    sglang_v4 = compressed and engine.compressed_layout == "sglang"
     if workload.mtp:
         names += ["mtp"] * model.mtp_layers
     windows = effective_windows(model, workload, engine) + (None,) * (len(names) - model.n_layers)
@@ -822,7 +935,7 @@ def _layers(
                 cache[key] = _Layer(name, None, 0, 0, f"nothing cached ({kind.reason})")
             elif isinstance(kind, CompressedKind):
                 per, extra, text = compressed_parts(model, engine, kind, k_dtype, v_dtype, name)
-                if workload.tp > 1:
+                if workload.tp > 1 and not sglang_v4:  # SGLang: one MQA row, every rank
                     raise KvcalcError(
                         f"engine {engine.name}: compressed layers under tensor parallelism "
                         "are not modelled"
@@ -844,6 +957,10 @@ def _layers(
                 index, index_text = kind_indexer_bytes_per_token(beside, attention, engine, dtypes)
                 per, logical, text = per + index, logical + index, text + index_text
                 cache[key] = _Layer(name, window, per, logical, text, kind, conv, rec, state_text)
+            elif sglang_v4 and window is not None and window.kind == "sliding":
+                # the same DeepSeekV4SingleKVPool row as the compressed layers' window
+                per = sglang_v4_row_bytes(engine.compressed_block_size or 1)
+                cache[key] = _Layer(name, window, per, per, f"{per} B FlashMLA V4 row")
             else:
                 if kind.k_eq_v and engine.k_eq_v is None:
                     raise KvcalcError(
@@ -907,8 +1024,9 @@ def kv_cache(model: ModelSpec, workload: Workload, engine: EngineProfile) -> KvB
     Growing KV (attention layers: bytes per token × tokens held) and fixed state
     (recurrent / linear-attention layers: bytes per sequence) are reported apart.
     """
-    k_dtype = workload.k_dtype or KV_DTYPES[engine.default_kv_dtype or model.dtype]
-    v_dtype = workload.v_dtype or KV_DTYPES[engine.default_kv_dtype or model.dtype]
+    default = _default_kv_dtype(model, engine)
+    k_dtype = workload.k_dtype or KV_DTYPES[default]
+    v_dtype = workload.v_dtype or KV_DTYPES[default]
     is_mla = isinstance(model.attention, MLA)
     tp, pp, batch = workload.tp, workload.pp, workload.batch
     unread = dict(engine.unread_families).get(model.family or "")
@@ -941,6 +1059,8 @@ def kv_cache(model: ModelSpec, workload: Workload, engine: EngineProfile) -> KvB
             block = engine.indexer_block_size
         if engine.gqa_indexer_block_size and not workload.block_size and has_gqa_indexer(model):
             block = engine.gqa_indexer_block_size
+        if engine.compressed_block_size and _is_compressed(model):
+            block = _compressed_block(engine, workload)
     if engine.gqa_indexer_dtype == "llama_cpp" and has_gqa_indexer(model):
         _check_trailing_indexer_layers(model, engine)
     heads = kv_heads_per_gpu(model, engine, tp)
@@ -1068,6 +1188,30 @@ def kv_cache(model: ModelSpec, workload: Workload, engine: EngineProfile) -> KvB
     )
 
 
+def _is_compressed(model: ModelSpec) -> bool:
+    return any(isinstance(k, CompressedKind) for k in (model.kinds or {}).values())
+
+
+def _default_kv_dtype(model: ModelSpec, engine: EngineProfile) -> str:
+    """Return what a KV dtype of "auto" means: SGLang resolves it to fp8_e4m3 for DeepSeek-V4
+    (arg_groups/overrides.py _deepseek_v4_kv_cache_dtype), else the engine's or the model's."""
+    if engine.compressed_layout == "sglang" and _is_compressed(model):
+        return "fp8_e4m3"
+    return engine.default_kv_dtype or model.dtype
+
+
+def _compressed_block(engine: EngineProfile, workload: Workload) -> int:
+    """Return the page size of a compressed-attention model: the one the engine forces."""
+    forced = engine.compressed_block_size or 1
+    if workload.block_size not in (None, forced):
+        raise KvcalcError(
+            f"engine {engine.name}: DeepSeek-V4 runs with page size {forced} "
+            f"(model_overrides/deepseek_v4.py); --block-size {workload.block_size} is not "
+            "modelled"
+        )
+    return forced
+
+
 def _check_state_support(
     model: ModelSpec, workload: Workload, engine: EngineProfile, layers: list[_Layer]
 ) -> None:
@@ -1189,11 +1333,13 @@ def _state_assumptions(
     if model.mtp_layers:
         if workload.mtp:
             notes.append(f"{model.mtp_layers} MTP layer(s) cached (speculative decoding on)")
-        elif any(isinstance(k, CompressedKind) for k in (model.kinds or {}).values()):
-            notes.append(
-                f"the model's {model.mtp_layers} MTP layer(s) are not counted "
-                "(transformers builds none for DeepSeek-V4)"
+        elif _is_compressed(model):
+            why = (
+                "speculative decoding off"
+                if engine.compressed_layout == "sglang"
+                else "transformers builds none for DeepSeek-V4"
             )
+            notes.append(f"the model's {model.mtp_layers} MTP layer(s) are not counted ({why})")
         elif engine.sliding == "llama_cpp" and getattr(model.attention, "index_head_dim", None):
             notes.append(
                 f"the model's {model.mtp_layers} MTP layer(s) are not counted (llama.cpp "
@@ -1229,7 +1375,7 @@ def _kind_text(group: LayerGroup) -> str:
     name = f"{group.layer_kind} " if group.layer_kind else ""
     if group.window is None:
         return name
-    label = {"sliding": "W", "chunked": "chunk"}.get(group.kind, "m")
+    label = {"sliding": "W", "chunked": "chunk", "ring": "rows"}.get(group.kind, "m")
     return f"{name}{group.kind} ({label}={group.window}) "
 
 
@@ -1260,7 +1406,10 @@ def _assumptions(
     is_mla = isinstance(model.attention, MLA)
     tp = workload.tp
     topics = {"pp"} if workload.pp > 1 else set()
-    if any(w is not None and w.kind == "sliding" for w in windows):
+    compressed = _is_compressed(model)
+    # SGLang pools DeepSeek-V4's windows its own way (its [compressed] assumption)
+    sglang_v4 = compressed and engine.compressed_layout == "sglang"
+    if not sglang_v4 and any(w is not None and w.kind == "sliding" for w in windows):
         topics.add("sliding")
     if any(w is not None and w.kind == "chunked" for w in windows):
         topics.update({"sliding", "chunked"})
@@ -1270,8 +1419,7 @@ def _assumptions(
         topics.add("indexer")
     if model.layers is not None and model.layers.config_sliding_window is not None:
         topics.add("config_window")
-    if any(isinstance(k, CompressedKind) for k in (model.kinds or {}).values()):
-        topics.add("compressed")
+    topics.add("compressed" if compressed else "uncompressed")
     if model.family == "falcon" and isinstance(model.attention, GQA):
         topics.add("falcon")
     rules = engine.rules_for(model.family)

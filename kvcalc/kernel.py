@@ -90,6 +90,10 @@ def token_rule(
             return lambda seq: -(-seq // pad) * pad // m
         if local.kind == "buffered":
             return lambda seq: -(-seq // pad) * pad % m
+        if local.kind == "paged":
+            return lambda seq: -(-(-(-seq // pad) * pad) // block) * block // m
+        if local.kind == "ring":
+            return lambda seq: m
         return lambda seq: m if -(-seq // pad) * pad >= m else 0
     window = None if local is None else local.size
     rule = engine.sliding_rule(

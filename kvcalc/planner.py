@@ -24,6 +24,7 @@ from kvcalc.formula import (
     kv_cache,
     kv_heads_per_gpu,
     pp_partition,
+    round_up,
 )
 from kvcalc.records import record
 from kvcalc.specs import MLA, PARTS, CompressedKind, GpuSpec, ModelSpec, StateKind, Window
@@ -74,6 +75,12 @@ MAMBA_FULL_MEMORY_RATIO = Fraction(9, 10)
 # extra buffer (--mamba-scheduler-strategy auto resolves to no_buffer) and no speculative
 # decoding: MAMBA_CACHE_SIZE_MAX_RUNNING_REQUESTS_RATIO
 MAMBA_SLOTS_PER_REQUEST = 3
+# DeepSeek-V4 (sgl-project/sglang@v0.5.23): the model override's --swa-full-tokens-ratio
+# (arg_groups/model_overrides/deepseek_v4.py, declared before handle_cache_compatibility, so
+# DSV4PoolConfigurator sizes the sliding pool by ratio) and the hook's max_running_requests
+# (arg_groups/deepseek_v4_hook.py apply_deepseek_v4_defaults)
+DSV4_SWA_FULL_TOKENS_RATIO = Fraction(1, 10)
+DSV4_MAX_RUNNING_REQUESTS = 256
 _SGLANG_MIXIN = (
     "sgl-project/sglang@001ccef0072a4537d4ec6bdd50a73e6feb2c907d:"
     "python/sglang/srt/model_executor/model_runner_kv_cache_mixin.py"
@@ -99,6 +106,12 @@ class SglangPools:
     state_slots: int = 0  # max_mamba_cache_size
     state_bytes_per_slot: int = 0  # mamba_cache_per_req
     slots_per_request: int = 0
+    # DeepSeek-V4 (DSV4PoolConfigurator): kv_tokens is the logical full pool (no KV of its
+    # own), compressed_bytes the C4 / C128 pools sized from it, fixed_state_bytes the C128
+    # compress-state rings of max_requests + 1 slots, and max_requests caps the batch
+    compressed_bytes: int = 0
+    fixed_state_bytes: int = 0
+    max_requests: int = 0
 
     def swa_residency(self, full_tokens: int, window_tokens: int) -> tuple[int, int]:
         """Return (least, most) sliding-pool tokens one decoding request holds.
@@ -120,6 +133,8 @@ class SglangPools:
         if full_tokens <= 0:
             return 2**62
         best = self.kv_tokens // full_tokens
+        if self.max_requests:
+            best = min(best, self.max_requests)
         if self.state_slots or self.state_bytes_per_slot:
             best = min(best, self.state_slots // self.slots_per_request)
         if not self.swa_bytes_per_token:
@@ -138,7 +153,26 @@ class SglangPools:
 
     def terms(self, kv_budget: int) -> tuple[tuple[str, int], ...]:
         """Return the pools' bytes as (term, bytes), with what is left: Σ = kv_budget."""
-        if self.state_bytes_per_slot:
+        pools: tuple[tuple[str, int], ...]
+        if self.max_requests:
+            pools = (
+                (
+                    f"sliding-window pool: {self.swa_tokens:,} tokens × "
+                    f"{self.swa_bytes_per_token:,} B (with C4 compress state; "
+                    f"--swa-full-tokens-ratio {float(DSV4_SWA_FULL_TOKENS_RATIO)})",
+                    self.swa_tokens * self.swa_bytes_per_token,
+                ),
+                (
+                    f"C4 / C128 compressed pools for {self.kv_tokens:,} full tokens "
+                    "(max_total_num_tokens)",
+                    self.compressed_bytes,
+                ),
+                (
+                    f"C128 compress-state rings ({self.max_requests + 1:,} request slots)",
+                    self.fixed_state_bytes,
+                ),
+            )
+        elif self.state_bytes_per_slot:
             state = self.state_slots * self.state_bytes_per_slot
             running = self.state_slots // self.slots_per_request
             pools = (
@@ -173,6 +207,8 @@ class SglangPools:
     def concurrency(self, full_tokens: int, window_tokens: int) -> float:
         """Return requests of full_tokens the pools hold, as a fraction (fit's concurrency)."""
         found = [self.kv_tokens / full_tokens] if full_tokens else []
+        if self.max_requests:
+            found.append(float(self.max_requests))
         if self.state_bytes_per_slot:
             found.append(self.state_slots / self.slots_per_request)
         if self.swa_bytes_per_token and window_tokens:
@@ -635,8 +671,9 @@ def _times(value: int, fraction: Fraction, round_up: bool = False) -> int:
 def _sglang_pools(plan: Plan, kv_budget: int) -> SglangPools | None:
     """Return SGLang's pools for this plan's KV budget (Budget.pool_terms shows their bytes).
 
-    None for a model of one pool. Refused in one line where the split is not read: pipeline
-    parallelism, compressed or chunked layers, more than one window, windows with state.
+    None for a model of one pool. DeepSeek-V4's compressed layers get their own split
+    (_dsv4_pools). Refused in one line where the split is not read: pipeline parallelism,
+    other compressed or chunked layers, more than one window, windows with state.
     Arithmetic is exact (rational) where SGLang's is in floats.
     """
     model, engine = plan.model, plan.engine
@@ -655,6 +692,13 @@ def _sglang_pools(plan: Plan, kv_budget: int) -> SglangPools | None:
             f"engine sglang: {name} has split memory pools, which are not modelled with "
             "pipeline parallelism (use --pp 1, or --engine vllm)"
         )
+    if plan.engine.compressed_layout == "sglang" and compression_rates(model):
+        if plan.gpu.vendor != "nvidia":
+            raise KvcalcError(
+                f"engine sglang: DeepSeek-V4 on {plan.gpu.vendor} GPUs is not modelled "
+                "(SGLang's ROCm pools switch to unified KV rings and fp4 indexer keys)"
+            )
+        return _dsv4_pools(kv, layers, max(0, kv_budget))
     if kv.layer_parts or any(w.kind != "sliding" for w in windows) or len(windows) > 1:
         raise KvcalcError(
             f"engine sglang: {name} is a hybrid sliding-window model whose layers (compressed, "
@@ -703,6 +747,48 @@ def _swa_pools(
         swa_bytes_per_token=swa_per_token,
         window=window.size,
         page=page,
+    )
+
+
+def _dsv4_pools(kv: KvBreakdown, layers: "_StageLayers", budget_: int) -> SglangPools:
+    """DSV4PoolConfigurator.calculate_pool_sizes (ratio sizing, no speculative decoding).
+
+    bytes_per_full_token = r·(sliding-pool bytes per token, C4 state with it) + Σ C4 / C128
+    row bytes / m; fixed = the C128 rings, round_up(slots·ring + ring + 1, ring) rows of
+    every HCA layer, slots = max_running_requests + 1; full = (budget − fixed) //
+    bytes_per_full_token in whole pages, sliding = ⌊full·r⌋ in whole pages (at most window
+    + page: SGLang refuses to start, counted as no capacity). Exact (rational) where
+    SGLang's is in floats.
+    """
+    page, r = kv.block_size, DSV4_SWA_FULL_TOKENS_RATIO
+    windows = [w for w in layers.attention if w is not None and w.kind == "sliding"]
+    if len(windows) != 1:
+        raise KvcalcError("engine sglang: DeepSeek-V4 needs one sliding window (sliding_window)")
+    (window,) = windows
+    swa_per_token = sum(layers.attention[window])
+    parts = [(w, per) for layer in kv.layer_parts for w, per in layer]
+    compressed = sum((Fraction(per, w.size) for w, per in parts if w.kind == "paged"), Fraction(0))
+    slots = DSV4_MAX_RUNNING_REQUESTS + 1
+    fixed = sum(
+        round_up(slots * w.size + w.size + 1, w.size) * per for w, per in parts if w.kind == "ring"
+    )
+    per_full_token = r * swa_per_token + compressed
+    full = int(max(0, budget_ - fixed) / per_full_token) if per_full_token else 0
+    full -= full % page
+    swa = int(full * r)
+    swa -= swa % page
+    if swa <= window.size + page:  # validate_swa_pool_size: the server does not start
+        full = swa = 0
+    return SglangPools(
+        kv_tokens=full,
+        kv_bytes_per_token=0,
+        swa_tokens=swa,
+        swa_bytes_per_token=swa_per_token,
+        window=window.size,
+        page=page,
+        compressed_bytes=int(full * compressed),
+        fixed_state_bytes=fixed if full else 0,
+        max_requests=DSV4_MAX_RUNNING_REQUESTS,
     )
 
 
@@ -942,10 +1028,19 @@ def _stage_units(kv: KvBreakdown, stage: int, kv_budget: int) -> _StageUnits:
 
 
 def _pool_tokens(kv: KvBreakdown) -> tuple[int, int]:
-    """Return (tokens a request holds in full layers, in its sliding layers) at kv's point."""
+    """Return (tokens a request holds in full layers, in its sliding layers) at kv's point.
+
+    A model of compressed and sliding layers only (DeepSeek-V4 under SGLang) holds its
+    tokens in whole pages of the logical full pool.
+    """
     tokens = {g.key: g.tokens for g in kv.groups}
-    windowed = [t for key, t in tokens.items() if key is not None]
-    return tokens.get(None, 0), max(windowed, default=0)
+    windowed = [
+        t for key, t in tokens.items() if key is not None and key.kind not in COMPRESSED_PARTS
+    ]
+    full = tokens.get(None, 0)
+    if not full and any(w.kind == "paged" for layer in kv.layer_parts for w, _ in layer):
+        full = round_up(kv.workload.seq_len, kv.block_size)
+    return full, max(windowed, default=0)
 
 
 def _max_batch_at(plan: Plan, seq_len: int, budget_: Budget) -> tuple[int, KvBreakdown]:
@@ -973,6 +1068,9 @@ def _pools_headroom(pools: SglangPools, one: KvBreakdown, batch: int) -> int:
     """
     full_tokens, window_tokens = _pool_tokens(one)
     rooms = [(pools.kv_tokens - batch * full_tokens) * pools.kv_bytes_per_token]
+    if pools.max_requests:  # DeepSeek-V4: the compressed pools follow the logical full pool
+        spare = pools.kv_tokens - batch * full_tokens
+        rooms = [spare * pools.compressed_bytes // pools.kv_tokens if pools.kv_tokens else 0]
     if pools.swa_bytes_per_token:
         rooms.append((pools.swa_tokens - batch * window_tokens) * pools.swa_bytes_per_token)
     if pools.state_bytes_per_slot:

@@ -37,7 +37,13 @@ class _PipeConsole(Console):
 
 # a layer group's window label; other kinds are compressed-layer parts of rate m
 _WINDOW_LABELS = {"sliding": "W", "chunked": "chunk"}
-_COMPRESSED_PARTS = ("compressed", "buffered", "overlap")  # formula.COMPRESSED_PARTS
+_COMPRESSED_PARTS = (
+    "compressed",
+    "buffered",
+    "overlap",
+    "paged",
+    "ring",
+)  # formula.COMPRESSED_PARTS
 _POOL_KINDS = ("pool_full", "pool_sliding")  # formula.POOL_KINDS
 
 

@@ -157,7 +157,7 @@ def test_config_it_does_not_understand_is_refused(change: dict[str, object], mes
         import_config({**_config("deepseek-v4-flash"), **change}, "x")
 
 
-@pytest.mark.parametrize("engine", ["vllm@v0", "sglang", "llama.cpp", "trtllm", "hf@4"])
+@pytest.mark.parametrize("engine", ["vllm@v0", "llama.cpp", "trtllm", "hf@4"])
 def test_other_engines_refuse_compressed_layers(flash: ModelSpec, engine: str) -> None:
     """Every engine but hf and vllm refuses the compressed layers in one line (their layouts are
     not read; vllm's: tests/test_deepseek_v4_vllm.py)."""
