@@ -429,7 +429,7 @@ ENGINES: dict[str, EngineProfile] = {
             # remapped to global_head_dim / num_global_key_value_heads
             # (python/sglang/srt/utils/hf_transformers/config.py, gemma4 branch)
             k_eq_v="both",
-            # DeepSeek-V4 (formula.sglang_compressed_parts, planner._dsv4_pools): sglang
+            # DeepSeek-V4 (sglang_compressed.sglang_compressed_parts, planner._dsv4_pools): sglang
             # v0.5.23's model_overrides/deepseek_v4.py forces page_size 256
             compressed_layout="sglang",
             compressed_block_size=256,

@@ -34,12 +34,13 @@ from kvcalc.formula import (
     PoolGroup,
     Workload,
     cdiv,
+    compressed_head_dim,
     kv_heads_per_gpu,
     pool_blocks,
     round_up,
 )
 from kvcalc.records import record
-from kvcalc.specs import MLA, CompressedKind, ModelSpec, NoCacheKind, StateKind, Window
+from kvcalc.specs import CompressedKind, ModelSpec, NoCacheKind, StateKind, Window
 
 MLA_BLOCK = 256  # DeepseekV4FlashMLASparseBackend.get_supported_kernel_block_sizes
 SWA_BLOCK = 64  # DeepseekV4SWACache.block_size
@@ -92,10 +93,7 @@ def layer_caches(model: ModelSpec, name: str, window: int) -> tuple[_Cache, ...]
             f"from compress_ratios and builds {'CSA' if rate == 4 else 'HCA'} layers at m = "
             f"{rate} only: a rate of {kind.rate} is not modelled"
         )
-    attention = model.attention
-    if isinstance(attention, MLA):  # specs.py refuses this; the check keeps mypy exact
-        raise KvcalcError("compressed layers need MQA attention")
-    head_dim = kind.head_dim or attention.head_dim
+    head_dim = compressed_head_dim(model, kind)
     if head_dim != HEAD_DIM:
         raise KvcalcError(
             f"engine vllm: DeepSeek-V4's fp8_ds_mla cache is laid out for head_dim {HEAD_DIM} "
