@@ -61,3 +61,18 @@ def _no_user_presets(monkeypatch: pytest.MonkeyPatch) -> None:
     # no test touches the network: Hub ids resolve from the local cache only, unless a
     # test fakes huggingface_hub and lifts this (tests/test_hub.py)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+
+
+# DeepSeek-V4 presets, shared by the transformers, vLLM and SGLang layout tests
+@pytest.fixture(scope="session")
+def flash() -> ModelSpec:
+    from kvcalc.presets import load_model
+
+    return load_model("deepseek-v4-flash")
+
+
+@pytest.fixture(scope="session")
+def pro() -> ModelSpec:
+    from kvcalc.presets import load_model
+
+    return load_model("deepseek-v4-pro")

@@ -36,16 +36,6 @@ def _config(stem: str) -> dict[str, object]:
     return data
 
 
-@pytest.fixture(scope="module")
-def flash() -> ModelSpec:
-    return load_model("deepseek-v4-flash")
-
-
-@pytest.fixture(scope="module")
-def pro() -> ModelSpec:
-    return load_model("deepseek-v4-pro")
-
-
 def _bytes(model: ModelSpec, seq: int, batch: int = 1) -> int:
     return kv_cache(model, Workload(seq_len=seq, batch=batch), HF).total_bytes
 

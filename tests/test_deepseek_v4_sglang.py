@@ -58,16 +58,6 @@ C128_ROW = 864
 C128_RING = 128 * 4_096  # 524,288 B per request per C128 layer
 
 
-@pytest.fixture(scope="module")
-def flash() -> ModelSpec:
-    return load_model("deepseek-v4-flash")
-
-
-@pytest.fixture(scope="module")
-def pro() -> ModelSpec:
-    return load_model("deepseek-v4-pro")
-
-
 def _pools(kv: KvBreakdown) -> dict[tuple[str, str], int]:
     """Bytes by (group kind, layer kind): the sliding pool, paged C4 / C128 rows, C128 rings."""
     found: dict[tuple[str, str], int] = {}

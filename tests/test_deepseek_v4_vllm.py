@@ -34,7 +34,7 @@ from kvcalc.errors import KvcalcError
 from kvcalc.formula import Workload, kv_cache
 from kvcalc.kernel import FitKernel, KvKernel, fit_fast
 from kvcalc.planner import Plan, fit
-from kvcalc.presets import load_gpu, load_model
+from kvcalc.presets import load_gpu
 from kvcalc.specs import ModelSpec
 from kvcalc.vllm_compressed import block_pool, layer_caches
 
@@ -42,16 +42,6 @@ VLLM = ENGINES["vllm"]
 FP8 = kv_dtype("fp8")
 FLASH_BLOCK = 22 * (1_728 + 8_640 + 37_440)  # 1,051,776 B
 PRO_BLOCK = 31 * (1_728 + 8_640 + 37_440)  # 1,482,048 B
-
-
-@pytest.fixture(scope="module")
-def flash() -> ModelSpec:
-    return load_model("deepseek-v4-flash")
-
-
-@pytest.fixture(scope="module")
-def pro() -> ModelSpec:
-    return load_model("deepseek-v4-pro")
 
 
 def _workload(seq: int, **kw: int) -> Workload:
