@@ -946,11 +946,11 @@ def kv_cache(model: ModelSpec, workload: Workload, engine: EngineProfile) -> KvB
     unread = dict(engine.unread_families).get(model.family or "")
     if unread is not None:
         other = next(
-            name
-            for name in ("hf", "sglang")
-            if model.family not in dict(ENGINES[name].unread_families)
+            (n for n in ("hf", "sglang") if model.family not in dict(ENGINES[n].unread_families)),
+            None,
         )
-        raise KvcalcError(f"engine {engine.name}: {model.family}: {unread} (try --engine {other})")
+        hint = f" (try --engine {other})" if other else ""
+        raise KvcalcError(f"engine {engine.name}: {model.family}: {unread}{hint}")
     rules = engine.rules_for(model.family)
     if pp > 1 and rules is not None and rules.no_pp:
         raise KvcalcError(f"engine {engine.name}: {rules.no_pp}")
