@@ -714,9 +714,10 @@ ENGINES: dict[str, EngineProfile] = {
             expanded_kv_families=frozenset({"falcon"}),
             assumptions=(
                 "DynamicCache: exactly seq tokens per full layer, no paging",
-                "[sliding] sliding layers keep the last W-1 tokens (DynamicSlidingWindowLayer); "
-                "right after a long prefill the full-length tensors stay allocated until the "
-                "next step",
+                "[sliding] sliding layers keep the last W-1 tokens (DynamicSlidingWindowLayer), "
+                "a view over the W-token tensor the step concatenated: the token more is "
+                "counted in the decode working set; right after a long prefill the "
+                "full-length tensors stay allocated until the next step",
                 "[mla] MLA: transformers 5.x caches the latent (key: kv_lora_rank, value: rope key)",
                 "no tensor parallelism (device_map splits layers: use --pp)",
                 "[falcon] Falcon new_decoder_architecture: K/V cached for every query head",

@@ -632,11 +632,32 @@ def hf_decode_working_set(
     )
 
 
-def _working_set(plan: Plan, kv: KvBreakdown, seq_len: int) -> int:
-    """Return the per-sequence decode working set the engine needs beside the cache (0: none)."""
+def hf_sliding_storage_tail(kv: KvBreakdown, seq_len: int, stage: int | None = None) -> int:
+    """Return the bytes a sequence's sliding layers hold beyond their W − 1 token views.
+
+    DynamicSlidingWindowLayer.update keeps `cat([K, k])[:, :, -W + 1:]`, a view of the W-token
+    tensor the step made, so once seq ≥ W each sliding layer's storage is one token more
+    than its cache exposes (transformers 5.17 and 5.24 cache_utils.py alike; measured on an
+    H200: tests/data/hf_peak, and on the meta device). Compressed layers (their own cache
+    classes) are left out. `stage`: only that pipeline stage's layers.
+    """
+    start, end = kv.stage_layers[stage] if stage is not None else (0, len(kv.layer_windows))
+    return sum(
+        kv.layer_bytes_per_token[i]
+        for i in range(start, end)
+        if (window := kv.layer_windows[i]) is not None
+        and seq_len >= window.size
+        and not (kv.layer_parts and kv.layer_parts[i])
+    )
+
+
+def _working_set(plan: Plan, kv: KvBreakdown, seq_len: int, stage: int | None = None) -> int:
+    """Return the per-sequence decode working set the engine needs beside the cache (0: none):
+    transformers' decode step, and its sliding layers' storage behind their views."""
     if not plan.engine.decode_working_set:
         return 0
-    return sum(b for _, b in hf_decode_working_set(plan.model, kv.layer_windows, seq_len))
+    step = sum(b for _, b in hf_decode_working_set(plan.model, kv.layer_windows, seq_len))
+    return step + hf_sliding_storage_tail(kv, seq_len, stage)
 
 
 def sglang_mem_fraction_static(capacity_bytes: int, tp: int, pp: int) -> float:
@@ -1053,7 +1074,7 @@ def _max_batch_at(plan: Plan, seq_len: int, budget_: Budget) -> tuple[int, KvBre
         if units.per_request == 0:
             continue
         # transformers: each sequence also needs the decode step's working set (bytes)
-        per_request = units.per_request + _working_set(plan, kv, seq_len)
+        per_request = units.per_request + _working_set(plan, kv, seq_len, stage)
         fit = units.available // per_request
         best = fit if best is None else min(best, fit)
     return (best if best is not None else 2**62), kv
@@ -1233,9 +1254,13 @@ def fit(plan: Plan, searched: Searched | None = None) -> Fit:
     stage_units = [_stage_units(one, s, b) for s, b in enumerate(budget_.stage_kv_budget_bytes)]
     needed = [u.per_request * plan.workload.batch * u.unit_bytes for u in stage_units]
     kv_bytes = max(needed)
-    working = _working_set(plan, one, plan.workload.seq_len) * plan.workload.batch
+    per_seq_working = [
+        _working_set(plan, one, plan.workload.seq_len, s) for s in range(len(stage_units))
+    ]  # bytes (unit 1), per stage
+    working = max(per_seq_working, default=0) * plan.workload.batch
     headroom = min(
-        b - n - working for b, n in zip(budget_.stage_kv_budget_bytes, needed, strict=True)
+        b - n - w * plan.workload.batch
+        for b, n, w in zip(budget_.stage_kv_budget_bytes, needed, per_seq_working, strict=True)
     )
     if budget_.pools is not None:  # the tightest pool's room at the asked point
         headroom = _pools_headroom(budget_.pools, one, plan.workload.batch)
@@ -1246,9 +1271,12 @@ def fit(plan: Plan, searched: Searched | None = None) -> Fit:
     else:
         batch_max, seq_max = searched.max_batch, searched.max_seq_len
         clamped, tokens = searched.max_seq_len_clamped, searched.max_tokens
-    per_seq_working = _working_set(plan, one, plan.workload.seq_len)  # bytes (unit 1)
     concurrency = min(
-        (u.available / (u.per_request + per_seq_working) for u in stage_units if u.per_request),
+        (
+            u.available / (u.per_request + w)
+            for u, w in zip(stage_units, per_seq_working, strict=True)
+            if u.per_request
+        ),
         default=0.0,
     )
     if budget_.pools is not None:
@@ -1290,10 +1318,17 @@ def fit(plan: Plan, searched: Searched | None = None) -> Fit:
             f"MLA models; not measured with this model's {' and '.join(unmeasured)} layers: "
             "an estimate"
         )
+        tail = hf_sliding_storage_tail(one, plan.workload.seq_len)
+        behind = (
+            f"; {tail:,} B of it is the sliding layers' W-token tensors behind their "
+            "W − 1 token cache views"
+            if tail
+            else ""
+        )
         notes.append(
             f"decode step's working set counted beside the KV: {per_seq:,} B per sequence "
             f"({how}; PyTorch's default allocator can lose more to "
-            "fragmentation: PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True avoids it)"
+            f"fragmentation: PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True avoids it{behind})"
         )
     if plan.weights_dtype is None and plan.model.weights_quant is not None:
         notes.append(f"weights as published: {plan.model.weights_quant.summary}")

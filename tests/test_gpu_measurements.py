@@ -27,6 +27,7 @@ from kvcalc.planner import (
     Plan,
     fit,
     hf_decode_working_set,
+    hf_sliding_storage_tail,
     weights_per_stage,
 )
 from kvcalc.presets import load_gpu
@@ -114,7 +115,7 @@ def test_cache_bytes_match_the_dynamic_cache(path: Path) -> None:
 
     Full layers hold seq tokens exactly. A sliding layer's cache is a view of W − 1 tokens
     over the W-token tensor torch.cat made (DynamicSlidingWindowLayer.update), so its
-    storage is W tokens; kvcalc counts W − 1: one token per sliding layer less.
+    storage is W tokens; kvcalc's cache counts W − 1, and the working set the token more.
     """
     record = _load(path)
     plan = _plan(record)
@@ -129,6 +130,8 @@ def test_cache_bytes_match_the_dynamic_cache(path: Path) -> None:
         if record["seq_len"] >= p["window"]
     )
     assert measured - kv.per_sequence_bytes == one_token
+    # ... which the planner counts beside the cache, in the decode working set
+    assert hf_sliding_storage_tail(kv, plan.workload.seq_len) == one_token
 
 
 @pytest.mark.parametrize("path", RECORDS, ids=_ids(RECORDS))

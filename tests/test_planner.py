@@ -15,13 +15,14 @@ from hypothesis import strategies as st
 from kvcalc.dtypes import kv_dtype, weight_dtype
 from kvcalc.engines import ENGINES
 from kvcalc.errors import KvcalcError
-from kvcalc.formula import Workload
+from kvcalc.formula import Workload, kv_cache
 from kvcalc.kernel import fit_fast
 from kvcalc.planner import (
     Plan,
     budget,
     fit,
     fits_at,
+    hf_sliding_storage_tail,
     max_batch,
     max_seq_len,
     max_tokens,
@@ -676,3 +677,22 @@ def test_sglang_minimax_m3_pool_holds_whole_pages() -> None:
     assert cell == 45_312 and 10 * 2**30 // cell == 236_966
     assert max_tokens(p, given) == 236_966 // 128 * 128 == 236_928
     assert fits_at(p, 8000, 29, given) and not fits_at(p, 8000, 30, given)
+
+
+def test_hf_sliding_layers_hold_one_token_more_than_their_view() -> None:
+    """transformers keeps a sliding layer's cache as a W − 1 token view over the W-token tensor
+    the decode step concatenated (DynamicSlidingWindowLayer.update), so the planner counts one
+    token per sliding layer beside the cache once seq >= W. Gemma-3-27B (config: 62 layers,
+    every 6th full (Gemma3TextConfig's default sliding_window_pattern 6): 52 sliding with
+    W = 1024; 16 KV heads × head_dim 128, bf16): 52 · 2 · 16 · 128 · 2 B = 425,984 B a
+    sequence at 8192 tokens, none at 1000 (< W)."""
+    model, engine = load_model("gemma-3-27b"), ENGINES["hf"]
+    at_8192 = kv_cache(model, Workload(8192, 1), engine)
+    assert hf_sliding_storage_tail(at_8192, 8192) == 52 * 2 * 16 * 128 * 2 == 425_984
+    assert hf_sliding_storage_tail(kv_cache(model, Workload(1000, 1), engine), 1000) == 0
+    (note,) = [
+        n
+        for n in fit(Plan(model, load_gpu("h200"), engine, Workload(8192, 2))).notes
+        if n.startswith("decode step's working set")
+    ]
+    assert "425,984 B of it is the sliding layers' W-token tensors" in note
