@@ -699,7 +699,8 @@ ENGINES: dict[str, EngineProfile] = {
         EngineProfile(
             name="hf",
             unread_families=(_KIMI_K3_HF,),
-            version="5.17.0 (decode working set measured; cache layout 5.x)",
+            version="5.x (cache layout cross-checked in CI, 5.24.0 when written; decode "
+            "working set measured on 5.17.0)",
             decode_working_set=True,
             summary="Hugging Face transformers 5.x DynamicCache: exact tokens, sliding keep W-1",
             head_rule="none",
