@@ -536,7 +536,7 @@ class FitKernel:
         self._has_working_set = bool(getattr(engine, "decode_working_set", False)) and hasattr(
             planner, "_working_set"
         )
-        self._last_need: tuple[int, ...] = ()
+        self._last_need: tuple[tuple[int, int], ...] = ()
         # some budgets depend on the asked point (vLLM V0 profiles max(seq, 2048) tokens):
         # then every point is planner.fit's own
         # SGLang's split pools (planner.SglangPools) bound the batch per pool, not by one
@@ -624,21 +624,23 @@ class FitKernel:
         self._needs = tuple(forms)
         return True
 
-    def _working(self, seq_len: int) -> int:
-        """Bytes a sequence needs beside the cache (transformers' decode working set): the
-        planner's own function, per length (it takes a max of terms: not a linear form)."""
+    def _working(self, seq_len: int, stage: int) -> int:
+        """Bytes a sequence needs beside the cache on one stage (transformers' decode working
+        set): the planner's own function, per length (it takes a max of terms: not a linear
+        form)."""
         if not self._has_working_set:
             return 0
         from kvcalc import planner
 
-        value: int = planner._working_set(self.plan, self.kv.first, seq_len)
+        value: int = planner._working_set(self.plan, self.kv.first, seq_len, stage)
         return value
 
-    def _per_request(self, seq_len: int) -> tuple[int, ...]:
+    def _per_request(self, seq_len: int) -> tuple[tuple[int, int], ...]:
+        """Per stage: (cache units a request needs, working-set bytes a sequence needs)."""
         if seq_len == self._last_seq:  # a sweep asks one length for many batches in a row
             return self._last_need
         t = self.kv.tokens(seq_len)
-        found = (*(f(t) for f in self._needs), self._working(seq_len))
+        found = tuple((f(t), self._working(seq_len, s)) for s, f in enumerate(self._needs))
         self._last_seq, self._last_need = seq_len, found
         return found
 
@@ -658,8 +660,9 @@ class FitKernel:
             found = max_batch(self._plan_at(seq_len, 1))  # the budget at that length
         else:
             best = None
-            *needs, working = self._per_request(seq_len)
-            for available, need in zip(self._available, needs, strict=True):
+            for available, (need, working) in zip(
+                self._available, self._per_request(seq_len), strict=True
+            ):
                 if need:
                     n = available // (need + working)
                     best = n if best is None or n < best else best
@@ -689,9 +692,8 @@ class FitKernel:
             return self.answer(seq_len, batch).at
         budgets = self.budget.stage_kv_budget_bytes
         kv_bytes, headroom, concurrency = 0, None, None
-        *needs, working = self._per_request(seq_len)
-        for available, unit, need, b in zip(
-            self._available, self._unit_bytes, needs, budgets, strict=True
+        for available, unit, (need, working), b in zip(
+            self._available, self._unit_bytes, self._per_request(seq_len), budgets, strict=True
         ):
             stage_need = need * batch * unit
             kv_bytes = max(kv_bytes, stage_need)
