@@ -816,11 +816,16 @@ ENGINES["vllm@v0"] = replace(
     # Gemma 4 and DeepSeek-V4 postdate the V0 engine: not read for V0
     k_eq_v=None,
     compressed_layout=None,
-    assumptions=tuple(a for a in ENGINES["vllm"].assumptions if not a.startswith("[compressed]")),
+    mamba_cache_modes=None,  # V0 has no mamba_cache_mode: its prefix caching is not read
+    assumptions=tuple(
+        a for a in ENGINES["vllm"].assumptions if not a.startswith(("[compressed]", "[prefix]"))
+    ),
     sources=tuple(
         s
         for s in ENGINES["vllm"].sources
-        if "gemma4.py" not in s and s not in VLLM_DEEPSEEK_V4_SOURCES
+        if "gemma4.py" not in s
+        and s not in VLLM_DEEPSEEK_V4_SOURCES
+        and s not in VLLM_MAMBA_PREFIX_SOURCES
     ),
 )
 

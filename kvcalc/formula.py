@@ -1000,9 +1000,10 @@ def kv_cache(model: ModelSpec, workload: Workload, engine: EngineProfile) -> KvB
         hint = f" (try --engine {other})" if other else ""
         raise KvcalcError(f"engine {engine.name}: {model.family}: {unread}{hint}")
     if workload.prefix_caching and engine.mamba_cache_modes is None:
+        modelled = ", ".join(n for n, e in ENGINES.items() if e.mamba_cache_modes is not None)
         raise KvcalcError(
-            f"engine {engine.name}: --prefix-caching is modelled for engine vllm only (how "
-            f"{engine.name}'s prefix cache changes the cache sizing is not read)"
+            f"engine {engine.name}: --prefix-caching is modelled for engines {modelled} only "
+            f"(how {engine.name}'s prefix cache changes the cache sizing is not read)"
         )
     rules = engine.rules_for(model.family)
     if pp > 1 and rules is not None and rules.no_pp:
