@@ -137,7 +137,12 @@ def test_attention_only_model_unchanged_by_prefix_caching() -> None:
 @pytest.mark.parametrize(
     ("name", "workload", "engine", "match"),
     [
-        ("qwen3-next-80b-a3b", Workload(8192, prefix_caching=True), "sglang", "vllm, vllm@main only"),
+        (
+            "qwen3-next-80b-a3b",
+            Workload(8192, prefix_caching=True),
+            "sglang",
+            "vllm, vllm@main only",
+        ),
         ("nemotron-3-nano-30b-a3b", Workload(8192, prefix_caching=True), "vllm", "all"),
         ("granite-4.0-h-350m", Workload(8192, prefix_caching=True), "vllm", "not read"),
         (
