@@ -325,6 +325,8 @@ VLLM_MAMBA_PREFIX_SOURCES = (
     "qwen3_next.py:Qwen3NextForCausalLM (not SupportsMambaPrefixCaching; all raises)",
     "vllm-project/vllm@8744bb0924a53c0d16867426b8b17428d41e4002:vllm/model_executor/models/"
     "nemotron_h.py:NemotronHForCausalLM (SupportsMambaPrefixCaching)",
+    "vllm-project/vllm@36c110bd9a02c369eb906607a0503a583429ea22:vllm/model_executor/models/"
+    "qwen3_5.py (imports no SupportsMambaPrefixCaching: Qwen3.5 / Qwen3.5-MoE run align)",
     "vllm-project/vllm:vllm/model_executor/models/config.py:MambaModelConfig."
     "verify_and_update_config (all if supports_mamba_prefix_caching else align), "
     "HybridAttentionMambaModelConfig (align: mamba_block_size = block_size; all: a "
@@ -383,7 +385,12 @@ ENGINES: dict[str, EngineProfile] = {
             compressed_layout="vllm",
             # MambaModelConfig.verify_and_update_config: with prefix caching, "all" where the
             # model class is SupportsMambaPrefixCaching, else "align" (VLLM_MAMBA_PREFIX_SOURCES)
-            mamba_cache_modes=(("nemotron_h", "all"), ("qwen3_next", "align")),
+            mamba_cache_modes=(
+                ("nemotron_h", "all"),
+                ("qwen3_next", "align"),
+                ("qwen3_5_text", "align"),
+                ("qwen3_5_moe_text", "align"),
+            ),
             # Gemma 4 attention_k_eq_v: vllm/model_executor/models/gemma4.py Gemma4Attention
             # loads the K weights into both the K and V slots of qkv_proj and calls
             # Attention(q, k, v) like any layer, so the cache keeps both planes

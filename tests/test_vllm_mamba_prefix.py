@@ -83,12 +83,14 @@ def test_nemotron_nano_align_pages() -> None:
     assert result.state_bytes_per_sequence == 24 * 2 * NANO_PAGE == 103_022_592
 
 
+@pytest.mark.parametrize("name", ["qwen3-next-80b-a3b", "qwen3.5-27b", "qwen3.5-35b-a3b"])
 @pytest.mark.parametrize("seq_len", [1, 544, 545, 8192, 100_000])
 @pytest.mark.parametrize("batch", [1, 7])
-def test_align_doubles_state_and_keeps_kv(seq_len: int, batch: int) -> None:
-    """Invariant: align holds exactly twice the none-mode state at any length and batch (two
-    pages, not one per block of the sequence) and leaves the attention KV as it is."""
-    model = load_model("qwen3-next-80b-a3b")
+def test_align_doubles_state_and_keeps_kv(name: str, seq_len: int, batch: int) -> None:
+    """Invariant: align (vLLM's default for Qwen3-Next and Qwen3.5, whose classes are not
+    SupportsMambaPrefixCaching) holds exactly twice the none-mode state at any length and
+    batch (two pages, not one per block of the sequence) and leaves the attention KV as it is."""
+    model = load_model(name)
     off = kv_cache(model, Workload(seq_len=seq_len, batch=batch), VLLM)
     on = kv_cache(model, Workload(seq_len=seq_len, batch=batch, prefix_caching=True), VLLM)
     assert on.state_total_bytes == 2 * off.state_total_bytes
