@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from kvcalc.records import record
 
@@ -67,8 +67,11 @@ def workload(
     pp: int = 1,
     block_size: int | None = None,
     max_batched_tokens: Tokens | None = None,
+    prefix_caching: bool = False,
+    mamba_cache_mode: Literal["align", "all"] | None = None,
 ) -> Workload:
-    """Return the Workload the CLI's --seq/--batch/--kv-dtype/--tp/--pp options describe."""
+    """Return the Workload the CLI's --seq/--batch/--kv-dtype/--tp/--pp options describe
+    (prefix_caching, mamba_cache_mode: vLLM's --enable-prefix-caching, --mamba-cache-mode)."""
     from kvcalc.dtypes import kv_dtype as _dtype
     from kvcalc.formula import Workload
     from kvcalc.units import parse_count, parse_tokens
@@ -90,6 +93,8 @@ def workload(
             if max_batched_tokens is None
             else parse_tokens(max_batched_tokens, "max_batched_tokens")
         ),
+        prefix_caching=prefix_caching,
+        mamba_cache_mode=mamba_cache_mode,
     )
 
 
@@ -106,6 +111,8 @@ def calc(
     pp: int = 1,
     block_size: int | None = None,
     max_batched_tokens: Tokens | None = None,
+    prefix_caching: bool = False,
+    mamba_cache_mode: Literal["align", "all"] | None = None,
     presets_dir: str | Path | None = None,
 ) -> KvBreakdown:
     """Return the explained KV-cache breakdown of one workload (`kvcalc calc`), bytes as ints.
@@ -128,6 +135,8 @@ def calc(
             pp=pp,
             block_size=block_size,
             max_batched_tokens=max_batched_tokens,
+            prefix_caching=prefix_caching,
+            mamba_cache_mode=mamba_cache_mode,
         ),
         engine_profile(engine),
     )
@@ -149,6 +158,8 @@ def plan(
     reserve: Size | None = None,
     gpu_mem: Size | None = None,
     max_batched_tokens: Tokens | None = None,
+    prefix_caching: bool = False,
+    mamba_cache_mode: Literal["align", "all"] | None = None,
     presets_dir: str | Path | None = None,
 ) -> Plan:
     """Return the Plan the options of `kvcalc fit` describe (gpus=N is split into tp × pp)."""
@@ -174,7 +185,14 @@ def plan(
         device,
         profile,
         workload(
-            seq, batch, kv_dtype=kv_dtype, tp=tp_n, pp=pp_n, max_batched_tokens=max_batched_tokens
+            seq,
+            batch,
+            kv_dtype=kv_dtype,
+            tp=tp_n,
+            pp=pp_n,
+            max_batched_tokens=max_batched_tokens,
+            prefix_caching=prefix_caching,
+            mamba_cache_mode=mamba_cache_mode,
         ),
         weights_dtype=None if weights_dtype.lower() == "auto" else weight_dtype(weights_dtype),
         util=util,

@@ -61,6 +61,8 @@ class ServeSettings:
     pp: int = 1
     max_num_batched_tokens: int | None = None
     block_size: int | None = None
+    prefix_caching: bool = False  # vLLM --enable-prefix-caching (hybrids: off by default)
+    mamba_cache_mode: str | None = None
     llamacpp: LlamaCppOptions | None = None
     notes: tuple[str, ...] = field(default_factory=tuple)
 
@@ -110,6 +112,10 @@ def vllm_command(s: ServeSettings) -> EngineCommand:
         argv += ["--max-num-batched-tokens", str(s.max_num_batched_tokens)]
     if s.block_size is not None:
         argv += ["--block-size", str(s.block_size)]
+    if s.prefix_caching:
+        argv += ["--enable-prefix-caching"]
+    if s.mamba_cache_mode is not None:
+        argv += ["--mamba-cache-mode", s.mamba_cache_mode]
     return EngineCommand(tuple(argv), s.notes)
 
 
@@ -287,6 +293,8 @@ def settings_for_plan(
         pp=workload.pp,
         max_num_batched_tokens=workload.max_num_batched_tokens,
         block_size=workload.block_size,
+        prefix_caching=workload.prefix_caching,
+        mamba_cache_mode=workload.mamba_cache_mode,
         llamacpp=workload.llamacpp,
         notes=()
         if result.fits

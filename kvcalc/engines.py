@@ -158,6 +158,10 @@ class EngineProfile:
     # None: every key
     state_dtype_keys: frozenset[str] | None = None
     state_dtype_default: Literal["model", "fp32", "bf16", "fp16"] = "model"  # specs.StateDtype
+    # prefix caching (vLLM --enable-prefix-caching) with state layers: (model_type, the
+    # mamba_cache_mode the engine picks for it) for the model classes read; None: the
+    # engine's prefix caching is not modelled (refused)
+    mamba_cache_modes: tuple[tuple[str, Literal["align", "all"]], ...] | None = None
     # bytes the engine stores per DSA indexer key: "model" (index_head_dim values in the K
     # cache dtype: transformers, llama.cpp) or "fp8_scaled" (fp8 e4m3 + one fp32 scale per
     # 128 values: vLLM, SGLang, TensorRT-LLM)
@@ -305,6 +309,31 @@ VLLM_DEEPSEEK_V4_SOURCES = (
 )
 
 
+# where vLLM's prefix caching of state layers (mamba_cache_mode align) was read; pinned at
+# vllm-project/vllm@129ab7c60cbb (the one stored version of single_type_kv_cache_manager.py),
+# each other file at the commit the index stores it at; two files it stores without a commit
+_VLLM_PIN = "vllm-project/vllm@129ab7c60cbb8eb11e875373e67f7e521b74aa30:"
+VLLM_MAMBA_PREFIX_SOURCES = (
+    f"{_VLLM_PIN}vllm/v1/core/single_type_kv_cache_manager.py:MambaManager "
+    "(align: get_num_blocks_to_allocate, allocate_new_blocks, remove_skipped_blocks)",
+    "vllm-project/vllm@001cabc1be16a59a70d720ed61a13b678c060a18:vllm/v1/kv_cache_interface.py:"
+    "MambaSpec.max_memory_usage_bytes (align: 2 + num_speculative_blocks pages; all: "
+    "cdiv(max_model_len, block_size))",
+    "vllm-project/vllm@002f10e0cfa1373a19a0d2756598a34b700d20e5:vllm/config/cache.py:"
+    "CacheConfig.mamba_cache_mode, mamba_block_size",
+    "vllm-project/vllm@6365b387890f7aa74b0fe65b81705d4730fcc763:vllm/model_executor/models/"
+    "qwen3_next.py:Qwen3NextForCausalLM (not SupportsMambaPrefixCaching; all raises)",
+    "vllm-project/vllm@8744bb0924a53c0d16867426b8b17428d41e4002:vllm/model_executor/models/"
+    "nemotron_h.py:NemotronHForCausalLM (SupportsMambaPrefixCaching)",
+    "vllm-project/vllm@36c110bd9a02c369eb906607a0503a583429ea22:vllm/model_executor/models/"
+    "qwen3_5.py (imports no SupportsMambaPrefixCaching: Qwen3.5 / Qwen3.5-MoE run align)",
+    "vllm-project/vllm:vllm/model_executor/models/config.py:MambaModelConfig."
+    "verify_and_update_config (all if supports_mamba_prefix_caching else align), "
+    "HybridAttentionMambaModelConfig (align: mamba_block_size = block_size; all: a "
+    "chunk-aligned block) (the index's versions of this file with these rules name no commit)",
+)
+
+
 ENGINES: dict[str, EngineProfile] = {
     p.name: p
     for p in (
@@ -354,6 +383,14 @@ ENGINES: dict[str, EngineProfile] = {
             ),
             indexer_layout="fp8_scaled",
             compressed_layout="vllm",
+            # MambaModelConfig.verify_and_update_config: with prefix caching, "all" where the
+            # model class is SupportsMambaPrefixCaching, else "align" (VLLM_MAMBA_PREFIX_SOURCES)
+            mamba_cache_modes=(
+                ("nemotron_h", "all"),
+                ("qwen3_next", "align"),
+                ("qwen3_5_text", "align"),
+                ("qwen3_5_moe_text", "align"),
+            ),
             # Gemma 4 attention_k_eq_v: vllm/model_executor/models/gemma4.py Gemma4Attention
             # loads the K weights into both the K and V slots of qkv_proj and calls
             # Attention(q, k, v) like any layer, so the cache keeps both planes
@@ -369,6 +406,9 @@ ENGINES: dict[str, EngineProfile] = {
                 "[pp] pipeline stages hold their own layers (get_pp_indices split)",
                 "[state] state layers: conv (kernel - 1) × channels/tp in the model dtype, "
                 "recurrent heads/tp × elems in mamba_ssm_cache_dtype (MambaStateShapeCalculator)",
+                "[prefix] prefix caching on: mamba_cache_mode align keeps two state pages per "
+                "sequence and layer (the running state and the last step's, MambaManager; "
+                "MambaSpec.max_memory_usage_bytes), mamba_block_size = the attention block",
                 "[compressed] DeepSeek-V4: fp8_ds_mla cache (--kv-cache-dtype fp8*; auto fails "
                 "vLLM's assert), every layer on every TP rank; a full-MLA KV-cache group "
                 "(256-token blocks: C4A, C4I, C128A pages) and sliding groups (SWA 64-token, "
@@ -392,6 +432,7 @@ ENGINES: dict[str, EngineProfile] = {
                 "vllm-project/vllm:vllm/model_executor/models/gemma4.py:Gemma4Attention "
                 "(attention_k_eq_v: K and V both cached)",
                 *VLLM_DEEPSEEK_V4_SOURCES,
+                *VLLM_MAMBA_PREFIX_SOURCES,
             ),
         ),
         EngineProfile(
@@ -782,11 +823,16 @@ ENGINES["vllm@v0"] = replace(
     # Gemma 4 and DeepSeek-V4 postdate the V0 engine: not read for V0
     k_eq_v=None,
     compressed_layout=None,
-    assumptions=tuple(a for a in ENGINES["vllm"].assumptions if not a.startswith("[compressed]")),
+    mamba_cache_modes=None,  # V0 has no mamba_cache_mode: its prefix caching is not read
+    assumptions=tuple(
+        a for a in ENGINES["vllm"].assumptions if not a.startswith(("[compressed]", "[prefix]"))
+    ),
     sources=tuple(
         s
         for s in ENGINES["vllm"].sources
-        if "gemma4.py" not in s and s not in VLLM_DEEPSEEK_V4_SOURCES
+        if "gemma4.py" not in s
+        and s not in VLLM_DEEPSEEK_V4_SOURCES
+        and s not in VLLM_MAMBA_PREFIX_SOURCES
     ),
 )
 

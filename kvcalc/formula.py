@@ -8,7 +8,7 @@ Bytes per token per layer on one GPU, by head layout (arXiv 2405.04434 Table 1):
 """
 
 from dataclasses import field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from kvcalc.dtypes import KV_DTYPES, KvDtype
 from kvcalc.engines import ENGINES, EngineProfile
@@ -58,6 +58,10 @@ class Workload:
     attention_windows: tuple[int, ...] | None = None
     # speculative decoding with the model's MTP / next-n layers: the engine caches them too
     mtp: bool = False
+    # vLLM --enable-prefix-caching, and its --mamba-cache-mode for state layers (None: the
+    # mode vLLM picks for the model)
+    prefix_caching: bool = False
+    mamba_cache_mode: Literal["align", "all"] | None = None
     # llama.cpp's context flags (-c, -kvu, -b, -ub, --swa-full, -fa): engine llama.cpp only
     llamacpp: "LlamaCppOptions | None" = None
 
@@ -74,6 +78,11 @@ class Workload:
             not self.attention_windows or any(w < 1 for w in self.attention_windows)
         ):
             raise KvcalcError("attention windows must be positive token counts")
+        if self.mamba_cache_mode is not None and not self.prefix_caching:
+            raise KvcalcError(
+                f"--mamba-cache-mode {self.mamba_cache_mode} needs --prefix-caching (vLLM sets "
+                "mamba_cache_mode none when prefix caching is off)"
+            )
 
 
 @record
@@ -102,9 +111,10 @@ class StateGroup:
     padded_count: int  # layers allocated, with vLLM's hybrid-group padding
     conv_bytes_per_layer: int  # one sequence, one GPU
     recurrent_bytes_per_layer: int  # one sequence, one GPU
-    bytes_per_sequence_per_layer: int  # as allocated (vLLM: the page, padded to the KV page)
+    bytes_per_sequence_per_layer: int  # as allocated (vLLM: its pages, padded to the KV page)
     bytes: int  # whole workload, all GPUs
     formula: str
+    pages_per_sequence: int = 1  # vLLM: state pages a sequence holds (2 in mamba_cache_mode align)
 
 
 @record
@@ -932,6 +942,44 @@ def _vllm_block(
     return block, block * per_token
 
 
+def _vllm_state_pages(model: ModelSpec, workload: Workload, engine: EngineProfile) -> int:
+    """Return the state pages a sequence holds per state layer under vLLM: 1, or 2 with prefix
+    caching in mamba_cache_mode align.
+
+    vllm/v1/core/single_type_kv_cache_manager.py MambaManager: in align mode a sequence's
+    block table spans cdiv(tokens, mamba_block_size) blocks, all null but the block holding
+    the running state and, on the step that crosses into a new block, the previous one (the
+    state is copied from it; remove_skipped_blocks frees it the step after): two pages, as
+    MambaSpec.max_memory_usage_bytes counts (2 + num_speculative_blocks). mamba_block_size is
+    the attention block (HybridAttentionMambaModelConfig), so the page is the none-mode one.
+    """
+    if not workload.prefix_caching:
+        return 1
+    family = model.family or model.name
+    mode = workload.mamba_cache_mode or dict(engine.mamba_cache_modes or ()).get(family)
+    if mode is None:
+        raise KvcalcError(
+            f"engine {engine.name}: --prefix-caching on {family}: vLLM runs its state layers in "
+            "mamba_cache_mode all or align by whether its model class supports Mamba prefix "
+            "caching, not read for it (pass --mamba-cache-mode align)"
+        )
+    if mode == "all":
+        raise KvcalcError(
+            f"engine {engine.name}: mamba_cache_mode all (vLLM's default for {family} with "
+            "prefix caching) is not modelled: its block is aligned to the model's mamba chunk "
+            "size, which kvcalc does not read (pass --mamba-cache-mode align)"
+            if workload.mamba_cache_mode is None
+            else f"engine {engine.name}: mamba_cache_mode all is not modelled: its block is "
+            "aligned to the model's mamba chunk size, which kvcalc does not read (use align)"
+        )
+    if workload.mtp and model.mtp_layers:
+        raise KvcalcError(
+            f"engine {engine.name}: mamba_cache_mode align with speculative decoding is not "
+            "modelled (its num_speculative_blocks state pages are not read): drop --mtp"
+        )
+    return 2
+
+
 def kv_cache(model: ModelSpec, workload: Workload, engine: EngineProfile) -> KvBreakdown:
     """Return the exact KV-cache bytes of `workload` on `model` as `engine` allocates them.
 
@@ -951,6 +999,12 @@ def kv_cache(model: ModelSpec, workload: Workload, engine: EngineProfile) -> KvB
         )
         hint = f" (try --engine {other})" if other else ""
         raise KvcalcError(f"engine {engine.name}: {model.family}: {unread}{hint}")
+    if workload.prefix_caching and engine.mamba_cache_modes is None:
+        modelled = ", ".join(n for n, e in ENGINES.items() if e.mamba_cache_modes is not None)
+        raise KvcalcError(
+            f"engine {engine.name}: --prefix-caching is modelled for engines {modelled} only "
+            f"(how {engine.name}'s prefix cache changes the cache sizing is not read)"
+        )
     rules = engine.rules_for(model.family)
     if pp > 1 and rules is not None and rules.no_pp:
         raise KvcalcError(f"engine {engine.name}: {rules.no_pp}")
@@ -963,8 +1017,11 @@ def kv_cache(model: ModelSpec, workload: Workload, engine: EngineProfile) -> KvB
     layers = _layers(model, workload, engine, k_dtype, v_dtype)
     _check_state_support(model, workload, engine, layers)
     state_page: int | None = None
+    state_pages = 1  # state pages a sequence holds per state layer
     if engine.pads_hybrid_groups:
         block, state_page = _vllm_block(engine, workload, layers, is_mla)
+        if state_page is not None:
+            state_pages = _vllm_state_pages(model, workload, engine)
         window_blocks = _vllm_window_blocks(engine, layers, block)
     else:
         block = workload.block_size or engine.block_for(is_mla)
@@ -1005,7 +1062,7 @@ def kv_cache(model: ModelSpec, workload: Workload, engine: EngineProfile) -> KvB
         if key[0] == 0 or layer.state is None:
             return 0
         page = state_page if state_page is not None else layer.conv_bytes + layer.recurrent_bytes
-        return n * batch * page
+        return n * batch * page * state_pages
 
     stage_bytes = [sum(kv_of(k, n) for k, n in counts.items()) for counts in stage_counts]
     stage_state = [sum(state_of(k, n) for k, n in counts.items()) for counts in stage_counts]
@@ -1030,9 +1087,10 @@ def kv_cache(model: ModelSpec, workload: Workload, engine: EngineProfile) -> KvB
                     padded_count=allocated,
                     conv_bytes_per_layer=layer.conv_bytes,
                     recurrent_bytes_per_layer=layer.recurrent_bytes,
-                    bytes_per_sequence_per_layer=page,
-                    bytes=tp * allocated * batch * page,
+                    bytes_per_sequence_per_layer=page * state_pages,
+                    bytes=tp * allocated * batch * page * state_pages,
                     formula=layer.state_text,
+                    pages_per_sequence=state_pages,
                 )
             )
             continue
@@ -1087,7 +1145,8 @@ def kv_cache(model: ModelSpec, workload: Workload, engine: EngineProfile) -> KvB
         assumptions=_assumptions(
             model, workload, engine, windows, groups, kv_heads_per_gpu(model, engine, 1)
         )
-        + _state_assumptions(model, workload, engine, state_groups, state_page, block),
+        + _state_assumptions(model, workload, engine, state_groups, state_page, block)
+        + _prefix_assumptions(workload, engine, state_page),
         state_groups=tuple(state_groups),
         state_bytes_per_sequence=state_total // batch,
         state_total_bytes=state_total,
@@ -1239,10 +1298,16 @@ def _state_assumptions(
             f"(conv state {width} wide + recurrent state), independent of seq_len"
         )
     if state_page is not None:
+        pages = (
+            "one page"
+            if not workload.prefix_caching
+            else "two pages (the running state and the last step's)"
+        )
+        mode = "align" if workload.prefix_caching else "none"
         notes.append(
             f"vLLM hybrid alignment: attention block size {block} tokens so one KV page covers "
-            f"a state page; each state layer holds one page of {state_page:,} B per sequence "
-            "(mamba_cache_mode none)"
+            f"a state page; each state layer holds {pages} of {state_page:,} B per sequence "
+            f"(mamba_cache_mode {mode})"
         )
     if model.mtp_layers:
         if workload.mtp:
@@ -1265,6 +1330,19 @@ def _state_assumptions(
                 "(speculative decoding off; --mtp counts them)"
             )
     return tuple(notes)
+
+
+def _prefix_assumptions(
+    workload: Workload, engine: EngineProfile, state_page: int | None
+) -> tuple[str, ...]:
+    """Return the note that prefix caching changes nothing for a model without state layers
+    (with them, the hybrid-alignment note says how many state pages it keeps)."""
+    if not workload.prefix_caching or state_page is not None:
+        return ()
+    return (
+        "prefix caching on: cached prefix blocks are evictable and free for new requests, so "
+        f"the sizing is the same as without it ({engine.name} turns it on for such models)",
+    )
 
 
 def effective_windows(

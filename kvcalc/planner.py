@@ -702,7 +702,9 @@ def _sglang_pools(plan: Plan, kv_budget: int) -> SglangPools | None:
     layers = _stage_layers(kv, 0)
     if not engine.honours_window(model.family, model.architecture):  # cached in full
         layers = _StageLayers(
-            {None: [b for per in layers.attention.values() for b in per]}, layers.state
+            {None: [b for per in layers.attention.values() for b in per]},
+            layers.state,
+            layers.state_pages,
         )
     windows = [w for w in layers.attention if w is not None]
     if not windows and not layers.state:
@@ -976,11 +978,13 @@ class _StageLayers:
 
     attention: dict[Window | None, list[int]]  # window -> bytes per token of each layer
     state: dict[str, tuple[int, int]]  # kind -> (layers, bytes per sequence of one layer)
+    state_pages: dict[str, int]  # kind -> pages a sequence holds per layer (vLLM align: 2)
 
 
 def _stage_layers(kv: KvBreakdown, stage: int) -> _StageLayers:
     start, end = kv.stage_layers[stage]
     states = {g.layer_kind: g.bytes_per_sequence_per_layer for g in kv.state_groups}
+    pages = {g.layer_kind: g.pages_per_sequence for g in kv.state_groups}
     attention: dict[Window | None, list[int]] = {}
     state: dict[str, tuple[int, int]] = {}
     kinds = kv.layer_kinds or ("full",) * len(kv.layer_windows)
@@ -993,7 +997,7 @@ def _stage_layers(kv: KvBreakdown, stage: int) -> _StageLayers:
             attention.setdefault(kv.layer_windows[i], []).append(per_token[i])
         for part, per in kv.layer_parts[i] if kv.layer_parts else ():
             attention.setdefault(part, []).append(per)  # a compressed layer's other tensors
-    return _StageLayers(attention, state)
+    return _StageLayers(attention, state, {kind: pages[kind] for kind in state})
 
 
 def _stage_units(kv: KvBreakdown, stage: int, kv_budget: int) -> _StageUnits:
@@ -1035,13 +1039,14 @@ def _stage_units(kv: KvBreakdown, stage: int, kv_budget: int) -> _StageUnits:
         # (a stage of state layers alone, under pipeline parallelism: its state page)
         page = max(
             [blocks.get(w, kv.block_size) * max(per) for w, per in layers.attention.items()]
-            + [state_page for _, state_page in layers.state.values()]
+            + [per_seq // layers.state_pages[k] for k, (_, per_seq) in layers.state.items()]
         )
         block_bytes = page * group_size
+        # a state group takes one block per state page a sequence holds (align: two)
         per_request = sum(
             cdiv(c, group_size) * (tokens[w] // blocks.get(w, kv.block_size))
             for w, c in counts.items()
-        ) + sum(cdiv(n, group_size) for n, _ in layers.state.values())
+        ) + sum(cdiv(n, group_size) * layers.state_pages[k] for k, (n, _) in layers.state.items())
         return _StageUnits(max(0, kv_budget) // block_bytes, per_request, block_bytes)
     per_request = sum(tokens[w] * sum(per) for w, per in layers.attention.items())
     per_request += sum(n * page for n, page in layers.state.values())

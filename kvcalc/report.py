@@ -75,6 +75,7 @@ def calc_report(kv: KvBreakdown, model_label: str) -> dict[str, Any]:
                 "conv_bytes_per_layer": g.conv_bytes_per_layer,
                 "recurrent_bytes_per_layer": g.recurrent_bytes_per_layer,
                 "bytes_per_sequence_per_layer": g.bytes_per_sequence_per_layer,
+                "pages_per_sequence": g.pages_per_sequence,
                 "bytes": g.bytes,
                 "formula": g.formula,
             }

@@ -183,6 +183,31 @@ MTP_OPTION = typer.Option(
 )
 
 
+PREFIX_CACHING_OPTION = typer.Option(
+    False,
+    "--prefix-caching",
+    "--enable-prefix-caching",
+    help="vLLM prefix caching on a model with state layers (vLLM turns it off for them by "
+    "default): state pages as its mamba_cache_mode keeps them.",
+)
+MAMBA_CACHE_MODE_OPTION = typer.Option(
+    None,
+    "--mamba-cache-mode",
+    metavar="MODE",
+    help="vLLM mamba_cache_mode with --prefix-caching: align (all is not modelled); "
+    "default: the mode vLLM picks for the model.",
+)
+
+
+def _mamba_cache_mode(value: str | None) -> Any:
+    """Return the --mamba-cache-mode value, refusing anything but vLLM's modes."""
+    if value is None:
+        return None
+    if value not in ("align", "all", "none"):
+        raise KvcalcError(f"unknown --mamba-cache-mode {value!r} (vLLM's: none, align, all)")
+    return None if value == "none" else value
+
+
 def _workload(
     seq: str,
     batch: str,
@@ -194,6 +219,8 @@ def _workload(
     attention_window: str | None,
     block_size: int | None = None,
     mtp: bool = False,
+    prefix_caching: bool = False,
+    mamba_cache_mode: str | None = None,
 ) -> Any:
     """Return the Workload the shared calc/fit options describe."""
     from kvcalc.formula import Workload
@@ -214,6 +241,8 @@ def _workload(
         ),
         attention_windows=_windows_option(attention_window),
         mtp=mtp,
+        prefix_caching=prefix_caching,
+        mamba_cache_mode=_mamba_cache_mode(mamba_cache_mode),
     )
 
 
@@ -234,6 +263,8 @@ def _plan_inputs(
     attention_window: str | None = None,
     assume_standard: bool = False,
     mtp: bool = False,
+    prefix_caching: bool = False,
+    mamba_cache_mode: str | None = None,
 ) -> tuple[Any, Any, Any, dict[str, Any]]:
     """Parse the planner's shared options: (spec, engine profile, workload, plan extras)."""
     from kvcalc.dtypes import weight_dtype
@@ -252,8 +283,9 @@ def _plan_inputs(
         tp_n = parse_count(tp or "1", "--tp", 4096)
         pp_n = parse_count(pp or "1", "--pp", 4096)
     workload = _workload(
-        seq, batch, kv_dtype, kv_dtype, tp_n, pp_n, max_batched_tokens, attention_window, mtp=mtp
-    )
+        seq, batch, kv_dtype, kv_dtype, tp_n, pp_n, max_batched_tokens, attention_window,
+        mtp=mtp, prefix_caching=prefix_caching, mamba_cache_mode=mamba_cache_mode,
+    )  # fmt: skip
     extras = {
         "weights_dtype": None if weights_dtype in (None, "auto") else weight_dtype(weights_dtype),
         "util": util,

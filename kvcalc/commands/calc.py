@@ -13,8 +13,10 @@ from kvcalc.commands._shared import (
     HF_OPTION,
     K_DTYPE_OPTION,
     KV_DTYPE_OPTION,
+    MAMBA_CACHE_MODE_OPTION,
     MAX_BATCHED_TOKENS_OPTION,
     MTP_OPTION,
+    PREFIX_CACHING_OPTION,
     PRESETS_OPTION,
     SEQ_OPTION,
     V_DTYPE_OPTION,
@@ -56,6 +58,8 @@ def calc(
     swa_full: bool = llama_opts.SWA_FULL_OPTION,
     flash_attn: str | None = llama_opts.FLASH_ATTN_OPTION,
     mtp: bool = MTP_OPTION,
+    prefix_caching: bool = PREFIX_CACHING_OPTION,
+    mamba_cache_mode: str | None = MAMBA_CACHE_MODE_OPTION,
     hf_repo: str | None = HF_OPTION,
     assume_standard: bool = ASSUME_STANDARD_OPTION,
     presets: Path | None = PRESETS_OPTION,
@@ -79,6 +83,8 @@ def calc(
         attention_window,
         block_size=None if block_size is None else parse_count(block_size, "--block-size", 2**20),
         mtp=mtp,
+        prefix_caching=prefix_caching,
+        mamba_cache_mode=mamba_cache_mode,
     )
     profile = engine_profile(engine)
     workload = llama_opts.llamacpp_workload(

@@ -15,8 +15,10 @@ from kvcalc.commands._shared import (
     HF_OPTION,
     K_DTYPE_OPTION,
     KV_DTYPE_OPTION,
+    MAMBA_CACHE_MODE_OPTION,
     MAX_BATCHED_TOKENS_OPTION,
     MTP_OPTION,
+    PREFIX_CACHING_OPTION,
     PRESETS_OPTION,
     SEQ_OPTION,
     V_DTYPE_OPTION,
@@ -89,6 +91,8 @@ def fit_command(
     swa_full: bool = llama_opts.SWA_FULL_OPTION,
     flash_attn: str | None = llama_opts.FLASH_ATTN_OPTION,
     mtp: bool = MTP_OPTION,
+    prefix_caching: bool = PREFIX_CACHING_OPTION,
+    mamba_cache_mode: str | None = MAMBA_CACHE_MODE_OPTION,
     hf_repo: str | None = HF_OPTION,
     assume_standard: bool = ASSUME_STANDARD_OPTION,
     check: bool = typer.Option(
@@ -112,7 +116,8 @@ def fit_command(
     model_path = _model_argument(model, hf_repo)
     spec, profile, workload, extras = _plan_inputs(
         model_path, seq, batch, kv_dtype, engine, tp, pp, gpus, weights_dtype, util, reserve,
-        max_batched_tokens, presets, attention_window, assume_standard, mtp,
+        max_batched_tokens, presets, attention_window, assume_standard, mtp, prefix_caching,
+        mamba_cache_mode,
     )  # fmt: skip
     workload = llama_opts.llamacpp_workload(
         workload, profile, batch, ctx_size, parallel, kv_unified, batch_size, ubatch_size,
