@@ -562,6 +562,32 @@ def test_glm52_shared_indexer_layers_keep_no_indexer_keys() -> None:
     assert result.bytes_per_token == 78 * 1152 + 21 * 256
 
 
+def test_glm47_gqa_moe_per_token_and_params() -> None:
+    """GLM-4.7 (published config: 92 layers, 96 q heads, 8 KV heads × head_dim 128, bf16; the
+    one MTP layer, num_nextn_predict_layers 1, is not in num_hidden_layers and caches nothing
+    in hf): per token 92 × 2 (K, V) × 8 × 128 × 2 B = 376,832 B. Parameters (transformers
+    Glm4MoeForCausalLM, MTP layer not built): embedding and untied lm_head 151,552 × 5,120 each;
+    attention per layer q 5,120·12,288 + 12,288 bias, k and v 5,120·1,024 + 1,024 each,
+    o 12,288·5,120, q_norm and k_norm 128 each; 3 dense MLP layers 3·5,120·12,288; 89 MoE layers
+    with 160 experts and 1 shared expert of 3·5,120·1,536 and a 160 × 5,120 router (its
+    e_score_correction_bias is a buffer); 2 RMSNorms a layer and the final one, 5,120 each."""
+    model = _import("glm-4.7")
+    workload = Workload(seq_len=100, k_dtype=BF16)
+    for engine in ("formula", "hf"):
+        assert kv_cache(model, workload, ENGINES[engine]).bytes_per_token == 92 * 2 * 8 * 128 * 2
+    embedding = 151_552 * 5_120
+    attention = (5_120 * 12_288 + 12_288) + 2 * (5_120 * 1_024 + 1_024) + 12_288 * 5_120 + 256
+    expert = 3 * 5_120 * 1_536
+    assert model.n_params == (
+        2 * embedding
+        + 92 * attention
+        + 3 * 3 * 5_120 * 12_288
+        + 89 * (161 * expert + 160 * 5_120)
+        + 92 * 2 * 5_120
+        + 5_120
+    )
+
+
 def test_gemma4_26b_sliding_and_global_layers() -> None:
     """Gemma-4-26B-A4B (published config: 30 layers, 5 sliding : 1 full; sliding 8 KV heads ×
     256, W = 1,024; full layers num_global_key_value_heads 2 × global_head_dim 512, K = V).

@@ -170,7 +170,7 @@ _FAMILIES: list[Family] = [
            frozenset({"sliding_window", "layer_types"})),
     _standard("smollm3", "SmolLM3: GQA, some layers without RoPE"),
     _standard("granite", "Granite 3: GQA"),
-    _standard("glm4_moe", "GLM-4.5 / 4.6: GQA MoE, MTP layer", "num_nextn_predict_layers"),
+    _standard("glm4_moe", "GLM-4.5 / 4.6 / 4.7: GQA MoE, MTP layer", "num_nextn_predict_layers"),
     Family(
         "nemotron_h",
         "Nemotron-H / Nemotron-3: Mamba2 + attention + MLP/MoE layers",
