@@ -77,6 +77,9 @@ def geometries() -> list[dict[str, Any]]:
             "arch": "mimo2",  # the FFN tensors are optional to the loader, needed by the graph
             "seed": [f"ffn_{t}.weight" for t in ("gate_inp", "gate_exps", "up_exps", "down_exps")],
         },
+        # conversion/deepseek.py DeepseekV4Model writes the trunk only (MTP with --mtp-only)
+        {"preset": "deepseek-v4-flash", "arch": "deepseek4"},
+        {"preset": "deepseek-v4-pro", "arch": "deepseek4"},
     ]
 
 
@@ -151,6 +154,39 @@ def gguf_metadata(entry: dict[str, Any]) -> tuple[dict[str, Any], int, int]:
         kv["expert_count"] = cfg["n_routed_experts"]
         kv["expert_used_count"] = cfg["num_experts_per_tok"]
         kv["expert_feed_forward_length"] = cfg["moe_intermediate_size"]
+    if entry["arch"] == "deepseek4":  # conversion/deepseek.py DeepseekV4Model.set_gguf_parameters
+        n = cfg["num_hidden_layers"]
+        kv |= {
+            "attention.head_count_kv": cfg["num_key_value_heads"],
+            "attention.key_length": cfg["head_dim"],
+            "attention.value_length": cfg["head_dim"],
+            "rope.dimension_count": cfg["qk_rope_head_dim"],
+            "attention.q_lora_rank": cfg["q_lora_rank"],
+            "attention.sliding_window": cfg["sliding_window"],
+            "expert_count": cfg["n_routed_experts"],
+            "expert_used_count": cfg["num_experts_per_tok"],
+            "expert_feed_forward_length": cfg["moe_intermediate_size"],
+            "expert_shared_count": cfg["n_shared_experts"],
+            "expert_weights_scale": float(cfg["routed_scaling_factor"]),
+            "expert_weights_norm": bool(cfg["norm_topk_prob"]),
+            "swiglu_clamp_exp": [float(cfg["swiglu_limit"])] * n,
+            "swiglu_clamp_shexp": [float(cfg["swiglu_limit"])] * n,
+            "attention.indexer.head_count": cfg["index_n_heads"],
+            "attention.indexer.key_length": cfg["index_head_dim"],
+            "attention.indexer.top_k": cfg["index_topk"],
+            "attention.output_group_count": cfg["o_groups"],
+            "attention.output_lora_rank": cfg["o_lora_rank"],
+            "attention.compress_ratios": cfg["compress_ratios"],
+            "attention.compress_rope_freq_base": float(cfg["compress_rope_theta"]),
+            "hyper_connection.count": cfg["hc_mult"],
+            "hyper_connection.sinkhorn_iterations": cfg["hc_sinkhorn_iters"],
+            "hyper_connection.epsilon": float(cfg["hc_eps"]),
+            "hash_layer_count": cfg["num_hash_layers"],
+            "embedding_length_out": cfg["hidden_size"] * cfg["hc_mult"],
+            "expert_gating_func": 4,  # LLAMA_EXPERT_GATING_FUNC_TYPE_SQRT_SOFTPLUS
+            "feed_forward_length": cfg["moe_intermediate_size"],
+        }
+        kv.pop("attention.sliding_window_pattern", None)
     if entry["preset"] == "phi-3-mini-4k":
         kv["attention.sliding_window"] = cfg["sliding_window"]  # llama.cpp disables it
     if entry["arch"] == "gpt-oss":
@@ -262,6 +298,11 @@ STATE_CONFIGS: list[tuple[int, int, int]] = [  # n_ctx, n_seq_max, kv_unified
 ]  # fmt: skip
 
 
+# tensors the graph reads as indices (ggml_get_rows wants I32): DeepSeek-V4's hash-routing
+# table of expert ids (src/models/deepseek4.cpp ffn_gate_tid2eid)
+INDEX_TENSORS = ("ffn_gate_tid2eid.weight",)
+
+
 def write_gguf(path: Path, arch: str, kv: dict[str, Any], tensors: dict[str, list[int]]) -> None:
     """Write a GGUF with these keys and tensor shapes (ggml order) whose data is a sparse hole."""
     import gguf
@@ -272,7 +313,7 @@ def write_gguf(path: Path, arch: str, kv: dict[str, Any], tensors: dict[str, lis
         full = f"{arch}.{key}"
         if isinstance(value, bool):
             w.add_bool(full, value)
-        elif isinstance(value, list) and value and isinstance(value[0], bool):
+        elif isinstance(value, list) and value and isinstance(value[0], (bool, float)):
             w.add_array(full, value)
         elif isinstance(value, list):
             w.add_array(full, [int(v) for v in value])
@@ -284,6 +325,8 @@ def write_gguf(path: Path, arch: str, kv: dict[str, Any], tensors: dict[str, lis
     total = 0
     for name, ne in tensors.items():
         dtype = np.float32 if len(ne) == 1 else np.float16
+        if name.endswith(INDEX_TENSORS):
+            dtype = np.int32
         n = 1
         for d in ne:
             n *= d
@@ -503,6 +546,9 @@ def main() -> int:
                 case["kv_bytes"] = sum(
                     c.get("k_bytes", 0) + c.get("v_bytes", 0) for c in res["caches"]
                 )
+                states = [c for c in res["caches"] if c["kind"] == "state"]  # DeepSeek-V4
+                if states:
+                    case["state_bytes"] = sum(c["total_bytes"] for c in states)
                 case["context_bytes"] = sum(b["context"] for b in res["breakdown"])
                 case["compute_bytes"] = sum(b["compute"] for b in res["breakdown"])
             cases.append(case)
