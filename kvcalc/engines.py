@@ -61,7 +61,8 @@ StateDtypeRule = Literal["config", "fp32", "model"]
 
 
 # Kimi-K3 (kimi_k3) is sized only where its implementation was read (SGLang's
-# models/kimi_k3.py); these engines refuse it, each saying why.
+# models/kimi_k3.py, llama.cpp's src/models/kimi-k3.cpp); these engines refuse it, each
+# saying why.
 _KIMI_K3_VLLM = (
     "kimi_k3",
     "vLLM's own Kimi-K3 model (vllm-project/vllm@055e47c28003156421365af985d676fc921cb075:"
@@ -79,10 +80,6 @@ _KIMI_K3_TRTLLM = (
     "[3 · heads · head_dim, W] bf16, recurrent [heads, head_dim, head_dim] fp32: "
     "NVIDIA/TensorRT-LLM@cf328e85fdf629a94e4c6ff576af97f3f412aa6a:tensorrt_llm/_torch/models/"
     "modeling_kimi_linear.py), whose slots and budget kvcalc has not read",
-)
-_KIMI_K3_LLAMA_CPP = (
-    "kimi_k3",
-    "no llama.cpp Kimi-K3 architecture has been read (Attention Residuals, latent MoE, KDA state)",
 )
 
 
@@ -573,7 +570,6 @@ ENGINES: dict[str, EngineProfile] = {
                     "olmo3",
                 }
             ),
-            unread_families=(_KIMI_K3_LLAMA_CPP,),
             compressed_layout="llama_cpp",
             window_source="config",
             ubatch=512,
@@ -605,6 +601,9 @@ ENGINES: dict[str, EngineProfile] = {
                 "of GGML_PAD(max(1, ceil(n_ctx_seq / m)), 256) cells, and f32 compressor state "
                 "(kv + score: CSA 8 rows of 2·head_dim, indexer 8 of 2·index_head_dim, HCA 128 "
                 "of head_dim); no rollback snapshots (n_rs_seq 0: no speculative decoding)",
+                "[state] Kimi-K3 (kimi-k3): llama_memory_hybrid, the MLA layers' 576-wide latent "
+                "as K (no V), the KDA layers' conv r = 3·(d_conv − 1)·heads·head_dim and state "
+                "s = heads·head_dim² in f32, one cell per slot",
             ),
             sources=(
                 "ggml-org/llama.cpp:src/llama-kv-cache.cpp:llama_kv_cache::llama_kv_cache",
@@ -636,6 +635,9 @@ ENGINES: dict[str, EngineProfile] = {
                 "dsv4_comp_size, dsv4_make_k_only; src/llama-model.cpp:create_memory "
                 "(LLM_ARCH_DEEPSEEK4); src/models/deepseek4.cpp:load_arch_hparams; "
                 "conversion/deepseek.py:DeepseekV4Model (no MTP layers unless --mtp-only)",
+                "ggml-org/llama.cpp@0c1e57098bba43ac29e6e3b677cdceebdd22334f:src/models/"
+                "kimi-k3.cpp:load_arch_hparams (n_head_kv 0 marks KDA), src/llama-hparams.cpp:"
+                "n_embd_r, n_embd_s (n_embd_head_kda), conversion/kimi_k3.py:KimiK3Model",
             ),
         ),
         EngineProfile(

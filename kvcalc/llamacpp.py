@@ -269,19 +269,21 @@ def compute_buffer_modelled(model: ModelSpec) -> bool:
     buffer measured 1.2-3.9× the estimate at n_ubatch 512 on the CPU for DeepSeek-V3.2 and
     GLM-5 (tests/data/llamacpp/cases.json). DeepSeek-V4 (compressed layers): the
     compressors, indexer and hyper-connections; measured 1.0-2.0× the estimate there.
+    Kimi-K3 (kimi_k3): Attention Residuals keep the earlier blocks' outputs; measured 1.56-1.63×
+    the estimate (tests/data/llamacpp/state_cases.json).
     """
     attention = model.attention
     dsa = isinstance(attention, MLA) and attention.index_head_dim is not None
     compressed = any(isinstance(k, CompressedKind) for k in (model.kinds or {}).values())
-    return not (dsa or compressed)
+    return not (dsa or compressed or model.family == "kimi_k3")
 
 
 def _check_compute_modelled(model: ModelSpec) -> None:
     if not compute_buffer_modelled(model):
         raise KvcalcError(
-            "llama.cpp's compute buffer of DSA and DeepSeek-V4 models (indexer scores, "
-            "compressors) is not modelled: pass --reserve with its size (llama.cpp's "
-            "'compute buffer size')"
+            "llama.cpp's compute buffer of DSA, DeepSeek-V4 and Kimi-K3 models (indexer "
+            "scores, compressors, attention residuals) is not modelled: pass --reserve with its "
+            "size (llama.cpp's 'compute buffer size')"
         )
 
 

@@ -290,6 +290,44 @@ def state_geometries() -> list[dict[str, Any]]:
                 "kv": kv,
             }
         )
+    # Kimi-K3 (conversion/kimi_k3.py KimiK3Model.set_gguf_parameters): MLA served as MQA
+    # (head_count_kv 1 on full layers, 0 marks a KDA layer), KDA conv kernel and head dim
+    c = hf_config("kimi-k3")
+    la = c["linear_attn_config"]
+    n = c["num_hidden_layers"]
+    kv = {
+        "context_length": c["max_position_embeddings"],
+        "embedding_length": c["hidden_size"],
+        "block_count": n,
+        "vocab_size": c["vocab_size"],
+        "feed_forward_length": c["intermediate_size"],
+        "attention.head_count": c["num_attention_heads"],
+        "attention.head_count_kv": [1 if i + 1 in la["full_attn_layers"] else 0 for i in range(n)],
+        "attention.layer_norm_rms_epsilon": float(c["rms_norm_eps"]),
+        "ssm.conv_kernel": la["short_conv_kernel_size"],
+        "kda.head_dim": la["head_dim"],
+        "kda.gate_lower_bound": float(la["gate_lower_bound"]),
+        "attention.q_lora_rank": c["q_lora_rank"],
+        "attention.kv_lora_rank": c["kv_lora_rank"],
+        "rope.dimension_count": c["qk_rope_head_dim"],
+        "attention.key_length": c["kv_lora_rank"] + c["qk_rope_head_dim"],
+        "attention.value_length": c["kv_lora_rank"],
+        "attention.key_length_mla": c["qk_nope_head_dim"] + c["qk_rope_head_dim"],
+        "attention.value_length_mla": c["v_head_dim"],
+        "expert_count": c["num_experts"],
+        "expert_used_count": c["num_experts_per_token"],
+        "expert_feed_forward_length": c["moe_intermediate_size"],
+        "expert_shared_count": c["num_shared_experts"],
+        "leading_dense_block_count": c["first_k_dense_replace"],
+        "expert_weights_scale": float(c["routed_scaling_factor"]),
+        "expert_weights_norm": bool(c["moe_renormalize"]),
+        "expert_gating_func": 2,  # sigmoid
+        "expert_latent_length": c["routed_expert_hidden_size"],
+        "activation.situ_beta": float(c["activation_situ_beta"]),
+        "activation.situ_linear_beta": float(c["activation_situ_linear_beta"]),
+        "attn_res.block_size": c["attn_res_block_size"],
+    }
+    out.append({"preset": "kimi-k3", "arch": "kimi-k3", "kv": kv, "n_layer": n})
     return out
 
 
@@ -595,6 +633,14 @@ def main() -> int:
                 }
             )  # fmt: skip
         print(f"{entry['preset']}: {len(results)} state cases", file=sys.stderr)
+    recorded_states = args.out / "state_cases.json"
+    if args.only and states and recorded_states.is_file():  # keep the other presets' cases
+        kept = [
+            c
+            for c in json.loads(recorded_states.read_text())["cases"]
+            if c["preset"] not in args.only
+        ]
+        states = kept + states
     if states:
         (args.out / "state_cases.json").write_text(
             json.dumps({**{k: doc[k] for k in ("llama_cpp", "how")}, "cases": states}, indent=1)
