@@ -899,8 +899,10 @@ def _layers(
                 cache[key] = _Layer(name, window, per, per, f"{per} B FlashMLA V4 row")
             elif llamacpp_v4 and window is not None and window.kind == "sliding":
                 # llama_kv_cache_dsv4's raw cache: K only (dsv4_make_k_only), head_dim wide
-                d = kind_attention(model, kind).head_dim_k
-                per = k_dtype.row_bytes(d)
+                sliding = kind_attention(model, kind)
+                if isinstance(sliding, MLA):  # specs.py refuses this; the check keeps mypy exact
+                    raise KvcalcError("compressed-attention models need MQA attention")
+                per = k_dtype.row_bytes(sliding.head_dim_k)
                 cache[key] = _Layer(name, window, per, per, f"{per:,} B {k_dtype.name} K row")
             else:
                 if kind.k_eq_v and engine.k_eq_v is None:
@@ -1014,7 +1016,9 @@ def kv_cache(model: ModelSpec, workload: Workload, engine: EngineProfile) -> KvB
         w: tokens_held(engine, model, workload, w, window_blocks.get(w, block))
         for w in set(windows) | parts
     }
-    streams = _kv_streams(engine, workload, model)  # held is per stream: batch, or 1 (llama.cpp -kvu)
+    streams = _kv_streams(
+        engine, workload, model
+    )  # held is per stream: batch, or 1 (llama.cpp -kvu)
     stages = _stage_ranges(model, len(layers), pp)
     by_key = {key: layer for layer in layers for key in layer.parts}
     part_bytes = {key: layer.per_token for layer in layers for key in layer.parts[:1]}

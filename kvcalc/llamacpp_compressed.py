@@ -20,11 +20,12 @@ src/llama-model.cpp:create_memory (LLM_ARCH_DEEPSEEK4, main context):
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from kvcalc.dtypes import KvDtype
 from kvcalc.errors import KvcalcError
 from kvcalc.formula import compressed_head_dim
 from kvcalc.llamacpp import PAD, LlamaCppContext
-from dataclasses import replace
 from kvcalc.specs import CompressedKind, ModelSpec, Window
 
 CSA_RATIO = 4  # DSV4_CSA_RATIO

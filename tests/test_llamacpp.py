@@ -589,7 +589,9 @@ def test_deepseek_v4_flash_in_llama_cpp_by_hand() -> None:
     model = load_model("deepseek-v4-flash")
     opts = LlamaCppOptions(ctx_size=8192)
     kv = kv_cache(model, Workload(seq_len=8192, llamacpp=opts), LLAMA)
-    one = 43 * 768 * 1024 + 21 * 2048 * 1280 + 20 * 256 * 1024 + 21 * 8 * 2 * (2 * 512 + 2 * 128) * 4
+    one = (
+        43 * 768 * 1024 + 21 * 2048 * 1280 + 20 * 256 * 1024 + 21 * 8 * 2 * (2 * 512 + 2 * 128) * 4
+    )
     one += 20 * 128 * 2 * 512 * 4
     assert kv.total_bytes == one == 106_315_776
     unified = LlamaCppOptions(ctx_size=8192, kv_unified=True)
