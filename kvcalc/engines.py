@@ -61,7 +61,8 @@ StateDtypeRule = Literal["config", "fp32", "model"]
 
 
 # Kimi-K3 (kimi_k3) is sized only where its implementation was read (SGLang's
-# models/kimi_k3.py); these engines refuse it, each saying why.
+# models/kimi_k3.py, llama.cpp's src/models/kimi-k3.cpp); these engines refuse it, each
+# saying why.
 _KIMI_K3_VLLM = (
     "kimi_k3",
     "vLLM's own Kimi-K3 model (vllm-project/vllm@055e47c28003156421365af985d676fc921cb075:"
@@ -79,10 +80,6 @@ _KIMI_K3_TRTLLM = (
     "[3 · heads · head_dim, W] bf16, recurrent [heads, head_dim, head_dim] fp32: "
     "NVIDIA/TensorRT-LLM@cf328e85fdf629a94e4c6ff576af97f3f412aa6a:tensorrt_llm/_torch/models/"
     "modeling_kimi_linear.py), whose slots and budget kvcalc has not read",
-)
-_KIMI_K3_LLAMA_CPP = (
-    "kimi_k3",
-    "no llama.cpp Kimi-K3 architecture has been read (Attention Residuals, latent MoE, KDA state)",
 )
 
 
@@ -181,8 +178,10 @@ class EngineProfile:
     # DeepseekV4CSACache / DeepseekV4HCACache tensors; "vllm", vLLM's per-layer specs in
     # KV-cache groups sharing one block pool (kvcalc/vllm_compressed.py); "sglang", SGLang's
     # DeepSeekV4TokenToKVPool (fp8 FlashMLA rows in paged SWA / C4 / C128 pools, fp32
-    # compress-state rings); None: not read for this engine yet
-    compressed_layout: Literal["hf", "vllm", "sglang"] | None = None
+    # compress-state rings); "llama_cpp", llama_kv_cache_dsv4 (a K-only raw sliding cache,
+    # padded compressed K / indexer caches and f32 compressor state, every one per sequence:
+    # kvcalc/llamacpp_compressed.py); None: not read for this engine yet
+    compressed_layout: Literal["hf", "vllm", "sglang", "llama_cpp"] | None = None
     # the page size the engine forces for compressed-attention models (SGLang: 256)
     compressed_block_size: int | None = None
     family_rules: tuple[FamilyRules, ...] = ()
@@ -612,7 +611,7 @@ ENGINES: dict[str, EngineProfile] = {
                     "olmo3",
                 }
             ),
-            unread_families=(_KIMI_K3_LLAMA_CPP,),
+            compressed_layout="llama_cpp",
             window_source="config",
             ubatch=512,
             assumptions=(
@@ -637,6 +636,15 @@ ENGINES: dict[str, EngineProfile] = {
                 "cache's cells; per cell and sparse layer a K row of index_head_dim in the K "
                 "type and a V row of head_dim in the V type (allocated, unused); its layers "
                 "(past the leading dense ones of moe_layer_freq) taken to be the sparse ones",
+                "[compressed] DeepSeek-V4 (llama_kv_cache_dsv4): n_seq_max streams even with "
+                "--kv-unified; per stream a raw K-only cache of GGML_PAD(min(n_ctx_seq, W + "
+                "n_ubatch), 256) cells (head_dim row of -ctk), CSA K + indexer K and HCA K caches "
+                "of GGML_PAD(max(1, ceil(n_ctx_seq / m)), 256) cells, and f32 compressor state "
+                "(kv + score: CSA 8 rows of 2·head_dim, indexer 8 of 2·index_head_dim, HCA 128 "
+                "of head_dim); no rollback snapshots (n_rs_seq 0: no speculative decoding)",
+                "[state] Kimi-K3 (kimi-k3): llama_memory_hybrid, the MLA layers' 576-wide latent "
+                "as K (no V), the KDA layers' conv r = 3·(d_conv − 1)·heads·head_dim and state "
+                "s = heads·head_dim² in f32, one cell per slot",
             ),
             sources=(
                 "ggml-org/llama.cpp:src/llama-kv-cache.cpp:llama_kv_cache::llama_kv_cache",
@@ -663,6 +671,14 @@ ENGINES: dict[str, EngineProfile] = {
                 "ggml-org/llama.cpp@0c1e57098bba43ac29e6e3b677cdceebdd22334f (vendored by "
                 "llama-cpp-python 0.3.36):src/llama-kv-cache-msa.cpp:llama_kv_cache_msa, "
                 "src/llama-model.cpp:create_memory (LLM_ARCH_MINIMAX_M3 filter_idx)",
+                "ggml-org/llama.cpp@0c1e57098bba43ac29e6e3b677cdceebdd22334f:src/"
+                "llama-kv-cache-dsv4.cpp:llama_kv_cache_dsv4, llama_dsv4_comp_state, "
+                "dsv4_comp_size, dsv4_make_k_only; src/llama-model.cpp:create_memory "
+                "(LLM_ARCH_DEEPSEEK4); src/models/deepseek4.cpp:load_arch_hparams; "
+                "conversion/deepseek.py:DeepseekV4Model (no MTP layers unless --mtp-only)",
+                "ggml-org/llama.cpp@0c1e57098bba43ac29e6e3b677cdceebdd22334f:src/models/"
+                "kimi-k3.cpp:load_arch_hparams (n_head_kv 0 marks KDA), src/llama-hparams.cpp:"
+                "n_embd_r, n_embd_s (n_embd_head_kda), conversion/kimi_k3.py:KimiK3Model",
             ),
         ),
         EngineProfile(

@@ -852,6 +852,11 @@ def explain(
             "explain: SGLang's DeepSeek-V4 pools (fp8 FlashMLA rows, paged compressed rows) "
             "have no textbook counterpart to explain against (use calc, or --engine hf)"
         )
+    if kv.engine.compressed_layout == "llama_cpp" and any(g.kind == "cells" for g in kv.groups):
+        raise KvcalcError(
+            "explain: llama.cpp's DeepSeek-V4 caches (padded compressed cells, f32 compressor "
+            "state) have no textbook counterpart to explain against (use calc, or --engine hf)"
+        )
     textbook_kv = _reference(kv, ENGINES["formula"])
     formula, textbook = _formula_step(kv, textbook_kv, origin, model_label, config)
     steps = (

@@ -532,6 +532,8 @@ def tokens_held(
     windows, except vLLM's ChunkedLocalAttentionSpec: cdiv(min(C + N, seq), B) blocks.
     """
     seq = round_up(workload.seq_len, engine.context_pad)
+    if engine.sliding == "llama_cpp" and _is_compressed(model):  # kvcalc/llamacpp_compressed.py
+        return _llamacpp_compressed_rows(workload, local)
     if local is not None and local.kind in COMPRESSED_PARTS:
         return compressed_part_tokens(local, seq, block)
     if local is not None and local.kind in POOL_KINDS:
@@ -564,6 +566,19 @@ def tokens_held(
     return round_up(min(seq, window + ubatch), engine.context_pad)
 
 
+def _llamacpp_compressed_rows(workload: Workload, local: Window | None) -> int:
+    """Return one stream's cells (or state rows) of a llama_kv_cache_dsv4 part."""
+    from kvcalc.llamacpp import llama_context
+    from kvcalc.llamacpp_compressed import CELLS, compressed_cells, raw_context
+
+    ctx = raw_context(llama_context(workload.llamacpp, workload.seq_len, workload.batch))
+    if local is not None and local.kind == CELLS:
+        return compressed_cells(ctx, local.size)
+    if local is not None and local.kind == "ring":
+        return local.size
+    return ctx.stream_cells(None if local is None else local.size)
+
+
 def freed_blocks_tokens(seq: int, window: int, block: int) -> int:
     """Return the tokens of the blocks a sliding layer holds once seq tokens are cached,
     when the engine frees the blocks wholly behind the window.
@@ -580,7 +595,7 @@ def freed_blocks_tokens(seq: int, window: int, block: int) -> int:
 # The parts of a compressed layer (CompressedKind) beside its sliding keys, as windows of
 # size m whose "tokens" are the rows a sequence of seq tokens keeps of them: transformers'
 # compressed / buffered / overlap tensors, SGLang's paged compressed rows and state ring.
-COMPRESSED_PARTS = ("compressed", "buffered", "overlap", "paged", "ring")
+COMPRESSED_PARTS = ("compressed", "buffered", "overlap", "paged", "ring", "cells")
 
 
 def compressed_part_tokens(part: Window, seq: int, block: int = 1) -> int:
@@ -651,6 +666,10 @@ def compressed_parts(
             f"engine {engine.name}: DeepSeek-V4 compressed layers (kinds.{name}) are not "
             "modelled for it yet (try --engine hf)"
         )
+    if engine.compressed_layout == "llama_cpp":
+        from kvcalc.llamacpp_compressed import llamacpp_compressed_parts
+
+        return llamacpp_compressed_parts(model, kind, k_dtype, name)
     if engine.compressed_layout == "sglang":
         from kvcalc.sglang_compressed import sglang_compressed_parts
 
@@ -689,11 +708,11 @@ def compressed_parts(
     return keys, parts, text
 
 
-def _kv_streams(engine: EngineProfile, workload: Workload) -> int:
+def _kv_streams(engine: EngineProfile, workload: Workload, model: ModelSpec) -> int:
     """Return how many copies of a layer's held tokens are allocated: one per sequence, or
     one shared stream for llama.cpp's unified cache (src/llama-kv-cache.cpp n_stream)."""
     if engine.sliding == "llama_cpp" and workload.llamacpp and workload.llamacpp.kv_unified:
-        return 1
+        return workload.batch if _is_compressed(model) else 1  # llama_kv_cache_dsv4: per seq
     return workload.batch
 
 
@@ -715,7 +734,9 @@ def _check_llama_cpp(
     from kvcalc.llamacpp import LlamaCppOptions, check_cache_types, check_layers
 
     options = workload.llamacpp or LlamaCppOptions()
-    check_cache_types(k_dtype, v_dtype, isinstance(attention, MLA), dims, options.flash_attn)
+    # llama_init_from_model: is_mla() || LLM_ARCH_DEEPSEEK4 (K-only caches) refuse K != V
+    k_only = isinstance(attention, MLA) or _is_compressed(model)
+    check_cache_types(k_dtype, v_dtype, k_only, dims, options.flash_attn)
     check_layers(model, workload.mtp)
 
 
@@ -830,16 +851,17 @@ def _layers(
     dtypes = (k_dtype, v_dtype, KV_DTYPES[model.dtype])
     compressed = any(isinstance(k, CompressedKind) for k in (model.kinds or {}).values())
     if workload.mtp and model.mtp_layers and compressed and engine.compressed_layout:
-        why = (
-            "SGLang's speculative rings and draft worker are not read"
-            if engine.compressed_layout == "sglang"
-            else "transformers builds none for deepseek_v4"
-        )
+        why = {
+            "sglang": "SGLang's speculative rings and draft worker are not read",
+            "llama_cpp": "llama.cpp runs them in their own MTP context (llama_kv_cache_iswa), "
+            "whose sizing is not modelled",
+        }.get(engine.compressed_layout, "transformers builds none for deepseek_v4")
         raise KvcalcError(
             f"engine {engine.name}: the MTP layers of a compressed-attention model are not "
             f"modelled ({why}: drop --mtp)"
         )
     sglang_v4 = compressed and engine.compressed_layout == "sglang"
+    llamacpp_v4 = compressed and engine.compressed_layout == "llama_cpp"
     if workload.mtp:
         names += ["mtp"] * model.mtp_layers
     windows = effective_windows(model, workload, engine) + (None,) * (len(names) - model.n_layers)
@@ -885,6 +907,13 @@ def _layers(
 
                 per = sglang_v4_row_bytes(engine.compressed_block_size or 1)
                 cache[key] = _Layer(name, window, per, per, f"{per} B FlashMLA V4 row")
+            elif llamacpp_v4 and window is not None and window.kind == "sliding":
+                # llama_kv_cache_dsv4's raw cache: K only (dsv4_make_k_only), head_dim wide
+                sliding = kind_attention(model, kind)
+                if isinstance(sliding, MLA):  # specs.py refuses this; the check keeps mypy exact
+                    raise KvcalcError("compressed-attention models need MQA attention")
+                per = k_dtype.row_bytes(sliding.head_dim_k)
+                cache[key] = _Layer(name, window, per, per, f"{per:,} B {k_dtype.name} K row")
             else:
                 if kind.k_eq_v and engine.k_eq_v is None:
                     raise KvcalcError(
@@ -1044,7 +1073,9 @@ def kv_cache(model: ModelSpec, workload: Workload, engine: EngineProfile) -> KvB
         w: tokens_held(engine, model, workload, w, window_blocks.get(w, block))
         for w in set(windows) | parts
     }
-    streams = _kv_streams(engine, workload)  # held is per stream: batch, or 1 (llama.cpp -kvu)
+    streams = _kv_streams(
+        engine, workload, model
+    )  # held is per stream: batch, or 1 (llama.cpp -kvu)
     stages = _stage_ranges(model, len(layers), pp)
     by_key = {key: layer for layer in layers for key in layer.parts}
     part_bytes = {key: layer.per_token for layer in layers for key in layer.parts[:1]}

@@ -27,7 +27,7 @@ from typing import Literal
 from kvcalc.dtypes import KvDtype
 from kvcalc.errors import KvcalcError
 from kvcalc.records import record
-from kvcalc.specs import MLA, AttentionKind, ModelSpec
+from kvcalc.specs import MLA, AttentionKind, CompressedKind, ModelSpec
 
 FlashAttn = Literal["auto", "on", "off"]
 
@@ -141,7 +141,7 @@ def is_quantised(dtype: KvDtype) -> bool:
 def check_cache_types(
     k_dtype: KvDtype,
     v_dtype: KvDtype,
-    is_mla: bool,
+    is_mla: bool,  # or any K-only cache (DeepSeek-V4)
     head_dims: tuple[int, int],
     flash_attn: FlashAttn,
 ) -> None:
@@ -152,7 +152,8 @@ def check_cache_types(
     if is_mla and k_dtype != v_dtype:
         raise KvcalcError(
             f"llama.cpp: model does not support different K ({k_dtype.name}) and V "
-            f"({v_dtype.name}) cache types (MLA: src/llama-context.cpp llama_init_from_model)"
+            f"({v_dtype.name}) cache types (MLA, DeepSeek-V4: src/llama-context.cpp "
+            "llama_init_from_model)"
         )
     if is_quantised(v_dtype) and flash_attn == "off":
         raise KvcalcError(
@@ -266,17 +267,23 @@ def compute_buffer_modelled(model: ModelSpec) -> bool:
 
     DSA models (deepseek32, glm-dsa): the lightning indexer's score tensors; llama.cpp's
     buffer measured 1.2-3.9× the estimate at n_ubatch 512 on the CPU for DeepSeek-V3.2 and
-    GLM-5 (tests/data/llamacpp/cases.json).
+    GLM-5 (tests/data/llamacpp/cases.json). DeepSeek-V4 (compressed layers): the
+    compressors, indexer and hyper-connections; measured 1.0-2.0× the estimate there.
+    Kimi-K3 (kimi_k3): Attention Residuals keep the earlier blocks' outputs; measured 1.56-1.63×
+    the estimate (tests/data/llamacpp/state_cases.json).
     """
     attention = model.attention
-    return not (isinstance(attention, MLA) and attention.index_head_dim is not None)
+    dsa = isinstance(attention, MLA) and attention.index_head_dim is not None
+    compressed = any(isinstance(k, CompressedKind) for k in (model.kinds or {}).values())
+    return not (dsa or compressed or model.family == "kimi_k3")
 
 
 def _check_compute_modelled(model: ModelSpec) -> None:
     if not compute_buffer_modelled(model):
         raise KvcalcError(
-            "llama.cpp's compute buffer of DSA models (the lightning indexer's scores) is "
-            "not modelled: pass --reserve with its size (llama.cpp's 'compute buffer size')"
+            "llama.cpp's compute buffer of DSA, DeepSeek-V4 and Kimi-K3 models (indexer "
+            "scores, compressors, attention residuals) is not modelled: pass --reserve with its "
+            "size (llama.cpp's 'compute buffer size')"
         )
 
 

@@ -12,6 +12,7 @@
 #include "llama-kv-cache.h"
 #include "llama-kv-cache-iswa.h"
 #include "llama-kv-cache-dsa.h"
+#include "llama-kv-cache-dsv4.h"
 #include "llama-memory-hybrid.h"
 #include "llama-memory-hybrid-iswa.h"
 #include "llama-memory-recurrent.h"
@@ -84,11 +85,29 @@ static std::string rs_json(const char * role, const llama_memory_recurrent * rs)
     return o.str();
 }
 
+static std::string state_json(const char * role, const llama_dsv4_comp_state * st) {
+    std::ostringstream o;
+    o << "{\"role\":\"" << role << "\",\"kind\":\"state\",\"rows\":" << st->state_size
+      << ",\"n_embd_state\":" << st->n_embd_state << ",\"n_stream\":" << st->n_stream
+      << ",\"n_rs_seq\":" << st->n_rs_seq << ",\"n_layers\":" << st->layers.size()
+      << ",\"total_bytes\":" << st->total_size() << "}";
+    return o.str();
+}
+
 static void caches_json(llama_memory_i * mem, std::vector<std::string> & out) {
     if (!mem) {
         return;
     }
-    if (auto * m = dynamic_cast<llama_kv_cache_dsa *>(mem)) {
+    if (auto * m = dynamic_cast<llama_kv_cache_dsv4 *>(mem)) {
+        out.push_back(kv_json("base", m->get_raw()->get_base()));
+        out.push_back(kv_json("swa", m->get_raw()->get_swa()));
+        out.push_back(kv_json("csa", m->get_csa()));
+        out.push_back(kv_json("hca", m->get_hca()));
+        out.push_back(kv_json("indexer", m->get_lid()));
+        out.push_back(state_json("csa_state", m->get_csa_state()));
+        out.push_back(state_json("hca_state", m->get_hca_state()));
+        out.push_back(state_json("indexer_state", m->get_lid_state()));
+    } else if (auto * m = dynamic_cast<llama_kv_cache_dsa *>(mem)) {
         out.push_back(kv_json("base", m->get_mla()));
         out.push_back(kv_json("indexer", m->get_lid()));
     } else if (auto * m = dynamic_cast<llama_kv_cache_iswa *>(mem)) {

@@ -77,6 +77,9 @@ def geometries() -> list[dict[str, Any]]:
             "arch": "mimo2",  # the FFN tensors are optional to the loader, needed by the graph
             "seed": [f"ffn_{t}.weight" for t in ("gate_inp", "gate_exps", "up_exps", "down_exps")],
         },
+        # conversion/deepseek.py DeepseekV4Model writes the trunk only (MTP with --mtp-only)
+        {"preset": "deepseek-v4-flash", "arch": "deepseek4"},
+        {"preset": "deepseek-v4-pro", "arch": "deepseek4"},
     ]
 
 
@@ -151,6 +154,39 @@ def gguf_metadata(entry: dict[str, Any]) -> tuple[dict[str, Any], int, int]:
         kv["expert_count"] = cfg["n_routed_experts"]
         kv["expert_used_count"] = cfg["num_experts_per_tok"]
         kv["expert_feed_forward_length"] = cfg["moe_intermediate_size"]
+    if entry["arch"] == "deepseek4":  # conversion/deepseek.py DeepseekV4Model.set_gguf_parameters
+        n = cfg["num_hidden_layers"]
+        kv |= {
+            "attention.head_count_kv": cfg["num_key_value_heads"],
+            "attention.key_length": cfg["head_dim"],
+            "attention.value_length": cfg["head_dim"],
+            "rope.dimension_count": cfg["qk_rope_head_dim"],
+            "attention.q_lora_rank": cfg["q_lora_rank"],
+            "attention.sliding_window": cfg["sliding_window"],
+            "expert_count": cfg["n_routed_experts"],
+            "expert_used_count": cfg["num_experts_per_tok"],
+            "expert_feed_forward_length": cfg["moe_intermediate_size"],
+            "expert_shared_count": cfg["n_shared_experts"],
+            "expert_weights_scale": float(cfg["routed_scaling_factor"]),
+            "expert_weights_norm": bool(cfg["norm_topk_prob"]),
+            "swiglu_clamp_exp": [float(cfg["swiglu_limit"])] * n,
+            "swiglu_clamp_shexp": [float(cfg["swiglu_limit"])] * n,
+            "attention.indexer.head_count": cfg["index_n_heads"],
+            "attention.indexer.key_length": cfg["index_head_dim"],
+            "attention.indexer.top_k": cfg["index_topk"],
+            "attention.output_group_count": cfg["o_groups"],
+            "attention.output_lora_rank": cfg["o_lora_rank"],
+            "attention.compress_ratios": cfg["compress_ratios"],
+            "attention.compress_rope_freq_base": float(cfg["compress_rope_theta"]),
+            "hyper_connection.count": cfg["hc_mult"],
+            "hyper_connection.sinkhorn_iterations": cfg["hc_sinkhorn_iters"],
+            "hyper_connection.epsilon": float(cfg["hc_eps"]),
+            "hash_layer_count": cfg["num_hash_layers"],
+            "embedding_length_out": cfg["hidden_size"] * cfg["hc_mult"],
+            "expert_gating_func": 4,  # LLAMA_EXPERT_GATING_FUNC_TYPE_SQRT_SOFTPLUS
+            "feed_forward_length": cfg["moe_intermediate_size"],
+        }
+        kv.pop("attention.sliding_window_pattern", None)
     if entry["preset"] == "phi-3-mini-4k":
         kv["attention.sliding_window"] = cfg["sliding_window"]  # llama.cpp disables it
     if entry["arch"] == "gpt-oss":
@@ -254,12 +290,55 @@ def state_geometries() -> list[dict[str, Any]]:
                 "kv": kv,
             }
         )
+    # Kimi-K3 (conversion/kimi_k3.py KimiK3Model.set_gguf_parameters): MLA served as MQA
+    # (head_count_kv 1 on full layers, 0 marks a KDA layer), KDA conv kernel and head dim
+    c = hf_config("kimi-k3")
+    la = c["linear_attn_config"]
+    n = c["num_hidden_layers"]
+    kv = {
+        "context_length": c["max_position_embeddings"],
+        "embedding_length": c["hidden_size"],
+        "block_count": n,
+        "vocab_size": c["vocab_size"],
+        "feed_forward_length": c["intermediate_size"],
+        "attention.head_count": c["num_attention_heads"],
+        "attention.head_count_kv": [1 if i + 1 in la["full_attn_layers"] else 0 for i in range(n)],
+        "attention.layer_norm_rms_epsilon": float(c["rms_norm_eps"]),
+        "ssm.conv_kernel": la["short_conv_kernel_size"],
+        "kda.head_dim": la["head_dim"],
+        "kda.gate_lower_bound": float(la["gate_lower_bound"]),
+        "attention.q_lora_rank": c["q_lora_rank"],
+        "attention.kv_lora_rank": c["kv_lora_rank"],
+        "rope.dimension_count": c["qk_rope_head_dim"],
+        "attention.key_length": c["kv_lora_rank"] + c["qk_rope_head_dim"],
+        "attention.value_length": c["kv_lora_rank"],
+        "attention.key_length_mla": c["qk_nope_head_dim"] + c["qk_rope_head_dim"],
+        "attention.value_length_mla": c["v_head_dim"],
+        "expert_count": c["num_experts"],
+        "expert_used_count": c["num_experts_per_token"],
+        "expert_feed_forward_length": c["moe_intermediate_size"],
+        "expert_shared_count": c["num_shared_experts"],
+        "leading_dense_block_count": c["first_k_dense_replace"],
+        "expert_weights_scale": float(c["routed_scaling_factor"]),
+        "expert_weights_norm": bool(c["moe_renormalize"]),
+        "expert_gating_func": 2,  # sigmoid
+        "expert_latent_length": c["routed_expert_hidden_size"],
+        "activation.situ_beta": float(c["activation_situ_beta"]),
+        "activation.situ_linear_beta": float(c["activation_situ_linear_beta"]),
+        "attn_res.block_size": c["attn_res_block_size"],
+    }
+    out.append({"preset": "kimi-k3", "arch": "kimi-k3", "kv": kv, "n_layer": n})
     return out
 
 
 STATE_CONFIGS: list[tuple[int, int, int]] = [  # n_ctx, n_seq_max, kv_unified
     (4096, 1, 0), (8192, 1, 0), (8192, 4, 0), (8192, 4, 1), (32768, 2, 0), (4096, 8, 1),
 ]  # fmt: skip
+
+
+# tensors the graph reads as indices (ggml_get_rows wants I32): DeepSeek-V4's hash-routing
+# table of expert ids (src/models/deepseek4.cpp ffn_gate_tid2eid)
+INDEX_TENSORS = ("ffn_gate_tid2eid.weight",)
 
 
 def write_gguf(path: Path, arch: str, kv: dict[str, Any], tensors: dict[str, list[int]]) -> None:
@@ -272,7 +351,7 @@ def write_gguf(path: Path, arch: str, kv: dict[str, Any], tensors: dict[str, lis
         full = f"{arch}.{key}"
         if isinstance(value, bool):
             w.add_bool(full, value)
-        elif isinstance(value, list) and value and isinstance(value[0], bool):
+        elif isinstance(value, list) and value and isinstance(value[0], (bool, float)):
             w.add_array(full, value)
         elif isinstance(value, list):
             w.add_array(full, [int(v) for v in value])
@@ -284,6 +363,8 @@ def write_gguf(path: Path, arch: str, kv: dict[str, Any], tensors: dict[str, lis
     total = 0
     for name, ne in tensors.items():
         dtype = np.float32 if len(ne) == 1 else np.float16
+        if name.endswith(INDEX_TENSORS):
+            dtype = np.int32
         n = 1
         for d in ne:
             n *= d
@@ -503,6 +584,9 @@ def main() -> int:
                 case["kv_bytes"] = sum(
                     c.get("k_bytes", 0) + c.get("v_bytes", 0) for c in res["caches"]
                 )
+                states = [c for c in res["caches"] if c["kind"] == "state"]  # DeepSeek-V4
+                if states:
+                    case["state_bytes"] = sum(c["total_bytes"] for c in states)
                 case["context_bytes"] = sum(b["context"] for b in res["breakdown"])
                 case["compute_bytes"] = sum(b["compute"] for b in res["breakdown"])
             cases.append(case)
@@ -549,6 +633,14 @@ def main() -> int:
                 }
             )  # fmt: skip
         print(f"{entry['preset']}: {len(results)} state cases", file=sys.stderr)
+    recorded_states = args.out / "state_cases.json"
+    if args.only and states and recorded_states.is_file():  # keep the other presets' cases
+        kept = [
+            c
+            for c in json.loads(recorded_states.read_text())["cases"]
+            if c["preset"] not in args.only
+        ]
+        states = kept + states
     if states:
         (args.out / "state_cases.json").write_text(
             json.dumps({**{k: doc[k] for k in ("llama_cpp", "how")}, "cases": states}, indent=1)

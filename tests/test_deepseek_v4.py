@@ -147,10 +147,10 @@ def test_config_it_does_not_understand_is_refused(change: dict[str, object], mes
         import_config({**_config("deepseek-v4-flash"), **change}, "x")
 
 
-@pytest.mark.parametrize("engine", ["vllm@v0", "llama.cpp", "trtllm", "hf@4"])
+@pytest.mark.parametrize("engine", ["vllm@v0", "trtllm", "hf@4"])
 def test_other_engines_refuse_compressed_layers(flash: ModelSpec, engine: str) -> None:
-    """Every engine but hf and vllm refuses the compressed layers in one line (their layouts are
-    not read; vllm's: tests/test_deepseek_v4_vllm.py)."""
+    """Engines whose layout is not read refuse the compressed layers in one line (vllm's:
+    tests/test_deepseek_v4_vllm.py; llama.cpp's: tests/test_llamacpp.py)."""
     with pytest.raises(KvcalcError, match="compressed layers") as info:
         kv_cache(flash, Workload(seq_len=100), ENGINES[engine])
     assert "\n" not in str(info.value)

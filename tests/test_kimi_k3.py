@@ -26,6 +26,7 @@ from kvcalc.engines import ENGINES
 from kvcalc.errors import KvcalcError
 from kvcalc.formula import Workload, kv_cache
 from kvcalc.kernel import KvKernel
+from kvcalc.llamacpp import LlamaCppOptions, compute_buffer_bytes, llama_context
 from kvcalc.presets import load_model
 from kvcalc.specs import ModelSpec
 
@@ -187,7 +188,6 @@ def test_k3_keys_in_a_bare_kimi_linear_config_are_refused() -> None:
         ("vllm@main", "has not been read: its KDA state pages"),
         ("hf", "transformers has no kimi_k3 model"),
         ("hf@4", "transformers has no kimi_k3 model"),
-        ("llama.cpp", "no llama.cpp Kimi-K3 architecture"),
         ("trtllm", "MixedMambaHybridCacheManager"),
     ],
 )
@@ -223,3 +223,25 @@ def test_kimi_linear_kda_recurrent_state_is_fp32_under_vllm_and_sglang() -> None
     conv, recurrent = (4 - 1) * 3 * 4 * 32 * 2, 4 * 32 * 32 * 4  # 2,304 + 16,384
     result = kv_cache(spec, Workload(seq_len=100), SGLANG)
     assert result.state_bytes_per_sequence == 3 * (conv + recurrent) == 56_064
+
+
+def test_llama_cpp_keeps_kimi_k3_as_a_hybrid_mla_kda_memory(k3: ModelSpec) -> None:
+    """llama.cpp 0c1e57098 (src/llama-model.cpp create_memory default branch:
+    llama_memory_hybrid; src/models/kimi-k3.cpp: n_head_kv == 0 marks a KDA layer;
+    conversion/kimi_k3.py: MLA served as MQA, one KV head of kv_lora_rank + qk_rope_head_dim).
+    Published config (tests/data/hf_configs/kimi-k3.json): 93 layers, full_attn_layers
+    4, 8, ..., 92, 93 (1-indexed: 24 MLA layers), the other 69 KDA; kv_lora_rank 512,
+    qk_rope_head_dim 64, 96 heads, KDA head_dim 128, short_conv_kernel_size 4.
+      K (MLA latent, no V, f16): 24 × 8,192 cells × 576·2 B = 226,492,416 B
+      r (conv, f32): 3·(4 − 1)·96·128 = 110,592 elems · 4 = 442,368 B per layer and slot
+      s (KDA, f32): 128·128·96 = 1,572,864 elems · 4 = 6,291,456 B per layer and slot
+      -c 8192 -np 4: K the same 8,192 cells (4 streams of 2,048), state 4 slots ×
+      69 × (442,368 + 6,291,456) = 1,858,535,424 B (measured: state_cases.json).
+    """
+    opts = LlamaCppOptions(ctx_size=8192)
+    kv = kv_cache(k3, Workload(seq_len=2048, batch=4, llamacpp=opts), ENGINES["llama.cpp"])
+    assert kv.total_bytes == 24 * 8192 * 576 * 2 == 226_492_416
+    per_slot = 69 * (3 * (4 - 1) * 96 * 128 * 4 + 128 * 128 * 96 * 4)
+    assert kv.state_total_bytes == 4 * per_slot == 1_858_535_424
+    with pytest.raises(KvcalcError, match="pass --reserve"):
+        compute_buffer_bytes(k3, llama_context(opts, 2048, 4))

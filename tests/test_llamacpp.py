@@ -75,7 +75,12 @@ def test_the_recording_floor() -> None:
     assert DATA["llama_cpp"]["commit"].startswith("0c1e57098")
 
 
-@pytest.mark.parametrize("case", [c for c in CASES if not c["refused"]], ids=_case_id)
+DSV4 = "deepseek4"  # llama_kv_cache_dsv4: its own caches, test_deepseek_v4_matches_real_llama_cpp
+
+
+@pytest.mark.parametrize(
+    "case", [c for c in CASES if not c["refused"] and c["gguf_arch"] != DSV4], ids=_case_id
+)
 def test_kv_bytes_match_real_llama_cpp(case: dict[str, Any]) -> None:
     """kvcalc's KV bytes, per layer kind and in total, equal what llama.cpp allocated."""
     model = load_model(case["preset"])
@@ -125,7 +130,9 @@ def test_context_sizes_match_real_llama_cpp(case: dict[str, Any]) -> None:
         measured["n_seq_max"],
     )
     assert ctx.flash_attn == measured["flash_attn"]
-    assert {c["n_stream"] for c in case["caches"]} == {ctx.n_stream}
+    # llama_kv_cache_dsv4 keeps one stream per sequence even under --kv-unified
+    streams = ctx.n_seq if case["gguf_arch"] == DSV4 else ctx.n_stream
+    assert {c["n_stream"] for c in case["caches"]} == {streams}
 
 
 @pytest.mark.parametrize("case", [c for c in CASES if c["refused"]], ids=_case_id)
@@ -242,7 +249,7 @@ def test_compute_buffer_estimate_tracks_llama_cpp() -> None:
     """
     errors = []
     for case in CASES:
-        if case["refused"] or case["gguf_arch"] in ("deepseek32", "glm-dsa"):
+        if case["refused"] or case["gguf_arch"] in ("deepseek32", "glm-dsa", DSV4):
             continue  # not estimated: test_dsa_compute_buffer_is_refused_without_reserve
         ctx = _ctx_of(case)
         estimate = compute_buffer_bytes(load_model(case["preset"]), ctx)
@@ -527,3 +534,101 @@ def test_dsa_compute_buffer_is_refused_without_reserve(run_cli: Run) -> None:
         and c["options"]["flash_attn"] != "off"
     ]  # fmt: skip
     assert (min(measured), max(measured)) == (557_922_304, 1_220_622_336)
+
+
+@pytest.mark.parametrize(
+    "case", [c for c in CASES if not c["refused"] and c["gguf_arch"] == DSV4], ids=_case_id
+)
+def test_deepseek_v4_matches_real_llama_cpp(case: dict[str, Any]) -> None:
+    """DeepSeek-V4 (llama_kv_cache_dsv4, src/llama-kv-cache-dsv4.cpp): every cache llama.cpp
+    made, cells and bytes, equals kvcalc's: the raw K-only sliding cache (its non-SWA half
+    empty), the CSA / HCA compressed K caches, the indexer keys and the f32 compressor state."""
+    model = load_model(case["preset"])
+    kv = kv_cache(model, _workload(case), LLAMA)
+    assert kv.total_bytes == case["kv_bytes"] + case["state_bytes"]
+    by_role = {c["role"]: c for c in case["caches"]}
+    assert by_role["base"]["n_layers"] == by_role["base"]["k_bytes"] == 0
+    assert by_role["swa"]["v_bytes"] == by_role["csa"]["v_bytes"] == by_role["hca"]["v_bytes"] == 0
+    sliding = [g for g in kv.groups if g.kind == "sliding"]
+    assert sum(g.bytes for g in sliding) == by_role["swa"]["k_bytes"]
+    assert {g.tokens for g in sliding} == {by_role["swa"]["cells"]}
+    cells = {g.layer_kind: g for g in kv.groups if g.kind == "cells"}
+    assert cells["csa"].bytes == by_role["csa"]["k_bytes"] + by_role["indexer"]["k_bytes"]
+    assert cells["hca"].bytes == by_role["hca"]["k_bytes"]
+    assert cells["csa"].tokens == by_role["csa"]["cells"] == by_role["indexer"]["cells"]
+    assert cells["hca"].tokens == by_role["hca"]["cells"]
+    names = model.layer_kind_names()
+    assert by_role["csa"]["layers"] == [i for i, n in enumerate(names) if n == "csa"]
+    assert by_role["hca"]["layers"] == [i for i, n in enumerate(names) if n == "hca"]
+    states = [c for c in case["caches"] if c["kind"] == "state"]
+    assert sum(g.bytes for g in kv.groups if g.kind == "ring") == sum(
+        c["total_bytes"] for c in states
+    )
+    assert {c["n_rs_seq"] for c in states} == {0}
+
+
+def test_deepseek_v4_flash_in_llama_cpp_by_hand() -> None:
+    """DeepSeek-V4-Flash (tests/data/hf_configs/deepseek-v4-flash.json): 43 layers, compress
+    ratios 0, 0, then 4 / 128 alternating (21 CSA, 20 HCA, 2 sliding), head_dim 512,
+    index_head_dim 128, sliding_window 128, one KV head. llama_kv_cache_dsv4, f16, -c 8192,
+    one slot, n_ubatch 512:
+      raw (every layer): GGML_PAD(min(8192, 128 + 512), 256) = 768 cells × 512·2 B
+        = 43 × 768 × 1,024 = 33,816,576 B
+      CSA K + indexer K: GGML_PAD(ceil(8192 / 4), 256) = 2,048 cells × (512 + 128)·2 B
+        = 21 × 2,048 × 1,280 = 55,050,240 B
+      HCA K: GGML_PAD(ceil(8192 / 128) = 64, 256) = 256 cells × 1,024 B = 20 × 262,144
+        = 5,242,880 B
+      state (f32, kv + score): CSA 8 rows × 2·(2·512 + 2·128)·4 = 81,920 B per layer,
+        21 × 81,920 = 1,720,320 B; HCA 128 rows × 2·512·4 = 524,288 B, 20 × = 10,485,760 B
+      total 33,816,576 + 55,050,240 + 5,242,880 + 1,720,320 + 10,485,760 = 106,315,776 B.
+    -c 8192 -np 4 --kv-unified: n_ctx_seq = 8192 still, and every part is kept per slot
+    (four streams), 4 × 106,315,776 = 425,263,104 B; without --kv-unified n_ctx_seq is 2,048:
+    raw min(2048, 640) → 768 cells, CSA ceil(2048/4) = 512 cells, HCA 16 → 256 cells:
+    4 × (43·768·1,024 + 21·512·1,280 + 20·256·1,024 + 1,720,320 + 10,485,760).
+    """
+    model = load_model("deepseek-v4-flash")
+    opts = LlamaCppOptions(ctx_size=8192)
+    kv = kv_cache(model, Workload(seq_len=8192, llamacpp=opts), LLAMA)
+    one = (
+        43 * 768 * 1024 + 21 * 2048 * 1280 + 20 * 256 * 1024 + 21 * 8 * 2 * (2 * 512 + 2 * 128) * 4
+    )
+    one += 20 * 128 * 2 * 512 * 4
+    assert kv.total_bytes == one == 106_315_776
+    unified = LlamaCppOptions(ctx_size=8192, kv_unified=True)
+    kv4 = kv_cache(model, Workload(seq_len=2048, batch=4, llamacpp=unified), LLAMA)
+    assert kv4.total_bytes == 4 * 106_315_776 == 425_263_104
+    split = LlamaCppOptions(ctx_size=8192)
+    kv4 = kv_cache(model, Workload(seq_len=2048, batch=4, llamacpp=split), LLAMA)
+    state = 21 * 8 * 2 * (2 * 512 + 2 * 128) * 4 + 20 * 128 * 2 * 512 * 4
+    assert kv4.total_bytes == 4 * (43 * 768 * 1024 + 21 * 512 * 1280 + 20 * 256 * 1024 + state)
+
+
+def test_deepseek_v4_pro_q8_0_in_llama_cpp_by_hand() -> None:
+    """DeepSeek-V4-Pro (tests/data/hf_configs/deepseek-v4-pro.json): 61 layers, compress ratios
+    128, 128, then 4 / 128 alternating (30 CSA, 31 HCA), head_dim 512, index_head_dim 128,
+    sliding_window 128. -ctk q8_0 -ctv q8_0 (-fa on), -c 32768: q8_0 rows 512/32·34 = 544 B
+    and 128/32·34 = 136 B; raw GGML_PAD(min(32768, 640), 256) = 768 cells, CSA
+    ceil(32768/4) = 8,192 cells, HCA ceil(32768/128) = 256 cells; the state stays f32:
+      61·768·544 + 30·8,192·(544 + 136) + 31·256·544
+      + 30·8·2·(2·512 + 2·128)·4 + 31·128·2·512·4 B.
+    K and V types must match (llama_init_from_model refuses DEEPSEEK4 otherwise).
+    """
+    model = load_model("deepseek-v4-pro")
+    q8 = kv_dtype("q8_0")
+    opts = LlamaCppOptions(ctx_size=32768, flash_attn="on")
+    w = Workload(seq_len=32768, k_dtype=q8, v_dtype=q8, llamacpp=opts)
+    expected = 61 * 768 * 544 + 30 * 8192 * (544 + 136) + 31 * 256 * 544
+    expected += 30 * 8 * 2 * (2 * 512 + 2 * 128) * 4 + 31 * 128 * 2 * 512 * 4
+    assert kv_cache(model, w, LLAMA).total_bytes == expected
+    with pytest.raises(KvcalcError, match="different K"):
+        kv_cache(model, Workload(seq_len=8192, k_dtype=q8, llamacpp=opts), LLAMA)
+
+
+def test_deepseek_v4_mtp_and_compute_buffer_are_refused_under_llama_cpp() -> None:
+    """llama.cpp runs DeepSeek-V4's MTP block in its own context (not modelled), and the
+    compute-buffer estimate is not fitted to DeepSeek-V4 (measured 1.0-2.0× it)."""
+    model = load_model("deepseek-v4-flash")
+    with pytest.raises(KvcalcError, match="MTP"):
+        kv_cache(model, Workload(seq_len=8192, mtp=True), LLAMA)
+    with pytest.raises(KvcalcError, match="pass --reserve"):
+        compute_buffer_bytes(model, llama_context(None, 8192, 1))
