@@ -532,7 +532,7 @@ def tokens_held(
     windows, except vLLM's ChunkedLocalAttentionSpec: cdiv(min(C + N, seq), B) blocks.
     """
     seq = round_up(workload.seq_len, engine.context_pad)
-    if engine.sliding == "llama_cpp" and _is_compressed(model):  # kvcalc/llamacpp_compressed.py
+    if engine.sliding == "llama_cpp" and is_compressed(model):  # kvcalc/llamacpp_compressed.py
         return _llamacpp_compressed_rows(workload, local)
     if local is not None and local.kind in COMPRESSED_PARTS:
         return compressed_part_tokens(local, seq, block)
@@ -712,7 +712,7 @@ def _kv_streams(engine: EngineProfile, workload: Workload, model: ModelSpec) -> 
     """Return how many copies of a layer's held tokens are allocated: one per sequence, or
     one shared stream for llama.cpp's unified cache (src/llama-kv-cache.cpp n_stream)."""
     if engine.sliding == "llama_cpp" and workload.llamacpp and workload.llamacpp.kv_unified:
-        return workload.batch if _is_compressed(model) else 1  # llama_kv_cache_dsv4: per seq
+        return workload.batch if is_compressed(model) else 1  # llama_kv_cache_dsv4: per seq
     return workload.batch
 
 
@@ -735,7 +735,7 @@ def _check_llama_cpp(
 
     options = workload.llamacpp or LlamaCppOptions()
     # llama_init_from_model: is_mla() || LLM_ARCH_DEEPSEEK4 (K-only caches) refuse K != V
-    k_only = isinstance(attention, MLA) or _is_compressed(model)
+    k_only = isinstance(attention, MLA) or is_compressed(model)
     check_cache_types(k_dtype, v_dtype, k_only, dims, options.flash_attn)
     check_layers(model, workload.mtp)
 
@@ -1059,7 +1059,7 @@ def kv_cache(model: ModelSpec, workload: Workload, engine: EngineProfile) -> KvB
             block = engine.indexer_block_size
         if engine.gqa_indexer_block_size and not workload.block_size and has_gqa_indexer(model):
             block = engine.gqa_indexer_block_size
-        if engine.compressed_block_size and _is_compressed(model):
+        if engine.compressed_block_size and is_compressed(model):
             block = _compressed_block(engine, workload)
     if engine.gqa_indexer_dtype == "llama_cpp" and has_gqa_indexer(model):
         _check_trailing_indexer_layers(model, engine)
@@ -1192,14 +1192,15 @@ def kv_cache(model: ModelSpec, workload: Workload, engine: EngineProfile) -> KvB
     )
 
 
-def _is_compressed(model: ModelSpec) -> bool:
+def is_compressed(model: ModelSpec) -> bool:
+    """Whether the model has compressed-attention layers (DeepSeek-V4)."""
     return any(isinstance(k, CompressedKind) for k in (model.kinds or {}).values())
 
 
 def _default_kv_dtype(model: ModelSpec, engine: EngineProfile) -> str:
     """Return what a KV dtype of "auto" means: SGLang resolves it to fp8_e4m3 for DeepSeek-V4
     (arg_groups/overrides.py _deepseek_v4_kv_cache_dtype), else the engine's or the model's."""
-    if engine.compressed_layout == "sglang" and _is_compressed(model):
+    if engine.compressed_layout == "sglang" and is_compressed(model):
         return "fp8_e4m3"
     return engine.default_kv_dtype or model.dtype
 
@@ -1343,7 +1344,7 @@ def _state_assumptions(
     if model.mtp_layers:
         if workload.mtp:
             notes.append(f"{model.mtp_layers} MTP layer(s) cached (speculative decoding on)")
-        elif _is_compressed(model):
+        elif is_compressed(model):
             why = (
                 "speculative decoding off"
                 if engine.compressed_layout == "sglang"
@@ -1429,7 +1430,7 @@ def _assumptions(
     is_mla = isinstance(model.attention, MLA)
     tp = workload.tp
     topics = {"pp"} if workload.pp > 1 else set()
-    compressed = _is_compressed(model)
+    compressed = is_compressed(model)
     # SGLang pools DeepSeek-V4's windows its own way (its [compressed] assumption)
     sglang_v4 = compressed and engine.compressed_layout == "sglang"
     if not sglang_v4 and any(w is not None and w.kind == "sliding" for w in windows):

@@ -632,3 +632,19 @@ def test_deepseek_v4_mtp_and_compute_buffer_are_refused_under_llama_cpp() -> Non
         kv_cache(model, Workload(seq_len=8192, mtp=True), LLAMA)
     with pytest.raises(KvcalcError, match="pass --reserve"):
         compute_buffer_bytes(model, llama_context(None, 8192, 1))
+
+
+def test_fit_says_deepseek_v4_keeps_a_stream_per_slot_under_kv_unified(run_cli: Run) -> None:
+    """llama_kv_cache_dsv4 allocates each of its caches per sequence even with --kv-unified
+    (llama.cpp 0c1e57098 src/llama-kv-cache-dsv4.cpp), so fit reports -np streams, not one;
+    a model of ordinary caches keeps one unified stream."""
+
+    def streams(model: str) -> int:
+        args = ["--gpu", "h200", "-e", "llama.cpp", "--seq", "8192", "-np", "4", "--kv-unified"]
+        result = run_cli("fit", model, *args, "--reserve", "4GiB", "-f", "json")
+        assert result.exit_code == 0, result.stderr
+        stream_count: int = json.loads(result.stdout)["llamacpp"]["n_stream"]
+        return stream_count
+
+    assert streams("deepseek-v4-flash") == 4
+    assert streams("llama-3.1-8b") == 1

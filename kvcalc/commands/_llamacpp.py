@@ -143,6 +143,7 @@ def add_llamacpp_fit(report: dict[str, Any], result: Any, compute_in_reserve: bo
     """
     if result.plan.engine.sliding != "llama_cpp":
         return
+    from kvcalc.formula import is_compressed
     from kvcalc.llamacpp_plan import llamacpp_fit
 
     lf = llamacpp_fit(result, compute_in_reserve)
@@ -157,7 +158,9 @@ def add_llamacpp_fit(report: dict[str, Any], result: Any, compute_in_reserve: bo
         "n_ctx_seq": ctx.n_ctx_seq,
         "slots": ctx.n_seq,
         "kv_unified": ctx.unified,
-        "n_stream": ctx.n_stream,
+        # DeepSeek-V4's caches keep a stream per slot even under --kv-unified
+        # (llama_kv_cache_dsv4: kvcalc/llamacpp_compressed.py raw_context)
+        "n_stream": ctx.n_seq if is_compressed(result.plan.model) else ctx.n_stream,
         "n_batch": ctx.n_batch,
         "n_ubatch": ctx.n_ubatch,
         "swa_full": ctx.swa_full,
