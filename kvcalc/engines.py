@@ -570,6 +570,12 @@ ENGINES: dict[str, EngineProfile] = {
                 "sgl-project/sglang@001ccef0072a4537d4ec6bdd50a73e6feb2c907d:python/sglang/srt/"
                 "model_executor/model_runner_kv_cache_mixin.py:set_num_tokens_hybrid_swa "
                 "(full / sliding-window pools)",
+                "sgl-project/sglang@001ccef0072a4537d4ec6bdd50a73e6feb2c907d:python/sglang/srt/"
+                "model_executor/model_runner_kv_cache_mixin.py:get_cell_size_per_token, "
+                "init_memory (pp: model-wide hybrid-SWA layer ids, tokens MIN over ranks)",
+                "sgl-project/sglang@00381c02b8ad9f78982f46986b63aeab5fc71fe9:python/sglang/srt/"
+                "mem_cache/swa_memory_pool.py:SWAKVPool (one buffer per listed layer id; the "
+                "stored copy, not at 001ccef)",
                 "sgl-project/sglang:python/sglang/srt/mem_cache/swa_memory_pool.py"
                 ":SWATokenToKVPoolAllocator (every token in both pools; free_swa)",
                 "sgl-project/sglang@e44a41c1c413ce470c66445745f380a50203c286:python/sglang/srt/"

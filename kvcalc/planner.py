@@ -680,12 +680,19 @@ def _sglang_pools(plan: Plan, kv_budget: int) -> SglangPools | None:
     """Return SGLang's pools for this plan's KV budget (Budget.pool_terms shows their bytes).
 
     None for a model of one pool. DeepSeek-V4's compressed layers get their own split
-    (_dsv4_pools). Refused in one line where the split is not read: pipeline parallelism,
-    other compressed or chunked layers, more than one window, windows with state.
+    (_dsv4_pools). Refused in one line where the split is not read: pipeline parallelism
+    with state layers, DeepSeek-V4 or all layers sliding, other compressed or chunked layers, more than one window, windows with state.
     Arithmetic is exact (rational) where SGLang's is in floats.
     """
     model, engine = plan.model, plan.engine
-    kv = kv_cache(model, replace(plan.workload, batch=1, seq_len=1), engine)
+    # under pp every rank sizes and allocates the hybrid sliding-window pools for the whole
+    # model's layers: get_cell_size_per_token and set_num_tokens_hybrid_swa count
+    # model_config.full / swa_attention_layer_ids, not the rank's start_layer..end_layer,
+    # and init_memory hands SWAKVPool those model-wide ids (_SGLANG_MIXIN; SWAKVPool read at
+    # sgl-project/sglang@00381c02b8ad9f78982f46986b63aeab5fc71fe9:python/sglang/srt/
+    # mem_cache/swa_memory_pool.py, the stored copy); rest memory is the least of all ranks
+    # (get_available_gpu_memory over the world group), kv_budget here
+    kv = kv_cache(model, replace(plan.workload, batch=1, seq_len=1, pp=1), engine)
     layers = _stage_layers(kv, 0)
     if not engine.honours_window(model.family, model.architecture):  # cached in full
         layers = _StageLayers(
@@ -697,10 +704,13 @@ def _sglang_pools(plan: Plan, kv_budget: int) -> SglangPools | None:
     if not windows and not layers.state:
         return None
     name = model.architecture or model.name
-    if plan.workload.pp > 1:
+    if plan.workload.pp > 1 and (layers.state or compression_rates(model)):
         raise KvcalcError(
-            f"engine sglang: {name} has split memory pools, which are not modelled with "
-            "pipeline parallelism (use --pp 1, or --engine vllm)"
+            f"engine sglang: {name}'s "
+            f"{'state pool' if layers.state else 'DeepSeek-V4 pools'} under pipeline "
+            "parallelism is not modelled (which layers a pp rank's "
+            f"{'mamba_cache_per_req' if layers.state else 'DSV4 pools'} count is not read; "
+            "use --pp 1, or --engine vllm)"
         )
     if plan.engine.compressed_layout == "sglang" and compression_rates(model):
         if plan.gpu.vendor != "nvidia":
@@ -726,6 +736,11 @@ def _sglang_pools(plan: Plan, kv_budget: int) -> SglangPools | None:
     if windows:
         (window,) = windows
         if not full_per_token:  # all layers sliding: one pool (set_num_tokens_hybrid_swa)
+            if plan.workload.pp > 1:
+                raise KvcalcError(
+                    f"engine sglang: {name}, all sliding-window layers, under pipeline "
+                    "parallelism is not modelled (use --pp 1, or --engine vllm)"
+                )
             return None
         return _swa_pools(
             engine, budget_, full_per_token, sum(layers.attention[window]), window, page
@@ -747,7 +762,11 @@ def _ratio(value: Fraction | None, name: str) -> Fraction:
 
 def _swa_pools(
     engine: EngineProfile,
-    budget_: int, full_per_token: int, swa_per_token: int, window: Window, page: int
+    budget_: int,
+    full_per_token: int,
+    swa_per_token: int,
+    window: Window,
+    page: int,
 ) -> SglangPools:
     """set_num_tokens_hybrid_swa: M = rest // cell tokens profiled (profile_max_num_token),
     then full = int(M·cell / (F·n_full + r·S·n_swa)), swa = int(full · r), page-aligned."""
