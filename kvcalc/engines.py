@@ -6,6 +6,7 @@ entry here, not a branch in the formulas.
 """
 
 from dataclasses import field, replace
+from fractions import Fraction
 from typing import Literal
 
 from kvcalc.errors import KvcalcError, did_you_mean
@@ -159,6 +160,14 @@ class EngineProfile:
     # mamba_cache_mode the engine picks for it) for the model classes read; None: the
     # engine's prefix caching is not modelled (refused)
     mamba_cache_modes: tuple[tuple[str, Literal["align", "all"]], ...] | None = None
+    # SGLang's pool splits (planner._sglang_pools): the full / sliding token ratio of hybrid
+    # sliding-window models, the state / KV memory ratio and state slots per running request
+    # of Mamba hybrids, DeepSeek-V4's own ratio and max_running_requests; None / 0: no split
+    swa_full_tokens_ratio: Fraction | None = None
+    mamba_full_memory_ratio: Fraction | None = None
+    mamba_slots_per_request: int = 0
+    dsv4_swa_full_tokens_ratio: Fraction | None = None
+    dsv4_max_running_requests: int = 0
     # bytes the engine stores per DSA indexer key: "model" (index_head_dim values in the K
     # cache dtype: transformers, llama.cpp) or "fp8_scaled" (fp8 e4m3 + one fp32 scale per
     # 128 values: vLLM, SGLang, TensorRT-LLM)
@@ -443,6 +452,21 @@ ENGINES: dict[str, EngineProfile] = {
             # dtype of every state preset); mamba_ssm_cache_dtype (Nemotron-H) is not read
             state_dtype_keys=frozenset({"mamba_ssm_dtype"}),
             state_dtype_default="fp32",
+            # --swa-full-tokens-ratio default (server_args.py ServerArgs.swa_full_tokens_ratio)
+            swa_full_tokens_ratio=Fraction(4, 5),
+            # --mamba-full-memory-ratio default (ServerArgs.mamba_full_memory_ratio)
+            mamba_full_memory_ratio=Fraction(9, 10),
+            # model_runner_kv_cache_mixin.py calculate_mamba_ratio with the radix cache on, no
+            # mamba extra buffer (--mamba-scheduler-strategy auto resolves to no_buffer) and
+            # no speculative decoding: MAMBA_CACHE_SIZE_MAX_RUNNING_REQUESTS_RATIO
+            mamba_slots_per_request=3,
+            # DeepSeek-V4 (sgl-project/sglang@v0.5.23): the model override's
+            # --swa-full-tokens-ratio (arg_groups/model_overrides/deepseek_v4.py, declared
+            # before handle_cache_compatibility, so DSV4PoolConfigurator sizes the sliding pool
+            # by ratio) and the hook's max_running_requests (arg_groups/deepseek_v4_hook.py
+            # apply_deepseek_v4_defaults)
+            dsv4_swa_full_tokens_ratio=Fraction(1, 10),
+            dsv4_max_running_requests=256,
             budget_rule="sglang",
             default_util=None,
             summary="SGLang: token pages (page 1), window only for hybrid-SWA architectures",
@@ -545,6 +569,12 @@ ENGINES: dict[str, EngineProfile] = {
                 "sgl-project/sglang@001ccef0072a4537d4ec6bdd50a73e6feb2c907d:python/sglang/srt/"
                 "model_executor/model_runner_kv_cache_mixin.py:set_num_tokens_hybrid_swa "
                 "(full / sliding-window pools)",
+                "sgl-project/sglang@001ccef0072a4537d4ec6bdd50a73e6feb2c907d:python/sglang/srt/"
+                "model_executor/model_runner_kv_cache_mixin.py:get_cell_size_per_token, "
+                "init_memory (pp: model-wide hybrid-SWA layer ids, tokens MIN over ranks)",
+                "sgl-project/sglang@00381c02b8ad9f78982f46986b63aeab5fc71fe9:python/sglang/srt/"
+                "mem_cache/swa_memory_pool.py:SWAKVPool (one buffer per listed layer id; the "
+                "stored copy, not at 001ccef)",
                 "sgl-project/sglang:python/sglang/srt/mem_cache/swa_memory_pool.py"
                 ":SWATokenToKVPoolAllocator (every token in both pools; free_swa)",
                 "sgl-project/sglang@e44a41c1c413ce470c66445745f380a50203c286:python/sglang/srt/"

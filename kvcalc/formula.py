@@ -852,7 +852,12 @@ def _layers(
     compressed = any(isinstance(k, CompressedKind) for k in (model.kinds or {}).values())
     if workload.mtp and model.mtp_layers and compressed and engine.compressed_layout:
         why = {
-            "sglang": "SGLang's speculative rings and draft worker are not read",
+            # sglang 0.5.23 pool_configurator.py DSV4PoolConfigurator.__init__ scales the
+            # bytes per full and sliding token by (layers + 1) / layers for the draft, and
+            # sizes its rings from the speculative draft-token count: those are not read
+            "sglang": "SGLang's speculative ring sizes (get_swa_ring_size, "
+            "resolve_compress_state_ring_size with the draft tokens) and draft-token count "
+            "are not read",
             "llama_cpp": "llama.cpp runs them in their own MTP context (llama_kv_cache_iswa), "
             "whose sizing is not modelled",
         }.get(engine.compressed_layout, "transformers builds none for deepseek_v4")

@@ -67,20 +67,6 @@ class Plan:
 
 # ---- SGLang's split pools ------------------------------------------------------------------
 
-# --swa-full-tokens-ratio default (server_args.py ServerArgs.swa_full_tokens_ratio, 0.8)
-SWA_FULL_TOKENS_RATIO = Fraction(4, 5)
-# --mamba-full-memory-ratio default (server_args.py ServerArgs.mamba_full_memory_ratio, 0.9)
-MAMBA_FULL_MEMORY_RATIO = Fraction(9, 10)
-# model_runner_kv_cache_mixin.py calculate_mamba_ratio with the radix cache on, no mamba
-# extra buffer (--mamba-scheduler-strategy auto resolves to no_buffer) and no speculative
-# decoding: MAMBA_CACHE_SIZE_MAX_RUNNING_REQUESTS_RATIO
-MAMBA_SLOTS_PER_REQUEST = 3
-# DeepSeek-V4 (sgl-project/sglang@v0.5.23): the model override's --swa-full-tokens-ratio
-# (arg_groups/model_overrides/deepseek_v4.py, declared before handle_cache_compatibility, so
-# DSV4PoolConfigurator sizes the sliding pool by ratio) and the hook's max_running_requests
-# (arg_groups/deepseek_v4_hook.py apply_deepseek_v4_defaults)
-DSV4_SWA_FULL_TOKENS_RATIO = Fraction(1, 10)
-DSV4_MAX_RUNNING_REQUESTS = 256
 _SGLANG_MIXIN = (
     "sgl-project/sglang@001ccef0072a4537d4ec6bdd50a73e6feb2c907d:"
     "python/sglang/srt/model_executor/model_runner_kv_cache_mixin.py"
@@ -112,6 +98,7 @@ class SglangPools:
     compressed_bytes: int = 0
     fixed_state_bytes: int = 0
     max_requests: int = 0
+    ratio: Fraction = Fraction(0)  # the profile's ratio this split was sized with
 
     def swa_residency(self, full_tokens: int, window_tokens: int) -> tuple[int, int]:
         """Return (least, most) sliding-pool tokens one decoding request holds.
@@ -159,7 +146,7 @@ class SglangPools:
                 (
                     f"sliding-window pool: {self.swa_tokens:,} tokens × "
                     f"{self.swa_bytes_per_token:,} B (with C4 compress state; "
-                    f"--swa-full-tokens-ratio {float(DSV4_SWA_FULL_TOKENS_RATIO)})",
+                    f"--swa-full-tokens-ratio {float(self.ratio)})",
                     self.swa_tokens * self.swa_bytes_per_token,
                 ),
                 (
@@ -179,7 +166,7 @@ class SglangPools:
                 (
                     f"Mamba state pool: {self.state_slots:,} slots × "
                     f"{self.state_bytes_per_slot:,} B (--mamba-full-memory-ratio "
-                    f"{float(MAMBA_FULL_MEMORY_RATIO)}; ≤ {running:,} running requests)",
+                    f"{float(self.ratio)}; ≤ {running:,} running requests)",
                     state,
                 ),
                 (
@@ -197,7 +184,7 @@ class SglangPools:
                 (
                     f"sliding-window pool: {self.swa_tokens:,} tokens × "
                     f"{self.swa_bytes_per_token:,} B "
-                    f"(--swa-full-tokens-ratio {float(SWA_FULL_TOKENS_RATIO)})",
+                    f"(--swa-full-tokens-ratio {float(self.ratio)})",
                     self.swa_tokens * self.swa_bytes_per_token,
                 ),
             )
@@ -693,12 +680,19 @@ def _sglang_pools(plan: Plan, kv_budget: int) -> SglangPools | None:
     """Return SGLang's pools for this plan's KV budget (Budget.pool_terms shows their bytes).
 
     None for a model of one pool. DeepSeek-V4's compressed layers get their own split
-    (_dsv4_pools). Refused in one line where the split is not read: pipeline parallelism,
-    other compressed or chunked layers, more than one window, windows with state.
+    (_dsv4_pools). Refused in one line where the split is not read: pipeline parallelism
+    with state layers, DeepSeek-V4 or all layers sliding, other compressed or chunked layers, more than one window, windows with state.
     Arithmetic is exact (rational) where SGLang's is in floats.
     """
     model, engine = plan.model, plan.engine
-    kv = kv_cache(model, replace(plan.workload, batch=1, seq_len=1), engine)
+    # under pp every rank sizes and allocates the hybrid sliding-window pools for the whole
+    # model's layers: get_cell_size_per_token and set_num_tokens_hybrid_swa count
+    # model_config.full / swa_attention_layer_ids, not the rank's start_layer..end_layer,
+    # and init_memory hands SWAKVPool those model-wide ids (_SGLANG_MIXIN; SWAKVPool read at
+    # sgl-project/sglang@00381c02b8ad9f78982f46986b63aeab5fc71fe9:python/sglang/srt/
+    # mem_cache/swa_memory_pool.py, the stored copy); rest memory is the least of all ranks
+    # (get_available_gpu_memory over the world group), kv_budget here
+    kv = kv_cache(model, replace(plan.workload, batch=1, seq_len=1, pp=1), engine)
     layers = _stage_layers(kv, 0)
     if not engine.honours_window(model.family, model.architecture):  # cached in full
         layers = _StageLayers(
@@ -710,10 +704,13 @@ def _sglang_pools(plan: Plan, kv_budget: int) -> SglangPools | None:
     if not windows and not layers.state:
         return None
     name = model.architecture or model.name
-    if plan.workload.pp > 1:
+    if plan.workload.pp > 1 and (layers.state or compression_rates(model)):
         raise KvcalcError(
-            f"engine sglang: {name} has split memory pools, which are not modelled with "
-            "pipeline parallelism (use --pp 1, or --engine vllm)"
+            f"engine sglang: {name}'s "
+            f"{'state pool' if layers.state else 'DeepSeek-V4 pools'} under pipeline "
+            "parallelism is not modelled (which layers a pp rank's "
+            f"{'mamba_cache_per_req' if layers.state else 'DSV4 pools'} count is not read; "
+            "use --pp 1, or --engine vllm)"
         )
     if plan.engine.compressed_layout == "sglang" and compression_rates(model):
         if plan.gpu.vendor != "nvidia":
@@ -721,7 +718,7 @@ def _sglang_pools(plan: Plan, kv_budget: int) -> SglangPools | None:
                 f"engine sglang: DeepSeek-V4 on {plan.gpu.vendor} GPUs is not modelled "
                 "(SGLang's ROCm pools switch to unified KV rings and fp4 indexer keys)"
             )
-        return _dsv4_pools(kv, layers, max(0, kv_budget))
+        return _dsv4_pools(engine, kv, layers, max(0, kv_budget))
     if kv.layer_parts or any(w.kind != "sliding" for w in windows) or len(windows) > 1:
         raise KvcalcError(
             f"engine sglang: {name} is a hybrid sliding-window model whose layers (compressed, "
@@ -739,26 +736,44 @@ def _sglang_pools(plan: Plan, kv_budget: int) -> SglangPools | None:
     if windows:
         (window,) = windows
         if not full_per_token:  # all layers sliding: one pool (set_num_tokens_hybrid_swa)
+            if plan.workload.pp > 1:
+                raise KvcalcError(
+                    f"engine sglang: {name}, all sliding-window layers, under pipeline "
+                    "parallelism is not modelled (use --pp 1, or --engine vllm)"
+                )
             return None
-        return _swa_pools(budget_, full_per_token, sum(layers.attention[window]), window, page)
+        return _swa_pools(
+            engine, budget_, full_per_token, sum(layers.attention[window]), window, page
+        )
     if not full_per_token:
         raise KvcalcError(
             f"engine sglang: {name} has no attention layer on which to size SGLang's KV pool "
             "(try --engine vllm)"
         )
     per_slot = sum(n * page_bytes for n, page_bytes in layers.state.values())
-    return _mamba_pools(budget_, full_per_token, per_slot, page)
+    return _mamba_pools(engine, budget_, full_per_token, per_slot, page)
+
+
+def _ratio(value: Fraction | None, name: str) -> Fraction:
+    if value is None:
+        raise KvcalcError(f"engine profile sets no {name}, which its pool split needs")
+    return value
 
 
 def _swa_pools(
-    budget_: int, full_per_token: int, swa_per_token: int, window: Window, page: int
+    engine: EngineProfile,
+    budget_: int,
+    full_per_token: int,
+    swa_per_token: int,
+    window: Window,
+    page: int,
 ) -> SglangPools:
     """set_num_tokens_hybrid_swa: M = rest // cell tokens profiled (profile_max_num_token),
     then full = int(M·cell / (F·n_full + r·S·n_swa)), swa = int(full · r), page-aligned."""
     cell = full_per_token + swa_per_token
     profiled = budget_ // cell
     profiled -= profiled % page  # init_memory pages max_total_num_tokens first
-    r = SWA_FULL_TOKENS_RATIO
+    r = _ratio(engine.swa_full_tokens_ratio, "swa_full_tokens_ratio")
     full = (profiled * cell * r.denominator) // (
         full_per_token * r.denominator + r.numerator * swa_per_token
     )
@@ -770,10 +785,13 @@ def _swa_pools(
         swa_bytes_per_token=swa_per_token,
         window=window.size,
         page=page,
+        ratio=r,
     )
 
 
-def _dsv4_pools(kv: KvBreakdown, layers: "_StageLayers", budget_: int) -> SglangPools:
+def _dsv4_pools(
+    engine: EngineProfile, kv: KvBreakdown, layers: "_StageLayers", budget_: int
+) -> SglangPools:
     """DSV4PoolConfigurator.calculate_pool_sizes (ratio sizing, no speculative decoding).
 
     bytes_per_full_token = r·(sliding-pool bytes per token, C4 state with it) + Σ C4 / C128
@@ -783,7 +801,9 @@ def _dsv4_pools(kv: KvBreakdown, layers: "_StageLayers", budget_: int) -> Sglang
     + page: SGLang refuses to start, counted as no capacity). Exact (rational) where
     SGLang's is in floats.
     """
-    page, r = kv.block_size, DSV4_SWA_FULL_TOKENS_RATIO
+    page = kv.block_size
+    r = _ratio(engine.dsv4_swa_full_tokens_ratio, "dsv4_swa_full_tokens_ratio")
+    max_requests = engine.dsv4_max_running_requests
     windows = [w for w in layers.attention if w is not None and w.kind == "sliding"]
     if len(windows) != 1:
         raise KvcalcError("engine sglang: DeepSeek-V4 needs one sliding window (sliding_window)")
@@ -791,7 +811,7 @@ def _dsv4_pools(kv: KvBreakdown, layers: "_StageLayers", budget_: int) -> Sglang
     swa_per_token = sum(layers.attention[window])
     parts = [(w, per) for layer in kv.layer_parts for w, per in layer]
     compressed = sum((Fraction(per, w.size) for w, per in parts if w.kind == "paged"), Fraction(0))
-    slots = DSV4_MAX_RUNNING_REQUESTS + 1
+    slots = max_requests + 1
     fixed = sum(
         round_up(slots * w.size + w.size + 1, w.size) * per for w, per in parts if w.kind == "ring"
     )
@@ -811,15 +831,20 @@ def _dsv4_pools(kv: KvBreakdown, layers: "_StageLayers", budget_: int) -> Sglang
         page=page,
         compressed_bytes=int(full * compressed),
         fixed_state_bytes=fixed if full else 0,
-        max_requests=DSV4_MAX_RUNNING_REQUESTS,
+        max_requests=max_requests,
+        ratio=r,
     )
 
 
-def _mamba_pools(budget_: int, full_per_token: int, per_slot: int, page: int) -> SglangPools:
+def _mamba_pools(
+    engine: EngineProfile, budget_: int, full_per_token: int, per_slot: int, page: int
+) -> SglangPools:
     """handle_max_mamba_cache: mamba memory = rest · ratio / (1 + ratio), in whole
     mamba_cache_per_req slots; profile_max_num_token: KV tokens = the rest // cell, the cell
     summed over the attention layers only."""
-    q = MAMBA_FULL_MEMORY_RATIO
+    q = _ratio(engine.mamba_full_memory_ratio, "mamba_full_memory_ratio")
+    if engine.mamba_slots_per_request <= 0:
+        raise KvcalcError("engine profile sets no mamba_slots_per_request, which its pools need")
     slots = budget_ * q.numerator // ((q.denominator + q.numerator) * per_slot)
     tokens = (budget_ - slots * per_slot) // full_per_token
     return SglangPools(
@@ -828,7 +853,8 @@ def _mamba_pools(budget_: int, full_per_token: int, per_slot: int, page: int) ->
         page=page,
         state_slots=slots,
         state_bytes_per_slot=per_slot,
-        slots_per_request=MAMBA_SLOTS_PER_REQUEST,
+        slots_per_request=engine.mamba_slots_per_request,
+        ratio=q,
     )
 
 

@@ -31,6 +31,7 @@ from kvcalc.planner import (
     weights_per_stage,
 )
 from kvcalc.presets import load_gpu, load_model
+from kvcalc.specs import ModelSpec
 
 H100 = 85_017_493_504
 # Llama-3.1-8B (meta-llama/Llama-3.1-8B config.json): hidden 4096, 32 layers, 32 heads,
@@ -653,12 +654,45 @@ def test_trtllm_refuses_state_it_does_not_cache() -> None:
         fit(plan("nemotron-3-nano-30b-a3b", gpu="h200", engine="trtllm", pp=2))
 
 
-def test_sglang_split_pools_refused_with_pipeline_parallelism() -> None:
-    """With pp > 1 SGLang's pool split per stage is not read: one line, not a guess; the
-    min-GPU search skips such candidates and still finds tp 1 for gpt-oss-120b at 8k."""
-    with pytest.raises(KvcalcError, match=r"^engine sglang: .*pipeline parallelism"):
-        budget(plan("gpt-oss-120b", engine="sglang", pp=2))
+def test_sglang_hybrid_swa_pools_under_pipeline_parallelism() -> None:
+    """gpt-oss-120b under SGLang with pp 2 on an H100: every rank sizes (and allocates) the
+    full and sliding pools for all 36 layers, not its 18 (get_cell_size_per_token and
+    set_num_tokens_hybrid_swa count model_config's layer ids; SWAKVPool gets them), out of
+    the least rest memory of the ranks. mem_fraction_static: reserved = 512 + 8,192 · 1.5 +
+    256 · 2 + 1 · 2 / 8 · 1,024 = 13,568 MiB of 81,079.5 MiB, round(67,511.5 / 81,079.5, 3)
+    = 0.833; rest = (85,017,493,504 − 552,402,944) · 0.833 − the heavier stage's weights:
+    65,248,815,744 B in all (derived in tests/test_quant.py GPT_OSS_120B_BYTES), and each
+    stage holds 18 of the 36 layers, the embedding (stage 0) or the LM head of the same size
+    (stage 1) and half the norms: 65,248,815,744 / 2 = 32,624,407,872 B.
+    Cell 73,728 B (18 · 2,048 + 18 · 2,048, as at pp 1), M = rest // 73,728,
+    full = int(M · 10 / 9), swa = int(full · 0.8)."""
+    p = plan("gpt-oss-120b", engine="sglang", pp=2)
+    b = budget(p)
+    assert b.util == 0.833
+    assert b.stage_weights_bytes == (32_624_407_872, 32_624_407_872)
+    rest = (H100 - 552_402_944) * 833 // 1000 - 32_624_407_872
+    assert b.kv_budget_bytes == rest
+    profiled = rest // 73_728
+    full = profiled * 10 // 9
+    swa = full * 4 // 5
+    assert b.pools is not None
+    assert (b.pools.kv_tokens, b.pools.swa_tokens) == (full, swa)
+    assert fit(p).max_batch == full // 8192
     assert min_gpus(plan("gpt-oss-120b", engine="sglang")) == (1, 1)
+
+
+def test_sglang_state_and_dsv4_pools_refused_with_pipeline_parallelism(flash: ModelSpec) -> None:
+    """A Mamba hybrid's or DeepSeek-V4's pools under pp > 1 are refused in one line: which
+    layers a rank's mamba_cache_per_req and DSV4 pools count is not read."""
+    with pytest.raises(KvcalcError, match=r"^engine sglang: .*state pool under pipeline"):
+        budget(plan("nemotron-3-nano-30b-a3b", gpu="h200", engine="sglang", pp=2))
+    v4 = Plan(flash, load_gpu("h200"), ENGINES["sglang"], Workload(seq_len=8192, batch=1, pp=2))
+    with pytest.raises(KvcalcError, match=r"^engine sglang: .*DeepSeek-V4 pools under pipeline"):
+        budget(v4)
+
+
+def test_sglang_one_pool_for_a_non_hybrid_architecture() -> None:
+    """Gemma-3 is not one of SGLang's hybrid-SWA architectures: one pool."""
     gemma = plan("gemma-3-27b", engine="sglang")  # not a hybrid-SWA architecture: one pool
     assert budget(gemma).pools is None
 
