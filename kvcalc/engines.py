@@ -786,7 +786,7 @@ ENGINES: dict[str, EngineProfile] = {
         EngineProfile(
             name="hf",
             unread_families=(_KIMI_K3_HF,),
-            version="5.x (cache layout cross-checked in CI, 5.24.0 when written; decode "
+            version="5.25.0 (cache layout cross-checked in CI on that pinned release; decode "
             "working set measured on 5.17.0)",
             decode_working_set=True,
             summary="Hugging Face transformers 5.x DynamicCache: exact tokens, sliding keep W-1",
@@ -799,7 +799,6 @@ ENGINES: dict[str, EngineProfile] = {
             k_eq_v="both",
             gqa_indexer_dtype="kv",
             compressed_layout="hf",
-            expanded_kv_families=frozenset({"falcon"}),
             assumptions=(
                 "DynamicCache: exactly seq tokens per full layer, no paging",
                 "[sliding] sliding layers keep the last W-1 tokens (DynamicSlidingWindowLayer), "
@@ -808,7 +807,9 @@ ENGINES: dict[str, EngineProfile] = {
                 "full-length tensors stay allocated until the next step",
                 "[mla] MLA: transformers 5.x caches the latent (key: kv_lora_rank, value: rope key)",
                 "no tensor parallelism (device_map splits layers: use --pp)",
-                "[falcon] Falcon new_decoder_architecture: K/V cached for every query head",
+                "[falcon] Falcon: K/V cached for its num_kv_heads (transformers 5.25.0 on; "
+                "5.0 to 5.24 cached them broadcast to every query head: kvcalc does not model "
+                "those releases)",
                 "[state] state layers (LinearAttentionLayer): conv state conv_kernel wide in the "
                 "model dtype, recurrent state in fp32 (measured: transformers 5.24, torch path)",
                 "[compressed] DeepSeek-V4 compressed layers (transformers 5.24 DeepseekV4CSACache "

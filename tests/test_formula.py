@@ -59,6 +59,22 @@ def test_falcon_7b_mqa(engine: str) -> None:
 
 
 @pytest.mark.parametrize("engine", ["formula", "vllm", "sglang", "trtllm", "hf", "llama.cpp"])
+def test_falcon_180b_gqa_every_engine(engine: str) -> None:
+    """Falcon-180B (tiiuae/falcon-180B config.json: 80 layers, new_decoder_architecture,
+    num_kv_heads 8, head_dim 14848/232 = 64): 2·8·64·2·80·8192 = 1,342,177,280. transformers
+    caches the 8 KV heads since 5.25.0 (modeling_falcon.py's refactor onto repeat_kv at attention
+    time; 5.24 broadcast K/V to all 232 query heads before caching, 29× this)."""
+    assert total("falcon-180b", engine) == 1_342_177_280
+
+
+def test_falcon_40b_transformers_4_expanded() -> None:
+    """transformers 4.x broadcast Falcon-40B's 8 KV heads to its 128 query heads before caching
+    (tiiuae/falcon-40b config.json: 60 layers, head_dim 8192/128 = 64):
+    2·128·64·2·60·8192 = 16,106,127,360."""
+    assert total("falcon-40b", "hf@4") == 16_106_127_360
+
+
+@pytest.mark.parametrize("engine", ["formula", "vllm", "sglang", "trtllm", "hf", "llama.cpp"])
 def test_deepseek_v3_mla_latent(engine: str) -> None:
     """DeepSeek-V3 (61 layers, kv_lora_rank 512 + qk_rope_head_dim 64): 576·2·61·8192 = 575,668,224."""
     assert total("deepseek-v3", engine) == 575_668_224
