@@ -179,10 +179,13 @@ class EngineProfile:
     # GQA layers' own indexer keys (MiniMax-M3 sparse layers), one head of index_head_dim per
     # token beside K and V: "kv" in the K cache dtype (transformers
     # MiniMaxM3VLSparseCacheLayer.idx_keys), "model" in the model's dtype whatever the KV
-    # dtype (SGLang MiniMaxSparseKVPool index_dtype), "llama_cpp" in a one-head cache that
-    # also keeps an unused V row (llama_kv_cache_msa); None: not read for this engine
-    gqa_indexer_dtype: Literal["kv", "model", "llama_cpp"] | None = None
-    gqa_indexer_block_size: int | None = None  # page size for GQA-indexer models, if different
+    # dtype (SGLang MiniMaxSparseKVPool index_dtype), "bf16" in bf16 whatever the KV dtype
+    # (vLLM MiniMaxM3IndexerCache, indexer_kv_dtype default), "llama_cpp" in a one-head cache
+    # that also keeps an unused V row (llama_kv_cache_msa); None: not read for this engine
+    gqa_indexer_dtype: Literal["kv", "model", "bf16", "llama_cpp"] | None = None
+    # page size for GQA-indexer models, if different; under vLLM (pads_hybrid_groups) also the
+    # only page its sparse backends take, so --block-size must be a multiple of it
+    gqa_indexer_block_size: int | None = None
     # DeepSeek-V4 compressed layers (CompressedKind): "hf", transformers 5.24's
     # DeepseekV4CSACache / DeepseekV4HCACache tensors; "vllm", vLLM's per-layer specs in
     # KV-cache groups sharing one block pool (kvcalc/vllm_compressed.py); "sglang", SGLang's
@@ -317,6 +320,28 @@ VLLM_DEEPSEEK_V4_SOURCES = (
 )
 
 
+# where vLLM's MiniMax-M3 cache layout was read: pinned at
+# vllm-project/vllm@0484480bc73081c4a5133b3cb53018323fce632d, the files the index stores only
+# at another commit cited at that one
+_VLLM_M3_PIN = "vllm-project/vllm@0484480bc73081c4a5133b3cb53018323fce632d:"
+VLLM_MINIMAX_M3_SOURCES = (
+    f"{_VLLM_M3_PIN}vllm/models/minimax_m3/common/indexer.py:MiniMaxM3IndexerCache."
+    "get_kv_cache_spec (MLAAttentionSpec, one head of index_head_dim, indexer_kv_dtype bf16 "
+    "or fp8), MiniMaxM3IndexerBackend.get_supported_kernel_block_sizes ([128])",
+    f"{_VLLM_M3_PIN}vllm/v1/kv_cache_interface.py:AttentionSpec.page_size_bytes, "
+    "MLAAttentionSpec (head_size_v 0), UniformTypeKVCacheSpecs, get_kv_cache_spec_kind "
+    "(MLA and full-attention specs in one FULL_ATTENTION group)",
+    "vllm-project/vllm@0443308aa3e9e621c911ac891cac4f3170a83af5:vllm/models/minimax_m3/"
+    "nvidia/model.py:MiniMaxM3SparseAttention.get_kv_cache_spec (FullAttentionSpec, "
+    "max(1, n_kv // tp) heads), MiniMaxM3Attention (dense layers: Attention)",
+    "vllm-project/vllm@040e4601a1068271a771772f22bb2910a2633a72:vllm/models/minimax_m3/"
+    "common/sparse_attention.py:MiniMaxM3SparseBackend (supported_kv_cache_dtypes bf16 / "
+    "fp8, get_supported_kernel_block_sizes [128])",
+    "vllm-project/vllm@006d6045cf1602a3e05bad8f8e7d0d62cbd51e8c:vllm/v1/"
+    "kv_cache_spec_registry.py:KVCacheSpecRegistry.get_uniform_type_base_spec",
+)
+
+
 # where vLLM's prefix caching of state layers (mamba_cache_mode align) was read; pinned at
 # vllm-project/vllm@129ab7c60cbb (the one stored version of single_type_kv_cache_manager.py),
 # each other file at the commit the index stores it at; two files it stores without a commit
@@ -379,17 +404,16 @@ ENGINES: dict[str, EngineProfile] = {
             head_rule="replicate",
             sliding="vllm_planning",
             max_num_batched_tokens=8192,
-            unread_families=(
-                _KIMI_K3_VLLM,
-                (
-                    "minimax_m3",
-                    "vLLM runs it (vllm-project/vllm@0484480bc73081c4a5133b3cb53018323fce632d:"
-                    "vllm/models/minimax_m3/common/indexer.py) with each sparse layer's indexer "
-                    "keys in a MiniMaxM3IndexerCache side cache (an MLAAttentionSpec) whose "
-                    "KV-cache group and block size kvcalc has not read",
-                ),
-            ),
+            unread_families=(_KIMI_K3_VLLM,),
             indexer_layout="fp8_scaled",
+            # MiniMax-M3 (VLLM_MINIMAX_M3_SOURCES): each sparse layer's MiniMaxM3IndexerCache is
+            # an MLAAttentionSpec of one head of index_head_dim in indexer_kv_dtype (bf16 by
+            # default, whatever --kv-cache-dtype); it and the layers' FullAttentionSpec K/V
+            # share one KV-cache group (UniformTypeKVCacheSpecs: MLAAttentionSpec groups as
+            # FullAttentionSpec), whose block is 128: the only kernel block the sparse and
+            # indexer backends take (get_supported_kernel_block_sizes)
+            gqa_indexer_dtype="bf16",
+            gqa_indexer_block_size=128,
             compressed_layout="vllm",
             # MambaModelConfig.verify_and_update_config: with prefix caching, "all" where the
             # model class is SupportsMambaPrefixCaching, else "align" (VLLM_MAMBA_PREFIX_SOURCES)
@@ -417,6 +441,11 @@ ENGINES: dict[str, EngineProfile] = {
                 "[prefix] prefix caching on: mamba_cache_mode align keeps two state pages per "
                 "sequence and layer (the running state and the last step's, MambaManager; "
                 "MambaSpec.max_memory_usage_bytes), mamba_block_size = the attention block",
+                "[gqa_indexer] MiniMax-M3: 128-token blocks, the only kernel block its "
+                "sparse attention and indexer backends take (serve it with --block-size 128); "
+                "each sparse layer adds one index_head_dim key per token in bf16 "
+                "(MiniMaxM3IndexerCache, indexer_kv_dtype bf16) whatever the KV dtype, on "
+                "every TP rank, in the layers' one KV-cache group",
                 "[compressed] DeepSeek-V4: fp8_ds_mla cache (--kv-cache-dtype fp8*; auto fails "
                 "vLLM's assert), every layer on every TP rank; a full-MLA KV-cache group "
                 "(256-token blocks: C4A, C4I, C128A pages) and sliding groups (SWA 64-token, "
@@ -441,6 +470,7 @@ ENGINES: dict[str, EngineProfile] = {
                 "(attention_k_eq_v: K and V both cached)",
                 *VLLM_DEEPSEEK_V4_SOURCES,
                 *VLLM_MAMBA_PREFIX_SOURCES,
+                *VLLM_MINIMAX_M3_SOURCES,
             ),
         ),
         EngineProfile(
@@ -867,12 +897,16 @@ ENGINES["vllm@v0"] = replace(
     version="0.6.4-0.6.x (V0 engine, no chunked prefill)",
     summary="vLLM V0 engine: as vllm, profile run over max(max_model_len, 2048) tokens",
     max_num_batched_tokens=None,
-    # Gemma 4 and DeepSeek-V4 postdate the V0 engine: not read for V0
+    # Gemma 4, DeepSeek-V4 and MiniMax-M3 postdate the V0 engine: not read for V0
     k_eq_v=None,
     compressed_layout=None,
+    gqa_indexer_dtype=None,
+    gqa_indexer_block_size=None,
     mamba_cache_modes=None,  # V0 has no mamba_cache_mode: its prefix caching is not read
     assumptions=tuple(
-        a for a in ENGINES["vllm"].assumptions if not a.startswith(("[compressed]", "[prefix]"))
+        a
+        for a in ENGINES["vllm"].assumptions
+        if not a.startswith(("[compressed]", "[prefix]", "[gqa_indexer]"))
     ),
     sources=tuple(
         s
@@ -880,6 +914,7 @@ ENGINES["vllm@v0"] = replace(
         if "gemma4.py" not in s
         and s not in VLLM_DEEPSEEK_V4_SOURCES
         and s not in VLLM_MAMBA_PREFIX_SOURCES
+        and s not in VLLM_MINIMAX_M3_SOURCES
     ),
 )
 

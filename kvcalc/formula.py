@@ -314,6 +314,10 @@ def has_gqa_indexer(model: ModelSpec) -> bool:
     return any(isinstance(k, AttentionKind) and k.index_head_dim is not None for k in kinds)
 
 
+# vllm/models/minimax_m3/common/sparse_attention.py:MiniMaxM3SparseBackend.supported_kv_cache_dtypes
+_MINIMAX_M3_VLLM_KV_DTYPES = frozenset({"bf16", "fp8_e4m3", "fp8_e5m2"})
+
+
 def kind_indexer_bytes_per_token(
     kind: AttentionKind,
     attention: MHA | GQA | MQA | MLA,
@@ -331,6 +335,9 @@ def kind_indexer_bytes_per_token(
                  index_dtype=model_dtype, head_num=1; pool_configurator
                  DefaultPoolConfigurator._compute_cell_size adds num_indexer_k_only ·
                  sparse_index_dim · element_size(model_dtype));
+      bf16:      in bf16 whatever the KV dtype (vLLM vllm/models/minimax_m3/common/
+                 indexer.py:MiniMaxM3IndexerCache.get_kv_cache_spec, an MLAAttentionSpec of
+                 one head of index_head_dim, no V, in indexer_kv_dtype: bf16 by default);
       llama_cpp: in a second llama_kv_cache with one KV head whose K row is index_head_dim
                  in the K type and whose V row keeps the layer's V head dim in the V type
                  (src/llama-kv-cache-msa.cpp: hparams_idx sets n_head_kv 1 and
@@ -352,7 +359,12 @@ def kind_indexer_bytes_per_token(
             f"engine {engine.name}: KV dtype {k_dtype.name} in a MiniMax-M3 pool "
             "(MiniMaxSparseKVPool) is not modelled (bf16, fp16 or fp8 are)"
         )
-    dtype = model_dtype if layout == "model" else k_dtype
+    if layout == "bf16" and {k_dtype.name, v_dtype.name} - _MINIMAX_M3_VLLM_KV_DTYPES:
+        raise KvcalcError(
+            f"engine {engine.name}: KV dtype {k_dtype.name}/{v_dtype.name} for MiniMax-M3: its "
+            "sparse backend takes bf16 or fp8 (MiniMaxM3SparseBackend.supported_kv_cache_dtypes)"
+        )
+    dtype = {"model": model_dtype, "bf16": KV_DTYPES["bf16"]}.get(layout, k_dtype)
     index = dtype.row_bytes(kind.index_head_dim)
     text = f" + {index} B indexer key ({kind.index_head_dim} {dtype.name}, one head)"
     if layout == "llama_cpp" and not isinstance(attention, MLA):  # MLA kinds have no index key
@@ -947,8 +959,30 @@ def _stage_ranges(model: ModelSpec, n_cached: int, pp: int) -> tuple[tuple[int, 
     return tuple(stages)
 
 
+def _vllm_kernel_block(
+    model: ModelSpec, workload: Workload, engine: EngineProfile, is_mla: bool
+) -> int:
+    """Return the attention block vLLM pages a model in before any hybrid alignment.
+
+    MiniMax-M3's sparse layers and their indexer caches take only 128-token kernel blocks
+    (vllm/models/minimax_m3/common/sparse_attention.py:MiniMaxM3SparseBackend and
+    common/indexer.py:MiniMaxM3IndexerBackend get_supported_kernel_block_sizes), so a
+    --block-size must be a multiple of 128, and without one the page is 128.
+    """
+    kernel = engine.gqa_indexer_block_size if has_gqa_indexer(model) else None
+    if kernel is None:
+        return workload.block_size or engine.block_for(is_mla)
+    if workload.block_size and workload.block_size % kernel:
+        raise KvcalcError(
+            f"engine {engine.name}: --block-size {workload.block_size} for {model.name}: its "
+            f"sparse attention and indexer backends take {kernel}-token kernel blocks only "
+            f"(use a multiple of {kernel})"
+        )
+    return workload.block_size or kernel
+
+
 def _vllm_block(
-    engine: EngineProfile, workload: Workload, layers: list[_Layer], is_mla: bool
+    engine: EngineProfile, workload: Workload, layers: list[_Layer], block: int
 ) -> tuple[int, int | None]:
     """Return (attention block size, padded state page bytes) under vLLM's hybrid alignment.
 
@@ -958,7 +992,6 @@ def _vllm_block(
     cdiv(state page, align · attention bytes per token), and the state page is padded to
     that attention page, so one block pool serves both.
     """
-    block = workload.block_size or engine.block_for(is_mla)
     states = {layer.conv_bytes + layer.recurrent_bytes for layer in layers if layer.state}
     if not states:
         return block, None
@@ -1053,7 +1086,8 @@ def kv_cache(model: ModelSpec, workload: Workload, engine: EngineProfile) -> KvB
     state_page: int | None = None
     state_pages = 1  # state pages a sequence holds per state layer
     if engine.pads_hybrid_groups:
-        block, state_page = _vllm_block(engine, workload, layers, is_mla)
+        kernel_block = _vllm_kernel_block(model, workload, engine, is_mla)
+        block, state_page = _vllm_block(engine, workload, layers, kernel_block)
         if state_page is not None:
             state_pages = _vllm_state_pages(model, workload, engine)
         window_blocks = _vllm_window_blocks(engine, layers, block)

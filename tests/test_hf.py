@@ -705,14 +705,13 @@ def test_minimax_m3_sparse_attention_keys_it_does_not_model_are_refused(
 
 
 def test_minimax_m3_is_refused_under_engines_that_have_not_been_read() -> None:
-    """vLLM and TensorRT-LLM run MiniMax-M3 with the indexer keys in caches of their own
-    (vLLM's MiniMaxM3IndexerCache side cache, TensorRT-LLM's MiniMaxM3KVCacheManagerV2) that
-    kvcalc has not read: each refuses it in one line saying so. transformers 4.x has no
-    MiniMax-M3 at all, and hf@4 keeps the plain refusal."""
+    """TensorRT-LLM runs MiniMax-M3 with the indexer keys in a cache of its own
+    (MiniMaxM3KVCacheManagerV2) that kvcalc has not read: it refuses it in one line saying so.
+    vLLM's V0 engine and transformers 4.x have no MiniMax-M3 at all and keep the plain
+    refusal (vLLM V1: tests/test_minimax_m3_vllm.py)."""
     spec = load(DATA / "hf_configs" / "minimax-m3.json")
     expected = {
-        "vllm": "engine vllm: minimax_m3: vLLM runs it (vllm-project/vllm@",
-        "vllm@main": "engine vllm@main: minimax_m3: vLLM runs it",
+        "vllm@v0": "engine vllm@v0: the indexer keys GQA sparse-attention layers cache",
         "trtllm": "engine trtllm: minimax_m3: TensorRT-LLM runs it (NVIDIA/TensorRT-LLM@",
         "hf@4": "engine hf@4: the indexer keys GQA sparse-attention layers cache (MiniMax-M3)",
     }
