@@ -62,13 +62,11 @@ StateDtypeRule = Literal["config", "fp32", "model"]
 
 
 # Kimi-K3 (kimi_k3) is sized only where its implementation was read (SGLang's
-# models/kimi_k3.py, llama.cpp's src/models/kimi-k3.cpp); these engines refuse it, each
-# saying why.
-_KIMI_K3_VLLM = (
+# models/kimi_k3.py, llama.cpp's src/models/kimi-k3.cpp, vLLM V1's vllm/models/kimi_k3);
+# these engines refuse it, each saying why.
+_KIMI_K3_VLLM_V0 = (
     "kimi_k3",
-    "vLLM's own Kimi-K3 model (vllm-project/vllm@055e47c28003156421365af985d676fc921cb075:"
-    "vllm/models/kimi_k3/nvidia/kda.py: KimiK3DeltaAttention.get_state_shape / get_state_dtype) "
-    "has not been read: its KDA state pages, MLA block size and hybrid groups are not modelled",
+    "vLLM's Kimi-K3 model (vllm/models/kimi_k3) runs on the V1 engine only",
 )
 _KIMI_K3_HF = (
     "kimi_k3",
@@ -342,6 +340,32 @@ VLLM_MINIMAX_M3_SOURCES = (
 )
 
 
+# where vLLM's Kimi-K3 cache layout was read; the index stores these files at
+# vllm-project/vllm@055e47c28003156421365af985d676fc921cb075, not at the MiniMax-M3 pin
+_VLLM_K3 = "vllm-project/vllm@055e47c28003156421365af985d676fc921cb075:"
+VLLM_KIMI_K3_SOURCES = (
+    f"{_VLLM_K3}vllm/models/kimi_k3/nvidia/kda.py:KimiK3DeltaAttention.get_state_shape, "
+    "get_state_dtype (KDA state; use_kda_recoverssm adds records)",
+    f"{_VLLM_K3}vllm/model_executor/layers/mamba/mamba_utils.py:MambaStateShapeCalculator."
+    "kda_state_shape (conv (3 · heads · head_dim / tp) × (kernel - 1 + num_spec), recurrent "
+    "heads / tp × head_dim × head_dim), MambaStateDtypeCalculator.kda_state_dtype "
+    "(conv in mamba_cache_dtype, recurrent float32)",
+    f"{_VLLM_K3}vllm/models/kimi_k3/nvidia/mla.py:MultiHeadLatentAttention.get_kv_cache_spec "
+    "(MLAAttentionSpec, one head of kv_lora_rank + qk_rope_head_dim; fp8_ds_mla 656 B)",
+    f"{_VLLM_K3}vllm/models/kimi_k3/nvidia/model.py:KimiLinearForCausalLM (IsHybrid, not "
+    "SupportsMambaPrefixCaching), get_mamba_state_shape_from_config",
+)
+
+VLLM_KIMI_K3 = FamilyRules(
+    family="kimi_k3",
+    note=(
+        "Kimi-K3: MLA layers in 64-token-aligned blocks grown until one page covers a KDA "
+        "state page (conv bf16 + recurrent fp32, padded to it); no speculative decoding and "
+        "--use-kda-recoverssm off (their extra conv columns and records are not counted)"
+    ),
+)
+
+
 # where vLLM's prefix caching of state layers (mamba_cache_mode align) was read; pinned at
 # vllm-project/vllm@129ab7c60cbb (the one stored version of single_type_kv_cache_manager.py),
 # each other file at the commit the index stores it at; two files it stores without a commit
@@ -404,7 +428,6 @@ ENGINES: dict[str, EngineProfile] = {
             head_rule="replicate",
             sliding="vllm_planning",
             max_num_batched_tokens=8192,
-            unread_families=(_KIMI_K3_VLLM,),
             indexer_layout="fp8_scaled",
             # MiniMax-M3 (VLLM_MINIMAX_M3_SOURCES): each sparse layer's MiniMaxM3IndexerCache is
             # an MLAAttentionSpec of one head of index_head_dim in indexer_kv_dtype (bf16 by
@@ -422,7 +445,9 @@ ENGINES: dict[str, EngineProfile] = {
                 ("qwen3_next", "align"),
                 ("qwen3_5_text", "align"),
                 ("qwen3_5_moe_text", "align"),
+                ("kimi_k3", "align"),
             ),
+            family_rules=(VLLM_KIMI_K3,),
             # Gemma 4 attention_k_eq_v: vllm/model_executor/models/gemma4.py Gemma4Attention
             # loads the K weights into both the K and V slots of qkv_proj and calls
             # Attention(q, k, v) like any layer, so the cache keeps both planes
@@ -471,6 +496,7 @@ ENGINES: dict[str, EngineProfile] = {
                 *VLLM_DEEPSEEK_V4_SOURCES,
                 *VLLM_MAMBA_PREFIX_SOURCES,
                 *VLLM_MINIMAX_M3_SOURCES,
+                *VLLM_KIMI_K3_SOURCES,
             ),
         ),
         EngineProfile(
@@ -897,11 +923,13 @@ ENGINES["vllm@v0"] = replace(
     version="0.6.4-0.6.x (V0 engine, no chunked prefill)",
     summary="vLLM V0 engine: as vllm, profile run over max(max_model_len, 2048) tokens",
     max_num_batched_tokens=None,
-    # Gemma 4, DeepSeek-V4 and MiniMax-M3 postdate the V0 engine: not read for V0
+    # Gemma 4, DeepSeek-V4, MiniMax-M3 and Kimi-K3 postdate the V0 engine: not read for V0
     k_eq_v=None,
     compressed_layout=None,
     gqa_indexer_dtype=None,
     gqa_indexer_block_size=None,
+    unread_families=(_KIMI_K3_VLLM_V0,),
+    family_rules=(),
     mamba_cache_modes=None,  # V0 has no mamba_cache_mode: its prefix caching is not read
     assumptions=tuple(
         a
@@ -915,6 +943,7 @@ ENGINES["vllm@v0"] = replace(
         and s not in VLLM_DEEPSEEK_V4_SOURCES
         and s not in VLLM_MAMBA_PREFIX_SOURCES
         and s not in VLLM_MINIMAX_M3_SOURCES
+        and s not in VLLM_KIMI_K3_SOURCES
     ),
 )
 

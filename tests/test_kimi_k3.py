@@ -27,11 +27,13 @@ from kvcalc.errors import KvcalcError
 from kvcalc.formula import Workload, kv_cache
 from kvcalc.kernel import KvKernel
 from kvcalc.llamacpp import LlamaCppOptions, compute_buffer_bytes, llama_context
+from kvcalc.planner import Plan, budget, fit
 from kvcalc.presets import load_model
-from kvcalc.specs import ModelSpec
+from kvcalc.specs import GpuSpec, ModelSpec
 
 CONFIG = Path(__file__).parent / "data" / "hf_configs" / "kimi-k3.json"
 SGLANG = ENGINES["sglang"]
+VLLM = ENGINES["vllm"]
 
 H, VOCAB = 7168, 163_840
 MLA_LAYERS, KDA_LAYERS, MOE_LAYERS = 24, 69, 92
@@ -184,8 +186,7 @@ def test_k3_keys_in_a_bare_kimi_linear_config_are_refused() -> None:
 @pytest.mark.parametrize(
     ("engine", "needle"),
     [
-        ("vllm", "vLLM's own Kimi-K3 model"),
-        ("vllm@main", "has not been read: its KDA state pages"),
+        ("vllm@v0", "runs on the V1 engine only"),
         ("hf", "transformers has no kimi_k3 model"),
         ("hf@4", "transformers has no kimi_k3 model"),
         ("trtllm", "MixedMambaHybridCacheManager"),
@@ -245,3 +246,106 @@ def test_llama_cpp_keeps_kimi_k3_as_a_hybrid_mla_kda_memory(k3: ModelSpec) -> No
     assert kv.state_total_bytes == 4 * per_slot == 1_858_535_424
     with pytest.raises(KvcalcError, match="pass --reserve"):
         compute_buffer_bytes(k3, llama_context(opts, 2048, 4))
+
+
+# ---- vLLM (vllm-project/vllm@055e47c28003156421365af985d676fc921cb075, kvcalc/engines.py
+# VLLM_KIMI_K3_SOURCES): each MLA layer an MLAAttentionSpec of one 576-wide latent head, each
+# KDA layer a MambaSpec of kda_state_shape (conv (kernel - 1) × 3 · heads · head_dim / tp in
+# the model dtype, recurrent heads / tp × 128 × 128 fp32). Hybrid alignment: the MLA block
+# starts at 64 (FlashMLA) and grows by 64 until one page covers a state page, which is padded
+# to it; 24 MLA and 69 KDA layers: 69 >= 1.5 · 24, so groups of 24, the KDA ones padded to
+# cdiv(69, 24) · 24 = 72 layers.
+
+
+@pytest.mark.parametrize(
+    ("tp", "state", "block"),
+    [
+        # conv 3 · 36,864 · 2 = 221,184 + recurrent 96 · 16,384 · 4 = 6,291,456;
+        # 64 · cdiv(6,512,640, 64 · 1,152 = 73,728) = 64 · 89 = 5,696
+        (1, 221_184 + 6_291_456, 5696),
+        # conv 3 · 4,608 · 2 = 27,648 + recurrent 12 · 16,384 · 4 = 786,432;
+        # 64 · cdiv(814,080, 73,728) = 64 · 12 = 768
+        (8, 27_648 + 786_432, 768),
+    ],
+)
+def test_vllm_kda_state_pages_set_the_mla_block(
+    k3: ModelSpec, tp: int, state: int, block: int
+) -> None:
+    """The KDA state page is padded to one MLA page of `block` tokens · 1,152 B (bf16 latent,
+    on every TP rank); each KDA layer holds one page a sequence."""
+    kv = kv_cache(k3, Workload(seq_len=8192, tp=tp), VLLM)
+    assert kv.block_size == block
+    [states] = kv.state_groups
+    assert states.conv_bytes_per_layer + states.recurrent_bytes_per_layer == state
+    assert states.bytes_per_sequence_per_layer == block * 1152
+    assert (states.count, states.padded_count) == (69, 72)
+
+
+def test_vllm_per_sequence_bytes(k3: ModelSpec) -> None:
+    """8,192 tokens at tp 1: cdiv(8192, 5,696) = 2 MLA blocks = 11,392 slots, so the 24 MLA
+    layers hold 24 · 11,392 · 1,152 = 314,966,016 B and the 72 allocated KDA layers
+    72 · 5,696 · 1,152 = 72 · 6,561,792 = 472,449,024 B. At tp 8 (768-token blocks):
+    cdiv(8192, 768) = 11 blocks = 8,448 slots, 24 · 8,448 · 1,152 = 233,570,304 B of latent
+    and 72 · 768 · 1,152 = 72 · 884,736 = 63,700,992 B of state a GPU."""
+    tp1 = kv_cache(k3, Workload(seq_len=8192), VLLM)
+    assert (tp1.per_gpu_bytes, tp1.state_per_gpu_bytes) == (314_966_016, 472_449_024)
+    tp8 = kv_cache(k3, Workload(seq_len=8192, tp=8), VLLM)
+    assert (tp8.per_gpu_bytes, tp8.state_per_gpu_bytes) == (233_570_304, 63_700_992)
+
+
+def test_vllm_fp8_latent_takes_a_longer_block(k3: ModelSpec) -> None:
+    """fp8 KV: 576 B a token, 64 · cdiv(6,512,640, 64 · 576 = 36,864) = 64 · 177 = 11,328
+    tokens a block; 8,192 tokens fit one block: 24 · 11,328 · 576 = 156,598,272 B of latent,
+    72 · 11,328 · 576 = 72 · 6,524,928 = 469,794,816 B of state."""
+    fp8 = kv_dtype("fp8")
+    kv = kv_cache(k3, Workload(seq_len=8192, k_dtype=fp8, v_dtype=fp8), VLLM)
+    assert kv.block_size == 11_328
+    assert (kv.per_gpu_bytes, kv.state_per_gpu_bytes) == (156_598_272, 469_794_816)
+
+
+def test_vllm_prefix_caching_keeps_two_state_pages(k3: ModelSpec) -> None:
+    """KimiLinearForCausalLM is IsHybrid but not SupportsMambaPrefixCaching: prefix caching
+    runs mamba_cache_mode align, two state pages a KDA layer: 2 · 472,449,024 = 944,898,048 B."""
+    kv = kv_cache(k3, Workload(seq_len=8192, prefix_caching=True), VLLM)
+    assert kv.state_per_gpu_bytes == 2 * 472_449_024 == 944_898_048
+
+
+def test_vllm_max_batch(k3: ModelSpec) -> None:
+    """A 4,000,000,000,000 B device, tp 1, no reserve: usable ceil(4e12 · 0.9) =
+    3,600,000,000,000 B. Published weights (test_published_weights_mxfp4_routed_experts_only,
+    test_parameters_by_part_from_sglangs_modules, test_moonvit3d_tower_and_projector_parameters):
+    attention 72,381,585,600 + mlp 35,217,473,536 + experts 1,447,637,976,064 + embedding and
+    LM head 4 · 1,174,405,120 + norms 2 · 3,010,560 + other 2 · 1,340,416 + tower
+    2 · 447,358,976 = 1,560,838,075,584 B; KV budget 2,039,161,924,416 B. A block is one page
+    of each of a group's 24 layers, 24 · 6,561,792 = 157,483,008 B: 12,948 blocks. A request
+    of 8,192 tokens takes 2 blocks of the MLA group and 1 of each of the 3 KDA groups, 5:
+    max batch 12,948 // 5 = 2,589."""
+    gpu = GpuSpec(
+        name="4 TB", vendor="other", memory_bytes=4_000_000_000_000, memory_kind="user", source="t"
+    )
+    plan = Plan(k3, gpu, VLLM, Workload(seq_len=8192), reserve_bytes=0)
+    weights = (
+        72_381_585_600 + 35_217_473_536 + 1_447_637_976_064 + 4 * 1_174_405_120
+        + 2 * 3_010_560 + 2 * 1_340_416 + 2 * 447_358_976
+    )  # fmt: skip
+    assert weights == 1_560_838_075_584
+    assert budget(plan).kv_budget_bytes == 3_600_000_000_000 - weights == 2_039_161_924_416
+    assert 2_039_161_924_416 // 157_483_008 == 12_948
+    result = fit(plan)
+    assert result.max_batch == 12_948 // 5 == 2_589
+    assert result.max_concurrency == pytest.approx(12_948 / 5)
+
+
+@pytest.mark.parametrize(("seq", "batch", "tp"), [(1, 1, 1), (8192, 4, 8), (100_001, 2, 16)])
+def test_vllm_kernel_equals_kv_cache(k3: ModelSpec, seq: int, batch: int, tp: int) -> None:
+    """The planner's compiled kernel gives kv_cache's integers for Kimi-K3 under vLLM."""
+    kernel = KvKernel(k3, VLLM, Workload(seq_len=1, batch=1, tp=tp))
+    assert kernel.exact_fast, kernel.reason
+    kv = kv_cache(k3, Workload(seq_len=seq, batch=batch, tp=tp), VLLM)
+    at = kernel.at(seq, batch)
+    assert (at.total_bytes, at.per_gpu_bytes, at.state_total_bytes, at.state_per_gpu_bytes) == (
+        kv.total_bytes,
+        kv.per_gpu_bytes,
+        kv.state_total_bytes,
+        kv.state_per_gpu_bytes,
+    )
