@@ -1088,6 +1088,12 @@ def kv_cache(model: ModelSpec, workload: Workload, engine: EngineProfile) -> KvB
     if engine.pads_hybrid_groups:
         kernel_block = _vllm_kernel_block(model, workload, engine, is_mla)
         block, state_page = _vllm_block(engine, workload, layers, kernel_block)
+        if state_page is not None and k_dtype.name == "fp8_ds_mla":
+            raise KvcalcError(
+                f"engine {engine.name}: fp8_ds_mla beside state layers is not modelled (vLLM's "
+                "hybrid alignment sizes the page from the latent's 576 B a token, the layers' "
+                "spec from 656)"
+            )
         if state_page is not None:
             state_pages = _vllm_state_pages(model, workload, engine)
         window_blocks = _vllm_window_blocks(engine, layers, block)

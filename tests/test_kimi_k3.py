@@ -349,3 +349,12 @@ def test_vllm_kernel_equals_kv_cache(k3: ModelSpec, seq: int, batch: int, tp: in
         kv.state_total_bytes,
         kv.state_per_gpu_bytes,
     )
+
+
+def test_vllm_fp8_ds_mla_beside_kda_state_is_refused(k3: ModelSpec) -> None:
+    """vLLM's hybrid alignment sizes the page from the latent's dtype (576 B a token in fp8),
+    the layers' fp8_ds_mla spec takes 656: not modelled, refused in one line."""
+    ds = kv_dtype("fp8_ds_mla")
+    with pytest.raises(KvcalcError, match=r"^engine vllm: fp8_ds_mla beside state layers") as err:
+        kv_cache(k3, Workload(seq_len=8192, k_dtype=ds, v_dtype=ds), VLLM)
+    assert "\n" not in str(err.value)

@@ -212,8 +212,8 @@ _FAMILIES: list[Family] = [
     Family("minimax_m2", "MiniMax-M2.x: GQA MoE, q/k norm over all heads, MTP modules",
            _per_layer.MINIMAX_M2_READS, _per_layer.minimax_m2),
     Family("minimax_m3", "MiniMax-M3: GQA MoE; sparse layers also cache a lightning-indexer key "
-           "(one head) per token, sized under the hf, formula, sglang and llama.cpp engines "
-           "(vllm and trtllm refuse it: their caches for it not read; the VL model's vision "
+           "(one head) per token, sized under the hf, formula, sglang, vllm and llama.cpp "
+           "engines (trtllm refuses it: its cache for it not read; the VL model's vision "
            "tower is not counted; the MTP modules, which transformers does not build, are "
            "neither counted nor cached)",
            _minimax_m3.MINIMAX_M3_READS, _minimax_m3.minimax_m3,
