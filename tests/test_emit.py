@@ -213,3 +213,14 @@ def test_different_k_and_v_types_only_for_llama_cpp() -> None:
 def test_hf_repo_of_a_preset_source(source: str | None, repo: str | None) -> None:
     """The repo id is the two path parts after huggingface.co/."""
     assert hf_repo_of(source) == repo
+
+
+def test_vllm_minimax_m3_carries_its_128_token_block() -> None:
+    """MiniMax-M3's sparse attention and indexer backends take 128-token kernel blocks only
+    (kvcalc/engines.py VLLM_MINIMAX_M3_SOURCES) and the plan pages it in 128: the command
+    carries --block-size 128 though none was asked for."""
+    code, out, err = _fit(
+        "minimax-m3", "--gpu", "h200", "-tp", "8", "--max-model-len", "8192", "--emit", "vllm"
+    )
+    assert code == 0, err
+    assert _flags(shlex.split(out)[3:])["--block-size"] == "128"
