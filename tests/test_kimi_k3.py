@@ -22,7 +22,7 @@ import pytest
 
 from kvcalc import hf
 from kvcalc.dtypes import kv_dtype
-from kvcalc.engines import ENGINES
+from kvcalc.engines import ENGINES, EngineProfile
 from kvcalc.errors import KvcalcError
 from kvcalc.formula import Workload, kv_cache
 from kvcalc.kernel import KvKernel
@@ -199,12 +199,15 @@ def test_engines_that_have_not_been_read_refuse(k3: ModelSpec, engine: str, need
     assert "\n" not in str(info.value)
 
 
+@pytest.mark.parametrize("engine", [SGLANG, VLLM], ids=["sglang", "vllm"])
 @pytest.mark.parametrize(("seq", "batch", "tp"), [(1, 1, 1), (8192, 4, 8), (100_001, 2, 16)])
-def test_kernel_equals_kv_cache(k3: ModelSpec, seq: int, batch: int, tp: int) -> None:
-    """The planner's compiled kernel gives kv_cache's integers for Kimi-K3 under SGLang."""
-    kernel = KvKernel(k3, SGLANG, Workload(seq_len=1, batch=1, tp=tp))
+def test_kernel_equals_kv_cache(
+    k3: ModelSpec, engine: EngineProfile, seq: int, batch: int, tp: int
+) -> None:
+    """The planner's compiled kernel gives kv_cache's integers for Kimi-K3 under SGLang and vLLM."""
+    kernel = KvKernel(k3, engine, Workload(seq_len=1, batch=1, tp=tp))
     assert kernel.exact_fast, kernel.reason
-    kv = kv_cache(k3, Workload(seq_len=seq, batch=batch, tp=tp), SGLANG)
+    kv = kv_cache(k3, Workload(seq_len=seq, batch=batch, tp=tp), engine)
     at = kernel.at(seq, batch)
     assert (at.total_bytes, at.per_gpu_bytes, at.state_total_bytes, at.state_per_gpu_bytes) == (
         kv.total_bytes,
@@ -334,21 +337,6 @@ def test_vllm_max_batch(k3: ModelSpec) -> None:
     result = fit(plan)
     assert result.max_batch == 12_948 // 5 == 2_589
     assert result.max_concurrency == pytest.approx(12_948 / 5)
-
-
-@pytest.mark.parametrize(("seq", "batch", "tp"), [(1, 1, 1), (8192, 4, 8), (100_001, 2, 16)])
-def test_vllm_kernel_equals_kv_cache(k3: ModelSpec, seq: int, batch: int, tp: int) -> None:
-    """The planner's compiled kernel gives kv_cache's integers for Kimi-K3 under vLLM."""
-    kernel = KvKernel(k3, VLLM, Workload(seq_len=1, batch=1, tp=tp))
-    assert kernel.exact_fast, kernel.reason
-    kv = kv_cache(k3, Workload(seq_len=seq, batch=batch, tp=tp), VLLM)
-    at = kernel.at(seq, batch)
-    assert (at.total_bytes, at.per_gpu_bytes, at.state_total_bytes, at.state_per_gpu_bytes) == (
-        kv.total_bytes,
-        kv.per_gpu_bytes,
-        kv.state_total_bytes,
-        kv.state_per_gpu_bytes,
-    )
 
 
 def test_vllm_fp8_ds_mla_beside_kda_state_is_refused(k3: ModelSpec) -> None:
