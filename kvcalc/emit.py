@@ -23,7 +23,6 @@ import shlex
 from dataclasses import field
 
 from kvcalc.errors import KvcalcError
-from kvcalc.formula import has_gqa_indexer
 from kvcalc.llamacpp import LlamaCppOptions
 from kvcalc.planner import Fit, Plan, reserves_state_slots
 from kvcalc.records import record
@@ -253,18 +252,6 @@ def hf_repo_of(source: str | None) -> str | None:
     return f"{parts[0]}/{parts[1]}"
 
 
-def _required_block_size(plan: Plan, result: Fit) -> int | None:
-    """Return the block size the command must name though the plan was given none.
-
-    vLLM pages MiniMax-M3 in the 128-token blocks its sparse backends take
-    (formula._vllm_kernel_block), which its own block-size choice does not make: the plan
-    assumes --block-size 128, so the command carries it.
-    """
-    if plan.engine.pads_hybrid_groups and has_gqa_indexer(plan.model):
-        return result.kv.block_size
-    return None
-
-
 def settings_for_plan(
     engine: str,
     model: str,
@@ -305,7 +292,7 @@ def settings_for_plan(
         tp=workload.tp,
         pp=workload.pp,
         max_num_batched_tokens=workload.max_num_batched_tokens,
-        block_size=workload.block_size or _required_block_size(plan, result),
+        block_size=workload.block_size or result.kv.kernel_block_size,
         prefix_caching=workload.prefix_caching,
         mamba_cache_mode=workload.mamba_cache_mode,
         llamacpp=workload.llamacpp,

@@ -188,6 +188,9 @@ class KvBreakdown:
     layer_parts: tuple[tuple[tuple[Window, int], ...], ...] = ()
     # vLLM's DeepSeek-V4 block pool: what a block costs and how many a sequence takes
     block_pool: BlockPool | None = None
+    # the kernel block the engine's backends require whatever its own block-size choice
+    # (vLLM's MiniMax-M3 sparse backends: 128); None where the engine's choice stands
+    kernel_block_size: int | None = None
 
     @property
     def n_gpus(self) -> int:
@@ -969,7 +972,7 @@ def _vllm_kernel_block(
     common/indexer.py:MiniMaxM3IndexerBackend get_supported_kernel_block_sizes), so a
     --block-size must be a multiple of 128, and without one the page is 128.
     """
-    kernel = engine.gqa_indexer_block_size if has_gqa_indexer(model) else None
+    kernel = _required_kernel_block(model, engine)
     if kernel is None:
         return workload.block_size or engine.block_for(is_mla)
     if workload.block_size and workload.block_size % kernel:
@@ -979,6 +982,13 @@ def _vllm_kernel_block(
             f"(use a multiple of {kernel})"
         )
     return workload.block_size or kernel
+
+
+def _required_kernel_block(model: ModelSpec, engine: EngineProfile) -> int | None:
+    """Return the only kernel block the engine's backends take for this model, if any."""
+    if engine.pads_hybrid_groups and has_gqa_indexer(model):
+        return engine.gqa_indexer_block_size
+    return None
 
 
 def _vllm_block(
@@ -1202,6 +1212,7 @@ def kv_cache(model: ModelSpec, workload: Workload, engine: EngineProfile) -> KvB
         v_dtype=v_dtype,
         kv_heads_per_gpu=heads,
         block_size=block,
+        kernel_block_size=_required_kernel_block(model, engine),
         groups=tuple(groups),
         bytes_per_token=sum(layer.logical_per_token for layer in layers),
         per_gpu_bytes_per_token=sum(layer.per_token for layer in layers[start:end]),
