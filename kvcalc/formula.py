@@ -1063,6 +1063,8 @@ def kv_cache(model: ModelSpec, workload: Workload, engine: EngineProfile) -> KvB
     Growing KV (attention layers: bytes per token × tokens held) and fixed state
     (recurrent / linear-attention layers: bytes per sequence) are reported apart.
     """
+    if workload.mtp and model.mtp_unmodelled:
+        raise KvcalcError(f"--mtp on {model.name}: {model.mtp_unmodelled} (drop --mtp)")
     default = _default_kv_dtype(model, engine)
     k_dtype = workload.k_dtype or KV_DTYPES[default]
     v_dtype = workload.v_dtype or KV_DTYPES[default]
@@ -1397,6 +1399,8 @@ def _state_assumptions(
             f"a state page; each state layer holds {pages} of {state_page:,} B per sequence "
             f"(mamba_cache_mode {mode})"
         )
+    if workload.mtp and not model.mtp_layers:
+        notes.append("the model has no MTP / next-n layers: --mtp adds nothing")
     if model.mtp_layers:
         if workload.mtp:
             notes.append(f"{model.mtp_layers} MTP layer(s) cached (speculative decoding on)")

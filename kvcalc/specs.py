@@ -376,6 +376,11 @@ class ModelSpec(_Spec):
     mtp_layers: NonNegativeInt = Field(
         default=0, description="MTP / next-n layers: cached only with speculative decoding on"
     )
+    mtp_unmodelled: str | None = Field(
+        default=None,
+        description="MTP modules the config declares whose cache kvcalc has not read: "
+        "speculative decoding (--mtp) is refused with this reason",
+    )
     moe: MoE | None = None
     notes: str | None = None
 

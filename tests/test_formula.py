@@ -706,3 +706,14 @@ def test_jamba_15_mini_attention_one_layer_in_eight() -> None:
     assert formula.state_bytes_per_sequence == 8_716_288
     hf_result = kv_cache(model, Workload(seq_len=4096, k_dtype=BF16, v_dtype=BF16), ENGINES["hf"])
     assert hf_result.state_bytes_per_sequence == 16_515_072
+
+
+def test_mtp_on_a_model_without_mtp_layers_says_it_adds_nothing() -> None:
+    """Llama-3-8B (published config: no num_nextn_predict_layers) has no MTP layers: --mtp
+    sizes the same 32 × 2 × 8 × 128 × 2 = 131,072 B a token and says it added nothing."""
+    model = load_model("llama-3-8b")
+    plain = kv_cache(model, Workload(seq_len=100, k_dtype=BF16), ENGINES["vllm"])
+    mtp = kv_cache(model, Workload(seq_len=100, k_dtype=BF16, mtp=True), ENGINES["vllm"])
+    assert mtp.bytes_per_token == plain.bytes_per_token == 32 * 2 * 8 * 128 * 2
+    assert "the model has no MTP / next-n layers: --mtp adds nothing" in mtp.assumptions
+    assert not any("MTP" in note for note in plain.assumptions)

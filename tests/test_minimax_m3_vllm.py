@@ -112,3 +112,18 @@ def test_vllm_v0_does_not_model_the_indexer_cache(m3: ModelSpec) -> None:
     """vLLM's V0 engine predates MiniMax-M3: its indexer keys are refused there in one line."""
     with pytest.raises(KvcalcError, match=r"^engine vllm@v0: the indexer keys GQA sparse"):
         kv_cache(m3, Workload(seq_len=1000), ENGINES["vllm@v0"])
+
+
+@pytest.mark.parametrize("engine", ["vllm", "sglang", "hf"])
+def test_mtp_on_minimax_m3_is_refused_naming_its_modules(m3: ModelSpec, engine: str) -> None:
+    """The config declares MTP modules (num_mtp_modules 7, num_nextn_predict_layers 1) whose
+    speculative-decoding cache kvcalc has not read: --mtp is refused, never sized as 0."""
+    with pytest.raises(KvcalcError, match=r"num_mtp_modules 7, num_nextn_predict_layers 1"):
+        kv_cache(m3, Workload(seq_len=8192, batch=1, mtp=True), ENGINES[engine])
+
+
+def test_without_mtp_minimax_m3_is_sized(m3: ModelSpec) -> None:
+    """Speculative decoding off, the trunk is sized as before: 3 dense + 57 sparse layers,
+    (3 · 2,048 + 57 · 2,304) B a token, 8,192 tokens (64 blocks of 128)."""
+    kv = kv_cache(m3, Workload(seq_len=8192, batch=1), VLLM)
+    assert kv.total_bytes == (3 * 2048 + 57 * 2304) * 8192

@@ -196,6 +196,7 @@ def import_config(
         "layers": fields.get("layers"),
         "kinds": fields.get("kinds"),
         "mtp_layers": fields.get("mtp_layers", 0),
+        "mtp_unmodelled": fields.get("mtp_unmodelled"),
         "moe": fields.get("moe"),
     }
     try:

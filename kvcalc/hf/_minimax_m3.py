@@ -199,6 +199,13 @@ def minimax_m3(c: _Config, family: str) -> dict[str, Any]:
             "n_shared_experts": 1,
         },
     }
+    mtp_modules = c.get_int("num_mtp_modules", default=0)
+    nextn = c.get_int("num_nextn_predict_layers", default=0)
+    if mtp_modules or nextn:
+        fields["mtp_unmodelled"] = (
+            f"its MTP modules (num_mtp_modules {mtp_modules}, num_nextn_predict_layers {nextn}): "
+            "what an engine caches for them under speculative decoding is not read"
+        )
     if "sparse" in kinds:
         fields["layers"] = {"pattern": _period(kinds)}
         fields["kinds"] = {"sparse": {"kind": "attention", "index_head_dim": index_dim}}
