@@ -409,6 +409,7 @@ def weights_quant(
     part_weights: Mapping[str, int],
     dtype_bytes: int,
     stored: Sequence[Stored] = (),
+    lm_head: Linear | None = None,
 ) -> WeightsQuant:
     """Return the exact published bytes of each part: its quantised linears in their formats,
     the stored tensors at their own bytes, every other weight of the part (biases, norms,
@@ -447,8 +448,31 @@ def weights_quant(
             quantized_weights=quantized[part],
             bytes=quant_bytes[part] + kept_bytes[part] + rest * dtype_bytes,
         )
-    summary = _summary(recipe, formats, used, [t.what for t in stored])
-    return WeightsQuant(method=recipe.method, summary=summary, **parts)
+    head = _lm_head_bytes(recipe, lm_head, part_weights.get("lm_head", 0))
+    summary = _summary(recipe, formats, used, [t.what for t in stored], head)
+    return WeightsQuant(method=recipe.method, summary=summary, lm_head=head[1], **parts)
+
+
+def _lm_head_bytes(
+    recipe: Recipe, lm_head: Linear | None, weights: int
+) -> tuple[str, PartBytes] | tuple[None, None]:
+    """Return (its format, its bytes) when a ModelOpt recipe ships the LM head quantised:
+    MIXED_PRECISION's quantized_layers names `lm_head`, or a global quant_algo's
+    exclude_modules does not (ModelOpt lists every module it leaves unquantised there).
+    Other recipes leave it in the model dtype (the HF fp8 / mxfp4 / compressed-tensors
+    checkpoints read keep it out). KvcalcError (LayoutMismatch) when its shape is not the
+    parameter breakdown's LM head."""
+    if lm_head is None or not weights or not recipe.method.startswith("modelopt"):
+        return None, None
+    fmt = recipe.format_for(lm_head)
+    if fmt is None:
+        return None, None
+    if lm_head.weights != weights:
+        raise LayoutMismatch(
+            f"its LM head holds {lm_head.weights:,} weights, not the breakdown's {weights:,}"
+        )
+    shipped = fmt.matrix_bytes(lm_head.out_features, lm_head.in_features)
+    return fmt.name, PartBytes(weights=weights, quantized_weights=weights, bytes=shipped)
 
 
 def _summary(
@@ -456,6 +480,7 @@ def _summary(
     formats: Sequence[tuple[Linear, Format | None]],
     used: Mapping[str, int],
     stored: Sequence[str] = (),
+    lm_head: tuple[str, PartBytes] | tuple[None, None] = (None, None),
 ) -> str:
     """Return which kinds of linear ship in which format, in words ('some' where a kind is
     split between formats), quantised formats first, then the stored tensors."""
@@ -476,6 +501,12 @@ def _summary(
         for label in order
     )
     described += "".join(f"; {what}" for what in dict.fromkeys(stored))
+    head_format = lm_head[0]
+    if head_format is not None:
+        return (
+            f"{recipe.method}: {described}; LM head in {head_format}; embeddings, norms and "
+            "biases in the model dtype"
+        )
     return f"{recipe.method}: {described}; embeddings, LM head, norms and biases in the model dtype"
 
 
@@ -1134,7 +1165,8 @@ def published_weights(
             "modelled); pass --weights-dtype to choose",
         )
     try:
-        return weights_quant(recipe, linears, part_weights, dtype_bytes, stored), ()
+        head = Linear("lm_head", "mlp", _int(text, "vocab_size"), _int(text, "hidden_size"))
+        return weights_quant(recipe, linears, part_weights, dtype_bytes, stored, head), ()
     except LayoutMismatch as exc:
         return None, (
             f"weights counted in the model dtype, an upper bound: the {recipe.method} "

@@ -511,3 +511,38 @@ def test_deepseek_v4_other_recipes_are_not_sized() -> None:
     config = {**_config("deepseek-v4-flash"), "quantization_config": {"quant_method": "awq"}}
     wq, warnings = published_weights(config, config, "deepseek_v4", {}, 2)
     assert wq is None and "module layout is not modelled" in warnings[0]
+
+
+def test_qwen36_27b_lm_head_ships_in_nvfp4_as_its_recipe_lists() -> None:
+    """nvidia/Qwen3.6-27B-NVFP4's hf_quant_config.json lists `lm_head` as W4A16_NVFP4 group
+    16 (quantized_layers), so the LM head (vocab 248320 × hidden 5120, untied) is sized in
+    nvfp4 weight-only: 1,271,398,400 weights / 2 = 635,699,200 B of 4-bit values, one fp8
+    scale per 16 inputs 248,320 · 320 = 79,462,400 B, and the fp32 weight_scale_2 4 B:
+    715,161,604 B, not 2 · 1,271,398,400 in bf16. fit then holds that on the one GPU."""
+    stem = "qwen3.6-27b"
+    model = load_model(stem)
+    head = model.weights_quant.lm_head if model.weights_quant else None
+    assert head is not None
+    assert head.weights == head.quantized_weights == 248_320 * 5120
+    assert head.bytes == 248_320 * 5120 // 2 + 248_320 * (5120 // 16) + 4
+    assert "LM head in nvfp4" in model.weights_quant.summary  # type: ignore[union-attr]
+    # the same model with the LM head in bf16 takes 2 · weights − the nvfp4 bytes more
+    as_bf16 = model.model_copy(
+        update={"weights_quant": model.weights_quant.model_copy(update={"lm_head": None})}  # type: ignore[union-attr]
+    )
+    (quantised,) = weights_per_stage(model, ENGINES["vllm"], 1, 1, None)
+    (plain,) = weights_per_stage(as_bf16, ENGINES["vllm"], 1, 1, None)
+    assert plain - quantised == 2 * 1_271_398_400 - 715_161_604
+    # tp = 2: each rank holds half the head's rows (635,699,200 weights), at the part's
+    # bytes per weight: half of 715,161,604 in nvfp4 against 2 B a weight in bf16
+    (half,) = weights_per_stage(model, ENGINES["vllm"], 2, 1, None)
+    (half_bf16,) = weights_per_stage(as_bf16, ENGINES["vllm"], 2, 1, None)
+    assert half_bf16 - half == 2 * 635_699_200 - 715_161_604 // 2
+
+
+def test_modelopt_recipes_that_exclude_the_lm_head_keep_it_in_the_model_dtype() -> None:
+    """Every ModelOpt NVFP4 / FP8 checkpoint read lists lm_head in exclude_modules
+    (e.g. nvidia/Qwen3-235B-A22B-NVFP4): no LM head part, the summary says the model dtype."""
+    model = load_model("qwen3-235b-a22b-nvfp4")
+    assert model.weights_quant is not None and model.weights_quant.lm_head is None
+    assert "LM head, norms and biases in the model dtype" in model.weights_quant.summary
