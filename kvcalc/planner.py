@@ -431,8 +431,10 @@ def tower_bytes_per_gpu(model: ModelSpec, tp: int, dtype: WeightDtype) -> int:
     On every pipeline stage: vLLM builds the tower in the model's constructor on every
     rank (vllm/model_executor/models/qwen3_vl.py, Qwen3VLForConditionalGeneration). Its
     split linears take the weight dtype like the layers' (vLLM hands the tower the quant
-    config), the rest stays 16-bit; a tower built without the quant config (tower.quantized
-    false: Llama 4) stays 16-bit whole. A GGUF weights dtype counts none: llama.cpp loads a
+    config), and so do linears held whole on every rank under that config
+    (tower.whole_linears: Gemma 4's ReplicatedLinear, gemma4_mm.py); the rest stays 16-bit.
+    A tower built without the quant config (tower.quantized false: Llama 4) stays 16-bit
+    whole. A GGUF weights dtype counts none: llama.cpp loads a
     tower only from a separate --mmproj file.
     """
     tower = model.tower
@@ -442,7 +444,11 @@ def tower_bytes_per_gpu(model: ModelSpec, tp: int, dtype: WeightDtype) -> int:
         dtype = WEIGHT_DTYPES["bf16"]
     dense = dtype if Fraction(dtype.num, dtype.den) >= 2 else WEIGHT_DTYPES["bf16"]
     split = cdiv(tower.params - tower.replicated, tp)
-    return dtype.bytes_for(split) + dense.bytes_for(tower.replicated)
+    # whole linears (Gemma 4's ReplicatedLinear) take the weight dtype like the split ones
+    whole_linears = tower.whole_linears or 0
+    return dtype.bytes_for(split + whole_linears) + dense.bytes_for(
+        tower.replicated - whole_linears
+    )
 
 
 # ---- reserve and budget -------------------------------------------------------------------
@@ -1398,15 +1404,29 @@ def _tower_notes(plan: Plan) -> list[str]:
     dtype = plan.weights_dtype or WEIGHT_DTYPES[model.dtype]
     if dtype.gguf:
         return [
-            f"{model.architecture} is multimodal: its vision tower is not counted in "
+            f"{model.architecture} is multimodal: its {_towers(model)} not counted in "
             f"{dtype.name} weights (llama.cpp loads a tower from a separate --mmproj file)"
         ]
     on_gpu = tower_bytes_per_gpu(model, plan.workload.tp, dtype)
     kept = "" if model.tower.quantized or Fraction(dtype.num, dtype.den) >= 2 else ", in 16 bits"
+    if model.tower.audio is None:
+        counted = f"vision tower ({model.tower.params:,} params) is"
+    else:
+        counted = (
+            f"vision and audio towers ({model.tower.params:,} params, "
+            f"{model.tower.audio:,} of them audio) are"
+        )
     return [
-        f"{model.architecture} is multimodal: its vision tower ({model.tower.params:,} "
-        f"params) is counted in the weights{kept}, {on_gpu:,} B per GPU on every pipeline stage"
+        f"{model.architecture} is multimodal: its {counted} counted in the weights{kept}, "
+        f"{on_gpu:,} B per GPU on every pipeline stage"
     ]
+
+
+def _towers(model: ModelSpec) -> str:
+    """Return 'vision tower is' or, with an audio tower, 'vision and audio towers are'."""
+    if model.tower is not None and model.tower.audio is not None:
+        return "vision and audio towers are"
+    return "vision tower is"
 
 
 def min_gpus_candidates(

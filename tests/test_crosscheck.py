@@ -193,6 +193,32 @@ def test_vision_tower_count_matches_meta_model(stem: str) -> None:
     assert tower.replicated == measure.count_tower_whole_on_every_rank(config)
 
 
+def test_gemma_4_audio_tower_count_matches_meta_model() -> None:
+    """A Gemma 4 config with an audio_config (tests/data/hf_synthetic/gemma4_audio.json, E2B's
+    shape at toy sizes): kvcalc's tower equals sum(p.numel()) outside the language model
+    (vision tower, embed_vision, audio tower, embed_audio), its audio part the parameters
+    under model.audio_tower and model.embed_audio, all of it whole on every rank as vLLM
+    builds it, and its whole_linears the weights of every nn.Linear in the towers (those
+    vLLM's recursive_replace_linear makes ReplicatedLinear under tower_quant)."""
+    from kvcalc import hf
+
+    config = json.loads((CONFIGS.parent / "hf_synthetic" / "gemma4_audio.json").read_text())
+    tower = hf.import_config(config, source="test").spec.tower
+    assert tower is not None and tower.audio is not None
+    assert tower.params == measure.count_tower_params(config)
+    assert tower.replicated == measure.count_tower_whole_on_every_rank(config)
+    audio, audio_linears = measure.count_tower_parts(
+        config, ("model.audio_tower.", "model.embed_audio.")
+    )
+    assert tower.audio == audio
+    _, all_linears = measure.count_tower_parts(
+        config,
+        ("model.vision_tower.", "model.embed_vision.", "model.audio_tower.", "model.embed_audio."),
+    )
+    assert tower.whole_linears == all_linears
+    assert audio_linears < all_linears
+
+
 @pytest.mark.parametrize("path", SYNTHETIC, ids=lambda p: p.stem)
 def test_import_matches_transformers_on_other_families(path: Path) -> None:
     """Shape-only configs of every family: the parameter count, and every layer's cache tensors
