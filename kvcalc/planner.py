@@ -251,6 +251,8 @@ class Fit:
     max_tokens: int  # KV capacity per GPU in tokens (vLLM's "GPU KV cache size")
     max_concurrency: float  # max_tokens-based requests of seq_len (vLLM's log line)
     notes: tuple[str, ...] = field(default_factory=tuple)
+    # why the per-GPU weights are an estimate (weights_approximation); None: no known reason
+    weights_approximate: str | None = None
 
 
 # ---- weights ------------------------------------------------------------------------------
@@ -269,6 +271,38 @@ def weights_per_stage(
         return computed
     whole = _computed_weights(model, engine, 1, 1, None)[0]
     return tuple(cdiv(stage * model.checkpoint_bytes, whole) for stage in computed)
+
+
+def weights_approximation(model: ModelSpec, tp: int, pp: int) -> str | None:
+    """Return why weights_per_stage's per-GPU figure is an estimate for this split, or None.
+
+    DeepSeek-V4 over more than one GPU: _computed_weights keeps an MQA K and V projection
+    (2·H·D a layer, the spec's attention kind) whole on every rank and splits the rest of
+    the attention part (the compressors and indexers with it) and the router evenly by tp,
+    gives a pp stage its
+    layer count's share of every layer part and the first stage the hyper-connections
+    (params.other), while vLLM's DeepseekV4Attention and DeepseekV4MoE
+    (vllm-project/vllm@023da1fc828eb07787cf0734a1ba32f0a0f11887:
+    vllm/model_executor/models/deepseek_v4.py) keep fused_wqa_wkv (wq_a and wkv) whole on
+    every rank (MergedColumnParallelLinear, disable_tp=True), pad attn_sink to 64 fp32 heads
+    a rank, hold the hash-routed layers' tid2eid tables whole (int32 outside MegaMoE, the
+    checkpoint's int64 in it) and build the compressor and indexer in
+    layers/deepseek_v4_attention.py, which kvcalc has not read; CSA, HCA, sliding and
+    hash-routed layers differ in size, and the hyper-connections are per layer, so a pp
+    stage's share is not its layer count's. One GPU holds the checkpoint whole: no reason.
+    """
+    if model.family != "deepseek_v4" or tp * pp == 1:
+        return None
+    return (
+        f"{model.name}'s per-GPU weights at tp {tp}, pp {pp} are an estimate: kvcalc keeps "
+        "an MQA K and V projection (2 x hidden x head_dim a layer) whole on every rank, "
+        "splits the rest of attention (compressors and indexers included) and the router "
+        "evenly by tp, gives each pp stage its layer count's share and the first stage all "
+        "hyper-connections, but vLLM's deepseek_v4.py keeps wq_a and wkv (fused_wqa_wkv, "
+        "hidden x (q_lora_rank + head_dim)) whole on every rank, pads attn_sink to 64 heads "
+        "a rank and holds the hash layers' tid2eid tables whole, and CSA, HCA and "
+        "hash-routed layers differ in size; on one GPU the total is the checkpoint's"
+    )
 
 
 def weights_format(model: ModelSpec, dtype: WeightDtype | None) -> str:
@@ -1373,6 +1407,9 @@ def fit(plan: Plan, searched: Searched | None = None) -> Fit:
     if mix_note is not None:
         notes.append(mix_note)
     notes += _tower_notes(plan)
+    approximate = weights_approximation(plan.model, plan.workload.tp, plan.workload.pp)
+    if approximate is not None:
+        notes.append(approximate)
     return Fit(
         plan=plan,
         kv=kv,
@@ -1386,6 +1423,7 @@ def fit(plan: Plan, searched: Searched | None = None) -> Fit:
         max_tokens=tokens,
         max_concurrency=concurrency,
         notes=tuple(notes),
+        weights_approximate=approximate,
     )
 
 

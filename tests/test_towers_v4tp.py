@@ -7,6 +7,7 @@ transformers / engine source named in its docstring.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,9 +19,16 @@ from kvcalc.engines import ENGINES
 from kvcalc.errors import KvcalcError
 from kvcalc.formula import Workload
 from kvcalc.hf._tower import gemma4_audio_tower, read_tower
-from kvcalc.planner import Plan, fit, tower_bytes_per_gpu, weights_per_stage
-from kvcalc.presets import load_gpu
+from kvcalc.planner import (
+    Plan,
+    fit,
+    tower_bytes_per_gpu,
+    weights_approximation,
+    weights_per_stage,
+)
+from kvcalc.presets import load_gpu, load_model
 from kvcalc.specs import ModelSpec
+from tests.conftest import Result
 
 SYNTHETIC = Path(__file__).parent / "data" / "hf_synthetic"
 
@@ -241,3 +249,54 @@ def test_quantised_gemma_4_counts_no_tower_unless_the_audio_tower_is_left_out_to
     tower = read_tower({**config, "quantization_config": quant})
     assert tower is not None and tower["quantized"] is False
     assert tower["params"] == 475_728_160
+
+
+# ---- DeepSeek-V4's per-GPU weights ----------------------------------------------------------
+
+Run = Callable[..., Result]
+
+
+def test_deepseek_v4_flash_single_gpu_weights_are_the_checkpoint_and_not_flagged() -> None:
+    """On one GPU DeepSeek-V4-Flash's weights are its published bytes (presets/models/
+    deepseek-v4-flash.yaml weights_quant, from its quantization_config: attention
+    5,400,554,112, mlp 1,082,196,480, experts 147,278,573,568, hyper-connections
+    135,537,756 B) plus the bf16 norms 356,352, embedding 529,530,880 and LM head
+    529,530,880 (× 2 B = 2,118,836,224): 156,015,698,140 B, with no approximation note."""
+    model = load_model("deepseek-v4-flash")
+    published = 5_400_554_112 + 1_082_196_480 + 147_278_573_568 + 135_537_756
+    kept = 2 * (356_352 + 529_530_880 + 529_530_880)
+    assert kept == 2_118_836_224
+    assert weights_per_stage(model, ENGINES["vllm"], 1, 1, None) == (published + kept,)
+    assert published + kept == 156_015_698_140
+    assert weights_approximation(model, 1, 1) is None
+
+
+@pytest.mark.parametrize(("tp", "pp"), [(8, 1), (2, 1), (1, 2), (8, 2)])
+def test_deepseek_v4_split_over_gpus_is_flagged_approximate(tp: int, pp: int) -> None:
+    """Over more than one GPU the V4 split is not vLLM's (deepseek_v4.py keeps
+    fused_wqa_wkv, hidden × (q_lora_rank + head_dim) = 4,096 × 1,536 a layer, whole on every
+    rank, where kvcalc keeps an MQA K and V, 2 × 4,096 × 512 = 4,096 × 1,024): the reason
+    names the split, the replicated modules and the uneven layers; other families get none."""
+    reason = weights_approximation(load_model("deepseek-v4-flash"), tp, pp)
+    assert reason is not None
+    assert f"at tp {tp}, pp {pp} are an estimate" in reason
+    for named in ("fused_wqa_wkv", "attn_sink", "tid2eid", "CSA, HCA and hash-routed"):
+        assert named in reason
+    assert weights_approximation(load_model("deepseek-v3"), tp, pp) is None
+
+
+def test_fit_json_and_text_flag_the_v4_tp8_weights(run_cli: Run) -> None:
+    """`kvcalc fit deepseek-v4-flash --gpu h100 --tp 8` says in its JSON field
+    weights_approximate and in a note of its text output that the per-GPU weights are an
+    estimate; at tp 1 the field is null and no such note is printed."""
+    args = ("fit", "deepseek-v4-flash", "--gpu", "h100", "--kv-dtype", "fp8")
+    data = json.loads(run_cli(*args, "--tp", "8", "--format", "json").stdout)
+    assert data["weights_approximate"].startswith(
+        "DeepSeek-V4-Flash's per-GPU weights at tp 8, pp 1 are an estimate"
+    )
+    assert data["weights_approximate"] in data["notes"]
+    single = json.loads(run_cli(*args, "--tp", "1", "--format", "json").stdout)
+    assert single["weights_approximate"] is None
+    text = run_cli(*args, "--tp", "8")
+    assert text.exit_code in (0, 1) and "Traceback" not in text.stdout + text.stderr
+    assert "are an estimate" in " ".join(text.stdout.split())
