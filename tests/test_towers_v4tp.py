@@ -132,6 +132,24 @@ def test_e2b_towers_are_counted_together_whole_on_every_rank() -> None:
     assert tower["whole_linears"] == vision_linears + audio_linears == 459_735_040
 
 
+def test_e2b_towers_in_fp8_take_1_byte_a_linear_weight() -> None:
+    """Under --weights-dtype fp8 E2B's 459,735,040 tower linear weights take 1 B each and the
+    other 475,728,160 − 459,735,040 = 15,993,120 parameters 2 B: 459,735,040 + 31,986,240 =
+    491,721,280 B on every GPU (tp 2 alike: all of it is whole on every rank); bf16:
+    2 × 475,728,160 = 951,456,320 B."""
+    config = json.loads((SYNTHETIC / "gemma4_audio.json").read_text())
+    config["text_config"]["hidden_size"] = 1_536
+    config["vision_config"], config["audio_config"] = (
+        _e2b()["vision_config"],
+        _e2b()["audio_config"],
+    )
+    spec = hf.import_config(config, source="t").spec
+    for tp in (1, 2):
+        assert tower_bytes_per_gpu(spec, tp, weight_dtype("fp8")) == 459_735_040 + 2 * 15_993_120
+        assert tower_bytes_per_gpu(spec, tp, weight_dtype("bf16")) == 951_456_320
+    assert 459_735_040 + 2 * 15_993_120 == 491_721_280
+
+
 def _plan(spec: ModelSpec, tp: int = 1, dtype: str | None = None) -> Plan:
     return Plan(
         spec,
