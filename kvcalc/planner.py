@@ -251,6 +251,8 @@ class Fit:
     max_tokens: int  # KV capacity per GPU in tokens (vLLM's "GPU KV cache size")
     max_concurrency: float  # max_tokens-based requests of seq_len (vLLM's log line)
     notes: tuple[str, ...] = field(default_factory=tuple)
+    # why the per-GPU weights are an estimate (weights_approximation); None: no known reason
+    weights_approximate: str | None = None
 
 
 # ---- weights ------------------------------------------------------------------------------
@@ -269,6 +271,38 @@ def weights_per_stage(
         return computed
     whole = _computed_weights(model, engine, 1, 1, None)[0]
     return tuple(cdiv(stage * model.checkpoint_bytes, whole) for stage in computed)
+
+
+def weights_approximation(model: ModelSpec, tp: int, pp: int) -> str | None:
+    """Return why weights_per_stage's per-GPU figure is an estimate for this split, or None.
+
+    DeepSeek-V4 over more than one GPU: _computed_weights keeps an MQA K and V projection
+    (2·H·D a layer, the spec's attention kind) whole on every rank and splits the rest of
+    the attention part (the compressors and indexers with it) and the router evenly by tp,
+    gives a pp stage its
+    layer count's share of every layer part and the first stage the hyper-connections
+    (params.other), while vLLM's DeepseekV4Attention and DeepseekV4MoE
+    (vllm-project/vllm@023da1fc828eb07787cf0734a1ba32f0a0f11887:
+    vllm/model_executor/models/deepseek_v4.py) keep fused_wqa_wkv (wq_a and wkv) whole on
+    every rank (MergedColumnParallelLinear, disable_tp=True), pad attn_sink to 64 fp32 heads
+    a rank, hold the hash-routed layers' tid2eid tables whole (int32 outside MegaMoE, the
+    checkpoint's int64 in it) and build the compressor and indexer in
+    layers/deepseek_v4_attention.py, which kvcalc has not read; CSA, HCA, sliding and
+    hash-routed layers differ in size, and the hyper-connections are per layer, so a pp
+    stage's share is not its layer count's. One GPU holds the checkpoint whole: no reason.
+    """
+    if model.family != "deepseek_v4" or tp * pp == 1:
+        return None
+    return (
+        f"{model.name}'s per-GPU weights at tp {tp}, pp {pp} are an estimate: kvcalc keeps "
+        "an MQA K and V projection (2 x hidden x head_dim a layer) whole on every rank, "
+        "splits the rest of attention (compressors and indexers included) and the router "
+        "evenly by tp, gives each pp stage its layer count's share and the first stage all "
+        "hyper-connections, but vLLM's deepseek_v4.py keeps wq_a and wkv (fused_wqa_wkv, "
+        "hidden x (q_lora_rank + head_dim)) whole on every rank, pads attn_sink to 64 heads "
+        "a rank and holds the hash layers' tid2eid tables whole, and CSA, HCA and "
+        "hash-routed layers differ in size; on one GPU the total is the checkpoint's"
+    )
 
 
 def weights_format(model: ModelSpec, dtype: WeightDtype | None) -> str:
@@ -436,8 +470,10 @@ def tower_bytes_per_gpu(model: ModelSpec, tp: int, dtype: WeightDtype) -> int:
     On every pipeline stage: vLLM builds the tower in the model's constructor on every
     rank (vllm/model_executor/models/qwen3_vl.py, Qwen3VLForConditionalGeneration). Its
     split linears take the weight dtype like the layers' (vLLM hands the tower the quant
-    config), the rest stays 16-bit; a tower built without the quant config (tower.quantized
-    false: Llama 4) stays 16-bit whole. A GGUF weights dtype counts none: llama.cpp loads a
+    config), and so do linears held whole on every rank under that config
+    (tower.whole_linears: Gemma 4's ReplicatedLinear, gemma4_mm.py); the rest stays 16-bit.
+    A tower built without the quant config (tower.quantized false: Llama 4) stays 16-bit
+    whole. A GGUF weights dtype counts none: llama.cpp loads a
     tower only from a separate --mmproj file.
     """
     tower = model.tower
@@ -447,7 +483,11 @@ def tower_bytes_per_gpu(model: ModelSpec, tp: int, dtype: WeightDtype) -> int:
         dtype = WEIGHT_DTYPES["bf16"]
     dense = dtype if Fraction(dtype.num, dtype.den) >= 2 else WEIGHT_DTYPES["bf16"]
     split = cdiv(tower.params - tower.replicated, tp)
-    return dtype.bytes_for(split) + dense.bytes_for(tower.replicated)
+    # whole linears (Gemma 4's ReplicatedLinear) take the weight dtype like the split ones
+    whole_linears = tower.whole_linears or 0
+    return dtype.bytes_for(split + whole_linears) + dense.bytes_for(
+        tower.replicated - whole_linears
+    )
 
 
 # ---- reserve and budget -------------------------------------------------------------------
@@ -1372,6 +1412,9 @@ def fit(plan: Plan, searched: Searched | None = None) -> Fit:
     if mix_note is not None:
         notes.append(mix_note)
     notes += _tower_notes(plan)
+    approximate = weights_approximation(plan.model, plan.workload.tp, plan.workload.pp)
+    if approximate is not None:
+        notes.append(approximate)
     return Fit(
         plan=plan,
         kv=kv,
@@ -1385,6 +1428,7 @@ def fit(plan: Plan, searched: Searched | None = None) -> Fit:
         max_tokens=tokens,
         max_concurrency=concurrency,
         notes=tuple(notes),
+        weights_approximate=approximate,
     )
 
 
@@ -1403,15 +1447,29 @@ def _tower_notes(plan: Plan) -> list[str]:
     dtype = plan.weights_dtype or WEIGHT_DTYPES[model.dtype]
     if dtype.gguf:
         return [
-            f"{model.architecture} is multimodal: its vision tower is not counted in "
+            f"{model.architecture} is multimodal: its {_towers(model)} not counted in "
             f"{dtype.name} weights (llama.cpp loads a tower from a separate --mmproj file)"
         ]
     on_gpu = tower_bytes_per_gpu(model, plan.workload.tp, dtype)
     kept = "" if model.tower.quantized or Fraction(dtype.num, dtype.den) >= 2 else ", in 16 bits"
+    if model.tower.audio is None:
+        counted = f"vision tower ({model.tower.params:,} params) is"
+    else:
+        counted = (
+            f"vision and audio towers ({model.tower.params:,} params, "
+            f"{model.tower.audio:,} of them audio) are"
+        )
     return [
-        f"{model.architecture} is multimodal: its vision tower ({model.tower.params:,} "
-        f"params) is counted in the weights{kept}, {on_gpu:,} B per GPU on every pipeline stage"
+        f"{model.architecture} is multimodal: its {counted} counted in the weights{kept}, "
+        f"{on_gpu:,} B per GPU on every pipeline stage"
     ]
+
+
+def _towers(model: ModelSpec) -> str:
+    """Return 'vision tower is' or, with an audio tower, 'vision and audio towers are'."""
+    if model.tower is not None and model.tower.audio is not None:
+        return "vision and audio towers are"
+    return "vision tower is"
 
 
 def min_gpus_candidates(

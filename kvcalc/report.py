@@ -147,6 +147,7 @@ def fit_report(
         "util": budget.util,
         "usable_bytes": budget.usable_bytes,
         "weights_bytes": budget.weights_bytes,
+        "weights_approximate": result.weights_approximate,
         "reserve_bytes": budget.reserve_bytes,
         "reserve_terms": [{"term": t, "bytes": b} for t, b in budget.reserve_terms],
         "budget_terms": [{"term": t, "bytes": b} for t, b in budget.terms],

@@ -312,8 +312,9 @@ class ParamBreakdown(_Spec):
 
 
 class VisionTower(_Spec):
-    """Exact parameters of a multimodal checkpoint's vision tower (its projector included),
-    beside the language model that n_params counts; held in the model's dtype."""
+    """Exact parameters of a multimodal checkpoint's vision tower (its projector included) and,
+    where it has one, its audio tower, beside the language model that n_params counts; held
+    in the model's dtype."""
 
     params: PositiveInt = Field(description="every parameter of the tower and its projector")
     replicated: NonNegativeInt = Field(
@@ -325,11 +326,31 @@ class VisionTower(_Spec):
         description="whether the engines build the tower with the model's quant config, so "
         "that --weights-dtype applies to its linears; false: 16-bit whatever the weights dtype",
     )
+    whole_linears: PositiveInt | None = Field(
+        default=None,
+        description="of replicated, the linear weights that take --weights-dtype with the "
+        "tower when quantized (vLLM's ReplicatedLinear under the tower's quant config: "
+        "Gemma 4); the rest of replicated stays 16-bit",
+    )
+    audio: PositiveInt | None = Field(
+        default=None,
+        description="of params, the audio tower and its projector (Gemma 4 E2B / E4B's "
+        "audio_config), held whole on every tensor-parallel rank; None: no audio tower",
+    )
 
     @model_validator(mode="after")
     def _within(self) -> "VisionTower":
         if self.replicated > self.params:
             raise ValueError(f"replicated {self.replicated:,} exceeds params {self.params:,}")
+        if self.whole_linears is not None and self.whole_linears > self.replicated:
+            raise ValueError(
+                f"whole_linears {self.whole_linears:,} exceeds replicated {self.replicated:,}"
+            )
+        if self.audio is not None and self.audio > self.replicated:
+            raise ValueError(
+                f"audio {self.audio:,} exceeds replicated {self.replicated:,} (the audio "
+                "tower is whole on every rank)"
+            )
         return self
 
 
@@ -355,7 +376,8 @@ class ModelSpec(_Spec):
     params: ParamBreakdown | None = None
     published_params: str | None = Field(default=None, description="the published figure")
     tower: VisionTower | None = Field(
-        default=None, description="a multimodal checkpoint's vision tower, outside n_params"
+        default=None,
+        description="a multimodal checkpoint's vision (and audio) tower, outside n_params",
     )
     multimodal: bool = Field(
         default=False,

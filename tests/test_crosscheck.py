@@ -193,6 +193,53 @@ def test_vision_tower_count_matches_meta_model(stem: str) -> None:
     assert tower.replicated == measure.count_tower_whole_on_every_rank(config)
 
 
+def test_gemma_4_audio_tower_count_matches_meta_model() -> None:
+    """A Gemma 4 config with an audio_config (tests/data/hf_synthetic/gemma4_audio.json, E2B's
+    shape at toy sizes): kvcalc's tower equals sum(p.numel()) outside the language model
+    (vision tower, embed_vision, audio tower, embed_audio), its audio part the parameters
+    under model.audio_tower and model.embed_audio, all of it whole on every rank as vLLM
+    builds it, and its whole_linears the weights of every nn.Linear in the towers (those
+    vLLM's recursive_replace_linear makes ReplicatedLinear under tower_quant)."""
+    from kvcalc import hf
+
+    config = json.loads((CONFIGS.parent / "hf_synthetic" / "gemma4_audio.json").read_text())
+    tower = hf.import_config(config, source="test").spec.tower
+    assert tower is not None and tower.audio is not None
+    assert tower.params == measure.count_tower_params(config)
+    assert tower.replicated == measure.count_tower_whole_on_every_rank(config)
+    audio, audio_linears = measure.count_tower_parts(
+        config, ("model.audio_tower.", "model.embed_audio.")
+    )
+    assert tower.audio == audio
+    _, all_linears = measure.count_tower_parts(
+        config,
+        ("model.vision_tower.", "model.embed_vision.", "model.audio_tower.", "model.embed_audio."),
+    )
+    assert tower.whole_linears == all_linears
+    assert audio_linears < all_linears
+
+
+def test_released_gemma_4_audio_config_matches_meta_model() -> None:
+    """The released E2B audio_config and E2B's vision_config (tests/test_towers_v4tp.py
+    RELEASED_AUDIO, E2B_VISION) around a toy text model of E2B's hidden size 1,536: kvcalc's
+    towers, audio share and whole linears equal transformers' (475,728,160, 307,183,904 and
+    459,735,040 by hand there)."""
+    from kvcalc import hf
+    from tests.test_towers_v4tp import E2B_VISION, RELEASED_AUDIO
+
+    config = json.loads((CONFIGS.parent / "hf_synthetic" / "gemma4_audio.json").read_text())
+    config["text_config"]["hidden_size"] = 1_536
+    config["vision_config"] = E2B_VISION
+    config["audio_config"] = {"model_type": "gemma4_audio", **RELEASED_AUDIO}
+    tower = hf.import_config(config, source="test").spec.tower
+    assert tower is not None
+    assert tower.params == measure.count_tower_params(config) == 475_728_160
+    prefixes = ("model.audio_tower.", "model.embed_audio.")
+    assert tower.audio == measure.count_tower_parts(config, prefixes)[0] == 307_183_904
+    every = ("model.vision_tower.", "model.embed_vision.", *prefixes)
+    assert tower.whole_linears == measure.count_tower_parts(config, every)[1] == 459_735_040
+
+
 @pytest.mark.parametrize("path", SYNTHETIC, ids=lambda p: p.stem)
 def test_import_matches_transformers_on_other_families(path: Path) -> None:
     """Shape-only configs of every family: the parameter count, and every layer's cache tensors

@@ -450,14 +450,15 @@ def test_llama_4_tower_refuses_a_projector_bias() -> None:
         hf.import_config(biased, source="t")
 
 
-def test_gemma_4_tower_is_left_out_with_audio_or_quantised_or_refused_when_not_understood() -> None:
-    """A Gemma 4 config with an audio_config (E2B / E4B) counts no tower, since its audio
-    tower is not modelled; a quantised checkpoint whose ignore list does not leave the
-    whole tower unquantised counts none; an unknown vision_config key is refused in one
-    line naming it."""
+def test_gemma_4_tower_is_left_out_when_quantised_or_refused_when_not_understood() -> None:
+    """A Gemma 4 audio_config without its shape keys is refused in one line naming the
+    first missing key (tests/test_towers_v4tp.py counts a whole one); a quantised checkpoint
+    whose ignore list does not leave the whole tower unquantised counts none; an unknown
+    vision_config key is refused in one line naming it."""
     config = json.loads((DATA / "hf_configs" / "gemma-4-26b-a4b.json").read_text())
     with_audio = {**config, "audio_config": {"model_type": "gemma4_audio"}}
-    assert hf.import_config(with_audio, source="t").spec.tower is None
+    with pytest.raises(KvcalcError, match="audio_config has no 'conv_kernel_size'"):
+        hf.import_config(with_audio, source="t")
     published = json.loads((DATA / "hf_configs" / "gemma-4-31b.json").read_text())
     quant = published["quantization_config"]
     for kept in (

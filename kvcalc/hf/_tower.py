@@ -1,4 +1,5 @@
-"""A multimodal config's vision_config -> the exact parameter count of its vision tower.
+"""A multimodal config's vision_config (and Gemma 4's audio_config) -> the exact parameter
+count of its towers.
 
 One reader per outer model_type; families without one leave the tower uncounted (the
 planner says so). Counts follow transformers' modeling code; the split of what every
@@ -235,6 +236,126 @@ def gemma4_tower(vision: dict[str, Any], text_hidden: int) -> dict[str, int]:
     layer = h * q + 2 * h * kv + q * h + 2 * d + 3 * h * i + 4 * h
     params = patch_embedder + layers * layer + h * text_hidden
     return {"params": params, "replicated": params}
+
+
+def gemma4_vision_linears(vision: dict[str, Any], text_hidden: int) -> int:
+    """Return the weights of Gemma 4's vision-tower linears and embed_vision's projection.
+
+    With gemma4_tower's letters: input_proj 3p²·h, per layer q_proj h·q, k_proj and v_proj
+    h·kv, o_proj q·h, gate/up/down_proj 3hi, and embedding_projection h·t (no biases): the
+    nn.Linear modules vLLM's recursive_replace_linear turns into ReplicatedLinear under the
+    tower's quant config.
+    """
+    h, i = _int(vision, "hidden_size"), _int(vision, "intermediate_size")
+    layers, d = _int(vision, "num_hidden_layers"), _int(vision, "head_dim")
+    q = _int(vision, "num_attention_heads") * d
+    kv = _int(vision, "num_key_value_heads") * d
+    p = _int(vision, "patch_size")
+    return 3 * p * p * h + layers * (2 * h * q + 2 * h * kv + 3 * h * i) + h * text_hidden
+
+
+# Gemma4AudioConfig's keys (transformers 5.25,
+# huggingface/transformers:src/transformers/models/gemma4/configuration_gemma4.py). The shape
+# keys size a parameter; the others steer the forward pass only (use_clipped_linears adds
+# four scalar buffers per clippable linear, no parameters).
+_GEMMA4_AUDIO_SHAPE_KEYS = frozenset(
+    {
+        "hidden_size",
+        "num_hidden_layers",
+        "num_attention_heads",
+        "subsampling_conv_channels",
+        "conv_kernel_size",
+        "output_proj_dims",
+    }
+)
+_GEMMA4_AUDIO_OTHER_KEYS = frozenset(
+    {
+        "hidden_act",
+        "residual_weight",
+        "attention_chunk_size",
+        "attention_context_left",
+        "attention_context_right",
+        "attention_logit_cap",
+        "attention_invalid_logits_value",
+        "use_clipped_linears",
+        "rms_norm_eps",
+        "gradient_clipping",
+        "initializer_range",
+    }
+)
+
+
+def gemma4_audio_tower(audio: dict[str, Any], text_hidden: int) -> dict[str, int]:
+    """Return the parameters of Gemma 4's audio tower and its embed_audio projector (params)
+    and of them the nn.Linear weights (linears).
+
+    transformers' Gemma4AudioModel and Gemma4MultimodalEmbedder (modeling_gemma4.py), with
+    h = hidden_size, n = num_attention_heads, d = h // n, (c0, c1) =
+    subsampling_conv_channels, k = conv_kernel_size, o = output_proj_dims and t = the text
+    model's hidden_size:
+      subsample_conv_projection  layer0 Conv2d(1 -> c0, 3 × 3, no bias) 9·c0 and its
+                   LayerNorm (no bias) c0; layer1 Conv2d(c0 -> c1) 9·c0·c1 and c1;
+                   input_proj_linear (c0 // 4)·c1·h (no bias)
+      each of num_hidden_layers layers:
+                   feed_forward1 and feed_forward2: ffw_layer_1 h·4h, ffw_layer_2 4h·h, two
+                     RMSNorms 2h                                            2 × (8h² + 2h)
+                   self_attn: q/k/v_proj and post h² each, relative_k_proj h², per_dim_scale d
+                   lconv1d: linear_start h·2h, linear_end h², depthwise Conv1d (groups h, no
+                     bias) h·k, pre_layer_norm and conv_norm 2h
+                   norm_pre_attn, norm_post_attn, norm_out 3h
+                                                            24h² + h·k + 9h + d
+      rel_pos_enc  no parameters (its inv_timescales is a buffer)
+      output_proj  h·o + o (the tower's one bias)
+      embed_audio  embedding_projection o·t (its pre-projection norm has no scale)
+    vLLM (vllm/model_executor/models/gemma4_mm.py Gemma4ForConditionalGeneration) builds the
+    tower with transformers' AutoModel.from_config, turns its linears into ReplicatedLinear
+    (recursive_replace_linear) and embed_audio's projection is a ReplicatedLinear: all of it
+    is whole on every tensor-parallel rank.
+    """
+    unknown = sorted(
+        set(audio) - _GEMMA4_AUDIO_SHAPE_KEYS - _GEMMA4_AUDIO_OTHER_KEYS - _CONFIG_BOOKKEEPING
+    )
+    if unknown:
+        raise KvcalcError(
+            f"audio_config key {unknown[0]!r} is not understood: kvcalc cannot count this "
+            "Gemma 4 audio tower"
+        )
+    missing = sorted(k for k in _GEMMA4_AUDIO_SHAPE_KEYS if k not in audio)
+    if missing:
+        raise KvcalcError(f"audio_config has no {missing[0]!r}: cannot count the audio tower")
+    where = "audio_config."
+    h, layers = (
+        _int(audio, "hidden_size", where=where),
+        _int(audio, "num_hidden_layers", where=where),
+    )
+    n, k = (
+        _int(audio, "num_attention_heads", where=where),
+        _int(audio, "conv_kernel_size", where=where),
+    )
+    o = _int(audio, "output_proj_dims", where=where)
+    if h % n:
+        raise KvcalcError(
+            f"audio_config.hidden_size {h} is not a multiple of num_attention_heads {n}: "
+            "Gemma 4's audio attention splits hidden_size into whole heads"
+        )
+    channels = audio["subsampling_conv_channels"]
+    if not (
+        isinstance(channels, list)
+        and len(channels) == 2
+        and all(isinstance(c, int) and not isinstance(c, bool) and c > 0 for c in channels)
+    ):
+        raise KvcalcError(
+            "audio_config.subsampling_conv_channels must be two positive integers, "
+            f"not {channels!r}"
+        )
+    c0, c1 = channels
+    subsample = 9 * c0 + c0 + 9 * c0 * c1 + c1 + (c0 // 4) * c1 * h
+    layer = 24 * h * h + h * k + 9 * h + h // n
+    params = subsample + layers * layer + h * o + o + o * text_hidden
+    # the nn.Linear weights (no bias): input_proj_linear, per layer 24h², output_proj, and
+    # embed_audio's projection; the convs, norms, per_dim_scale and output_proj's bias are not
+    linears = (c0 // 4) * c1 * h + layers * 24 * h * h + h * o + o * text_hidden
+    return {"params": params, "linears": linears}
 
 
 # Llama4VisionConfig's keys (transformers 5.24,
@@ -489,11 +610,33 @@ def _gemma3(config: dict[str, Any]) -> dict[str, int]:
     return gemma3_tower(config["vision_config"], _text_hidden(config, 2304))
 
 
-def _gemma4(config: dict[str, Any]) -> dict[str, int] | None:
-    if config.get("audio_config") is not None:
-        return None  # the audio tower (Gemma 4 E2B / E4B) is not counted yet: count neither
+def _gemma4(config: dict[str, Any]) -> dict[str, int]:
     # 2304: Gemma4TextConfig's default (configuration_gemma4.py)
-    return gemma4_tower(config["vision_config"], _text_hidden(config, 2304))
+    text_hidden = _text_hidden(config, 2304)
+    vision = config["vision_config"]
+    fields = gemma4_tower(vision, text_hidden)
+    audio = config.get("audio_config")
+    linears = 0
+    if audio is not None:
+        if not isinstance(audio, dict):
+            raise KvcalcError(f"audio_config must be a mapping or null, not {audio!r}")
+        counted = gemma4_audio_tower(audio, text_hidden)
+        fields = {
+            "params": fields["params"] + counted["params"],
+            "replicated": fields["replicated"] + counted["params"],
+            "audio": counted["params"],
+        }
+        linears = counted["linears"]
+    # vLLM's Gemma4ForConditionalGeneration (gemma4_mm.py) hands both towers one tower_quant:
+    # the quant config when the vision hidden_size and intermediate_size are multiples of 64
+    # (always for bitsandbytes and torchao, which kvcalc does not model), else None. With it
+    # every tower linear, each a ReplicatedLinear, takes the weight dtype; without it the
+    # whole tower is 16-bit, which replicated (all of it, held in 16 bits) already says.
+    if _int(vision, "hidden_size") % 64 == 0 and _int(vision, "intermediate_size") % 64 == 0:
+        fields["whole_linears"] = gemma4_vision_linears(vision, text_hidden) + linears
+    elif audio is not None:
+        fields["quantized"] = False
+    return fields
 
 
 def _llama4(config: dict[str, Any]) -> dict[str, int]:
@@ -531,11 +674,18 @@ TOWER_MODULES: dict[str, tuple[str, ...]] = {
 }
 
 
+# A Gemma 4 checkpoint's audio tower and projector: Gemma4Model's audio_tower and
+# embed_audio (transformers modeling_gemma4.py; vLLM's gemma4_mm.py hf_to_vllm_mapper maps
+# "model.audio_tower." and "model.embed_audio.")
+_GEMMA4_AUDIO_MODULES = ("model.audio_tower", "model.embed_audio")
+
+
 def read_tower(config: dict[str, Any]) -> dict[str, int] | None:
     """Return the vision tower's VisionTower fields, or None when kvcalc does not count it.
 
-    None for a family without a reader, a config without vision_config, a Gemma 4 config
-    with an audio_config (its audio tower is not counted yet), or a checkpoint published
+    A Gemma 4 config's audio tower (audio_config, E2B / E4B) is counted with it (field
+    audio). None for a family without a reader, a config without vision_config, or a
+    checkpoint published
     quantised whose recipe may quantise the tower: counted only when the recipe leaves every
     tower module unquantised (quant.Recipe.leaves_unquantised: its ignore list names it, or
     it lists the modules it quantises and the tower is not among them), and then 16-bit
@@ -554,6 +704,8 @@ def read_tower(config: dict[str, Any]) -> dict[str, int] | None:
     from kvcalc.quant import parse_recipe  # quantised checkpoints alone need it
 
     modules = TOWER_MODULES.get(model_type, ())
+    if model_type == "gemma4" and config.get("audio_config") is not None:
+        modules += _GEMMA4_AUDIO_MODULES
     recipe = parse_recipe(quant)
     if not modules or not all(recipe.leaves_unquantised(module) for module in modules):
         return None

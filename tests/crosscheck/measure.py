@@ -171,7 +171,7 @@ def build_whole_meta_model(config: dict, dtype: torch.dtype = torch.bfloat16) ->
     from transformers import AutoModelForImageTextToText
 
     d = _clean(config)
-    for key in ("text_config", "vision_config"):
+    for key in ("text_config", "vision_config", "audio_config"):
         if isinstance(d.get(key), dict):
             d[key] = _clean(d[key])
     cfg = AutoConfig.for_model(d.pop("model_type"), **d)
@@ -188,7 +188,7 @@ def count_tower_params(config: dict) -> int:
     """sum(p.numel()) over a whole multimodal model outside its language model: the vision
     tower and its projector (Qwen3-VL's model.visual, merger and deepstack mergers included;
     Gemma 3's model.vision_tower and model.multi_modal_projector; Gemma 4's model.vision_tower
-    and model.embed_vision; Llama 4's vision_model and multi_modal_projector, its language
+    and model.embed_vision, and model.audio_tower and model.embed_audio; Llama 4's vision_model and multi_modal_projector, its language
     model under language_model), which kvcalc counts apart."""
     model = build_whole_meta_model(config)
     return sum(
@@ -237,13 +237,31 @@ _WHOLE_ON_EVERY_RANK = {
     ),
     # Gemma 4: gemma4_mm.py builds the tower with transformers' AutoModel.from_config, makes
     # its linears ReplicatedLinear (recursive_replace_linear) and embed_vision's projection a
-    # ReplicatedLinear: all of it whole.
-    "gemma4": ((), (), ("model.vision_tower", "model.embed_vision"), ()),
+    # ReplicatedLinear: all of it whole; the audio tower and embed_audio (E2B / E4B) alike.
+    "gemma4": (
+        (),
+        (),
+        ("model.vision_tower", "model.embed_vision", "model.audio_tower", "model.embed_audio"),
+        (),
+    ),
     # Llama 4: mllama4.py makes the patch embedding, qkv, fc1s and the projector
     # column-parallel and o_proj and the fc2s row-parallel; vision_model's own
     # class_embedding and positional_embedding_vlm are plain nn.Parameters, whole.
     "llama4": ((nn.LayerNorm,), ("o_proj", "fc2"), (), ("vision_model",)),
 }
+
+
+def count_tower_parts(config: dict, prefixes: tuple[str, ...]) -> tuple[int, int]:
+    """(parameters, nn.Linear weights) of a whole multimodal model under the given module
+    prefixes (Gemma 4's model.audio_tower. and model.embed_audio.: its audio tower)."""
+    model = build_whole_meta_model(config)
+    params = sum(p.numel() for n, p in model.named_parameters() if n.startswith(prefixes))
+    linears = sum(
+        m.weight.numel()
+        for n, m in model.named_modules()
+        if isinstance(m, nn.Linear) and n.startswith(tuple(p.rstrip(".") for p in prefixes))
+    )
+    return params, linears
 
 
 def count_tower_whole_on_every_rank(config: dict) -> int:
