@@ -487,8 +487,11 @@ def state_bytes_per_sequence(
         )
     conv = recurrent = 0
     parts = []
+    # a family's own conv width / state dtype (TensorRT-LLM's Kimi-K3: engines.TRTLLM_KIMI_K3)
+    rules = engine.rules_for(model.family)
+    conv_width = rules.conv_width if rules is not None and rules.conv_width else engine.conv_width
     if kind.conv_kernel and kind.conv_channels:
-        width = kind.conv_kernel if engine.conv_width == "kernel" else kind.conv_kernel - 1
+        width = kind.conv_kernel if conv_width == "kernel" else kind.conv_kernel - 1
         if engine.conv_split == "whole":
             # TensorRT-LLM: conv_dim = d_inner + 2 · n_groups · d_state split as a whole
             # (mamba_cache_manager.py asserts conv_dim % tp == 0; no group replication)
@@ -515,7 +518,10 @@ def state_bytes_per_sequence(
         keys = engine.state_dtype_keys
         if keys is not None and kind.state_dtype_key not in keys:
             declared = engine.state_dtype_default  # a key (or a default) it does not read
-        size = _state_dtype_size(engine.state_dtype_rule, declared, model)
+        rule = engine.state_dtype_rule
+        if rules is not None and rules.state_dtype is not None:
+            rule = rules.state_dtype  # the engine forces it whatever the config says
+        size = _state_dtype_size(rule, declared, model)
         recurrent = heads * kind.state_head_elems * size
         parts.append(f"state {heads} heads × {kind.state_head_elems:,} × {size} B")
     return conv, recurrent, " + ".join(parts)
@@ -1366,10 +1372,16 @@ def _state_assumptions(
 ) -> tuple[str, ...]:
     notes: list[str] = []
     if state_groups:
-        notes.extend(
-            t.removeprefix("[state] ") for t in engine.assumptions if t.startswith("[state] ")
-        )
-        width = "conv_kernel" if engine.conv_width == "kernel" else "conv_kernel - 1"
+        rules = engine.rules_for(model.family)
+        conv_width = engine.conv_width
+        if rules is not None and rules.conv_width is not None:
+            # the family's own state rules, in its note, replace the engine's [state] ones
+            conv_width = rules.conv_width
+        else:
+            notes.extend(
+                t.removeprefix("[state] ") for t in engine.assumptions if t.startswith("[state] ")
+            )
+        width = "conv_kernel" if conv_width == "kernel" else "conv_kernel - 1"
         notes.append(
             f"recurrent / linear-attention layers keep a fixed state per sequence "
             f"(conv state {width} wide + recurrent state), independent of seq_len"
