@@ -90,6 +90,9 @@ class FamilyRules:
     no_pp: str = ""  # why pipeline parallelism is refused
     no_kv_shared: str = ""  # why KV-shared layers (NoCacheKind kv_shared) are refused
     no_capacity: str = ""  # why budget, max batch and fit are refused
+    # the tokens per KV block the family runs with unless --block-size is given (TensorRT-LLM's
+    # Kimi-K3: 64, its get_model_defaults tokens_per_block); None: the engine's block_size
+    block_size: int | None = None
     # the width of the family's conv state where it differs from the engine's conv_width
     # (TensorRT-LLM's Kimi-K3: the full short-conv window, conv_kernel columns)
     conv_width: ConvWidth | None = None
@@ -322,19 +325,24 @@ _TRTLLM_K3_UTIL = (
 TRTLLM_KIMI_K3 = FamilyRules(
     family="kimi_k3",
     note=(
-        "Kimi-K3 runs on MixedMambaHybridCacheManager (kv_cache_config.enable_block_reuse "
-        "false; with block reuse TensorRT-LLM picks CppMambaHybridCacheManager with state "
-        "snapshots, not modelled): KDA conv 3 · heads · head_dim / tp channels × "
+        "Kimi-K3 as TensorRT-LLM's get_model_defaults sets it (tokens_per_block 64, "
+        "enable_block_reuse false) with use_kv_cache_manager_v2 false, the compatibility "
+        "manager kvcalc models for state layers: MixedMambaHybridCacheManager (its own "
+        "default, use_kv_cache_manager_v2 true, is MambaHybridCacheManagerV2, whose pool "
+        "split is not modelled; block reuse on picks CppMambaHybridCacheManager with state "
+        "snapshots, not modelled either). KDA conv 3 · heads · head_dim / tp channels × "
         "short_conv_kernel_size (the full window) in the model dtype, recurrent heads / tp "
-        "× head_dim × head_dim in float32 (forced); MLA latent 576 wide on every rank; the "
-        "state pool of max_batch_size + 1 slots is allocated before the KV budget is "
-        "measured, so the KV budget is (free memory − state pool) × free_gpu_memory_fraction "
-        "and max batch is the max_batch_size to set (attention DP off)"
+        "× head_dim × head_dim in float32 (forced); MLA latent 576 wide on every rank, in "
+        "64-token blocks; the state pool of max_batch_size + 1 slots is allocated before the "
+        "free memory is measured, so the KV budget is (free memory − state pool) × "
+        "free_gpu_memory_fraction and max batch is the max_batch_size to set (attention DP "
+        "off, no speculative decoding)"
     ),
     no_pp=(
-        "Kimi-K3 under pipeline parallelism: TensorRT-LLM's KimiLinearForCausalLM does not "
-        "support it (modeling_kimi_linear.py); use --tp"
+        "Kimi-K3 under pipeline parallelism: TensorRT-LLM's KimiLinearForCausalLM asserts "
+        "pp_size == 1 (modeling_kimi_linear.py); use --tp"
     ),
+    block_size=64,
     conv_width="kernel",
     state_dtype="fp32",
     state_before_fraction=True,
@@ -342,7 +350,9 @@ TRTLLM_KIMI_K3 = FamilyRules(
 TRTLLM_KIMI_K3_SOURCES = (
     "NVIDIA/TensorRT-LLM@000a860db1d1b990742ff55e8230d1ddc5672e39:tensorrt_llm/_torch/models/"
     "modeling_kimi_linear.py (caching: KDA on the mamba side, MLA SELFKONLY 576; "
-    "KimiKDARuntime: heads / tp unless attention DP; no pipeline parallelism)",
+    "KimiKDARuntime: heads / tp unless attention DP; KimiLinearForCausalLM: pp_size == 1, "
+    "get_model_defaults: enable_block_reuse false, tokens_per_block 64, "
+    "use_kv_cache_manager_v2 true)",
     f"{_TRTLLM_K3_CONFIG}:is_kimi_linear, extract_mamba_kv_cache_params (Kimi K3 branch: "
     "conv_kernel = short_conv_kernel_size + 1, n_groups = num_heads, fp32 SSM state), "
     "MambaKVCacheParams.get_states_bytes_per_layer",
@@ -872,7 +882,7 @@ ENGINES: dict[str, EngineProfile] = {
             k_eq_v="both",
             family_rules=(TRTLLM_GEMMA4, TRTLLM_KIMI_K3),
             assumptions=(
-                "each sequence rounds up to whole 32-token blocks (tokens_per_block)",
+                "[block] each sequence rounds up to whole 32-token blocks (tokens_per_block)",
                 "KV heads per GPU = ceil(n_kv / tp); MLA latent (kv_factor 1) on every rank",
                 "[sliding] sliding layers sized for the full context unless max_attention_window is "
                 "given (--max-attention-window, cycled over layers)",

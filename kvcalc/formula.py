@@ -1110,6 +1110,8 @@ def kv_cache(model: ModelSpec, workload: Workload, engine: EngineProfile) -> KvB
             block = engine.indexer_block_size
         if engine.gqa_indexer_block_size and not workload.block_size and has_gqa_indexer(model):
             block = engine.gqa_indexer_block_size
+        if rules is not None and rules.block_size and not workload.block_size:
+            block = rules.block_size  # the family's own default (TensorRT-LLM's Kimi-K3)
         if engine.compressed_block_size and is_compressed(model):
             block = _compressed_block(engine, workload)
     if engine.gqa_indexer_dtype == "llama_cpp" and has_gqa_indexer(model):
@@ -1506,6 +1508,8 @@ def _assumptions(
     rules = engine.rules_for(model.family)
     if rules is not None and rules.sliding is not None:
         topics.discard("sliding")  # the family's own rule, in its note, replaces the engine's
+    if rules is None or rules.block_size is None or workload.block_size is not None:
+        topics.add("block")  # the engine's own block (a family's own is in its note)
     if has_gqa_indexer(model):
         topics.add("gqa_indexer")
     notes = list(engine.assumptions_for(topics))
