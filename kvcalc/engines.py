@@ -104,6 +104,10 @@ class FamilyRules:
     # memory before free_gpu_memory_fraction (TensorRT-LLM's MixedMambaHybridCacheManager);
     # False: out of the KV budget (CppMambaHybridCacheManager's affine cost)
     state_before_fraction: bool = False
+    # True: the engine keeps a slot for each KV-shared layer anyway, sized as the kind the
+    # layer is `like` (TensorRT-LLM's Gemma 4: the KV manager is built for every layer);
+    # a shared layer without `like` is refused with no_kv_shared
+    kv_shared_slots: bool = False
 
 
 @record
@@ -266,16 +270,21 @@ TRTLLM_GEMMA4 = FamilyRules(
         "Gemma 4 runs on KVCacheManagerV2 (per-layer KV heads and head_dim): each layer "
         "holds cdiv(seq, 32) blocks, less, in a sliding layer, the blocks wholly behind its "
         "window (sliding_window, or --max-attention-window), which are freed; K = V full "
-        "layers cache both K and V (k_proj copied into v_proj)"
+        "layers cache both K and V (k_proj copied into v_proj); KV-shared layers "
+        "(num_kv_shared_layers) keep slots of their own, sized as the sliding or full "
+        "layers of their type, which they never write (the manager is built for every "
+        "layer; a shared layer reads its source layer's slot: cache_layer_idx)"
     ),
     no_pp=(
         "Gemma 4 under pipeline parallelism: TensorRT-LLM asserts pp_size == 1 "
         "(Gemma4ForCausalLM); use --tp"
     ),
     no_kv_shared=(
-        "Gemma 4's KV-shared layers (num_kv_shared_layers) keep their own unused slots in "
-        "TensorRT-LLM's pools (the manager is built for every layer), which is not modelled"
+        "Gemma 4's KV-shared layers keep their own unused slots in TensorRT-LLM's pools, "
+        "sized as the layers of their type; this spec does not say which type a shared "
+        "layer is (kinds.<name>.like)"
     ),
+    kv_shared_slots=True,
     no_capacity=(
         "Gemma 4's KVCacheManagerV2 splits the KV budget between its window pools (a "
         "ratio from a 2,049-token typical request, pools rounded to 2-32 MiB, rebalanced at "
@@ -288,6 +297,14 @@ TRTLLM_GEMMA4_SOURCES = (
     "head_dim; K = V layers: k_proj copied into v_proj)",
     f"{_TRTLLM}_torch/pyexecutor/_util.py:_non_hybrid_kv_cache_manager_cls, "
     "_create_kv_cache_manager (Gemma 4: KVCacheManagerV2, per-layer windows)",
+    "NVIDIA/TensorRT-LLM@0004396720054fd8e205cbf616f21f0b57c6b412:tensorrt_llm/_torch/"
+    "pyexecutor/_util.py:_create_kv_cache_manager (Gemma 4 KV sharing: no layer_mask, "
+    "num_hidden_layers = config.num_hidden_layers, per-layer heads and head_dim from "
+    "layer_types for every layer)",
+    "NVIDIA/TensorRT-LLM@00e7d1037d247c72af2da216998cd7cf9e846461:tensorrt_llm/_torch/"
+    "models/modeling_gemma4.py:Gemma4DecoderLayer (is_kv_shared_layer, cache_layer_idx: the "
+    "last non-shared layer of its type), Gemma4Attention (Q-only projection, reads "
+    "cache_layer_idx's slot)",
     f"{_TRTLLM}_torch/pyexecutor/resource_manager.py:KVCacheManagerV2.__init__, "
     "_build_cache_config, get_layer_bytes_per_token (ceil(n_kv / tp) heads per layer)",
     "NVIDIA/TensorRT-LLM@00e7d1037d247c72af2da216998cd7cf9e846461:tensorrt_llm/_torch/"

@@ -1081,6 +1081,8 @@ def kv_cache(model: ModelSpec, workload: Workload, engine: EngineProfile) -> KvB
     rules = engine.rules_for(model.family)
     if pp > 1 and rules is not None and rules.no_pp:
         raise KvcalcError(f"engine {engine.name}: {rules.no_pp}")
+    if rules is not None and rules.kv_shared_slots:
+        model = _with_kv_shared_slots(model)
     _check_llama_cpp(model, workload, engine, k_dtype, v_dtype)
     compressed = any(isinstance(k, CompressedKind) for k in (model.kinds or {}).values())
     if compressed and engine.compressed_layout == "vllm":
@@ -1268,6 +1270,27 @@ def _compressed_block(engine: EngineProfile, workload: Workload) -> int:
             "modelled"
         )
     return forced
+
+
+def _with_kv_shared_slots(model: ModelSpec) -> ModelSpec:
+    """Return the model with each KV-shared layer sized as the kind it is `like`.
+
+    For engines that keep a slot for every layer, shared ones included (TensorRT-LLM's
+    Gemma 4: _util.py _create_kv_cache_manager builds the manager for num_hidden_layers
+    layers with no layer_mask; a shared layer reads its source layer's slot). Shared kinds
+    without `like` are left as they are (and refused: FamilyRules.no_kv_shared).
+    """
+    if model.layers is None or not model.kinds:
+        return model
+    like = {
+        name: kind.like
+        for name, kind in model.kinds.items()
+        if isinstance(kind, NoCacheKind) and kind.reason == "kv_shared" and kind.like
+    }
+    if not like:
+        return model
+    pattern = [like.get(name, name) for name in model.layers.pattern]
+    return model.model_copy(update={"layers": model.layers.model_copy(update={"pattern": pattern})})
 
 
 def _check_state_support(

@@ -21,15 +21,28 @@ short_conv_kernel_size 4; bf16). Read at:
   peak, comes out before free_gpu_memory_fraction.
 * NVIDIA/TensorRT-LLM@000a860db1d1b990742ff55e8230d1ddc5672e39 modeling_kimi_linear.py:
   get_model_defaults tokens_per_block 64; KimiLinearForCausalLM asserts pp_size == 1.
+
+Gemma 4 with KV-shared layers (tests/data/hf_synthetic/gemma4.json: 8 layers, layer_types
+S S F S F S S F, num_kv_shared_layers 3, so layers 5, 6 (sliding) and 7 (full) are shared;
+sliding 2 KV heads × head_dim 64, W = 64; full attention_k_eq_v with 1 global KV head ×
+global_head_dim 128; bf16). NVIDIA/TensorRT-LLM@0004396720054fd8e205cbf616f21f0b57c6b412
+_util.py _create_kv_cache_manager builds KVCacheManagerV2 for config.num_hidden_layers
+layers, each with its type's heads and head_dim and window ("No layer_mask exclusion
+needed"); @00e7d1037d24 modeling_gemma4.py Gemma4DecoderLayer points a shared layer's
+attention at the last non-shared layer of its type (cache_layer_idx), so the shared layers'
+own slots are allocated and never written.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
+from kvcalc import hf
 from kvcalc.dtypes import kv_dtype
 from kvcalc.engines import ENGINES
 from kvcalc.errors import KvcalcError
@@ -37,7 +50,7 @@ from kvcalc.formula import Workload, kv_cache
 from kvcalc.kernel import KvKernel, fit_fast
 from kvcalc.planner import Plan, budget, fit, fits_at
 from kvcalc.presets import load_model
-from kvcalc.specs import GpuSpec, ModelSpec
+from kvcalc.specs import GpuSpec, ModelSpec, NoCacheKind
 
 TRTLLM = ENGINES["trtllm"]
 MLA_LAYERS, KDA_LAYERS = 24, 69
@@ -176,3 +189,50 @@ def test_kimi_k3_notes_name_the_manager_and_its_limits(k3: ModelSpec) -> None:
     assert "MambaHybridCacheManagerV2" in notes
     assert "32-token blocks" not in notes
     assert "CppMambaHybridCacheManager, use_kv_cache_manager_v2" not in notes
+
+
+SYNTHETIC_GEMMA4 = Path(__file__).parent / "data" / "hf_synthetic" / "gemma4.json"
+
+
+@pytest.fixture(scope="module")
+def gemma4() -> ModelSpec:
+    return hf.import_config(json.loads(SYNTHETIC_GEMMA4.read_text()), source="t").spec
+
+
+def test_gemma4_shared_layers_keep_slots_of_their_type(gemma4: ModelSpec) -> None:
+    """Every layer takes 512 B a token: sliding K + V 2 · 2 · 64 · 2, full (K = V cached
+    twice) 2 · 1 · 128 · 2; 8 layers, 4,096 B. At 1,000 tokens (32-token blocks) the 3 full
+    layers (2, 4 and the shared 7) hold cdiv(1000, 32) = 32 blocks, 1,024 tokens, and the 5
+    sliding ones (0, 1, 3 and the shared 5, 6) 32 − (1000 − 64) // 32 = 3 blocks, 96 tokens:
+    3 · 1,024 · 512 + 5 · 96 · 512 = 1,818,624 B a sequence."""
+    kv = kv_cache(gemma4, Workload(seq_len=1000), TRTLLM)
+    assert kv.bytes_per_token == 8 * 512 == 4_096
+    by_kind = {g.kind: (g.count, g.tokens) for g in kv.groups}
+    assert by_kind == {"full": (3, 1024), "sliding": (5, 96)}
+    assert kv.per_sequence_bytes == 3 * 1024 * 512 + 5 * 96 * 512 == 1_818_624
+    assert any("KV-shared layers" in note for note in kv.assumptions)
+
+
+def test_gemma4_shared_layers_cache_nothing_elsewhere(gemma4: ModelSpec) -> None:
+    """Under vLLM the shared layers still cache nothing (their two kinds, one per type):
+    only layers 0-4 hold KV."""
+    assert gemma4.layer_kind_names()[5:] == ("shared", "shared", "shared_global")
+    kv = kv_cache(gemma4, Workload(seq_len=1000), ENGINES["vllm"])
+    assert sum(g.count for g in kv.groups) == 5
+
+
+def test_gemma4_shared_layer_without_its_type_is_refused(gemma4: ModelSpec) -> None:
+    """A spec whose shared kind does not say which type it is like is refused in one line
+    under TensorRT-LLM; `like` is for kv_shared layers only and must name attention."""
+    kinds = dict(gemma4.kinds or {})
+    kinds["shared"] = NoCacheKind(kind="none", reason="kv_shared")
+    bare = gemma4.model_copy(update={"kinds": kinds})
+    with pytest.raises(KvcalcError, match=r"kinds\.<name>\.like") as info:
+        kv_cache(bare, Workload(seq_len=1000), TRTLLM)
+    assert "\n" not in str(info.value)
+    with pytest.raises(ValueError, match="like is for kv_shared layers only"):
+        NoCacheKind(kind="none", reason="no_attention", like="sliding")
+    data = gemma4.to_data()
+    data["kinds"]["shared"]["like"] = "shared_global"  # type: ignore[index]
+    with pytest.raises(ValueError, match="is no attention kind"):
+        ModelSpec.model_validate(data)
