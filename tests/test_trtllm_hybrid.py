@@ -41,8 +41,10 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
 from kvcalc import hf
+from kvcalc.cli import app
 from kvcalc.dtypes import kv_dtype
 from kvcalc.engines import ENGINES
 from kvcalc.errors import KvcalcError
@@ -189,6 +191,21 @@ def test_kimi_k3_notes_name_the_manager_and_its_limits(k3: ModelSpec) -> None:
     assert "MambaHybridCacheManagerV2" in notes
     assert "32-token blocks" not in notes
     assert "CppMambaHybridCacheManager, use_kv_cache_manager_v2" not in notes
+
+
+def test_kimi_k3_emit_sets_the_batch_and_the_manager() -> None:
+    """--emit trtllm for Kimi-K3 carries --max_batch_size even at batch 1 (the state pool is
+    max_batch_size + 1 slots: the default 2048 would reserve 2,049) and says the plan
+    assumes use_kv_cache_manager_v2 false."""
+    result = CliRunner().invoke(
+        app,
+        ["fit", "kimi-k3", "--engine", "trtllm", "--gpu", "h200", "--tp", "16", "--emit", "trtllm"],
+        env={"COLUMNS": "100"},
+    )
+    assert result.exit_code == 0, result.stderr
+    argv = result.stdout.split()
+    assert argv[argv.index("--max_batch_size") + 1] == "1"
+    assert "use_kv_cache_manager_v2: false" in result.output
 
 
 SYNTHETIC_GEMMA4 = Path(__file__).parent / "data" / "hf_synthetic" / "gemma4.json"
