@@ -24,7 +24,7 @@ from dataclasses import field
 
 from kvcalc.errors import KvcalcError
 from kvcalc.llamacpp import LlamaCppOptions
-from kvcalc.planner import Fit, Plan, reserves_state_slots
+from kvcalc.planner import Fit, Plan, reserves_state_slots, state_pool_bytes
 from kvcalc.records import record
 
 EMIT_ENGINES = ("vllm", "sglang", "llama.cpp", "trtllm")
@@ -272,6 +272,20 @@ def settings_for_plan(
             f"{plan.engine.name}, whose utilisation and reserve mean other things)"
         )
     workload = result.kv.workload
+    # TensorRT-LLM's MixedMambaHybridCacheManager (Kimi-K3): a state pool of max_batch_size
+    # + 1 slots before the fraction, on the compatibility manager the plan assumes
+    state_pool = any(state_pool_bytes(plan))
+    notes: list[str] = []
+    if state_pool:
+        notes.append(
+            "kv_cache_config.use_kv_cache_manager_v2: false in an --extra_llm_api_options "
+            "YAML file (the plan assumes MixedMambaHybridCacheManager; the model's own "
+            "default is V2), enable_block_reuse left false (the model's default)"
+        )
+    if not result.fits:
+        notes.append(
+            f"the plan does not fit on {plan.gpu.name}: the engine will refuse to start or preempt"
+        )
     k = result.kv.k_dtype.name if workload.k_dtype is not None else None
     v = result.kv.v_dtype.name if workload.v_dtype is not None else None
     return ServeSettings(
@@ -283,7 +297,7 @@ def settings_for_plan(
         # default 2048 would take them all): state models always carry the batch
         max_num_seqs=(
             workload.batch
-            if workload.batch > 1 or reserves_state_slots(plan.engine, result.kv)
+            if workload.batch > 1 or reserves_state_slots(plan.engine, result.kv) or state_pool
             else None
         ),
         util=result.budget.util if plan.engine.budget_rule != "whole" else None,
@@ -296,9 +310,5 @@ def settings_for_plan(
         prefix_caching=workload.prefix_caching,
         mamba_cache_mode=workload.mamba_cache_mode,
         llamacpp=workload.llamacpp,
-        notes=()
-        if result.fits
-        else (
-            f"the plan does not fit on {plan.gpu.name}: the engine will refuse to start or preempt",
-        ),
+        notes=tuple(notes),
     )

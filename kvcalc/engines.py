@@ -62,8 +62,9 @@ StateDtypeRule = Literal["config", "fp32", "model"]
 
 
 # Kimi-K3 (kimi_k3) is sized only where its implementation was read (SGLang's
-# models/kimi_k3.py, llama.cpp's src/models/kimi-k3.cpp, vLLM V1's vllm/models/kimi_k3);
-# these engines refuse it, each saying why.
+# models/kimi_k3.py, llama.cpp's src/models/kimi-k3.cpp, vLLM V1's vllm/models/kimi_k3,
+# TensorRT-LLM's _torch/models/modeling_kimi_linear.py); these engines refuse it, each
+# saying why.
 _KIMI_K3_VLLM_V0 = (
     "kimi_k3",
     "vLLM's Kimi-K3 model (vllm/models/kimi_k3) runs on the V1 engine only",
@@ -72,13 +73,6 @@ _KIMI_K3_HF = (
     "kimi_k3",
     "transformers has no kimi_k3 model: Kimi-K3 runs the checkpoint's remote code "
     "(modeling_kimi_linear.py with its own KimiDynamicCache), whose cache kvcalc has not read",
-)
-_KIMI_K3_TRTLLM = (
-    "kimi_k3",
-    "TensorRT-LLM keeps Kimi-K3's KDA state in a MixedMambaHybridCacheManager (conv "
-    "[3 · heads · head_dim, W] bf16, recurrent [heads, head_dim, head_dim] fp32: "
-    "NVIDIA/TensorRT-LLM@cf328e85fdf629a94e4c6ff576af97f3f412aa6a:tensorrt_llm/_torch/models/"
-    "modeling_kimi_linear.py), whose slots and budget kvcalc has not read",
 )
 
 
@@ -96,6 +90,24 @@ class FamilyRules:
     no_pp: str = ""  # why pipeline parallelism is refused
     no_kv_shared: str = ""  # why KV-shared layers (NoCacheKind kv_shared) are refused
     no_capacity: str = ""  # why budget, max batch and fit are refused
+    # the tokens per KV block the family runs with unless --block-size is given (TensorRT-LLM's
+    # Kimi-K3: 64, its get_model_defaults tokens_per_block); None: the engine's block_size
+    block_size: int | None = None
+    # the width of the family's conv state where it differs from the engine's conv_width
+    # (TensorRT-LLM's Kimi-K3: the full short-conv window, conv_kernel columns)
+    conv_width: ConvWidth | None = None
+    # the dtype of the family's recurrent state where the engine forces one whatever the
+    # config says (TensorRT-LLM's Kimi-K3: float32); None: the engine's state_dtype rules
+    state_dtype: Literal["fp32"] | None = None
+    # True: the engine allocates the family's state pool ((max_batch_size + state_spare_slots)
+    # slots) beside the KV pool before it measures free memory, so the state comes out of the
+    # memory before free_gpu_memory_fraction (TensorRT-LLM's MixedMambaHybridCacheManager);
+    # False: out of the KV budget (CppMambaHybridCacheManager's affine cost)
+    state_before_fraction: bool = False
+    # True: the engine keeps a slot for each KV-shared layer anyway, sized as the kind the
+    # layer is `like` (TensorRT-LLM's Gemma 4: the KV manager is built for every layer);
+    # a shared layer without `like` is refused with no_kv_shared
+    kv_shared_slots: bool = False
 
 
 @record
@@ -258,16 +270,21 @@ TRTLLM_GEMMA4 = FamilyRules(
         "Gemma 4 runs on KVCacheManagerV2 (per-layer KV heads and head_dim): each layer "
         "holds cdiv(seq, 32) blocks, less, in a sliding layer, the blocks wholly behind its "
         "window (sliding_window, or --max-attention-window), which are freed; K = V full "
-        "layers cache both K and V (k_proj copied into v_proj)"
+        "layers cache both K and V (k_proj copied into v_proj); KV-shared layers "
+        "(num_kv_shared_layers) keep slots of their own, sized as the sliding or full "
+        "layers of their type, which they never write (the manager is built for every "
+        "layer; a shared layer reads its source layer's slot: cache_layer_idx)"
     ),
     no_pp=(
         "Gemma 4 under pipeline parallelism: TensorRT-LLM asserts pp_size == 1 "
         "(Gemma4ForCausalLM); use --tp"
     ),
     no_kv_shared=(
-        "Gemma 4's KV-shared layers (num_kv_shared_layers) keep their own unused slots in "
-        "TensorRT-LLM's pools (the manager is built for every layer), which is not modelled"
+        "Gemma 4's KV-shared layers keep their own unused slots in TensorRT-LLM's pools, "
+        "sized as the layers of their type; this spec does not say which type a shared "
+        "layer is (kinds.<name>.like)"
     ),
+    kv_shared_slots=True,
     no_capacity=(
         "Gemma 4's KVCacheManagerV2 splits the KV budget between its window pools (a "
         "ratio from a 2,049-token typical request, pools rounded to 2-32 MiB, rebalanced at "
@@ -280,6 +297,14 @@ TRTLLM_GEMMA4_SOURCES = (
     "head_dim; K = V layers: k_proj copied into v_proj)",
     f"{_TRTLLM}_torch/pyexecutor/_util.py:_non_hybrid_kv_cache_manager_cls, "
     "_create_kv_cache_manager (Gemma 4: KVCacheManagerV2, per-layer windows)",
+    "NVIDIA/TensorRT-LLM@0004396720054fd8e205cbf616f21f0b57c6b412:tensorrt_llm/_torch/"
+    "pyexecutor/_util.py:_create_kv_cache_manager (Gemma 4 KV sharing: no layer_mask, "
+    "num_hidden_layers = config.num_hidden_layers, per-layer heads and head_dim from "
+    "layer_types for every layer)",
+    "NVIDIA/TensorRT-LLM@00e7d1037d247c72af2da216998cd7cf9e846461:tensorrt_llm/_torch/"
+    "models/modeling_gemma4.py:Gemma4DecoderLayer (is_kv_shared_layer, cache_layer_idx: the "
+    "last non-shared layer of its type), Gemma4Attention (Q-only projection, reads "
+    "cache_layer_idx's slot)",
     f"{_TRTLLM}_torch/pyexecutor/resource_manager.py:KVCacheManagerV2.__init__, "
     "_build_cache_config, get_layer_bytes_per_token (ceil(n_kv / tp) heads per layer)",
     "NVIDIA/TensorRT-LLM@00e7d1037d247c72af2da216998cd7cf9e846461:tensorrt_llm/_torch/"
@@ -294,6 +319,69 @@ TRTLLM_GEMMA4_SOURCES = (
     "capacity-2,049 request), CacheLevelManager.cache_tier_granularity, adjust_cache_level",
 )
 
+
+# TensorRT-LLM's Kimi-K3 (KimiLinearForCausalLM; a kimi_k3 config is flattened to its
+# text_config): the KDA layers' state on the mamba side of a MixedMambaHybridCacheManager
+# (without block reuse), the MLA layers' latent on the paged-KV side (SELFKONLY, one
+# 576-wide head, as DeepSeek's MLA). extract_mamba_kv_cache_params maps KDA onto the Mamba
+# parametrisation: conv_dim = 3 · heads · head_dim, conv_kernel = short_conv_kernel_size + 1
+# (so the pool's conv_kernel − 1 columns hold the full short-conv window), SSM state
+# [heads, head_dim, head_dim] forced to float32; PythonMambaCacheManager splits conv_dim and
+# heads by tp (attention DP off). The state pool (max_batch_size + 1 slots,
+# _get_mamba_hybrid_pool_size) is torch memory allocated with the estimation manager, so the
+# profiled peak holds it and only the C++ KV pool's bytes are added back
+# (kv_stats.allocated_bytes): the KV budget is (free − state pool) × fraction.
+_TRTLLM_K3_CONFIG = (
+    "NVIDIA/TensorRT-LLM@00679c66c3e38f6d2651ad0a5bef0f94d862e36c:tensorrt_llm/_torch/"
+    "pyexecutor/config_utils.py"
+)
+_TRTLLM_K3_UTIL = (
+    "NVIDIA/TensorRT-LLM@0004396720054fd8e205cbf616f21f0b57c6b412:tensorrt_llm/_torch/"
+    "pyexecutor/_util.py"
+)
+TRTLLM_KIMI_K3 = FamilyRules(
+    family="kimi_k3",
+    note=(
+        "Kimi-K3 as TensorRT-LLM's get_model_defaults sets it (tokens_per_block 64, "
+        "enable_block_reuse false) with use_kv_cache_manager_v2 false, the compatibility "
+        "manager kvcalc models for state layers: MixedMambaHybridCacheManager (its own "
+        "default, use_kv_cache_manager_v2 true, is MambaHybridCacheManagerV2, whose pool "
+        "split is not modelled; block reuse on picks CppMambaHybridCacheManager with state "
+        "snapshots, not modelled either). KDA conv 3 · heads · head_dim / tp channels × "
+        "short_conv_kernel_size (the full window) in the model dtype, recurrent heads / tp "
+        "× head_dim × head_dim in float32 (forced); MLA latent 576 wide on every rank, in "
+        "64-token blocks; the state pool of max_batch_size + 1 slots is allocated before the "
+        "free memory is measured, so the KV budget is (free memory − state pool) × "
+        "free_gpu_memory_fraction and max batch is the max_batch_size to set (attention DP "
+        "off, no speculative decoding)"
+    ),
+    no_pp=(
+        "Kimi-K3 under pipeline parallelism: TensorRT-LLM's KimiLinearForCausalLM asserts "
+        "pp_size == 1 (modeling_kimi_linear.py); use --tp"
+    ),
+    block_size=64,
+    conv_width="kernel",
+    state_dtype="fp32",
+    state_before_fraction=True,
+)
+TRTLLM_KIMI_K3_SOURCES = (
+    "NVIDIA/TensorRT-LLM@000a860db1d1b990742ff55e8230d1ddc5672e39:tensorrt_llm/_torch/models/"
+    "modeling_kimi_linear.py (caching: KDA on the mamba side, MLA SELFKONLY 576; "
+    "KimiKDARuntime: heads / tp unless attention DP; KimiLinearForCausalLM: pp_size == 1, "
+    "get_model_defaults: enable_block_reuse false, tokens_per_block 64, "
+    "use_kv_cache_manager_v2 true)",
+    f"{_TRTLLM_K3_CONFIG}:is_kimi_linear, extract_mamba_kv_cache_params (Kimi K3 branch: "
+    "conv_kernel = short_conv_kernel_size + 1, n_groups = num_heads, fp32 SSM state), "
+    "MambaKVCacheParams.get_states_bytes_per_layer",
+    f"{_TRTLLM_K3_UTIL}:get_kv_cache_manager_cls (Kimi K3: Mixed without block reuse, Cpp "
+    "with), KvCacheCreator._get_kv_size_per_token, configure_kv_cache_capacity "
+    "(allocated_bytes = kv_stats.allocated_bytes), _cal_max_memory",
+    "NVIDIA/TensorRT-LLM:tensorrt_llm/_torch/pyexecutor/kv_cache/mamba_cache_manager.py:"
+    "_get_mamba_hybrid_pool_size (max_batch_size + 1, + 1 more with attention DP), "
+    "MixedMambaHybridCacheManager (KVCacheManager.get_cache_size_per_token: no state "
+    "term), PythonMambaCacheManager.__init__ (conv [pool, conv_dim / tp, d_conv − 1] in the "
+    "model dtype, ssm [pool, heads / tp, head_dim, d_state])",
+)
 
 # where vLLM's DeepSeek-V4 cache layout was read (kvcalc/vllm_compressed.py); the index
 # stores each file at its own commit, so each is cited at the commit it was read at
@@ -780,7 +868,6 @@ ENGINES: dict[str, EngineProfile] = {
             # DSACacheManager: fp8 indexer K + fp32 scale per 128 (tensorrt_llm/_torch/attention_backend/sparse/dsa.py)
             indexer_layout="fp8_scaled",
             unread_families=(
-                _KIMI_K3_TRTLLM,
                 (
                     "minimax_m3",
                     "TensorRT-LLM runs it (NVIDIA/TensorRT-LLM@c0261efa8a466afd645d71ffe1d1867e81e19303"
@@ -790,15 +877,16 @@ ENGINES: dict[str, EngineProfile] = {
                 ),
             ),
             sliding="full",
-            # state layers: extract_mamba_kv_cache_params maps only Nemotron-H and Qwen3-Next
-            # / Qwen3.5 configs (others raise "not a supported hybrid Mamba config"); the conv
+            # state layers: extract_mamba_kv_cache_params maps only Nemotron-H, Qwen3-Next
+            # / Qwen3.5 and Kimi-K3 configs (others raise "not a supported hybrid Mamba
+            # config"; Kimi-K3's own rules: TRTLLM_KIMI_K3); the conv
             # state is in the model dtype (resolve_hf_torch_dtype), the SSM state in
             # mamba_ssm_cache_dtype (KvCacheConfig, else the config's, else the model dtype)
             conv_dtype_rule="model",
             state_dtype_rule="config",
             conv_split="whole",
             state_families=frozenset(
-                {"nemotron_h", "qwen3_next", "qwen3_5_text", "qwen3_5_moe_text"}
+                {"nemotron_h", "qwen3_next", "qwen3_5_text", "qwen3_5_moe_text", "kimi_k3"}
             ),
             state_spare_slots=1,
             # config_utils.resolve_ssm_cache_dtype honours only mamba_ssm_cache_dtype and
@@ -809,9 +897,9 @@ ENGINES: dict[str, EngineProfile] = {
             # num_global_key_value_heads × global_head_dim and the weight mapper copies k_proj
             # into v_proj, so the cache (CacheType.SELF, kv_factor 2) keeps both planes
             k_eq_v="both",
-            family_rules=(TRTLLM_GEMMA4,),
+            family_rules=(TRTLLM_GEMMA4, TRTLLM_KIMI_K3),
             assumptions=(
-                "each sequence rounds up to whole 32-token blocks (tokens_per_block)",
+                "[block] each sequence rounds up to whole 32-token blocks (tokens_per_block)",
                 "KV heads per GPU = ceil(n_kv / tp); MLA latent (kv_factor 1) on every rank",
                 "[sliding] sliding layers sized for the full context unless max_attention_window is "
                 "given (--max-attention-window, cycled over layers)",
@@ -837,6 +925,7 @@ ENGINES: dict[str, EngineProfile] = {
                 "_torch/pyexecutor/config_utils.py:extract_mamba_kv_cache_params, "
                 "MambaKVCacheParams.get_states_bytes_per_layer (shapes, dtypes, tp split)",
                 *TRTLLM_GEMMA4_SOURCES,
+                *TRTLLM_KIMI_K3_SOURCES,
             ),
         ),
         EngineProfile(

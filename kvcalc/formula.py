@@ -490,8 +490,11 @@ def state_bytes_per_sequence(
         )
     conv = recurrent = 0
     parts = []
+    # a family's own conv width / state dtype (TensorRT-LLM's Kimi-K3: engines.TRTLLM_KIMI_K3)
+    rules = engine.rules_for(model.family)
+    conv_width = rules.conv_width if rules is not None and rules.conv_width else engine.conv_width
     if kind.conv_kernel and kind.conv_channels:
-        width = kind.conv_kernel if engine.conv_width == "kernel" else kind.conv_kernel - 1
+        width = kind.conv_kernel if conv_width == "kernel" else kind.conv_kernel - 1
         if engine.conv_split == "whole":
             # TensorRT-LLM: conv_dim = d_inner + 2 · n_groups · d_state split as a whole
             # (mamba_cache_manager.py asserts conv_dim % tp == 0; no group replication)
@@ -518,7 +521,10 @@ def state_bytes_per_sequence(
         keys = engine.state_dtype_keys
         if keys is not None and kind.state_dtype_key not in keys:
             declared = engine.state_dtype_default  # a key (or a default) it does not read
-        size = _state_dtype_size(engine.state_dtype_rule, declared, model)
+        rule = engine.state_dtype_rule
+        if rules is not None and rules.state_dtype is not None:
+            rule = rules.state_dtype  # the engine forces it whatever the config says
+        size = _state_dtype_size(rule, declared, model)
         recurrent = heads * kind.state_head_elems * size
         parts.append(f"state {heads} heads × {kind.state_head_elems:,} × {size} B")
     return conv, recurrent, " + ".join(parts)
@@ -1087,6 +1093,8 @@ def kv_cache(model: ModelSpec, workload: Workload, engine: EngineProfile) -> KvB
     rules = engine.rules_for(model.family)
     if pp > 1 and rules is not None and rules.no_pp:
         raise KvcalcError(f"engine {engine.name}: {rules.no_pp}")
+    if rules is not None and rules.kv_shared_slots:
+        model = _with_kv_shared_slots(model)
     _check_llama_cpp(model, workload, engine, k_dtype, v_dtype)
     compressed = any(isinstance(k, CompressedKind) for k in (model.kinds or {}).values())
     if compressed and engine.compressed_layout == "vllm":
@@ -1116,6 +1124,8 @@ def kv_cache(model: ModelSpec, workload: Workload, engine: EngineProfile) -> KvB
             block = engine.indexer_block_size
         if engine.gqa_indexer_block_size and not workload.block_size and has_gqa_indexer(model):
             block = engine.gqa_indexer_block_size
+        if rules is not None and rules.block_size and not workload.block_size:
+            block = rules.block_size  # the family's own default (TensorRT-LLM's Kimi-K3)
         if engine.compressed_block_size and is_compressed(model):
             block = _compressed_block(engine, workload)
     if engine.gqa_indexer_dtype == "llama_cpp" and has_gqa_indexer(model):
@@ -1275,6 +1285,27 @@ def _compressed_block(engine: EngineProfile, workload: Workload) -> int:
     return forced
 
 
+def _with_kv_shared_slots(model: ModelSpec) -> ModelSpec:
+    """Return the model with each KV-shared layer sized as the kind it is `like`.
+
+    For engines that keep a slot for every layer, shared ones included (TensorRT-LLM's
+    Gemma 4: _util.py _create_kv_cache_manager builds the manager for num_hidden_layers
+    layers with no layer_mask; a shared layer reads its source layer's slot). Shared kinds
+    without `like` are left as they are (and refused: FamilyRules.no_kv_shared).
+    """
+    if model.layers is None or not model.kinds:
+        return model
+    like = {
+        name: kind.like
+        for name, kind in model.kinds.items()
+        if isinstance(kind, NoCacheKind) and kind.reason == "kv_shared" and kind.like
+    }
+    if not like:
+        return model
+    pattern = [like.get(name, name) for name in model.layers.pattern]
+    return model.model_copy(update={"layers": model.layers.model_copy(update={"pattern": pattern})})
+
+
 def _check_state_support(
     model: ModelSpec, workload: Workload, engine: EngineProfile, layers: list[_Layer]
 ) -> None:
@@ -1379,10 +1410,16 @@ def _state_assumptions(
 ) -> tuple[str, ...]:
     notes: list[str] = []
     if state_groups:
-        notes.extend(
-            t.removeprefix("[state] ") for t in engine.assumptions if t.startswith("[state] ")
-        )
-        width = "conv_kernel" if engine.conv_width == "kernel" else "conv_kernel - 1"
+        rules = engine.rules_for(model.family)
+        conv_width = engine.conv_width
+        if rules is not None and rules.conv_width is not None:
+            # the family's own state rules, in its note, replace the engine's [state] ones
+            conv_width = rules.conv_width
+        else:
+            notes.extend(
+                t.removeprefix("[state] ") for t in engine.assumptions if t.startswith("[state] ")
+            )
+        width = "conv_kernel" if conv_width == "kernel" else "conv_kernel - 1"
         notes.append(
             f"recurrent / linear-attention layers keep a fixed state per sequence "
             f"(conv state {width} wide + recurrent state), independent of seq_len"
@@ -1509,6 +1546,8 @@ def _assumptions(
     rules = engine.rules_for(model.family)
     if rules is not None and rules.sliding is not None:
         topics.discard("sliding")  # the family's own rule, in its note, replaces the engine's
+    if rules is None or rules.block_size is None or workload.block_size is not None:
+        topics.add("block")  # the engine's own block (a family's own is in its note)
     if has_gqa_indexer(model):
         topics.add("gqa_indexer")
     notes = list(engine.assumptions_for(topics))

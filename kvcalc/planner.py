@@ -965,14 +965,35 @@ def budget(plan: Plan) -> Budget:
         util = util if util is not None else engine.default_util or 0.9
         fraction = Fraction(str(util))
         usable = capacity
-        kv = tuple(_times(max(0, capacity - w - reserve), fraction) for w in stage_weights)
+        # MixedMambaHybridCacheManager: the state pool is in the profiled peak, so it comes
+        # out of the memory before free_gpu_memory_fraction (zeros for other managers)
+        pool = state_pool_bytes(plan)
+        kv = tuple(
+            _times(max(0, capacity - w - reserve - p), fraction)
+            for w, p in zip(stage_weights, pool, strict=True)
+        )
         steps.append((weights_label, -heaviest))
         steps += [(label, -b) for label, b in reserve_terms]
-        free = max(0, capacity - heaviest - reserve)
-        steps.append((f"(1 − free_gpu_memory_fraction {util}) × the rest", -(free - min(kv))))
-        if capacity - heaviest - reserve < 0:
-            steps.append(("(no room left: budget floors at 0)", -(capacity - heaviest - reserve)))
+        heaviest_pool = pool[stage_weights.index(heaviest)]
         text = "(capacity − weights − reserve) × free_gpu_memory_fraction"
+        if heaviest_pool:
+            slots = plan.workload.batch + engine.state_spare_slots
+            steps.append(
+                (
+                    f"state pool of {slots:,} slots (max_batch_size {plan.workload.batch:,} "
+                    f"+ {engine.state_spare_slots} padding)",
+                    -heaviest_pool,
+                )
+            )
+            text = (
+                "(capacity − weights − reserve − state pool of max_batch_size + "
+                f"{engine.state_spare_slots} slots) × free_gpu_memory_fraction"
+            )
+        left = capacity - heaviest - reserve - heaviest_pool
+        free = max(0, left)
+        steps.append((f"(1 − free_gpu_memory_fraction {util}) × the rest", -(free - min(kv))))
+        if left < 0:
+            steps.append(("(no room left: budget floors at 0)", -left))
         spare = spare_state_bytes(plan)
         if any(spare):
             room = min(kv)
@@ -1005,7 +1026,41 @@ def reserves_state_slots(engine: EngineProfile, kv: KvBreakdown) -> bool:
     """True where the engine pays every sequence's state slot out of the KV budget before
     tokens (TensorRT-LLM: max_batch_size slots) and the model has state layers: its
     capacity in tokens then follows the batch (max_tokens)."""
-    return bool(engine.state_spare_slots and kv.state_groups)
+    return bool(engine.state_spare_slots and kv.state_groups) and not _state_before_fraction(
+        engine, kv.model
+    )
+
+
+def _state_before_fraction(engine: EngineProfile, model: ModelSpec) -> bool:
+    """True where the engine allocates the model's state pool before it measures the free
+    memory its KV budget is a fraction of (TensorRT-LLM's MixedMambaHybridCacheManager:
+    engines.FamilyRules.state_before_fraction)."""
+    rules = engine.rules_for(model.family)
+    return (
+        rules is not None
+        and rules.state_before_fraction
+        and any(isinstance(k, StateKind) for k in (model.kinds or {}).values())
+    )
+
+
+def state_pool_bytes(plan: Plan) -> tuple[int, ...]:
+    """Return the state pool bytes per GPU of each stage where the engine allocates it before
+    measuring free memory (zeros elsewhere).
+
+    TensorRT-LLM's MixedMambaHybridCacheManager (kv_cache/mamba_cache_manager.py
+    _get_mamba_hybrid_pool_size): max_batch_size + 1 slots (one shared by the CUDA-graph
+    padding dummies), torch tensors allocated with the estimation manager, so the profiled
+    peak holds them and only the C++ KV pool's bytes are added back (_util.py
+    KvCacheCreator.configure_kv_cache_capacity: allocated_bytes = kv_stats.allocated_bytes);
+    the plan's batch is the max_batch_size set.
+    """
+    engine, model = plan.engine, plan.model
+    zero = (0,) * plan.workload.pp
+    if not _state_before_fraction(engine, model):
+        return zero
+    one = kv_cache(model, replace(plan.workload, seq_len=1, batch=1), engine)
+    slots = plan.workload.batch + engine.state_spare_slots
+    return tuple(slots * b for b in one.stage_state_bytes) or zero
 
 
 def spare_state_bytes(plan: Plan) -> tuple[int, ...]:
@@ -1022,6 +1077,8 @@ def spare_state_bytes(plan: Plan) -> tuple[int, ...]:
     if not engine.state_spare_slots or not any(
         isinstance(k, StateKind) for k in (model.kinds or {}).values()
     ):
+        return zero
+    if _state_before_fraction(engine, model):  # the spare slot is in state_pool_bytes
         return zero
     one = kv_cache(model, replace(plan.workload, seq_len=1, batch=1), engine)
     return tuple(engine.state_spare_slots * b for b in one.stage_state_bytes) or zero
@@ -1120,7 +1177,8 @@ def _stage_units(kv: KvBreakdown, stage: int, kv_budget: int) -> _StageUnits:
         ) + sum(cdiv(n, group_size) * layers.state_pages[k] for k, (n, _) in layers.state.items())
         return _StageUnits(max(0, kv_budget) // block_bytes, per_request, block_bytes)
     per_request = sum(tokens[w] * sum(per) for w, per in layers.attention.items())
-    per_request += sum(n * page for n, page in layers.state.values())
+    if not _state_before_fraction(kv.engine, kv.model):  # else paid before the budget
+        per_request += sum(n * page for n, page in layers.state.values())
     return _StageUnits(max(0, kv_budget), per_request, 1)
 
 
@@ -1144,6 +1202,8 @@ def _max_batch_at(plan: Plan, seq_len: int, budget_: Budget) -> tuple[int, KvBre
     kv = kv_cache(plan.model, replace(plan.workload, seq_len=seq_len, batch=1), plan.engine)
     if budget_.pools is not None:  # SGLang's split pools
         return budget_.pools.max_batch(*_pool_tokens(kv)), kv
+    if _state_before_fraction(plan.engine, plan.model):
+        return _max_batch_state_first(plan, kv, budget_), kv
     best = None
     for stage, kv_budget in enumerate(budget_.stage_kv_budget_bytes):
         units = _stage_units(kv, stage, kv_budget)
@@ -1154,6 +1214,30 @@ def _max_batch_at(plan: Plan, seq_len: int, budget_: Budget) -> tuple[int, KvBre
         fit = units.available // per_request
         best = fit if best is None else min(best, fit)
     return (best if best is not None else 2**62), kv
+
+
+def _max_batch_state_first(plan: Plan, one: KvBreakdown, budget_: Budget) -> int:
+    """Return the largest max_batch_size B whose sequences' KV fits where the state pool of
+    B + spare slots comes out before the fraction f = p / q (TensorRT-LLM's
+    MixedMambaHybridCacheManager: state_pool_bytes).
+
+    With F = capacity − weights − reserve, S the state of one slot, K one sequence's KV:
+    B · K ≤ floor(f · (F − (B + spare) · S)) ⇔ B · (q · K + p · S) ≤ p · (F − spare · S)
+    (B · K is an integer), so B = p · (F − spare · S) // (q · K + p · S).
+    """
+    fraction = Fraction(str(budget_.util if budget_.util is not None else 0.9))
+    p, q = fraction.numerator, fraction.denominator
+    spare = plan.engine.state_spare_slots
+    best = None
+    for stage, weights in enumerate(budget_.stage_weights_bytes):
+        kv_per_request = _stage_units(one, stage, 0).per_request
+        slot = one.stage_state_bytes[stage] if one.stage_state_bytes else 0
+        if kv_per_request == 0 and slot == 0:
+            continue
+        room = budget_.capacity_bytes - weights - budget_.reserve_bytes - spare * slot
+        fit = max(0, p * room) // (q * kv_per_request + p * slot)
+        best = fit if best is None else min(best, fit)
+    return best if best is not None else 2**62
 
 
 def _pools_headroom(pools: SglangPools, one: KvBreakdown, batch: int) -> int:

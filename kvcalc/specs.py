@@ -174,6 +174,18 @@ class NoCacheKind(_Spec):
 
     kind: Literal["none"]
     reason: Literal["no_attention", "kv_shared"]
+    like: str | None = Field(
+        default=None,
+        description="kv_shared layers: the pattern name (sliding, full or a kinds entry) "
+        "whose KV geometry the layer would have, for engines that keep a slot for it anyway "
+        "(TensorRT-LLM builds its KV manager for every layer)",
+    )
+
+    @model_validator(mode="after")
+    def _like_only_for_shared(self) -> "NoCacheKind":
+        if self.like is not None and self.reason != "kv_shared":
+            raise ValueError("like is for kv_shared layers only")
+        return self
 
 
 class StateKind(_Spec):
@@ -446,6 +458,10 @@ class ModelSpec(_Spec):
         if isinstance(self.attention, MLA) and windows & {"sliding", "chunked"}:
             raise ValueError("sliding-window layers are not supported with MLA attention")
         for name, kind in kinds.items():
+            if isinstance(kind, NoCacheKind) and kind.like is not None:
+                target = _BUILTIN_KINDS.get(kind.like) or kinds.get(kind.like)
+                if not isinstance(target, AttentionKind):
+                    raise ValueError(f"kinds.{name}.like: {kind.like!r} is no attention kind")
             overrides = isinstance(kind, AttentionKind) and (
                 kind.n_kv_heads or kind.head_dim or kind.head_dim_v or kind.k_eq_v
             )

@@ -674,6 +674,13 @@ def _cells(cache: KvCacheLine) -> Figure:
 # ---- TensorRT-LLM -------------------------------------------------------------------------
 
 
+def _default_block(profile: EngineProfile, spec: ModelSpec) -> int:
+    """Return the tokens per block the engine runs the model with by default (a family's own,
+    e.g. TensorRT-LLM's Kimi-K3 get_model_defaults: 64, else the profile's)."""
+    rules = profile.rules_for(spec.family)
+    return rules.block_size if rules is not None and rules.block_size else profile.block_size
+
+
 def _trtllm(
     log: EngineLog,
     spec: ModelSpec,
@@ -697,7 +704,7 @@ def _trtllm(
             "tokens_per_block",
             (options.block_size, "option"),
             (s.get("tokens_per_block"), "log"),
-            (profile.block_size, "engine default"),
+            (_default_block(profile, spec), "engine default"),
         )
     )
     cache_name = settings.pick(

@@ -189,7 +189,6 @@ def test_k3_keys_in_a_bare_kimi_linear_config_are_refused() -> None:
         ("vllm@v0", "runs on the V1 engine only"),
         ("hf", "transformers has no kimi_k3 model"),
         ("hf@4", "transformers has no kimi_k3 model"),
-        ("trtllm", "MixedMambaHybridCacheManager"),
     ],
 )
 def test_engines_that_have_not_been_read_refuse(k3: ModelSpec, engine: str, needle: str) -> None:

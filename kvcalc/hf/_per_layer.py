@@ -91,7 +91,8 @@ def gemma4(c: _Config, family: str) -> dict[str, Any]:
     """Gemma 4: sliding layers (num_key_value_heads × head_dim) and full layers with their
     own geometry (num_global_key_value_heads × global_head_dim; with attention_k_eq_v the
     full layers have no v_proj and transformers caches the keys as values too); the last
-    num_kv_shared_layers layers reuse earlier layers' KV and cache nothing.
+    num_kv_shared_layers layers reuse earlier layers' KV and cache nothing ("shared" sliding
+    and "shared_global" full ones, each `like` the kind of its type).
 
     transformers models/gemma4/configuration_gemma4.py (Gemma4TextConfig.__post_init__:
     layer_types default 5 sliding : 1 full, the last layer forced full, per_layer_config
@@ -125,17 +126,19 @@ def gemma4(c: _Config, family: str) -> dict[str, Any]:
     first_shared = n_layers - shared
     names = []
     for i, t in enumerate(types):
-        if i >= first_shared:
-            names.append("shared")
+        if i >= first_shared:  # a shared layer keeps the geometry of its type (`like`)
+            names.append("shared" if t == "sliding_attention" else "shared_global")
         else:
             names.append("sliding" if t == "sliding_attention" else "global")
     kinds: dict[str, Any] = {
         "global": {
             "kind": "attention", "n_kv_heads": global_kv, "head_dim": global_d, "k_eq_v": k_eq_v,
         },
-        "shared": {"kind": "none", "reason": "kv_shared"},
+        "shared": {"kind": "none", "reason": "kv_shared", "like": "sliding"},
+        "shared_global": {"kind": "none", "reason": "kv_shared", "like": "global"},
     }  # fmt: skip
-    kinds = {k: v for k, v in kinds.items() if k in names}
+    used = set(names) | ({"global"} if "shared_global" in names else set())
+    kinds = {k: v for k, v in kinds.items() if k in used}
     bias = c.get_bool("attention_bias", False)
     moe = c.get_bool("enable_moe_block", False)
     n_experts = c.get_int("num_experts", default=0) if moe else 0
