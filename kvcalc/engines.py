@@ -394,6 +394,9 @@ VLLM_DSA_SOURCES = (
     "vllm-project/vllm@b863fe5bf4e19680572603b4e166faefc5725551:vllm/model_executor/models/"
     "deepseek_v2.py:Indexer (DeepseekV32IndexerCache: index_head_dim + index_head_dim // 128 · 4 "
     "uint8, whatever the KV dtype), GlmMoeDsaForCausalLM(DeepseekV2ForCausalLM)",
+    "vllm-project/vllm@cba8383d23277a5bb3e522903c594dd037ea5a22:vllm/models/deepseek_v32/nvidia/"
+    "attention.py:DeepseekV32Attention (the DSA model of DeepSeek-V3.2 and GLM-5: plain fp8 "
+    "rows on FlashInfer sparse MLA unless fp8_ds_mla; indexer caches on indexer layers only)",
 )
 _VLLM_DSA_TAKES = (
     "vllm/model_executor/models/config.py DeepseekV32ForCausalLM.verify_and_update_config, "
