@@ -279,3 +279,33 @@ def test_emit_vllm_keeps_the_dtype_asked_for(kv_dtype: str, flag: str) -> None:
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     assert f"--kv-cache-dtype {flag} " in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("engine", "kv_dtype"), [("sglang", "fp16"), ("vllm", "int8"), ("trtllm", "fp8")]
+)
+def test_cli_refusals_are_one_error_line(engine: str, kv_dtype: str) -> None:
+    """calc refuses what it does not size for a DSA model with one `error:` line and exit 2."""
+    result = CliRunner().invoke(
+        app,
+        ["calc", "deepseek-v3.2", "--engine", engine, "--kv-dtype", kv_dtype],
+        env={"COLUMNS": "100"},
+    )
+    assert result.exit_code == 2
+    assert result.stdout == ""
+    assert result.stderr.count("error:") == 1
+    assert result.stderr.startswith(f"error: engine {engine}: ")
+    assert "Traceback" not in result.output
+
+
+def test_cli_calc_names_the_stored_layout() -> None:
+    """calc deepseek-v3.2 --engine vllm --kv-dtype fp8 heads its table with the layout vLLM
+    stores, fp8_ds_mla, and totals 61 · 8,192 · 788 = 393,773,056 B at 8k."""
+    result = CliRunner().invoke(
+        app,
+        ["calc", "deepseek-v3.2", "--engine", "vllm", "--kv-dtype", "fp8", "--seq", "8192"],
+        env={"COLUMNS": "100"},
+    )
+    assert result.exit_code == 0, result.output
+    assert "fp8_ds_mla" in result.stdout
+    assert "393,773,056" in result.stdout
