@@ -683,12 +683,12 @@ ENGINES: dict[str, EngineProfile] = {
                 "on Hopper and Blackwell (ROCm's triton backend keeps 1: --block-size 1); each "
                 "sparse layer adds one index_head_dim key per token in the model dtype (bf16) "
                 "whatever the KV dtype, on every TP rank",
-                "[indexer] DSA (DeepSeek-V3.2, GLM-5): bfloat16 or fp8_e4m3 KV only; fp8_e4m3 "
-                "rows in the FlashMLA scaled layout, 656 B (kvcalc's fp8_ds_mla: 512 fp8 + 4 "
-                "fp32 scales + 64 bf16 rope), as the Hopper default DSA backends (flashmla_kv) "
-                "keep them (the trtllm DSA backends, SGLang's SM100 default, keep raw 576 B rows); "
-                "auto is bfloat16 as below SM100 (SM100+ makes it fp8_e4m3: pass --kv-dtype fp8); "
-                "each layer adds a 132 B indexer key (128 fp8 + fp32 scale)",
+                "[indexer] DSA (DeepSeek-V3.2, GLM-5) as SGLang serves it on Hopper (SM90): "
+                "bfloat16 or fp8_e4m3 KV only, auto bfloat16; fp8_e4m3 rows in the FlashMLA "
+                "scaled layout of the flashmla_kv backends, 656 B (kvcalc's fp8_ds_mla: 512 fp8 "
+                "+ 4 fp32 scales + 64 bf16 rope); each layer adds a 132 B indexer key (128 fp8 + "
+                "fp32 scale). On SM100+ SGLang's defaults differ (auto fp8_e4m3, trtllm DSA "
+                "backends with raw 576 B rows), which these figures do not follow",
                 "[compressed] DeepSeek-V4 as sglang 0.5.23 pools it (CUDA, FlashMLA V4 rows, "
                 "fp8_e4m3 KV, page 256, --swa-full-tokens-ratio 0.1, "
                 "max_running_requests 256, fp32 compress state, no MTP): a request holds "
