@@ -30,7 +30,13 @@ from kvcalc.records import record
 EMIT_ENGINES = ("vllm", "sglang", "llama.cpp", "trtllm")
 
 # kvcalc KV dtype name -> the engine's spelling (absent: the engine has no such cache type)
-_VLLM_KV = {"bf16": "bfloat16", "fp8": "fp8", "fp8_e4m3": "fp8_e4m3", "fp8_e5m2": "fp8_e5m2"}
+_VLLM_KV = {
+    "bf16": "bfloat16",
+    "fp8": "fp8",
+    "fp8_e4m3": "fp8_e4m3",
+    "fp8_e5m2": "fp8_e5m2",
+    "fp8_ds_mla": "fp8_ds_mla",
+}
 _SGLANG_KV = {"fp8": "fp8_e4m3", "fp8_e4m3": "fp8_e4m3", "fp8_e5m2": "fp8_e5m2"}
 _GGML_KV = {
     "fp16": "f16",
@@ -286,8 +292,9 @@ def settings_for_plan(
         notes.append(
             f"the plan does not fit on {plan.gpu.name}: the engine will refuse to start or preempt"
         )
-    k = result.kv.k_dtype.name if workload.k_dtype is not None else None
-    v = result.kv.v_dtype.name if workload.v_dtype is not None else None
+    # the dtype asked for, not the layout stored (vLLM stores DeepSeek-V3.2's fp8 as fp8_ds_mla)
+    k = workload.k_dtype.name if workload.k_dtype is not None else None
+    v = workload.v_dtype.name if workload.v_dtype is not None else None
     return ServeSettings(
         engine=engine,
         model=model,

@@ -76,6 +76,23 @@ _KIMI_K3_HF = (
 )
 
 
+# DeepSeek-V3.2 / GLM-5 (DSA: MLA with a lightning indexer) under engines whose indexer cache
+# was not pinned down: refused, each saying why
+_DSA_TRTLLM_REASON = (
+    "TensorRT-LLM's DSACacheManager keeps the indexer keys in pools the read versions lay out "
+    "differently (NVIDIA/TensorRT-LLM@eaf502624e92146c48724b22f90735d999e5a097:tensorrt_llm/"
+    "_torch/attention_backend/sparse/dsa.py: one 64-token indexer block per KV block; later, "
+    "unpinned versions: indexer rows in the KV blocks, an fp4 indexer option, "
+    "DSACacheManagerV2, fp8_ds_mla on SM120), which kvcalc has not pinned down"
+)
+_DSA_TRTLLM = (("deepseek_v32", _DSA_TRTLLM_REASON), ("glm_moe_dsa", _DSA_TRTLLM_REASON))
+_DSA_VLLM_V0_REASON = (
+    "vLLM's DSA support (DeepseekV32IndexerCache, vllm/v1/attention/backends/mla/"
+    "flashmla_sparse.py) is V1 engine code: the V0 engine does not run it"
+)
+_DSA_VLLM_V0 = (("deepseek_v32", _DSA_VLLM_V0_REASON), ("glm_moe_dsa", _DSA_VLLM_V0_REASON))
+
+
 @record
 class FamilyRules:
     """How an engine treats one model family apart from its general rules.
@@ -183,6 +200,12 @@ class EngineProfile:
     # 128 values: vLLM, SGLang, TensorRT-LLM)
     indexer_layout: Literal["model", "fp8_scaled"] = "model"
     indexer_block_size: int | None = None  # page size for DSA (indexer) models, if different
+    # DSA models (MLA with a lightning indexer: DeepSeek-V3.2, GLM-5): per HF architecture
+    # ("" for any other DSA architecture), each KV dtype the engine takes and the layout it
+    # stores it in ("fp8_ds_mla": the 656 B FlashMLA row of 512 fp8 + 4 fp32 scales + 64
+    # bf16 rope); a dtype not listed is refused. None: the engine's general rules apply
+    dsa_kv_dtypes: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] | None = None
+    dsa_kv_dtypes_source: str = ""  # where dsa_kv_dtypes was read, quoted when refusing
     # layers with K = V (Gemma 4 attention_k_eq_v): "both" caches K and V (transformers:
     # values hold a copy of the keys, measured), "k_only" caches K once, None: not read yet
     k_eq_v: Literal["both", "k_only"] | None = None
@@ -444,6 +467,47 @@ VLLM_KIMI_K3_SOURCES = (
     "SupportsMambaPrefixCaching), get_mamba_state_shape_from_config",
 )
 
+# where vLLM's DSA (DeepSeek-V3.2, GLM-5) cache dtypes were read: each file at the commit the
+# index stores it at
+VLLM_DSA_SOURCES = (
+    "vllm-project/vllm@1936cf3841edb9781b06c50fc4daf4bac9d3b23e:vllm/model_executor/models/"
+    "config.py:DeepseekV32ForCausalLM.verify_and_update_config (--kv-cache-dtype fp8* -> "
+    "fp8_ds_mla, bfloat16 -> auto), MODELS_CONFIG_MAP (DeepseekV32ForCausalLM only: "
+    "GlmMoeDsaForCausalLM keeps its fp8)",
+    "vllm-project/vllm@bc8282e61df21719b12b391c3a976b1c900dfbb4:vllm/v1/kv_cache_interface.py:"
+    "MLAAttentionSpec.real_page_size_bytes (fp8_ds_mla: block_size · 656)",
+    "vllm-project/vllm@60191e18faee97b8d70c19b14f934bdf73a6ac6b:vllm/v1/attention/backends/mla/"
+    "flashmla_sparse.py:FlashMLASparseBackend (656 B: 512 fp8 + 4 fp32 scales + 64 bf16 rope; "
+    "supported_kv_cache_dtypes auto, bfloat16, fp8_ds_mla; kernel block 64)",
+    "vllm-project/vllm@b863fe5bf4e19680572603b4e166faefc5725551:vllm/model_executor/models/"
+    "deepseek_v2.py:Indexer (DeepseekV32IndexerCache: index_head_dim + index_head_dim // 128 · 4 "
+    "uint8, whatever the KV dtype), GlmMoeDsaForCausalLM(DeepseekV2ForCausalLM)",
+    "vllm-project/vllm@cba8383d23277a5bb3e522903c594dd037ea5a22:vllm/models/deepseek_v32/nvidia/"
+    "attention.py:DeepseekV32Attention (the DSA model of DeepSeek-V3.2 and GLM-5: plain fp8 "
+    "rows on FlashInfer sparse MLA unless fp8_ds_mla; indexer caches on indexer layers only)",
+)
+_VLLM_DSA_TAKES = (
+    "vllm/model_executor/models/config.py DeepseekV32ForCausalLM.verify_and_update_config, "
+    "FlashMLASparseBackend.supported_kv_cache_dtypes"
+)
+
+# where SGLang's DSA pool was read
+SGLANG_DSA_SOURCES = (
+    "sgl-project/sglang@5435ebae187bc31d849ccb073292bf38ff69e8ea:python/sglang/srt/mem_cache/"
+    "kv_cache_configurator.py:calculate_mla_kv_cache_dim (fp8_e4m3 DSA rows kv_lora_rank + "
+    "kv_lora_rank // 128 · 4 + qk_rope_head_dim · 2 = 656, raw 576 for the trtllm DSA "
+    "backends and HIP tilelang / aiter)",
+    "sgl-project/sglang@003fca8027387a3d6565b2c08e497e3020ac6211:python/sglang/srt/"
+    "model_executor/pool_configurator.py:DefaultPoolConfigurator._compute_cell_size (DSA: "
+    "calculate_mla_kv_cache_dim + 132 B indexer per layer)",
+    "sgl-project/sglang:python/sglang/srt/mem_cache/memory_pool.py:NSATokenToKVPool "
+    "(kv_cache_dim override, index_k_with_scale_buffer, page_size 64)",
+    "sgl-project/sglang:python/sglang/srt/server_args.py:_dsa_kv_cache_dtype_default, "
+    "_dsa_split_backend_resolution (DSA: bfloat16 or fp8_e4m3 only; auto bfloat16 below "
+    "SM100; fp8_e4m3 backends flashmla_kv on Hopper, trtllm on SM100+) (the index names no "
+    "commit for this version)",
+)
+
 VLLM_KIMI_K3 = FamilyRules(
     family="kimi_k3",
     note=(
@@ -517,6 +581,24 @@ ENGINES: dict[str, EngineProfile] = {
             sliding="vllm_planning",
             max_num_batched_tokens=8192,
             indexer_layout="fp8_scaled",
+            # DSA (VLLM_DSA_SOURCES): DeepseekV32ForCausalLM's verify_and_update_config turns
+            # every fp8* --kv-cache-dtype into fp8_ds_mla (656 B rows); MODELS_CONFIG_MAP maps
+            # no other architecture, so GLM-5 (GlmMoeDsaForCausalLM) keeps plain fp8 rows
+            # (576 B) unless fp8_ds_mla is asked for; FlashMLASparseBackend takes auto,
+            # bfloat16 and fp8_ds_mla
+            dsa_kv_dtypes=(
+                (
+                    "DeepseekV32ForCausalLM",
+                    (
+                        ("bf16", "bf16"),
+                        ("fp8_e4m3", "fp8_ds_mla"),
+                        ("fp8_e5m2", "fp8_ds_mla"),
+                        ("fp8_ds_mla", "fp8_ds_mla"),
+                    ),
+                ),
+                ("", (("bf16", "bf16"), ("fp8_e4m3", "fp8_e4m3"), ("fp8_ds_mla", "fp8_ds_mla"))),
+            ),
+            dsa_kv_dtypes_source=_VLLM_DSA_TAKES,
             # MiniMax-M3 (VLLM_MINIMAX_M3_SOURCES): each sparse layer's MiniMaxM3IndexerCache is
             # an MLAAttentionSpec of one head of index_head_dim in indexer_kv_dtype (bf16 by
             # default, whatever --kv-cache-dtype); it and the layers' FullAttentionSpec K/V
@@ -559,6 +641,12 @@ ENGINES: dict[str, EngineProfile] = {
                 "each sparse layer adds one index_head_dim key per token in bf16 "
                 "(MiniMaxM3IndexerCache, indexer_kv_dtype bf16) whatever the KV dtype, on "
                 "every TP rank, in the layers' one KV-cache group",
+                "[indexer] DSA (DeepSeek-V3.2, GLM-5): each layer adds its indexer key, 128 fp8 "
+                "+ one fp32 scale per 128 = 132 B whatever the KV dtype (DeepseekV32IndexerCache), "
+                "in the latent's 64-token blocks; DeepSeek-V3.2's fp8 KV is stored as fp8_ds_mla "
+                "(656 B: DeepseekV32ForCausalLM rewrites --kv-cache-dtype fp8*), GLM-5's as "
+                "plain fp8 rows (576 B, the FlashInfer sparse MLA path) unless --kv-dtype "
+                "fp8_ds_mla (FlashMLA sparse, which takes no plain fp8); other KV dtypes refused",
                 "[compressed] DeepSeek-V4: fp8_ds_mla cache (--kv-cache-dtype fp8*; auto fails "
                 "vLLM's assert), every layer on every TP rank; a full-MLA KV-cache group "
                 "(256-token blocks: C4A, C4I, C128A pages) and sliding groups (SWA 64-token, "
@@ -582,6 +670,7 @@ ENGINES: dict[str, EngineProfile] = {
                 "vllm-project/vllm:vllm/model_executor/models/gemma4.py:Gemma4Attention "
                 "(attention_k_eq_v: K and V both cached)",
                 *VLLM_DEEPSEEK_V4_SOURCES,
+                *VLLM_DSA_SOURCES,
                 *VLLM_MAMBA_PREFIX_SOURCES,
                 *VLLM_MINIMAX_M3_SOURCES,
                 *VLLM_KIMI_K3_SOURCES,
@@ -618,6 +707,11 @@ ENGINES: dict[str, EngineProfile] = {
             indexer_layout="fp8_scaled",
             # NSATokenToKVPool asserts page_size 64 (python/sglang/srt/mem_cache/memory_pool.py)
             indexer_block_size=64,
+            # DSA (SGLANG_DSA_SOURCES): bfloat16 or fp8_e4m3 only (server_args asserts it);
+            # fp8_e4m3 rows in the FlashMLA scaled layout (calculate_mla_kv_cache_dim: 656 B,
+            # kvcalc's fp8_ds_mla) under the Hopper default flashmla_kv backends
+            dsa_kv_dtypes=(("", (("bf16", "bf16"), ("fp8_e4m3", "fp8_ds_mla"))),),
+            dsa_kv_dtypes_source="server_args.py _dsa_kv_cache_dtype_default asserts it",
             # MiniMax-M3 (MiniMaxSparseKVPool): K/V for every layer in the KV dtype, and each
             # sparse layer's one-head indexer key (K only: sparse_disable_index_value) in the
             # model dtype whatever --kv-cache-dtype (index_dtype=model_dtype; fp8 only in the
@@ -677,6 +771,12 @@ ENGINES: dict[str, EngineProfile] = {
                 "on Hopper and Blackwell (ROCm's triton backend keeps 1: --block-size 1); each "
                 "sparse layer adds one index_head_dim key per token in the model dtype (bf16) "
                 "whatever the KV dtype, on every TP rank",
+                "[indexer] DSA (DeepSeek-V3.2, GLM-5) as SGLang serves it on Hopper (SM90): "
+                "bfloat16 or fp8_e4m3 KV only, auto bfloat16; fp8_e4m3 rows in the FlashMLA "
+                "scaled layout of the flashmla_kv backends, 656 B (kvcalc's fp8_ds_mla: 512 fp8 "
+                "+ 4 fp32 scales + 64 bf16 rope); each layer adds a 132 B indexer key (128 fp8 + "
+                "fp32 scale). On SM100+ SGLang's defaults differ (auto fp8_e4m3, trtllm DSA "
+                "backends with raw 576 B rows), which these figures do not follow",
                 "[compressed] DeepSeek-V4 as sglang 0.5.23 pools it (CUDA, FlashMLA V4 rows, "
                 "fp8_e4m3 KV, page 256, --swa-full-tokens-ratio 0.1, "
                 "max_running_requests 256, fp32 compress state, no MTP): a request holds "
@@ -701,6 +801,7 @@ ENGINES: dict[str, EngineProfile] = {
                 "arg_groups/model_overrides/minimax_m3.py:_minimax_m3_overrides (page_size 128)",
                 "sgl-project/sglang@73353bf69e0f908e98a74e45b5c1c90fcd511f24:python/sglang/srt/"
                 "models/minimax_m3.py:MiniMaxM3Attention (idx_k one head of sparse_index_dim)",
+                *SGLANG_DSA_SOURCES,
                 "sgl-project/sglang:python/sglang/srt/configs/model_config.py:is_hybrid_swa_model",
                 "sgl-project/sglang:python/sglang/srt/models/gemma4_causal.py"
                 ":Gemma4ForCausalLM.load_weights (attention_k_eq_v: K and V both cached)",
@@ -868,6 +969,7 @@ ENGINES: dict[str, EngineProfile] = {
             # DSACacheManager: fp8 indexer K + fp32 scale per 128 (tensorrt_llm/_torch/attention_backend/sparse/dsa.py)
             indexer_layout="fp8_scaled",
             unread_families=(
+                *_DSA_TRTLLM,
                 (
                     "minimax_m3",
                     "TensorRT-LLM runs it (NVIDIA/TensorRT-LLM@c0261efa8a466afd645d71ffe1d1867e81e19303"
@@ -1017,13 +1119,15 @@ ENGINES["vllm@v0"] = replace(
     compressed_layout=None,
     gqa_indexer_dtype=None,
     gqa_indexer_block_size=None,
-    unread_families=(_KIMI_K3_VLLM_V0,),
+    unread_families=(_KIMI_K3_VLLM_V0, *_DSA_VLLM_V0),
+    dsa_kv_dtypes=None,
+    dsa_kv_dtypes_source="",
     family_rules=(),
     mamba_cache_modes=None,  # V0 has no mamba_cache_mode: its prefix caching is not read
     assumptions=tuple(
         a
         for a in ENGINES["vllm"].assumptions
-        if not a.startswith(("[compressed]", "[prefix]", "[gqa_indexer]"))
+        if not a.startswith(("[compressed]", "[prefix]", "[gqa_indexer]", "[indexer]"))
     ),
     sources=tuple(
         s
@@ -1033,6 +1137,7 @@ ENGINES["vllm@v0"] = replace(
         and s not in VLLM_MAMBA_PREFIX_SOURCES
         and s not in VLLM_MINIMAX_M3_SOURCES
         and s not in VLLM_KIMI_K3_SOURCES
+        and s not in VLLM_DSA_SOURCES
     ),
 )
 

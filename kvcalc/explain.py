@@ -185,6 +185,8 @@ def _dtype_source(kv: KvBreakdown, which: Literal["k", "v"], origin: Origin, lab
     dtype = kv.k_dtype if which == "k" else kv.v_dtype
     if asked is not None:
         option = "--kv-dtype" if kv.workload.k_dtype == kv.workload.v_dtype else f"--{which}-dtype"
+        if asked != dtype:  # a DSA model's fp8, stored as fp8_ds_mla (formula.dsa_stored_dtypes)
+            return f"{option} {asked.name}, stored by {kv.engine.name} as {dtype.name}"
         return f"{option} {dtype.name}"
     if kv.engine.default_kv_dtype is not None:
         return f"auto: engine {kv.engine.name}'s default cache type {dtype.name}"
@@ -513,7 +515,10 @@ def _reference(kv: KvBreakdown, engine: EngineProfile) -> KvBreakdown:
     if engine.name == "formula":  # the textbook: only the point and the dtypes carry over
         w = Workload(kv.workload.seq_len, kv.workload.batch, kv.k_dtype, kv.v_dtype)
     else:
-        w = replace(kv.workload, tp=1, pp=1, k_dtype=kv.k_dtype, v_dtype=kv.v_dtype)
+        # the dtypes asked for, which the engine maps again (DSA fp8: fp8_ds_mla)
+        k = kv.workload.k_dtype or kv.k_dtype
+        v = kv.workload.v_dtype or kv.v_dtype
+        w = replace(kv.workload, tp=1, pp=1, k_dtype=k, v_dtype=v)
     return kv_cache(kv.model, w, engine)
 
 

@@ -1084,6 +1084,9 @@ def kv_cache(model: ModelSpec, workload: Workload, engine: EngineProfile) -> KvB
         )
         hint = f" (try --engine {other})" if other else ""
         raise KvcalcError(f"engine {engine.name}: {model.family}: {unread}{hint}")
+    k_dtype, v_dtype = dsa_stored_dtypes(
+        model, engine, k_dtype, v_dtype, auto=workload.k_dtype is None or workload.v_dtype is None
+    )
     if workload.prefix_caching and engine.mamba_cache_modes is None:
         modelled = ", ".join(n for n, e in ENGINES.items() if e.mamba_cache_modes is not None)
         raise KvcalcError(
@@ -1271,6 +1274,56 @@ def _default_kv_dtype(model: ModelSpec, engine: EngineProfile) -> str:
     if engine.compressed_layout == "sglang" and is_compressed(model):
         return "fp8_e4m3"
     return engine.default_kv_dtype or model.dtype
+
+
+def is_dsa(model: ModelSpec) -> bool:
+    """Whether the model is MLA with a DSA lightning indexer (DeepSeek-V3.2, GLM-5)."""
+    return isinstance(model.attention, MLA) and model.attention.index_head_dim is not None
+
+
+def dsa_stored_dtypes(
+    model: ModelSpec, engine: EngineProfile, k_dtype: KvDtype, v_dtype: KvDtype, *, auto: bool
+) -> tuple[KvDtype, KvDtype]:
+    """Return the (K, V) dtypes a DSA model's latent is stored in under `engine`, from the
+    ones asked for (or "auto"'s), by the engine's dsa_kv_dtypes; KvcalcError for a dtype it
+    does not take.
+
+    vLLM (engines.VLLM_DSA_SOURCES): DeepseekV32ForCausalLM.verify_and_update_config rewrites
+    every fp8* cache dtype to fp8_ds_mla (656 B rows, MLAAttentionSpec.real_page_size_bytes);
+    no other architecture is in MODELS_CONFIG_MAP. SGLang (engines.SGLANG_DSA_SOURCES):
+    calculate_mla_kv_cache_dim stores fp8_e4m3 DSA rows in the same 656 B layout. Models
+    other than DSA, and engines without dsa_kv_dtypes, keep the dtypes given.
+    """
+    if engine.dsa_kv_dtypes is None or not is_dsa(model):
+        return k_dtype, v_dtype
+    if k_dtype != v_dtype:
+        raise KvcalcError(
+            f"engine {engine.name}: the MLA latent is one row: K and V dtypes must match, not "
+            f"{k_dtype.name}/{v_dtype.name}"
+        )
+    rules = dict(engine.dsa_kv_dtypes)
+    arch = model.architecture
+    table = dict(rules.get(arch or "", rules.get("", ())))
+    if arch is None and len({dict(t).get(k_dtype.name) for t in rules.values()}) > 1:
+        raise KvcalcError(
+            f"engine {engine.name}: how a {k_dtype.name} KV cache of a DSA model is stored "
+            "depends on its architecture, which the spec does not name (set architecture)"
+        )
+    stored = table.get(k_dtype.name)
+    if stored is None:
+        raise KvcalcError(
+            f"engine {engine.name}: KV dtype {k_dtype.name} for {model.name}: {engine.name} "
+            f"serves DSA models with {', '.join(table)} only ({engine.dsa_kv_dtypes_source})"
+        )
+    if auto and stored != k_dtype.name:
+        # "auto" resolved to an fp8 dtype (from the checkpoint): whether the engine's rewrite,
+        # which reads the --kv-cache-dtype string, still applies is not read
+        raise KvcalcError(
+            f"engine {engine.name}: KV dtype auto resolves to {k_dtype.name} for {model.name}, "
+            f"and whether {engine.name} then stores it as {stored} is not read: pass --kv-dtype"
+        )
+    dtype = KV_DTYPES[stored]
+    return dtype, dtype
 
 
 def _compressed_block(engine: EngineProfile, workload: Workload) -> int:

@@ -551,14 +551,15 @@ def test_deepseek_v32_indexer_keys_by_engine() -> None:
     """DeepSeek-V3.2 (published config: 61 MLA layers, kv_lora_rank 512 + rope 64,
     index_head_dim 128), per token and layer:
       hf (DynamicIndexedLayer, bf16 indexer keys): 576·2 + 128·2 = 1,408 → × 61 = 85,888 B;
-      vLLM / SGLang / TRT-LLM (indexer key fp8 + one fp32 scale per 128 = 132 B):
-      576·2 + 132 = 1,284 → × 61 = 78,324 B; with fp8_ds_mla (656 B) 788 × 61 = 48,068 B.
+      vLLM / SGLang (indexer key fp8 + one fp32 scale per 128 = 132 B):
+      576·2 + 132 = 1,284 → × 61 = 78,324 B; with fp8_ds_mla (656 B) 788 × 61 = 48,068 B
+      (TRT-LLM refuses DSA models: tests/test_sparse_mla_fp8.py).
     SGLang's NSA pool pages 64 tokens: 1,000 tokens hold 1,024 cells. llama.cpp keeps the
     indexer keys in the fp16 K type: 576·2 + 128·2 = 1,408 → × 61 = 85,888 B, as hf."""
     model = _import("deepseek-v3.2")
     workload = Workload(seq_len=1000)
     assert kv_cache(model, workload, ENGINES["hf"]).bytes_per_token == 85_888
-    for engine in ("vllm", "sglang", "trtllm"):
+    for engine in ("vllm", "sglang"):
         assert kv_cache(model, workload, ENGINES[engine]).bytes_per_token == 78_324
     sglang = kv_cache(model, workload, ENGINES["sglang"])
     assert sglang.per_sequence_bytes == 1024 * 78_324
