@@ -82,6 +82,35 @@ _KIMI_K3_TRTLLM = (
 )
 
 
+# MiniMax-Text-01 / M1 in transformers' format (model_type minimax, kvcalc/hf/_lightning.py)
+# is sized only where its lightning state was read (transformers' MiniMaxCache, vLLM V1's
+# minimax_text_01.py); these engines refuse it, each saying why.
+_MINIMAX_SGLANG = (
+    "minimax",
+    "SGLang sizes MiniMax-Text-01's lightning state through its own MiniMaxText01Config, "
+    "read only for the remote-code model_types minimax_text_01 / minimax_m1 (attn_type_list; "
+    "fp32 [heads / attn_tp, head_dim, head_dim] per layer: sgl-project/sglang@"
+    "753309568afbec936b873b2343fd9935f0cc06ee:python/sglang/srt/configs/minimax_text_01.py "
+    "minimax_cache_per_req); how it pools transformers' model_type minimax is not read",
+)
+_MINIMAX_LLAMA_CPP = (
+    "minimax",
+    "llama.cpp converts MiniMax-Text-01 / M1 only from the remote-code checkpoints "
+    "(MiniMaxText01ForCausalLM / MiniMaxM1ForCausalLM, arch minimax01: ggml-org/llama.cpp@"
+    "051139f511300aaf6159294433fab91c73ef7455:conversion/minimax.py MiniMaxText01Model), not "
+    "transformers' MiniMaxForCausalLM, and its lightning-state cache is not read",
+)
+_MINIMAX_HF4 = (
+    "minimax",
+    "transformers 4.x's MiniMaxCache is not read (the hf profile follows 5.25.0's)",
+)
+_MINIMAX_VLLM_V0 = (
+    "minimax",
+    "vLLM V0 kept MiniMax's lightning state in its own MinimaxCacheManager (max_num_seqs "
+    "slots), which is not read; the V1 engine's is (--engine vllm)",
+)
+
+
 @record
 class FamilyRules:
     """How an engine treats one model family apart from its general rules.
@@ -143,6 +172,9 @@ class EngineProfile:
     conv_dtype_rule: StateDtypeRule = "config"
     state_dtype_rule: StateDtypeRule = "config"
     conv_split: ConvSplit = "parts"
+    # (mixer, rule) for state mixers whose recurrent state takes another dtype than
+    # state_dtype_rule says (transformers keeps MiniMax's lightning state in the model dtype)
+    mixer_state_dtype_rules: tuple[tuple[str, StateDtypeRule], ...] = ()
     # None: state layers of every family are sized by the rules above; otherwise only those
     # of the listed HF model_types are, and the rest are refused (the engine cannot cache them)
     state_families: frozenset[str] | None = None
@@ -501,6 +533,7 @@ ENGINES: dict[str, EngineProfile] = {
         ),
         EngineProfile(
             name="sglang",
+            unread_families=(_MINIMAX_SGLANG,),
             version="main, read Nov 2026",
             # SSM / recurrent state dtype: SGLANG_MAMBA_SSM_DTYPE, else the config's
             # mamba_ssm_dtype, else float32 (configs/mamba_utils.py mamba2_state_dtype; the
@@ -653,6 +686,7 @@ ENGINES: dict[str, EngineProfile] = {
         ),
         EngineProfile(
             name="llama.cpp",
+            unread_families=(_MINIMAX_LLAMA_CPP,),
             version="0c1e57098 (tests/data/llamacpp)",
             summary="llama.cpp: n_ctx padded to 256, iSWA layers n_swa + n_ubatch, MLA latent K only",
             context_pad=256,
@@ -842,6 +876,10 @@ ENGINES: dict[str, EngineProfile] = {
         EngineProfile(
             name="hf",
             unread_families=(_KIMI_K3_HF,),
+            # MiniMaxLightningAttention builds its linear_cache in the dtype of its values,
+            # the model dtype (its decay buffers are built in it): transformers 5.25.0
+            # models/minimax/modeling_minimax.py, measured on the meta device
+            mixer_state_dtype_rules=(("lightning", "model"),),
             version="5.25.0 (cache layout cross-checked in CI on that pinned release; decode "
             "working set measured on 5.17.0)",
             decode_working_set=True,
@@ -881,7 +919,7 @@ ENGINES: dict[str, EngineProfile] = {
         ),
         EngineProfile(
             name="hf@4",
-            unread_families=(_KIMI_K3_HF,),
+            unread_families=(_KIMI_K3_HF, _MINIMAX_HF4),
             version="4.x (MLA expanded); decode working set as measured on 5.17.0",
             decode_working_set=True,
             summary="transformers 4.x: as hf, but DeepSeek MLA cached expanded per head (71x)",
@@ -928,7 +966,7 @@ ENGINES["vllm@v0"] = replace(
     compressed_layout=None,
     gqa_indexer_dtype=None,
     gqa_indexer_block_size=None,
-    unread_families=(_KIMI_K3_VLLM_V0,),
+    unread_families=(_KIMI_K3_VLLM_V0, _MINIMAX_VLLM_V0),
     family_rules=(),
     mamba_cache_modes=None,  # V0 has no mamba_cache_mode: its prefix caching is not read
     assumptions=tuple(

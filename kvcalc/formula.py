@@ -518,7 +518,8 @@ def state_bytes_per_sequence(
         keys = engine.state_dtype_keys
         if keys is not None and kind.state_dtype_key not in keys:
             declared = engine.state_dtype_default  # a key (or a default) it does not read
-        size = _state_dtype_size(engine.state_dtype_rule, declared, model)
+        rule = dict(engine.mixer_state_dtype_rules).get(kind.mixer, engine.state_dtype_rule)
+        size = _state_dtype_size(rule, declared, model)
         recurrent = heads * kind.state_head_elems * size
         parts.append(f"state {heads} heads × {kind.state_head_elems:,} × {size} B")
     return conv, recurrent, " + ".join(parts)
