@@ -398,6 +398,32 @@ VLLM_KIMI_K3 = FamilyRules(
 )
 
 
+VLLM_MINIMAX = FamilyRules(
+    family="minimax",
+    note=(
+        "MiniMax lightning layers (MiniMaxText01LinearAttention): one (heads / tp) × head_dim "
+        "× head_dim state a sequence in --mamba-cache-dtype (auto: the model dtype), no conv "
+        "state; the softmax layers' blocks grown until one page covers it"
+    ),
+)
+VLLM_MINIMAX_SOURCES = (
+    "vllm-project/vllm@98370df70c1813f5f9c9c127e8baed660cd09280:vllm/model_executor/models/"
+    "minimax_text_01.py:MiniMaxText01ForCausalLM.get_mamba_state_shape_from_config, "
+    "get_mamba_state_dtype_from_config (IsHybrid; layer_types linear_attention = 0), "
+    "MiniMaxText01Attention (max(1, n_kv // tp) KV heads)",
+    "vllm-project/vllm:vllm/model_executor/layers/mamba/mamba_utils.py:"
+    "MambaStateShapeCalculator.linear_attention_state_shape ((num_heads // tp, head_dim, "
+    "head_dim)), MambaStateDtypeCalculator.linear_attention_state_dtype (mamba_cache_dtype)",
+)
+HF_MINIMAX = FamilyRules(
+    family="minimax",
+    note=(
+        "MiniMax lightning layers (MiniMaxCache.linear_cache): one [heads, head_dim, "
+        "head_dim] state a sequence in the model dtype (not fp32), no conv state"
+    ),
+)
+
+
 # where vLLM's prefix caching of state layers (mamba_cache_mode align) was read; pinned at
 # vllm-project/vllm@129ab7c60cbb (the one stored version of single_type_kv_cache_manager.py),
 # each other file at the commit the index stores it at; two files it stores without a commit
@@ -479,7 +505,7 @@ ENGINES: dict[str, EngineProfile] = {
                 ("qwen3_5_moe_text", "align"),
                 ("kimi_k3", "align"),
             ),
-            family_rules=(VLLM_KIMI_K3,),
+            family_rules=(VLLM_KIMI_K3, VLLM_MINIMAX),
             # Gemma 4 attention_k_eq_v: vllm/model_executor/models/gemma4.py Gemma4Attention
             # loads the K weights into both the K and V slots of qkv_proj and calls
             # Attention(q, k, v) like any layer, so the cache keeps both planes
@@ -529,6 +555,7 @@ ENGINES: dict[str, EngineProfile] = {
                 *VLLM_MAMBA_PREFIX_SOURCES,
                 *VLLM_MINIMAX_M3_SOURCES,
                 *VLLM_KIMI_K3_SOURCES,
+                *VLLM_MINIMAX_SOURCES,
             ),
         ),
         EngineProfile(
@@ -880,6 +907,7 @@ ENGINES: dict[str, EngineProfile] = {
             # the model dtype (its decay buffers are built in it): transformers 5.25.0
             # models/minimax/modeling_minimax.py, measured on the meta device
             mixer_state_dtype_rules=(("lightning", "model"),),
+            family_rules=(HF_MINIMAX,),
             version="5.25.0 (cache layout cross-checked in CI on that pinned release; decode "
             "working set measured on 5.17.0)",
             decode_working_set=True,
@@ -915,6 +943,8 @@ ENGINES: dict[str, EngineProfile] = {
                 "huggingface/transformers:src/transformers/cache_utils.py",
                 "huggingface/transformers:src/transformers/models/deepseek_v4/"
                 "modeling_deepseek_v4.py:DeepseekV4CSACache, DeepseekV4HCACache",
+                "huggingface/transformers (5.25.0):src/transformers/models/minimax/"
+                "modeling_minimax.py:MiniMaxCache (linear_cache), MiniMaxLightningAttention",
             ),
         ),
         EngineProfile(
@@ -982,6 +1012,7 @@ ENGINES["vllm@v0"] = replace(
         and s not in VLLM_MAMBA_PREFIX_SOURCES
         and s not in VLLM_MINIMAX_M3_SOURCES
         and s not in VLLM_KIMI_K3_SOURCES
+        and s not in VLLM_MINIMAX_SOURCES
     ),
 )
 
