@@ -125,6 +125,7 @@ class FamilyRules:
     no_pp: str = ""  # why pipeline parallelism is refused
     no_kv_shared: str = ""  # why KV-shared layers (NoCacheKind kv_shared) are refused
     no_capacity: str = ""  # why budget, max batch and fit are refused
+    fp32_lm_head: bool = False  # the engine holds the LM head in float32 (its weights)
 
 
 @record
@@ -403,14 +404,17 @@ VLLM_MINIMAX = FamilyRules(
     note=(
         "MiniMax lightning layers (MiniMaxText01LinearAttention): one (heads / tp) × head_dim "
         "× head_dim state a sequence in --mamba-cache-dtype (auto: the model dtype), no conv "
-        "state; the softmax layers' blocks grown until one page covers it"
+        "state; the softmax layers' blocks grown until one page covers it; the LM head is "
+        "held in float32 (MiniMaxText01ForCausalLM: self.lm_head.float())"
     ),
+    fp32_lm_head=True,
 )
 VLLM_MINIMAX_SOURCES = (
     "vllm-project/vllm@98370df70c1813f5f9c9c127e8baed660cd09280:vllm/model_executor/models/"
     "minimax_text_01.py:MiniMaxText01ForCausalLM.get_mamba_state_shape_from_config, "
     "get_mamba_state_dtype_from_config (IsHybrid; layer_types linear_attention = 0), "
-    "MiniMaxText01Attention (max(1, n_kv // tp) KV heads)",
+    "MiniMaxText01Attention (max(1, n_kv // tp) KV heads), MiniMaxText01ForCausalLM.__init__ "
+    "(lm_head.float())",
     "vllm-project/vllm:vllm/model_executor/layers/mamba/mamba_utils.py:"
     "MambaStateShapeCalculator.linear_attention_state_shape ((num_heads // tp, head_dim, "
     "head_dim)), MambaStateDtypeCalculator.linear_attention_state_dtype (mamba_cache_dtype)",

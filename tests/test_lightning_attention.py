@@ -37,6 +37,7 @@ from kvcalc.engines import ENGINES
 from kvcalc.errors import KvcalcError
 from kvcalc.formula import Workload, kv_cache
 from kvcalc.hf.families import families_text
+from kvcalc.planner import weights_per_stage
 from kvcalc.specs import ModelSpec, StateKind
 
 SYNTHETIC = Path(__file__).parent / "data" / "hf_synthetic"
@@ -244,3 +245,14 @@ def test_family_is_listed_and_no_longer_refused() -> None:
     supported, refused = text.split("refused (known, not modelled yet):")
     assert "minimax: MiniMax-Text-01 / MiniMax-M1" in supported
     assert "minimax:" not in refused
+
+
+def test_vllm_holds_the_lm_head_in_fp32(text01: ModelSpec) -> None:
+    """vLLM's MiniMaxText01ForCausalLM calls self.lm_head.float(): at tp 8 a GPU holds
+    cdiv(200,064 · 6144, 8) = 153,649,152 LM-head weights in 4 B instead of 2 B, 307,298,304 B
+    more than the textbook profile counts; the rest of the weights are the same."""
+    head_per_gpu = -(-VOCAB * H // 8)
+    assert head_per_gpu == 153_649_152
+    (vllm,) = weights_per_stage(text01, ENGINES["vllm"], 8, 1, None)
+    (textbook,) = weights_per_stage(text01, ENGINES["formula"], 8, 1, None)
+    assert vllm - textbook == head_per_gpu * (4 - 2) == 307_298_304
