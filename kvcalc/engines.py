@@ -126,6 +126,9 @@ class FamilyRules:
     no_kv_shared: str = ""  # why KV-shared layers (NoCacheKind kv_shared) are refused
     no_capacity: str = ""  # why budget, max batch and fit are refused
     fp32_lm_head: bool = False  # the engine holds the LM head in float32 (its weights)
+    # the note says how the family's state layers are held: the engine's general [state]
+    # assumptions (written for conv + recurrent mixers) are left out
+    replaces_state_notes: bool = False
 
 
 @record
@@ -408,6 +411,7 @@ VLLM_MINIMAX = FamilyRules(
         "held in float32 (MiniMaxText01ForCausalLM: self.lm_head.float())"
     ),
     fp32_lm_head=True,
+    replaces_state_notes=True,
 )
 VLLM_MINIMAX_SOURCES = (
     "vllm-project/vllm@98370df70c1813f5f9c9c127e8baed660cd09280:vllm/model_executor/models/"
@@ -425,6 +429,7 @@ HF_MINIMAX = FamilyRules(
         "MiniMax lightning layers (MiniMaxCache.linear_cache): one [heads, head_dim, "
         "head_dim] state a sequence in the model dtype (not fp32), no conv state"
     ),
+    replaces_state_notes=True,
 )
 
 

@@ -1379,14 +1379,19 @@ def _state_assumptions(
     block: int,
 ) -> tuple[str, ...]:
     notes: list[str] = []
-    if state_groups:
+    rules = engine.rules_for(model.family)
+    if state_groups and not (rules is not None and rules.replaces_state_notes):
         notes.extend(
             t.removeprefix("[state] ") for t in engine.assumptions if t.startswith("[state] ")
         )
+    if state_groups:
         width = "conv_kernel" if engine.conv_width == "kernel" else "conv_kernel - 1"
+        held = f"conv state {width} wide + recurrent state"
+        if not any(g.conv_bytes_per_layer for g in state_groups):
+            held = "a recurrent state only, no conv state"  # MiniMax's lightning layers
         notes.append(
             f"recurrent / linear-attention layers keep a fixed state per sequence "
-            f"(conv state {width} wide + recurrent state), independent of seq_len"
+            f"({held}), independent of seq_len"
         )
     if state_page is not None:
         pages = (

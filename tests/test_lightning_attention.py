@@ -256,3 +256,22 @@ def test_vllm_holds_the_lm_head_in_fp32(text01: ModelSpec) -> None:
     (vllm,) = weights_per_stage(text01, ENGINES["vllm"], 8, 1, None)
     (textbook,) = weights_per_stage(text01, ENGINES["formula"], 8, 1, None)
     assert vllm - textbook == head_per_gpu * (4 - 2) == 307_298_304
+
+
+@pytest.mark.parametrize(
+    ("engine", "said", "not_said"),
+    [
+        ("hf", "in the model dtype (not fp32), no conv state", "recurrent state in fp32"),
+        ("vllm", "in --mamba-cache-dtype (auto: the model dtype)", "mamba_ssm_cache_dtype"),
+    ],
+)
+def test_assumptions_say_how_the_lightning_state_is_held(
+    text01: ModelSpec, engine: str, said: str, not_said: str
+) -> None:
+    """The result's assumptions carry the family's note and not the engine's general [state]
+    lines, written for conv + recurrent mixers (transformers' fp32 recurrent state, vLLM's
+    mamba_ssm_cache_dtype), which do not hold for the lightning state."""
+    assumptions = " ".join(kv_cache(text01, _workload(4096, 1), ENGINES[engine]).assumptions)
+    assert said in assumptions
+    assert not_said not in assumptions
+    assert "a recurrent state only, no conv state" in assumptions
