@@ -26,6 +26,7 @@ Sources:
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -275,3 +276,18 @@ def test_assumptions_say_how_the_lightning_state_is_held(
     assert said in assumptions
     assert not_said not in assumptions
     assert "a recurrent state only, no conv state" in assumptions
+
+
+def test_cli_sizes_the_config_and_refuses_sglang_in_one_line(run_cli: Callable[..., Any]) -> None:
+    """`kvcalc calc <minimax config.json> --format json` reports the KV and the state apart
+    (hf at seq 300, batch 2 on the small synthetic config: 153,600 B of K/V, 16,384 B of
+    state, as derived above); `--engine sglang` is one `error:` line, exit 2, no traceback."""
+    path = str(SYNTHETIC / "minimax.json")
+    ok = run_cli("calc", path, "--seq", "300", "--batch", "2", "-e", "hf", "--format", "json")
+    assert ok.exit_code == 0
+    data = json.loads(ok.stdout)
+    assert (data["total_bytes"], data["state_total_bytes"]) == (153_600, 16_384)
+    refused = run_cli("calc", path, "-e", "sglang")
+    assert refused.exit_code == 2 and refused.stdout == ""
+    assert refused.stderr.startswith("error: engine sglang: minimax: ")
+    assert refused.stderr.count("\n") == 1 and "Traceback" not in refused.stderr
