@@ -93,6 +93,35 @@ _DSA_VLLM_V0_REASON = (
 _DSA_VLLM_V0 = (("deepseek_v32", _DSA_VLLM_V0_REASON), ("glm_moe_dsa", _DSA_VLLM_V0_REASON))
 
 
+# MiniMax-Text-01 / M1 in transformers' format (model_type minimax, kvcalc/hf/_lightning.py)
+# is sized only where its lightning state was read (transformers' MiniMaxCache, vLLM V1's
+# minimax_text_01.py); these engines refuse it, each saying why.
+_MINIMAX_SGLANG = (
+    "minimax",
+    "SGLang sizes MiniMax-Text-01's lightning state through its own MiniMaxText01Config, "
+    "read only for the remote-code model_types minimax_text_01 / minimax_m1 (attn_type_list; "
+    "fp32 [heads / attn_tp, head_dim, head_dim] per layer: sgl-project/sglang@"
+    "753309568afbec936b873b2343fd9935f0cc06ee:python/sglang/srt/configs/minimax_text_01.py "
+    "minimax_cache_per_req); how it pools transformers' model_type minimax is not read",
+)
+_MINIMAX_LLAMA_CPP = (
+    "minimax",
+    "llama.cpp converts MiniMax-Text-01 / M1 only from the remote-code checkpoints "
+    "(MiniMaxText01ForCausalLM / MiniMaxM1ForCausalLM, arch minimax01: ggml-org/llama.cpp@"
+    "051139f511300aaf6159294433fab91c73ef7455:conversion/minimax.py MiniMaxText01Model), not "
+    "transformers' MiniMaxForCausalLM, and its lightning-state cache is not read",
+)
+_MINIMAX_HF4 = (
+    "minimax",
+    "transformers 4.x's MiniMaxCache is not read (the hf profile follows 5.25.0's)",
+)
+_MINIMAX_VLLM_V0 = (
+    "minimax",
+    "vLLM V0 kept MiniMax's lightning state in its own MinimaxCacheManager (max_num_seqs "
+    "slots), which is not read; the V1 engine's is (--engine vllm)",
+)
+
+
 @record
 class FamilyRules:
     """How an engine treats one model family apart from its general rules.
@@ -125,6 +154,10 @@ class FamilyRules:
     # layer is `like` (TensorRT-LLM's Gemma 4: the KV manager is built for every layer);
     # a shared layer without `like` is refused with no_kv_shared
     kv_shared_slots: bool = False
+    fp32_lm_head: bool = False  # the engine holds the LM head in float32 (its weights)
+    # the note says how the family's state layers are held: the engine's general [state]
+    # assumptions (written for conv + recurrent mixers) are left out
+    replaces_state_notes: bool = False
 
 
 @record
@@ -172,6 +205,9 @@ class EngineProfile:
     conv_dtype_rule: StateDtypeRule = "config"
     state_dtype_rule: StateDtypeRule = "config"
     conv_split: ConvSplit = "parts"
+    # (mixer, rule) for state mixers whose recurrent state takes another dtype than
+    # state_dtype_rule says (transformers keeps MiniMax's lightning state in the model dtype)
+    mixer_state_dtype_rules: tuple[tuple[str, StateDtypeRule], ...] = ()
     # None: state layers of every family are sized by the rules above; otherwise only those
     # of the listed HF model_types are, and the rest are refused (the engine cannot cache them)
     state_families: frozenset[str] | None = None
@@ -518,6 +554,37 @@ VLLM_KIMI_K3 = FamilyRules(
 )
 
 
+VLLM_MINIMAX = FamilyRules(
+    family="minimax",
+    note=(
+        "MiniMax lightning layers (MiniMaxText01LinearAttention): one (heads / tp) × head_dim "
+        "× head_dim state a sequence in --mamba-cache-dtype (auto: the model dtype), no conv "
+        "state; the softmax layers' blocks grown until one page covers it; the LM head is "
+        "held in float32 (MiniMaxText01ForCausalLM: self.lm_head.float())"
+    ),
+    fp32_lm_head=True,
+    replaces_state_notes=True,
+)
+VLLM_MINIMAX_SOURCES = (
+    "vllm-project/vllm@98370df70c1813f5f9c9c127e8baed660cd09280:vllm/model_executor/models/"
+    "minimax_text_01.py:MiniMaxText01ForCausalLM.get_mamba_state_shape_from_config, "
+    "get_mamba_state_dtype_from_config (IsHybrid; layer_types linear_attention = 0), "
+    "MiniMaxText01Attention (max(1, n_kv // tp) KV heads), MiniMaxText01ForCausalLM.__init__ "
+    "(lm_head.float())",
+    "vllm-project/vllm:vllm/model_executor/layers/mamba/mamba_utils.py:"
+    "MambaStateShapeCalculator.linear_attention_state_shape ((num_heads // tp, head_dim, "
+    "head_dim)), MambaStateDtypeCalculator.linear_attention_state_dtype (mamba_cache_dtype)",
+)
+HF_MINIMAX = FamilyRules(
+    family="minimax",
+    note=(
+        "MiniMax lightning layers (MiniMaxCache.linear_cache): one [heads, head_dim, "
+        "head_dim] state a sequence in the model dtype (not fp32), no conv state"
+    ),
+    replaces_state_notes=True,
+)
+
+
 # where vLLM's prefix caching of state layers (mamba_cache_mode align) was read; pinned at
 # vllm-project/vllm@129ab7c60cbb (the one stored version of single_type_kv_cache_manager.py),
 # each other file at the commit the index stores it at; two files it stores without a commit
@@ -617,7 +684,7 @@ ENGINES: dict[str, EngineProfile] = {
                 ("qwen3_5_moe_text", "align"),
                 ("kimi_k3", "align"),
             ),
-            family_rules=(VLLM_KIMI_K3,),
+            family_rules=(VLLM_KIMI_K3, VLLM_MINIMAX),
             # Gemma 4 attention_k_eq_v: vllm/model_executor/models/gemma4.py Gemma4Attention
             # loads the K weights into both the K and V slots of qkv_proj and calls
             # Attention(q, k, v) like any layer, so the cache keeps both planes
@@ -674,10 +741,12 @@ ENGINES: dict[str, EngineProfile] = {
                 *VLLM_MAMBA_PREFIX_SOURCES,
                 *VLLM_MINIMAX_M3_SOURCES,
                 *VLLM_KIMI_K3_SOURCES,
+                *VLLM_MINIMAX_SOURCES,
             ),
         ),
         EngineProfile(
             name="sglang",
+            unread_families=(_MINIMAX_SGLANG,),
             version="main, read Nov 2026",
             # SSM / recurrent state dtype: SGLANG_MAMBA_SSM_DTYPE, else the config's
             # mamba_ssm_dtype, else float32 (configs/mamba_utils.py mamba2_state_dtype; the
@@ -842,6 +911,7 @@ ENGINES: dict[str, EngineProfile] = {
         ),
         EngineProfile(
             name="llama.cpp",
+            unread_families=(_MINIMAX_LLAMA_CPP,),
             version="0c1e57098 (tests/data/llamacpp)",
             summary="llama.cpp: n_ctx padded to 256, iSWA layers n_swa + n_ubatch, MLA latent K only",
             context_pad=256,
@@ -1033,6 +1103,11 @@ ENGINES: dict[str, EngineProfile] = {
         EngineProfile(
             name="hf",
             unread_families=(_KIMI_K3_HF,),
+            # MiniMaxLightningAttention builds its linear_cache in the dtype of its values,
+            # the model dtype (its decay buffers are built in it): transformers 5.25.0
+            # models/minimax/modeling_minimax.py, measured on the meta device
+            mixer_state_dtype_rules=(("lightning", "model"),),
+            family_rules=(HF_MINIMAX,),
             version="5.25.0 (cache layout cross-checked in CI on that pinned release; decode "
             "working set measured on 5.17.0)",
             decode_working_set=True,
@@ -1068,11 +1143,13 @@ ENGINES: dict[str, EngineProfile] = {
                 "huggingface/transformers:src/transformers/cache_utils.py",
                 "huggingface/transformers:src/transformers/models/deepseek_v4/"
                 "modeling_deepseek_v4.py:DeepseekV4CSACache, DeepseekV4HCACache",
+                "huggingface/transformers (5.25.0):src/transformers/models/minimax/"
+                "modeling_minimax.py:MiniMaxCache (linear_cache), MiniMaxLightningAttention",
             ),
         ),
         EngineProfile(
             name="hf@4",
-            unread_families=(_KIMI_K3_HF,),
+            unread_families=(_KIMI_K3_HF, _MINIMAX_HF4),
             version="4.x (MLA expanded); decode working set as measured on 5.17.0",
             decode_working_set=True,
             summary="transformers 4.x: as hf, but DeepSeek MLA cached expanded per head (71x)",
@@ -1119,7 +1196,7 @@ ENGINES["vllm@v0"] = replace(
     compressed_layout=None,
     gqa_indexer_dtype=None,
     gqa_indexer_block_size=None,
-    unread_families=(_KIMI_K3_VLLM_V0, *_DSA_VLLM_V0),
+    unread_families=(_KIMI_K3_VLLM_V0, _MINIMAX_VLLM_V0, *_DSA_VLLM_V0),
     dsa_kv_dtypes=None,
     dsa_kv_dtypes_source="",
     family_rules=(),
@@ -1138,6 +1215,7 @@ ENGINES["vllm@v0"] = replace(
         and s not in VLLM_MINIMAX_M3_SOURCES
         and s not in VLLM_KIMI_K3_SOURCES
         and s not in VLLM_DSA_SOURCES
+        and s not in VLLM_MINIMAX_SOURCES
     ),
 )
 

@@ -521,7 +521,7 @@ def state_bytes_per_sequence(
         keys = engine.state_dtype_keys
         if keys is not None and kind.state_dtype_key not in keys:
             declared = engine.state_dtype_default  # a key (or a default) it does not read
-        rule = engine.state_dtype_rule
+        rule = dict(engine.mixer_state_dtype_rules).get(kind.mixer, engine.state_dtype_rule)
         if rules is not None and rules.state_dtype is not None:
             rule = rules.state_dtype  # the engine forces it whatever the config says
         size = _state_dtype_size(rule, declared, model)
@@ -1462,20 +1462,23 @@ def _state_assumptions(
     block: int,
 ) -> tuple[str, ...]:
     notes: list[str] = []
+    rules = engine.rules_for(model.family)
     if state_groups:
-        rules = engine.rules_for(model.family)
         conv_width = engine.conv_width
         if rules is not None and rules.conv_width is not None:
             # the family's own state rules, in its note, replace the engine's [state] ones
             conv_width = rules.conv_width
-        else:
+        elif not (rules is not None and rules.replaces_state_notes):
             notes.extend(
                 t.removeprefix("[state] ") for t in engine.assumptions if t.startswith("[state] ")
             )
         width = "conv_kernel" if conv_width == "kernel" else "conv_kernel - 1"
+        held = f"conv state {width} wide + recurrent state"
+        if not any(g.conv_bytes_per_layer for g in state_groups):
+            held = "a recurrent state only, no conv state"  # MiniMax's lightning layers
         notes.append(
             f"recurrent / linear-attention layers keep a fixed state per sequence "
-            f"(conv state {width} wide + recurrent state), independent of seq_len"
+            f"({held}), independent of seq_len"
         )
     if state_page is not None:
         pages = (

@@ -364,6 +364,11 @@ def _computed_weights(
         tied_copy = p.embedding if (p.lm_head == 0 and model.tie_word_embeddings and pp > 1) else 0
         lm_head = cdiv(p.lm_head or tied_copy, tp)
         first_extra = p.other
+    rules = engine.rules_for(model.family)
+    # an engine that holds the LM head in float32 (vLLM's MiniMax-Text-01): its bytes apart
+    lm_head_fp32 = lm_head if rules is not None and rules.fp32_lm_head else 0
+    lm_head -= lm_head_fp32
+    fp32_head = WEIGHT_DTYPES["fp32"].bytes_for(lm_head_fp32)
     tower = tower_bytes_per_gpu(model, tp, dtype)
     stages = pp_partition(model.n_layers, pp)
     result = []
@@ -392,7 +397,8 @@ def _computed_weights(
                 part_bytes += other.bytes
             if last and head is not None:
                 part_bytes += cdiv(lm_head * head.bytes, head.weights)
-            result.append(part_bytes + own.bytes_for(kept) + tower)
+            fp32_on_stage = fp32_head if last else 0
+            result.append(part_bytes + own.bytes_for(kept) + tower + fp32_on_stage)
             continue
         quantised = cdiv((layer_q + kv_proj_rank) * share, model.n_layers)
         kept = cdiv(layer_dense * share, model.n_layers)
@@ -400,13 +406,18 @@ def _computed_weights(
             quantised += (embedding + first_extra if index == 0 else 0) + (
                 lm_head if index == len(stages) - 1 else 0
             )
-            result.append(dtype.bytes_for(quantised) + WEIGHT_DTYPES["fp32"].bytes_for(kept))
+            fp32_on_stage = fp32_head if index == len(stages) - 1 else 0
+            result.append(
+                dtype.bytes_for(quantised) + WEIGHT_DTYPES["fp32"].bytes_for(kept) + fp32_on_stage
+            )
             continue
         if index == 0:
             kept += embedding + first_extra
+        fp32_on_stage = 0
         if index == len(stages) - 1:
             kept += lm_head
-        result.append(dtype.bytes_for(quantised) + dense.bytes_for(kept) + tower)
+            fp32_on_stage = fp32_head
+        result.append(dtype.bytes_for(quantised) + dense.bytes_for(kept) + tower + fp32_on_stage)
     return tuple(result)
 
 

@@ -199,7 +199,8 @@ class StateKind(_Spec):
     when fewer than the ranks). Mamba2: inner d_inner, groups n_groups of 2·d_state,
     heads n_heads of head_dim·d_state. Gated DeltaNet: inner Hv·Dv, groups Hk of 2·Dk,
     heads Hv of Dk·Dv. Mamba1: inner d_inner, heads d_inner of d_state. Short conv (LFM2):
-    inner hidden_size, no recurrent state.
+    inner hidden_size, no recurrent state. Lightning attention (MiniMax): no conv state,
+    heads num_attention_heads of head_dim².
     """
 
     kind: Literal["state"]

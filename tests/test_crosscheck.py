@@ -294,3 +294,32 @@ def test_minimax_m3_sparse_layers_cache_an_indexer_key_beside_gqa() -> None:
     for seq, batch in ((300, 2), (5, 1), (1025, 3)):
         assert _measured(config, seq, batch) == _predicted(spec, seq, batch), (seq, batch)
     assert _measured(config, 300, 2, decode=True) == _predicted(spec, 301, 2)
+
+
+def test_minimax_lightning_layers_keep_a_fixed_state_beside_gqa_layers() -> None:
+    """MiniMax (model_type minimax) in transformers, by hand (issue 7): the synthetic
+    tests/data/hf_synthetic/minimax.json has layers lightning, full, lightning, lightning,
+    full, lightning; at seq 300, batch 2, bf16 a full layer holds K and V of 2 KV heads × 16
+    (2 · 2 · 300 · 16 · 2 B = 38,400 each), a lightning layer only MiniMaxCache.linear_cache,
+    [2, 4 heads, 16, 16] in bf16 (2 · 4 · 16 · 16 · 2 B = 4,096). After one decode step the
+    full layers hold 301 tokens (38,528 B each) and the state is the same size."""
+    config = json.loads((CONFIGS.parent / "hf_synthetic" / "minimax.json").read_text())
+    lightning = {"linear_cache": 2 * 4 * 16 * 16 * 2}
+    assert lightning == {"linear_cache": 4096}
+
+    def full(tokens: int) -> dict[str, int]:
+        return {"keys": 2 * 2 * tokens * 16 * 2, "values": 2 * 2 * tokens * 16 * 2}
+
+    pattern = ["L", "F", "L", "L", "F", "L"]
+    assert state.measure_layers(config, 300, 2) == [
+        lightning if p == "L" else full(300) for p in pattern
+    ]
+    assert state.measure_layers(config, 300, 2, decode=True) == [
+        lightning if p == "L" else full(301) for p in pattern
+    ]
+    from kvcalc import hf
+
+    spec = hf.import_config(config, source="test").spec
+    assert _predicted(spec, 300, 2) == [
+        {"recurrent": 4096} if p == "L" else {"kv": 2 * 38_400} for p in pattern
+    ]

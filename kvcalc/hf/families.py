@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import field
 from typing import TYPE_CHECKING, Any
 
-from kvcalc.hf import _compressed, _linear, _mamba, _minimax_m3, _per_layer
+from kvcalc.hf import _compressed, _lightning, _linear, _mamba, _minimax_m3, _per_layer
 from kvcalc.records import record
 
 if TYPE_CHECKING:
@@ -209,6 +209,10 @@ _FAMILIES: list[Family] = [
                   "cross-checked as qwen2, its MTP layers are not; their weights are not counted",)),
     Family("mimo_v2_flash", "MiMo-V2-Flash: sliding layers with twice the KV heads, K ≠ V dims",
            _per_layer.MIMO_V2_READS, _per_layer.mimo_v2_flash),
+    Family("minimax", "MiniMax-Text-01 / MiniMax-M1 (transformers' format): lightning-attention "
+           "state layers, GQA softmax layers, MoE (sized under the hf, formula and vllm engines; "
+           "sglang, llama.cpp and trtllm refuse it)",
+           _lightning.MINIMAX_READS, _lightning.minimax),
     Family("minimax_m2", "MiniMax-M2.x: GQA MoE, q/k norm over all heads, MTP modules",
            _per_layer.MINIMAX_M2_READS, _per_layer.minimax_m2),
     Family("minimax_m3", "MiniMax-M3: GQA MoE; sparse layers also cache a lightning-indexer key "
@@ -238,7 +242,6 @@ _FAMILIES: list[Family] = [
 # model_types kvcalc knows and refuses, each with the reason (what it cannot size yet).
 REFUSED: dict[str, str] = {
     "deepseek_ref": "DeepSeek-V4 reference config (compressed attention) is not modelled yet",
-    "minimax": "lightning attention state is not modelled yet",
 }
 
 

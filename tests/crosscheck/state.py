@@ -5,7 +5,7 @@ does) and, optionally, one decode step with the returned cache; per decoder laye
 returns the bytes of each tensor the layer's cache object holds: K, V, DSA indexer keys,
 conv and recurrent states (transformers 5.x LinearAttentionLayer keeps them in dicts by
 state index), DeepSeek-V4's compressor and indexer buffers, compressed entries and overlap
-tensors (dicts by branch). A V that is the K tensor itself (V4) is counted once. A layer with no cache (DummyLayer: MLP-only, KV-shared) holds nothing.
+tensors (dicts by branch), MiniMax's lightning state (MiniMaxCache.linear_cache, by layer). A V that is the K tensor itself (V4) is counted once. A layer with no cache (DummyLayer: MLP-only, KV-shared) holds nothing.
 """
 
 from __future__ import annotations
@@ -90,5 +90,15 @@ def measure_layers(
         except Exception as exc:  # MoE routing without a meta kernel: retry with stubbed MLPs
             last = exc
             continue
-        return [layer_tensors(layer) for layer in cache.layers]
+        layers = [layer_tensors(layer) for layer in cache.layers]
+        # MiniMaxCache keeps each lightning layer's state in linear_cache (a list by layer,
+        # [] for a softmax layer) beside the DynamicCache layers, which it appends only up
+        # to the last softmax layer
+        linear = getattr(cache, "linear_cache", [])
+        layers += [{} for _ in range(len(linear) - len(layers))]
+        for i, tensor in enumerate(linear):
+            n = _nbytes(tensor)
+            if n:
+                layers[i]["linear_cache"] = n
+        return layers
     raise RuntimeError(f"forward failed: {last}") from last
