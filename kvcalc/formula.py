@@ -7,7 +7,7 @@ Bytes per token per layer on one GPU, by head layout (arXiv 2405.04434 Table 1):
   about the window, by the engine's rule), times batch.
 """
 
-from dataclasses import field
+from dataclasses import field, replace
 from typing import TYPE_CHECKING, Literal
 
 from kvcalc.dtypes import KV_DTYPES, KvDtype
@@ -188,6 +188,8 @@ class KvBreakdown:
     layer_parts: tuple[tuple[tuple[Window, int], ...], ...] = ()
     # vLLM's DeepSeek-V4 block pool: what a block costs and how many a sequence takes
     block_pool: BlockPool | None = None
+    # where the KV dtype came from: the option given, or what "auto" resolved to and why
+    kv_dtype_source: str = ""
 
     @property
     def n_gpus(self) -> int:
@@ -1053,7 +1055,29 @@ def kv_cache(model: ModelSpec, workload: Workload, engine: EngineProfile) -> KvB
     Growing KV (attention layers: bytes per token × tokens held) and fixed state
     (recurrent / linear-attention layers: bytes per sequence) are reported apart.
     """
-    default = _default_kv_dtype(model, engine)
+    kv = _kv_cache(model, workload, engine)
+    return replace(kv, kv_dtype_source=_kv_dtype_source(kv))
+
+
+def _kv_dtype_source(kv: KvBreakdown) -> str:
+    """Return where the KV dtype came from: '--kv-dtype fp8_e4m3', or 'auto → fp8_e4m3:
+    the checkpoint's ... (vLLM resolve_kv_cache_dtype_string)'."""
+    k, v = kv.workload.k_dtype, kv.workload.v_dtype
+    if k is not None and v is not None:
+        return f"--kv-dtype {k.name}" if k == v else f"--k-dtype {k.name}, --v-dtype {v.name}"
+    _, why = _default_kv_dtype(kv.model, kv.engine)
+    auto = f"auto → {(kv.k_dtype if k is None else kv.v_dtype).name}: {why}"
+    if k is not None:
+        return f"--k-dtype {k.name}; V {auto}"
+    if v is not None:
+        return f"--v-dtype {v.name}; K {auto}"
+    return auto
+
+
+def _kv_cache(model: ModelSpec, workload: Workload, engine: EngineProfile) -> KvBreakdown:
+    """Return kv_cache's breakdown, its kv_dtype_source not yet filled in."""
+    explicit = workload.k_dtype is not None and workload.v_dtype is not None
+    default = "" if explicit else _default_kv_dtype(model, engine)[0]
     k_dtype = workload.k_dtype or KV_DTYPES[default]
     v_dtype = workload.v_dtype or KV_DTYPES[default]
     is_mla = isinstance(model.attention, MLA)
@@ -1242,12 +1266,23 @@ def is_compressed(model: ModelSpec) -> bool:
     return any(isinstance(k, CompressedKind) for k in (model.kinds or {}).values())
 
 
-def _default_kv_dtype(model: ModelSpec, engine: EngineProfile) -> str:
-    """Return what a KV dtype of "auto" means: SGLang resolves it to fp8_e4m3 for DeepSeek-V4
-    (arg_groups/overrides.py _deepseek_v4_kv_cache_dtype), else the engine's or the model's."""
+def _default_kv_dtype(model: ModelSpec, engine: EngineProfile) -> tuple[str, str]:
+    """Return (what a KV dtype of "auto" means, why): SGLang resolves it to fp8_e4m3 for
+    DeepSeek-V4 (arg_groups/overrides.py _deepseek_v4_kv_cache_dtype); vLLM, SGLang and
+    TensorRT-LLM follow the fp8 KV cache a checkpoint publishes, each reading its own file
+    (kvcalc/checkpoint_kv.py); else the engine's default or the model's dtype."""
     if engine.compressed_layout == "sglang" and is_compressed(model):
-        return "fp8_e4m3"
-    return engine.default_kv_dtype or model.dtype
+        return "fp8_e4m3", "SGLang's DeepSeek-V4 default (_deepseek_v4_kv_cache_dtype)"
+    from kvcalc.checkpoint_kv import auto_kv_dtype
+
+    published, why = auto_kv_dtype(model, engine)
+    if published is not None:
+        return published, why
+    if engine.default_kv_dtype is not None:
+        default = f"engine {engine.name}'s default cache type {engine.default_kv_dtype}"
+    else:
+        default = f"the model's dtype {model.dtype}"
+    return engine.default_kv_dtype or model.dtype, f"{default}; {why}" if why else default
 
 
 def _compressed_block(engine: EngineProfile, workload: Workload) -> int:
