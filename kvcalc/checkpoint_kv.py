@@ -53,8 +53,8 @@ def _config_first(ck: CheckpointKv, engine: str, why: str) -> tuple[str | None, 
         if ck.config_json is not None:
             return ck.config_json, f"the checkpoint's {_config_json_text(ck)} ({why})"
         return None, (
-            f"config.json's quantization_config publishes no KV scheme, and {engine} does not "
-            "read hf_quant_config.json's beside it"
+            f"the checkpoint's config.json quantization_config publishes no KV scheme, and "
+            f"{engine} does not read the fp8 in its hf_quant_config.json beside it"
         )
     return ck.hf_quant_config, f"the checkpoint's {_HF_QUANT} ({why})"
 

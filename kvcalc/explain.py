@@ -186,6 +186,8 @@ def _dtype_source(kv: KvBreakdown, which: Literal["k", "v"], origin: Origin, lab
     if asked is not None:
         option = "--kv-dtype" if kv.workload.k_dtype == kv.workload.v_dtype else f"--{which}-dtype"
         return f"{option} {dtype.name}"
+    if kv.model.checkpoint_kv is not None:  # the checkpoint publishes its KV cache's dtype
+        return kv.kv_dtype_source.split("; V ")[-1].split("; K ")[-1]
     if kv.engine.default_kv_dtype is not None:
         return f"auto: engine {kv.engine.name}'s default cache type {dtype.name}"
     source = config_source("dtype", origin, label)
@@ -880,6 +882,7 @@ def explanation_data(e: Explanation, model_label: str) -> dict[str, object]:
         "engine": kv.engine.name,
         "k_dtype": kv.k_dtype.name,
         "v_dtype": kv.v_dtype.name,
+        "kv_dtype_source": kv.kv_dtype_source,
         "seq_len": kv.workload.seq_len,
         "batch": kv.workload.batch,
         "tp": kv.workload.tp,

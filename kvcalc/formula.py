@@ -1266,6 +1266,11 @@ def is_compressed(model: ModelSpec) -> bool:
     return any(isinstance(k, CompressedKind) for k in (model.kinds or {}).values())
 
 
+def auto_kv_dtype_name(model: ModelSpec, engine: EngineProfile) -> str:
+    """Return the KV dtype name a KV dtype of "auto" gives the model under the engine."""
+    return _default_kv_dtype(model, engine)[0]
+
+
 def _default_kv_dtype(model: ModelSpec, engine: EngineProfile) -> tuple[str, str]:
     """Return (what a KV dtype of "auto" means, why): SGLang resolves it to fp8_e4m3 for
     DeepSeek-V4 (arg_groups/overrides.py _deepseek_v4_kv_cache_dtype); vLLM, SGLang and
