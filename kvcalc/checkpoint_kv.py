@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from kvcalc.engines import EngineProfile
 from kvcalc.errors import KvcalcError
-from kvcalc.specs import CheckpointKv, ModelSpec
+from kvcalc.specs import MLA, CheckpointKv, ModelSpec
 
 # vllm-project/vllm@0024350b5da3ad174435e62a15273c0d3caba57b:vllm/utils/torch_utils.py
 # resolve_kv_cache_dtype_string -> get_kv_cache_quant_algo_string, called by
@@ -62,6 +62,24 @@ def _config_first(ck: CheckpointKv, engine: str, why: str) -> tuple[str | None, 
 def auto_kv_dtype(model: ModelSpec, engine: EngineProfile) -> tuple[str | None, str]:
     """Return (the KV dtype "auto" takes from the checkpoint, or None for the engine's own
     default; the reason, in words, "" when the checkpoint publishes no KV quantisation)."""
+    dtype, why = _published(model, engine)
+    indexed = isinstance(model.attention, MLA) and model.attention.index_head_dim
+    if dtype is None or not indexed:
+        return dtype, why
+    # a sparse-MLA (DSA) model's fp8 cache is a layout of the engine's own
+    if engine.checkpoint_kv == "vllm" and model.architecture == "DeepseekV32ForCausalLM":
+        # vllm-project/vllm:vllm/model_executor/models/config.py DeepseekV32ForCausalLM.
+        # verify_and_update_config: a cache_dtype starting with fp8 becomes fp8_ds_mla
+        return "fp8_ds_mla", f"{why}, which DeepseekV32ForCausalLM makes fp8_ds_mla"
+    raise KvcalcError(
+        f"engine {engine.name}: the checkpoint's fp8 KV cache on a sparse-MLA (indexer) "
+        f"model, {model.architecture or model.name}, takes the engine's own fp8 layout, "
+        "not read under auto: pass --kv-dtype"
+    )
+
+
+def _published(model: ModelSpec, engine: EngineProfile) -> tuple[str | None, str]:
+    """Return auto_kv_dtype's answer before the sparse-MLA layouts."""
     ck = model.checkpoint_kv
     if ck is None:
         return None, ""

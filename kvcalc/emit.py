@@ -293,10 +293,12 @@ def settings_for_plan(
     workload = result.kv.workload
     k = result.kv.k_dtype.name if workload.k_dtype is not None else None
     v = result.kv.v_dtype.name if workload.v_dtype is not None else None
-    if plan.engine.checkpoint_kv == "unread" and plan.model.checkpoint_kv is not None:
-        auto_kv: str | None = "unread"
-    else:
-        auto_kv = auto_kv_dtype_name(plan.model, plan.engine) if k is not None else None
+    auto_kv: str | None = None
+    if k is not None:
+        try:
+            auto_kv = auto_kv_dtype_name(plan.model, plan.engine)
+        except KvcalcError:  # what auto gives is not read (kvcalc/checkpoint_kv.py): say it
+            auto_kv = "unread"
     return ServeSettings(
         engine=engine,
         model=model,

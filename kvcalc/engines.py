@@ -407,6 +407,8 @@ VLLM_CHECKPOINT_KV_SOURCES = (
     "vllm-project/vllm:vllm/transformers_utils/config.py:get_config (hf_quant_config.json only "
     "when config.json has no quantization_config), _normalize_quantization_config (its "
     "quant_method modelopt / modelopt_fp4 from producer.name)",
+    "vllm-project/vllm:vllm/model_executor/models/config.py:DeepseekV32ForCausalLM."
+    "verify_and_update_config (a cache_dtype starting with fp8 becomes fp8_ds_mla)",
 )
 SGLANG_CHECKPOINT_KV_SOURCES = (
     "sgl-project/sglang:python/sglang/srt/model_executor/model_runner.py:ModelRunner."

@@ -159,6 +159,24 @@ def test_mla_checkpoint_fp8_is_the_latent_in_one_byte() -> None:
     assert kv_cache(model, Workload(seq_len=SEQ), ENGINES["hf"]).bytes_per_token == 61 * 576 * 2
 
 
+def test_sparse_mla_checkpoint_fp8_takes_the_engines_layout() -> None:
+    """DeepSeek-V3.2-NVFP4 (61 MLA layers, kv_lora_rank 512 + rope 64, index_head_dim 128;
+    hf_quant_config.json kv_cache_quant_algo FP8): vLLM's DeepseekV32ForCausalLM.
+    verify_and_update_config turns an fp8 cache into fp8_ds_mla, 512 fp8 + 4 fp32 scales + 64
+    bf16 rope = 656 B, beside the fp8 indexer key and its fp32 scale, 128 + 4 = 132 B:
+    61 x (656 + 132) = 48,068 B a token. SGLang's and TensorRT-LLM's own fp8 layouts of a
+    sparse-MLA cache are not read under auto: refused, --kv-dtype still taken."""
+    model = load_model("deepseek-v3.2-nvfp4")
+    vllm = kv_cache(model, Workload(seq_len=SEQ), ENGINES["vllm"])
+    assert vllm.k_dtype.name == "fp8_ds_mla"
+    assert vllm.bytes_per_token == 61 * ((512 + 4 * 4 + 64 * 2) + (128 + 4)) == 48_068
+    for engine in ("sglang", "trtllm"):
+        with pytest.raises(KvcalcError, match=r"sparse-MLA .* not read under auto"):
+            kv_cache(model, Workload(seq_len=SEQ), ENGINES[engine])
+        asked = Workload(seq_len=SEQ, k_dtype=BF16, v_dtype=BF16)
+        assert kv_cache(model, asked, ENGINES[engine]).k_dtype == BF16
+
+
 def test_source_says_where_the_dtype_came_from() -> None:
     """kv_dtype_source names the file, key and engine function that decided "auto"."""
     model = load_model("qwen3.6-27b")
