@@ -50,15 +50,6 @@ Q27_SSM_FP32 = 48 * 128 * 128 * 4
 SEQ, BATCH = 8192, 2
 
 
-def _config(stem: str) -> dict[str, Any]:
-    """Return a published config.json with its hf_quant_config.json merged in, as presets are."""
-    config = json.loads((CONFIGS / f"{stem}.json").read_text())
-    hf_quant = CONFIGS / "hf_quant" / f"{stem}.json"
-    if hf_quant.is_file():
-        config = with_hf_quant_config(config, json.loads(hf_quant.read_text()))
-    return config
-
-
 def _vllm_page(per_token: int) -> tuple[int, int]:
     """Return (block, page bytes) of vLLM's hybrid alignment for Qwen3.6-27B: the 16-token
     attention block grown to cover one GDN state page (Platform._align_hybrid_block_size):
@@ -248,12 +239,12 @@ def test_no_published_kv_cache_records_nothing(stem: str) -> None:
 
 
 def _qwen27_with(key: str, value: Any) -> dict[str, Any]:
-    config = _config("qwen3.6-27b")
-    config["_kvcalc_config_quantization_config"] = {
-        **config["_kvcalc_config_quantization_config"],
-        key: value,
-    }
-    return config
+    """Return Qwen3.6-27B's config.json with quantization_config[key] = value, and its
+    hf_quant_config.json merged in as presets are."""
+    config = json.loads((CONFIGS / "qwen3.6-27b.json").read_text())
+    config["quantization_config"][key] = value
+    recipe = json.loads((CONFIGS / "hf_quant" / "qwen3.6-27b.json").read_text())
+    return with_hf_quant_config(config, recipe)
 
 
 @pytest.mark.parametrize(
