@@ -345,3 +345,16 @@ def test_emit_spells_the_dtype_out_when_auto_would_differ() -> None:
     assert code == 0, err
     argv = shlex.split(out)
     assert argv[argv.index("--kv-cache-dtype") + 1] == "bf16"
+
+
+def test_deepseek_v4_sglang_rule_stands() -> None:
+    """SGLang's own DeepSeek-V4 default (fp8_e4m3, arg_groups/overrides.py
+    _deepseek_v4_kv_cache_dtype) still decides auto for DeepSeek-V4, which publishes no KV
+    scheme; the other engines keep theirs."""
+    model = load_model("deepseek-v4-flash")
+    assert model.checkpoint_kv is None
+    kv = kv_cache(model, Workload(seq_len=1024), ENGINES["sglang"])
+    assert kv.k_dtype.name == "fp8_e4m3"
+    assert kv.kv_dtype_source == (
+        "auto → fp8_e4m3: SGLang's DeepSeek-V4 default (_deepseek_v4_kv_cache_dtype)"
+    )
