@@ -10,7 +10,7 @@ follows it (`EngineProfile.checkpoint_kv`):
 |---|---|---|
 | vllm | config.json's quantization_config; hf_quant_config.json only without one | its KV scheme |
 | sglang | the same | its KV algo when FP8, else the model dtype |
-| trtllm | hf_quant_config.json; config.json's quantization_config only without it | its KV algo |
+| trtllm | hf_quant_config.json; config.json's flat kv_cache_scheme only without it | its KV algo |
 | ignored | none (transformers, llama.cpp, the textbook formula) | engine default / model dtype |
 | unread | not read (vLLM's V0 engine) | refused |
 
@@ -114,11 +114,20 @@ def _published(model: ModelSpec, engine: EngineProfile) -> tuple[str | None, str
             )
         return _config_first(ck, "SGLang", _SGLANG)
     # rule == "trtllm": hf_quant_config.json is authoritative when present
-    if ck.hf_quant_config is not None:
-        return ck.hf_quant_config, f"the checkpoint's {_HF_QUANT} ({_TRTLLM})"
+    if ck.hf_quant_config_file:
+        if ck.hf_quant_config is not None:
+            return ck.hf_quant_config, f"the checkpoint's {_HF_QUANT} ({_TRTLLM})"
+        return None, (
+            "TensorRT-LLM reads the checkpoint's hf_quant_config.json alone, which publishes "
+            "no KV algo"
+        )
+    # without it, config.json's quantization_config: NVIDIA/TensorRT-LLM@2edf354d4b92161efd50
+    # b10b71e8e20fb6c5925a:tensorrt_llm/quantization/modelopt_config.py _read_flat maps the
+    # flat kv_cache_scheme {type float, num_bits 8} to FP8 (and reads no other KV key there)
+    if ck.config_json_key == "kv_cache_scheme":
+        return ck.config_json, f"the checkpoint's {_config_json_text(ck)} ({_TRTLLM})"
     raise KvcalcError(
-        f"engine {engine.name}: how TensorRT-LLM reads config.json's "
-        f"quantization_config.{ck.config_json_key} when hf_quant_config.json publishes no KV "
-        "algo (tensorrt_llm/quantization/modelopt_config.py read_modelopt_quant_config) is "
-        "not read: pass --kv-dtype"
+        f"engine {engine.name}: TensorRT-LLM's reading of config.json's "
+        f"quantization_config.{ck.config_json_key} without an hf_quant_config.json is not "
+        "modelled (its flat reader takes kv_cache_scheme only): pass --kv-dtype"
     )

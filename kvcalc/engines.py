@@ -428,6 +428,9 @@ TRTLLM_CHECKPOINT_KV_SOURCES = (
     "MIXED_PRECISION)",
     "NVIDIA/TensorRT-LLM:tensorrt_llm/_torch/pyexecutor/model_loader.py:"
     "validate_and_set_kv_cache_quant (kv_cache_dtype auto: the checkpoint's KV quantization)",
+    "NVIDIA/TensorRT-LLM@2edf354d4b92161efd50b10b71e8e20fb6c5925a:tensorrt_llm/quantization/"
+    "modelopt_config.py:_read_flat (config.json's flat kv_cache_scheme type float, num_bits 8 "
+    "-> FP8), _read_legacy (quantization.kv_cache_quant_algo)",
 )
 
 

@@ -495,6 +495,7 @@ def checkpoint_kv(config: Mapping[str, Any]) -> CheckpointKv | None:
         config_json_key=None if in_config is None else in_config[1],
         config_json_quantized=q is not None,
         hf_quant_config=from_file,
+        hf_quant_config_file=hf_quant is not None,
     )
 
 

@@ -77,6 +77,11 @@ class CheckpointKv(_Spec):
         description="the KV dtype hf_quant_config.json's quantization.kv_cache_quant_algo "
         "publishes; None: no such file, or no KV algo in it",
     )
+    hf_quant_config_file: bool = Field(
+        default=False,
+        description="an hf_quant_config.json ships beside config.json: TensorRT-LLM then "
+        "reads it alone",
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> "CheckpointKv":
@@ -86,6 +91,8 @@ class CheckpointKv(_Spec):
             raise ValueError("config_json and config_json_key go together")
         if self.config_json is not None and not self.config_json_quantized:
             raise ValueError("config_json given without config_json_quantized")
+        if self.hf_quant_config is not None and not self.hf_quant_config_file:
+            raise ValueError("hf_quant_config given without hf_quant_config_file")
         return self
 
 

@@ -230,6 +230,29 @@ def test_presets_record_the_published_kv_cache(stem: str) -> None:
     assert ck.config_json == ("fp8_e4m3" if key else None)
     assert ck.config_json_quantized is quantized
     assert ck.hf_quant_config == ("fp8_e4m3" if in_hf_quant else None)
+    assert ck.hf_quant_config_file is True  # every one ships an hf_quant_config.json
+
+
+def test_trtllm_reads_config_json_only_without_hf_quant_config() -> None:
+    """TensorRT-LLM without an hf_quant_config.json reads config.json's flat kv_cache_scheme
+    (modelopt_config.py _read_flat: type float, num_bits 8 -> FP8): Gemma-4-31B's config.json
+    alone gives fp8, 50 sliding layers x 2 x 16 x 256 x 1 B + 10 full x 2 x 4 x 512 x 1 B =
+    450,560 B a token. With an hf_quant_config.json that publishes no KV algo it reads that
+    file alone: the model's bf16."""
+    config = json.loads((CONFIGS / "gemma-4-31b.json").read_text())
+    alone = hf.import_config(config, "t").spec
+    kv = kv_cache(alone, Workload(seq_len=SEQ), ENGINES["trtllm"])
+    assert kv.k_dtype.name == "fp8_e4m3"
+    assert kv.bytes_per_token == 50 * 2 * 16 * 256 * 1 + 10 * 2 * 4 * 512 * 1 == 450_560
+    recipe = json.loads((CONFIGS / "hf_quant" / "gemma-4-31b.json").read_text())
+    del recipe["quantization"]["kv_cache_quant_algo"]
+    spec = hf.import_config(with_hf_quant_config(config, recipe), "t").spec
+    assert spec.checkpoint_kv is not None and spec.checkpoint_kv.hf_quant_config is None
+    trt = kv_cache(spec, Workload(seq_len=SEQ), ENGINES["trtllm"])
+    assert trt.k_dtype == BF16
+    assert "hf_quant_config.json alone, which publishes no KV algo" in trt.kv_dtype_source
+    # vLLM reads config.json's kv_cache_scheme either way
+    assert kv_cache(spec, Workload(seq_len=SEQ), ENGINES["vllm"]).k_dtype.name == "fp8_e4m3"
 
 
 @pytest.mark.parametrize("stem", ["kimi-k2.5", "llama-3.1-8b", "deepseek-v3"])
