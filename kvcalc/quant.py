@@ -446,6 +446,9 @@ def _config_kv(q: Mapping[str, Any]) -> tuple[Literal["fp8_e4m3"], str] | None:
     if not found:
         return None
     where, value = found[0]
+    # vllm-project/vllm:vllm/model_executor/layers/attention/attention.py Attention.__init__:
+    # "llm-compressor mdls need to set cache_dtype to fp8 manually" (any non-None
+    # quant_config.kv_cache_scheme, whatever cache_config.cache_dtype was)
     if method.replace("_", "-") == "compressed-tensors":
         raise KvcalcError(
             f"{where} {value!r}: a compressed-tensors KV cache scheme is not modelled (vLLM's "
