@@ -23,6 +23,7 @@ import shlex
 from dataclasses import field
 
 from kvcalc.errors import KvcalcError
+from kvcalc.formula import auto_kv_dtype_name
 from kvcalc.llamacpp import LlamaCppOptions
 from kvcalc.planner import Fit, Plan, reserves_state_slots, state_pool_bytes
 from kvcalc.records import record
@@ -37,7 +38,9 @@ _VLLM_KV = {
     "fp8_e5m2": "fp8_e5m2",
     "fp8_ds_mla": "fp8_ds_mla",
 }
-_SGLANG_KV = {"fp8": "fp8_e4m3", "fp8_e4m3": "fp8_e4m3", "fp8_e5m2": "fp8_e5m2"}
+# (bf16: needed where auto would not give it, e.g. a checkpoint that publishes an fp8 KV
+# cache; sgl-project/sglang:python/sglang/srt/server_args.py --kv-cache-dtype choices)
+_SGLANG_KV = {"fp8": "fp8_e4m3", "fp8_e4m3": "fp8_e4m3", "fp8_e5m2": "fp8_e5m2", "bf16": "bf16"}
 _GGML_KV = {
     "fp16": "f16",
     "bf16": "bf16",
@@ -62,6 +65,10 @@ class ServeSettings:
     max_num_seqs: int | None = None  # None: leave the engine's default
     util: float | None = None  # gpu_memory_utilization / mem_fraction_static / free fraction
     k_dtype: str | None = None  # kvcalc dtype names; None: the engine's default ("auto")
+    # the KV dtype the engine's "auto" gives this checkpoint, so a flag for it can be left
+    # out (a ModelOpt checkpoint's published fp8: kvcalc/checkpoint_kv.py); None: model_dtype;
+    # "unread" (no dtype's name): not read for this engine, so the dtype is always spelled out
+    auto_kv_dtype: str | None = None
     v_dtype: str | None = None
     tp: int = 1
     pp: int = 1
@@ -91,7 +98,7 @@ def _one_kv_dtype(s: ServeSettings, engine: str) -> str | None:
         raise KvcalcError(
             f"{engine} has one KV cache dtype for K and V, not {s.k_dtype}/{s.v_dtype}"
         )
-    if s.k_dtype is None or s.k_dtype == s.model_dtype:
+    if s.k_dtype is None or s.k_dtype == (s.auto_kv_dtype or s.model_dtype):
         return None
     return s.k_dtype
 
@@ -295,6 +302,12 @@ def settings_for_plan(
     # the dtype asked for, not the layout stored (vLLM stores DeepSeek-V3.2's fp8 as fp8_ds_mla)
     k = workload.k_dtype.name if workload.k_dtype is not None else None
     v = workload.v_dtype.name if workload.v_dtype is not None else None
+    auto_kv: str | None = None
+    if k is not None:
+        try:
+            auto_kv = auto_kv_dtype_name(plan.model, plan.engine)
+        except KvcalcError:  # what auto gives is not read (kvcalc/checkpoint_kv.py): say it
+            auto_kv = "unread"
     return ServeSettings(
         engine=engine,
         model=model,
@@ -310,6 +323,7 @@ def settings_for_plan(
         util=result.budget.util if plan.engine.budget_rule != "whole" else None,
         k_dtype=k,
         v_dtype=v,
+        auto_kv_dtype=auto_kv,
         tp=workload.tp,
         pp=workload.pp,
         max_num_batched_tokens=workload.max_num_batched_tokens,

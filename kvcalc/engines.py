@@ -189,6 +189,10 @@ class EngineProfile:
     # (transformers' Falcon with new_decoder_architecture repeats KV heads before caching).
     expanded_kv_families: frozenset[str] = frozenset()
     default_kv_dtype: str | None = None  # what "auto" means; None: the model's dtype
+    # what "auto" makes of the KV quantisation a checkpoint publishes (ModelSpec.checkpoint_kv):
+    # "vllm" / "sglang" / "trtllm" follow it as that engine reads it (kvcalc/checkpoint_kv.py),
+    # "ignored" keeps default_kv_dtype / the model's dtype, "unread" refuses
+    checkpoint_kv: Literal["vllm", "sglang", "trtllm", "ignored", "unread"] = "ignored"
     accepts_attention_windows: bool = False  # TRT-LLM's max_attention_window
     # vLLM: layers form equal-size groups (short hybrid groups padded) sharing one pool of
     # blocks; capacity is counted in blocks of page · group_size bytes
@@ -610,6 +614,45 @@ VLLM_MAMBA_PREFIX_SOURCES = (
 )
 
 
+# "auto" KV dtype of a checkpoint that publishes an fp8 KV cache (kvcalc/checkpoint_kv.py)
+VLLM_CHECKPOINT_KV_SOURCES = (
+    "vllm-project/vllm@0024350b5da3ad174435e62a15273c0d3caba57b:vllm/utils/torch_utils.py:"
+    "resolve_kv_cache_dtype_string, get_kv_cache_quant_algo_string (auto, quant_method "
+    "modelopt*: quantization.kv_cache_scheme, kv_cache_scheme, quantization.kv_cache_quant_algo, "
+    "kv_cache_quant_algo; {dynamic false, num_bits 8, type float} or 'fp8' -> fp8_e4m3, "
+    "MODELOPT_TO_VLLM_KV_CACHE_DTYPE_MAP)",
+    "vllm-project/vllm:vllm/engine/arg_utils.py:EngineArgs.create_engine_config "
+    "(CacheConfig.cache_dtype = resolve_kv_cache_dtype_string(kv_cache_dtype, model_config))",
+    "vllm-project/vllm:vllm/transformers_utils/config.py:get_config (hf_quant_config.json only "
+    "when config.json has no quantization_config), _normalize_quantization_config (its "
+    "quant_method modelopt / modelopt_fp4 from producer.name)",
+    "vllm-project/vllm:vllm/model_executor/models/config.py:DeepseekV32ForCausalLM."
+    "verify_and_update_config (a cache_dtype starting with fp8 becomes fp8_ds_mla)",
+)
+SGLANG_CHECKPOINT_KV_SOURCES = (
+    "sgl-project/sglang:python/sglang/srt/model_executor/model_runner.py:ModelRunner."
+    "configure_kv_cache_dtype (auto: quant_config.kv_cache_quant_algo 'FP8' -> "
+    "torch.float8_e4m3fn, else the model dtype)",
+    "sgl-project/sglang:python/sglang/srt/layers/quantization/modelopt_quant.py:"
+    "ModelOptQuantConfig (kv_cache_quant_algo), ModelOptFp8Config / ModelOptFp4Config / "
+    "ModelOptMixedPrecisionConfig.from_config (config.json: kv_cache_scheme type float, "
+    "num_bits 8 -> 'FP8'; hf_quant_config.json: quantization.kv_cache_quant_algo)",
+    "sgl-project/sglang:python/sglang/srt/model_loader/weight_utils.py:get_quant_config "
+    "(config.json's quantization_config, else hf_quant_config.json)",
+)
+TRTLLM_CHECKPOINT_KV_SOURCES = (
+    "NVIDIA/TensorRT-LLM@008e0af8980fc560003631ba4ac37828836a91c8:tensorrt_llm/_torch/"
+    "model_config.py:ModelConfig.from_pretrained (hf_quant_config.json authoritative), "
+    "_build_modelopt_quant_config (QuantConfig.kv_cache_quant_algo, global under "
+    "MIXED_PRECISION)",
+    "NVIDIA/TensorRT-LLM:tensorrt_llm/_torch/pyexecutor/model_loader.py:"
+    "validate_and_set_kv_cache_quant (kv_cache_dtype auto: the checkpoint's KV quantization)",
+    "NVIDIA/TensorRT-LLM@2edf354d4b92161efd50b10b71e8e20fb6c5925a:tensorrt_llm/quantization/"
+    "modelopt_config.py:_read_flat (config.json's flat kv_cache_scheme type float, num_bits 8 "
+    "-> FP8), _read_legacy (quantization.kv_cache_quant_algo)",
+)
+
+
 ENGINES: dict[str, EngineProfile] = {
     p.name: p
     for p in (
@@ -639,6 +682,7 @@ ENGINES: dict[str, EngineProfile] = {
             name="vllm",
             version="V1 engine release line (gpu_memory_utilization default 0.9)",
             budget_rule="vllm",
+            checkpoint_kv="vllm",
             pads_hybrid_groups=True,
             default_util=0.9,
             summary="vLLM V1: 16-token pages (64 for MLA/FlashMLA), heads replicated when tp > n_kv",
@@ -722,6 +766,7 @@ ENGINES: dict[str, EngineProfile] = {
                 "cdiv(min(W-1+N, seq), B) + 1 blocks; hybrid KV cache manager on",
             ),
             sources=(
+                *VLLM_CHECKPOINT_KV_SOURCES,
                 "vllm-project/vllm:vllm/v1/kv_cache_interface.py:AttentionSpec.real_page_size_bytes",
                 "vllm-project/vllm:vllm/v1/kv_cache_interface.py:MambaSpec.page_size_bytes",
                 "vllm-project/vllm:vllm/model_executor/layers/mamba/mamba_utils.py"
@@ -748,6 +793,7 @@ ENGINES: dict[str, EngineProfile] = {
             name="sglang",
             unread_families=(_MINIMAX_SGLANG,),
             version="main, read Nov 2026",
+            checkpoint_kv="sglang",
             # SSM / recurrent state dtype: SGLANG_MAMBA_SSM_DTYPE, else the config's
             # mamba_ssm_dtype, else float32 (configs/mamba_utils.py mamba2_state_dtype; the
             # conv state is bf16 unless SGLANG_MAMBA_CONV_DTYPE says otherwise, the model
@@ -858,6 +904,7 @@ ENGINES: dict[str, EngineProfile] = {
                 "of its budget too, are not counted",
             ),
             sources=(
+                *SGLANG_CHECKPOINT_KV_SOURCES,
                 "sgl-project/sglang:python/sglang/srt/model_executor/model_runner_kv_cache_mixin.py"
                 ":get_cell_size_per_token",
                 "sgl-project/sglang@003fca8027387a3d6565b2c08e497e3020ac6211:python/sglang/srt/"
@@ -1030,6 +1077,7 @@ ENGINES: dict[str, EngineProfile] = {
             name="trtllm",
             version="PyTorch backend (_torch/pyexecutor), read Nov 2026",
             budget_rule="trtllm",
+            checkpoint_kv="trtllm",
             accepts_attention_windows=True,
             default_util=0.9,
             summary="TensorRT-LLM: 32-token blocks, ceil(n_kv / tp) heads, no window unless given "
@@ -1084,6 +1132,7 @@ ENGINES: dict[str, EngineProfile] = {
                 "max batch is the max_batch_size to set (TRT-LLM's default 2048 reserves 2049)",
             ),
             sources=(
+                *TRTLLM_CHECKPOINT_KV_SOURCES,
                 "NVIDIA/TensorRT-LLM:tensorrt_llm/_torch/pyexecutor/resource_manager.py"
                 ":KVCacheManager.get_cache_size_per_token",
                 "NVIDIA/TensorRT-LLM:tensorrt_llm/llmapi/llm_args.py:KvCacheConfig",
@@ -1199,6 +1248,9 @@ ENGINES["vllm@v0"] = replace(
     unread_families=(_KIMI_K3_VLLM_V0, _MINIMAX_VLLM_V0, *_DSA_VLLM_V0),
     dsa_kv_dtypes=None,
     dsa_kv_dtypes_source="",
+    # resolve_kv_cache_dtype_string postdates the V0 engine; what V0's auto made of a
+    # checkpoint's published KV cache is not read
+    checkpoint_kv="unread",
     family_rules=(),
     mamba_cache_modes=None,  # V0 has no mamba_cache_mode: its prefix caching is not read
     assumptions=tuple(
@@ -1216,6 +1268,7 @@ ENGINES["vllm@v0"] = replace(
         and s not in VLLM_KIMI_K3_SOURCES
         and s not in VLLM_DSA_SOURCES
         and s not in VLLM_MINIMAX_SOURCES
+        and s not in VLLM_CHECKPOINT_KV_SOURCES
     ),
 )
 

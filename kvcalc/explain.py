@@ -188,6 +188,8 @@ def _dtype_source(kv: KvBreakdown, which: Literal["k", "v"], origin: Origin, lab
         if asked != dtype:  # a DSA model's fp8, stored as fp8_ds_mla (formula.dsa_stored_dtypes)
             return f"{option} {asked.name}, stored by {kv.engine.name} as {dtype.name}"
         return f"{option} {dtype.name}"
+    if kv.model.checkpoint_kv is not None:  # the checkpoint publishes its KV cache's dtype
+        return kv.kv_dtype_source.split("; V ")[-1].split("; K ")[-1]
     if kv.engine.default_kv_dtype is not None:
         return f"auto: engine {kv.engine.name}'s default cache type {dtype.name}"
     source = config_source("dtype", origin, label)
@@ -885,6 +887,7 @@ def explanation_data(e: Explanation, model_label: str) -> dict[str, object]:
         "engine": kv.engine.name,
         "k_dtype": kv.k_dtype.name,
         "v_dtype": kv.v_dtype.name,
+        "kv_dtype_source": kv.kv_dtype_source,
         "seq_len": kv.workload.seq_len,
         "batch": kv.workload.batch,
         "tp": kv.workload.tp,

@@ -7,7 +7,7 @@ Bytes per token per layer on one GPU, by head layout (arXiv 2405.04434 Table 1):
   about the window, by the engine's rule), times batch.
 """
 
-from dataclasses import field
+from dataclasses import field, replace
 from typing import TYPE_CHECKING, Literal
 
 from kvcalc.dtypes import KV_DTYPES, KvDtype
@@ -191,6 +191,8 @@ class KvBreakdown:
     # the kernel block the engine's backends require whatever its own block-size choice
     # (vLLM's MiniMax-M3 sparse backends: 128); None where the engine's choice stands
     kernel_block_size: int | None = None
+    # where the KV dtype came from: the option given, or what "auto" resolved to and why
+    kv_dtype_source: str = ""
 
     @property
     def n_gpus(self) -> int:
@@ -1069,21 +1071,43 @@ def kv_cache(model: ModelSpec, workload: Workload, engine: EngineProfile) -> KvB
     Growing KV (attention layers: bytes per token × tokens held) and fixed state
     (recurrent / linear-attention layers: bytes per sequence) are reported apart.
     """
+    kv = _kv_cache(model, workload, engine)
+    return replace(kv, kv_dtype_source=_kv_dtype_source(kv))
+
+
+def _kv_dtype_source(kv: KvBreakdown) -> str:
+    """Return where the KV dtype came from: '--kv-dtype fp8_e4m3', or 'auto → fp8_e4m3:
+    the checkpoint's ... (vLLM resolve_kv_cache_dtype_string)'."""
+    k, v = kv.workload.k_dtype, kv.workload.v_dtype
+    if k is not None and v is not None:
+        return f"--kv-dtype {k.name}" if k == v else f"--k-dtype {k.name}, --v-dtype {v.name}"
+    _, why = _default_kv_dtype(kv.model, kv.engine)
+    auto = f"auto → {(kv.k_dtype if k is None else kv.v_dtype).name}: {why}"
+    if k is not None:
+        return f"--k-dtype {k.name}; V {auto}"
+    if v is not None:
+        return f"--v-dtype {v.name}; K {auto}"
+    return auto
+
+
+def _kv_cache(model: ModelSpec, workload: Workload, engine: EngineProfile) -> KvBreakdown:
+    """Return kv_cache's breakdown, its kv_dtype_source not yet filled in."""
     if workload.mtp and model.mtp_unmodelled:
         raise KvcalcError(f"--mtp on {model.name}: {model.mtp_unmodelled} (drop --mtp)")
-    default = _default_kv_dtype(model, engine)
-    k_dtype = workload.k_dtype or KV_DTYPES[default]
-    v_dtype = workload.v_dtype or KV_DTYPES[default]
-    is_mla = isinstance(model.attention, MLA)
-    tp, pp, batch = workload.tp, workload.pp, workload.batch
+    explicit = workload.k_dtype is not None and workload.v_dtype is not None
     unread = dict(engine.unread_families).get(model.family or "")
-    if unread is not None:
+    if unread is not None:  # before the dtype: no --kv-dtype makes an unread family sized
         other = next(
             (n for n in ("hf", "sglang") if model.family not in dict(ENGINES[n].unread_families)),
             None,
         )
         hint = f" (try --engine {other})" if other else ""
         raise KvcalcError(f"engine {engine.name}: {model.family}: {unread}{hint}")
+    default = "" if explicit else _default_kv_dtype(model, engine)[0]
+    k_dtype = workload.k_dtype or KV_DTYPES[default]
+    v_dtype = workload.v_dtype or KV_DTYPES[default]
+    is_mla = isinstance(model.attention, MLA)
+    tp, pp, batch = workload.tp, workload.pp, workload.batch
     k_dtype, v_dtype = dsa_stored_dtypes(
         model, engine, k_dtype, v_dtype, auto=workload.k_dtype is None or workload.v_dtype is None
     )
@@ -1268,12 +1292,28 @@ def is_compressed(model: ModelSpec) -> bool:
     return any(isinstance(k, CompressedKind) for k in (model.kinds or {}).values())
 
 
-def _default_kv_dtype(model: ModelSpec, engine: EngineProfile) -> str:
-    """Return what a KV dtype of "auto" means: SGLang resolves it to fp8_e4m3 for DeepSeek-V4
-    (arg_groups/overrides.py _deepseek_v4_kv_cache_dtype), else the engine's or the model's."""
+def auto_kv_dtype_name(model: ModelSpec, engine: EngineProfile) -> str:
+    """Return the KV dtype name a KV dtype of "auto" gives the model under the engine."""
+    return _default_kv_dtype(model, engine)[0]
+
+
+def _default_kv_dtype(model: ModelSpec, engine: EngineProfile) -> tuple[str, str]:
+    """Return (what a KV dtype of "auto" means, why): SGLang resolves it to fp8_e4m3 for
+    DeepSeek-V4 (arg_groups/overrides.py _deepseek_v4_kv_cache_dtype); vLLM, SGLang and
+    TensorRT-LLM follow the fp8 KV cache a checkpoint publishes, each reading its own file
+    (kvcalc/checkpoint_kv.py); else the engine's default or the model's dtype."""
     if engine.compressed_layout == "sglang" and is_compressed(model):
-        return "fp8_e4m3"
-    return engine.default_kv_dtype or model.dtype
+        return "fp8_e4m3", "SGLang's DeepSeek-V4 default (_deepseek_v4_kv_cache_dtype)"
+    from kvcalc.checkpoint_kv import auto_kv_dtype
+
+    published, why = auto_kv_dtype(model, engine)
+    if published is not None:
+        return published, why
+    if engine.default_kv_dtype is not None:
+        default = f"engine {engine.name}'s default cache type {engine.default_kv_dtype}"
+    else:
+        default = f"the model's dtype {model.dtype}"
+    return engine.default_kv_dtype or model.dtype, f"{default}; {why}" if why else default
 
 
 def is_dsa(model: ModelSpec) -> bool:

@@ -81,7 +81,9 @@ def fetch_config(repo: str) -> Path:
     """Return the local path of a Hub repo's config.json (from the cache when offline).
 
     The safetensors index is fetched beside it when the repo has one, so that the
-    checkpoint's exact size is read as for a local folder.
+    checkpoint's exact size is read as for a local folder, and so is ModelOpt's
+    hf_quant_config.json, which engines read for the weights' and the KV cache's formats
+    (an hf_quant_config.json-only checkpoint would otherwise be sized in the model dtype).
     """
     hub = _hub()
     name, revision = _split(repo)
@@ -101,10 +103,10 @@ def fetch_config(repo: str) -> Path:
         raise KvcalcError(f"cannot fetch {repo}/config.json from the Hub: {reason}") from None
     import contextlib
 
-    with contextlib.suppress(Exception):  # a single-file or non-safetensors repo has no index
-        hub.hf_hub_download(
-            name, "model.safetensors.index.json", revision=revision, local_files_only=local_only
-        )
+    for extra in ("model.safetensors.index.json", "hf_quant_config.json"):
+        # a single-file or non-safetensors repo has no index, most have no ModelOpt recipe
+        with contextlib.suppress(Exception):
+            hub.hf_hub_download(name, extra, revision=revision, local_files_only=local_only)
     return path
 
 

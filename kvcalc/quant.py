@@ -42,7 +42,7 @@ from typing import Any, Literal
 
 from kvcalc.errors import KvcalcError
 from kvcalc.records import record
-from kvcalc.specs import PARTS, Part, PartBytes, WeightsQuant
+from kvcalc.specs import PARTS, CheckpointKv, Part, PartBytes, WeightsQuant
 
 
 class LayoutMismatch(KvcalcError):
@@ -397,7 +397,109 @@ def with_hf_quant_config(
     if not isinstance(inner, dict):
         raise KvcalcError("hf_quant_config.json has no 'quantization' table")
     merged["quantization_config"] = {"quant_method": "modelopt", **inner}
+    # engines differ in which file their KV dtype follows (checkpoint_kv): keep both
+    merged[_HF_QUANT_KEY] = dict(inner)
+    merged[_CONFIG_QUANT_KEY] = config.get("quantization_config")
     return merged
+
+
+# ---- the KV cache a checkpoint publishes --------------------------------------------------
+
+# with_hf_quant_config's copies of the two files' recipes (not Hugging Face keys)
+_HF_QUANT_KEY = "_kvcalc_hf_quant_config"
+_CONFIG_QUANT_KEY = "_kvcalc_config_quantization_config"
+# ModelOpt's static per-tensor fp8 KV scheme, as config.json's quantization_config spells it
+_FP8_SCHEME = {"dynamic": False, "num_bits": 8, "type": "float"}
+_KV_KEYS = ("kv_cache_scheme", "kv_cache_quant_algo")
+
+
+def _kv_value(value: Any, where: str) -> Literal["fp8_e4m3"]:
+    """Return the KV dtype a published KV scheme or algo names; KvcalcError naming `where`
+    for anything but ModelOpt's fp8 (the only one every engine read maps the same way)."""
+    if isinstance(value, str) and value.upper() == "FP8":
+        return "fp8_e4m3"
+    if isinstance(value, dict) and value == _FP8_SCHEME:
+        return "fp8_e4m3"
+    raise KvcalcError(
+        f"{where} {value!r} is not modelled (only ModelOpt's static fp8 KV cache is: "
+        "'FP8', or {'dynamic': false, 'num_bits': 8, 'type': 'float'}); pass --kv-dtype "
+        "after checking what your engine makes of it"
+    )
+
+
+def _config_kv(q: Mapping[str, Any]) -> tuple[Literal["fp8_e4m3"], str] | None:
+    """Return (KV dtype, key) config.json's quantization_config publishes for the KV cache,
+    the key first in vLLM's order (get_kv_cache_quant_algo_string: quantization.kv_cache_scheme,
+    kv_cache_scheme, quantization.kv_cache_quant_algo, kv_cache_quant_algo); None if none.
+    Every KV key set is checked, so none not understood is ignored."""
+    method = str(q.get("quant_method") or "")
+    inner = q.get("quantization")
+    tables: list[tuple[str, Mapping[str, Any]]] = [("", q)]
+    if isinstance(inner, dict):
+        tables.insert(0, ("quantization.", inner))
+    found = [
+        (f"quantization_config.{prefix}{key}", table[key])
+        for key in _KV_KEYS
+        for prefix, table in tables
+        if table.get(key) is not None
+    ]
+    if not found:
+        return None
+    where, value = found[0]
+    # vllm-project/vllm:vllm/model_executor/layers/attention/attention.py Attention.__init__:
+    # "llm-compressor mdls need to set cache_dtype to fp8 manually" (any non-None
+    # quant_config.kv_cache_scheme, whatever cache_config.cache_dtype was)
+    if method.replace("_", "-") == "compressed-tensors":
+        raise KvcalcError(
+            f"{where} {value!r}: a compressed-tensors KV cache scheme is not modelled (vLLM's "
+            "Attention switches such a checkpoint's cache to fp8 whatever --kv-cache-dtype says)"
+        )
+    if not method.startswith("modelopt"):
+        raise KvcalcError(
+            f"{where} {value!r} with quant_method {method or '(none)'!r} is not modelled "
+            "(ModelOpt's is)"
+        )
+    dtypes = {_kv_value(v, w) for w, v in found}
+    return dtypes.pop(), where.removeprefix("quantization_config.")
+
+
+def checkpoint_kv(config: Mapping[str, Any]) -> CheckpointKv | None:
+    """Return the KV-cache quantisation the checkpoint publishes, file by file; None if none.
+
+    `config` is the whole config.json (with hf_quant_config.json merged in by
+    with_hf_quant_config, which keeps both files' recipes); a multimodal config may carry its
+    quantization_config in text_config (moonshotai/Kimi-K2.5). A KV scheme that is not ModelOpt's static fp8 is refused, naming its key: engines differ on
+    the others (vLLM falls back to the model dtype with a warning, TensorRT-LLM raises).
+    """
+    if _HF_QUANT_KEY in config:
+        q, hf_quant = config.get(_CONFIG_QUANT_KEY), config[_HF_QUANT_KEY]
+    else:
+        q, hf_quant = config.get("quantization_config"), None
+    text = config.get("text_config")
+    if q is None and isinstance(text, dict):
+        q = text.get("quantization_config")
+    if q is not None and not isinstance(q, dict):
+        raise KvcalcError("config key 'quantization_config' must be a table")
+    in_config = None if q is None else _config_kv(q)
+    from_file = None
+    if hf_quant is not None:
+        if hf_quant.get("kv_cache_scheme") is not None:
+            raise KvcalcError(
+                "hf_quant_config.json quantization.kv_cache_scheme is not modelled "
+                "(ModelOpt writes kv_cache_quant_algo there)"
+            )
+        algo = hf_quant.get("kv_cache_quant_algo")
+        if algo is not None:
+            from_file = _kv_value(algo, "hf_quant_config.json quantization.kv_cache_quant_algo")
+    if in_config is None and from_file is None:
+        return None
+    return CheckpointKv(
+        config_json=None if in_config is None else in_config[0],
+        config_json_key=None if in_config is None else in_config[1],
+        config_json_quantized=q is not None,
+        hf_quant_config=from_file,
+        hf_quant_config_file=hf_quant is not None,
+    )
 
 
 # ---- sizing -------------------------------------------------------------------------------

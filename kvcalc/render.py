@@ -312,8 +312,17 @@ def render_calc(console: Console, report: dict[str, Any]) -> None:
         ("state:", f"{group['formula']} per layer per sequence per GPU")
         for group in report.get("state_layers") or []
     ]
+    if _checkpoint_kv(report):
+        formulas.append(("KV dtype:", report["kv_dtype_source"]))
     notes(console, formulas)
     notes(console, [("  ·", line) for line in report["assumptions"]], style="dim")
+
+
+def _checkpoint_kv(report: dict[str, Any]) -> bool:
+    """Return True when the checkpoint's published KV cache decided the KV dtype, or was
+    passed over by the engine: the one case where where it came from is worth a line."""
+    source = str(report.get("kv_dtype_source") or "")
+    return source.startswith("auto → ") and "checkpoint" in source
 
 
 def _cell(value: Any) -> str:
@@ -416,6 +425,8 @@ def render_fit(console: Console, report: dict[str, Any]) -> None:
     ]
     if report.get("llamacpp"):  # llama.cpp's own words (context, slots), not vLLM's line
         lines[2:5] = _llamacpp_fit_lines(report)
+    if _checkpoint_kv(report):
+        lines.insert(2, f"KV dtype: {report['kv_dtype_source']}")
     show_bytes(console, f"{report['model']} on {report['gpu']}", [budget, need])
     console.print(lines[0], highlight=False)
     notes(console, [("", line) for line in lines[1:]])

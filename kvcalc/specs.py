@@ -54,6 +54,51 @@ class WeightsQuant(_Spec):
         return {"attention": self.attention, "mlp": self.mlp, "experts": self.experts}[name]
 
 
+class CheckpointKv(_Spec):
+    """The KV-cache quantisation a ModelOpt checkpoint publishes, file by file: what each
+    engine's "auto" KV dtype makes of it depends on which file it reads (kvcalc/checkpoint_kv.py).
+
+    kvcalc/quant.py checkpoint_kv reads it and refuses any scheme it does not understand
+    (only static per-tensor fp8 is), so a value here is always fp8_e4m3.
+    """
+
+    config_json: Literal["fp8_e4m3"] | None = Field(
+        default=None,
+        description="the KV dtype config.json's quantization_config publishes (its "
+        "kv_cache_scheme or kv_cache_quant_algo); None: it publishes none",
+    )
+    config_json_key: str | None = Field(
+        default=None, description="the quantization_config key that says so"
+    )
+    config_json_quantized: bool = Field(
+        default=False,
+        description="config.json has a quantization_config: vLLM and SGLang then read it and "
+        "not hf_quant_config.json",
+    )
+    hf_quant_config: Literal["fp8_e4m3"] | None = Field(
+        default=None,
+        description="the KV dtype hf_quant_config.json's quantization.kv_cache_quant_algo "
+        "publishes; None: no such file, or no KV algo in it",
+    )
+    hf_quant_config_file: bool = Field(
+        default=False,
+        description="an hf_quant_config.json ships beside config.json: TensorRT-LLM then "
+        "reads it alone",
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "CheckpointKv":
+        if self.config_json is None and self.hf_quant_config is None:
+            raise ValueError("checkpoint_kv without a KV dtype in either file")
+        if (self.config_json is None) != (self.config_json_key is None):
+            raise ValueError("config_json and config_json_key go together")
+        if self.config_json is not None and not self.config_json_quantized:
+            raise ValueError("config_json given without config_json_quantized")
+        if self.hf_quant_config is not None and not self.hf_quant_config_file:
+            raise ValueError("hf_quant_config given without hf_quant_config_file")
+        return self
+
+
 class _HeadedAttention(_Spec):
     n_heads: PositiveInt
     head_dim: PositiveInt = Field(description="K head dim (and V's unless head_dim_v is set)")
@@ -420,6 +465,11 @@ class ModelSpec(_Spec):
         "speculative decoding (--mtp) is refused with this reason",
     )
     moe: MoE | None = None
+    checkpoint_kv: CheckpointKv | None = Field(
+        default=None,
+        description="the KV-cache quantisation the checkpoint publishes (ModelOpt "
+        "kv_cache_scheme / kv_cache_quant_algo), which some engines' auto KV dtype follows",
+    )
     notes: str | None = None
 
     @model_validator(mode="after")

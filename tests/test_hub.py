@@ -86,6 +86,43 @@ def test_calc_takes_an_org_name_model(run_cli: Run, hub: list[tuple[str, str, bo
     assert hub[0] == (REPO, "config.json", False)
 
 
+def test_modelopt_recipe_is_fetched_beside_the_config(
+    run_cli: Run, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A ModelOpt checkpoint whose recipe lives only in hf_quant_config.json (nvidia/Llama-3.1-
+    70B-Instruct-FP8: kv_cache_quant_algo FP8) is read with it: vLLM's auto KV dtype is then
+    fp8, 80 layers × 8 KV heads × 128 × 2 (K, V) × 1 B = 163,840 B a token."""
+    cache = tmp_path / "snapshot"
+    cache.mkdir()
+    stem = "llama-3.1-70b-fp8"
+    sources = {
+        "config.json": HF_CONFIGS / f"{stem}.json",
+        "hf_quant_config.json": HF_CONFIGS / "hf_quant" / f"{stem}.json",
+    }
+
+    def hf_hub_download(repo: str, filename: str, **kwargs: Any) -> str:
+        if filename not in sources:
+            raise FileNotFoundError(filename)
+        shutil.copy(sources[filename], cache / filename)
+        return str(cache / filename)
+
+    def no_safetensors(repo: str, **kwargs: Any) -> Any:
+        raise FileNotFoundError("model.safetensors")
+
+    fake = types.SimpleNamespace(
+        hf_hub_download=hf_hub_download, get_safetensors_metadata=no_safetensors
+    )
+    monkeypatch.setitem(sys.modules, "huggingface_hub", fake)
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr("kvcalc.hub._reachable", lambda: True)
+    result = run_cli("calc", "nvidia/Llama-3.1-70B-Instruct-FP8", "--engine", "vllm",
+                     "--seq", "1024", "--format", "json")  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["kv_dtype"] == "fp8_e4m3"
+    assert data["bytes_per_token"] == 80 * 8 * 128 * 2 * 1
+
+
 def test_hf_option_still_works(run_cli: Run, hub: list[tuple[str, str, bool]]) -> None:
     """--hf ORG/NAME is the same as MODEL ORG/NAME."""
     result = run_cli("fit", "--hf", REPO, "--gpu", "h100-80gb", "--format", "json")

@@ -192,6 +192,9 @@ def test_gemma4_sglang_caches_k_and_v_on_k_eq_v_layers() -> None:
 
 GEMMA4_31B = CONFIGS / "gemma-4-31b.json"
 TRTLLM = ENGINES["trtllm"]
+# the 31B config.json publishes an fp8 KV cache (kv_cache_scheme), which TensorRT-LLM's auto
+# follows (tests/test_checkpoint_kv.py): the bf16 figures below ask for bf16
+BF16 = KV_DTYPES["bf16"]
 
 
 def _gemma4(path: Path) -> ModelSpec:
@@ -223,7 +226,9 @@ def _gemma4(path: Path) -> ModelSpec:
 def test_gemma4_trtllm_v2_frees_blocks_behind_the_window(seq: int, per_sequence: int) -> None:
     """Gemma-4-31B under TensorRT-LLM: K = V full layers cache K and V, sliding layers hold
     only the blocks their window still reaches (KVCacheManagerV2), below and above W."""
-    result = kv_cache(_gemma4(GEMMA4_31B), Workload(seq_len=seq), TRTLLM)
+    result = kv_cache(
+        _gemma4(GEMMA4_31B), Workload(seq_len=seq, k_dtype=BF16, v_dtype=BF16), TRTLLM
+    )
     assert result.bytes_per_token == 50 * 16384 + 10 * 8192  # 901,120
     assert result.per_sequence_bytes == per_sequence
 
@@ -246,7 +251,9 @@ def test_gemma4_trtllm_v2_frees_blocks_behind_the_window(seq: int, per_sequence:
 def test_gemma4_trtllm_heads_per_layer_ceil_over_tp(path: Path, tp: int, per_gpu: int) -> None:
     """KVCacheManagerV2 gives each layer ceil(n_kv / tp) of its own KV heads: Gemma 4's 2 or
     4 full-layer heads stop shrinking once tp passes them (one sequence of 8,192 tokens)."""
-    result = kv_cache(_gemma4(path), Workload(seq_len=8192, tp=tp), TRTLLM)
+    result = kv_cache(
+        _gemma4(path), Workload(seq_len=8192, tp=tp, k_dtype=BF16, v_dtype=BF16), TRTLLM
+    )
     assert result.per_gpu_bytes == per_gpu
 
 
@@ -269,7 +276,7 @@ def test_gemma4_trtllm_given_windows_free_blocks_too() -> None:
     on the 50 sliding layers (256 − 4,096 // 32 = 128 blocks at 8,192 tokens) and 8,192 =
     seq (no window) on the 10 full ones."""
     windows = (4096, 4096, 4096, 4096, 4096, 8192)
-    workload = Workload(seq_len=8192, attention_windows=windows)
+    workload = Workload(seq_len=8192, attention_windows=windows, k_dtype=BF16, v_dtype=BF16)
     result = kv_cache(_gemma4(GEMMA4_31B), workload, TRTLLM)
     assert result.per_sequence_bytes == 10 * 8192 * 8192 + 50 * 4096 * 16384  # 4,026,531,840
 

@@ -12,7 +12,7 @@ from kvcalc.hf import _standard
 from kvcalc.hf._config import _Config, _dtype, _positive, text_config
 from kvcalc.hf._tower import read_tower
 from kvcalc.hf.families import REFUSED, Family, families, is_cache_key, is_set
-from kvcalc.quant import published_weights
+from kvcalc.quant import checkpoint_kv, published_weights
 from kvcalc.records import record
 from kvcalc.specs import ModelSpec, format_validation_error
 
@@ -198,6 +198,7 @@ def import_config(
         "mtp_layers": fields.get("mtp_layers", 0),
         "mtp_unmodelled": fields.get("mtp_unmodelled"),
         "moe": fields.get("moe"),
+        "checkpoint_kv": checkpoint_kv(config),
     }
     try:
         spec = ModelSpec.model_validate(spec_data)
