@@ -22,7 +22,9 @@ uint8 weight, fp8 `weight_scale` of in/16 per row, fp32 `weight_scale_2` and `in
 and ModelOptFp8LinearMethod (fp32 per-tensor scales); compressed-tensors
 `pack_to_int32` (8 values per int32) and its `weight_shape`; vLLM gptq.py / awq.py
 create_weights. Everything that is not a quantised linear weight (embeddings, LM head,
-norms, biases, MoE routers, convolutions) ships in the checkpoint's own dtype. MoE routers
+norms, biases, MoE routers, convolutions) ships in the checkpoint's own dtype, but for the
+LM head of a ModelOpt recipe that does not exclude it (`lm_head`, sized as a linear of
+vocab × hidden in its format; see `_lm_head`). MoE routers
 stay unquantised in every published recipe read (listed in the ignore lists, or kept out
 by the engine's MoE gate with quant_config=None). DeepSeek-V4 also keeps tensors in a dtype
 of its own (`Stored`: fp32 sinks and hyper-connections, int64 hash-routing tables).
@@ -409,11 +411,13 @@ def weights_quant(
     part_weights: Mapping[str, int],
     dtype_bytes: int,
     stored: Sequence[Stored] = (),
+    lm_head: tuple[Linear, Format] | None = None,
 ) -> WeightsQuant:
     """Return the exact published bytes of each part: its quantised linears in their formats,
     the stored tensors at their own bytes, every other weight of the part (biases, norms,
     routers, unquantised linears) at dtype_bytes. The `other` part is sized only when stored
-    tensors fall in it. KvcalcError when the listed weights do not fit in the part's."""
+    tensors fall in it, `lm_head` only when the recipe quantises the LM head (given here
+    with its format). KvcalcError when the listed weights do not fit in the part's."""
     sized: tuple[str, ...] = PARTS + (("other",) if any(t.part == "other" for t in stored) else ())
     quantized = dict.fromkeys(sized, 0)
     quant_bytes = dict.fromkeys(sized, 0)
@@ -447,8 +451,19 @@ def weights_quant(
             quantized_weights=quantized[part],
             bytes=quant_bytes[part] + kept_bytes[part] + rest * dtype_bytes,
         )
-    summary = _summary(recipe, formats, used, [t.what for t in stored])
-    return WeightsQuant(method=recipe.method, summary=summary, **parts)
+    head_bytes = None
+    if lm_head is not None:
+        head, head_format = lm_head
+        head_bytes = PartBytes(
+            weights=head.weights,
+            quantized_weights=head.weights,
+            bytes=head_format.matrix_bytes(head.out_features, head.in_features),
+        )
+        used[head_format.name] = used.get(head_format.name, 0) + head.weights
+    summary = _summary(
+        recipe, formats, used, [t.what for t in stored], lm_head[1] if lm_head else None
+    )
+    return WeightsQuant(method=recipe.method, summary=summary, lm_head=head_bytes, **parts)
 
 
 def _summary(
@@ -456,9 +471,11 @@ def _summary(
     formats: Sequence[tuple[Linear, Format | None]],
     used: Mapping[str, int],
     stored: Sequence[str] = (),
+    lm_head: Format | None = None,
 ) -> str:
     """Return which kinds of linear ship in which format, in words ('some' where a kind is
-    split between formats), quantised formats first, then the stored tensors."""
+    split between formats), quantised formats first, then the stored tensors and a
+    quantised LM head."""
     if not used:
         return f"{recipe.method}: no linear of this model is quantised"
     where: dict[str, list[str]] = {}
@@ -476,6 +493,11 @@ def _summary(
         for label in order
     )
     described += "".join(f"; {what}" for what in dict.fromkeys(stored))
+    if lm_head is not None:
+        return (
+            f"{recipe.method}: {described}; LM head in {lm_head.name}; embeddings, norms and "
+            "biases in the model dtype"
+        )
     return f"{recipe.method}: {described}; embeddings, LM head, norms and biases in the model dtype"
 
 
@@ -1032,10 +1054,16 @@ def _deepseek_v4_stored(c: Mapping[str, Any]) -> tuple[Stored, ...]:
 
 
 def _nemotron_h_linears(c: Mapping[str, Any]) -> tuple[Linear, ...] | None:
-    """Nemotron-H's linears by hybrid_override_pattern letter (transformers
-    modeling_nemotron_h.py: Mamba2 mixer in_proj/out_proj, attention, relu² MLP and MoE
-    with up/down only, latent projections around the experts)."""
+    """Nemotron-H's linears by hybrid_override_pattern letter, or by layers_block_type where
+    the config names its layers so (Nemotron-3.5: mamba, attention, moe; the letters
+    kvcalc/hf/_mamba.py reads the spec's layers by) (transformers modeling_nemotron_h.py:
+    Mamba2 mixer in_proj/out_proj, attention, relu² MLP and MoE with up/down only, latent
+    projections around the experts)."""
+    from kvcalc.hf._mamba import _block_types_pattern
+
     pattern = c.get("hybrid_override_pattern")
+    if pattern is None and c.get("layers_block_type") is not None:
+        pattern = _block_types_pattern(c["layers_block_type"], "layers_block_type")
     if not isinstance(pattern, str):
         return None
     h = _int(c, "hidden_size")
@@ -1089,6 +1117,55 @@ def _nemotron_h_linears(c: Mapping[str, Any]) -> tuple[Linear, ...] | None:
     return tuple(out)
 
 
+# The LM head sits outside the decoder layers: at the top of the causal LM ("lm_head") or of
+# its language model inside a multimodal wrapper ("language_model.lm_head": Kimi-K2.5 / K2.6's
+# exclude list names it so). A model has one LM head, so a pattern naming either path names it.
+_LM_HEAD_PATHS = ("lm_head", "language_model.lm_head")
+
+
+def _lm_head(
+    recipe: Recipe, q: Mapping[str, Any], c: Mapping[str, Any], head_weights: int
+) -> tuple[Linear, Format] | None:
+    """Return the LM head (vocab_size × its input width) and the format it ships in when the
+    recipe quantises it; None when it ships in the model dtype.
+
+    ModelOpt: vLLM gives the ParallelLMHead the recipe's linear method unless
+    exclude_modules names it (vllm-project/vllm@00155cdecca722d98e34234c3d172725b7720b7d:
+    vllm/model_executor/layers/quantization/modelopt.py:ModelOptQuantConfigBase.
+    get_quant_method), and MIXED_PRECISION's quantized_layers may list `lm_head` itself
+    (nvidia/NVIDIA-Nemotron-3.5-Lightning-30B-A3B-NVFP4 and nvidia/Qwen3.6-27B-NVFP4:
+    W4A16_NVFP4). KvcalcError where a recipe may quantise the LM head in a way not sized
+    here: GPTQ / AWQ `lm_head: true` (vLLM gptq.py / awq.py `lm_head_quantized`), a
+    compressed-tensors recipe that does not ignore lm_head, a quantised LM head tied to the
+    embedding.
+    """
+    method = recipe.method
+    if method in ("gptq", "awq"):
+        if q.get("lm_head") is True:
+            raise KvcalcError(f"a {method} LM head (lm_head: true) is not sized")
+        return None
+    if not method.startswith(("modelopt", "compressed-tensors")):
+        return None  # fp8, mxfp4: the recipes kvcalc reads quantise no LM head
+    formats = [recipe.format_for(Linear(path, "mlp", 1, 1)) for path in _LM_HEAD_PATHS]
+    if recipe.per_module:  # listed by name: quantised when either path is listed
+        fmt = next((f for f in formats if f is not None), None)
+    else:  # quantised unless a pattern excludes either path
+        fmt = None if None in formats else formats[0]
+    if fmt is None:
+        return None
+    if method.startswith("compressed-tensors"):
+        raise KvcalcError(
+            "a compressed-tensors recipe whose ignore list leaves out lm_head is not sized "
+            "(whether the LM head ships quantised is not modelled)"
+        )
+    if head_weights == 0:
+        raise KvcalcError("the recipe quantises lm_head, which is tied to the embedding")
+    vocab = _int(c, "vocab_size")
+    if head_weights % vocab:
+        raise LayoutMismatch(f"its LM head of {head_weights:,} weights is not vocab_size rows")
+    return Linear("lm_head", "mlp", vocab, head_weights // vocab), fmt
+
+
 def published_weights(
     config: Mapping[str, Any],
     text: Mapping[str, Any],
@@ -1134,7 +1211,11 @@ def published_weights(
             "modelled); pass --weights-dtype to choose",
         )
     try:
-        return weights_quant(recipe, linears, part_weights, dtype_bytes, stored), ()
+        head = _lm_head(recipe, q, text, part_weights.get("lm_head", 0))
+    except KvcalcError as exc:
+        return None, (f"weights counted in the model dtype, an upper bound: {exc}",)
+    try:
+        return weights_quant(recipe, linears, part_weights, dtype_bytes, stored, head), ()
     except LayoutMismatch as exc:
         return None, (
             f"weights counted in the model dtype, an upper bound: the {recipe.method} "

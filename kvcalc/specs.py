@@ -34,7 +34,9 @@ class WeightsQuant(_Spec):
     `parts` holds the attention, MLP and expert parts (the only parts with quantised
     linears); embeddings, the LM head, norms and the rest ship in the model's dtype, but
     for `other` when the model keeps those parameters in a dtype of its own (DeepSeek-V4's
-    fp32 hyper-connections).
+    fp32 hyper-connections) and for `lm_head` when the recipe quantises the LM head
+    (ModelOpt's quantized_layers naming lm_head, as Nemotron-3.5-Lightning's and
+    Qwen3.6's NVFP4 checkpoints do).
     """
 
     method: str = Field(min_length=1, description="quant_method (modelopt: its quant_algo)")
@@ -44,6 +46,9 @@ class WeightsQuant(_Spec):
     experts: PartBytes
     other: PartBytes | None = Field(
         default=None, description="the `other` parameters, when not in the model dtype"
+    )
+    lm_head: PartBytes | None = Field(
+        default=None, description="the LM head, when the recipe quantises it"
     )
 
     def part(self, name: Part) -> PartBytes:

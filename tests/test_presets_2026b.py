@@ -1,0 +1,171 @@
+"""The presets added in the 2026b batch, each checked against its published recipe and config.
+
+Every expected value is derived by hand in the test from the published config.json /
+hf_quant_config.json copies in tests/data/hf_configs (and hf_quant/), with the byte rules of
+kvcalc/quant.py: ModelOpt NVFP4 keeps 4 bits a weight, one fp8 scale per 16 inputs of a
+row and fp32 weight_scale_2 + input_scale (8 B) a matrix; W4A16_NVFP4 drops the
+input_scale (4 B); ModelOpt FP8 keeps one byte a weight and two fp32 scales (8 B).
+"""
+
+from __future__ import annotations
+
+import pytest
+from typer.testing import CliRunner
+
+from kvcalc.cli import app
+from kvcalc.engines import ENGINES
+from kvcalc.formula import Workload, kv_cache
+from kvcalc.planner import weights_per_stage
+from kvcalc.presets import load_model
+from kvcalc.quant import published_weights
+
+NEW_PRESETS = [
+    "kimi-k2.7-code-nvfp4",
+    "nemotron-3.5-lightning-30b-a3b-nvfp4",
+]
+
+
+def _nvfp4(out_features: int, in_features: int) -> int:
+    """One NVFP4 matrix: 4-bit values, an fp8 scale per 16 inputs a row, 8 B of fp32 scales."""
+    return out_features * in_features // 2 + out_features * (in_features // 16) + 8
+
+
+def _w4a16_nvfp4(out_features: int, in_features: int) -> int:
+    """One W4A16_NVFP4 matrix: as NVFP4 without the input_scale (4 B of fp32 scales)."""
+    return out_features * in_features // 2 + out_features * (in_features // 16) + 4
+
+
+def _tiny_llama() -> tuple[dict[str, int], dict[str, int]]:
+    """A one-layer llama config (hidden 32, 4 heads of 8, MLP 64, vocab 64) and its parts:
+    attention 4 × 32 × 32, MLP 3 × 64 × 32, an untied LM head 64 × 32."""
+    config = {
+        "vocab_size": 64, "hidden_size": 32, "num_hidden_layers": 1,
+        "num_attention_heads": 4, "num_key_value_heads": 4, "intermediate_size": 64,
+    }  # fmt: skip
+    return config, {"attention": 4 * 32 * 32, "mlp": 3 * 64 * 32, "experts": 0, "lm_head": 64 * 32}
+
+
+def test_kimi_k2_7_code_nvfp4_experts_and_mla_latent() -> None:
+    """nvidia/Kimi-K2.7-Code-NVFP4 (text_config: hidden 7168, 61 layers, first_k_dense_replace
+    1, 384 routed experts of moe_intermediate_size 2048; kv_lora_rank 512, qk_rope_head_dim
+    64; hf_quant_config NVFP4 group 16 excluding every self_attn, shared expert, layer 0 and
+    lm_head): the 60 MoE layers' experts are gate and up 2048 × 7168 and down 7168 × 2048 in
+    NVFP4, the router 384 × 7168 in bf16. The MLA cache keeps the 512 + 64 latent, 2 B each,
+    in every one of the 61 layers."""
+    spec = load_model("kimi-k2.7-code-nvfp4")
+    wq = spec.weights_quant
+    assert wq is not None and wq.method == "modelopt NVFP4"
+    per_expert = 2 * _nvfp4(2048, 7168) + _nvfp4(7168, 2048)
+    assert per_expert == 2 * (7_340_032 + 917_504 + 8) + (7_340_032 + 917_504 + 8)
+    assert wq.experts.quantized_weights == 60 * 384 * 3 * 2048 * 7168
+    assert wq.experts.bytes == 60 * (384 * per_expert + 384 * 7168 * 2)
+    assert wq.attention.quantized_weights == 0 and wq.lm_head is None  # excluded: bf16
+    result = kv_cache(spec, Workload(seq_len=1), ENGINES["formula"])
+    assert result.bytes_per_token == 61 * (512 + 64) * 2 == 70_272
+
+
+def test_nemotron_3_5_lightning_reads_layers_block_type_for_its_recipe() -> None:
+    """nvidia/NVIDIA-Nemotron-3.5-Lightning-30B-A3B-NVFP4 names its 52 layers by
+    layers_block_type (23 mamba, 23 moe, 6 attention); hidden 2688, Mamba 64 heads × 64,
+    n_groups 8, ssm_state_size 128; 128 experts of 1856, a shared expert of 3712; vocab
+    131072. Its MIXED_PRECISION quantized_layers: Mamba in_proj / out_proj FP8, expert and
+    shared-expert up / down W4A16_NVFP4, lm_head W4A16_NVFP4; attention (q, k, v, o) excluded.
+
+    Mamba in_proj rows 2·4096 + 2·8·128 + 64 = 10,304. Attention part: 23 × (10,304·2688 +
+    8 + 2688·4096 + 8) in FP8 + 6 × ((4096 + 256 + 256)·2688 + 2688·4096) weights × 2 B.
+    Experts: 23 × 128 × (up 1856 × 2688 + down 2688 × 1856), router 128 × 2688 bf16. LM head
+    131,072 × 2,688 in W4A16_NVFP4 (never bf16). KV: 6 attention layers × 2 × 2 KV heads ×
+    128 × 2 B."""
+    spec = load_model("nemotron-3.5-lightning-30b-a3b-nvfp4")
+    wq = spec.weights_quant
+    assert wq is not None and wq.method == "modelopt MIXED_PRECISION"
+    in_proj = 2 * 64 * 64 + 2 * 8 * 128 + 64
+    assert in_proj == 10_304
+    attention_fp8 = 23 * (in_proj * 2688 + 8 + 2688 * 4096 + 8)
+    attention_bf16 = 6 * ((4096 + 256 + 256) * 2688 + 2688 * 4096) * 2
+    assert wq.attention.bytes == attention_fp8 + attention_bf16
+    assert wq.attention.quantized_weights == 23 * (in_proj * 2688 + 2688 * 4096)
+    up, down = _w4a16_nvfp4(1856, 2688), _w4a16_nvfp4(2688, 1856)
+    assert up == down == 2_494_464 + 311_808 + 4
+    experts = 23 * (128 * (up + down) + 128 * 2688 * 2)
+    assert wq.experts.bytes == experts
+    mlp = 23 * (_w4a16_nvfp4(3712, 2688) + _w4a16_nvfp4(2688, 3712))
+    assert wq.mlp.bytes == mlp
+    lm_head = _w4a16_nvfp4(131_072, 2688)
+    assert lm_head == 176_160_768 + 22_020_096 + 4
+    assert wq.lm_head is not None and wq.lm_head.bytes == lm_head
+    # one GPU holds it all: the parts as published, the LM head in W4A16_NVFP4; embedding
+    # 131,072 × 2,688, norms 53 × 2,688 and the Mamba 'other' 23 × (conv1d 6,144 × 4 + bias
+    # 6,144 + A_log, D, dt_bias 3 × 64 + norm 4,096) in bf16
+    kept = 131_072 * 2688 + 53 * 2688 + 23 * (6144 * 4 + 6144 + 3 * 64 + 4096)
+    total = attention_fp8 + attention_bf16 + experts + mlp + lm_head + 2 * kept
+    assert weights_per_stage(spec, ENGINES["vllm"], 1, 1, None) == (total,)
+    result = kv_cache(spec, Workload(seq_len=1), ENGINES["formula"])
+    assert result.bytes_per_token == 6 * 2 * 2 * 128 * 2 == 6_144
+
+
+def test_qwen3_6_27b_lm_head_is_sized_as_its_recipe_lists_it() -> None:
+    """nvidia/Qwen3.6-27B-NVFP4's quantized_layers lists lm_head W4A16_NVFP4 (vocab 248,320 ×
+    hidden 5,120): 635,699,200 B of 4-bit values + 248,320 × 320 fp8 scales + 4 B, not
+    2 × 1,271,398,400 B of bf16 as kvcalc counted it before."""
+    wq = load_model("qwen3.6-27b").weights_quant
+    assert wq is not None and wq.lm_head is not None
+    assert wq.lm_head.weights == 248_320 * 5120
+    assert wq.lm_head.bytes == 248_320 * 5120 // 2 + 248_320 * 320 + 4 == 715_161_604
+    assert "LM head in nvfp4 weight-only" in wq.summary
+
+
+def test_lm_head_exclusion_under_a_multimodal_wrapper_is_honoured() -> None:
+    """Kimi-K2.5-style exclude lists name the head 'language_model.lm_head': it stays in the
+    model dtype; with no exclusion a ModelOpt NVFP4 recipe quantises it (vLLM
+    ModelOptQuantConfigBase.get_quant_method gives ParallelLMHead the linear method)."""
+    config, parts = _tiny_llama()
+    for ignore, quantised in ((["language_model.lm_head"], False), ([], True)):
+        q = {"quant_method": "modelopt", "quant_algo": "NVFP4", "exclude_modules": ignore}
+        wq, warnings = published_weights({"quantization_config": q}, config, "llama", parts, 2)
+        assert not warnings and wq is not None
+        assert (wq.lm_head is not None) is quantised
+        if wq.lm_head is not None:
+            assert wq.lm_head.bytes == 64 * 32 // 2 + 64 * 2 + 8
+
+
+@pytest.mark.parametrize(
+    ("q", "why"),
+    [
+        ({"quant_method": "gptq", "bits": 4, "group_size": 128, "lm_head": True}, "lm_head: true"),
+        (
+            {
+                "quant_method": "compressed-tensors",
+                "config_groups": {
+                    "g": {
+                        "targets": ["Linear"],
+                        "format": "pack-quantized",
+                        "weights": {"num_bits": 4, "type": "int", "strategy": "group",
+                                    "group_size": 32},
+                    }
+                },
+                "ignore": [],
+            },
+            "leaves out lm_head",
+        ),
+    ],
+)  # fmt: skip
+def test_an_lm_head_quantised_in_a_way_not_sized_warns(q: dict[str, object], why: str) -> None:
+    """A recipe that may quantise the LM head in a layout kvcalc does not size gives the
+    upper-bound warning naming it, never a silent bf16 LM head."""
+    config, parts = _tiny_llama()
+    wq, warnings = published_weights({"quantization_config": q}, config, "llama", parts, 2)
+    assert wq is None
+    assert len(warnings) == 1 and "upper bound" in warnings[0] and why in warnings[0]
+
+
+@pytest.mark.parametrize("engine", ["hf", "vllm", "sglang", "trtllm", "llamacpp"])
+@pytest.mark.parametrize("name", NEW_PRESETS)
+def test_new_presets_answer_or_refuse_in_one_line(name: str, engine: str) -> None:
+    """`kvcalc calc <preset> --engine E` answers (exit 0) or refuses with one error line
+    (exit 2), never a traceback."""
+    result = CliRunner().invoke(app, ["calc", name, "--engine", engine])
+    assert result.exit_code in (0, 2), result.output
+    assert "Traceback" not in result.output
+    if result.exit_code == 2:
+        assert result.stderr.count("error:") == 1
