@@ -9,6 +9,9 @@ input_scale (4 B); ModelOpt FP8 keeps one byte a weight and two fp32 scales (8 B
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 from typer.testing import CliRunner
 
@@ -22,7 +25,9 @@ from kvcalc.quant import published_weights
 NEW_PRESETS = [
     "kimi-k2.7-code-nvfp4",
     "nemotron-3.5-lightning-30b-a3b-nvfp4",
+    "glm-5.1-nvfp4",
 ]
+CONFIGS = Path(__file__).parent / "data" / "hf_configs"
 
 
 def _nvfp4(out_features: int, in_features: int) -> int:
@@ -102,6 +107,27 @@ def test_nemotron_3_5_lightning_reads_layers_block_type_for_its_recipe() -> None
     assert weights_per_stage(spec, ENGINES["vllm"], 1, 1, None) == (total,)
     result = kv_cache(spec, Workload(seq_len=1), ENGINES["formula"])
     assert result.bytes_per_token == 6 * 2 * 2 * 128 * 2 == 6_144
+
+
+def test_glm_5_1_nvfp4_experts_and_dsa_latent() -> None:
+    """nvidia/GLM-5.1-NVFP4 (hidden 6144, 78 layers, mlp_layer_types 3 dense then 75 sparse,
+    256 routed experts of moe_intermediate_size 2048; kv_lora_rank 512, qk_rope_head_dim 64,
+    index_head_dim 128, indexer_types all full; NVFP4 group 16 excluding lm_head, layers 0-2,
+    every self_attn and shared expert): each MoE layer's experts gate and up 2048 × 6144 and
+    down 6144 × 2048 in NVFP4, its router 256 × 6144 bf16. Each layer caches the 512 + 64
+    latent and one 128-wide indexer key, 2 B each."""
+    config = json.loads((CONFIGS / "glm-5.1-nvfp4.json").read_text())
+    assert config["mlp_layer_types"] == ["dense"] * 3 + ["sparse"] * 75  # = first_k_dense 3
+    assert config["indexer_types"] == ["full"] * 78
+    spec = load_model("glm-5.1-nvfp4")
+    wq = spec.weights_quant
+    assert wq is not None and wq.method == "modelopt NVFP4" and wq.lm_head is None
+    per_expert = 2 * _nvfp4(2048, 6144) + _nvfp4(6144, 2048)
+    assert per_expert == 2 * (6_291_456 + 786_432 + 8) + (6_291_456 + 786_432 + 8)
+    assert wq.experts.bytes == 75 * (256 * per_expert + 256 * 6144 * 2)
+    assert wq.attention.quantized_weights == 0 and wq.mlp.quantized_weights == 0
+    result = kv_cache(spec, Workload(seq_len=1), ENGINES["formula"])
+    assert result.bytes_per_token == 78 * ((512 + 64) * 2 + 128 * 2) == 109_824
 
 
 def test_qwen3_6_27b_lm_head_is_sized_as_its_recipe_lists_it() -> None:
