@@ -654,10 +654,16 @@ def _mimo_v2_flash_linears(c: Mapping[str, Any]) -> tuple[Linear, ...]:
 def _gemma4_linears(c: Mapping[str, Any]) -> tuple[Linear, ...] | None:
     """Gemma 4's linears (transformers modeling_gemma4.py): q/o per layer, k/v in the layers
     that keep their own KV (no v_proj in full layers with attention_k_eq_v), the MLP doubled
-    in KV-shared layers with use_double_wide_mlp. None for the MoE block (its module names
-    are not listed here)."""
-    if c.get("enable_moe_block") or c.get("hidden_size_per_layer_input"):
+    in KV-shared layers with use_double_wide_mlp; with enable_moe_block each layer's router
+    proj (num_experts × hidden, unquantised) and its experts beside the dense MLP, each
+    expert a gate_proj, up_proj (moe_intermediate_size × hidden) and down_proj, the 2-D
+    per-expert matrices a quantised checkpoint ships (vllm-project/vllm@001cabc1be16a59a70d7
+    20ed61a13b678c060a18:vllm/model_executor/models/gemma4.py:Gemma4Model.load_weights,
+    expert_params_mapping: experts.{id}.gate_proj / up_proj / down_proj, each with its own
+    scales). None with per-layer inputs (their module names are not listed here)."""
+    if c.get("hidden_size_per_layer_input"):
         return None
+    moe = bool(c.get("enable_moe_block"))
     h = _int(c, "hidden_size")
     n_layers = _int(c, "num_hidden_layers")
     n_heads, n_kv, d = (
@@ -688,6 +694,17 @@ def _gemma4_linears(c: Mapping[str, Any]) -> tuple[Linear, ...] | None:
         out.append(Linear(a + "o_proj", "attention", h, n_heads * dl))
         width = inter * (2 if double and i >= first_shared else 1)
         out += _gated(f"layers.{i}.mlp.", "mlp", h, width)
+        if moe:
+            n_experts = _int(c, "num_experts")
+            out.append(Linear(f"layers.{i}.router.proj", "experts", n_experts, h, router=True))
+            out += _gated(
+                f"layers.{i}.experts.0.",
+                "experts",
+                h,
+                _int(c, "moe_intermediate_size"),
+                n_experts,
+                True,
+            )
     return tuple(out)
 
 

@@ -26,6 +26,7 @@ NEW_PRESETS = [
     "kimi-k2.7-code-nvfp4",
     "nemotron-3.5-lightning-30b-a3b-nvfp4",
     "glm-5.1-nvfp4",
+    "gemma-4-26b-a4b-nvfp4",
 ]
 CONFIGS = Path(__file__).parent / "data" / "hf_configs"
 
@@ -128,6 +129,32 @@ def test_glm_5_1_nvfp4_experts_and_dsa_latent() -> None:
     assert wq.attention.quantized_weights == 0 and wq.mlp.quantized_weights == 0
     result = kv_cache(spec, Workload(seq_len=1), ENGINES["formula"])
     assert result.bytes_per_token == 78 * ((512 + 64) * 2 + 128 * 2) == 109_824
+
+
+def test_gemma_4_26b_a4b_nvfp4_sizes_its_moe_experts() -> None:
+    """nvidia/Gemma-4-26B-A4B-NVFP4 (text_config: hidden 2816, 30 layers, enable_moe_block,
+    128 experts of moe_intermediate_size 704 beside a dense MLP of 2112; 16 heads; sliding
+    layers 8 KV heads × 256, every 6th layer global with 2 KV heads × 512 and attention_k_eq_v
+    (K only); sliding_window 1024; NVFP4 group 16 excluding every self_attn, mlp, router, the
+    vision tower and lm_head): each layer's 128 experts ship as gate_proj and up_proj 704 ×
+    2816 and down_proj 2816 × 704 in NVFP4 (vLLM gemma4.py expert_params_mapping), the router
+    proj 128 × 2816, its scale 2816 and per_expert_scale 128 in bf16. KV per token at a seq
+    within the window: 25 sliding layers × 2 (K, V) × 8 × 256 × 2 B + 5 global layers × 2 ×
+    2 × 512 × 2 B: attention_k_eq_v drops v_proj, not V, whose states are the k_proj output
+    under v_norm, cached beside K (transformers 5.25 models/gemma4/modeling_gemma4.py
+    Gemma4TextAttention.forward: value_states = key_states, v_norm, cache.update(key, value))."""
+    spec = load_model("gemma-4-26b-a4b-nvfp4")
+    wq = spec.weights_quant
+    assert wq is not None and wq.method == "modelopt NVFP4"
+    per_expert = 2 * _nvfp4(704, 2816) + _nvfp4(2816, 704)
+    assert per_expert == 2 * (991_232 + 123_904 + 8) + (991_232 + 123_904 + 8)
+    assert wq.experts.quantized_weights == 30 * 128 * 3 * 704 * 2816
+    assert wq.experts.bytes == 30 * (128 * per_expert + (128 * 2816 + 2816 + 128) * 2)
+    assert wq.mlp.bytes == 30 * 3 * 2112 * 2816 * 2  # dense MLP excluded: bf16
+    assert wq.attention.quantized_weights == 0 and wq.lm_head is None
+    assert spec.tower is not None and not spec.tower.quantized  # model.vision_tower* excluded
+    result = kv_cache(spec, Workload(seq_len=1), ENGINES["formula"])
+    assert result.bytes_per_token == 25 * 2 * 8 * 256 * 2 + 5 * 2 * 2 * 512 * 2 == 225_280
 
 
 def test_qwen3_6_27b_lm_head_is_sized_as_its_recipe_lists_it() -> None:
