@@ -11,6 +11,7 @@ tensors, counted here in the dtypes they ship in. For a linear of `out` × `in` 
 | fp8 per tensor (ModelOpt FP8) | fp8 weight + fp32 `weight_scale` + fp32 `input_scale` | out·in + 8 |
 | mxfp4 (gpt-oss experts) | 4-bit `_blocks` + e8m0 `_scales`, one per 32 inputs | out·in/2 + out·⌈in/32⌉ |
 | nvfp4 (ModelOpt) | 4-bit weight + fp8 `weight_scale` per 16 + fp32 `weight_scale_2` + fp32 `input_scale` | out·in/2 + out·⌈in/16⌉ + 8 |
+| mxfp8 (ModelOpt) | fp8 weight + e8m0 `weight_scale` per 32 inputs | out·in + out·⌈in/32⌉ |
 | int4 group g, compressed-tensors pack-quantized | int32 `weight_packed` + bf16 `weight_scale` per group + int64[2] `weight_shape` | out·in/2 + out·⌈in/g⌉·2 + 16 |
 | GPTQ, b bits, group g | int32 `qweight`, `qzeros` + fp16 `scales` per group + int32 `g_idx` | out·in·b/8 + ⌈in/g⌉·out·(b/8 + 2) + 4·in |
 | AWQ, b bits, group g | int32 `qweight`, `qzeros` + fp16 `scales` per group | out·in·b/8 + ⌈in/g⌉·out·(b/8 + 2) |
@@ -18,8 +19,10 @@ tensors, counted here in the dtypes they ship in. For a linear of `out` × `in` 
 Sources: DeepSeek-V3's README_WEIGHTS.md (fp8 128×128 blocks, `weight_scale_inv` fp32);
 transformers integrations/mxfp4.py (`*_blocks` (…, in/32, 16) uint8 and `*_scales`
 (…, in/32) uint8 e8m0); vLLM modelopt.py ModelOptNvFp4LinearMethod.create_weights (packed
-uint8 weight, fp8 `weight_scale` of in/16 per row, fp32 `weight_scale_2` and `input_scale`)
-and ModelOptFp8LinearMethod (fp32 per-tensor scales); compressed-tensors
+uint8 weight, fp8 `weight_scale` of in/16 per row, fp32 `weight_scale_2` and `input_scale`),
+ModelOptMxFp8LinearMethod (fp8 E4M3 weight, uint8 e8m0 `weight_scale` of in/32 per row, no
+per-tensor scale; vllm-project/vllm@00155cdecca722d98e34234c3d172725b7720b7d) and
+ModelOptFp8LinearMethod (fp32 per-tensor scales); compressed-tensors
 `pack_to_int32` (8 values per int32) and its `weight_shape`; vLLM gptq.py / awq.py
 create_weights. Everything that is not a quantised linear weight (embeddings, LM head,
 norms, biases, MoE routers, convolutions) ships in the checkpoint's own dtype, but for the
@@ -59,7 +62,7 @@ class Format:
     """One quantised linear format: how many bytes a weight matrix of out × in takes."""
 
     name: str
-    kind: Literal["fp8_block", "fp8_tensor", "mxfp4", "nvfp4", "int_pack", "gptq", "awq"]
+    kind: Literal["fp8_block", "fp8_tensor", "mxfp4", "mxfp8", "nvfp4", "int_pack", "gptq", "awq"]
     bits: int = 8
     group: int = 0  # group / block size along the input dimension
     block_out: int = 0  # fp8 block: rows per block
@@ -78,6 +81,8 @@ class Format:
             return n + self.per_tensor_bytes
         if self.kind == "mxfp4":
             return -(-n // 2) + out_features * groups
+        if self.kind == "mxfp8":
+            return n + out_features * groups
         if self.kind == "nvfp4":
             return -(-n // 2) + out_features * groups + self.per_tensor_bytes
         if self.kind == "int_pack":
@@ -109,6 +114,7 @@ def _fp8_block(block: Sequence[int], static: bool, scale_bytes: int = 4) -> Form
 
 FP8_TENSOR = Format("fp8 (per-tensor fp32 scales)", "fp8_tensor", per_tensor_bytes=8)
 MXFP4 = Format("mxfp4 (e8m0 scale per 32)", "mxfp4", 4, 32)
+MXFP8 = Format("mxfp8 (e8m0 scale per 32)", "mxfp8", 8, 32)
 NVFP4 = Format("nvfp4 (fp8 scale per 16 + fp32 global)", "nvfp4", 4, 16, per_tensor_bytes=8)
 NVFP4_W4A16 = Format("nvfp4 weight-only (fp8 scale per 16)", "nvfp4", 4, 16, per_tensor_bytes=4)
 
@@ -279,12 +285,14 @@ def _strings(value: Any, key: str) -> tuple[str, ...]:
 def _modelopt_format(algo: Any, group: Any) -> Format:
     if algo == "FP8":
         return FP8_TENSOR
+    if algo == "MXFP8":
+        return MXFP8
     if algo in ("NVFP4", "W4A16_NVFP4"):
         if group not in (None, 16):
             raise KvcalcError(f"ModelOpt {algo} with group_size {group!r} is not modelled (16 is)")
         return NVFP4 if algo == "NVFP4" else NVFP4_W4A16
     raise KvcalcError(
-        f"ModelOpt quant_algo {algo!r} is not modelled (FP8, NVFP4, W4A16_NVFP4 and "
+        f"ModelOpt quant_algo {algo!r} is not modelled (FP8, MXFP8, NVFP4, W4A16_NVFP4 and "
         "MIXED_PRECISION of those are); pass --weights-dtype to size the weights yourself"
     )
 
@@ -550,6 +558,8 @@ def hf_linears(c: Mapping[str, Any], family: str) -> tuple[Linear, ...] | None:
         return _qwen_gdn_linears(c, family)
     if family == "kimi_k3":
         return _kimi_k3_linears(c)
+    if family == "minimax_m3":
+        return _minimax_m3_linears(c)
     if family not in _DENSE | _DEEPSEEK_LIKE | _QWEN_MOE | {
         "mixtral",
         "minimax_m2",
@@ -864,6 +874,61 @@ def _qwen_gdn_linears(c: Mapping[str, Any], family: str) -> tuple[Linear, ...]:
                 out.append(Linear(m + "shared_expert_gate", "mlp", 1, h, router=True))
         else:
             out += _gated(m, "mlp", h, _int(c, "intermediate_size"))
+    return tuple(out)
+
+
+def _minimax_m3_linears(c: Mapping[str, Any]) -> tuple[Linear, ...]:
+    """MiniMax-M3's linears under the checkpoint's module names (language_model.model.layers.N.
+    self_attn.q_proj, k_proj, v_proj, o_proj, in sparse layers index_q_proj and
+    index_k_proj; block_sparse_moe.gate, experts.N.w1 / w3 / w2, shared_experts.gate_proj /
+    up_proj / down_proj in MoE layers; mlp.gate_proj / up_proj / down_proj in dense ones, as
+    nvidia/MiniMax-M3-NVFP4's quantized_layers names them), of the shapes and layer kinds
+    kvcalc/hf/_minimax_m3.py counts the parameters by."""
+    from kvcalc.hf._config import _Config
+    from kvcalc.hf._minimax_m3 import _INDEX_KEYS, _layer_kinds, _moe_layers, _sparse_config
+
+    cfg = _Config(dict(c))
+    sparse = _sparse_config(cfg)
+    h, n_layers = _int(c, "hidden_size"), _int(c, "num_hidden_layers")
+    n_heads, n_kv = _int(c, "num_attention_heads"), _int(c, "num_key_value_heads")
+    d = _int(c, "head_dim", default=128)
+    index = {
+        flat: sparse[legacy] if legacy in sparse else _int(c, flat, default=default)
+        for flat, (legacy, default) in _INDEX_KEYS.items()
+    }
+    index_heads, index_dim = int(index["index_n_heads"]), int(index["index_head_dim"])
+    kinds = _layer_kinds(cfg, sparse, n_layers)
+    moe = _moe_layers(cfg, n_layers)
+    n_experts = _int(c, "num_local_experts", default=128)
+    expert_inter = _int(c, "intermediate_size", default=3072)
+    shared_inter = _int(c, "shared_intermediate_size", default=3072)
+    dense_inter = _int(c, "dense_intermediate_size", default=12288)
+    out: list[Linear] = []
+    for i in range(n_layers):
+        a = f"layers.{i}.self_attn."
+        out += [
+            Linear(a + "q_proj", "attention", n_heads * d, h),
+            Linear(a + "k_proj", "attention", n_kv * d, h),
+            Linear(a + "v_proj", "attention", n_kv * d, h),
+            Linear(a + "o_proj", "attention", h, n_heads * d),
+        ]
+        if kinds[i] == "sparse":
+            out += [
+                Linear(a + "index_q_proj", "attention", index_heads * index_dim, h),
+                Linear(a + "index_k_proj", "attention", index_dim, h),
+            ]
+        if moe[i]:
+            b = f"layers.{i}.block_sparse_moe."
+            e = b + "experts.0."
+            out += [
+                Linear(b + "gate", "experts", n_experts, h, router=True),
+                Linear(e + "w1", "experts", expert_inter, h, n_experts, True),
+                Linear(e + "w3", "experts", expert_inter, h, n_experts, True),
+                Linear(e + "w2", "experts", h, expert_inter, n_experts, True),
+            ]
+            out += _gated(b + "shared_experts.", "mlp", h, shared_inter)
+        else:
+            out += _gated(f"layers.{i}.mlp.", "mlp", h, dense_inter)
     return tuple(out)
 
 

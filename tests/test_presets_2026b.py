@@ -27,6 +27,7 @@ NEW_PRESETS = [
     "nemotron-3.5-lightning-30b-a3b-nvfp4",
     "glm-5.1-nvfp4",
     "gemma-4-26b-a4b-nvfp4",
+    "minimax-m3-nvfp4",
 ]
 CONFIGS = Path(__file__).parent / "data" / "hf_configs"
 
@@ -49,6 +50,12 @@ def _tiny_llama() -> tuple[dict[str, int], dict[str, int]]:
         "num_attention_heads": 4, "num_key_value_heads": 4, "intermediate_size": 64,
     }  # fmt: skip
     return config, {"attention": 4 * 32 * 32, "mlp": 3 * 64 * 32, "experts": 0, "lm_head": 64 * 32}
+
+
+def _mxfp8(out_features: int, in_features: int) -> int:
+    """One MXFP8 matrix: an fp8 byte a weight and an e8m0 byte per 32 inputs of a row (vLLM
+    ModelOptMxFp8LinearMethod.create_weights: weight [N, K] fp8, weight_scale [N, K/32] uint8)."""
+    return out_features * in_features + out_features * (in_features // 32)
 
 
 def test_kimi_k2_7_code_nvfp4_experts_and_mla_latent() -> None:
@@ -155,6 +162,33 @@ def test_gemma_4_26b_a4b_nvfp4_sizes_its_moe_experts() -> None:
     assert spec.tower is not None and not spec.tower.quantized  # model.vision_tower* excluded
     result = kv_cache(spec, Workload(seq_len=1), ENGINES["formula"])
     assert result.bytes_per_token == 25 * 2 * 8 * 256 * 2 + 5 * 2 * 2 * 512 * 2 == 225_280
+
+
+def test_minimax_m3_nvfp4_mixes_mxfp8_and_nvfp4() -> None:
+    """nvidia/MiniMax-M3-NVFP4 (text_config: hidden 6144, 60 layers, 64 heads / 4 KV heads of
+    128, moe_layer_freq and sparse_attention_freq 0 for layers 0-2 then 1; 128 experts of
+    intermediate_size 3072, a shared expert of 3072, dense_intermediate_size 12288; indexer 4
+    heads × 128). Its MIXED_PRECISION quantized_layers: q/k/v/o, index_q_proj / index_k_proj,
+    the dense and shared MLPs MXFP8, experts w1/w3/w2 NVFP4; gate and lm_head excluded.
+
+    Attention: 60 × (q 8192 × 6144, k and v 512 × 6144, o 6144 × 8192 in MXFP8 + q/k norms
+    2 × 128 bf16) + 57 × (index_q 512 × 6144, index_k 128 × 6144 in MXFP8 + 2 × 128 norms).
+    KV: 60 layers × 2 × 4 × 128 × 2 B + 57 sparse layers × one 128-wide bf16 indexer key."""
+    spec = load_model("minimax-m3-nvfp4")
+    wq = spec.weights_quant
+    assert wq is not None and wq.method == "modelopt MIXED_PRECISION" and wq.lm_head is None
+    assert _mxfp8(8192, 6144) == 50_331_648 + 1_572_864
+    attention = 60 * (
+        _mxfp8(8192, 6144) + 2 * _mxfp8(512, 6144) + _mxfp8(6144, 8192) + 2 * 128 * 2
+    ) + 57 * (_mxfp8(512, 6144) + _mxfp8(128, 6144) + 2 * 128 * 2)
+    assert wq.attention.bytes == attention
+    mlp = 3 * (2 * _mxfp8(12288, 6144) + _mxfp8(6144, 12288))
+    mlp += 57 * (2 * _mxfp8(3072, 6144) + _mxfp8(6144, 3072))
+    assert wq.mlp.bytes == mlp
+    per_expert = 2 * _nvfp4(3072, 6144) + _nvfp4(6144, 3072)
+    assert wq.experts.bytes == 57 * (128 * per_expert + 128 * 6144 * 2)
+    result = kv_cache(spec, Workload(seq_len=1), ENGINES["formula"])
+    assert result.bytes_per_token == 60 * 2 * 4 * 128 * 2 + 57 * 128 * 2 == 137_472
 
 
 def test_qwen3_6_27b_lm_head_is_sized_as_its_recipe_lists_it() -> None:
