@@ -1034,13 +1034,36 @@ _DEEPSEEK_V4_UNQUANTISED = (
 
 def _deepseek_v4_recipe(q: Mapping[str, Any], expert_dtype: str) -> Recipe:
     """Return DeepSeek-V4's fp8 release recipe as vLLM's DeepseekV4FP8Config reads it: the
-    linears built with the quant config in fp8 blocks, the routed experts by expert_dtype."""
+    linears built with the quant config in fp8 blocks, the routed experts by expert_dtype.
+
+    With expert_dtype fp4 and the quantization_config's moe_quant_algo NVFP4 (NVIDIA's
+    DeepSeek-V4 NVFP4 checkpoints: ModelOpt replaced the MXFP4 experts, everything else is
+    the fp8 release) the routed experts are ModelOptNvFp4FusedMoE's NVFP4 of group 16, each
+    expert's w1, w3 and w2 with its own fp8 scales per 16 and fp32 weight_scale_2 and
+    input_scale (vllm-project/vllm@e95bf0dfd8bc0f66724b083d56021777d8ecdc12:vllm/models/
+    deepseek_v4/quant_config.py:DeepseekV4FP8Config.get_quant_method, _get_nvfp4_config);
+    that config's ModelOpt keys (quantized_layers, its `ignore` list) are not what vLLM reads
+    for the rest, which stays the fp8 release's. Any other moe_quant_algo is refused."""
     block = q.get("weight_block_size")
     if block is None:
         raise KvcalcError("DeepSeek-V4 fp8 without weight_block_size is not modelled")
     static = q.get("activation_scheme") == "static"
     ignore = _strings(q.get("modules_to_not_convert", q.get("ignored_layers")), "modules")
     ignore += _DEEPSEEK_V4_UNQUANTISED
+    moe_algo = str(q.get("moe_quant_algo") or "").upper()
+    if expert_dtype == "fp4" and moe_algo == "NVFP4":
+        if q.get("group_size") not in (None, 16):
+            raise KvcalcError(
+                f"DeepSeek-V4 NVFP4 experts with group_size {q.get('group_size')!r} are not "
+                "modelled (vLLM's DeepseekV4FP8Config builds them with 16)"
+            )
+        linear = _fp8_block(block, static, scale_bytes=1)
+        return Recipe("fp8 + nvfp4 experts", linear, ignore, expert_format=NVFP4)
+    if expert_dtype == "fp4" and moe_algo:
+        raise KvcalcError(
+            f"DeepSeek-V4 moe_quant_algo {q.get('moe_quant_algo')!r} is not modelled (vLLM's "
+            "DeepseekV4FP8Config reads NVFP4)"
+        )
     if expert_dtype == "fp4":
         linear = _fp8_block(block, static, scale_bytes=1)
         return Recipe("fp8 + mxfp4 experts", linear, ignore, expert_format=MXFP4)

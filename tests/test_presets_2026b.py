@@ -28,6 +28,7 @@ NEW_PRESETS = [
     "glm-5.1-nvfp4",
     "gemma-4-26b-a4b-nvfp4",
     "minimax-m3-nvfp4",
+    "deepseek-v4-flash-nvfp4",
 ]
 CONFIGS = Path(__file__).parent / "data" / "hf_configs"
 
@@ -189,6 +190,37 @@ def test_minimax_m3_nvfp4_mixes_mxfp8_and_nvfp4() -> None:
     assert wq.experts.bytes == 57 * (128 * per_expert + 128 * 6144 * 2)
     result = kv_cache(spec, Workload(seq_len=1), ENGINES["formula"])
     assert result.bytes_per_token == 60 * 2 * 4 * 128 * 2 + 57 * 128 * 2 == 137_472
+
+
+def test_deepseek_v4_flash_nvfp4_experts_are_nvfp4_the_rest_the_fp8_release() -> None:
+    """nvidia/DeepSeek-V4-Flash-NVFP4 (hidden 4096, 43 layers, 256 routed experts of
+    moe_intermediate_size 2048, num_hash_layers 3, num_experts_per_tok 6, vocab 129280;
+    quantization_config quant_method fp8, 128 × 128 blocks, scale_fmt ue8m0, moe_quant_algo
+    NVFP4): vLLM's DeepseekV4FP8Config gives the routed experts ModelOptNvFp4FusedMoE, each
+    expert's w1 and w3 2048 × 4096 and w2 4096 × 2048 NVFP4; the routers 256 × 4096 bf16,
+    the 3 hash layers' int64 tid2eid tables of 129,280 × 6 and the other 40 layers' fp32
+    router biases of 256. Attention and the shared experts stay the fp8 release's, so those
+    parts are the bf16-named preset's (deepseek-v4-flash) to the byte.
+
+    KV under hf at seq 1 (docs/deepseek-v4.md): 2 sliding layers × 2 × 512 × 2 B, 20 HCA
+    layers × (1,024 + 2 × 512 × 2), 21 CSA layers × (1,024 + 2 × (1,024 + 256) × 2); past
+    the window each 128 tokens add 128 × (21 × (512 + 128) × 2 / 4 + 20 × 512 × 2 / 128)."""
+    spec = load_model("deepseek-v4-flash-nvfp4")
+    wq = spec.weights_quant
+    assert wq is not None and wq.method == "fp8 + nvfp4 experts"
+    per_expert = 2 * _nvfp4(2048, 4096) + _nvfp4(4096, 2048)
+    assert per_expert == 3 * (4_194_304 + 524_288 + 8)
+    buffers = 3 * 129_280 * 6 * 8 + 40 * 256 * 4
+    assert wq.experts.bytes == 43 * (256 * per_expert + 256 * 4096 * 2) + buffers
+    fp8 = load_model("deepseek-v4-flash").weights_quant
+    assert fp8 is not None
+    assert (wq.attention, wq.mlp, wq.other) == (fp8.attention, fp8.mlp, fp8.other)
+    hf = ENGINES["hf"]
+    one = kv_cache(spec, Workload(seq_len=1), hf).total_bytes
+    assert one == 2 * 2 * 512 * 2 + 20 * (1024 + 2 * 512 * 2) + 21 * (1024 + 2 * 1280 * 2)
+    grow = kv_cache(spec, Workload(seq_len=4096 + 128), hf).total_bytes
+    assert grow - kv_cache(spec, Workload(seq_len=4096), hf).total_bytes == 128 * 6_880
+    assert 21 * (512 + 128) * 2 // 4 + 20 * 512 * 2 // 128 == 6_880
 
 
 def test_qwen3_6_27b_lm_head_is_sized_as_its_recipe_lists_it() -> None:
