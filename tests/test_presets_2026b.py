@@ -20,7 +20,7 @@ from kvcalc.engines import ENGINES
 from kvcalc.formula import Workload, kv_cache
 from kvcalc.planner import weights_per_stage
 from kvcalc.presets import load_model
-from kvcalc.quant import published_weights
+from kvcalc.quant import hf_linears, parse_recipe, published_weights
 
 NEW_PRESETS = [
     "kimi-k2.7-code-nvfp4",
@@ -221,6 +221,43 @@ def test_deepseek_v4_flash_nvfp4_experts_are_nvfp4_the_rest_the_fp8_release() ->
     grow = kv_cache(spec, Workload(seq_len=4096 + 128), hf).total_bytes
     assert grow - kv_cache(spec, Workload(seq_len=4096), hf).total_bytes == 128 * 6_880
     assert 21 * (512 + 128) * 2 // 4 + 20 * 512 * 2 // 128 == 6_880
+
+
+@pytest.mark.parametrize(
+    ("stem", "family", "prefix"),
+    [
+        ("nemotron-3.5-lightning-30b-a3b-nvfp4", "nemotron_h", "backbone."),
+        ("minimax-m3-nvfp4", "minimax_m3", "language_model.model."),
+    ],
+)
+def test_every_module_a_mixed_recipe_lists_is_a_linear_kvcalc_sizes(
+    stem: str, family: str, prefix: str
+) -> None:
+    """Each module of a MIXED_PRECISION quantized_layers table (experts.N standing for all
+    of a layer's experts) is a linear kvcalc lists and gives that table's format, and no
+    other linear is quantised: the layer kinds are read as the checkpoint has them."""
+    config = json.loads((CONFIGS / f"{stem}.json").read_text())
+    text = config.get("text_config", config)
+    q = json.loads((CONFIGS / "hf_quant" / f"{stem}.json").read_text())["quantization"]
+    recipe = parse_recipe({"quant_method": "modelopt", **q})
+    linears = hf_linears(text, family)
+    assert linears is not None
+    sized = {}
+    for linear in linears:
+        fmt = recipe.format_for(linear)
+        if fmt is not None:
+            sized[prefix + linear.name] = fmt.name
+    algo_names = {"FP8": "fp8 (per-tensor", "MXFP8": "mxfp8", "NVFP4": "nvfp4 (fp8",
+                  "W4A16_NVFP4": "nvfp4 weight-only"}  # fmt: skip
+    listed: dict[str, str] = {}
+    for name, entry in q["quantized_layers"].items():
+        parts = name.split(".")
+        if "experts" in parts and parts[parts.index("experts") + 1].isdigit():
+            parts[parts.index("experts") + 1] = "0"
+        listed[".".join(parts)] = algo_names[entry["quant_algo"]]
+    listed.pop("lm_head", None)  # sized apart (weights_quant.lm_head)
+    assert set(sized) == set(listed)
+    assert all(sized[name].startswith(listed[name]) for name in listed)
 
 
 def test_qwen3_6_27b_lm_head_is_sized_as_its_recipe_lists_it() -> None:
