@@ -398,10 +398,22 @@ def with_hf_quant_config(
     """Return config with ModelOpt's hf_quant_config.json as its quantization_config.
 
     ModelOpt checkpoints publish their recipe in hf_quant_config.json (older ones only there);
-    when it is given it is the recipe, as vLLM's ModelOptConfig reads it.
+    when it is given it is the recipe, as vLLM's ModelOptConfig reads it. But a config.json
+    whose own quantization_config names another quant_method keeps it: vLLM takes config.json's
+    quantization_config whenever there is one and reads a quantization config file only
+    without it (vllm-project/vllm@0035bdf2b1ac243ef6f31eef27411b022461df8e:
+    vllm/model_executor/model_loader/weight_utils.py:get_quant_config), and a method other
+    than ModelOpt's never reads hf_quant_config.json (nvidia/DeepSeek-V4-Flash-NVFP4: its
+    config.json's fp8 recipe with moe_quant_algo NVFP4, which the file would replace).
     """
     merged = dict(config)
     if hf_quant_config is None:
+        return merged
+    text = config.get("text_config")
+    own = config.get("quantization_config") or (
+        text.get("quantization_config") if isinstance(text, dict) else None
+    )
+    if isinstance(own, dict) and own.get("quant_method") not in (None, "modelopt"):
         return merged
     inner = hf_quant_config.get("quantization")
     if not isinstance(inner, dict):

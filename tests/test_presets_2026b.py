@@ -20,7 +20,7 @@ from kvcalc.engines import ENGINES
 from kvcalc.formula import Workload, kv_cache
 from kvcalc.planner import weights_per_stage
 from kvcalc.presets import load_model
-from kvcalc.quant import hf_linears, parse_recipe, published_weights
+from kvcalc.quant import hf_linears, parse_recipe, published_weights, with_hf_quant_config
 
 NEW_PRESETS = [
     "kimi-k2.7-code-nvfp4",
@@ -258,6 +258,20 @@ def test_every_module_a_mixed_recipe_lists_is_a_linear_kvcalc_sizes(
     listed.pop("lm_head", None)  # sized apart (weights_quant.lm_head)
     assert set(sized) == set(listed)
     assert all(sized[name].startswith(listed[name]) for name in listed)
+
+
+def test_hf_quant_config_does_not_replace_another_methods_recipe() -> None:
+    """nvidia/DeepSeek-V4-Flash-NVFP4's config.json carries quant_method fp8 (with
+    moe_quant_algo NVFP4): its hf_quant_config.json (ModelOpt MIXED_PRECISION) is not the
+    recipe, since vLLM's get_quant_config reads config.json's quantization_config first; a
+    config.json with a ModelOpt quantization_config or none takes the file's recipe."""
+    config = json.loads((CONFIGS / "deepseek-v4-flash-nvfp4.json").read_text())
+    hf_quant = json.loads((CONFIGS / "hf_quant" / "deepseek-v4-flash-nvfp4.json").read_text())
+    kept = with_hf_quant_config(config, hf_quant)["quantization_config"]
+    assert kept["quant_method"] == "fp8" and kept["moe_quant_algo"] == "NVFP4"
+    bare = {k: v for k, v in config.items() if k != "quantization_config"}
+    taken = with_hf_quant_config(bare, hf_quant)["quantization_config"]
+    assert taken["quant_method"] == "modelopt" and taken["quant_algo"] == "MIXED_PRECISION"
 
 
 def test_qwen3_6_27b_lm_head_is_sized_as_its_recipe_lists_it() -> None:
