@@ -294,8 +294,8 @@ def _computed_weights(
     each part's exact published bytes (kvcalc/quant.py): all of them on one GPU, and a
     stage's share of a part's weights at the part's bytes per weight otherwise, rounded up;
     the `other` parameters at their published bytes where it sizes them (DeepSeek-V4's fp32
-    hyper-connections), on the first stage as ever, and a quantised LM head (ModelOpt
-    recipes that list it) at its published bytes per weight on the last. A GGUF weights dtype stores embeddings and the LM head in the type too and norms in
+    hyper-connections), on the first stage as ever, and the LM head at its published bytes
+    per weight where a ModelOpt recipe quantises it. A GGUF weights dtype stores embeddings and the LM head in the type too and norms in
     f32, as `llama-quantize --pure` does (kvcalc/dtypes.py WeightDtype).
     """
     if model.n_params is None:
@@ -337,7 +337,7 @@ def _computed_weights(
         share = end - start
         if published is not None and p is not None:
             other = published.other  # the `other` parameters in a dtype of their own
-            head = published.lm_head  # a quantised LM head, at its published bytes
+            head = published.lm_head  # the LM head, when the recipe quantises it
             last = index == len(stages) - 1
             kept = cdiv(p.norms * share, model.n_layers)
             kept += (embedding + (first_extra if other is None else 0) if index == 0 else 0) + (
@@ -356,7 +356,7 @@ def _computed_weights(
                     part_bytes += cdiv(weights * shipped.bytes, shipped.weights)
             if index == 0 and other is not None:
                 part_bytes += other.bytes
-            if last and head is not None:  # vocab-parallel: a rank's rows at the head's rate
+            if last and head is not None:
                 part_bytes += cdiv(lm_head * head.bytes, head.weights)
             result.append(part_bytes + own.bytes_for(kept) + tower)
             continue

@@ -25,9 +25,7 @@ per-tensor scale; vllm-project/vllm@00155cdecca722d98e34234c3d172725b7720b7d) an
 ModelOptFp8LinearMethod (fp32 per-tensor scales); compressed-tensors
 `pack_to_int32` (8 values per int32) and its `weight_shape`; vLLM gptq.py / awq.py
 create_weights. Everything that is not a quantised linear weight (embeddings, LM head,
-norms, biases, MoE routers, convolutions) ships in the checkpoint's own dtype, but for the
-LM head of a ModelOpt recipe that does not exclude it (`lm_head`, sized as a linear of
-vocab × hidden in its format; see `_lm_head`). MoE routers
+norms, biases, MoE routers, convolutions) ships in the checkpoint's own dtype. MoE routers
 stay unquantised in every published recipe read (listed in the ignore lists, or kept out
 by the engine's MoE gate with quant_config=None). DeepSeek-V4 also keeps tensors in a dtype
 of its own (`Stored`: fp32 sinks and hyper-connections, int64 hash-routing tables).
@@ -431,13 +429,12 @@ def weights_quant(
     part_weights: Mapping[str, int],
     dtype_bytes: int,
     stored: Sequence[Stored] = (),
-    lm_head: tuple[Linear, Format] | None = None,
+    lm_head: Linear | None = None,
 ) -> WeightsQuant:
     """Return the exact published bytes of each part: its quantised linears in their formats,
     the stored tensors at their own bytes, every other weight of the part (biases, norms,
     routers, unquantised linears) at dtype_bytes. The `other` part is sized only when stored
-    tensors fall in it, `lm_head` only when the recipe quantises the LM head (given here
-    with its format). KvcalcError when the listed weights do not fit in the part's."""
+    tensors fall in it. KvcalcError when the listed weights do not fit in the part's."""
     sized: tuple[str, ...] = PARTS + (("other",) if any(t.part == "other" for t in stored) else ())
     quantized = dict.fromkeys(sized, 0)
     quant_bytes = dict.fromkeys(sized, 0)
@@ -471,19 +468,31 @@ def weights_quant(
             quantized_weights=quantized[part],
             bytes=quant_bytes[part] + kept_bytes[part] + rest * dtype_bytes,
         )
-    head_bytes = None
-    if lm_head is not None:
-        head, head_format = lm_head
-        head_bytes = PartBytes(
-            weights=head.weights,
-            quantized_weights=head.weights,
-            bytes=head_format.matrix_bytes(head.out_features, head.in_features),
+    head = _lm_head_bytes(recipe, lm_head, part_weights.get("lm_head", 0))
+    summary = _summary(recipe, formats, used, [t.what for t in stored], head)
+    return WeightsQuant(method=recipe.method, summary=summary, lm_head=head[1], **parts)
+
+
+def _lm_head_bytes(
+    recipe: Recipe, lm_head: Linear | None, weights: int
+) -> tuple[str, PartBytes] | tuple[None, None]:
+    """Return (its format, its bytes) when a ModelOpt recipe ships the LM head quantised:
+    MIXED_PRECISION's quantized_layers names `lm_head`, or a global quant_algo's
+    exclude_modules does not (ModelOpt lists every module it leaves unquantised there).
+    Other recipes leave it in the model dtype (the HF fp8 / mxfp4 / compressed-tensors
+    checkpoints read keep it out). KvcalcError (LayoutMismatch) when its shape is not the
+    parameter breakdown's LM head."""
+    if lm_head is None or not weights or not recipe.method.startswith("modelopt"):
+        return None, None
+    fmt = recipe.format_for(lm_head)
+    if fmt is None:
+        return None, None
+    if lm_head.weights != weights:
+        raise LayoutMismatch(
+            f"its LM head holds {lm_head.weights:,} weights, not the breakdown's {weights:,}"
         )
-        used[head_format.name] = used.get(head_format.name, 0) + head.weights
-    summary = _summary(
-        recipe, formats, used, [t.what for t in stored], lm_head[1] if lm_head else None
-    )
-    return WeightsQuant(method=recipe.method, summary=summary, lm_head=head_bytes, **parts)
+    shipped = fmt.matrix_bytes(lm_head.out_features, lm_head.in_features)
+    return fmt.name, PartBytes(weights=weights, quantized_weights=weights, bytes=shipped)
 
 
 def _summary(
@@ -491,11 +500,10 @@ def _summary(
     formats: Sequence[tuple[Linear, Format | None]],
     used: Mapping[str, int],
     stored: Sequence[str] = (),
-    lm_head: Format | None = None,
+    lm_head: tuple[str, PartBytes] | tuple[None, None] = (None, None),
 ) -> str:
     """Return which kinds of linear ship in which format, in words ('some' where a kind is
-    split between formats), quantised formats first, then the stored tensors and a
-    quantised LM head."""
+    split between formats), quantised formats first, then the stored tensors."""
     if not used:
         return f"{recipe.method}: no linear of this model is quantised"
     where: dict[str, list[str]] = {}
@@ -513,9 +521,10 @@ def _summary(
         for label in order
     )
     described += "".join(f"; {what}" for what in dict.fromkeys(stored))
-    if lm_head is not None:
+    head_format = lm_head[0]
+    if head_format is not None:
         return (
-            f"{recipe.method}: {described}; LM head in {lm_head.name}; embeddings, norms and "
+            f"{recipe.method}: {described}; LM head in {head_format}; embeddings, norms and "
             "biases in the model dtype"
         )
     return f"{recipe.method}: {described}; embeddings, LM head, norms and biases in the model dtype"
@@ -1234,42 +1243,22 @@ def _nemotron_h_linears(c: Mapping[str, Any]) -> tuple[Linear, ...] | None:
     return tuple(out)
 
 
-# The LM head sits outside the decoder layers: at the top of the causal LM ("lm_head") or of
-# its language model inside a multimodal wrapper ("language_model.lm_head": Kimi-K2.5 / K2.6's
-# exclude list names it so). A model has one LM head, so a pattern naming either path names it.
-_LM_HEAD_PATHS = ("lm_head", "language_model.lm_head")
-
-
-def _lm_head(
-    recipe: Recipe, q: Mapping[str, Any], c: Mapping[str, Any], head_weights: int
-) -> tuple[Linear, Format] | None:
-    """Return the LM head (vocab_size × its input width) and the format it ships in when the
-    recipe quantises it; None when it ships in the model dtype.
-
-    ModelOpt: vLLM gives the ParallelLMHead the recipe's linear method unless
-    exclude_modules names it (vllm-project/vllm@00155cdecca722d98e34234c3d172725b7720b7d:
-    vllm/model_executor/layers/quantization/modelopt.py:ModelOptQuantConfigBase.
-    get_quant_method), and MIXED_PRECISION's quantized_layers may list `lm_head` itself
-    (nvidia/NVIDIA-Nemotron-3.5-Lightning-30B-A3B-NVFP4 and nvidia/Qwen3.6-27B-NVFP4:
-    W4A16_NVFP4). KvcalcError where a recipe may quantise the LM head in a way not sized
-    here: GPTQ / AWQ `lm_head: true` (vLLM gptq.py / awq.py `lm_head_quantized`), a
-    compressed-tensors recipe that does not ignore lm_head, a quantised LM head tied to the
-    embedding.
-    """
+def _refuse_unsized_lm_head(recipe: Recipe, q: Mapping[str, Any], head_weights: int) -> None:
+    """KvcalcError where a recipe may ship the LM head quantised in a way not sized here (a
+    ModelOpt one is sized: `_lm_head_bytes`): GPTQ / AWQ `lm_head: true` (vLLM gptq.py /
+    awq.py `lm_head_quantized` give ParallelLMHead the quantised method), a
+    compressed-tensors recipe whose targets and ignore list leave lm_head quantised (vLLM's
+    CompressedTensorsConfig may give ParallelLMHead a scheme), and a ModelOpt recipe that
+    quantises the LM head of a model whose head is tied to the embedding."""
     method = recipe.method
     if method in ("gptq", "awq"):
         if q.get("lm_head") is True:
             raise KvcalcError(f"a {method} LM head (lm_head: true) is not sized")
-        return None
+        return
     if not method.startswith(("modelopt", "compressed-tensors")):
-        return None  # fp8, mxfp4: the recipes kvcalc reads quantise no LM head
-    formats = [recipe.format_for(Linear(path, "mlp", 1, 1)) for path in _LM_HEAD_PATHS]
-    if recipe.per_module:  # listed by name: quantised when either path is listed
-        fmt = next((f for f in formats if f is not None), None)
-    else:  # quantised unless a pattern excludes either path
-        fmt = None if None in formats else formats[0]
-    if fmt is None:
-        return None
+        return
+    if recipe.format_for(Linear("lm_head", "mlp", 1, 1)) is None:
+        return
     if method.startswith("compressed-tensors"):
         raise KvcalcError(
             "a compressed-tensors recipe whose ignore list leaves out lm_head is not sized "
@@ -1277,10 +1266,6 @@ def _lm_head(
         )
     if head_weights == 0:
         raise KvcalcError("the recipe quantises lm_head, which is tied to the embedding")
-    vocab = _int(c, "vocab_size")
-    if head_weights % vocab:
-        raise LayoutMismatch(f"its LM head of {head_weights:,} weights is not vocab_size rows")
-    return Linear("lm_head", "mlp", vocab, head_weights // vocab), fmt
 
 
 def published_weights(
@@ -1328,10 +1313,11 @@ def published_weights(
             "modelled); pass --weights-dtype to choose",
         )
     try:
-        head = _lm_head(recipe, q, text, part_weights.get("lm_head", 0))
+        _refuse_unsized_lm_head(recipe, q, part_weights.get("lm_head", 0))
     except KvcalcError as exc:
         return None, (f"weights counted in the model dtype, an upper bound: {exc}",)
     try:
+        head = Linear("lm_head", "mlp", _int(text, "vocab_size"), _int(text, "hidden_size"))
         return weights_quant(recipe, linears, part_weights, dtype_bytes, stored, head), ()
     except LayoutMismatch as exc:
         return None, (

@@ -34,9 +34,7 @@ class WeightsQuant(_Spec):
     `parts` holds the attention, MLP and expert parts (the only parts with quantised
     linears); embeddings, the LM head, norms and the rest ship in the model's dtype, but
     for `other` when the model keeps those parameters in a dtype of its own (DeepSeek-V4's
-    fp32 hyper-connections) and for `lm_head` when the recipe quantises the LM head
-    (ModelOpt's quantized_layers naming lm_head, as Nemotron-3.5-Lightning's and
-    Qwen3.6's NVFP4 checkpoints do).
+    fp32 hyper-connections) and `lm_head` when a ModelOpt recipe quantises it.
     """
 
     method: str = Field(min_length=1, description="quant_method (modelopt: its quant_algo)")
@@ -48,7 +46,7 @@ class WeightsQuant(_Spec):
         default=None, description="the `other` parameters, when not in the model dtype"
     )
     lm_head: PartBytes | None = Field(
-        default=None, description="the LM head, when the recipe quantises it"
+        default=None, description="the LM head, when the recipe ships it quantised (ModelOpt)"
     )
 
     def part(self, name: Part) -> PartBytes:
@@ -380,6 +378,11 @@ class ModelSpec(_Spec):
     )
     mtp_layers: NonNegativeInt = Field(
         default=0, description="MTP / next-n layers: cached only with speculative decoding on"
+    )
+    mtp_unmodelled: str | None = Field(
+        default=None,
+        description="MTP modules the config declares whose cache kvcalc has not read: "
+        "speculative decoding (--mtp) is refused with this reason",
     )
     moe: MoE | None = None
     notes: str | None = None

@@ -329,6 +329,17 @@ def test_an_lm_head_quantised_in_a_way_not_sized_warns(q: dict[str, object], why
     assert len(warnings) == 1 and "upper bound" in warnings[0] and why in warnings[0]
 
 
+def test_a_modelopt_recipe_quantising_a_tied_lm_head_warns() -> None:
+    """A ModelOpt NVFP4 recipe that leaves lm_head out of exclude_modules on a model whose
+    head is tied to the embedding (no lm_head parameters) warns, naming the tie."""
+    config, parts = _tiny_llama()
+    q = {"quant_method": "modelopt", "quant_algo": "NVFP4", "exclude_modules": []}
+    tied = {**parts, "lm_head": 0}
+    wq, warnings = published_weights({"quantization_config": q}, config, "llama", tied, 2)
+    assert wq is None
+    assert len(warnings) == 1 and "upper bound" in warnings[0] and "tied" in warnings[0]
+
+
 @pytest.mark.parametrize("engine", ["hf", "vllm", "sglang", "trtllm", "llamacpp"])
 @pytest.mark.parametrize("name", NEW_PRESETS)
 def test_new_presets_answer_or_refuse_in_one_line(name: str, engine: str) -> None:
