@@ -1299,6 +1299,7 @@ def published_weights(
     stored: tuple[Stored, ...] = ()
     try:
         recipe = _deepseek_v4_recipe(q, expert_dtype) if deepseek_v4 else parse_recipe(q)
+        _refuse_unsized_lm_head(recipe, q, part_weights.get("lm_head", 0))
     except KvcalcError as exc:
         return None, (f"weights counted in the model dtype, an upper bound: {exc}",)
     if deepseek_v4:
@@ -1312,10 +1313,6 @@ def published_weights(
             f"quantization of a {family!r} model is not sized (its module layout is not "
             "modelled); pass --weights-dtype to choose",
         )
-    try:
-        _refuse_unsized_lm_head(recipe, q, part_weights.get("lm_head", 0))
-    except KvcalcError as exc:
-        return None, (f"weights counted in the model dtype, an upper bound: {exc}",)
     try:
         head = Linear("lm_head", "mlp", _int(text, "vocab_size"), _int(text, "hidden_size"))
         return weights_quant(recipe, linears, part_weights, dtype_bytes, stored, head), ()
