@@ -11,6 +11,7 @@ tensors, counted here in the dtypes they ship in. For a linear of `out` × `in` 
 | fp8 per tensor (ModelOpt FP8) | fp8 weight + fp32 `weight_scale` + fp32 `input_scale` | out·in + 8 |
 | mxfp4 (gpt-oss experts) | 4-bit `_blocks` + e8m0 `_scales`, one per 32 inputs | out·in/2 + out·⌈in/32⌉ |
 | nvfp4 (ModelOpt) | 4-bit weight + fp8 `weight_scale` per 16 + fp32 `weight_scale_2` + fp32 `input_scale` | out·in/2 + out·⌈in/16⌉ + 8 |
+| mxfp8 (ModelOpt) | fp8 weight + e8m0 `weight_scale` per 32 inputs | out·in + out·⌈in/32⌉ |
 | int4 group g, compressed-tensors pack-quantized | int32 `weight_packed` + bf16 `weight_scale` per group + int64[2] `weight_shape` | out·in/2 + out·⌈in/g⌉·2 + 16 |
 | GPTQ, b bits, group g | int32 `qweight`, `qzeros` + fp16 `scales` per group + int32 `g_idx` | out·in·b/8 + ⌈in/g⌉·out·(b/8 + 2) + 4·in |
 | AWQ, b bits, group g | int32 `qweight`, `qzeros` + fp16 `scales` per group | out·in·b/8 + ⌈in/g⌉·out·(b/8 + 2) |
@@ -18,8 +19,10 @@ tensors, counted here in the dtypes they ship in. For a linear of `out` × `in` 
 Sources: DeepSeek-V3's README_WEIGHTS.md (fp8 128×128 blocks, `weight_scale_inv` fp32);
 transformers integrations/mxfp4.py (`*_blocks` (…, in/32, 16) uint8 and `*_scales`
 (…, in/32) uint8 e8m0); vLLM modelopt.py ModelOptNvFp4LinearMethod.create_weights (packed
-uint8 weight, fp8 `weight_scale` of in/16 per row, fp32 `weight_scale_2` and `input_scale`)
-and ModelOptFp8LinearMethod (fp32 per-tensor scales); compressed-tensors
+uint8 weight, fp8 `weight_scale` of in/16 per row, fp32 `weight_scale_2` and `input_scale`),
+ModelOptMxFp8LinearMethod (fp8 E4M3 weight, uint8 e8m0 `weight_scale` of in/32 per row, no
+per-tensor scale; vllm-project/vllm@00155cdecca722d98e34234c3d172725b7720b7d) and
+ModelOptFp8LinearMethod (fp32 per-tensor scales); compressed-tensors
 `pack_to_int32` (8 values per int32) and its `weight_shape`; vLLM gptq.py / awq.py
 create_weights. Everything that is not a quantised linear weight (embeddings, LM head,
 norms, biases, MoE routers, convolutions) ships in the checkpoint's own dtype. MoE routers
@@ -57,7 +60,7 @@ class Format:
     """One quantised linear format: how many bytes a weight matrix of out × in takes."""
 
     name: str
-    kind: Literal["fp8_block", "fp8_tensor", "mxfp4", "nvfp4", "int_pack", "gptq", "awq"]
+    kind: Literal["fp8_block", "fp8_tensor", "mxfp4", "mxfp8", "nvfp4", "int_pack", "gptq", "awq"]
     bits: int = 8
     group: int = 0  # group / block size along the input dimension
     block_out: int = 0  # fp8 block: rows per block
@@ -76,6 +79,8 @@ class Format:
             return n + self.per_tensor_bytes
         if self.kind == "mxfp4":
             return -(-n // 2) + out_features * groups
+        if self.kind == "mxfp8":
+            return n + out_features * groups
         if self.kind == "nvfp4":
             return -(-n // 2) + out_features * groups + self.per_tensor_bytes
         if self.kind == "int_pack":
@@ -107,6 +112,7 @@ def _fp8_block(block: Sequence[int], static: bool, scale_bytes: int = 4) -> Form
 
 FP8_TENSOR = Format("fp8 (per-tensor fp32 scales)", "fp8_tensor", per_tensor_bytes=8)
 MXFP4 = Format("mxfp4 (e8m0 scale per 32)", "mxfp4", 4, 32)
+MXFP8 = Format("mxfp8 (e8m0 scale per 32)", "mxfp8", 8, 32)
 NVFP4 = Format("nvfp4 (fp8 scale per 16 + fp32 global)", "nvfp4", 4, 16, per_tensor_bytes=8)
 NVFP4_W4A16 = Format("nvfp4 weight-only (fp8 scale per 16)", "nvfp4", 4, 16, per_tensor_bytes=4)
 
@@ -277,12 +283,14 @@ def _strings(value: Any, key: str) -> tuple[str, ...]:
 def _modelopt_format(algo: Any, group: Any) -> Format:
     if algo == "FP8":
         return FP8_TENSOR
+    if algo == "MXFP8":
+        return MXFP8
     if algo in ("NVFP4", "W4A16_NVFP4"):
         if group not in (None, 16):
             raise KvcalcError(f"ModelOpt {algo} with group_size {group!r} is not modelled (16 is)")
         return NVFP4 if algo == "NVFP4" else NVFP4_W4A16
     raise KvcalcError(
-        f"ModelOpt quant_algo {algo!r} is not modelled (FP8, NVFP4, W4A16_NVFP4 and "
+        f"ModelOpt quant_algo {algo!r} is not modelled (FP8, MXFP8, NVFP4, W4A16_NVFP4 and "
         "MIXED_PRECISION of those are); pass --weights-dtype to size the weights yourself"
     )
 
@@ -388,10 +396,22 @@ def with_hf_quant_config(
     """Return config with ModelOpt's hf_quant_config.json as its quantization_config.
 
     ModelOpt checkpoints publish their recipe in hf_quant_config.json (older ones only there);
-    when it is given it is the recipe, as vLLM's ModelOptConfig reads it.
+    when it is given it is the recipe, as vLLM's ModelOptConfig reads it. But a config.json
+    whose own quantization_config names another quant_method keeps it: vLLM takes config.json's
+    quantization_config whenever there is one and reads a quantization config file only
+    without it (vllm-project/vllm@0035bdf2b1ac243ef6f31eef27411b022461df8e:
+    vllm/model_executor/model_loader/weight_utils.py:get_quant_config), and a method other
+    than ModelOpt's never reads hf_quant_config.json (nvidia/DeepSeek-V4-Flash-NVFP4: its
+    config.json's fp8 recipe with moe_quant_algo NVFP4, which the file would replace).
     """
     merged = dict(config)
     if hf_quant_config is None:
+        return merged
+    text = config.get("text_config")
+    own = config.get("quantization_config") or (
+        text.get("quantization_config") if isinstance(text, dict) else None
+    )
+    if isinstance(own, dict) and own.get("quant_method") not in (None, "modelopt"):
         return merged
     inner = hf_quant_config.get("quantization")
     if not isinstance(inner, dict):
@@ -661,6 +681,8 @@ def hf_linears(c: Mapping[str, Any], family: str) -> tuple[Linear, ...] | None:
         return _qwen_gdn_linears(c, family)
     if family == "kimi_k3":
         return _kimi_k3_linears(c)
+    if family == "minimax_m3":
+        return _minimax_m3_linears(c)
     if family not in _DENSE | _DEEPSEEK_LIKE | _QWEN_MOE | {
         "mixtral",
         "minimax_m2",
@@ -765,10 +787,16 @@ def _mimo_v2_flash_linears(c: Mapping[str, Any]) -> tuple[Linear, ...]:
 def _gemma4_linears(c: Mapping[str, Any]) -> tuple[Linear, ...] | None:
     """Gemma 4's linears (transformers modeling_gemma4.py): q/o per layer, k/v in the layers
     that keep their own KV (no v_proj in full layers with attention_k_eq_v), the MLP doubled
-    in KV-shared layers with use_double_wide_mlp. None for the MoE block (its module names
-    are not listed here)."""
-    if c.get("enable_moe_block") or c.get("hidden_size_per_layer_input"):
+    in KV-shared layers with use_double_wide_mlp; with enable_moe_block each layer's router
+    proj (num_experts × hidden, unquantised) and its experts beside the dense MLP, each
+    expert a gate_proj, up_proj (moe_intermediate_size × hidden) and down_proj, the 2-D
+    per-expert matrices a quantised checkpoint ships (vllm-project/vllm@001cabc1be16a59a70d7
+    20ed61a13b678c060a18:vllm/model_executor/models/gemma4.py:Gemma4Model.load_weights,
+    expert_params_mapping: experts.{id}.gate_proj / up_proj / down_proj, each with its own
+    scales). None with per-layer inputs (their module names are not listed here)."""
+    if c.get("hidden_size_per_layer_input"):
         return None
+    moe = bool(c.get("enable_moe_block"))
     h = _int(c, "hidden_size")
     n_layers = _int(c, "num_hidden_layers")
     n_heads, n_kv, d = (
@@ -799,6 +827,17 @@ def _gemma4_linears(c: Mapping[str, Any]) -> tuple[Linear, ...] | None:
         out.append(Linear(a + "o_proj", "attention", h, n_heads * dl))
         width = inter * (2 if double and i >= first_shared else 1)
         out += _gated(f"layers.{i}.mlp.", "mlp", h, width)
+        if moe:
+            n_experts = _int(c, "num_experts")
+            out.append(Linear(f"layers.{i}.router.proj", "experts", n_experts, h, router=True))
+            out += _gated(
+                f"layers.{i}.experts.0.",
+                "experts",
+                h,
+                _int(c, "moe_intermediate_size"),
+                n_experts,
+                True,
+            )
     return tuple(out)
 
 
@@ -961,6 +1000,61 @@ def _qwen_gdn_linears(c: Mapping[str, Any], family: str) -> tuple[Linear, ...]:
     return tuple(out)
 
 
+def _minimax_m3_linears(c: Mapping[str, Any]) -> tuple[Linear, ...]:
+    """MiniMax-M3's linears under the checkpoint's module names (language_model.model.layers.N.
+    self_attn.q_proj, k_proj, v_proj, o_proj, in sparse layers index_q_proj and
+    index_k_proj; block_sparse_moe.gate, experts.N.w1 / w3 / w2, shared_experts.gate_proj /
+    up_proj / down_proj in MoE layers; mlp.gate_proj / up_proj / down_proj in dense ones, as
+    nvidia/MiniMax-M3-NVFP4's quantized_layers names them), of the shapes and layer kinds
+    kvcalc/hf/_minimax_m3.py counts the parameters by."""
+    from kvcalc.hf._config import _Config
+    from kvcalc.hf._minimax_m3 import _INDEX_KEYS, _layer_kinds, _moe_layers, _sparse_config
+
+    cfg = _Config(dict(c))
+    sparse = _sparse_config(cfg)
+    h, n_layers = _int(c, "hidden_size"), _int(c, "num_hidden_layers")
+    n_heads, n_kv = _int(c, "num_attention_heads"), _int(c, "num_key_value_heads")
+    d = _int(c, "head_dim", default=128)
+    index = {
+        flat: sparse[legacy] if legacy in sparse else _int(c, flat, default=default)
+        for flat, (legacy, default) in _INDEX_KEYS.items()
+    }
+    index_heads, index_dim = int(index["index_n_heads"]), int(index["index_head_dim"])
+    kinds = _layer_kinds(cfg, sparse, n_layers)
+    moe = _moe_layers(cfg, n_layers)
+    n_experts = _int(c, "num_local_experts", default=128)
+    expert_inter = _int(c, "intermediate_size", default=3072)
+    shared_inter = _int(c, "shared_intermediate_size", default=3072)
+    dense_inter = _int(c, "dense_intermediate_size", default=12288)
+    out: list[Linear] = []
+    for i in range(n_layers):
+        a = f"layers.{i}.self_attn."
+        out += [
+            Linear(a + "q_proj", "attention", n_heads * d, h),
+            Linear(a + "k_proj", "attention", n_kv * d, h),
+            Linear(a + "v_proj", "attention", n_kv * d, h),
+            Linear(a + "o_proj", "attention", h, n_heads * d),
+        ]
+        if kinds[i] == "sparse":
+            out += [
+                Linear(a + "index_q_proj", "attention", index_heads * index_dim, h),
+                Linear(a + "index_k_proj", "attention", index_dim, h),
+            ]
+        if moe[i]:
+            b = f"layers.{i}.block_sparse_moe."
+            e = b + "experts.0."
+            out += [
+                Linear(b + "gate", "experts", n_experts, h, router=True),
+                Linear(e + "w1", "experts", expert_inter, h, n_experts, True),
+                Linear(e + "w3", "experts", expert_inter, h, n_experts, True),
+                Linear(e + "w2", "experts", h, expert_inter, n_experts, True),
+            ]
+            out += _gated(b + "shared_experts.", "mlp", h, shared_inter)
+        else:
+            out += _gated(f"layers.{i}.mlp.", "mlp", h, dense_inter)
+    return tuple(out)
+
+
 def _kimi_k3_linears(c: Mapping[str, Any]) -> tuple[Linear, ...]:
     """Kimi-K3's linears under the checkpoint's module names (language_model.model.layers.N.
     self_attn.*, block_sparse_moe.gate / experts.N.w1, w3, w2 / shared_experts.*, mlp.* in
@@ -1063,13 +1157,36 @@ _DEEPSEEK_V4_UNQUANTISED = (
 
 def _deepseek_v4_recipe(q: Mapping[str, Any], expert_dtype: str) -> Recipe:
     """Return DeepSeek-V4's fp8 release recipe as vLLM's DeepseekV4FP8Config reads it: the
-    linears built with the quant config in fp8 blocks, the routed experts by expert_dtype."""
+    linears built with the quant config in fp8 blocks, the routed experts by expert_dtype.
+
+    With expert_dtype fp4 and the quantization_config's moe_quant_algo NVFP4 (NVIDIA's
+    DeepSeek-V4 NVFP4 checkpoints: ModelOpt replaced the MXFP4 experts, everything else is
+    the fp8 release) the routed experts are ModelOptNvFp4FusedMoE's NVFP4 of group 16, each
+    expert's w1, w3 and w2 with its own fp8 scales per 16 and fp32 weight_scale_2 and
+    input_scale (vllm-project/vllm@e95bf0dfd8bc0f66724b083d56021777d8ecdc12:vllm/models/
+    deepseek_v4/quant_config.py:DeepseekV4FP8Config.get_quant_method, _get_nvfp4_config);
+    that config's ModelOpt keys (quantized_layers, its `ignore` list) are not what vLLM reads
+    for the rest, which stays the fp8 release's. Any other moe_quant_algo is refused."""
     block = q.get("weight_block_size")
     if block is None:
         raise KvcalcError("DeepSeek-V4 fp8 without weight_block_size is not modelled")
     static = q.get("activation_scheme") == "static"
     ignore = _strings(q.get("modules_to_not_convert", q.get("ignored_layers")), "modules")
     ignore += _DEEPSEEK_V4_UNQUANTISED
+    moe_algo = str(q.get("moe_quant_algo") or "").upper()
+    if expert_dtype == "fp4" and moe_algo == "NVFP4":
+        if q.get("group_size") not in (None, 16):
+            raise KvcalcError(
+                f"DeepSeek-V4 NVFP4 experts with group_size {q.get('group_size')!r} are not "
+                "modelled (vLLM's DeepseekV4FP8Config builds them with 16)"
+            )
+        linear = _fp8_block(block, static, scale_bytes=1)
+        return Recipe("fp8 + nvfp4 experts", linear, ignore, expert_format=NVFP4)
+    if expert_dtype == "fp4" and moe_algo:
+        raise KvcalcError(
+            f"DeepSeek-V4 moe_quant_algo {q.get('moe_quant_algo')!r} is not modelled (vLLM's "
+            "DeepseekV4FP8Config reads NVFP4)"
+        )
     if expert_dtype == "fp4":
         linear = _fp8_block(block, static, scale_bytes=1)
         return Recipe("fp8 + mxfp4 experts", linear, ignore, expert_format=MXFP4)
@@ -1165,10 +1282,16 @@ def _deepseek_v4_stored(c: Mapping[str, Any]) -> tuple[Stored, ...]:
 
 
 def _nemotron_h_linears(c: Mapping[str, Any]) -> tuple[Linear, ...] | None:
-    """Nemotron-H's linears by hybrid_override_pattern letter (transformers
-    modeling_nemotron_h.py: Mamba2 mixer in_proj/out_proj, attention, relu² MLP and MoE
-    with up/down only, latent projections around the experts)."""
+    """Nemotron-H's linears by hybrid_override_pattern letter, or by layers_block_type where
+    the config names its layers so (Nemotron-3.5: mamba, attention, moe; the letters
+    kvcalc/hf/_mamba.py reads the spec's layers by) (transformers modeling_nemotron_h.py:
+    Mamba2 mixer in_proj/out_proj, attention, relu² MLP and MoE with up/down only, latent
+    projections around the experts)."""
+    from kvcalc.hf._mamba import _block_types_pattern
+
     pattern = c.get("hybrid_override_pattern")
+    if pattern is None and c.get("layers_block_type") is not None:
+        pattern = _block_types_pattern(c["layers_block_type"], "layers_block_type")
     if not isinstance(pattern, str):
         return None
     h = _int(c, "hidden_size")
@@ -1222,6 +1345,31 @@ def _nemotron_h_linears(c: Mapping[str, Any]) -> tuple[Linear, ...] | None:
     return tuple(out)
 
 
+def _refuse_unsized_lm_head(recipe: Recipe, q: Mapping[str, Any], head_weights: int) -> None:
+    """KvcalcError where a recipe may ship the LM head quantised in a way not sized here (a
+    ModelOpt one is sized: `_lm_head_bytes`): GPTQ / AWQ `lm_head: true` (vLLM gptq.py /
+    awq.py `lm_head_quantized` give ParallelLMHead the quantised method), a
+    compressed-tensors recipe whose targets and ignore list leave lm_head quantised (vLLM's
+    CompressedTensorsConfig may give ParallelLMHead a scheme), and a ModelOpt recipe that
+    quantises the LM head of a model whose head is tied to the embedding."""
+    method = recipe.method
+    if method in ("gptq", "awq"):
+        if q.get("lm_head") is True:
+            raise KvcalcError(f"a {method} LM head (lm_head: true) is not sized")
+        return
+    if not method.startswith(("modelopt", "compressed-tensors")):
+        return
+    if recipe.format_for(Linear("lm_head", "mlp", 1, 1)) is None:
+        return
+    if method.startswith("compressed-tensors"):
+        raise KvcalcError(
+            "a compressed-tensors recipe whose ignore list leaves out lm_head is not sized "
+            "(whether the LM head ships quantised is not modelled)"
+        )
+    if head_weights == 0:
+        raise KvcalcError("the recipe quantises lm_head, which is tied to the embedding")
+
+
 def published_weights(
     config: Mapping[str, Any],
     text: Mapping[str, Any],
@@ -1253,6 +1401,7 @@ def published_weights(
     stored: tuple[Stored, ...] = ()
     try:
         recipe = _deepseek_v4_recipe(q, expert_dtype) if deepseek_v4 else parse_recipe(q)
+        _refuse_unsized_lm_head(recipe, q, part_weights.get("lm_head", 0))
     except KvcalcError as exc:
         return None, (f"weights counted in the model dtype, an upper bound: {exc}",)
     if deepseek_v4:

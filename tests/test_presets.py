@@ -36,6 +36,14 @@ PUBLISHED_FIGURE_EXCEPTIONS = {
     "falcon-180b": "'180B' is the model's name, not a count (the config gives 178.56B)",
     "llama-2-70b": "'70B' is the model's name, not a count (the config gives 68.98B)",
     "qwen2.5-32b": "the card's 32.5B disagrees with its own architecture (config gives 32.76B)",
+    "gemma-4-26b-a4b-nvfp4": (
+        "the card's 25.2B is the text model (config: 25.23B); its ~550M vision encoder "
+        "(config: 0.57B) is on top"
+    ),
+    "glm-5.1-nvfp4": (
+        "NVIDIA's 754B counts the MTP layer: the config's 743.91B without it + about 9.95B for "
+        "it (one MoE decoder layer and eh_proj 2·6144 × 6144) = 753.86B"
+    ),
 }
 
 
