@@ -34,6 +34,7 @@ from kvcalc.specs import GpuSpec, ModelSpec
 CONFIG = Path(__file__).parent / "data" / "hf_configs" / "kimi-k3.json"
 SGLANG = ENGINES["sglang"]
 VLLM = ENGINES["vllm"]
+TRTLLM = ENGINES["trtllm"]
 
 H, VOCAB = 7168, 163_840
 MLA_LAYERS, KDA_LAYERS, MOE_LAYERS = 24, 69, 92
@@ -198,12 +199,15 @@ def test_engines_that_have_not_been_read_refuse(k3: ModelSpec, engine: str, need
     assert "\n" not in str(info.value)
 
 
-@pytest.mark.parametrize("engine", [SGLANG, VLLM], ids=["sglang", "vllm"])
-@pytest.mark.parametrize(("seq", "batch", "tp"), [(1, 1, 1), (8192, 4, 8), (100_001, 2, 16)])
+@pytest.mark.parametrize("engine", [SGLANG, VLLM, TRTLLM], ids=["sglang", "vllm", "trtllm"])
+@pytest.mark.parametrize(
+    ("seq", "batch", "tp"), [(1, 1, 1), (1025, 3, 8), (8192, 4, 8), (100_001, 2, 16)]
+)
 def test_kernel_equals_kv_cache(
     k3: ModelSpec, engine: EngineProfile, seq: int, batch: int, tp: int
 ) -> None:
-    """The planner's compiled kernel gives kv_cache's integers for Kimi-K3 under SGLang and vLLM."""
+    """The planner's compiled kernel gives kv_cache's integers for Kimi-K3 under SGLang,
+    vLLM and TensorRT-LLM."""
     kernel = KvKernel(k3, engine, Workload(seq_len=1, batch=1, tp=tp))
     assert kernel.exact_fast, kernel.reason
     kv = kv_cache(k3, Workload(seq_len=seq, batch=batch, tp=tp), engine)

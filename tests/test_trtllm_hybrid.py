@@ -49,7 +49,7 @@ from kvcalc.dtypes import kv_dtype
 from kvcalc.engines import ENGINES
 from kvcalc.errors import KvcalcError
 from kvcalc.formula import Workload, kv_cache
-from kvcalc.kernel import KvKernel, fit_fast
+from kvcalc.kernel import fit_fast
 from kvcalc.planner import Plan, budget, fit, fits_at
 from kvcalc.presets import load_model
 from kvcalc.specs import GpuSpec, ModelSpec, NoCacheKind
@@ -151,21 +151,6 @@ def test_kimi_k3_budget_terms_name_the_state_pool(k3: ModelSpec) -> None:
     pool = next(i for i, label in enumerate(labels) if label.startswith("state pool of 5 slots"))
     assert b.terms[pool][1] == -5 * 454_459_392
     assert labels[pool + 1].startswith("(1 − free_gpu_memory_fraction")
-
-
-@pytest.mark.parametrize(("seq", "batch", "tp"), [(1, 1, 1), (1025, 3, 8), (100_001, 2, 16)])
-def test_kimi_k3_kernel_equals_kv_cache(k3: ModelSpec, seq: int, batch: int, tp: int) -> None:
-    """The compiled kernel gives kv_cache's integers for Kimi-K3 under TensorRT-LLM."""
-    kernel = KvKernel(k3, TRTLLM, Workload(seq_len=1, batch=1, tp=tp))
-    assert kernel.exact_fast, kernel.reason
-    kv = kv_cache(k3, Workload(seq_len=seq, batch=batch, tp=tp), TRTLLM)
-    at = kernel.at(seq, batch)
-    assert (at.total_bytes, at.per_gpu_bytes, at.state_total_bytes, at.state_per_gpu_bytes) == (
-        kv.total_bytes,
-        kv.per_gpu_bytes,
-        kv.state_total_bytes,
-        kv.state_per_gpu_bytes,
-    )
 
 
 @pytest.mark.parametrize(
