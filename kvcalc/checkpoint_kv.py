@@ -71,6 +71,10 @@ def auto_kv_dtype(model: ModelSpec, engine: EngineProfile) -> tuple[str | None, 
         # vllm-project/vllm:vllm/model_executor/models/config.py DeepseekV32ForCausalLM.
         # verify_and_update_config: a cache_dtype starting with fp8 becomes fp8_ds_mla
         return "fp8_ds_mla", f"{why}, which DeepseekV32ForCausalLM makes fp8_ds_mla"
+    if engine.checkpoint_kv == "vllm" and model.architecture is not None:
+        # that file's MODELS_CONFIG_MAP rewrites no other DSA architecture's cache dtype
+        # (GlmMoeDsaForCausalLM keeps the resolved fp8_e4m3 rows: engines.py dsa_kv_dtypes)
+        return dtype, f"{why}, which no MODELS_CONFIG_MAP entry rewrites for {model.architecture}"
     raise KvcalcError(
         f"engine {engine.name}: the checkpoint's fp8 KV cache on a sparse-MLA (indexer) "
         f"model, {model.architecture or model.name}, takes the engine's own fp8 layout, "

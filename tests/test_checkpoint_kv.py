@@ -384,3 +384,16 @@ def test_deepseek_v4_sglang_rule_stands() -> None:
     assert kv.kv_dtype_source == (
         "auto → fp8_e4m3: SGLang's DeepSeek-V4 default (_deepseek_v4_kv_cache_dtype)"
     )
+
+
+def test_glm_dsa_checkpoint_fp8_under_vllm_keeps_plain_fp8_rows() -> None:
+    """nvidia/GLM-5.1-NVFP4 (78 MLA layers, kv_lora_rank 512 + rope 64, index_head_dim 128;
+    config.json kv_cache_scheme fp8): vLLM's auto resolves to fp8_e4m3, and its
+    MODELS_CONFIG_MAP has no GlmMoeDsaForCausalLM entry to rewrite it to fp8_ds_mla, so each
+    layer keeps the 576 fp8 latent beside the 128 + 4 B indexer key: 78 x 708 = 55,224 B a
+    token, as --kv-dtype fp8 gives."""
+    model = load_model("glm-5.1-nvfp4")
+    auto = kv_cache(model, Workload(seq_len=SEQ), ENGINES["vllm"])
+    assert auto.k_dtype.name == "fp8_e4m3"
+    assert auto.bytes_per_token == 78 * ((512 + 64) + (128 + 4)) == 55_224
+    assert "GlmMoeDsaForCausalLM" in auto.kv_dtype_source
