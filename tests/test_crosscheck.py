@@ -163,7 +163,7 @@ TOWER_STEMS = sorted(stem for stem in STEMS if load_model(stem).tower is not Non
 def test_every_counted_tower_is_checked() -> None:
     """The tower check below covers every Qwen3-VL, Qwen3.5 and Qwen3.6 preset (dense and
     MoE) and the multimodal Devstral (Pixtral), Gemma 3, Gemma 4 and Llama 4 presets, the
-    families whose towers kvcalc counts (NVIDIA's NVFP4 checkpoints too: gemma-4-31b's and Qwen3.5's ignore lists
+    families whose towers kvcalc counts (NVIDIA's NVFP4 checkpoints too: the Gemma 4 and Qwen3.5 ignore lists
     name the tower, Qwen3.6's per-module lists leave it out, so it stays 16-bit)."""
     expected = [
         p.stem
@@ -174,6 +174,7 @@ def test_every_counted_tower_is_checked() -> None:
         "gemma-3-27b",
         "gemma-3-4b",
         "gemma-4-26b-a4b",
+        "gemma-4-26b-a4b-nvfp4",
         "gemma-4-31b",
         "llama-4-maverick",
         "llama-4-scout",

@@ -556,14 +556,24 @@ PAIRS = sorted(
 
 @pytest.mark.parametrize("name", PAIRS)
 def test_preset_equals_its_yaml_and_its_config(name: str) -> None:
-    """A preset, its `presets show` YAML and its `import`ed config.json give the same bytes."""
+    """A preset, its `presets show` YAML and its `import`ed checkpoint folder (config.json,
+    with ModelOpt's hf_quant_config.json beside it where the preset was made from one) give
+    the same bytes."""
     exported = SANDBOX / f"exported-{name}.yaml"
     code, out, err = invoke(["presets", "show", name])
     assert code == 0, err
     exported.write_text(out)
     imported = SANDBOX / f"imported-{name}.yaml"
+    checkpoint = SANDBOX / f"checkpoint-{name}"
+    checkpoint.mkdir(exist_ok=True)
+    (checkpoint / "config.json").write_text((HF / f"{name}.json").read_text())
+    hf_quant = HF / "hf_quant" / f"{name}.json"
+    if hf_quant.is_file():
+        (checkpoint / "hf_quant_config.json").write_text(hf_quant.read_text())
     # generous: importing glm-5-fp8 spends ~25 s in quant.published_weights (reported)
-    code, _, err = invoke(["import", str(HF / f"{name}.json"), "-o", str(imported)], seconds=120)
+    code, _, err = invoke(
+        ["import", str(checkpoint / "config.json"), "-o", str(imported)], seconds=120
+    )
     assert code == 0, err
     argv = ["--seq", "32k", "-b", "3", "-f", "json"]
     answers = []
