@@ -115,7 +115,8 @@ class StateGroup:
     bytes_per_sequence_per_layer: int  # as allocated (vLLM: its pages, padded to the KV page)
     bytes: int  # whole workload, all GPUs
     formula: str
-    pages_per_sequence: int = 1  # vLLM: state pages a sequence holds (2 in mamba_cache_mode align)
+    # vLLM: state pages a sequence holds (mamba_cache_mode align: 2, all: cdiv(seq, block))
+    pages_per_sequence: int = 1
 
 
 @record
@@ -1580,10 +1581,14 @@ def _state_assumptions(
         )
     if state_page is not None and mode == "all":
         pages = cdiv(workload.seq_len, block)
+        chunks = sorted(
+            {k.chunk_size or 0 for k in (model.kinds or {}).values() if isinstance(k, StateKind)}
+        )
         notes.append(
             f"vLLM hybrid alignment, mamba_cache_mode all: attention block size {block} "
-            "tokens, a multiple of lcm(mamba chunk, kernel block) whose KV page covers a state "
-            f"page; each state layer holds one page of {state_page:,} B per block of a "
+            f"tokens, a multiple of lcm(mamba chunk {', '.join(map(str, chunks))}, kernel "
+            "block) whose KV page covers a state page (the config's chunk); each state layer "
+            f"holds one page of {state_page:,} B per block of a "
             f"sequence, cdiv({workload.seq_len:,}, {block:,}) = {pages:,} (a state saved at "
             "every block boundary; MambaSpec.max_memory_usage_bytes)"
         )
