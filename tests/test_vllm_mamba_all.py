@@ -28,7 +28,7 @@ from kvcalc.cli import app
 from kvcalc.engines import ENGINES
 from kvcalc.errors import KvcalcError
 from kvcalc.formula import Workload, kv_cache
-from kvcalc.planner import Plan, budget, max_batch
+from kvcalc.planner import Plan, budget, max_batch, max_seq_len
 from kvcalc.presets import load_gpu, load_model
 from kvcalc.specs import StateKind
 
@@ -143,6 +143,15 @@ def test_max_batch_counts_a_block_per_state_page(seq_len: int, expected: int) ->
     many in each of the 4 state groups (24 slots / 6)."""
     plan = Plan(load_model("nemotron-3-nano-30b-a3b"), load_gpu("h200"), VLLM, _on(seq_len))
     assert max_batch(plan, replace(budget(plan), stage_kv_budget_bytes=(BUDGET,))) == expected
+
+
+def test_max_context_grows_a_block_at_a_time() -> None:
+    """At batch 100 on the same 4,818 blocks a length of n blocks takes 100 · 5 · n blocks
+    (attention and 4 state groups): n ≤ 4,818 // 500 = 9, so the longest context is
+    9 · 2,176 = 19,584 tokens (19,585 would take a tenth block: 5,000 > 4,818)."""
+    plan = Plan(load_model("nemotron-3-nano-30b-a3b"), load_gpu("h200"), VLLM, _on(8192, 100))
+    limit = replace(budget(plan), stage_kv_budget_bytes=(BUDGET,))
+    assert max_seq_len(plan, limit) == (9 * 2_176, False)
 
 
 def test_asked_for_all_falls_back_to_align_on_qwen3_next() -> None:
