@@ -607,7 +607,7 @@ VLLM_MAMBA_PREFIX_SOURCES = (
     "vllm-project/vllm@8744bb0924a53c0d16867426b8b17428d41e4002:vllm/model_executor/models/"
     "nemotron_h.py:NemotronHForCausalLM (SupportsMambaPrefixCaching)",
     "vllm-project/vllm@0195c9ec6ea9cda412d1c69034fc5926a2c29528:vllm/model_executor/models/"
-    "granitemoehybrid.py:GraniteMoeHybridForCausalLM (imports SupportsMambaPrefixCaching)",
+    "granitemoehybrid.py:GraniteMoeHybridForCausalLM (SupportsMambaPrefixCaching)",
     f"{_VLLM_PIN}vllm/v1/core/single_type_kv_cache_manager.py:MambaManager (all: the base "
     "class's get_num_blocks_to_allocate / allocate_new_blocks, cdiv(tokens, block_size) "
     "blocks; remove_skipped_blocks with get_num_skipped_tokens = computed - 1)",
