@@ -103,7 +103,11 @@ def nemotron_h(c: _Config, family: str) -> dict[str, Any]:
                 if c.has("mamba_ssm_cache_dtype")
                 else {"state_dtype": "fp32"}
             ),
-            # transformers NemotronHConfig keeps a mamba_chunk_size kwarg as chunk_size
+            # transformers NemotronHConfig keeps a mamba_chunk_size kwarg as chunk_size, and
+            # so does vLLM's own (vllm-project/vllm@a59ddf748721ca8c4c538c77364d8540f15ed5cc:
+            # vllm/transformers_utils/configs/nemotron_h.py), a published chunk_size then
+            # set over it; with both set they disagree on which wins (refused), with neither
+            # on the default (transformers 128, vLLM's 256: no field, mode all refused)
             **_chunk_size(c, "mamba_chunk_size", "chunk_size"),
         },
         "mlp": {"kind": "none", "reason": "no_attention"},
