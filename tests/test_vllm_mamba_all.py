@@ -107,6 +107,20 @@ def test_nemotron_nano_all_mode_tp2() -> None:
     assert group.bytes_per_sequence_per_layer == 4 * 2_176 * 512 == 4 * 1_114_112
 
 
+def test_fp8_kv_halves_the_page_and_doubles_the_block() -> None:
+    """Nemotron-3-Nano NVFP4 (nemotron-3-nano-30b-a3b-nvfp4.json, the same shapes) publishes an
+    fp8 KV cache, which vLLM's auto follows: attention 2 · 2 · 128 · 1 B = 512 B a token, the
+    state unchanged (2,134,016 B); cdiv(2,134,016, 512) = 4,168 tokens, block 128 ·
+    cdiv(4,168, 128) = 128 · 33 = 4,224, page 4,224 · 512 = 2,162,688 B; at 8k 2 pages."""
+    result = kv_cache(load_model("nemotron-3-nano-30b-a3b-nvfp4"), _on(8192), VLLM)
+    assert result.k_dtype.name == "fp8_e4m3"
+    assert result.block_size == 128 * 33 == 4_224
+    (group,) = result.state_groups
+    assert group.conv_bytes_per_layer + group.recurrent_bytes_per_layer == NANO_STATE
+    assert group.bytes_per_sequence_per_layer == 2 * 4_224 * 512 == 2 * 2_162_688
+    assert result.per_sequence_bytes == 6 * 2 * 4_224 * 512
+
+
 def test_nemotron_super_all_mode_block() -> None:
     """Nemotron-3-Super-120B-A12B (nemotron-3-super-120b-a12b.json): 8 attention and 40 Mamba2
     layers; attention 2 · 2 · 128 · 2 B = 1,024 B a token; Mamba2 mamba_num_heads 128,
