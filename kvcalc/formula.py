@@ -1590,7 +1590,9 @@ def _state_assumptions(
             "block) whose KV page covers a state page (the config's chunk); each state layer "
             f"holds one page of {state_page:,} B per block of a "
             f"sequence, cdiv({workload.seq_len:,}, {block:,}) = {pages:,} (a state saved at "
-            "every block boundary; MambaSpec.max_memory_usage_bytes)"
+            "every block boundary: the planning bound MambaSpec.max_memory_usage_bytes, as "
+            "vLLM's memory check and max concurrency count it; once prefilled a request "
+            "keeps one or two, the rest cached and evictable)"
         )
     elif state_page is not None:
         pages_text = (
