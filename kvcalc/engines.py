@@ -602,15 +602,31 @@ VLLM_MAMBA_PREFIX_SOURCES = (
     "vllm-project/vllm@002f10e0cfa1373a19a0d2756598a34b700d20e5:vllm/config/cache.py:"
     "CacheConfig.mamba_cache_mode, mamba_block_size",
     "vllm-project/vllm@6365b387890f7aa74b0fe65b81705d4730fcc763:vllm/model_executor/models/"
-    "qwen3_next.py:Qwen3NextForCausalLM (not SupportsMambaPrefixCaching; all raises)",
+    "qwen3_next.py:Qwen3NextForCausalLM (not SupportsMambaPrefixCaching; all raises, but "
+    "MambaModelConfig has turned an asked-for all into align before the model is built)",
     "vllm-project/vllm@8744bb0924a53c0d16867426b8b17428d41e4002:vllm/model_executor/models/"
     "nemotron_h.py:NemotronHForCausalLM (SupportsMambaPrefixCaching)",
+    "vllm-project/vllm@0195c9ec6ea9cda412d1c69034fc5926a2c29528:vllm/model_executor/models/"
+    "granitemoehybrid.py:GraniteMoeHybridForCausalLM (SupportsMambaPrefixCaching)",
+    f"{_VLLM_PIN}vllm/v1/core/single_type_kv_cache_manager.py:MambaManager (all: the base "
+    "class's get_num_blocks_to_allocate / allocate_new_blocks, cdiv(tokens, block_size) "
+    "blocks; remove_skipped_blocks with get_num_skipped_tokens = computed - 1)",
+    "vllm-project/vllm@c77619938d1cca436ad7e674241811f9e6ea539f:vllm/platforms/interface.py:"
+    "Platform._align_hybrid_block_size (all: chunk = lcm(mamba_block_size or "
+    "get_mamba_chunk_size(), kernel_block_alignment_size), block = chunk · "
+    "cdiv(cdiv(mamba_page, attn_page_1_token), chunk) = mamba_block_size)",
+    "vllm-project/vllm:vllm/config/model.py:ModelConfig.get_mamba_chunk_size "
+    "(hf_text_config.mamba_chunk_size, else chunk_size; newer releases default 2048)",
+    "vllm-project/vllm:vllm/model_executor/layers/mamba/abstract.py:MambaBase."
+    "get_kv_cache_spec (MambaSpec block_size = cache_config.mamba_block_size)",
     "vllm-project/vllm@36c110bd9a02c369eb906607a0503a583429ea22:vllm/model_executor/models/"
     "qwen3_5.py (imports no SupportsMambaPrefixCaching: Qwen3.5 / Qwen3.5-MoE run align)",
     "vllm-project/vllm:vllm/model_executor/models/config.py:MambaModelConfig."
     "verify_and_update_config (all if supports_mamba_prefix_caching else align), "
     "HybridAttentionMambaModelConfig (align: mamba_block_size = block_size; all: a "
-    "chunk-aligned block) (the index's versions of this file with these rules name no commit)",
+    "chunk-aligned block; an asked-for all falls back to align on a class that is not "
+    "SupportsMambaPrefixCaching) (the index's versions of this file with these rules name no "
+    "commit)",
 )
 
 
@@ -723,6 +739,7 @@ ENGINES: dict[str, EngineProfile] = {
             # model class is SupportsMambaPrefixCaching, else "align" (VLLM_MAMBA_PREFIX_SOURCES)
             mamba_cache_modes=(
                 ("nemotron_h", "all"),
+                ("granitemoehybrid", "all"),
                 ("qwen3_next", "align"),
                 ("qwen3_5_text", "align"),
                 ("qwen3_5_moe_text", "align"),
@@ -746,7 +763,10 @@ ENGINES: dict[str, EngineProfile] = {
                 "recurrent heads/tp × elems in mamba_ssm_cache_dtype (MambaStateShapeCalculator)",
                 "[prefix] prefix caching on: mamba_cache_mode align keeps two state pages per "
                 "sequence and layer (the running state and the last step's, MambaManager; "
-                "MambaSpec.max_memory_usage_bytes), mamba_block_size = the attention block",
+                "MambaSpec.max_memory_usage_bytes), mamba_block_size = the attention block; "
+                "mode all (Nemotron-H, Granite-4.0-H: SupportsMambaPrefixCaching) one page per "
+                "block of the sequence, cdiv(seq, B), B the smallest multiple of lcm(the "
+                "config's mamba chunk size, kernel block) whose KV page covers a state page",
                 "[gqa_indexer] MiniMax-M3: 128-token blocks, the only kernel block its "
                 "sparse attention and indexer backends take (serve it with --block-size 128); "
                 "each sparse layer adds one index_head_dim key per token in bf16 "

@@ -7,6 +7,7 @@ Bytes per token per layer on one GPU, by head layout (arXiv 2405.04434 Table 1):
   about the window, by the engine's rule), times batch.
 """
 
+import math
 from dataclasses import field, replace
 from typing import TYPE_CHECKING, Literal
 
@@ -114,7 +115,8 @@ class StateGroup:
     bytes_per_sequence_per_layer: int  # as allocated (vLLM: its pages, padded to the KV page)
     bytes: int  # whole workload, all GPUs
     formula: str
-    pages_per_sequence: int = 1  # vLLM: state pages a sequence holds (2 in mamba_cache_mode align)
+    # vLLM: state pages a sequence holds (mamba_cache_mode align: 2, all: cdiv(seq, block))
+    pages_per_sequence: int = 1
 
 
 @record
@@ -999,8 +1001,15 @@ def _required_kernel_block(model: ModelSpec, engine: EngineProfile) -> int | Non
     return None
 
 
+MambaMode = Literal["none", "align", "all"]  # vLLM's CacheConfig.mamba_cache_mode
+
+
 def _vllm_block(
-    engine: EngineProfile, workload: Workload, layers: list[_Layer], block: int
+    engine: EngineProfile,
+    workload: Workload,
+    layers: list[_Layer],
+    block: int,
+    mode: MambaMode = "none",
 ) -> tuple[int, int | None]:
     """Return (attention block size, padded state page bytes) under vLLM's hybrid alignment.
 
@@ -1008,7 +1017,10 @@ def _vllm_block(
     vllm/model_executor/models/config.py:HybridAttentionMambaModelConfig): with state
     layers, align = max(kernel block, block_size); attention block = align ·
     cdiv(state page, align · attention bytes per token), and the state page is padded to
-    that attention page, so one block pool serves both.
+    that attention page, so one block pool serves both. In mamba_cache_mode all the block
+    is instead the smallest multiple of lcm(mamba chunk, align) tokens whose attention page
+    covers the state page (chunk = ModelConfig.get_mamba_chunk_size: the config's
+    mamba_chunk_size, else chunk_size), and mamba_block_size is that block.
     """
     states = {layer.conv_bytes + layer.recurrent_bytes for layer in layers if layer.state}
     if not states:
@@ -1023,13 +1035,72 @@ def _vllm_block(
     if not attention:
         raise KvcalcError(f"engine {engine.name}: models with no attention layer are not modelled")
     per_token = attention.pop()
-    block = block * cdiv(state_page, block * per_token)
+    if mode == "all":
+        chunk = _mamba_chunk(engine, layers)
+        aligned = math.lcm(chunk, block)  # lcm(base_chunk_size, kernel_block_alignment_size)
+        block = aligned * cdiv(cdiv(state_page, per_token), aligned)
+    else:
+        block = block * cdiv(state_page, block * per_token)
     return block, block * per_token
 
 
-def _vllm_state_pages(model: ModelSpec, workload: Workload, engine: EngineProfile) -> int:
-    """Return the state pages a sequence holds per state layer under vLLM: 1, or 2 with prefix
-    caching in mamba_cache_mode align.
+def _mamba_chunk(engine: EngineProfile, layers: list[_Layer]) -> int:
+    """Return the mamba chunk size vLLM's mamba_cache_mode all aligns the block to, as the
+    config publishes it (StateKind.chunk_size); refuse when it publishes none."""
+    chunks = {layer.state.chunk_size for layer in layers if layer.state is not None}
+    if None in chunks:
+        raise KvcalcError(
+            f"engine {engine.name}: mamba_cache_mode all aligns the block to the mamba chunk "
+            "size (ModelConfig.get_mamba_chunk_size), which this config does not publish "
+            "(mamba_chunk_size / chunk_size): pass --mamba-cache-mode align"
+        )
+    if len(chunks) > 1:
+        raise KvcalcError(
+            f"engine {engine.name}: state layers of different mamba chunk sizes are not modelled"
+        )
+    (chunk,) = chunks
+    assert chunk is not None  # for mypy: None refused above
+    return chunk
+
+
+def _vllm_mamba_mode(model: ModelSpec, workload: Workload, engine: EngineProfile) -> MambaMode:
+    """Return the mamba_cache_mode vLLM runs a hybrid model's state layers in: none (no
+    prefix caching), align or all.
+
+    vllm/model_executor/models/config.py:MambaModelConfig.verify_and_update_config: with
+    prefix caching, none becomes all where the model class is SupportsMambaPrefixCaching,
+    else align, and an asked-for all falls back to align on a class that is not.
+    """
+    if not workload.prefix_caching:
+        return "none"
+    family = model.family or model.name
+    default = dict(engine.mamba_cache_modes or ()).get(family)
+    mode: MambaMode | None = workload.mamba_cache_mode or default
+    if mode is None:
+        raise KvcalcError(
+            f"engine {engine.name}: --prefix-caching on {family}: vLLM runs its state layers in "
+            "mamba_cache_mode all or align by whether its model class supports Mamba prefix "
+            "caching, not read for it (pass --mamba-cache-mode align)"
+        )
+    if mode == "all" and default is None:
+        raise KvcalcError(
+            f"engine {engine.name}: --mamba-cache-mode all on {family}: whether its model class "
+            "is SupportsMambaPrefixCaching (else vLLM falls back to align) is not read (pass "
+            "--mamba-cache-mode align)"
+        )
+    if mode == "all" and default == "align":
+        mode = "align"  # MambaModelConfig: all without SupportsMambaPrefixCaching -> align
+    if workload.mtp and model.mtp_layers:
+        raise KvcalcError(
+            f"engine {engine.name}: mamba_cache_mode {mode} with speculative decoding is not "
+            "modelled (its num_speculative_blocks state pages are not read): drop --mtp"
+        )
+    return mode
+
+
+def _vllm_state_pages(workload: Workload, mode: MambaMode, block: int) -> int:
+    """Return the state pages a sequence holds per state layer under vLLM: 1 (mode none), 2
+    (align) or one per block of its tokens (all).
 
     vllm/v1/core/single_type_kv_cache_manager.py MambaManager: in align mode a sequence's
     block table spans cdiv(tokens, mamba_block_size) blocks, all null but the block holding
@@ -1037,32 +1108,16 @@ def _vllm_state_pages(model: ModelSpec, workload: Workload, engine: EngineProfil
     state is copied from it; remove_skipped_blocks frees it the step after): two pages, as
     MambaSpec.max_memory_usage_bytes counts (2 + num_speculative_blocks). mamba_block_size is
     the attention block (HybridAttentionMambaModelConfig), so the page is the none-mode one.
+    In all mode MambaManager allocates as any full-attention group, cdiv(tokens,
+    mamba_block_size) blocks (a state saved at each block boundary), and
+    MambaSpec.max_memory_usage_bytes counts cdiv(max_model_len, block_size) pages: kvcalc
+    counts cdiv(seq_len, block), the pages a prompt prefilled in one step takes (after it
+    remove_skipped_blocks frees all but the last one or two back to the pool, as cached
+    blocks, like a sliding window's).
     """
-    if not workload.prefix_caching:
-        return 1
-    family = model.family or model.name
-    mode = workload.mamba_cache_mode or dict(engine.mamba_cache_modes or ()).get(family)
-    if mode is None:
-        raise KvcalcError(
-            f"engine {engine.name}: --prefix-caching on {family}: vLLM runs its state layers in "
-            "mamba_cache_mode all or align by whether its model class supports Mamba prefix "
-            "caching, not read for it (pass --mamba-cache-mode align)"
-        )
     if mode == "all":
-        raise KvcalcError(
-            f"engine {engine.name}: mamba_cache_mode all (vLLM's default for {family} with "
-            "prefix caching) is not modelled: its block is aligned to the model's mamba chunk "
-            "size, which kvcalc does not read (pass --mamba-cache-mode align)"
-            if workload.mamba_cache_mode is None
-            else f"engine {engine.name}: mamba_cache_mode all is not modelled: its block is "
-            "aligned to the model's mamba chunk size, which kvcalc does not read (use align)"
-        )
-    if workload.mtp and model.mtp_layers:
-        raise KvcalcError(
-            f"engine {engine.name}: mamba_cache_mode align with speculative decoding is not "
-            "modelled (its num_speculative_blocks state pages are not read): drop --mtp"
-        )
-    return 2
+        return cdiv(workload.seq_len, block)
+    return 2 if mode == "align" else 1
 
 
 def kv_cache(model: ModelSpec, workload: Workload, engine: EngineProfile) -> KvBreakdown:
@@ -1132,9 +1187,12 @@ def _kv_cache(model: ModelSpec, workload: Workload, engine: EngineProfile) -> Kv
     _check_state_support(model, workload, engine, layers)
     state_page: int | None = None
     state_pages = 1  # state pages a sequence holds per state layer
+    mode: MambaMode = "none"
     if engine.pads_hybrid_groups:
         kernel_block = _vllm_kernel_block(model, workload, engine, is_mla)
-        block, state_page = _vllm_block(engine, workload, layers, kernel_block)
+        has_state = any(layer.state is not None for layer in layers)
+        mode = _vllm_mamba_mode(model, workload, engine) if has_state else "none"
+        block, state_page = _vllm_block(engine, workload, layers, kernel_block, mode)
         if state_page is not None and k_dtype.name == "fp8_ds_mla":
             raise KvcalcError(
                 f"engine {engine.name}: fp8_ds_mla beside state layers is not modelled (vLLM's "
@@ -1142,7 +1200,7 @@ def _kv_cache(model: ModelSpec, workload: Workload, engine: EngineProfile) -> Kv
                 "spec from 656)"
             )
         if state_page is not None:
-            state_pages = _vllm_state_pages(model, workload, engine)
+            state_pages = _vllm_state_pages(workload, mode, block)
         window_blocks = _vllm_window_blocks(engine, layers, block)
     else:
         block = workload.block_size or engine.block_for(is_mla)
@@ -1271,7 +1329,7 @@ def _kv_cache(model: ModelSpec, workload: Workload, engine: EngineProfile) -> Kv
         assumptions=_assumptions(
             model, workload, engine, windows, groups, kv_heads_per_gpu(model, engine, 1)
         )
-        + _state_assumptions(model, workload, engine, state_groups, state_page, block)
+        + _state_assumptions(model, workload, engine, state_groups, state_page, block, mode)
         + _prefix_assumptions(workload, engine, state_page),
         state_groups=tuple(state_groups),
         state_bytes_per_sequence=state_total // batch,
@@ -1500,6 +1558,7 @@ def _state_assumptions(
     state_groups: list[StateGroup],
     state_page: int | None,
     block: int,
+    mode: MambaMode = "none",
 ) -> tuple[str, ...]:
     notes: list[str] = []
     rules = engine.rules_for(model.family)
@@ -1518,19 +1577,31 @@ def _state_assumptions(
             held = "a recurrent state only, no conv state"  # MiniMax's lightning layers
         notes.append(
             f"recurrent / linear-attention layers keep a fixed state per sequence "
-            f"({held}), independent of seq_len"
+            f"({held}){'' if mode == 'all' else ', independent of seq_len'}"
         )
-    if state_page is not None:
-        pages = (
-            "one page"
-            if not workload.prefix_caching
-            else "two pages (the running state and the last step's)"
+    if state_page is not None and mode == "all":
+        pages = cdiv(workload.seq_len, block)
+        chunks = sorted(
+            {k.chunk_size or 0 for k in (model.kinds or {}).values() if isinstance(k, StateKind)}
         )
-        mode = "align" if workload.prefix_caching else "none"
+        notes.append(
+            f"vLLM hybrid alignment, mamba_cache_mode all: attention block size {block} "
+            f"tokens, a multiple of lcm(mamba chunk {', '.join(map(str, chunks))}, kernel "
+            "block) whose KV page covers a state page (the config's chunk); each state layer "
+            f"holds one page of {state_page:,} B per block of a "
+            f"sequence, cdiv({workload.seq_len:,}, {block:,}) = {pages:,} (a state saved at "
+            "every block boundary: the planning bound MambaSpec.max_memory_usage_bytes, as "
+            "vLLM's memory check and max concurrency count it; once prefilled a request "
+            "keeps one or two, the rest cached and evictable)"
+        )
+    elif state_page is not None:
+        pages_text = (
+            "one page" if mode == "none" else "two pages (the running state and the last step's)"
+        )
         notes.append(
             f"vLLM hybrid alignment: attention block size {block} tokens so one KV page covers "
-            f"a state page; each state layer holds {pages} of {state_page:,} B per sequence "
-            f"(mamba_cache_mode {mode})"
+            f"a state page; each state layer holds {pages_text} of {state_page:,} B per "
+            f"sequence (mamba_cache_mode {mode})"
         )
     if workload.mtp and not model.mtp_layers:
         notes.append("the model has no MTP / next-n layers: --mtp adds nothing")

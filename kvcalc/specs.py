@@ -268,6 +268,12 @@ class StateKind(_Spec):
         default=None,
         description="attention beside the mixer in the same layer (Falcon-H1): KV per token too",
     )
+    chunk_size: PositiveInt | None = Field(
+        default=None,
+        description="the mixer's scan chunk in tokens as the config publishes it (chunk_size, "
+        "mamba_chunk_size); vLLM's mamba_cache_mode all aligns its block to it. None: not "
+        "published",
+    )
 
     @property
     def conv_channels(self) -> int:

@@ -6,7 +6,8 @@ of its running state and, on the step that crosses into a new block, the previou
 MambaSpec.max_memory_usage_bytes (align: 2 + num_speculative_blocks pages), config.py
 HybridAttentionMambaModelConfig (align: mamba_block_size = the attention block, so block and
 padded page are those of mamba_cache_mode none), MambaModelConfig (with prefix caching: all
-where the model class is SupportsMambaPrefixCaching, else align).
+where the model class is SupportsMambaPrefixCaching, else align). Mode all:
+tests/test_vllm_mamba_all.py.
 """
 
 import json
@@ -145,22 +146,15 @@ def test_attention_only_model_unchanged_by_prefix_caching() -> None:
             "sglang",
             "vllm, vllm@main only",
         ),
-        ("nemotron-3-nano-30b-a3b", Workload(8192, prefix_caching=True), "vllm", "all"),
-        ("granite-4.0-h-350m", Workload(8192, prefix_caching=True), "vllm", "not read"),
-        (
-            "qwen3-next-80b-a3b",
-            Workload(8192, prefix_caching=True, mamba_cache_mode="all"),
-            "vllm",
-            "chunk size",
-        ),
+        ("jamba-1.5-mini", Workload(8192, prefix_caching=True), "vllm", "not read"),
         ("nemotron-3-super-120b-a12b", _nano_align(mtp=True), "vllm", "drop --mtp"),
     ],
 )
 def test_unmodelled_prefix_caching_refused(
     name: str, workload: Workload, engine: str, match: str
 ) -> None:
-    """Other engines, mamba_cache_mode all (Nemotron-H's default), families whose default mode is
-    not read and align with speculative decoding are refused in one line."""
+    """Other engines, families whose default mode is not read and align with speculative
+    decoding are refused in one line (mode all: tests/test_vllm_mamba_all.py)."""
     with pytest.raises(KvcalcError, match=match) as error:
         kv_cache(load_model(name), workload, ENGINES[engine])
     assert "\n" not in str(error.value)

@@ -194,8 +194,9 @@ MAMBA_CACHE_MODE_OPTION = typer.Option(
     None,
     "--mamba-cache-mode",
     metavar="MODE",
-    help="vLLM mamba_cache_mode with --prefix-caching: align (all is not modelled); "
-    "default: the mode vLLM picks for the model.",
+    help="vLLM mamba_cache_mode with --prefix-caching: align (two state pages a sequence) "
+    "or all (one a block, the block aligned to the config's mamba chunk size); default: the "
+    "mode vLLM picks for the model.",
 )
 
 

@@ -21,6 +21,27 @@ from kvcalc.hf._layers import (
 )
 from kvcalc.specs import ParamBreakdown
 
+
+def _chunk_size(c: _Config, *keys: str) -> dict[str, Any]:
+    """Return the state kind's chunk_size field: the scan chunk the config publishes.
+
+    vLLM's ModelConfig.get_mamba_chunk_size reads the config's mamba_chunk_size, else its
+    chunk_size, as the engine's mamba_cache_mode all aligns its block to it
+    (kvcalc/formula.py _vllm_block); a family's keys name the attributes its config class
+    keeps it in. None published: no field (mode all is refused, not guessed).
+    """
+    values = {key: c.get_int(key) for key in keys if c.has(key)}
+    if len(set(values.values())) > 1:
+        shown = ", ".join(f"{key} {value}" for key, value in values.items())
+        raise KvcalcError(f"config sets {shown}: which one is the mixer's chunk is not read")
+    if not values:
+        return {}
+    key, value = next(iter(values.items()))
+    if value == 0:
+        raise KvcalcError(f"config key {key!r} must be a positive chunk of tokens, got 0")
+    return {"chunk_size": value}
+
+
 # ---- NVIDIA Nemotron-H (nemotron_h) -----------------------------------------------------
 
 # layers_block_type names (transformers NemotronHConfig, legacy and current) -> pattern letters
@@ -82,6 +103,12 @@ def nemotron_h(c: _Config, family: str) -> dict[str, Any]:
                 if c.has("mamba_ssm_cache_dtype")
                 else {"state_dtype": "fp32"}
             ),
+            # transformers NemotronHConfig keeps a mamba_chunk_size kwarg as chunk_size, and
+            # so does vLLM's own (vllm-project/vllm@a59ddf748721ca8c4c538c77364d8540f15ed5cc:
+            # vllm/transformers_utils/configs/nemotron_h.py), a published chunk_size then
+            # set over it; with both set they disagree on which wins (refused), with neither
+            # on the default (transformers 128, vLLM's 256: no field, mode all refused)
+            **_chunk_size(c, "mamba_chunk_size", "chunk_size"),
         },
         "mlp": {"kind": "none", "reason": "no_attention"},
         "moe": {"kind": "none", "reason": "no_attention"},
@@ -152,6 +179,7 @@ NEMOTRON_H_READS = frozenset(
         "hybrid_override_pattern", "mamba_num_heads", "mamba_head_dim", "ssm_state_size",
         "n_groups", "conv_kernel", "mamba_ssm_cache_dtype", "num_nextn_predict_layers",
         "mtp_hybrid_override_pattern", "expand", "layers_block_type", "mtp_layers_block_type",
+        "chunk_size", "mamba_chunk_size",
     }
 )  # fmt: skip
 
@@ -310,6 +338,8 @@ def granitemoehybrid(c: _Config, family: str) -> dict[str, Any]:
             "kind": "state", "mixer": "mamba2", "conv_kernel": kernel, "conv_inner": d_inner,
             "conv_groups": groups, "conv_group_channels": 2 * d_state, "state_heads": m_heads,
             "state_head_elems": m_dim * d_state,
+            # transformers GraniteMoeHybridConfig.mamba_chunk_size (vLLM reads it first)
+            **_chunk_size(c, "mamba_chunk_size"),
         }
     }  # fmt: skip
     moe = None
@@ -330,6 +360,7 @@ GRANITE_H_READS = frozenset(
     {
         "layer_types", "layers_block_type", "mamba_expand", "mamba_n_heads", "mamba_d_head",
         "mamba_n_groups", "mamba_d_state", "mamba_d_conv", "mamba_conv_bias", "mamba_proj_bias",
+        "mamba_chunk_size",
     }
 )  # fmt: skip
 
