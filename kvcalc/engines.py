@@ -246,6 +246,11 @@ class EngineProfile:
     # bf16 rope); a dtype not listed is refused. None: the engine's general rules apply
     dsa_kv_dtypes: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] | None = None
     dsa_kv_dtypes_source: str = ""  # where dsa_kv_dtypes was read, quoted when refusing
+    # DSA models whose config shares some layers' indexer (GLM-5.2+: indexer_types "shared",
+    # AttentionKind.indexer False): "own", only the layers that run their own indexer cache
+    # its key; "every", the engine's pool gives every layer an indexer key all the same
+    # (SGLang: SGLANG_DSA_SOURCES, DSATokenToKVPool and _compute_cell_size on CUDA)
+    dsa_indexer_layers: Literal["own", "every"] = "own"
     # layers with K = V (Gemma 4 attention_k_eq_v): "both" caches K and V (transformers:
     # values hold a copy of the keys, measured), "k_only" caches K once, None: not read yet
     k_eq_v: Literal["both", "k_only"] | None = None
@@ -539,9 +544,14 @@ SGLANG_DSA_SOURCES = (
     "backends and HIP tilelang / aiter)",
     "sgl-project/sglang@003fca8027387a3d6565b2c08e497e3020ac6211:python/sglang/srt/"
     "model_executor/pool_configurator.py:DefaultPoolConfigurator._compute_cell_size (DSA: "
-    "calculate_mla_kv_cache_dim + 132 B indexer per layer)",
-    "sgl-project/sglang:python/sglang/srt/mem_cache/memory_pool.py:NSATokenToKVPool "
-    "(kv_cache_dim override, index_k_with_scale_buffer, page_size 64)",
+    "calculate_mla_kv_cache_dim + 132 B indexer times effective_num_layers, every layer on "
+    "CUDA; only the Ascend branch counts resolve_dsa_indexer_layer_ids)",
+    "sgl-project/sglang@5435ebae187bc31d849ccb073292bf38ff69e8ea:python/sglang/srt/mem_cache/"
+    "kv_cache_configurator.py:KVCacheConfigurator._build_dsa_kv_pool (DSATokenToKVPool, "
+    "layer_num = num_effective_layers)",
+    "sgl-project/sglang:python/sglang/srt/mem_cache/memory_pool.py:DSATokenToKVPool.__init__ "
+    "(formerly NSATokenToKVPool: kv_cache_dim override, one index_k_with_scale_buffer per "
+    "layer in range(layer_num), page_size 64)",
     "sgl-project/sglang:python/sglang/srt/server_args.py:_dsa_kv_cache_dtype_default, "
     "_dsa_split_backend_resolution (DSA: bfloat16 or fp8_e4m3 only; auto bfloat16 below "
     "SM100; fp8_e4m3 backends flashmla_kv on Hopper, trtllm on SM100+) (the index names no "
@@ -827,6 +837,10 @@ ENGINES: dict[str, EngineProfile] = {
             # kvcalc's fp8_ds_mla) under the Hopper default flashmla_kv backends
             dsa_kv_dtypes=(("", (("bf16", "bf16"), ("fp8_e4m3", "fp8_ds_mla"))),),
             dsa_kv_dtypes_source="server_args.py _dsa_kv_cache_dtype_default asserts it",
+            # CUDA: DSATokenToKVPool allocates index_k_with_scale_buffer for each of its
+            # layer_num (num_effective_layers) layers and _compute_cell_size counts 132 B for
+            # every one; only the Ascend (NPU) pool counts resolve_dsa_indexer_layer_ids
+            dsa_indexer_layers="every",
             # MiniMax-M3 (MiniMaxSparseKVPool): K/V for every layer in the KV dtype, and each
             # sparse layer's one-head indexer key (K only: sparse_disable_index_value) in the
             # model dtype whatever --kv-cache-dtype (index_dtype=model_dtype; fp8 only in the
@@ -890,7 +904,8 @@ ENGINES: dict[str, EngineProfile] = {
                 "bfloat16 or fp8_e4m3 KV only, auto bfloat16; fp8_e4m3 rows in the FlashMLA "
                 "scaled layout of the flashmla_kv backends, 656 B (kvcalc's fp8_ds_mla: 512 fp8 "
                 "+ 4 fp32 scales + 64 bf16 rope); each layer adds a 132 B indexer key (128 fp8 + "
-                "fp32 scale). On SM100+ SGLang's defaults differ (auto fp8_e4m3, trtllm DSA "
+                "fp32 scale), in every layer: GLM-5.2's shared-indexer layers too "
+                "(DSATokenToKVPool allocates one for each layer). On SM100+ SGLang's defaults differ (auto fp8_e4m3, trtllm DSA "
                 "backends with raw 576 B rows), which these figures do not follow",
                 "[compressed] DeepSeek-V4 as sglang 0.5.23 pools it (CUDA, FlashMLA V4 rows, "
                 "fp8_e4m3 KV, page 256, --swa-full-tokens-ratio 0.1, "

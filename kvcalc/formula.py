@@ -1122,6 +1122,8 @@ def _kv_cache(model: ModelSpec, workload: Workload, engine: EngineProfile) -> Kv
         raise KvcalcError(f"engine {engine.name}: {rules.no_pp}")
     if rules is not None and rules.kv_shared_slots:
         model = _with_kv_shared_slots(model)
+    if engine.dsa_indexer_layers == "every":
+        model = _with_indexer_every_layer(model)
     _check_llama_cpp(model, workload, engine, k_dtype, v_dtype)
     compressed = any(isinstance(k, CompressedKind) for k in (model.kinds or {}).values())
     if compressed and engine.compressed_layout == "vllm":
@@ -1397,6 +1399,34 @@ def _with_kv_shared_slots(model: ModelSpec) -> ModelSpec:
         return model
     pattern = [like.get(name, name) for name in model.layers.pattern]
     return model.model_copy(update={"layers": model.layers.model_copy(update={"pattern": pattern})})
+
+
+def _with_indexer_every_layer(model: ModelSpec) -> ModelSpec:
+    """Return the DSA model with an indexer key in every layer, shared-indexer ones included.
+
+    For engines whose pool gives every layer an indexer row whatever its config says
+    (EngineProfile.dsa_indexer_layers "every": SGLang's DSATokenToKVPool builds
+    index_k_with_scale_buffer for each of layer_num = num_effective_layers layers, and
+    pool_configurator.py DefaultPoolConfigurator._compute_cell_size adds the 132 B key
+    times effective_num_layers on CUDA; engines.SGLANG_DSA_SOURCES). A shared kind that
+    then equals a plain full layer is renamed "full" in the pattern.
+    """
+    if not is_dsa(model) or model.layers is None or not model.kinds:
+        return model
+    flipped = {
+        name: kind.model_copy(update={"indexer": True})
+        for name, kind in model.kinds.items()
+        if isinstance(kind, AttentionKind) and not kind.indexer
+    }
+    if not flipped:
+        return model
+    full = model.layer_kind("full")
+    plain = {name for name, kind in flipped.items() if kind == full}
+    kinds = {name: flipped.get(name, kind) for name, kind in model.kinds.items()}
+    kinds = {name: kind for name, kind in kinds.items() if name not in plain}
+    pattern = ["full" if name in plain else name for name in model.layers.pattern]
+    layers = model.layers.model_copy(update={"pattern": pattern})
+    return model.model_copy(update={"kinds": kinds or None, "layers": layers})
 
 
 def _check_state_support(
