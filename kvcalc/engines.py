@@ -251,6 +251,12 @@ class EngineProfile:
     # its key; "every", the engine's pool gives every layer an indexer key all the same
     # (SGLang: SGLANG_DSA_SOURCES, DSATokenToKVPool and _compute_cell_size on CUDA)
     dsa_indexer_layers: Literal["own", "every"] = "own"
+    # what "auto" gives a DSA model, per HF architecture, where the engine decides it without
+    # the checkpoint (SGLang: _dsa_kv_cache_dtype_default rewrites auto before the model is
+    # loaded); an architecture not listed is refused under auto. None: the general rules
+    # (the checkpoint's published KV cache, the engine's default, the model dtype)
+    dsa_auto_kv_dtypes: tuple[tuple[str, str], ...] | None = None
+    dsa_auto_kv_dtypes_source: str = ""  # where dsa_auto_kv_dtypes was read, in words
     # layers with K = V (Gemma 4 attention_k_eq_v): "both" caches K and V (transformers:
     # values hold a copy of the keys, measured), "k_only" caches K once, None: not read yet
     k_eq_v: Literal["both", "k_only"] | None = None
@@ -552,10 +558,25 @@ SGLANG_DSA_SOURCES = (
     "sgl-project/sglang:python/sglang/srt/mem_cache/memory_pool.py:DSATokenToKVPool.__init__ "
     "(formerly NSATokenToKVPool: kv_cache_dim override, one index_k_with_scale_buffer per "
     "layer in range(layer_num), page_size 64)",
-    "sgl-project/sglang:python/sglang/srt/server_args.py:_dsa_kv_cache_dtype_default, "
-    "_dsa_split_backend_resolution (DSA: bfloat16 or fp8_e4m3 only; auto bfloat16 below "
-    "SM100; fp8_e4m3 backends flashmla_kv on Hopper, trtllm on SM100+) (the index names no "
-    "commit for this version)",
+    "sgl-project/sglang@bc0c93b5e4955c5b27133ca587401e91cf628d27:python/sglang/srt/arg_groups/"
+    "overrides.py:_dsa_kv_cache_dtype_default (a server-args post-process, before the model "
+    "loads: DSA architectures of _DEEPSEEK_FAMILY_ARCHS take bfloat16 or fp8_e4m3 only; auto "
+    "becomes fp8_e4m3 if the CUDA capability major >= 10 else bfloat16, whatever the "
+    "checkpoint), _dsa_split_backend_resolution (fp8_e4m3: flashmla_kv below SM100, trtllm "
+    "from SM100; bfloat16: flashmla_sparse prefill, fa3 / trtllm decode; HIP: tilelang)",
+    "sgl-project/sglang:python/sglang/srt/model_executor/model_runner.py:ModelRunner."
+    "configure_kv_cache_dtype (reads the quant config's kv_cache_quant_algo only when "
+    "--kv-cache-dtype is still auto)",
+)
+
+# SGLang's DSA architectures in _DEEPSEEK_FAMILY_ARCHS (sgl-project/sglang@bc0c93b5e4955c5b27
+# 133ca587401e91cf628d27:python/sglang/srt/arg_groups/overrides.py) and what its
+# _dsa_kv_cache_dtype_default makes of "auto" for them on Hopper (major < 10: bfloat16)
+SGLANG_DSA_ARCHS = ("DeepseekV32ForCausalLM", "GlmMoeDsaForCausalLM")
+SGLANG_DSA_AUTO_SM90 = tuple((arch, "bf16") for arch in SGLANG_DSA_ARCHS)
+SGLANG_DSA_AUTO_SOURCE = (
+    "SGLang's DSA default, {rule} (arg_groups/overrides.py _dsa_kv_cache_dtype_default, a "
+    "server-args pass that rewrites auto before the model loads)"
 )
 
 VLLM_KIMI_K3 = FamilyRules(
@@ -841,6 +862,12 @@ ENGINES: dict[str, EngineProfile] = {
             # layer_num (num_effective_layers) layers and _compute_cell_size counts 132 B for
             # every one; only the Ascend (NPU) pool counts resolve_dsa_indexer_layer_ids
             dsa_indexer_layers="every",
+            # auto: _dsa_kv_cache_dtype_default turns it into bfloat16 below SM100 (kvcalc's
+            # Hopper default) for the DSA architectures of _DEEPSEEK_FAMILY_ARCHS, as a
+            # server-args pass before the model loads, so configure_kv_cache_dtype never
+            # sees auto and a checkpoint's kv_cache_quant_algo FP8 is not read
+            dsa_auto_kv_dtypes=SGLANG_DSA_AUTO_SM90,
+            dsa_auto_kv_dtypes_source=SGLANG_DSA_AUTO_SOURCE.format(rule="bfloat16 below SM100"),
             # MiniMax-M3 (MiniMaxSparseKVPool): K/V for every layer in the KV dtype, and each
             # sparse layer's one-head indexer key (K only: sparse_disable_index_value) in the
             # model dtype whatever --kv-cache-dtype (index_dtype=model_dtype; fp8 only in the

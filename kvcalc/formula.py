@@ -1306,6 +1306,8 @@ def _default_kv_dtype(model: ModelSpec, engine: EngineProfile) -> tuple[str, str
     (kvcalc/checkpoint_kv.py); else the engine's default or the model's dtype."""
     if engine.compressed_layout == "sglang" and is_compressed(model):
         return "fp8_e4m3", "SGLang's DeepSeek-V4 default (_deepseek_v4_kv_cache_dtype)"
+    if engine.dsa_auto_kv_dtypes is not None and is_dsa(model):
+        return _dsa_auto_kv_dtype(model, engine)
     from kvcalc.checkpoint_kv import auto_kv_dtype
 
     published, why = auto_kv_dtype(model, engine)
@@ -1316,6 +1318,34 @@ def _default_kv_dtype(model: ModelSpec, engine: EngineProfile) -> tuple[str, str
     else:
         default = f"the model's dtype {model.dtype}"
     return engine.default_kv_dtype or model.dtype, f"{default}; {why}" if why else default
+
+
+def _dsa_auto_kv_dtype(model: ModelSpec, engine: EngineProfile) -> tuple[str, str]:
+    """Return (what "auto" gives a DSA model, why) for an engine that decides it without the
+    checkpoint (engines.EngineProfile.dsa_auto_kv_dtypes); KvcalcError for an architecture
+    its table does not list.
+
+    SGLang (engines.SGLANG_DSA_SOURCES): arg_groups/overrides.py _dsa_kv_cache_dtype_default
+    rewrites --kv-cache-dtype auto for the DSA architectures of _DEEPSEEK_FAMILY_ARCHS while
+    the server arguments are resolved, before the model loads (fp8_e4m3 if the CUDA capability
+    major >= 10, else bfloat16), so ModelRunner.configure_kv_cache_dtype never sees auto and
+    a ModelOpt checkpoint's kv_cache_quant_algo FP8 is not read.
+    """
+    table = dict(engine.dsa_auto_kv_dtypes or ())
+    dtype = table.get(model.architecture or "")
+    if dtype is None:
+        raise KvcalcError(
+            f"engine {engine.name}: what KV dtype auto gives the DSA model {model.name} "
+            f"(architecture {model.architecture or 'not named'}) is not read: "
+            f"{engine.dsa_auto_kv_dtypes_source} covers {', '.join(table)}; pass --kv-dtype"
+        )
+    why = engine.dsa_auto_kv_dtypes_source
+    if model.checkpoint_kv is not None:
+        why = (
+            f"{why}; the fp8 KV cache the checkpoint publishes is passed over "
+            "(configure_kv_cache_dtype reads kv_cache_quant_algo only while it is still auto)"
+        )
+    return dtype, why
 
 
 def is_dsa(model: ModelSpec) -> bool:

@@ -28,6 +28,7 @@ import pytest
 
 from kvcalc.dtypes import KV_DTYPES
 from kvcalc.engines import ENGINES
+from kvcalc.errors import KvcalcError
 from kvcalc.formula import Workload, kv_cache
 from kvcalc.presets import load_model
 
@@ -95,3 +96,47 @@ def test_models_without_shared_layers_are_unchanged() -> None:
     assert kv_cache(load_model("glm-5"), _work("fp8_e4m3"), SGLANG).bytes_per_token == (
         78 * (SCALED_FP8 + INDEXER)
     )
+
+
+@pytest.mark.parametrize(
+    ("preset", "layers"),
+    [
+        ("deepseek-v3.2-nvfp4", 61),  # hf_quant_config.json kv_cache_quant_algo FP8
+        ("glm-5.1-nvfp4", 78),  # config.json quantization_config.kv_cache_scheme fp8
+    ],
+)
+def test_auto_passes_over_the_checkpoints_fp8_kv(preset: str, layers: int) -> None:
+    """A ModelOpt DSA checkpoint that publishes an fp8 KV cache: SGLang's
+    _dsa_kv_cache_dtype_default rewrites auto to bfloat16 (below SM100) while the server
+    arguments are resolved, before ModelRunner.configure_kv_cache_dtype could read the
+    quant config's kv_cache_quant_algo, so the cache is bf16: DeepSeek-V3.2-NVFP4
+    61 · (1,152 + 132) = 78,324 B, GLM-5.1-NVFP4 78 · 1,284 = 100,152 B a token (kvcalc
+    refused auto here before)."""
+    model = load_model(preset)
+    assert model.checkpoint_kv is not None
+    kv = kv_cache(model, _work(), SGLANG)
+    assert kv.k_dtype.name == kv.v_dtype.name == "bf16"
+    assert kv.bytes_per_token == layers * (LATENT_BF16 + INDEXER)
+    assert kv.bytes_per_token == {61: 78_324, 78: 100_152}[layers]
+    assert kv.kv_dtype_source.startswith("auto → bf16: SGLang's DSA default")
+    assert "passed over" in kv.kv_dtype_source
+
+
+def test_auto_without_a_checkpoint_kv_is_bf16_too() -> None:
+    """A DSA checkpoint that publishes no KV quantization takes the same bfloat16 default,
+    without the passed-over clause: GLM-5.2 78 · 1,284 = 100,152 B a token."""
+    kv = kv_cache(load_model("glm-5.2"), _work(), SGLANG)
+    assert kv.k_dtype.name == "bf16"
+    assert kv.bytes_per_token == 78 * (LATENT_BF16 + INDEXER) == 100_152
+    assert "passed over" not in kv.kv_dtype_source
+
+
+def test_auto_for_an_architecture_sglang_does_not_list_is_refused() -> None:
+    """_dsa_kv_cache_dtype_default acts on _DEEPSEEK_FAMILY_ARCHS only: a DSA spec of
+    another (or no) architecture is refused under auto in one line, and sized when the
+    dtype is given (bf16: 61 · 1,284 = 78,324 B a token)."""
+    model = load_model("deepseek-v3.2").model_copy(update={"architecture": "OtherDsaForCausalLM"})
+    with pytest.raises(KvcalcError, match=r"^engine sglang: what KV dtype auto gives") as err:
+        kv_cache(model, _work(), SGLANG)
+    assert "\n" not in str(err.value)
+    assert kv_cache(model, _work("bf16"), SGLANG).bytes_per_token == 61 * 1_284
