@@ -25,12 +25,16 @@ transformers cache, like kvcalc's import, keeps keys for the 21 "full" layers on
 from __future__ import annotations
 
 import pytest
+from typer.testing import CliRunner
 
-from kvcalc.dtypes import KV_DTYPES
+from kvcalc.cli import app
+from kvcalc.dtypes import KV_DTYPES, weight_dtype
 from kvcalc.engines import ENGINES
 from kvcalc.errors import KvcalcError
 from kvcalc.formula import Workload, kv_cache
-from kvcalc.presets import load_model
+from kvcalc.planner import Plan, budget, fit
+from kvcalc.presets import load_gpu, load_model
+from kvcalc.specs import GpuSpec
 
 SGLANG = ENGINES["sglang"]
 
@@ -140,3 +144,145 @@ def test_auto_for_an_architecture_sglang_does_not_list_is_refused() -> None:
         kv_cache(model, _work(), SGLANG)
     assert "\n" not in str(err.value)
     assert kv_cache(model, _work("bf16"), SGLANG).bytes_per_token == 61 * 1_284
+
+
+# ---- the GPU: SGLang's DSA defaults follow the CUDA capability (fit / budget) ------------
+
+# a 1,600,000,000,000 B device, no reserve, bf16 weights (as tests/test_sparse_mla_fp8.py):
+# KV budget = capacity − CUDA context 552,402,944 (planner.CUDA_CONTEXT_BYTES) − DeepSeek-V3.2's
+# bf16 weights 1,343,755,858,432 B
+BUDGET = 1_600_000_000_000 - 552_402_944 - 1_343_755_858_432  # 255,691,738,624
+
+
+def _device(capability: str | None, vendor: str = "nvidia") -> GpuSpec:
+    return GpuSpec(
+        name=f"sm{capability}",
+        vendor=vendor,  # type: ignore[arg-type]
+        memory_bytes=1_600_000_000_000,
+        memory_kind="user",
+        compute_capability=capability,
+        source="t",
+    )
+
+
+def _plan(gpu: GpuSpec, dtype: str | None = None, preset: str = "deepseek-v3.2") -> Plan:
+    return Plan(
+        load_model(preset),
+        gpu,
+        SGLANG,
+        _work(dtype),
+        weights_dtype=weight_dtype("bf16"),
+        reserve_bytes=0,
+    )
+
+
+@pytest.mark.parametrize("capability", ["10.0", "12.0"])
+def test_fit_on_sm100_follows_sglangs_blackwell_defaults(capability: str) -> None:
+    """On a GPU of capability major 10 or more, _dsa_kv_cache_dtype_default makes auto
+    fp8_e4m3 and _dsa_split_backend_resolution picks the trtllm DSA backends, whose rows
+    calculate_mla_kv_cache_dim keeps raw: 576 fp8 + 132 B indexer = 708 B a layer,
+    61 · 708 = 43,188 B a token; 255,691,738,624 // 43,188 = 5,920,434 tokens, 5,920,384 in
+    64-token pages, max batch 5,920,384 // 8,192 = 722."""
+    plan = _plan(_device(capability))
+    assert plan.engine.name == "sglang"
+    result = fit(plan)
+    assert result.kv.k_dtype.name == "fp8_e4m3"
+    assert result.kv.bytes_per_token == 61 * (LATENT_FP8 + INDEXER) == 43_188
+    assert "fp8_e4m3 from SM100" in result.kv.kv_dtype_source
+    assert budget(plan).kv_budget_bytes == BUDGET == 255_691_738_624
+    assert result.max_tokens == BUDGET // 43_188 // 64 * 64 == 5_920_384
+    assert result.max_batch == 5_920_384 // 8192 == 722
+
+
+@pytest.mark.parametrize(
+    ("dtype", "stored", "row"),
+    [("fp8_e4m3", "fp8_e4m3", LATENT_FP8 + INDEXER), ("bf16", "bf16", LATENT_BF16 + INDEXER)],
+)
+def test_fit_on_sm100_with_the_dtype_given(dtype: str, stored: str, row: int) -> None:
+    """--kv-dtype on SM100: fp8_e4m3 is stored raw (trtllm backends), 61 · 708 = 43,188 B a
+    token, not the Hopper 656 B scaled rows; bfloat16 (flashmla_sparse prefill, trtllm
+    decode) is 61 · 1,284 = 78,324 B, as on Hopper."""
+    kv = fit(_plan(_device("10.0"), dtype)).kv
+    assert kv.k_dtype.name == stored
+    assert kv.bytes_per_token == 61 * row
+    assert kv.bytes_per_token in (43_188, 78_324)
+
+
+@pytest.mark.parametrize(("gpu", "capability"), [("h100", "9.0"), ("a100-80gb", "8.0")])
+def test_fit_below_sm100_keeps_the_hopper_figures(gpu: str, capability: str) -> None:
+    """Below SM100 (the presets carry their capability) auto stays bfloat16 and fp8_e4m3
+    keeps the 656 B scaled rows: 61 · 1,284 = 78,324 and 61 · 788 = 48,068 B a token;
+    BUDGET // 48,068 = 5,319,375 tokens, 5,319,360 in pages, max batch 649 (the Hopper
+    answer of tests/test_sparse_mla_fp8.py)."""
+    assert load_gpu(gpu).compute_capability == capability
+    assert fit(_plan(_device(capability))).kv.bytes_per_token == 61 * 1_284 == 78_324
+    result = fit(_plan(_device(capability), "fp8_e4m3"))
+    assert result.kv.k_dtype.name == "fp8_ds_mla"
+    assert result.kv.bytes_per_token == 61 * (SCALED_FP8 + INDEXER) == 48_068
+    assert result.max_tokens == BUDGET // 48_068 // 64 * 64 == 5_319_360
+    assert result.max_batch == 5_319_360 // 8192 == 649
+
+
+def test_a_gpu_without_a_capability_keeps_the_hopper_assumption() -> None:
+    """A user-sized GPU (no compute_capability) is planned as Hopper, as calc is, and the
+    [indexer] note says so: auto bf16, 61 · 1,284 = 78,324 B a token."""
+    result = fit(_plan(_device(None, vendor="other")))
+    assert result.kv.bytes_per_token == 78_324
+    assert any("calc assumes it" in note for note in result.kv.assumptions)
+
+
+def test_amd_gpus_are_refused_for_dsa_models() -> None:
+    """SGLang's HIP DSA path (tilelang / aiter, raw fp8 rows, other page sizes) is not read:
+    a DSA plan on an AMD GPU is refused in one line; a non-DSA model is not."""
+    with pytest.raises(KvcalcError, match=r"^engine sglang: DSA models on AMD GPUs ") as err:
+        _plan(load_gpu("mi300x"))
+    assert "\n" not in str(err.value)
+    plan = Plan(load_model("llama-3.1-8b"), load_gpu("mi300x"), SGLANG, _work())
+    assert plan.engine is SGLANG
+
+
+def test_other_engines_and_models_keep_their_profile_on_sm100() -> None:
+    """Only SGLang's DSA defaults follow the GPU: vLLM on a B200 and a non-DSA model under
+    SGLang on a B200 keep their profiles (the same object)."""
+    b200 = load_gpu("b200")
+    assert b200.compute_capability == "10.0"
+    model = load_model("deepseek-v3.2")
+    assert Plan(model, b200, ENGINES["vllm"], _work()).engine is ENGINES["vllm"]
+    assert Plan(load_model("llama-3.1-8b"), b200, SGLANG, _work()).engine is SGLANG
+
+
+def test_calc_keeps_the_hopper_assumption_and_says_so() -> None:
+    """calc knows no GPU: auto bf16, fp8_e4m3 in 656 B rows, and the note names Hopper."""
+    kv = kv_cache(load_model("deepseek-v3.2"), _work("fp8_e4m3"), SGLANG)
+    assert kv.bytes_per_token == 61 * 788
+    assert any(
+        note.startswith("DSA (DeepSeek-V3.2, GLM-5) as SGLang serves it on Hopper")
+        for note in kv.assumptions
+    )
+
+
+@pytest.mark.parametrize(
+    ("gpu", "expected"),
+    [("b200", "KV fp8_e4m3"), ("h100", "KV bf16")],
+)
+def test_cli_fit_names_the_gpus_dtype(gpu: str, expected: str) -> None:
+    """fit --gpu b200 answers with SGLang's SM100 auto (fp8_e4m3), --gpu h100 with bf16."""
+    result = CliRunner().invoke(
+        app,
+        ["fit", "deepseek-v3.2", "--engine", "sglang", "--gpu", gpu, "--tp", "8", "--seq", "8192"],
+        env={"COLUMNS": "100"},
+    )
+    assert result.exit_code in (0, 1), result.output
+    assert expected in result.stdout
+
+
+def test_cli_fit_on_amd_is_one_error_line() -> None:
+    """fit of a DSA model under SGLang on an MI300X: one error line, exit 2."""
+    result = CliRunner().invoke(
+        app,
+        ["fit", "deepseek-v3.2", "--engine", "sglang", "--gpu", "mi300x", "--tp", "8"],
+        env={"COLUMNS": "100"},
+    )
+    assert result.exit_code == 2
+    assert result.stderr.count("error:") == 1
+    assert "Traceback" not in result.output
