@@ -1363,7 +1363,9 @@ def dsa_stored_dtypes(
     vLLM (engines.VLLM_DSA_SOURCES): DeepseekV32ForCausalLM.verify_and_update_config rewrites
     every fp8* cache dtype to fp8_ds_mla (656 B rows, MLAAttentionSpec.real_page_size_bytes);
     no other architecture is in MODELS_CONFIG_MAP. SGLang (engines.SGLANG_DSA_SOURCES):
-    calculate_mla_kv_cache_dim stores fp8_e4m3 DSA rows in the same 656 B layout. Models
+    calculate_mla_kv_cache_dim stores fp8_e4m3 DSA rows in the same 656 B layout below
+    SM100, raw (576 B) under the trtllm backends it picks from SM100 (the table
+    engines.engine_for_gpu gives a plan on such a GPU). Models
     other than DSA, and engines without dsa_kv_dtypes, keep the dtypes given.
     """
     if engine.dsa_kv_dtypes is None or not is_dsa(model):
