@@ -921,7 +921,7 @@ ENGINES: dict[str, EngineProfile] = {
             # fp8_e4m3 rows in the FlashMLA scaled layout (calculate_mla_kv_cache_dim: 656 B,
             # kvcalc's fp8_ds_mla) under the Hopper default flashmla_kv backends
             dsa_kv_dtypes=(("", (("bf16", "bf16"), ("fp8_e4m3", "fp8_ds_mla"))),),
-            dsa_kv_dtypes_source="server_args.py _dsa_kv_cache_dtype_default asserts it",
+            dsa_kv_dtypes_source="arg_groups/overrides.py _dsa_kv_cache_dtype_default asserts it",
             # CUDA: DSATokenToKVPool allocates index_k_with_scale_buffer for each of its
             # layer_num (num_effective_layers) layers and _compute_cell_size counts 132 B for
             # every one; only the Ascend (NPU) pool counts resolve_dsa_indexer_layer_ids
@@ -932,7 +932,7 @@ ENGINES: dict[str, EngineProfile] = {
             # sees auto and a checkpoint's kv_cache_quant_algo FP8 is not read
             dsa_auto_kv_dtypes=SGLANG_DSA_AUTO_SM90,
             dsa_auto_kv_dtypes_source=SGLANG_DSA_AUTO_SOURCE.format(rule="bfloat16 below SM100"),
-            # fit / budget on a GPU of capability 10+ take SGLANG_DSA_SM100 (engine_for_gpu)
+            # a plan on a GPU of capability 10+ takes engine_for_gpu's SM100 profile
             dsa_gpu_rule="sglang",
             # MiniMax-M3 (MiniMaxSparseKVPool): K/V for every layer in the KV dtype, and each
             # sparse layer's one-head indexer key (K only: sparse_disable_index_value) in the
