@@ -286,3 +286,32 @@ def test_cli_fit_on_amd_is_one_error_line() -> None:
     assert result.exit_code == 2
     assert result.stderr.count("error:") == 1
     assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize(
+    ("gpu", "kv_dtype", "flag"),
+    [
+        ("b200", "bf16", "--kv-cache-dtype bf16"),  # SM100 auto is fp8_e4m3: bf16 spelt out
+        ("b200", "fp8", None),  # SGLang's own auto there
+        ("h100", "fp8", "--kv-cache-dtype fp8_e4m3"),  # Hopper auto is bfloat16
+        ("h100", "bf16", None),
+    ],
+)
+def test_emit_spells_out_the_dtype_where_the_gpus_auto_differs(
+    gpu: str, kv_dtype: str, flag: str | None
+) -> None:
+    """fit --emit sglang writes --kv-cache-dtype only where SGLang's auto on that GPU would
+    give another dtype (fp8_e4m3 from SM100, bfloat16 below)."""
+    result = CliRunner().invoke(
+        app,
+        [
+            "fit", "deepseek-v3.2", "--engine", "sglang", "--gpu", gpu, "--tp", "8",
+            "--seq", "8192", "--kv-dtype", kv_dtype, "--emit", "sglang",
+        ],
+        env={"COLUMNS": "100"},
+    )  # fmt: skip
+    assert result.exit_code in (0, 1), result.output
+    if flag is None:
+        assert "--kv-cache-dtype" not in result.stdout
+    else:
+        assert f"{flag} " in result.stdout or result.stdout.rstrip().endswith(flag)
