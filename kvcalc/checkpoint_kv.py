@@ -75,10 +75,12 @@ def auto_kv_dtype(model: ModelSpec, engine: EngineProfile) -> tuple[str | None, 
         # that file's MODELS_CONFIG_MAP rewrites no other DSA architecture's cache dtype
         # (GlmMoeDsaForCausalLM keeps the resolved fp8_e4m3 rows: engines.py dsa_kv_dtypes)
         return dtype, f"{why}, which no MODELS_CONFIG_MAP entry rewrites for {model.architecture}"
+    # SGLang never gets here for a DSA model: its auto is settled before the checkpoint is
+    # read (EngineProfile.dsa_auto_kv_dtypes, formula._dsa_auto_kv_dtype)
     raise KvcalcError(
         f"engine {engine.name}: the checkpoint's fp8 KV cache on a sparse-MLA (indexer) "
-        f"model, {model.architecture or model.name}, takes the engine's own fp8 layout, "
-        "not read under auto: pass --kv-dtype"
+        f"model, {model.architecture or model.name}, would take {engine.name}'s own DSA fp8 "
+        "layout, which is not read under auto: pass --kv-dtype"
     )
 
 

@@ -246,6 +246,20 @@ class EngineProfile:
     # bf16 rope); a dtype not listed is refused. None: the engine's general rules apply
     dsa_kv_dtypes: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] | None = None
     dsa_kv_dtypes_source: str = ""  # where dsa_kv_dtypes was read, quoted when refusing
+    # DSA models whose config shares some layers' indexer (GLM-5.2+: indexer_types "shared",
+    # AttentionKind.indexer False): "own", only the layers that run their own indexer cache
+    # its key; "every", the engine's pool gives every layer an indexer key all the same
+    # (SGLang: SGLANG_DSA_SOURCES, DSATokenToKVPool and _compute_cell_size on CUDA)
+    dsa_indexer_layers: Literal["own", "every"] = "own"
+    # what "auto" gives a DSA model, per HF architecture, where the engine decides it without
+    # the checkpoint (SGLang: _dsa_kv_cache_dtype_default rewrites auto before the model is
+    # loaded); an architecture not listed is refused under auto. None: the general rules
+    # (the checkpoint's published KV cache, the engine's default, the model dtype)
+    dsa_auto_kv_dtypes: tuple[tuple[str, str], ...] | None = None
+    dsa_auto_kv_dtypes_source: str = ""  # where dsa_auto_kv_dtypes was read, in words
+    # the engine's DSA defaults depend on the GPU (engine_for_gpu): "sglang", its auto dtype
+    # and backends follow the CUDA capability major (SGLANG_DSA_SOURCES); None: they do not
+    dsa_gpu_rule: Literal["sglang"] | None = None
     # layers with K = V (Gemma 4 attention_k_eq_v): "both" caches K and V (transformers:
     # values hold a copy of the keys, measured), "k_only" caches K once, None: not read yet
     k_eq_v: Literal["both", "k_only"] | None = None
@@ -539,14 +553,95 @@ SGLANG_DSA_SOURCES = (
     "backends and HIP tilelang / aiter)",
     "sgl-project/sglang@003fca8027387a3d6565b2c08e497e3020ac6211:python/sglang/srt/"
     "model_executor/pool_configurator.py:DefaultPoolConfigurator._compute_cell_size (DSA: "
-    "calculate_mla_kv_cache_dim + 132 B indexer per layer)",
-    "sgl-project/sglang:python/sglang/srt/mem_cache/memory_pool.py:NSATokenToKVPool "
-    "(kv_cache_dim override, index_k_with_scale_buffer, page_size 64)",
-    "sgl-project/sglang:python/sglang/srt/server_args.py:_dsa_kv_cache_dtype_default, "
-    "_dsa_split_backend_resolution (DSA: bfloat16 or fp8_e4m3 only; auto bfloat16 below "
-    "SM100; fp8_e4m3 backends flashmla_kv on Hopper, trtllm on SM100+) (the index names no "
-    "commit for this version)",
+    "calculate_mla_kv_cache_dim + 132 B indexer times effective_num_layers, every layer on "
+    "CUDA; only the Ascend branch counts resolve_dsa_indexer_layer_ids)",
+    "sgl-project/sglang@5435ebae187bc31d849ccb073292bf38ff69e8ea:python/sglang/srt/mem_cache/"
+    "kv_cache_configurator.py:KVCacheConfigurator._build_dsa_kv_pool (DSATokenToKVPool, "
+    "layer_num = num_effective_layers)",
+    "sgl-project/sglang:python/sglang/srt/mem_cache/memory_pool.py:DSATokenToKVPool.__init__ "
+    "(formerly NSATokenToKVPool: kv_cache_dim override, one index_k_with_scale_buffer per "
+    "layer in range(layer_num), page_size 64)",
+    "sgl-project/sglang@bc0c93b5e4955c5b27133ca587401e91cf628d27:python/sglang/srt/arg_groups/"
+    "overrides.py:_dsa_kv_cache_dtype_default (a server-args post-process, before the model "
+    "loads: DSA architectures of _DEEPSEEK_FAMILY_ARCHS take bfloat16 or fp8_e4m3 only; auto "
+    "becomes fp8_e4m3 if the CUDA capability major >= 10 else bfloat16, whatever the "
+    "checkpoint), _dsa_split_backend_resolution (fp8_e4m3: flashmla_kv below SM100, trtllm "
+    "from SM100; bfloat16: flashmla_sparse prefill, fa3 / trtllm decode; HIP: tilelang)",
+    "sgl-project/sglang:python/sglang/srt/model_executor/model_runner.py:ModelRunner."
+    "configure_kv_cache_dtype (reads the quant config's kv_cache_quant_algo only when "
+    "--kv-cache-dtype is still auto)",
 )
+
+# SGLang's DSA architectures in _DEEPSEEK_FAMILY_ARCHS (sgl-project/sglang@bc0c93b5e4955c5b27
+# 133ca587401e91cf628d27:python/sglang/srt/arg_groups/overrides.py) and what its
+# _dsa_kv_cache_dtype_default makes of "auto" for them on Hopper (major < 10: bfloat16)
+SGLANG_DSA_ARCHS = ("DeepseekV32ForCausalLM", "GlmMoeDsaForCausalLM")
+SGLANG_DSA_AUTO_SM90 = tuple((arch, "bf16") for arch in SGLANG_DSA_ARCHS)
+SGLANG_DSA_AUTO_SOURCE = (
+    "SGLang's DSA default, {rule} (arg_groups/overrides.py _dsa_kv_cache_dtype_default, a "
+    "server-args pass that rewrites auto before the model loads)"
+)
+
+SGLANG_DSA_SM90_NOTE = (
+    "[indexer] DSA (DeepSeek-V3.2, GLM-5) as SGLang serves it on Hopper (SM90, and any "
+    "GPU below SM100; calc assumes it, fit --gpu follows the GPU's CUDA capability): "
+    "bfloat16 or fp8_e4m3 KV only, auto bfloat16 (a checkpoint's published fp8 KV cache is "
+    "passed over); fp8_e4m3 rows in the FlashMLA scaled layout of the flashmla_kv backends, "
+    "656 B (kvcalc's fp8_ds_mla: 512 fp8 + 4 fp32 scales + 64 bf16 rope); every layer adds "
+    "a 132 B indexer key (128 fp8 + fp32 scale), GLM-5.2's shared-indexer layers too "
+    "(DSATokenToKVPool allocates one for each layer); pages of 64 tokens. On SM100+ auto is "
+    "fp8_e4m3 and the trtllm DSA backends keep raw 576 B fp8 rows"
+)
+SGLANG_DSA_SM100_NOTE = (
+    "[indexer] DSA (DeepSeek-V3.2, GLM-5) as SGLang serves it on a GPU of CUDA capability "
+    "10 or more (B200; the RTX 5090's 12 too, as the source tests major >= 10): bfloat16 or "
+    "fp8_e4m3 KV only, auto fp8_e4m3 (a checkpoint's published KV cache is passed over); "
+    "fp8_e4m3 rows raw, 576 B (the trtllm DSA backends SGLang picks for fp8_e4m3 there: "
+    "calculate_mla_kv_cache_dim keeps kv_lora_rank + qk_rope_head_dim), bfloat16 1,152 B; "
+    "every layer adds a 132 B indexer key (128 fp8 + fp32 scale), GLM-5.2's shared-indexer "
+    "layers too; pages of 64 tokens"
+)
+
+
+def engine_for_gpu(
+    engine: EngineProfile, *, dsa: bool, vendor: str, cuda_major: int | None, gpu: str
+) -> EngineProfile:
+    """Return the profile the engine serves a model with on a GPU of that vendor and CUDA
+    capability major: SGLang's DSA defaults follow the GPU (EngineProfile.dsa_gpu_rule),
+    every other engine and model keeps its profile.
+
+    SGLang (SGLANG_DSA_SOURCES): _dsa_kv_cache_dtype_default makes auto fp8_e4m3 when the
+    capability major is 10 or more (bfloat16 below), _dsa_split_backend_resolution then
+    picks the trtllm DSA backends for fp8_e4m3 (flashmla_kv below SM100), and
+    calculate_mla_kv_cache_dim keeps trtllm's rows raw (576 fp8). A GPU without a known
+    capability keeps the Hopper profile (its [indexer] note says so). On ROCm the HIP DSA
+    path (tilelang / aiter kernels, raw fp8 rows, DSATokenToKVPool's page size 1 or a
+    multiple of 16) is not pinned down: refused.
+    """
+    if not dsa or engine.dsa_gpu_rule != "sglang":
+        return engine
+    if vendor == "amd":
+        raise KvcalcError(
+            f"engine {engine.name}: DSA models on AMD GPUs ({gpu}) are not modelled: SGLang's "
+            "HIP DSA path (tilelang / aiter backends, raw fp8 rows, a page size of 1 or a "
+            "multiple of 16) is not read"
+        )
+    if cuda_major is None or cuda_major < 10:
+        return engine
+    notes = tuple(
+        SGLANG_DSA_SM100_NOTE if text == SGLANG_DSA_SM90_NOTE else text
+        for text in engine.assumptions
+    )
+    return replace(
+        engine,
+        dsa_kv_dtypes=(("", (("bf16", "bf16"), ("fp8_e4m3", "fp8_e4m3"))),),
+        dsa_auto_kv_dtypes=tuple((arch, "fp8_e4m3") for arch in SGLANG_DSA_ARCHS),
+        dsa_auto_kv_dtypes_source=SGLANG_DSA_AUTO_SOURCE.format(
+            rule=f"fp8_e4m3 from SM100 ({gpu}: capability {cuda_major}.x)"
+        ),
+        assumptions=notes,
+    )
+
 
 VLLM_KIMI_K3 = FamilyRules(
     family="kimi_k3",
@@ -846,7 +941,19 @@ ENGINES: dict[str, EngineProfile] = {
             # fp8_e4m3 rows in the FlashMLA scaled layout (calculate_mla_kv_cache_dim: 656 B,
             # kvcalc's fp8_ds_mla) under the Hopper default flashmla_kv backends
             dsa_kv_dtypes=(("", (("bf16", "bf16"), ("fp8_e4m3", "fp8_ds_mla"))),),
-            dsa_kv_dtypes_source="server_args.py _dsa_kv_cache_dtype_default asserts it",
+            dsa_kv_dtypes_source="arg_groups/overrides.py _dsa_kv_cache_dtype_default asserts it",
+            # CUDA: DSATokenToKVPool allocates index_k_with_scale_buffer for each of its
+            # layer_num (num_effective_layers) layers and _compute_cell_size counts 132 B for
+            # every one; only the Ascend (NPU) pool counts resolve_dsa_indexer_layer_ids
+            dsa_indexer_layers="every",
+            # auto: _dsa_kv_cache_dtype_default turns it into bfloat16 below SM100 (kvcalc's
+            # Hopper default) for the DSA architectures of _DEEPSEEK_FAMILY_ARCHS, as a
+            # server-args pass before the model loads, so configure_kv_cache_dtype never
+            # sees auto and a checkpoint's kv_cache_quant_algo FP8 is not read
+            dsa_auto_kv_dtypes=SGLANG_DSA_AUTO_SM90,
+            dsa_auto_kv_dtypes_source=SGLANG_DSA_AUTO_SOURCE.format(rule="bfloat16 below SM100"),
+            # a plan on a GPU of capability 10+ takes engine_for_gpu's SM100 profile
+            dsa_gpu_rule="sglang",
             # MiniMax-M3 (MiniMaxSparseKVPool): K/V for every layer in the KV dtype, and each
             # sparse layer's one-head indexer key (K only: sparse_disable_index_value) in the
             # model dtype whatever --kv-cache-dtype (index_dtype=model_dtype; fp8 only in the
@@ -906,12 +1013,7 @@ ENGINES: dict[str, EngineProfile] = {
                 "on Hopper and Blackwell (ROCm's triton backend keeps 1: --block-size 1); each "
                 "sparse layer adds one index_head_dim key per token in the model dtype (bf16) "
                 "whatever the KV dtype, on every TP rank",
-                "[indexer] DSA (DeepSeek-V3.2, GLM-5) as SGLang serves it on Hopper (SM90): "
-                "bfloat16 or fp8_e4m3 KV only, auto bfloat16; fp8_e4m3 rows in the FlashMLA "
-                "scaled layout of the flashmla_kv backends, 656 B (kvcalc's fp8_ds_mla: 512 fp8 "
-                "+ 4 fp32 scales + 64 bf16 rope); each layer adds a 132 B indexer key (128 fp8 + "
-                "fp32 scale). On SM100+ SGLang's defaults differ (auto fp8_e4m3, trtllm DSA "
-                "backends with raw 576 B rows), which these figures do not follow",
+                SGLANG_DSA_SM90_NOTE,
                 "[compressed] DeepSeek-V4 as sglang 0.5.23 pools it (CUDA, FlashMLA V4 rows, "
                 "fp8_e4m3 KV, page 256, --swa-full-tokens-ratio 0.1, "
                 "max_running_requests 256, fp32 compress state, no MTP): a request holds "

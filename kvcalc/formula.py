@@ -1177,6 +1177,8 @@ def _kv_cache(model: ModelSpec, workload: Workload, engine: EngineProfile) -> Kv
         raise KvcalcError(f"engine {engine.name}: {rules.no_pp}")
     if rules is not None and rules.kv_shared_slots:
         model = _with_kv_shared_slots(model)
+    if engine.dsa_indexer_layers == "every":
+        model = _with_indexer_every_layer(model)
     _check_llama_cpp(model, workload, engine, k_dtype, v_dtype)
     compressed = any(isinstance(k, CompressedKind) for k in (model.kinds or {}).values())
     if compressed and engine.compressed_layout == "vllm":
@@ -1362,6 +1364,8 @@ def _default_kv_dtype(model: ModelSpec, engine: EngineProfile) -> tuple[str, str
     (kvcalc/checkpoint_kv.py); else the engine's default or the model's dtype."""
     if engine.compressed_layout == "sglang" and is_compressed(model):
         return "fp8_e4m3", "SGLang's DeepSeek-V4 default (_deepseek_v4_kv_cache_dtype)"
+    if engine.dsa_auto_kv_dtypes is not None and is_dsa(model):
+        return _dsa_auto_kv_dtype(model, engine)
     from kvcalc.checkpoint_kv import auto_kv_dtype
 
     published, why = auto_kv_dtype(model, engine)
@@ -1372,6 +1376,34 @@ def _default_kv_dtype(model: ModelSpec, engine: EngineProfile) -> tuple[str, str
     else:
         default = f"the model's dtype {model.dtype}"
     return engine.default_kv_dtype or model.dtype, f"{default}; {why}" if why else default
+
+
+def _dsa_auto_kv_dtype(model: ModelSpec, engine: EngineProfile) -> tuple[str, str]:
+    """Return (what "auto" gives a DSA model, why) for an engine that decides it without the
+    checkpoint (engines.EngineProfile.dsa_auto_kv_dtypes); KvcalcError for an architecture
+    its table does not list.
+
+    SGLang (engines.SGLANG_DSA_SOURCES): arg_groups/overrides.py _dsa_kv_cache_dtype_default
+    rewrites --kv-cache-dtype auto for the DSA architectures of _DEEPSEEK_FAMILY_ARCHS while
+    the server arguments are resolved, before the model loads (fp8_e4m3 if the CUDA capability
+    major >= 10, else bfloat16), so ModelRunner.configure_kv_cache_dtype never sees auto and
+    a ModelOpt checkpoint's kv_cache_quant_algo FP8 is not read.
+    """
+    table = dict(engine.dsa_auto_kv_dtypes or ())
+    dtype = table.get(model.architecture or "")
+    if dtype is None:
+        raise KvcalcError(
+            f"engine {engine.name}: what KV dtype auto gives the DSA model {model.name} "
+            f"(architecture {model.architecture or 'not named'}) is not read: "
+            f"{engine.dsa_auto_kv_dtypes_source} covers {', '.join(table)}; pass --kv-dtype"
+        )
+    why = engine.dsa_auto_kv_dtypes_source
+    if model.checkpoint_kv is not None:
+        why = (
+            f"{why}; the fp8 KV cache the checkpoint publishes is passed over "
+            "(configure_kv_cache_dtype reads kv_cache_quant_algo only while it is still auto)"
+        )
+    return dtype, why
 
 
 def is_dsa(model: ModelSpec) -> bool:
@@ -1389,7 +1421,9 @@ def dsa_stored_dtypes(
     vLLM (engines.VLLM_DSA_SOURCES): DeepseekV32ForCausalLM.verify_and_update_config rewrites
     every fp8* cache dtype to fp8_ds_mla (656 B rows, MLAAttentionSpec.real_page_size_bytes);
     no other architecture is in MODELS_CONFIG_MAP. SGLang (engines.SGLANG_DSA_SOURCES):
-    calculate_mla_kv_cache_dim stores fp8_e4m3 DSA rows in the same 656 B layout. Models
+    calculate_mla_kv_cache_dim stores fp8_e4m3 DSA rows in the same 656 B layout below
+    SM100, raw (576 B) under the trtllm backends it picks from SM100 (the table
+    engines.engine_for_gpu gives a plan on such a GPU). Models
     other than DSA, and engines without dsa_kv_dtypes, keep the dtypes given.
     """
     if engine.dsa_kv_dtypes is None or not is_dsa(model):
@@ -1455,6 +1489,34 @@ def _with_kv_shared_slots(model: ModelSpec) -> ModelSpec:
         return model
     pattern = [like.get(name, name) for name in model.layers.pattern]
     return model.model_copy(update={"layers": model.layers.model_copy(update={"pattern": pattern})})
+
+
+def _with_indexer_every_layer(model: ModelSpec) -> ModelSpec:
+    """Return the DSA model with an indexer key in every layer, shared-indexer ones included.
+
+    For engines whose pool gives every layer an indexer row whatever its config says
+    (EngineProfile.dsa_indexer_layers "every": SGLang's DSATokenToKVPool builds
+    index_k_with_scale_buffer for each of layer_num = num_effective_layers layers, and
+    pool_configurator.py DefaultPoolConfigurator._compute_cell_size adds the 132 B key
+    times effective_num_layers on CUDA; engines.SGLANG_DSA_SOURCES). A shared kind that
+    then equals a plain full layer is renamed "full" in the pattern.
+    """
+    if not is_dsa(model) or model.layers is None or not model.kinds:
+        return model
+    flipped = {
+        name: kind.model_copy(update={"indexer": True})
+        for name, kind in model.kinds.items()
+        if isinstance(kind, AttentionKind) and not kind.indexer
+    }
+    if not flipped:
+        return model
+    full = model.layer_kind("full")
+    plain = {name for name, kind in flipped.items() if kind == full}
+    kinds = {name: flipped.get(name, kind) for name, kind in model.kinds.items()}
+    kinds = {name: kind for name, kind in kinds.items() if name not in plain}
+    pattern = ["full" if name in plain else name for name in model.layers.pattern]
+    layers = model.layers.model_copy(update={"pattern": pattern})
+    return model.model_copy(update={"kinds": kinds or None, "layers": layers})
 
 
 def _check_state_support(

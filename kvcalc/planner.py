@@ -12,7 +12,7 @@ from math import lcm
 from typing import NamedTuple
 
 from kvcalc.dtypes import WEIGHT_DTYPES, WeightDtype
-from kvcalc.engines import EngineProfile
+from kvcalc.engines import EngineProfile, engine_for_gpu
 from kvcalc.errors import KvcalcError
 from kvcalc.formula import (
     COMPRESSED_PARTS,
@@ -21,13 +21,23 @@ from kvcalc.formula import (
     Workload,
     cdiv,
     hybrid_group_size,
+    is_dsa,
     kv_cache,
     kv_heads_per_gpu,
     pp_partition,
     round_up,
 )
 from kvcalc.records import record
-from kvcalc.specs import MLA, PARTS, CompressedKind, GpuSpec, ModelSpec, StateKind, Window
+from kvcalc.specs import (
+    MLA,
+    PARTS,
+    CompressedKind,
+    GpuSpec,
+    ModelSpec,
+    StateKind,
+    Window,
+    cuda_major,
+)
 from kvcalc.units import MiB
 
 # CUDA context on an H100 (driver 580): 85,017,493,504 total − 84,465,090,560 free after
@@ -63,6 +73,19 @@ class Plan:
     weights_dtype: WeightDtype | None = None  # None: the model's own dtype
     util: float | None = None  # None: the engine's default
     reserve_bytes: int | None = None  # None: the documented default model
+
+    def __post_init__(self) -> None:
+        # the engine as it serves this model on this GPU (SGLang's DSA defaults follow the
+        # CUDA capability: engines.engine_for_gpu)
+        engine = engine_for_gpu(
+            self.engine,
+            dsa=is_dsa(self.model),
+            vendor=self.gpu.vendor,
+            cuda_major=cuda_major(self.gpu),
+            gpu=self.gpu.name,
+        )
+        if engine is not self.engine:
+            object.__setattr__(self, "engine", engine)
 
 
 # ---- SGLang's split pools ------------------------------------------------------------------

@@ -600,9 +600,20 @@ class GpuSpec(_Spec):
     memory_note: str | None = None
     datasheet_memory: str | None = None
     bandwidth_bytes_per_s: PositiveInt | None = None
+    # NVIDIA's CUDA compute capability, "major.minor" (H100 "9.0", B200 "10.0"); engines
+    # whose defaults depend on it (SGLang's DSA KV dtype and backends) read the major
+    compute_capability: str | None = Field(default=None, pattern=r"^[1-9][0-9]?\.[0-9]$")
     price_per_hour_usd: Annotated[float, Field(gt=0)] | None = None
     aliases: list[str] = Field(default_factory=list)
     source: str = Field(min_length=1)
+
+
+def cuda_major(gpu: GpuSpec) -> int | None:
+    """Return the GPU's CUDA compute capability major (9 for Hopper, 10 for B200), or None
+    where the spec gives none (AMD, user-sized GPUs)."""
+    if gpu.compute_capability is None:
+        return None
+    return int(gpu.compute_capability.split(".")[0])
 
 
 def format_validation_error(exc: ValidationError) -> str:

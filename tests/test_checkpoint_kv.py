@@ -155,15 +155,18 @@ def test_sparse_mla_checkpoint_fp8_takes_the_engines_layout() -> None:
     hf_quant_config.json kv_cache_quant_algo FP8): vLLM's DeepseekV32ForCausalLM.
     verify_and_update_config turns an fp8 cache into fp8_ds_mla, 512 fp8 + 4 fp32 scales + 64
     bf16 rope = 656 B, beside the fp8 indexer key and its fp32 scale, 128 + 4 = 132 B:
-    61 x (656 + 132) = 48,068 B a token. SGLang's and TensorRT-LLM's own fp8 layouts of a
-    sparse-MLA cache are not read under auto: SGLang refuses it, --kv-dtype still taken;
-    TensorRT-LLM refuses DSA models whatever the dtype (its DSACacheManager is not pinned)."""
+    61 x (656 + 132) = 48,068 B a token. SGLang's auto never reads it: its server-args pass
+    _dsa_kv_cache_dtype_default makes auto bfloat16 below SM100 before the model loads, so
+    61 x ((512 + 64) x 2 + 132) = 78,324 B, --kv-dtype still taken; TensorRT-LLM refuses DSA
+    models whatever the dtype (its DSACacheManager is not pinned)."""
     model = load_model("deepseek-v3.2-nvfp4")
     vllm = kv_cache(model, Workload(seq_len=SEQ), ENGINES["vllm"])
     assert vllm.k_dtype.name == "fp8_ds_mla"
     assert vllm.bytes_per_token == 61 * ((512 + 4 * 4 + 64 * 2) + (128 + 4)) == 48_068
-    with pytest.raises(KvcalcError, match=r"sparse-MLA .* not read under auto"):
-        kv_cache(model, Workload(seq_len=SEQ), ENGINES["sglang"])
+    sglang = kv_cache(model, Workload(seq_len=SEQ), ENGINES["sglang"])
+    assert sglang.k_dtype == BF16
+    assert sglang.bytes_per_token == 61 * ((512 + 64) * 2 + (128 + 4)) == 78_324
+    assert "passed over" in sglang.kv_dtype_source
     asked = Workload(seq_len=SEQ, k_dtype=BF16, v_dtype=BF16)
     assert kv_cache(model, asked, ENGINES["sglang"]).k_dtype == BF16
     for workload in (Workload(seq_len=SEQ), asked):
