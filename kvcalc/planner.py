@@ -358,7 +358,18 @@ def _computed_weights(
             kv_proj_rank = heads * per_head
             if kv_proj_total > p.attention:  # spec breakdown without standard projections
                 kv_proj_total = kv_proj_rank = 0
-        layer_q = cdiv(p.attention - kv_proj_total, tp) + cdiv(p.mlp, tp) + cdiv(p.experts, tp)
+        # the part's replicated parameters (MLA's q_a / kv_a projections and norms, the
+        # router, the DSA indexer) whole on every rank, the rest split by tp
+        layer_q = sum(
+            cdiv(
+                getattr(p, part)
+                - p.replicated(part)
+                - (kv_proj_total if part == "attention" else 0),
+                tp,
+            )
+            + p.replicated(part)
+            for part in PARTS
+        )
         layer_dense = p.norms
         embedding = cdiv(p.embedding, tp)
         tied_copy = p.embedding if (p.lm_head == 0 and model.tie_word_embeddings and pp > 1) else 0
@@ -382,17 +393,21 @@ def _computed_weights(
             kept += (embedding + (first_extra if other is None else 0) if index == 0 else 0) + (
                 lm_head if last and head is None else 0
             )
-            on_stage = {
-                "attention": cdiv(p.attention - kv_proj_total, tp) + kv_proj_rank,
-                "mlp": cdiv(p.mlp, tp),
-                "experts": cdiv(p.experts, tp),
-            }
             part_bytes = 0
             for part in PARTS:
                 shipped = published.part(part)
-                if shipped.weights:
-                    weights = cdiv(on_stage[part] * share, model.n_layers)
-                    part_bytes += cdiv(weights * shipped.bytes, shipped.weights)
+                # replicated weights whole on every rank at their own published bytes; the
+                # split rest at its bytes per weight, the K/V projections like the KV heads
+                whole_weights = shipped.replicated_weights or 0
+                whole_bytes = shipped.replicated_bytes or 0
+                split_weights = shipped.weights - whole_weights
+                split_bytes = shipped.bytes - whole_bytes
+                kv_total, kv_rank = (kv_proj_total, kv_proj_rank) if part == "attention" else (0, 0)
+                if split_weights:
+                    on_rank = cdiv(split_weights - kv_total, tp) + kv_rank
+                    weights = cdiv(on_rank * share, model.n_layers)
+                    part_bytes += cdiv(weights * split_bytes, split_weights)
+                part_bytes += cdiv(whole_bytes * share, model.n_layers)
             if index == 0 and other is not None:
                 part_bytes += other.bytes
             if last and head is not None:
