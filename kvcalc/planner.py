@@ -320,13 +320,18 @@ def _computed_weights(
     """Return weight bytes per stage computed from the parameter breakdown.
 
     Attention, MLP and expert matrices take the weight dtype and are sharded by tp (KV
-    projections replicated like the KV heads); embeddings, the LM head, norms and other
+    projections replicated like the KV heads, and a part's replicated parameters,
+    params.replicated_<part>, whole on every rank: MLA's q_a / kv_a projections and norms,
+    the MoE router, the DSA indexer, as vLLM and SGLang build them, see
+    kvcalc/hf/_standard.py _MLA_REPLICATED_SOURCE); embeddings, the LM head, norms and other
     parameters stay 16-bit (docs/weights.md). Embedding on the first stage, LM head on the
     last (a tied LM head is a second copy there when pp > 1); layers by the stage split.
 
     Without a weights dtype, a checkpoint published quantised (spec.weights_quant) takes
     each part's exact published bytes (kvcalc/quant.py): all of them on one GPU, and a
-    stage's share of a part's weights at the part's bytes per weight otherwise, rounded up;
+    stage's share of a part's weights at the part's bytes per weight otherwise, rounded up,
+    the part's replicated weights at their own published bytes (replicated_bytes) on every
+    rank;
     the `other` parameters at their published bytes where it sizes them (DeepSeek-V4's fp32
     hyper-connections), on the first stage as ever, and the LM head at its published bytes
     per weight where a ModelOpt recipe quantises it. A GGUF weights dtype stores embeddings and the LM head in the type too and norms in
