@@ -21,6 +21,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
+from kvcalc.dtypes import weight_dtype
 from kvcalc.engines import ENGINES
 from kvcalc.planner import weights_per_stage
 from kvcalc.presets import load_model
@@ -191,3 +192,28 @@ def test_replicated_fields_validated() -> None:
         PartBytes(
             weights=10, quantized_weights=0, bytes=20, replicated_weights=5, replicated_bytes=21
         )
+
+
+def test_deepseek_v3_bf16_weights_dtype_tp8() -> None:
+    """--weights-dtype bf16 at tp 8: the replicated parameters whole at 2 B, the rest 1/8."""
+    h, vocab = 7168, 129280
+    # per layer (config.json): q_a_proj, q_a_layernorm, q_b_proj, kv_a_proj_with_mqa,
+    # kv_a_layernorm, kv_b_proj, o_proj
+    replicated = h * 1536 + 1536 + h * 576 + 512
+    split = 1536 * 128 * 192 + 512 * 128 * 256 + 128 * 128 * h
+    mlp = 3 * 3 * h * 18432 + 58 * 3 * h * 2048  # 3 dense MLPs, 58 shared experts
+    experts = 58 * 256 * 3 * h * 2048  # the routed experts, split along moe_intermediate
+    routers = 58 * 256 * h
+    norms = 61 * 2 * h + h
+    per_gpu = (
+        61 * split // 8
+        + 61 * replicated
+        + mlp // 8
+        + experts // 8
+        + routers
+        + 2 * vocab * h // 8
+        + norms
+    )
+    model = load_model("deepseek-v3")
+    got = weights_per_stage(model, ENGINES["vllm"], 8, 1, weight_dtype("bf16"))
+    assert got == (2 * per_gpu,)
