@@ -133,7 +133,7 @@ class Linear:
     expert: bool = False
     router: bool = False
     # held whole on every tensor-parallel rank (ReplicatedLinear, disable_tp=True): its
-    # bytes go to the part's replicated_bytes (kvcalc/hf/_standard.py _MLA_REPLICATED_SOURCE)
+    # bytes go to the part's replicated_bytes (kvcalc/hf/_standard.py _MLA_REPLICATED)
     replicated: bool = False
 
     @property
@@ -880,7 +880,7 @@ def _attention_linears(
         nope, v = _int(c, "qk_nope_head_dim"), _int(c, "v_head_dim")
         q_lora = c.get("q_lora_rank")
         # q_a_proj and kv_a_proj_with_mqa whole on every tensor-parallel rank in the MLA
-        # families read (kvcalc/hf/_standard.py _MLA_REPLICATED_SOURCE)
+        # families read (kvcalc/hf/_standard.py _MLA_REPLICATED)
         whole = family in _MLA_REPLICATED
         qs = (
             [Linear(a + "q_proj", "attention", n_heads * (nope + rope), h)]

@@ -141,24 +141,22 @@ def _shortest_period(kinds: list[str]) -> list[str]:
     return kinds
 
 
-# The MLA families whose tensor-parallel split kvcalc read in the engines (_MLA_REPLICATED_SOURCE):
-# every rank holds q_a_proj, kv_a_proj_with_mqa, their norms, the MoE router and the DSA
+# _MLA_REPLICATED: the MLA families whose tensor-parallel split was read in the engines.
+# Every rank holds q_a_proj, kv_a_proj_with_mqa, their norms, the MoE router and the DSA
 # indexer whole; q_b_proj / q_proj and kv_b_proj are column-parallel, o_proj row-parallel,
-# the shared experts and each routed expert's intermediate split by tp.
+# the shared experts and each routed expert's intermediate split by tp. Sources:
+# vllm-project/vllm@b863fe5bf4e19680572603b4e166faefc5725551:vllm/model_executor/models/
+# deepseek_v2.py (DeepseekV2MLAAttention: fused_qkv_a_proj a MergedColumnParallelLinear with
+# disable_tp=True, or kv_a_proj_with_mqa a ReplicatedLinear; q_a_layernorm and
+# kv_a_layernorm RMSNorm; DeepSeekV2Gate a ReplicatedLinear; Indexer wq_b, wk, weights_proj
+# ReplicatedLinear, k_norm LayerNorm);
+# sgl-project/sglang@3e4a39ee73308590c5c753108bdcb8d333f7f1c6:python/sglang/srt/models/
+# deepseek_v2.py (DeepseekV2AttentionMLA: fused_qkv_a_proj_with_mqa a ReplicatedLinear;
+# MoEGate a whole nn.Parameter) and
+# sgl-project/sglang@005e8bf8abf447d93cd14427efbf0b10bf42a326:python/sglang/srt/layers/
+# attention/nsa/nsa_indexer.py (Indexer: wq_b, wk, weights_proj ReplicatedLinear, k_norm).
 _MLA_REPLICATED = frozenset(
     {"deepseek_v2", "deepseek_v3", "deepseek_v32", "kimi_k2", "glm_moe_dsa"}
-)
-_MLA_REPLICATED_SOURCE = (
-    "vllm-project/vllm@b863fe5bf4e19680572603b4e166faefc5725551:vllm/model_executor/models/"
-    "deepseek_v2.py (DeepseekV2MLAAttention: fused_qkv_a_proj a MergedColumnParallelLinear "
-    "with disable_tp=True, or kv_a_proj_with_mqa a ReplicatedLinear; q_a_layernorm and "
-    "kv_a_layernorm RMSNorm; DeepSeekV2Gate a ReplicatedLinear; Indexer wq_b, wk, "
-    "weights_proj ReplicatedLinear, k_norm LayerNorm); "
-    "sgl-project/sglang@3e4a39ee73308590c5c753108bdcb8d333f7f1c6:python/sglang/srt/models/"
-    "deepseek_v2.py (DeepseekV2AttentionMLA: fused_qkv_a_proj_with_mqa a ReplicatedLinear; "
-    "MoEGate a whole nn.Parameter) and "
-    "sgl-project/sglang@005e8bf8abf447d93cd14427efbf0b10bf42a326:python/sglang/srt/layers/"
-    "attention/nsa/nsa_indexer.py (Indexer wq_b, wk, weights_proj ReplicatedLinear)"
 )
 
 
@@ -216,7 +214,7 @@ def _param_breakdown(c: _Config, family: str, attention: dict[str, Any]) -> Para
         attn = q + kv_a + attention["kv_lora_rank"] + kv_b + o
         # held whole on every TP rank: q_a_proj + q_a_layernorm (or none with q_proj) and
         # kv_a_proj_with_mqa + kv_a_layernorm (vLLM's fused_qkv_a_proj, disable_tp=True;
-        # SGLang's fused_qkv_a_proj_with_mqa, a ReplicatedLinear: _MLA_REPLICATED_SOURCE)
+        # SGLang's fused_qkv_a_proj_with_mqa, a ReplicatedLinear: sources at _MLA_REPLICATED)
         if family in _MLA_REPLICATED:
             attn_replicated = q - q_lora * n_heads * qk_dim if q_lora is not None else 0
             attn_replicated += kv_a + attention["kv_lora_rank"]
