@@ -227,7 +227,8 @@ def _kimi(
     """Kimi Linear / Kimi-K3 fields; replicated: count what every tensor-parallel rank
     holds whole (Kimi-K3, read in SGLang: its MLA layers' q_a / kv_a projections and norms,
     the router MoEGate and its bias, the latent routed_expert_down_proj / _up_proj, built
-    as ReplicatedLinear in models/kimi_k3.py)."""
+    as ReplicatedLinear in models/kimi_k3.py); the MLA output gate g_proj is split with the
+    heads (KimiK3MLAAttention: "Gate is applied in TP-local space before o_proj")."""
     n_layers = c.get_int("num_hidden_layers")
     full = {int(i) - 1 for i in la.get("full_attn_layers") or []}
     kda = {int(i) - 1 for i in la.get("kda_layers") or []}
