@@ -343,13 +343,18 @@ def _computed_weights(
     """Return weight bytes per stage computed from the parameter breakdown.
 
     Attention, MLP and expert matrices take the weight dtype and are sharded by tp (KV
-    projections replicated like the KV heads); embeddings, the LM head, norms and other
+    projections replicated like the KV heads, and a part's replicated parameters,
+    params.replicated_<part>, whole on every rank: MLA's q_a / kv_a projections and norms,
+    the MoE router, the DSA indexer, as vLLM and SGLang build them, see
+    kvcalc/hf/_standard.py _MLA_REPLICATED); embeddings, the LM head, norms and other
     parameters stay 16-bit (docs/weights.md). Embedding on the first stage, LM head on the
     last (a tied LM head is a second copy there when pp > 1); layers by the stage split.
 
     Without a weights dtype, a checkpoint published quantised (spec.weights_quant) takes
     each part's exact published bytes (kvcalc/quant.py): all of them on one GPU, and a
-    stage's share of a part's weights at the part's bytes per weight otherwise, rounded up;
+    stage's share of a part's weights at the part's bytes per weight otherwise, rounded up,
+    the part's replicated weights at their own published bytes (replicated_bytes) on every
+    rank;
     the `other` parameters at their published bytes where it sizes them (DeepSeek-V4's fp32
     hyper-connections), on the first stage as ever, and the LM head at its published bytes
     per weight where a ModelOpt recipe quantises it. A GGUF weights dtype stores embeddings and the LM head in the type too and norms in
@@ -381,7 +386,18 @@ def _computed_weights(
             kv_proj_rank = heads * per_head
             if kv_proj_total > p.attention:  # spec breakdown without standard projections
                 kv_proj_total = kv_proj_rank = 0
-        layer_q = cdiv(p.attention - kv_proj_total, tp) + cdiv(p.mlp, tp) + cdiv(p.experts, tp)
+        # the part's replicated parameters (MLA's q_a / kv_a projections and norms, the
+        # router, the DSA indexer) whole on every rank, the rest split by tp
+        layer_q = sum(
+            cdiv(
+                getattr(p, part)
+                - p.replicated(part)
+                - (kv_proj_total if part == "attention" else 0),
+                tp,
+            )
+            + p.replicated(part)
+            for part in PARTS
+        )
         layer_dense = p.norms
         embedding = cdiv(p.embedding, tp)
         tied_copy = p.embedding if (p.lm_head == 0 and model.tie_word_embeddings and pp > 1) else 0
@@ -405,17 +421,21 @@ def _computed_weights(
             kept += (embedding + (first_extra if other is None else 0) if index == 0 else 0) + (
                 lm_head if last and head is None else 0
             )
-            on_stage = {
-                "attention": cdiv(p.attention - kv_proj_total, tp) + kv_proj_rank,
-                "mlp": cdiv(p.mlp, tp),
-                "experts": cdiv(p.experts, tp),
-            }
             part_bytes = 0
             for part in PARTS:
                 shipped = published.part(part)
-                if shipped.weights:
-                    weights = cdiv(on_stage[part] * share, model.n_layers)
-                    part_bytes += cdiv(weights * shipped.bytes, shipped.weights)
+                # replicated weights whole on every rank at their own published bytes; the
+                # split rest at its bytes per weight, the K/V projections like the KV heads
+                whole_weights = shipped.replicated_weights or 0
+                whole_bytes = shipped.replicated_bytes or 0
+                split_weights = shipped.weights - whole_weights
+                split_bytes = shipped.bytes - whole_bytes
+                kv_total, kv_rank = (kv_proj_total, kv_proj_rank) if part == "attention" else (0, 0)
+                if split_weights:
+                    on_rank = cdiv(split_weights - kv_total, tp) + kv_rank
+                    weights = cdiv(on_rank * share, model.n_layers)
+                    part_bytes += cdiv(weights * split_bytes, split_weights)
+                part_bytes += cdiv(whole_bytes * share, model.n_layers)
             if index == 0 and other is not None:
                 part_bytes += other.bytes
             if last and head is not None:

@@ -132,6 +132,9 @@ class Linear:
     count: int = 1
     expert: bool = False
     router: bool = False
+    # held whole on every tensor-parallel rank (ReplicatedLinear, disable_tp=True): its
+    # bytes go to the part's replicated_bytes (kvcalc/hf/_standard.py _MLA_REPLICATED)
+    replicated: bool = False
 
     @property
     def weights(self) -> int:
@@ -536,20 +539,31 @@ def weights_quant(
     """Return the exact published bytes of each part: its quantised linears in their formats,
     the stored tensors at their own bytes, every other weight of the part (biases, norms,
     routers, unquantised linears) at dtype_bytes. The `other` part is sized only when stored
-    tensors fall in it. KvcalcError when the listed weights do not fit in the part's."""
+    tensors fall in it. Where part_weights gives a part's replicated_<part> (the weights
+    every tensor-parallel rank holds whole), the part's replicated_bytes are its replicated
+    linears in their own formats and the rest of those weights (norms, biases) at
+    dtype_bytes. KvcalcError when the listed weights do not fit in the part's."""
     sized: tuple[str, ...] = PARTS + (("other",) if any(t.part == "other" for t in stored) else ())
     quantized = dict.fromkeys(sized, 0)
     quant_bytes = dict.fromkeys(sized, 0)
     listed = dict.fromkeys(sized, 0)
+    whole = dict.fromkeys(sized, 0)  # weights of the replicated linears
+    whole_bytes = dict.fromkeys(sized, 0)
     used: dict[str, int] = {}
     formats = [(linear, recipe.format_for(linear)) for linear in linears]
     for linear, fmt in formats:
         listed[linear.part] += linear.weights
+        if linear.replicated:
+            whole[linear.part] += linear.weights
         if fmt is None:
+            if linear.replicated:
+                whole_bytes[linear.part] += linear.weights * dtype_bytes
             continue
         quantized[linear.part] += linear.weights
         matrix = fmt.matrix_bytes(linear.out_features, linear.in_features)
         quant_bytes[linear.part] += matrix * linear.count
+        if linear.replicated:
+            whole_bytes[linear.part] += matrix * linear.count
         used[fmt.name] = used.get(fmt.name, 0) + linear.weights
     kept = dict.fromkeys(sized, 0)
     kept_bytes = dict.fromkeys(sized, 0)
@@ -565,10 +579,20 @@ def weights_quant(
                 f"weights, more than the parameter breakdown's {total:,}"
             )
         rest = total - quantized[part] - kept[part]
+        replicated = part_weights.get(f"replicated_{part}") or 0
+        if whole[part] > replicated:
+            raise LayoutMismatch(
+                f"its replicated {part} linears hold {whole[part]:,} weights, more than the "
+                f"parameter breakdown's replicated_{part} {replicated:,}"
+            )
         parts[part] = PartBytes(
             weights=total,
             quantized_weights=quantized[part],
             bytes=quant_bytes[part] + kept_bytes[part] + rest * dtype_bytes,
+            replicated_weights=replicated or None,
+            replicated_bytes=(
+                whole_bytes[part] + (replicated - whole[part]) * dtype_bytes if replicated else None
+            ),
         )
     head = _lm_head_bytes(recipe, lm_head, part_weights.get("lm_head", 0))
     summary = _summary(recipe, formats, used, [t.what for t in stored], head)
@@ -647,6 +671,11 @@ def _int(c: Mapping[str, Any], *keys: str, default: int | None = None) -> int:
 
 _DEEPSEEK_LIKE = frozenset(
     {"deepseek_v2", "deepseek_v3", "kimi_k2", "glm4_moe", "deepseek_v32", "glm_moe_dsa"}
+)
+# MLA families whose tensor-parallel split was read in the engines: q_a_proj,
+# kv_a_proj_with_mqa, the router and the indexer whole on every rank (kimi_k3 besides)
+_MLA_REPLICATED = frozenset(
+    {"deepseek_v2", "deepseek_v3", "kimi_k2", "deepseek_v32", "glm_moe_dsa", "kimi_k3"}
 )
 _QWEN_MOE = frozenset({"qwen2_moe", "qwen3_moe", "qwen3_vl_moe_text"})
 _DENSE = frozenset(
@@ -732,10 +761,11 @@ def _indexer_linears(c: Mapping[str, Any], i: int, h: int) -> list[Linear]:
     a = f"layers.{i}.self_attn.indexer."
     heads, dim = _int(c, "index_n_heads"), _int(c, "index_head_dim")
     q_lora = _int(c, "q_lora_rank")
+    # all three whole on every tensor-parallel rank (ReplicatedLinear in vLLM and SGLang)
     return [
-        Linear(a + "wq_b", "attention", heads * dim, q_lora),
-        Linear(a + "wk", "attention", dim, h),
-        Linear(a + "weights_proj", "attention", heads, h, router=True),
+        Linear(a + "wq_b", "attention", heads * dim, q_lora, replicated=True),
+        Linear(a + "wk", "attention", dim, h, replicated=True),
+        Linear(a + "weights_proj", "attention", heads, h, router=True, replicated=True),
     ]
 
 
@@ -849,17 +879,20 @@ def _attention_linears(
         rank, rope = _int(c, "kv_lora_rank"), _int(c, "qk_rope_head_dim")
         nope, v = _int(c, "qk_nope_head_dim"), _int(c, "v_head_dim")
         q_lora = c.get("q_lora_rank")
+        # q_a_proj and kv_a_proj_with_mqa whole on every tensor-parallel rank in the MLA
+        # families read (kvcalc/hf/_standard.py _MLA_REPLICATED)
+        whole = family in _MLA_REPLICATED
         qs = (
             [Linear(a + "q_proj", "attention", n_heads * (nope + rope), h)]
             if not q_lora
             else [
-                Linear(a + "q_a_proj", "attention", q_lora, h),
+                Linear(a + "q_a_proj", "attention", q_lora, h, replicated=whole),
                 Linear(a + "q_b_proj", "attention", n_heads * (nope + rope), q_lora),
             ]
         )
         return [
             *qs,
-            Linear(a + "kv_a_proj_with_mqa", "attention", rank + rope, h),
+            Linear(a + "kv_a_proj_with_mqa", "attention", rank + rope, h, replicated=whole),
             Linear(a + "kv_b_proj", "attention", n_heads * (nope + v), rank),
             Linear(a + "o_proj", "attention", h, n_heads * v),
         ]
@@ -916,12 +949,13 @@ def _mlp_linears(c: Mapping[str, Any], family: str, i: int, h: int, n_layers: in
             Linear(m + "experts.down_proj", "experts", h, moe_inter, n_experts, True),
         ]
     if family in _DEEPSEEK_LIKE:
+        whole_router = family in _MLA_REPLICATED  # DeepSeekV2Gate / MoEGate: whole per rank
         first_dense = _int(c, "first_k_dense_replace", default=0)
         step = _int(c, "moe_layer_freq", default=1)
         if not (i >= first_dense and i % step == 0):
             return _gated(m, "mlp", h, inter)
         shared = _int(c, "n_shared_experts", default=0)
-        router = [Linear(m + "gate", "experts", n_experts, h, router=True)]
+        router = [Linear(m + "gate", "experts", n_experts, h, router=True, replicated=whole_router)]
         experts = _gated(m + "experts.0.", "experts", h, moe_inter, n_experts, True)
         shared_l = _gated(m + "shared_experts.", "mlp", h, moe_inter * shared) if shared else []
         return router + experts + shared_l
@@ -1114,7 +1148,7 @@ def _kimi_k3_linears(c: Mapping[str, Any]) -> tuple[Linear, ...]:
             b = f"layers.{i}.block_sparse_moe."
             e = b + "experts.0."
             out += [
-                Linear(b + "gate", "experts", n_experts, h, router=True),
+                Linear(b + "gate", "experts", n_experts, h, router=True, replicated=True),
                 Linear(e + "w1", "experts", moe_inter, latent, n_experts, True),
                 Linear(e + "w3", "experts", moe_inter, latent, n_experts, True),
                 Linear(e + "w2", "experts", latent, moe_inter, n_experts, True),

@@ -25,6 +25,30 @@ class PartBytes(_Spec):
     weights: int = Field(ge=0, description="parameters of this part (as counted in params)")
     quantized_weights: int = Field(ge=0, description="of which ship quantised")
     bytes: int = Field(ge=0, description="bytes of the part in the checkpoint, scales included")
+    replicated_weights: PositiveInt | None = Field(
+        default=None,
+        description="of weights, those every tensor-parallel rank holds whole (params' "
+        "replicated_<part>: MLA's q_a / kv_a projections and their norms, the MoE router)",
+    )
+    replicated_bytes: PositiveInt | None = Field(
+        default=None,
+        description="the bytes of replicated_weights as published (their linears in their "
+        "own format, the rest in the model dtype); the rest of the part is split by tp",
+    )
+
+    @model_validator(mode="after")
+    def _replicated_within(self) -> "PartBytes":
+        if (self.replicated_weights is None) != (self.replicated_bytes is None):
+            raise ValueError("replicated_weights and replicated_bytes go together")
+        if self.replicated_weights is not None and self.replicated_weights > self.weights:
+            raise ValueError(
+                f"replicated_weights {self.replicated_weights:,} exceeds weights {self.weights:,}"
+            )
+        if self.replicated_bytes is not None and self.replicated_bytes > self.bytes:
+            raise ValueError(
+                f"replicated_bytes {self.replicated_bytes:,} exceeds bytes {self.bytes:,}"
+            )
+        return self
 
 
 class WeightsQuant(_Spec):
@@ -361,6 +385,34 @@ class ParamBreakdown(_Spec):
     experts: NonNegativeInt = Field(default=0, description="routed MoE experts and routers")
     norms: NonNegativeInt = 0
     other: NonNegativeInt = 0
+    # Of a part, the parameters every tensor-parallel rank holds whole (the rest of the part
+    # is split by tp); None: none known. Counted inside the part, not beside it.
+    replicated_attention: PositiveInt | None = Field(
+        default=None,
+        description="of attention, held whole on every TP rank (MLA: q_a_proj, "
+        "kv_a_proj_with_mqa, q_a_layernorm, kv_a_layernorm; the DSA indexer)",
+    )
+    replicated_mlp: PositiveInt | None = Field(
+        default=None,
+        description="of mlp, held whole on every TP rank (Kimi-K3's latent projections)",
+    )
+    replicated_experts: PositiveInt | None = Field(
+        default=None, description="of experts, held whole on every TP rank (the MoE router)"
+    )
+
+    @model_validator(mode="after")
+    def _replicated_within(self) -> "ParamBreakdown":
+        for part in ("attention", "mlp", "experts"):
+            replicated = getattr(self, f"replicated_{part}")
+            if replicated is not None and replicated > getattr(self, part):
+                raise ValueError(
+                    f"replicated_{part} {replicated:,} exceeds {part} {getattr(self, part):,}"
+                )
+        return self
+
+    def replicated(self, part: "Part") -> int:
+        """Return the parameters of a part that every tensor-parallel rank holds whole."""
+        return getattr(self, f"replicated_{part}") or 0
 
     @property
     def total(self) -> int:

@@ -118,12 +118,17 @@ def test_weights_dtype_overrides_the_published_format() -> None:
 
 
 def test_tensor_parallel_shares_cover_the_published_bytes() -> None:
-    """tp 8: every GPU holds 1/8 of each part (rounded up) and a whole copy of the norms
-    (123·7168 bf16), so 8 shares are the whole plus 7 norm copies, over by under 8 · 16 B
-    (each of the 3 parts and 2 sharded kept terms rounds up by under one weight and one B)."""
+    """tp 8: every GPU holds 1/8 of each part's split share (rounded up), a whole copy of
+    the norms (123·7168 bf16) and of the replicated modules (vLLM deepseek_v2.py: per
+    layer q_a_proj 1536×7168 and kv_a_proj_with_mqa 576×7168 in fp8 with their block
+    scales and the two norms, 1536 + 512 bf16; the 58 routers 256×7168 bf16), so 8 shares
+    are the whole plus 7 copies of those, over by under 8 · 16 B (each of the 3 parts and 2
+    sharded kept terms rounds up by under one weight and one B)."""
     spec = load_model("deepseek-v3")
     (share,) = weights_per_stage(spec, ENGINES["vllm"], 8, 1, None)
-    whole = DSV3_BYTES + 7 * 2 * 123 * 7168
+    a_projections = 1536 * 7168 + 4 * 12 * 56 + 576 * 7168 + 4 * 5 * 56 + 2 * (1536 + 512)
+    replicated = 61 * a_projections + 58 * 256 * 7168 * 2
+    whole = DSV3_BYTES + 7 * 2 * 123 * 7168 + 7 * replicated
     assert whole <= 8 * share < whole + 8 * 16
     (one,) = weights_per_stage(spec, ENGINES["vllm"], 1, 1, None)
     assert one == DSV3_BYTES
@@ -168,7 +173,11 @@ def test_kimi_k25_ignore_list_keeps_attention_and_shared_experts_bf16() -> None:
         config,
         text,
         "kimi_k2",
-        {"attention": 10**12, "mlp": 10**12, "experts": 60 * 384 * 3 * 2048 * 7168 + 60 * 384 * 7168},
+        {"attention": 10**12, "mlp": 10**12, "experts": 60 * 384 * 3 * 2048 * 7168 + 60 * 384 * 7168,
+         # whole on every tp rank: 61 layers' q_a_proj (1536×7168), kv_a_proj_with_mqa
+         # (576×7168) and their norms; the 60 routers (384×7168)
+         "replicated_attention": 61 * (1536 * 7168 + 1536 + 576 * 7168 + 512),
+         "replicated_experts": 60 * 384 * 7168},
         2,
     )  # fmt: skip
     assert warnings == ()
@@ -176,6 +185,9 @@ def test_kimi_k25_ignore_list_keeps_attention_and_shared_experts_bf16() -> None:
     assert wq.attention.quantized_weights == 0 and wq.mlp.quantized_weights == 0
     assert wq.experts.quantized_weights == 60 * 384 * 3 * 2048 * 7168
     assert wq.experts.bytes == 60 * 384 * 3 * 8_257_552 + 2 * 60 * 384 * 7168
+    # the replicated modules ship in bf16 here (the ignore list keeps attention unquantised)
+    assert wq.attention.replicated_bytes == 2 * 61 * (1536 * 7168 + 1536 + 576 * 7168 + 512)
+    assert wq.experts.replicated_bytes == 2 * 60 * 384 * 7168
 
 
 def test_modelopt_fp8_per_tensor_llama_70b() -> None:

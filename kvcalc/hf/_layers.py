@@ -47,7 +47,7 @@ def _gqa(n_heads: int, n_kv: int, head_dim: int, head_dim_v: int | None = None) 
     return {"kind": "gqa", "n_heads": n_heads, "n_kv_heads": n_kv, "head_dim": head_dim, **extra}
 
 
-def _breakdown(c: _Config, h: int, *, tied_default: bool, **parts: int) -> ParamBreakdown:
+def _breakdown(c: _Config, h: int, *, tied_default: bool, **parts: int | None) -> ParamBreakdown:
     """Return the breakdown with the embedding (vocab_size × h) and an lm_head unless tied."""
     vocab = c.get_int("vocab_size")
     tied = c.get_bool("tie_word_embeddings", tied_default)

@@ -174,7 +174,7 @@ def kimi_k3(c: _Config, family: str) -> dict[str, Any]:
     # e_score_correction_bias parameter per expert under topk_method noaux_tc
     # (KimiLinearConfig's default)
     noaux = c.data.get("topk_method", "noaux_tc") == "noaux_tc"
-    return _kimi(c, _linear_attn_config(c), router_bias=noaux)
+    return _kimi(c, _linear_attn_config(c), router_bias=noaux, replicated=True)
 
 
 def _linear_attn_config(c: _Config) -> dict[str, Any]:
@@ -211,7 +211,24 @@ def _kda_params(h: int, heads: int, dim: int, kernel: int, full_rank_gate: bool)
     return qkv + forget + h * heads + gate + dim + proj * h
 
 
-def _kimi(c: _Config, la: dict[str, Any], *, router_bias: bool) -> dict[str, Any]:
+def _mla_replicated(c: _Config, h: int) -> int:
+    """Of _mla_params, what every tensor-parallel rank holds whole: q_a_proj and
+    q_a_layernorm (with q_lora_rank), kv_a_proj_with_mqa and kv_a_layernorm, as SGLang's
+    DeepseekV2AttentionMLA builds them (fused_qkv_a_proj_with_mqa, a ReplicatedLinear:
+    kvcalc/hf/_standard.py _MLA_REPLICATED)."""
+    kv_lora, rope = c.get_int("kv_lora_rank"), c.get_int("qk_rope_head_dim")
+    q_lora = c.opt_int("q_lora_rank")
+    return (h * q_lora + q_lora if q_lora else 0) + h * (kv_lora + rope) + kv_lora
+
+
+def _kimi(
+    c: _Config, la: dict[str, Any], *, router_bias: bool, replicated: bool = False
+) -> dict[str, Any]:
+    """Kimi Linear / Kimi-K3 fields; replicated: count what every tensor-parallel rank
+    holds whole (Kimi-K3, read in SGLang: its MLA layers' q_a / kv_a projections and norms,
+    the router MoEGate and its bias, the latent routed_expert_down_proj / _up_proj, built
+    as ReplicatedLinear in models/kimi_k3.py); the MLA output gate g_proj is split with the
+    heads (KimiK3MLAAttention: "Gate is applied in TP-local space before o_proj")."""
     n_layers = c.get_int("num_hidden_layers")
     full = {int(i) - 1 for i in la.get("full_attn_layers") or []}
     kda = {int(i) - 1 for i in la.get("kda_layers") or []}
@@ -238,11 +255,13 @@ def _kimi(c: _Config, la: dict[str, Any], *, router_bias: bool) -> dict[str, Any
     # attention and before the MLP, and one pair before the final norm
     attn_res = c.opt_int("attn_res_block_size") is not None
     attention = mixer = mlp = experts = norms = other = 0
+    attn_whole = mlp_whole = experts_whole = 0
     names = []
     for i in range(n_layers):
         if i in full:
             names.append("full")
             attention += mla
+            attn_whole += _mla_replicated(c, h)
         else:
             names.append("kda")
             mixer += kda_params
@@ -251,6 +270,8 @@ def _kimi(c: _Config, la: dict[str, Any], *, router_bias: bool) -> dict[str, Any
             experts += n_experts if router_bias else 0  # MoEGate.e_score_correction_bias
             mlp += n_shared * 3 * h * moe_inter
             mlp += 2 * h * latent if latent else 0  # routed_expert_down_proj, _up_proj
+            experts_whole += n_experts * h + (n_experts if router_bias else 0)
+            mlp_whole += 2 * h * latent if latent else 0
             norms += latent_norm
         else:
             mlp += 3 * h * inter
@@ -267,6 +288,9 @@ def _kimi(c: _Config, la: dict[str, Any], *, router_bias: bool) -> dict[str, Any
         experts=experts,
         norms=norms,
         other=other,
+        replicated_attention=attn_whole if replicated and attn_whole else None,
+        replicated_mlp=mlp_whole if replicated and mlp_whole else None,
+        replicated_experts=experts_whole if replicated and experts_whole else None,
     )
     kinds = {
         "kda": {

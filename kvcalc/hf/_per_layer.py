@@ -66,8 +66,15 @@ def dsa(c: _Config, family: str) -> dict[str, Any]:
     types = _indexer_types(c, family, n_layers)
     per_indexer = q_lora * index_heads * index_dim + h * index_dim + 2 * index_dim + h * index_heads
     params: ParamBreakdown = fields["params"]
+    indexers = types.count("full") * per_indexer
+    # every tensor-parallel rank holds the indexer whole (vLLM deepseek_v2.py Indexer: wq_b,
+    # wk, weights_proj ReplicatedLinear, k_norm; SGLang nsa_indexer.py the same:
+    # kvcalc/hf/_standard.py _MLA_REPLICATED)
     fields["params"] = params.model_copy(
-        update={"attention": params.attention + types.count("full") * per_indexer}
+        update={
+            "attention": params.attention + indexers,
+            "replicated_attention": params.replicated("attention") + indexers or None,
+        }
     )
     fields["attention"] = {**fields["attention"], "index_head_dim": index_dim}
     if "shared" in types:
