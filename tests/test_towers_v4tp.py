@@ -226,6 +226,19 @@ def test_gemma_4_tower_is_16_bit_when_vision_dims_are_not_multiples_of_64() -> N
     assert tower["quantized"] is False and "whole_linears" not in tower
 
 
+def test_gemma_4_26b_vision_only_tower_is_16_bit_and_says_so() -> None:
+    """Gemma-4-26B-A4B's vision tower (intermediate_size 4,304, no audio_config) gets no
+    tower_quant in vLLM either: under --weights-dtype fp8 its 572,792,112 params stay 16-bit,
+    2 · 572,792,112 = 1,145,584,224 B per GPU, and the note says "in 16 bits"."""
+    model = load_model("gemma-4-26b-a4b")
+    assert model.tower is not None and model.tower.quantized is False
+    assert tower_bytes_per_gpu(model, 2, weight_dtype("fp8")) == 2 * 572_792_112
+    plan = Plan(
+        model, load_gpu("h100"), ENGINES["vllm"], Workload(seq_len=4096), weight_dtype("fp8")
+    )
+    assert any("in 16 bits, 1,145,584,224 B per GPU" in note for note in fit(plan).notes)
+
+
 @pytest.mark.parametrize(
     ("audio", "message"),
     [

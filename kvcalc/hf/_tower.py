@@ -634,7 +634,7 @@ def _gemma4(config: dict[str, Any]) -> dict[str, int]:
     # whole tower is 16-bit, which replicated (all of it, held in 16 bits) already says.
     if _int(vision, "hidden_size") % 64 == 0 and _int(vision, "intermediate_size") % 64 == 0:
         fields["whole_linears"] = gemma4_vision_linears(vision, text_hidden) + linears
-    elif audio is not None:
+    else:  # no tower_quant: the towers stay 16-bit whatever the weights dtype
         fields["quantized"] = False
     return fields
 
