@@ -182,9 +182,6 @@ def test_asked_for_all_falls_back_to_align_on_qwen3_next() -> None:
 @pytest.mark.parametrize(
     ("name", "workload", "match"),
     [
-        # GraniteMoeHybridForCausalLM is SupportsMambaPrefixCaching, but the published config
-        # carries no mamba_chunk_size (vLLM would take its config class's default)
-        ("granite-4.0-h-350m", _on(8192), "mamba_chunk_size"),
         # jamba's class is not read: an asked-for all may fall back to align or not
         ("jamba-1.5-mini", _on(8192, mamba_cache_mode="all"), "SupportsMambaPrefixCaching"),
         ("jamba-1.5-mini", _on(8192), "not read"),
@@ -197,6 +194,26 @@ def test_unmodelled_all_mode_refused(name: str, workload: Workload, match: str) 
     with pytest.raises(KvcalcError, match=match) as error:
         kv_cache(load_model(name), workload, VLLM)
     assert "\n" not in str(error.value)
+
+
+def test_granite_4_h_all_mode_takes_its_config_class_chunk() -> None:
+    """Granite-4.0-H-350M (tests/data/hf_configs/granite-4.0-h-350m.json): 4 attention and 28
+    Mamba2 layers (layer_types), bf16, num_key_value_heads 4, head_dim 768 / 12 = 64:
+    attention 2 · 4 · 64 · 2 = 1,024 B a token and layer. Mamba2: 48 heads × 32, d_state 128,
+    1 group, d_conv 4, state in the model dtype: conv (1,536 + 2 · 128) = 1,792 × 3 × 2 B =
+    10,752 B, recurrent 48 · 32 · 128 · 2 B = 393,216 B; 403,968 B. The config publishes no
+    mamba_chunk_size, so vLLM takes GraniteMoeHybridConfig's default 256 (transformers
+    configuration_granitemoehybrid.py): cdiv(403,968, 1,024) = 395 tokens, lcm(256, 16) = 256,
+    block 256 · cdiv(395, 256) = 512, page 512 · 1,024 = 524,288 B. Groups of 4: the 28 Mamba
+    layers take 28 slots. At 8k: 16 blocks; attention 4 · 16 · 512 · 1,024 = 33,554,432 B,
+    state 28 · 16 · 524,288 = 234,881,024 B."""
+    result = kv_cache(load_model("granite-4.0-h-350m"), _on(8192), VLLM)
+    assert result.block_size == 256 * 2 == 512
+    (group,) = result.state_groups
+    assert (group.conv_bytes_per_layer, group.recurrent_bytes_per_layer) == (10_752, 393_216)
+    assert (group.count, group.padded_count, group.pages_per_sequence) == (28, 28, 16)
+    assert result.per_sequence_bytes == 4 * 16 * 512 * 1_024 == 33_554_432
+    assert result.state_bytes_per_sequence == 28 * 16 * 512 * 1_024 == 234_881_024
 
 
 def _chunk(config: dict[str, object]) -> int | None:

@@ -22,20 +22,21 @@ from kvcalc.hf._layers import (
 from kvcalc.specs import ParamBreakdown
 
 
-def _chunk_size(c: _Config, *keys: str) -> dict[str, Any]:
+def _chunk_size(c: _Config, *keys: str, default: int | None = None) -> dict[str, Any]:
     """Return the state kind's chunk_size field: the scan chunk the config publishes.
 
     vLLM's ModelConfig.get_mamba_chunk_size reads the config's mamba_chunk_size, else its
     chunk_size, as the engine's mamba_cache_mode all aligns its block to it
     (kvcalc/formula.py _vllm_block); a family's keys name the attributes its config class
-    keeps it in. None published: no field (mode all is refused, not guessed).
+    keeps it in. None published: the config class's own default where the engine loads the
+    config with that class (`default`), else no field (mode all is refused, not guessed).
     """
     values = {key: c.get_int(key) for key in keys if c.has(key)}
     if len(set(values.values())) > 1:
         shown = ", ".join(f"{key} {value}" for key, value in values.items())
         raise KvcalcError(f"config sets {shown}: which one is the mixer's chunk is not read")
     if not values:
-        return {}
+        return {} if default is None else {"chunk_size": default}
     key, value = next(iter(values.items()))
     if value == 0:
         raise KvcalcError(f"config key {key!r} must be a positive chunk of tokens, got 0")
@@ -338,8 +339,9 @@ def granitemoehybrid(c: _Config, family: str) -> dict[str, Any]:
             "kind": "state", "mixer": "mamba2", "conv_kernel": kernel, "conv_inner": d_inner,
             "conv_groups": groups, "conv_group_channels": 2 * d_state, "state_heads": m_heads,
             "state_head_elems": m_dim * d_state,
-            # transformers GraniteMoeHybridConfig.mamba_chunk_size (vLLM reads it first)
-            **_chunk_size(c, "mamba_chunk_size"),
+            # transformers GraniteMoeHybridConfig.mamba_chunk_size, default 256 (5.25.0
+            # configuration_granitemoehybrid.py), the class vLLM loads the config with
+            **_chunk_size(c, "mamba_chunk_size", default=256),
         }
     }  # fmt: skip
     moe = None
