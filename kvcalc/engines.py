@@ -120,6 +120,27 @@ _MINIMAX_VLLM_V0 = (
     "vLLM V0 kept MiniMax's lightning state in its own MinimaxCacheManager (max_num_seqs "
     "slots), which is not read; the V1 engine's is (--engine vllm)",
 )
+# The remote-code form (model_type minimax_m1 / minimax_text_01, attn_type_list) is sized
+# only under vLLM V1 (minimax_text_01.py reads attn_type_list first) and the formula engine
+_MINIMAX_M1_SGLANG = (
+    "minimax_m1",
+    "SGLang keeps the remote-code MiniMax lightning state in fp32 ([heads / attn_tp, head_dim, "
+    "head_dim] per layer: sgl-project/sglang@753309568afbec936b873b2343fd9935f0cc06ee:python/"
+    "sglang/srt/configs/minimax_text_01.py minimax_cache_per_req), a pool kvcalc does not size",
+)
+_MINIMAX_M1_LLAMA_CPP = (
+    "minimax_m1",
+    "llama.cpp converts the remote-code MiniMax checkpoints (arch minimax01: ggml-org/llama.cpp@"
+    "051139f511300aaf6159294433fab91c73ef7455:conversion/minimax.py MiniMaxText01Model), but "
+    "its lightning-state cache is not read",
+)
+_MINIMAX_M1_HF = (
+    "minimax_m1",
+    "transformers has no model_type minimax_m1 / minimax_text_01: the checkpoint runs its own "
+    "remote code (auto_map modeling_minimax_m1.py), whose cache is not read; the transformers-"
+    "format -hf release (model_type minimax) is",
+)
+_MINIMAX_M1_VLLM_V0 = ("minimax_m1", _MINIMAX_VLLM_V0[1])
 
 
 @record
@@ -674,6 +695,9 @@ VLLM_MINIMAX_SOURCES = (
     "MambaStateShapeCalculator.linear_attention_state_shape ((num_heads // tp, head_dim, "
     "head_dim)), MambaStateDtypeCalculator.linear_attention_state_dtype (mamba_cache_dtype)",
 )
+# vLLM builds the remote-code release with the same MiniMaxText01ForCausalLM (registry
+# MiniMaxText01ForCausalLM / MiniMaxM1ForCausalLM), its layers from attn_type_list
+VLLM_MINIMAX_M1 = replace(VLLM_MINIMAX, family="minimax_m1")
 HF_MINIMAX = FamilyRules(
     family="minimax",
     note=(
@@ -840,7 +864,7 @@ ENGINES: dict[str, EngineProfile] = {
                 ("qwen3_5_moe_text", "align"),
                 ("kimi_k3", "align"),
             ),
-            family_rules=(VLLM_KIMI_K3, VLLM_MINIMAX),
+            family_rules=(VLLM_KIMI_K3, VLLM_MINIMAX, VLLM_MINIMAX_M1),
             # Gemma 4 attention_k_eq_v: vllm/model_executor/models/gemma4.py Gemma4Attention
             # loads the K weights into both the K and V slots of qkv_proj and calls
             # Attention(q, k, v) like any layer, so the cache keeps both planes
@@ -906,7 +930,7 @@ ENGINES: dict[str, EngineProfile] = {
         ),
         EngineProfile(
             name="sglang",
-            unread_families=(_MINIMAX_SGLANG,),
+            unread_families=(_MINIMAX_SGLANG, _MINIMAX_M1_SGLANG),
             version="main, read Nov 2026",
             checkpoint_kv="sglang",
             # SSM / recurrent state dtype: SGLANG_MAMBA_SSM_DTYPE, else the config's
@@ -1080,7 +1104,7 @@ ENGINES: dict[str, EngineProfile] = {
         ),
         EngineProfile(
             name="llama.cpp",
-            unread_families=(_MINIMAX_LLAMA_CPP,),
+            unread_families=(_MINIMAX_LLAMA_CPP, _MINIMAX_M1_LLAMA_CPP),
             version="0c1e57098 (tests/data/llamacpp)",
             summary="llama.cpp: n_ctx padded to 256, iSWA layers n_swa + n_ubatch, MLA latent K only",
             context_pad=256,
@@ -1273,7 +1297,7 @@ ENGINES: dict[str, EngineProfile] = {
         ),
         EngineProfile(
             name="hf",
-            unread_families=(_KIMI_K3_HF,),
+            unread_families=(_KIMI_K3_HF, _MINIMAX_M1_HF),
             # MiniMaxLightningAttention builds its linear_cache in the dtype of its values,
             # the model dtype (its decay buffers are built in it): transformers 5.25.0
             # models/minimax/modeling_minimax.py, measured on the meta device
@@ -1320,7 +1344,7 @@ ENGINES: dict[str, EngineProfile] = {
         ),
         EngineProfile(
             name="hf@4",
-            unread_families=(_KIMI_K3_HF, _MINIMAX_HF4),
+            unread_families=(_KIMI_K3_HF, _MINIMAX_HF4, _MINIMAX_M1_HF),
             version="4.x (MLA expanded); decode working set as measured on 5.17.0",
             decode_working_set=True,
             summary="transformers 4.x: as hf, but DeepSeek MLA cached expanded per head (71x)",
@@ -1367,7 +1391,7 @@ ENGINES["vllm@v0"] = replace(
     compressed_layout=None,
     gqa_indexer_dtype=None,
     gqa_indexer_block_size=None,
-    unread_families=(_KIMI_K3_VLLM_V0, _MINIMAX_VLLM_V0, *_DSA_VLLM_V0),
+    unread_families=(_KIMI_K3_VLLM_V0, _MINIMAX_VLLM_V0, _MINIMAX_M1_VLLM_V0, *_DSA_VLLM_V0),
     dsa_kv_dtypes=None,
     dsa_kv_dtypes_source="",
     # resolve_kv_cache_dtype_string postdates the V0 engine; what V0's auto made of a

@@ -37,8 +37,45 @@ def _layer_types(c: _Config, n_layers: int) -> list[str]:
     return list(types)
 
 
+def _attn_type_list(c: _Config, n_layers: int) -> list[str]:
+    """Each layer's type from the remote-code attn_type_list, as vLLM reads it: 0 a lightning
+    (linear) layer, 1 a softmax one (vllm-project/vllm@98370df70c1813f5f9c9c127e8baed660cd09280:
+    vllm/model_executor/models/minimax_text_01.py:MiniMaxText01Model.__init__, which takes
+    attn_type_list before layer_types and builds MiniMaxText01LinearAttention where it is 0)."""
+    types = c.data.get("attn_type_list")
+    if (
+        not isinstance(types, list)
+        or len(types) != n_layers
+        or any(isinstance(t, bool) or t not in (0, 1) for t in types)
+    ):
+        raise KvcalcError(
+            f"config key 'attn_type_list' must list 0 (lightning) or 1 (softmax) for each of "
+            f"the {n_layers} layers"
+        )
+    return ["linear_attention" if t == 0 else "full_attention" for t in types]
+
+
 def minimax(c: _Config, family: str) -> dict[str, Any]:
-    """MiniMax-Text-01 / M1 (transformers' model_type minimax): lightning and softmax layers.
+    """MiniMax-Text-01 / M1 (transformers' model_type minimax): lightning and softmax layers."""
+    return _build(c, _layer_types(c, c.get_int("num_hidden_layers")))
+
+
+def minimax_m1(c: _Config, family: str) -> dict[str, Any]:
+    """MiniMax-M1 / Text-01 remote code (model_type minimax_m1, minimax_text_01): the layers
+    from attn_type_list; the same modules as transformers' MiniMax (the checkpoint's
+    model.safetensors.index.json names qkv_proj, output_gate, norm, out_proj on the lightning
+    layers, q/k/v/o_proj on the softmax ones, block_sparse_moe gate and w1/w2/w3 experts)."""
+    if c.data.get("layer_types") is not None:
+        # vLLM would take attn_type_list and ignore it; two layer lists are not guessed between
+        raise KvcalcError(
+            "config key 'layer_types' beside 'attn_type_list' (model_type "
+            f"{c.data.get('model_type')}) is not read: give one of them"
+        )
+    return _build(c, _attn_type_list(c, c.get_int("num_hidden_layers")))
+
+
+def _build(c: _Config, types: list[str]) -> dict[str, Any]:
+    """The spec's fields of a MiniMax lightning model whose layer types are given.
 
     Parameters (modeling_minimax.py): MiniMaxLightningAttention qkv_proj h → 3·H·d,
     output_gate h → H·d, out_proj H·d → h, norm over H·d (no biases); MiniMaxAttention
@@ -57,8 +94,7 @@ def minimax(c: _Config, family: str) -> dict[str, Any]:
             "config key 'shared_intermediate_size' (a shared expert) is not built by "
             "transformers' MiniMax model and is not modelled"
         )
-    n_layers = c.get_int("num_hidden_layers")
-    types = _layer_types(c, n_layers)
+    n_layers = len(types)
     h = c.get_int("hidden_size")
     n_heads = c.get_int("num_attention_heads")
     # MiniMaxConfig: num_key_value_heads defaults to 8, and None means num_attention_heads
@@ -115,3 +151,6 @@ def minimax(c: _Config, family: str) -> dict[str, Any]:
 # layer_types shapes the cache; the linear_attn_*_factor residual scales (under the linear_
 # prefix kvcalc watches) change neither the cache nor the weights
 MINIMAX_READS = frozenset({"layer_types", "linear_attn_alpha_factor", "linear_attn_beta_factor"})
+# the remote-code form: attn_type_list gives the layers; its layernorm_*_alpha / _beta
+# residual scales, postnorm and rotary_dim change neither the cache nor the weights
+MINIMAX_M1_READS = frozenset({"attn_type_list"})

@@ -213,6 +213,17 @@ _FAMILIES: list[Family] = [
            "state layers, GQA softmax layers, MoE (sized under the hf, formula and vllm engines; "
            "sglang, llama.cpp and trtllm refuse it)",
            _lightning.MINIMAX_READS, _lightning.minimax),
+    # The remote-code release (MiniMaxAI/MiniMax-M1-40k / -80k, MiniMax-Text-01: auto_map
+    # modeling_minimax_m1.py / modeling_minimax_text_01.py) spells the layer list
+    # attn_type_list (0 lightning, 1 softmax), which vLLM's MiniMaxText01ForCausalLM reads
+    Family("minimax_m1", "MiniMax-M1 / MiniMax-Text-01 (remote code, attn_type_list): "
+           "lightning-attention state layers, GQA softmax layers, MoE (sized under the formula "
+           "and vllm engines; hf, sglang, llama.cpp and trtllm refuse it)",
+           _lightning.MINIMAX_M1_READS, _lightning.minimax_m1,
+           aliases=("minimax_text_01",), crosschecked=False,
+           notes=("remote code, not in transformers: its layers are read from attn_type_list as "
+                  "vLLM reads them, its weights as transformers' MiniMax modules (the names and "
+                  "sizes of the checkpoint's model.safetensors.index.json)",)),
     Family("minimax_m2", "MiniMax-M2.x: GQA MoE, q/k norm over all heads, MTP modules",
            _per_layer.MINIMAX_M2_READS, _per_layer.minimax_m2),
     Family("minimax_m3", "MiniMax-M3: GQA MoE; sparse layers also cache a lightning-indexer key "
