@@ -65,12 +65,7 @@ def minimax_m1(c: _Config, family: str) -> dict[str, Any]:
     from attn_type_list; the same modules as transformers' MiniMax (the checkpoint's
     model.safetensors.index.json names qkv_proj, output_gate, norm, out_proj on the lightning
     layers, q/k/v/o_proj on the softmax ones, block_sparse_moe gate and w1/w2/w3 experts)."""
-    if c.data.get("layer_types") is not None:
-        # vLLM would take attn_type_list and ignore it; two layer lists are not guessed between
-        raise KvcalcError(
-            "config key 'layer_types' beside 'attn_type_list' (model_type "
-            f"{c.data.get('model_type')}) is not read: give one of them"
-        )
+    # layer_types is not among MINIMAX_M1_READS: a config with both lists is refused there
     return _build(c, _attn_type_list(c, c.get_int("num_hidden_layers")))
 
 
