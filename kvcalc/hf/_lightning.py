@@ -10,6 +10,10 @@ MiniMaxCache (a DynamicCache) keeps K / V for the full layers and, in linear_cac
 per lightning layer in the dtype of the layer's values (the model dtype: the decay buffers
 are built in it), whatever the sequence length. The parameter count is checked against the
 meta model by tests/test_crosscheck.py.
+
+The remote-code release (model_type minimax_m1 / minimax_text_01, family minimax_m1) has the
+same modules and spells the layer list attn_type_list (0 lightning, 1 softmax), which vLLM's
+MiniMaxText01Model reads before layer_types; transformers does not load it (remote code).
 """
 
 from __future__ import annotations
