@@ -204,6 +204,7 @@ def gpu_row(name: str, gpu: GpuSpec) -> dict[str, Any]:
         "datasheet_memory": gpu.datasheet_memory,
         "bandwidth_bytes_per_s": gpu.bandwidth_bytes_per_s,
         "price_per_hour_usd": gpu.price_per_hour_usd,
+        "compute_capability": gpu.compute_capability,
     }
 
 

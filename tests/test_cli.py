@@ -487,6 +487,12 @@ def test_gpus_list(run_cli: Run) -> None:
     assert rows["h100-80gb"]["memory_bytes"] == 85_017_493_504
     assert rows["h200"]["memory_bytes"] == 150_109_880_320
     assert len(rows) >= 15
+    # NVIDIA's compute capability (SGLang's DSA defaults follow it): Hopper 9.0, B200 10.0
+    assert (rows["h100-80gb"]["compute_capability"], rows["b200"]["compute_capability"]) == (
+        "9.0",
+        "10.0",
+    )
+    assert all(r["compute_capability"] is None for r in rows.values() if r["vendor"] == "amd")
 
 
 def test_llama_cpp_k_and_v_types_apart(run_cli: Run) -> None:
