@@ -28,7 +28,7 @@ from typer.testing import CliRunner
 
 from kvcalc.cli import app
 from kvcalc.dtypes import KV_DTYPES, weight_dtype
-from kvcalc.engines import ENGINES
+from kvcalc.engines import ENGINES, EngineProfile
 from kvcalc.errors import KvcalcError
 from kvcalc.formula import Workload, dsa_stored_dtypes, kv_cache
 from kvcalc.planner import Plan, budget, fit
@@ -62,6 +62,18 @@ def _work(dtype: str, seq_len: int = 8001, **kw: int | bool) -> Workload:
 def _gpu(memory_bytes: int) -> GpuSpec:
     return GpuSpec(
         name="user", vendor="other", memory_bytes=memory_bytes, memory_kind="user", source="t"
+    )
+
+
+def _plan_8k(model: ModelSpec, memory_bytes: int, engine: EngineProfile, dtype: str) -> Plan:
+    """8,192 tokens of `dtype` KV on one device of memory_bytes, bf16 weights, no reserve."""
+    return Plan(
+        model,
+        _gpu(memory_bytes),
+        engine,
+        _work(dtype, 8192),
+        weights_dtype=weight_dtype("bf16"),
+        reserve_bytes=0,
     )
 
 
@@ -136,14 +148,7 @@ def test_vllm_max_batch_deepseek_v32_fp8(v32: ModelSpec) -> None:
     1,440,000,000,000, KV budget 96,244,141,568 B. A block is 61 layers × 64 × 788 =
     3,076,352 B: 31,285 blocks; 8,192 tokens take 128: max batch 31,285 // 128 = 244 (with
     the old 708 B rows it was 96,244,141,568 // (61 · 64 · 708) // 128 = 272)."""
-    plan = Plan(
-        v32,
-        _gpu(1_600_000_000_000),
-        VLLM,
-        _work("fp8_e4m3", 8192),
-        weights_dtype=weight_dtype("bf16"),
-        reserve_bytes=0,
-    )
+    plan = _plan_8k(v32, 1_600_000_000_000, VLLM, "fp8_e4m3")
     b = budget(plan)
     assert b.weights_bytes == 2 * 671_877_929_216
     assert b.kv_budget_bytes == 1_440_000_000_000 - 1_343_755_858_432 == 96_244_141_568
@@ -162,14 +167,7 @@ def test_vllm_max_batch_glm5(
     1,487,822,398,464 B: KV budget 1,800,000,000,000 − 1,487,822,398,464 = 312,177,601,536 B.
     Blocks of 78 × 64 × 708 = 3,534,336 B (plain fp8): 88,327, max batch 88,327 // 128 = 690;
     of 78 × 64 × 788 = 3,933,696 B (fp8_ds_mla): 79,359, max batch 79,359 // 128 = 619."""
-    plan = Plan(
-        glm5,
-        _gpu(2_000_000_000_000),
-        VLLM,
-        _work(kv_dtype, 8192),
-        weights_dtype=weight_dtype("bf16"),
-        reserve_bytes=0,
-    )
+    plan = _plan_8k(glm5, 2_000_000_000_000, VLLM, kv_dtype)
     kv_budget = 1_800_000_000_000 - 2 * 743_911_199_232
     assert budget(plan).kv_budget_bytes == kv_budget == 312_177_601_536
     assert kv_budget // (78 * 64 * per_layer) == {708: 88_327, 788: 79_359}[per_layer]
@@ -182,14 +180,7 @@ def test_sglang_max_batch_deepseek_v32_fp8(v32: ModelSpec) -> None:
     255,691,738,624 B; a token costs 61 · 788 = 48,068 B (DefaultPoolConfigurator: 656 B row
     + 132 B indexer a layer), so 5,319,375 tokens, 5,319,360 in whole 64-token pages: max
     batch 5,319,360 // 8,192 = 649."""
-    plan = Plan(
-        v32,
-        _gpu(1_600_000_000_000),
-        SGLANG,
-        _work("fp8_e4m3", 8192),
-        weights_dtype=weight_dtype("bf16"),
-        reserve_bytes=0,
-    )
+    plan = _plan_8k(v32, 1_600_000_000_000, SGLANG, "fp8_e4m3")
     kv_budget = 1_600_000_000_000 - 552_402_944 - 1_343_755_858_432
     assert budget(plan).kv_budget_bytes == kv_budget == 255_691_738_624
     assert kv_budget // 48_068 == 5_319_375
