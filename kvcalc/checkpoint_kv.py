@@ -66,15 +66,19 @@ def auto_kv_dtype(model: ModelSpec, engine: EngineProfile) -> tuple[str | None, 
     indexed = isinstance(model.attention, MLA) and model.attention.index_head_dim
     if dtype is None or not indexed:
         return dtype, why
-    # a sparse-MLA (DSA) model's fp8 cache is a layout of the engine's own
-    if engine.checkpoint_kv == "vllm" and model.architecture == "DeepseekV32ForCausalLM":
-        # vllm-project/vllm:vllm/model_executor/models/config.py DeepseekV32ForCausalLM.
-        # verify_and_update_config: a cache_dtype starting with fp8 becomes fp8_ds_mla
-        return "fp8_ds_mla", f"{why}, which DeepseekV32ForCausalLM makes fp8_ds_mla"
-    if engine.checkpoint_kv == "vllm" and model.architecture is not None:
-        # that file's MODELS_CONFIG_MAP rewrites no other DSA architecture's cache dtype
-        # (GlmMoeDsaForCausalLM keeps the resolved fp8_e4m3 rows: engines.py dsa_kv_dtypes)
-        return dtype, f"{why}, which no MODELS_CONFIG_MAP entry rewrites for {model.architecture}"
+    # a sparse-MLA (DSA) model's fp8 cache is a layout of the engine's own. vLLM resolves
+    # auto to the checkpoint's string in EngineArgs.create_engine_config, before
+    # VllmConfig runs the model's verify_and_update_config, so the layout is the one the
+    # engine stores that dtype in (EngineProfile.dsa_layouts: DeepseekV32ForCausalLM makes
+    # every fp8* fp8_ds_mla; MODELS_CONFIG_MAP rewrites no other architecture)
+    stored = engine.dsa_layouts(model.architecture).get(dtype)
+    if engine.checkpoint_kv == "vllm" and model.architecture is not None and stored:
+        if stored == dtype:
+            return (
+                dtype,
+                f"{why}, which no MODELS_CONFIG_MAP entry rewrites for {model.architecture}",
+            )
+        return stored, f"{why}, which {model.architecture} makes {stored}"
     # SGLang never gets here for a DSA model: its auto is settled before the checkpoint is
     # read (EngineProfile.dsa_auto_kv_dtypes, formula._dsa_auto_kv_dtype)
     raise KvcalcError(

@@ -318,6 +318,13 @@ class EngineProfile:
         """Return this engine's rules for a model family, if it has any."""
         return next((r for r in self.family_rules if r.family == family), None)
 
+    def dsa_layouts(self, architecture: str | None) -> dict[str, str]:
+        """Return the KV dtypes this engine takes for a DSA model of `architecture` and the
+        layout each is stored in (dsa_kv_dtypes: its own row, else the "" row); {} for an
+        engine without DSA rules."""
+        rules = dict(self.dsa_kv_dtypes or ())
+        return dict(rules.get(architecture or "", rules.get("", ())))
+
     def sliding_rule(
         self, family: str | None, architecture: str | None, windows_given: bool
     ) -> SlidingRule:

@@ -1435,7 +1435,7 @@ def dsa_stored_dtypes(
         )
     rules = dict(engine.dsa_kv_dtypes)
     arch = model.architecture
-    table = dict(rules.get(arch or "", rules.get("", ())))
+    table = engine.dsa_layouts(arch)
     if arch is None and len({dict(t).get(k_dtype.name) for t in rules.values()}) > 1:
         raise KvcalcError(
             f"engine {engine.name}: how a {k_dtype.name} KV cache of a DSA model is stored "
