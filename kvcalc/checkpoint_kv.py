@@ -21,7 +21,8 @@ from __future__ import annotations
 
 from kvcalc.engines import EngineProfile
 from kvcalc.errors import KvcalcError
-from kvcalc.specs import MLA, CheckpointKv, ModelSpec
+from kvcalc.formula import is_dsa
+from kvcalc.specs import CheckpointKv, ModelSpec
 
 # vllm-project/vllm@0024350b5da3ad174435e62a15273c0d3caba57b:vllm/utils/torch_utils.py
 # resolve_kv_cache_dtype_string -> get_kv_cache_quant_algo_string, called by
@@ -63,8 +64,7 @@ def auto_kv_dtype(model: ModelSpec, engine: EngineProfile) -> tuple[str | None, 
     """Return (the KV dtype "auto" takes from the checkpoint, or None for the engine's own
     default; the reason, in words, "" when the checkpoint publishes no KV quantisation)."""
     dtype, why = _published(model, engine)
-    indexed = isinstance(model.attention, MLA) and model.attention.index_head_dim
-    if dtype is None or not indexed:
+    if dtype is None or not is_dsa(model):
         return dtype, why
     # a sparse-MLA (DSA) model's fp8 cache is a layout of the engine's own. vLLM resolves
     # auto to the checkpoint's string in EngineArgs.create_engine_config, before

@@ -1206,8 +1206,7 @@ def _kv_cache(model: ModelSpec, workload: Workload, engine: EngineProfile) -> Kv
         window_blocks = _vllm_window_blocks(engine, layers, block)
     else:
         block = workload.block_size or engine.block_for(is_mla)
-        indexed = isinstance(model.attention, MLA) and model.attention.index_head_dim
-        if indexed and engine.indexer_block_size and not workload.block_size:
+        if is_dsa(model) and engine.indexer_block_size and not workload.block_size:
             block = engine.indexer_block_size
         if engine.gqa_indexer_block_size and not workload.block_size and has_gqa_indexer(model):
             block = engine.gqa_indexer_block_size
@@ -1345,6 +1344,11 @@ def _kv_cache(model: ModelSpec, workload: Workload, engine: EngineProfile) -> Kv
             tuple(tuple((w, per) for w, per, _ in layer.extra) for layer in layers) if parts else ()
         ),
     )
+
+
+def has_state_layers(model: ModelSpec) -> bool:
+    """Whether the model has recurrent / linear-attention state layers (StateKind)."""
+    return any(isinstance(k, StateKind) for k in (model.kinds or {}).values())
 
 
 def is_compressed(model: ModelSpec) -> bool:
@@ -1765,7 +1769,7 @@ def _assumptions(
         topics.update({"sliding", "chunked"})
     if is_mla:
         topics.add("mla")
-    if isinstance(model.attention, MLA) and model.attention.index_head_dim:
+    if is_dsa(model):
         topics.add("indexer")
     if model.layers is not None and model.layers.config_sliding_window is not None:
         topics.add("config_window")

@@ -20,6 +20,7 @@ from kvcalc.formula import (
     KvBreakdown,
     Workload,
     cdiv,
+    has_state_layers,
     hybrid_group_size,
     is_dsa,
     kv_cache,
@@ -1090,11 +1091,7 @@ def _state_before_fraction(engine: EngineProfile, model: ModelSpec) -> bool:
     memory its KV budget is a fraction of (TensorRT-LLM's MixedMambaHybridCacheManager:
     engines.FamilyRules.state_before_fraction)."""
     rules = engine.rules_for(model.family)
-    return (
-        rules is not None
-        and rules.state_before_fraction
-        and any(isinstance(k, StateKind) for k in (model.kinds or {}).values())
-    )
+    return rules is not None and rules.state_before_fraction and has_state_layers(model)
 
 
 def state_pool_bytes(plan: Plan) -> tuple[int, ...]:
@@ -1108,13 +1105,9 @@ def state_pool_bytes(plan: Plan) -> tuple[int, ...]:
     KvCacheCreator.configure_kv_cache_capacity: allocated_bytes = kv_stats.allocated_bytes);
     the plan's batch is the max_batch_size set.
     """
-    engine, model = plan.engine, plan.model
-    zero = (0,) * plan.workload.pp
-    if not _state_before_fraction(engine, model):
-        return zero
-    one = kv_cache(model, replace(plan.workload, seq_len=1, batch=1), engine)
-    slots = plan.workload.batch + engine.state_spare_slots
-    return tuple(slots * b for b in one.stage_state_bytes) or zero
+    if not _state_before_fraction(plan.engine, plan.model):
+        return (0,) * plan.workload.pp
+    return _slot_state_bytes(plan, plan.workload.batch + plan.engine.state_spare_slots)
 
 
 def spare_state_bytes(plan: Plan) -> tuple[int, ...]:
@@ -1127,15 +1120,18 @@ def spare_state_bytes(plan: Plan) -> tuple[int, ...]:
     each sequence's state (planner._stage_units); this is the one padding slot beyond them.
     """
     engine, model = plan.engine, plan.model
-    zero = (0,) * plan.workload.pp
-    if not engine.state_spare_slots or not any(
-        isinstance(k, StateKind) for k in (model.kinds or {}).values()
-    ):
-        return zero
+    if not engine.state_spare_slots or not has_state_layers(model):
+        return (0,) * plan.workload.pp
     if _state_before_fraction(engine, model):  # the spare slot is in state_pool_bytes
-        return zero
-    one = kv_cache(model, replace(plan.workload, seq_len=1, batch=1), engine)
-    return tuple(engine.state_spare_slots * b for b in one.stage_state_bytes) or zero
+        return (0,) * plan.workload.pp
+    return _slot_state_bytes(plan, engine.state_spare_slots)
+
+
+def _slot_state_bytes(plan: Plan, slots: int) -> tuple[int, ...]:
+    """Return `slots` sequences' state bytes per GPU of each stage (one sequence's state,
+    from a one-token kv_cache, times slots); zeros for a model without state layers."""
+    one = kv_cache(plan.model, replace(plan.workload, seq_len=1, batch=1), plan.engine)
+    return tuple(slots * b for b in one.stage_state_bytes) or (0,) * plan.workload.pp
 
 
 # ---- capacity in engine units -------------------------------------------------------------

@@ -410,19 +410,20 @@ def with_hf_quant_config(
     merged = dict(config)
     if hf_quant_config is None:
         return merged
+    inner = hf_quant_config.get("quantization")
+    if not isinstance(inner, dict):
+        raise KvcalcError("hf_quant_config.json has no 'quantization' table")
+    # engines differ in which file their KV dtype follows (checkpoint_kv): keep both, whichever
+    # recipe the weights take (TensorRT-LLM reads the file's KV algo even beside another method)
+    merged[_HF_QUANT_KEY] = dict(inner)
+    merged[_CONFIG_QUANT_KEY] = config.get("quantization_config")
     text = config.get("text_config")
     own = config.get("quantization_config") or (
         text.get("quantization_config") if isinstance(text, dict) else None
     )
     if isinstance(own, dict) and own.get("quant_method") not in (None, "modelopt"):
         return merged
-    inner = hf_quant_config.get("quantization")
-    if not isinstance(inner, dict):
-        raise KvcalcError("hf_quant_config.json has no 'quantization' table")
     merged["quantization_config"] = {"quant_method": "modelopt", **inner}
-    # engines differ in which file their KV dtype follows (checkpoint_kv): keep both
-    merged[_HF_QUANT_KEY] = dict(inner)
-    merged[_CONFIG_QUANT_KEY] = config.get("quantization_config")
     return merged
 
 

@@ -400,3 +400,27 @@ def test_glm_dsa_checkpoint_fp8_under_vllm_keeps_plain_fp8_rows() -> None:
     assert auto.k_dtype.name == "fp8_e4m3"
     assert auto.bytes_per_token == 78 * ((512 + 64) + (128 + 4)) == 55_224
     assert "GlmMoeDsaForCausalLM" in auto.kv_dtype_source
+
+
+def test_hf_quant_kv_algo_beside_another_quant_method_is_kept() -> None:
+    """A config.json whose quantization_config is another method (Llama-3.1-8B with an fp8
+    block recipe) keeps that recipe for the weights, but the hf_quant_config.json beside it
+    still publishes kv_cache_quant_algo FP8, which TensorRT-LLM reads whenever the file ships
+    (ModelConfig.from_pretrained): 32 layers x 2 x 8 KV heads x 128 x 1 B = 65,536 B a token.
+    vLLM reads config.json's quantization_config, which publishes no KV scheme: bf16,
+    32 x 2 x 8 x 128 x 2 = 131,072 B."""
+    config = json.loads((CONFIGS / "llama-3.1-8b.json").read_text())
+    config["quantization_config"] = {
+        "quant_method": "fp8",
+        "activation_scheme": "dynamic",
+        "weight_block_size": [128, 128],
+    }
+    recipe = {"quantization": {"quant_algo": "FP8", "kv_cache_quant_algo": "FP8"}}
+    merged = with_hf_quant_config(config, recipe)
+    assert merged["quantization_config"]["quant_method"] == "fp8"  # the weights' recipe
+    spec = hf.import_config(merged, "t").spec
+    assert spec.checkpoint_kv is not None and spec.checkpoint_kv.hf_quant_config == "fp8_e4m3"
+    trt = kv_cache(spec, Workload(seq_len=SEQ), ENGINES["trtllm"])
+    assert trt.bytes_per_token == 32 * 2 * 8 * 128 * 1 == 65_536
+    vllm = kv_cache(spec, Workload(seq_len=SEQ), ENGINES["vllm"])
+    assert vllm.bytes_per_token == 32 * 2 * 8 * 128 * 2 == 131_072
