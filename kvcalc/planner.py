@@ -414,10 +414,11 @@ def _computed_weights(
     result = []
     for index, (start, end) in enumerate(stages):
         share = end - start
+        last = index == len(stages) - 1
+        fp32_on_stage = fp32_head if last else 0  # an LM head the engine holds in float32
         if published is not None and p is not None:
             other = published.other  # the `other` parameters in a dtype of their own
             head = published.lm_head  # the LM head, when the recipe quantises it
-            last = index == len(stages) - 1
             kept = cdiv(p.norms * share, model.n_layers)
             kept += (embedding + (first_extra if other is None else 0) if index == 0 else 0) + (
                 lm_head if last and head is None else 0
@@ -441,26 +442,20 @@ def _computed_weights(
                 part_bytes += other.bytes
             if last and head is not None:
                 part_bytes += cdiv(lm_head * head.bytes, head.weights)
-            fp32_on_stage = fp32_head if last else 0
             result.append(part_bytes + own.bytes_for(kept) + tower + fp32_on_stage)
             continue
         quantised = cdiv((layer_q + kv_proj_rank) * share, model.n_layers)
         kept = cdiv(layer_dense * share, model.n_layers)
         if dtype.gguf:  # llama-quantize --pure: 2-D weights in the type, norms in f32
-            quantised += (embedding + first_extra if index == 0 else 0) + (
-                lm_head if index == len(stages) - 1 else 0
-            )
-            fp32_on_stage = fp32_head if index == len(stages) - 1 else 0
+            quantised += (embedding + first_extra if index == 0 else 0) + (lm_head if last else 0)
             result.append(
                 dtype.bytes_for(quantised) + WEIGHT_DTYPES["fp32"].bytes_for(kept) + fp32_on_stage
             )
             continue
         if index == 0:
             kept += embedding + first_extra
-        fp32_on_stage = 0
-        if index == len(stages) - 1:
+        if last:
             kept += lm_head
-            fp32_on_stage = fp32_head
         result.append(dtype.bytes_for(quantised) + dense.bytes_for(kept) + tower + fp32_on_stage)
     return tuple(result)
 
