@@ -1126,30 +1126,8 @@ def kv_cache(model: ModelSpec, workload: Workload, engine: EngineProfile) -> KvB
     Growing KV (attention layers: bytes per token × tokens held) and fixed state
     (recurrent / linear-attention layers: bytes per sequence) are reported apart.
     """
-    kv = _kv_cache(model, workload, engine)
-    return replace(kv, kv_dtype_source=_kv_dtype_source(kv))
-
-
-def _kv_dtype_source(kv: KvBreakdown) -> str:
-    """Return where the KV dtype came from: '--kv-dtype fp8_e4m3', or 'auto → fp8_e4m3:
-    the checkpoint's ... (vLLM resolve_kv_cache_dtype_string)'."""
-    k, v = kv.workload.k_dtype, kv.workload.v_dtype
-    if k is not None and v is not None:
-        return f"--kv-dtype {k.name}" if k == v else f"--k-dtype {k.name}, --v-dtype {v.name}"
-    _, why = _default_kv_dtype(kv.model, kv.engine)
-    auto = f"auto → {(kv.k_dtype if k is None else kv.v_dtype).name}: {why}"
-    if k is not None:
-        return f"--k-dtype {k.name}; V {auto}"
-    if v is not None:
-        return f"--v-dtype {v.name}; K {auto}"
-    return auto
-
-
-def _kv_cache(model: ModelSpec, workload: Workload, engine: EngineProfile) -> KvBreakdown:
-    """Return kv_cache's breakdown, its kv_dtype_source not yet filled in."""
     if workload.mtp and model.mtp_unmodelled:
         raise KvcalcError(f"--mtp on {model.name}: {model.mtp_unmodelled} (drop --mtp)")
-    explicit = workload.k_dtype is not None and workload.v_dtype is not None
     unread = dict(engine.unread_families).get(model.family or "")
     if unread is not None:  # before the dtype: no --kv-dtype makes an unread family sized
         other = next(
@@ -1158,7 +1136,32 @@ def _kv_cache(model: ModelSpec, workload: Workload, engine: EngineProfile) -> Kv
         )
         hint = f" (try --engine {other})" if other else ""
         raise KvcalcError(f"engine {engine.name}: {model.family}: {unread}{hint}")
-    default = "" if explicit else _default_kv_dtype(model, engine)[0]
+    explicit = workload.k_dtype is not None and workload.v_dtype is not None
+    default, why = ("", "") if explicit else _default_kv_dtype(model, engine)
+    kv = _kv_cache(model, workload, engine, default)
+    return replace(kv, kv_dtype_source=_kv_dtype_source(kv, why))
+
+
+def _kv_dtype_source(kv: KvBreakdown, why: str) -> str:
+    """Return where the KV dtype came from: '--kv-dtype fp8_e4m3', or 'auto → fp8_e4m3:
+    the checkpoint's ... (vLLM resolve_kv_cache_dtype_string)', `why` being what "auto"
+    resolved to and why (_default_kv_dtype)."""
+    k, v = kv.workload.k_dtype, kv.workload.v_dtype
+    if k is not None and v is not None:
+        return f"--kv-dtype {k.name}" if k == v else f"--k-dtype {k.name}, --v-dtype {v.name}"
+    auto = f"auto → {(kv.k_dtype if k is None else kv.v_dtype).name}: {why}"
+    if k is not None:
+        return f"--k-dtype {k.name}; V {auto}"
+    if v is not None:
+        return f"--v-dtype {v.name}; K {auto}"
+    return auto
+
+
+def _kv_cache(
+    model: ModelSpec, workload: Workload, engine: EngineProfile, default: str
+) -> KvBreakdown:
+    """Return kv_cache's breakdown, its kv_dtype_source not yet filled in; `default` is the
+    dtype "auto" resolved to (unused when both K and V dtypes are given)."""
     k_dtype = workload.k_dtype or KV_DTYPES[default]
     v_dtype = workload.v_dtype or KV_DTYPES[default]
     is_mla = isinstance(model.attention, MLA)
