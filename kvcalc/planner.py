@@ -347,7 +347,7 @@ def _computed_weights(
     projections replicated like the KV heads, and a part's replicated parameters,
     params.replicated_<part>, whole on every rank: MLA's q_a / kv_a projections and norms,
     the MoE router, the DSA indexer, as vLLM and SGLang build them, see
-    kvcalc/hf/_standard.py _MLA_REPLICATED); embeddings, the LM head, norms and other
+    kvcalc/quant.py MLA_REPLICATED); embeddings, the LM head, norms and other
     parameters stay 16-bit (docs/weights.md). Embedding on the first stage, LM head on the
     last (a tied LM head is a second copy there when pp > 1); layers by the stage split.
 

@@ -133,7 +133,7 @@ class Linear:
     expert: bool = False
     router: bool = False
     # held whole on every tensor-parallel rank (ReplicatedLinear, disable_tp=True): its
-    # bytes go to the part's replicated_bytes (kvcalc/hf/_standard.py _MLA_REPLICATED)
+    # bytes go to the part's replicated_bytes (MLA_REPLICATED)
     replicated: bool = False
 
     @property
@@ -673,9 +673,22 @@ def _int(c: Mapping[str, Any], *keys: str, default: int | None = None) -> int:
 _DEEPSEEK_LIKE = frozenset(
     {"deepseek_v2", "deepseek_v3", "kimi_k2", "glm4_moe", "deepseek_v32", "glm_moe_dsa"}
 )
-# MLA families whose tensor-parallel split was read in the engines: q_a_proj,
-# kv_a_proj_with_mqa, the router and the indexer whole on every rank (kimi_k3 besides)
-_MLA_REPLICATED = frozenset(
+# MLA_REPLICATED: the MLA families whose tensor-parallel split was read in the engines.
+# Every rank holds q_a_proj, kv_a_proj_with_mqa, their norms, the MoE router and the DSA
+# indexer whole; q_b_proj / q_proj and kv_b_proj are column-parallel, o_proj row-parallel,
+# the shared experts and each routed expert's intermediate split by tp. Sources:
+# vllm-project/vllm@b863fe5bf4e19680572603b4e166faefc5725551:vllm/model_executor/models/
+# deepseek_v2.py (DeepseekV2MLAAttention: fused_qkv_a_proj a MergedColumnParallelLinear with
+# disable_tp=True, or kv_a_proj_with_mqa a ReplicatedLinear; q_a_layernorm and
+# kv_a_layernorm RMSNorm; DeepSeekV2Gate a ReplicatedLinear; Indexer wq_b, wk, weights_proj
+# ReplicatedLinear, k_norm LayerNorm);
+# sgl-project/sglang@3e4a39ee73308590c5c753108bdcb8d333f7f1c6:python/sglang/srt/models/
+# deepseek_v2.py (DeepseekV2AttentionMLA: fused_qkv_a_proj_with_mqa a ReplicatedLinear;
+# MoEGate a whole nn.Parameter) and
+# sgl-project/sglang@005e8bf8abf447d93cd14427efbf0b10bf42a326:python/sglang/srt/layers/
+# attention/nsa/nsa_indexer.py (Indexer: wq_b, wk, weights_proj ReplicatedLinear, k_norm).
+# Kimi-K3's MLA layers the same (kvcalc/hf/_linear.py _mla_replicated).
+MLA_REPLICATED = frozenset(
     {"deepseek_v2", "deepseek_v3", "kimi_k2", "deepseek_v32", "glm_moe_dsa", "kimi_k3"}
 )
 _QWEN_MOE = frozenset({"qwen2_moe", "qwen3_moe", "qwen3_vl_moe_text"})
@@ -881,8 +894,8 @@ def _attention_linears(
         nope, v = _int(c, "qk_nope_head_dim"), _int(c, "v_head_dim")
         q_lora = c.get("q_lora_rank")
         # q_a_proj and kv_a_proj_with_mqa whole on every tensor-parallel rank in the MLA
-        # families read (kvcalc/hf/_standard.py _MLA_REPLICATED)
-        whole = family in _MLA_REPLICATED
+        # families read (MLA_REPLICATED)
+        whole = family in MLA_REPLICATED
         qs = (
             [Linear(a + "q_proj", "attention", n_heads * (nope + rope), h)]
             if not q_lora
@@ -950,7 +963,7 @@ def _mlp_linears(c: Mapping[str, Any], family: str, i: int, h: int, n_layers: in
             Linear(m + "experts.down_proj", "experts", h, moe_inter, n_experts, True),
         ]
     if family in _DEEPSEEK_LIKE:
-        whole_router = family in _MLA_REPLICATED  # DeepSeekV2Gate / MoEGate: whole per rank
+        whole_router = family in MLA_REPLICATED  # DeepSeekV2Gate / MoEGate: whole per rank
         first_dense = _int(c, "first_k_dense_replace", default=0)
         step = _int(c, "moe_layer_freq", default=1)
         if not (i >= first_dense and i % step == 0):

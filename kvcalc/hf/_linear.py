@@ -215,7 +215,7 @@ def _mla_replicated(c: _Config, h: int) -> int:
     """Of _mla_params, what every tensor-parallel rank holds whole: q_a_proj and
     q_a_layernorm (with q_lora_rank), kv_a_proj_with_mqa and kv_a_layernorm, as SGLang's
     DeepseekV2AttentionMLA builds them (fused_qkv_a_proj_with_mqa, a ReplicatedLinear:
-    kvcalc/hf/_standard.py _MLA_REPLICATED)."""
+    kvcalc/quant.py MLA_REPLICATED)."""
     kv_lora, rope = c.get_int("kv_lora_rank"), c.get_int("qk_rope_head_dim")
     q_lora = c.opt_int("q_lora_rank")
     return (h * q_lora + q_lora if q_lora else 0) + h * (kv_lora + rope) + kv_lora

@@ -69,7 +69,7 @@ def dsa(c: _Config, family: str) -> dict[str, Any]:
     indexers = types.count("full") * per_indexer
     # every tensor-parallel rank holds the indexer whole (vLLM deepseek_v2.py Indexer: wq_b,
     # wk, weights_proj ReplicatedLinear, k_norm; SGLang nsa_indexer.py the same:
-    # kvcalc/hf/_standard.py _MLA_REPLICATED)
+    # kvcalc/quant.py MLA_REPLICATED)
     fields["params"] = params.model_copy(
         update={
             "attention": params.attention + indexers,

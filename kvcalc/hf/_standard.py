@@ -12,6 +12,7 @@ from typing import Any
 
 from kvcalc.errors import KvcalcError
 from kvcalc.hf._config import _Config, _positive
+from kvcalc.quant import MLA_REPLICATED
 from kvcalc.specs import ParamBreakdown
 
 # transformers' own default for tie_word_embeddings when a config leaves it out.
@@ -141,25 +142,6 @@ def _shortest_period(kinds: list[str]) -> list[str]:
     return kinds
 
 
-# _MLA_REPLICATED: the MLA families whose tensor-parallel split was read in the engines.
-# Every rank holds q_a_proj, kv_a_proj_with_mqa, their norms, the MoE router and the DSA
-# indexer whole; q_b_proj / q_proj and kv_b_proj are column-parallel, o_proj row-parallel,
-# the shared experts and each routed expert's intermediate split by tp. Sources:
-# vllm-project/vllm@b863fe5bf4e19680572603b4e166faefc5725551:vllm/model_executor/models/
-# deepseek_v2.py (DeepseekV2MLAAttention: fused_qkv_a_proj a MergedColumnParallelLinear with
-# disable_tp=True, or kv_a_proj_with_mqa a ReplicatedLinear; q_a_layernorm and
-# kv_a_layernorm RMSNorm; DeepSeekV2Gate a ReplicatedLinear; Indexer wq_b, wk, weights_proj
-# ReplicatedLinear, k_norm LayerNorm);
-# sgl-project/sglang@3e4a39ee73308590c5c753108bdcb8d333f7f1c6:python/sglang/srt/models/
-# deepseek_v2.py (DeepseekV2AttentionMLA: fused_qkv_a_proj_with_mqa a ReplicatedLinear;
-# MoEGate a whole nn.Parameter) and
-# sgl-project/sglang@005e8bf8abf447d93cd14427efbf0b10bf42a326:python/sglang/srt/layers/
-# attention/nsa/nsa_indexer.py (Indexer: wq_b, wk, weights_proj ReplicatedLinear, k_norm).
-_MLA_REPLICATED = frozenset(
-    {"deepseek_v2", "deepseek_v3", "deepseek_v32", "kimi_k2", "glm_moe_dsa"}
-)
-
-
 # MoE placement of DeepSeek-V3 (DeepseekV3Model): dense below first_k_dense_replace, then
 # every moe_layer_freq-th layer
 _DEEPSEEK_MOE = frozenset(
@@ -214,8 +196,8 @@ def _param_breakdown(c: _Config, family: str, attention: dict[str, Any]) -> Para
         attn = q + kv_a + attention["kv_lora_rank"] + kv_b + o
         # held whole on every TP rank: q_a_proj + q_a_layernorm (or none with q_proj) and
         # kv_a_proj_with_mqa + kv_a_layernorm (vLLM's fused_qkv_a_proj, disable_tp=True;
-        # SGLang's fused_qkv_a_proj_with_mqa, a ReplicatedLinear: sources at _MLA_REPLICATED)
-        if family in _MLA_REPLICATED:
+        # SGLang's fused_qkv_a_proj_with_mqa, a ReplicatedLinear: sources at MLA_REPLICATED)
+        if family in MLA_REPLICATED:
             attn_replicated = q - q_lora * n_heads * qk_dim if q_lora is not None else 0
             attn_replicated += kv_a + attention["kv_lora_rank"]
     else:
@@ -306,7 +288,7 @@ def _param_breakdown(c: _Config, family: str, attention: dict[str, Any]) -> Para
                 continue
             # DeepSeek-V3's e_score_correction_bias is a buffer in transformers, not a parameter
             experts += n_experts * 3 * h * moe_inter + h * n_experts
-            if family in _MLA_REPLICATED:
+            if family in MLA_REPLICATED:
                 router_replicated += h * n_experts  # the router (gate), whole on every rank
             n_shared = c.get_int("n_shared_experts", default=0)
             if n_shared:
